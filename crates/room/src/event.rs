@@ -1,0 +1,195 @@
+//! What the core reports after it changes state.
+//!
+//! Events are self-contained: each carries what a consumer needs to record or
+//! announce it (identities, names, kinds), because by the time an event is
+//! read the participant or track it names may already be gone from the core.
+
+use salon_sid::{ParticipantSid, RoomSid, TrackSid};
+
+use crate::settings::RoomSettings;
+
+/// The kind of media a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Audio,
+    Video,
+    Data,
+}
+
+impl TrackKind {
+    /// The name used on the wire: `audio`, `video`, `data`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TrackKind::Audio => "audio",
+            TrackKind::Video => "video",
+            TrackKind::Data => "data",
+        }
+    }
+
+    /// Parse the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "audio" => Some(TrackKind::Audio),
+            "video" => Some(TrackKind::Video),
+            "data" => Some(TrackKind::Data),
+            _ => None,
+        }
+    }
+}
+
+/// Why a room stopped being in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// Someone asked (REST `Status=completed`).
+    Completed,
+    /// Everyone left and nobody came back within `empty_room_timeout`.
+    EmptyRoomTimeout,
+    /// Nobody ever joined within `unused_room_timeout`.
+    UnusedRoomTimeout,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl EndReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Completed => "completed",
+            EndReason::EmptyRoomTimeout => "empty-room-timeout",
+            EndReason::UnusedRoomTimeout => "unused-room-timeout",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Why a participant left the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The participant asked to leave or closed its connection.
+    Left,
+    /// Another connection with the same identity joined the room.
+    DuplicateIdentity,
+    /// The room was completed while the participant was in it.
+    RoomCompleted,
+    /// Removed through the REST API (`Status=disconnected`).
+    Kicked,
+    /// The room's `max_participant_duration` ran out.
+    MaxDurationExceeded,
+    /// The participant's network went silent (no ICE consent, no packets).
+    MediaTimeout,
+    /// The participant's connection failed (protocol error, stalled socket,
+    /// crashed media session).
+    Failed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl DisconnectReason {
+    /// The Twilio error code a client is told, if the disconnection is an
+    /// error from the client's point of view.
+    pub const fn code(self) -> Option<u32> {
+        match self {
+            DisconnectReason::Left | DisconnectReason::Kicked => None,
+            DisconnectReason::DuplicateIdentity => Some(53205),
+            DisconnectReason::RoomCompleted | DisconnectReason::Shutdown => Some(53118),
+            DisconnectReason::MaxDurationExceeded => Some(53216),
+            DisconnectReason::MediaTimeout => Some(53405),
+            DisconnectReason::Failed => Some(53001),
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::Left => "left",
+            DisconnectReason::DuplicateIdentity => "duplicate-identity",
+            DisconnectReason::RoomCompleted => "room-completed",
+            DisconnectReason::Kicked => "kicked",
+            DisconnectReason::MaxDurationExceeded => "max-duration-exceeded",
+            DisconnectReason::MediaTimeout => "media-timeout",
+            DisconnectReason::Failed => "failed",
+            DisconnectReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A change of state, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A room is now in progress.
+    RoomCreated {
+        room: RoomSid,
+        name: String,
+        settings: RoomSettings,
+    },
+    /// A room is no longer in progress. Every participant it had was
+    /// disconnected (with its own event) before this one.
+    RoomEnded { room: RoomSid, reason: EndReason },
+    /// A participant joined a room.
+    ParticipantConnected {
+        room: RoomSid,
+        participant: ParticipantSid,
+        identity: String,
+    },
+    /// A participant left. This implies, without further events, that every
+    /// track it published is unpublished, every subscription it held ended,
+    /// and every subscription others held to its tracks ended.
+    ParticipantDisconnected {
+        room: RoomSid,
+        participant: ParticipantSid,
+        identity: String,
+        reason: DisconnectReason,
+    },
+    /// A participant published a track.
+    TrackPublished {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        name: String,
+        kind: TrackKind,
+        enabled: bool,
+    },
+    /// A participant stopped publishing a track. Subscriptions to it ended
+    /// first, each with its own [`Event::Unsubscribed`].
+    TrackUnpublished {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    /// A publisher enabled or disabled (muted) a track.
+    TrackSwitched {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        enabled: bool,
+    },
+    /// `subscriber` now receives `track`, published by `publisher`.
+    Subscribed {
+        room: RoomSid,
+        subscriber: ParticipantSid,
+        publisher: ParticipantSid,
+        track: TrackSid,
+    },
+    /// `subscriber` no longer receives `track`.
+    Unsubscribed {
+        room: RoomSid,
+        subscriber: ParticipantSid,
+        publisher: ParticipantSid,
+        track: TrackSid,
+    },
+}
+
+impl Event {
+    /// The room the event happened in.
+    pub fn room(&self) -> RoomSid {
+        match self {
+            Event::RoomCreated { room, .. }
+            | Event::RoomEnded { room, .. }
+            | Event::ParticipantConnected { room, .. }
+            | Event::ParticipantDisconnected { room, .. }
+            | Event::TrackPublished { room, .. }
+            | Event::TrackUnpublished { room, .. }
+            | Event::TrackSwitched { room, .. }
+            | Event::Subscribed { room, .. }
+            | Event::Unsubscribed { room, .. } => *room,
+        }
+    }
+}
