@@ -1,0 +1,274 @@
+//! Writing the room core's events: the only way room state enters the store.
+
+use salon_room::{Event, RoomSettings};
+use salon_sid::{AccountSid, ParticipantSid, RoomSid};
+use sqlx::{Sqlite, Transaction};
+
+use crate::{Result, Store, Timestamp};
+
+impl Store {
+    /// Record `events`, which happened at `at`, in one transaction: either
+    /// all of them are stored or none is.
+    pub async fn record(&self, account: AccountSid, events: &[Event], at: Timestamp) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for event in events {
+            apply(&mut tx, account, event, at.millis()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// End everything a previous process left in progress: rooms become
+    /// `completed` (reason `abandoned`), participants `disconnected`, tracks
+    /// unpublished and subscriptions ended, all at `at`. Returns how many
+    /// rooms and participants were closed.
+    pub async fn close_abandoned(&self, at: Timestamp) -> Result<(u64, u64)> {
+        let at = at.millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE subscribed_tracks SET date_unsubscribed = ?1, date_updated = ?1
+             WHERE date_unsubscribed IS NULL",
+        )
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE published_tracks SET date_unpublished = ?1, date_updated = ?1
+             WHERE date_unpublished IS NULL",
+        )
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let participants = sqlx::query(
+            "UPDATE participants
+             SET status = 'disconnected', end_time = ?1, date_updated = ?1, end_reason = 'abandoned'
+             WHERE status = 'connected'",
+        )
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let rooms = sqlx::query(
+            "UPDATE rooms
+             SET status = 'completed', end_time = ?1, date_updated = ?1, end_reason = 'abandoned'
+             WHERE status = 'in-progress'",
+        )
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((rooms, participants))
+    }
+}
+
+async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    account: AccountSid,
+    event: &Event,
+    at: i64,
+) -> Result<()> {
+    match event {
+        Event::RoomCreated {
+            room,
+            name,
+            settings,
+        } => {
+            insert_room(tx, account, *room, name, settings, at).await?;
+        }
+        Event::RoomEnded { room, reason } => {
+            sqlx::query(
+                "UPDATE rooms SET status = 'completed', end_time = ?1, date_updated = ?1, end_reason = ?2
+                 WHERE sid = ?3",
+            )
+            .bind(at)
+            .bind(reason.as_str())
+            .bind(room.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Event::ParticipantConnected {
+            room,
+            participant,
+            identity,
+        } => {
+            sqlx::query(
+                "INSERT INTO participants
+                 (sid, room_sid, account_sid, identity, status, date_created, date_updated, start_time)
+                 VALUES (?1, ?2, ?3, ?4, 'connected', ?5, ?5, ?5)",
+            )
+            .bind(participant.as_str())
+            .bind(room.as_str())
+            .bind(account.as_str())
+            .bind(identity)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Event::ParticipantDisconnected {
+            participant,
+            reason,
+            ..
+        } => {
+            disconnect_participant(tx, *participant, reason.as_str(), at).await?;
+        }
+        Event::TrackPublished {
+            room,
+            participant,
+            track,
+            name,
+            kind,
+            enabled,
+        } => {
+            sqlx::query(
+                "INSERT INTO published_tracks
+                 (sid, room_sid, participant_sid, name, kind, enabled, date_created, date_updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            )
+            .bind(track.as_str())
+            .bind(room.as_str())
+            .bind(participant.as_str())
+            .bind(name)
+            .bind(kind.as_str())
+            .bind(enabled)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Event::TrackUnpublished { track, .. } => {
+            sqlx::query(
+                "UPDATE published_tracks SET date_unpublished = ?1, date_updated = ?1 WHERE sid = ?2",
+            )
+            .bind(at)
+            .bind(track.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Event::TrackSwitched { track, enabled, .. } => {
+            sqlx::query(
+                "UPDATE published_tracks SET enabled = ?1, date_updated = ?2 WHERE sid = ?3",
+            )
+            .bind(enabled)
+            .bind(at)
+            .bind(track.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Event::Subscribed {
+            room,
+            subscriber,
+            publisher,
+            track,
+        } => {
+            sqlx::query(
+                "INSERT INTO subscribed_tracks
+                 (subscriber_sid, track_sid, publisher_sid, room_sid, date_created, date_updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (subscriber_sid, track_sid)
+                 DO UPDATE SET date_unsubscribed = NULL, date_updated = excluded.date_updated",
+            )
+            .bind(subscriber.as_str())
+            .bind(track.as_str())
+            .bind(publisher.as_str())
+            .bind(room.as_str())
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Event::Unsubscribed {
+            subscriber, track, ..
+        } => {
+            sqlx::query(
+                "UPDATE subscribed_tracks SET date_unsubscribed = ?1, date_updated = ?1
+                 WHERE subscriber_sid = ?2 AND track_sid = ?3",
+            )
+            .bind(at)
+            .bind(subscriber.as_str())
+            .bind(track.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_room(
+    tx: &mut Transaction<'_, Sqlite>,
+    account: AccountSid,
+    room: RoomSid,
+    name: &str,
+    settings: &RoomSettings,
+    at: i64,
+) -> Result<()> {
+    let codecs: Vec<&str> = settings.video_codecs.iter().map(|c| c.as_str()).collect();
+    let (callback, method) = match &settings.status_callback {
+        Some(cb) => (Some(cb.url.as_str()), cb.method.as_str()),
+        None => (None, "POST"),
+    };
+    sqlx::query(
+        "INSERT INTO rooms
+         (sid, account_sid, unique_name, status, type, max_participants, max_participant_duration,
+          empty_room_timeout, unused_room_timeout, status_callback, status_callback_method,
+          video_codecs, audio_only, record_participants_on_connect, media_region,
+          date_created, date_updated)
+         VALUES (?1, ?2, ?3, 'in-progress', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+    )
+    .bind(room.as_str())
+    .bind(account.as_str())
+    .bind(name)
+    .bind(settings.room_type.as_str())
+    .bind(i64::from(settings.max_participants))
+    .bind(settings.max_participant_duration.as_secs() as i64)
+    .bind((settings.empty_room_timeout.as_secs() / 60) as i64)
+    .bind((settings.unused_room_timeout.as_secs() / 60) as i64)
+    .bind(callback)
+    .bind(method)
+    .bind(codecs.join(","))
+    .bind(settings.audio_only)
+    .bind(settings.record_participants_on_connect)
+    .bind(&settings.media_region)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A participant's leaving implies its tracks are unpublished and every
+/// subscription to or from it ended (see `Event::ParticipantDisconnected`).
+async fn disconnect_participant(
+    tx: &mut Transaction<'_, Sqlite>,
+    participant: ParticipantSid,
+    reason: &str,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE subscribed_tracks SET date_unsubscribed = ?1, date_updated = ?1
+         WHERE (subscriber_sid = ?2 OR publisher_sid = ?2) AND date_unsubscribed IS NULL",
+    )
+    .bind(at)
+    .bind(participant.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE published_tracks SET date_unpublished = ?1, date_updated = ?1
+         WHERE participant_sid = ?2 AND date_unpublished IS NULL",
+    )
+    .bind(at)
+    .bind(participant.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE participants
+         SET status = 'disconnected', end_time = ?1, date_updated = ?1, end_reason = ?2
+         WHERE sid = ?3",
+    )
+    .bind(at)
+    .bind(reason)
+    .bind(participant.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
