@@ -1,0 +1,228 @@
+//! Salon's HTTP server: the Twilio-compatible REST API, the tutorial routes,
+//! health and metrics, and the room service that drives the room core.
+//!
+//! ```text
+//!  HTTP ──▶ axum router ─┬─ /v1/…           REST (Basic auth)  ─┐ reads ──▶ Store
+//!                        ├─ /create-token…  tutorial routes     │
+//!                        ├─ /healthz /metrics                   │ commands
+//!                        └─ /               landing page        ▼
+//!                                              RoomService task ── Rooms (sans-IO core)
+//!                                                     │ events
+//!                                                     ▼
+//!                                                   Store
+//! ```
+//!
+//! [`Server::bind`] opens the listener and starts the room service;
+//! [`Server::serve`] answers requests until the shutdown future resolves,
+//! then ends every room (so none is left "in progress"), stops background
+//! tasks and closes the database.
+//!
+//! This crate does not parse configuration files or command lines (the
+//! `salon` binary does) and holds no room rules (the room core does).
+
+mod app;
+mod credentials;
+pub mod metrics;
+pub mod rest;
+pub mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use salon_sid::AccountSid;
+use salon_store::{Store, Timestamp};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use app::TOKEN_TTL;
+pub use credentials::{Credentials, RELOAD_INTERVAL};
+pub use metrics::Metrics;
+use rest::error::ApiError;
+use rest::resources::Urls;
+pub use service::{RoomService, ServiceError};
+
+/// What the server needs to know, already resolved from flags, environment
+/// and configuration file.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen for HTTP.
+    pub listen: SocketAddr,
+    /// Base of absolute URLs in responses, e.g. `https://video.example.com`.
+    pub public_url: String,
+    /// Whether to mount the tutorial routes (they mint tokens for anyone).
+    pub app_routes: bool,
+    /// Room rules the operator chose.
+    pub rooms: salon_room::Config,
+    /// The account this server serves: rooms belong to it, and only its
+    /// credentials authenticate.
+    pub account: AccountSid,
+}
+
+/// Everything request handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub rooms: RoomService,
+    pub credentials: Arc<Credentials>,
+    pub metrics: Arc<Metrics>,
+    pub urls: Arc<Urls>,
+    pub account: AccountSid,
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] salon_store::StoreError),
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    app_routes: bool,
+    stop_watcher: tokio::sync::watch::Sender<bool>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Close what a previous process left in progress, load credentials,
+    /// start the room service and bind the listener.
+    pub async fn bind(config: ServerConfig, store: Store) -> Result<Self, StartError> {
+        let (rooms, participants) = store.close_abandoned(Timestamp::now()).await?;
+        if rooms + participants > 0 {
+            tracing::warn!(
+                rooms,
+                participants,
+                "closed rooms and participants a previous process left in progress"
+            );
+        }
+        let metrics = Arc::new(Metrics::new());
+        let credentials =
+            Arc::new(Credentials::load(&store, config.account, metrics.clone()).await?);
+        let (stop_watcher, stop) = tokio::sync::watch::channel(false);
+        let watcher = tokio::spawn(credentials.clone().watch(store.clone(), stop));
+        let core = salon_room::Rooms::new(config.rooms.clone());
+        let (rooms, _task) =
+            RoomService::spawn(core, store.clone(), config.account, metrics.clone());
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let state = AppState {
+            store,
+            rooms,
+            credentials,
+            metrics,
+            urls: Arc::new(Urls::new(&config.public_url)),
+            account: config.account,
+        };
+        Ok(Self {
+            listener,
+            state,
+            app_routes: config.app_routes,
+            stop_watcher,
+            watcher,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The shared state, for tests and embedders that drive the room service.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves, then shut down gracefully.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = router(self.state.clone(), self.app_routes);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!("HTTP stopped; ending rooms");
+        self.state.rooms.shutdown().await;
+        let _ = self.stop_watcher.send(true);
+        let _ = self.watcher.await;
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState, app_routes: bool) -> Router {
+    let mut router = Router::new()
+        .merge(rest::router(state.clone()))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::serve))
+        .route("/", get(landing));
+    if app_routes {
+        router = router.merge(app::router());
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_requests,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "status": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn landing() -> Html<&'static str> {
+    Html(include_str!("../../../web/index.html"))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(&rest::params::excerpt(uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,0 +1,181 @@
+//! [`Metrics`]: what `/metrics` reports, in the OpenMetrics text format that
+//! Prometheus scrapes.
+//!
+//! Each server owns its registry (no process-wide recorder), so several
+//! servers in one test process keep separate counts. Counters are atomics;
+//! label lookups take a short read lock, which is fine per HTTP request and
+//! is kept off the media packet path.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    rooms_in_progress: Gauge,
+    participants_connected: Gauge,
+    http_requests: Family<RequestLabels, Counter>,
+    token_verifications: Family<ResultLabels, Counter>,
+    tokens_minted: Counter,
+    rooms_ended: Family<ReasonLabels, Counter>,
+    participants_disconnected: Family<ReasonLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("salon");
+        let rooms_in_progress = Gauge::default();
+        registry.register(
+            "rooms_in_progress",
+            "Rooms currently in progress",
+            rooms_in_progress.clone(),
+        );
+        let participants_connected = Gauge::default();
+        registry.register(
+            "participants_connected",
+            "Participants currently connected, across all rooms",
+            participants_connected.clone(),
+        );
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template and response status",
+            http_requests.clone(),
+        );
+        let token_verifications = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "token_verifications",
+            "Access token verifications by result: ok, or the Twilio error code",
+            token_verifications.clone(),
+        );
+        // Show the series before the first verification, so dashboards and
+        // alerts have something to select.
+        let _ = token_verifications.get_or_create(&ResultLabels {
+            result: "ok".into(),
+        });
+        let tokens_minted = Counter::default();
+        registry.register(
+            "tokens_minted",
+            "Access tokens minted by the tutorial routes",
+            tokens_minted.clone(),
+        );
+        let rooms_ended = Family::<ReasonLabels, Counter>::default();
+        registry.register("rooms_ended", "Rooms ended, by reason", rooms_ended.clone());
+        let participants_disconnected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "participants_disconnected",
+            "Participants disconnected, by reason",
+            participants_disconnected.clone(),
+        );
+        Self {
+            registry,
+            rooms_in_progress,
+            participants_connected,
+            http_requests,
+            token_verifications,
+            tokens_minted,
+            rooms_ended,
+            participants_disconnected,
+        }
+    }
+
+    /// Render everything in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn set_rooms(&self, rooms: usize, participants: usize) {
+        self.rooms_in_progress.set(rooms as i64);
+        self.participants_connected.set(participants as i64);
+    }
+
+    pub fn token_verified(&self, rejection_code: Option<u32>) {
+        let result = rejection_code.map_or_else(|| "ok".to_owned(), |c| c.to_string());
+        self.token_verifications
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn token_minted(&self) {
+        self.tokens_minted.inc();
+    }
+
+    pub fn room_ended(&self, reason: &'static str) {
+        self.rooms_ended
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn participant_disconnected(&self, reason: &'static str) {
+        self.participants_disconnected
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    fn http_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+}
+
+/// Middleware counting every request by its route template (so
+/// `/v1/Rooms/RM…` and `/v1/Rooms/RM…` count as one route).
+pub async fn count_requests(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics.http_request(&route, response.status().as_u16());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn serve(State(metrics): State<std::sync::Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+}

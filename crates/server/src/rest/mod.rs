@@ -1,0 +1,112 @@
+//! The Twilio Video v1 REST API under `/v1`.
+//!
+//! Every route requires HTTP Basic auth (`APIKeySid:Secret` or
+//! `AccountSid:AuthToken`). Reads come from the store; changes go through
+//! the room service, which records them before answering. See
+//! `docs/rest-api.md` for the resources, parameters and error codes.
+
+pub mod error;
+pub mod params;
+mod participants;
+pub mod resources;
+pub mod rooms;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::service::ServiceError;
+use error::ApiError;
+
+/// The `/v1` routes.
+pub fn router(state: AppState) -> Router<AppState> {
+    const PARTICIPANT: &str = "/v1/Rooms/{room}/Participants/{participant}";
+    Router::new()
+        .route("/v1/Rooms", get(rooms::list).post(rooms::create))
+        .route("/v1/Rooms/{room}", get(rooms::fetch).post(rooms::update))
+        .route("/v1/Rooms/{room}/Participants", get(participants::list))
+        .route(
+            PARTICIPANT,
+            get(participants::fetch).post(participants::update),
+        )
+        .route(
+            &format!("{PARTICIPANT}/PublishedTracks"),
+            get(participants::published_tracks),
+        )
+        .route(
+            &format!("{PARTICIPANT}/PublishedTracks/{{track}}"),
+            get(participants::published_track),
+        )
+        .route(
+            &format!("{PARTICIPANT}/SubscribedTracks"),
+            get(participants::subscribed_tracks),
+        )
+        .route(
+            &format!("{PARTICIPANT}/SubscribedTracks/{{track}}"),
+            get(participants::subscribed_track),
+        )
+        .route_layer(middleware::from_fn_with_state(state, require_auth))
+}
+
+/// Refuse requests without valid Basic credentials (401, code 20003).
+async fn require_auth(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let authenticated = basic_credentials(request.headers())
+        .and_then(|(user, password)| state.credentials.authenticate(&user, &password))
+        .is_some();
+    if !authenticated {
+        return Err(ApiError::unauthenticated());
+    }
+    Ok(next.run(request).await)
+}
+
+/// The user and password of an `Authorization: Basic …` header.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Path parameters; a path that cannot be decoded names no resource (404).
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(_) => Err(ApiError::not_found(&params::excerpt(parts.uri.path()))),
+        }
+    }
+}
+
+/// Map a room-service failure to its HTTP error.
+pub fn service_error(e: ServiceError) -> ApiError {
+    match e {
+        ServiceError::Room(e) => ApiError::from(e),
+        ServiceError::Store(e) => ApiError::internal(e),
+        ServiceError::Closed => ApiError::unavailable("The server is shutting down"),
+    }
+}

@@ -1,0 +1,248 @@
+//! [`RoomService`]: the thin async shell around the sans-IO room core.
+//!
+//! One task owns the [`Rooms`] state machine. Everyone else (REST handlers,
+//! and later signaling) sends it jobs over a bounded channel. The task:
+//!
+//! 1. runs the job against the core (or fires the core's due timers),
+//! 2. writes the events the core queued to the store, in one transaction,
+//! 3. only then answers the caller,
+//!
+//! so a caller that gets an answer can read its effect back from the store.
+//! The shell holds no room logic of its own; it only moves inputs in and
+//! events out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use salon_room::{
+    Admission, DisconnectReason, Event, Join, RoomError, RoomRequest, Rooms, TrackKind,
+};
+use salon_sid::{AccountSid, ParticipantSid, RoomSid, TrackSid};
+use salon_store::{Store, StoreError, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+
+/// Jobs waiting for the room task before senders have to wait.
+const QUEUE: usize = 1024;
+
+/// Why a call to the room service did not produce an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    /// The core refused the command; nothing changed.
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    /// The core changed, but recording the change failed.
+    #[error("recording room events failed: {0}")]
+    Store(Arc<StoreError>),
+    /// The service has shut down.
+    #[error("the room service has shut down")]
+    Closed,
+}
+
+type Reply = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+type Job = Box<dyn FnOnce(&mut Rooms, Instant) -> Reply + Send>;
+
+/// A handle to the room task. Cheap to clone.
+#[derive(Clone)]
+pub struct RoomService {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl RoomService {
+    /// Start the room task. It runs until [`RoomService::shutdown`].
+    pub fn spawn(
+        rooms: Rooms,
+        store: Store,
+        account: AccountSid,
+        metrics: Arc<Metrics>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (jobs, inbox) = mpsc::channel(QUEUE);
+        let task = RoomTask {
+            rooms,
+            store,
+            account,
+            metrics,
+            inbox,
+        };
+        (Self { jobs }, tokio::spawn(task.run()))
+    }
+
+    /// Run `f` against the core; answer after its events are recorded.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Rooms, Instant) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |rooms, now| {
+            let value = f(rooms, now);
+            Box::new(move |recorded| {
+                let _ = tx.send(recorded.map(|()| value).map_err(ServiceError::Store));
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| ServiceError::Closed)?;
+        rx.await.map_err(|_| ServiceError::Closed)?
+    }
+
+    /// Like [`RoomService::call`] for commands that may be refused.
+    async fn command<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Rooms, Instant) -> Result<T, RoomError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        self.call(f).await?.map_err(ServiceError::Room)
+    }
+
+    /// Create a room with a fresh SID.
+    pub async fn create(&self, request: RoomRequest) -> Result<RoomSid, ServiceError> {
+        let sid = RoomSid::random();
+        self.command(move |rooms, now| rooms.create(now, sid, &request).map(|room| room.sid()))
+            .await
+    }
+
+    /// Complete a room in progress, disconnecting everyone (53118).
+    pub async fn complete(&self, room: RoomSid) -> Result<(), ServiceError> {
+        self.command(move |rooms, now| rooms.complete(now, room))
+            .await
+    }
+
+    /// Admit a participant.
+    pub async fn join(&self, join: Join) -> Result<Admission, ServiceError> {
+        self.command(move |rooms, now| rooms.join(now, join)).await
+    }
+
+    /// Remove a participant.
+    pub async fn disconnect(
+        &self,
+        participant: ParticipantSid,
+        reason: DisconnectReason,
+    ) -> Result<(), ServiceError> {
+        self.command(move |rooms, now| rooms.disconnect(now, participant, reason))
+            .await
+    }
+
+    /// Publish a track for a participant.
+    pub async fn publish(
+        &self,
+        participant: ParticipantSid,
+        track: TrackSid,
+        name: String,
+        kind: TrackKind,
+        enabled: bool,
+    ) -> Result<(), ServiceError> {
+        self.command(move |rooms, _| rooms.publish(participant, track, &name, kind, enabled))
+            .await
+    }
+
+    /// End every room, for a graceful shutdown. The task itself ends when
+    /// the last handle is dropped.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |rooms, now| {
+            rooms.shutdown(now);
+            Box::new(move |_| {
+                let _ = tx.send(());
+            })
+        });
+        if self.jobs.send(job).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct RoomTask {
+    rooms: Rooms,
+    store: Store,
+    account: AccountSid,
+    metrics: Arc<Metrics>,
+    inbox: mpsc::Receiver<Job>,
+}
+
+impl RoomTask {
+    async fn run(mut self) {
+        loop {
+            let deadline = self.rooms.poll_timeout();
+            let reply = tokio::select! {
+                job = self.inbox.recv() => match job {
+                    Some(job) => Some(job(&mut self.rooms, now())),
+                    None => break,
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    self.rooms.handle_timeout(now());
+                    None
+                }
+            };
+            let recorded = self.flush().await;
+            if let Some(reply) = reply {
+                reply(recorded);
+            }
+        }
+        tracing::debug!("room service stopped");
+    }
+
+    async fn flush(&mut self) -> Result<(), Arc<StoreError>> {
+        let events: Vec<Event> = std::iter::from_fn(|| self.rooms.poll_event()).collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        for event in &events {
+            self.observe(event);
+        }
+        self.metrics
+            .set_rooms(self.rooms.rooms().count(), self.rooms.participant_count());
+        self.store
+            .record(self.account, &events, Timestamp::now())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, events = events.len(), "failed to record room events");
+                Arc::new(e)
+            })
+    }
+
+    fn observe(&self, event: &Event) {
+        match event {
+            Event::RoomCreated {
+                room,
+                name,
+                settings,
+            } => {
+                tracing::info!(%room, name, room_type = %settings.room_type, "room created");
+            }
+            Event::RoomEnded { room, reason } => {
+                tracing::info!(%room, reason = reason.as_str(), "room ended");
+                self.metrics.room_ended(reason.as_str());
+            }
+            Event::ParticipantConnected {
+                room,
+                participant,
+                identity,
+            } => {
+                tracing::info!(%room, %participant, identity, "participant connected");
+            }
+            Event::ParticipantDisconnected {
+                room,
+                participant,
+                identity,
+                reason,
+            } => {
+                tracing::info!(%room, %participant, identity, reason = reason.as_str(), "participant disconnected");
+                self.metrics.participant_disconnected(reason.as_str());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The core's clock is tokio's, so tests can pause and advance it.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
