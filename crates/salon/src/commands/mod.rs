@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod keys;
+pub mod rooms;
+pub mod serve;
+pub mod token;

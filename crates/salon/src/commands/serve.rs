@@ -1,0 +1,91 @@
+//! `salon serve`: run the server until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use salon_server::{Server, ServerConfig};
+
+use crate::bootstrap;
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings) -> Result<ExitCode> {
+    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let (account, generated) = bootstrap::ensure_account(&store, settings).await?;
+    if let Some(generated) = &generated {
+        generated.print(&mut std::io::stdout().lock(), &settings.data_dir)?;
+    }
+    if let Some(file) = &settings.config_file {
+        tracing::info!(file = %file.display(), "read configuration file");
+    }
+
+    let config = ServerConfig {
+        listen: settings.listen,
+        public_url: settings.public_url.clone(),
+        app_routes: settings.app_routes,
+        rooms: salon_room::Config {
+            group_max_participants: settings.max_participants,
+            ad_hoc_rooms: settings.ad_hoc_rooms,
+            ..salon_room::Config::default()
+        },
+        account: account.sid,
+    };
+    let server = Server::bind(config, store).await?;
+    let (keys, revoked) = server.state().credentials.key_counts();
+    tracing::info!(
+        account = %account.sid,
+        api_keys = keys - revoked,
+        revoked_keys = revoked,
+        data_dir = %settings.data_dir.display(),
+        "database ready (SQLite, WAL)"
+    );
+    match (settings.app_routes, settings.app_routes_defaulted) {
+        (true, true) => tracing::info!(
+            "tutorial routes on: listening on loopback (--app-routes false turns them off)"
+        ),
+        (true, false) => tracing::warn!(
+            "tutorial routes on by configuration: anyone who can reach this server can mint tokens"
+        ),
+        (false, true) => tracing::info!(
+            "tutorial routes off: not listening on loopback (--app-routes true turns them on)"
+        ),
+        (false, false) => tracing::info!("tutorial routes off by configuration"),
+    }
+    tracing::info!(
+        address = %server.local_addr(),
+        public_url = %settings.public_url,
+        "Salon {} listening: open {}",
+        env!("CARGO_PKG_VERSION"),
+        settings.public_url
+    );
+    server.serve(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT received: shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received: shutting down"),
+    }
+}

@@ -1,0 +1,72 @@
+//! `salon`: the binary. It parses the command line, resolves settings, and
+//! wires the crates together; the work happens in them.
+
+mod bootstrap;
+mod cli;
+mod commands;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command};
+use settings::{LogFormat, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::resolve(&cli.flags) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("salon: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("salon: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => commands::serve::run(&settings).await,
+            Command::Token(command) => commands::token::run(&settings, command).await,
+            Command::Keys(command) => commands::keys::run(&settings, command).await,
+            Command::Rooms(command) => commands::rooms::run(&settings, command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("salon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    // RUST_LOG, when set, refines the configured filter.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("{},sqlx=warn,tower_http=warn", settings.log));
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("salon: ignoring invalid log filter {filter:?}: {e}");
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,311 @@
+//! Settings: every one has a flag, an environment variable and a key in
+//! `salon.toml`. Precedence, highest first: flag, `SALON_*` variable,
+//! `TWILIO_*` variable (credentials only, so a Twilio app's env file works),
+//! configuration file, built-in default.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use salon_sid::{AccountSid, ApiKeySid};
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub const DEFAULT_DATA_DIR: &str = "./salon-data";
+pub const DEFAULT_CONFIG: &str = "salon.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings given on the command line or in `SALON_*` variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Flags {
+    /// Configuration file [default: ./salon.toml, if it exists]
+    #[arg(long, env = "SALON_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address for HTTP (REST API, signaling, demo app) [default: 127.0.0.1:3000]
+    #[arg(long, env = "SALON_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Base URL for absolute URLs in REST responses [default: from --listen, e.g. http://localhost:3000]
+    #[arg(long, env = "SALON_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Directory for the database [default: ./salon-data]
+    #[arg(long, env = "SALON_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Serve the tutorial routes (/create-token, /auth/token, /rooms…), which mint tokens for anyone [default: true only when listening on loopback]
+    #[arg(long, env = "SALON_APP_ROUTES", global = true, value_name = "BOOL")]
+    pub app_routes: Option<bool>,
+
+    /// Create a room when someone connects to a name with no room in progress [default: true]
+    #[arg(long, env = "SALON_AD_HOC_ROOMS", global = true, value_name = "BOOL")]
+    pub ad_hoc_rooms: Option<bool>,
+
+    /// Most participants a `group` room may admit [default: 50]
+    #[arg(long, env = "SALON_MAX_PARTICIPANTS", global = true, value_name = "N")]
+    pub max_participants: Option<u32>,
+
+    /// Account SID (AC…) [also read from TWILIO_ACCOUNT_SID]
+    #[arg(long, env = "SALON_ACCOUNT_SID", global = true, value_name = "SID")]
+    pub account_sid: Option<String>,
+
+    /// Account auth token, for REST calls as AccountSid:AuthToken [also read from TWILIO_AUTH_TOKEN]
+    #[arg(
+        long,
+        env = "SALON_AUTH_TOKEN",
+        global = true,
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub auth_token: Option<String>,
+
+    /// API key SID (SK…) that signs tokens and authenticates REST calls [also read from TWILIO_API_KEY]
+    #[arg(long, env = "SALON_API_KEY", global = true, value_name = "SID")]
+    pub api_key: Option<String>,
+
+    /// Secret of --api-key [also read from TWILIO_API_SECRET]
+    #[arg(
+        long,
+        env = "SALON_API_SECRET",
+        global = true,
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub api_secret: Option<String>,
+
+    /// Log filter, e.g. `info` or `salon_server=debug` [default: info; RUST_LOG also works]
+    #[arg(long, env = "SALON_LOG", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// Log format [default: text]
+    #[arg(long, env = "SALON_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The same settings in `salon.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub app_routes: Option<bool>,
+    pub ad_hoc_rooms: Option<bool>,
+    pub max_participants: Option<u32>,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+    pub log: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// Credentials the operator configured (any may be absent).
+#[derive(Clone, Default)]
+pub struct Configured {
+    pub account_sid: Option<AccountSid>,
+    pub auth_token: Option<String>,
+    pub api_key: Option<ApiKeySid>,
+    pub api_secret: Option<String>,
+}
+
+/// Every setting, resolved.
+#[derive(Clone)]
+pub struct Settings {
+    pub config_file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub app_routes: bool,
+    /// Whether `app_routes` was chosen by default (for the startup log).
+    pub app_routes_defaulted: bool,
+    pub ad_hoc_rooms: bool,
+    pub max_participants: u32,
+    pub credentials: Configured,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Resolve `flags` against the environment's `TWILIO_*` variables, the
+    /// configuration file and the defaults.
+    pub fn resolve(flags: &Flags) -> Result<Self> {
+        let (file, config_file) = load_file(flags.config.as_deref())?;
+        let twilio = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+
+        let listen = match flags.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN.parse().context("default listen address")?,
+        };
+        let public_url = match flags.public_url.clone().or(file.public_url) {
+            Some(url) => check_public_url(&url)?,
+            None => derived_public_url(listen),
+        };
+        let explicit_app_routes = flags.app_routes.or(file.app_routes);
+        let max_participants = flags
+            .max_participants
+            .or(file.max_participants)
+            .unwrap_or(50);
+        if max_participants == 0 {
+            bail!("max_participants must be at least 1");
+        }
+
+        let account_sid = flags
+            .account_sid
+            .clone()
+            .or_else(|| twilio("TWILIO_ACCOUNT_SID"))
+            .or(file.account_sid);
+        let api_key = flags
+            .api_key
+            .clone()
+            .or_else(|| twilio("TWILIO_API_KEY"))
+            .or(file.api_key);
+        let credentials = Configured {
+            account_sid: account_sid
+                .map(|s| s.trim().parse())
+                .transpose()
+                .context("SALON_ACCOUNT_SID / TWILIO_ACCOUNT_SID / account_sid")?,
+            auth_token: flags
+                .auth_token
+                .clone()
+                .or_else(|| twilio("TWILIO_AUTH_TOKEN"))
+                .or(file.auth_token),
+            api_key: api_key
+                .map(|s| s.trim().parse())
+                .transpose()
+                .context("SALON_API_KEY / TWILIO_API_KEY / api_key")?,
+            api_secret: flags
+                .api_secret
+                .clone()
+                .or_else(|| twilio("TWILIO_API_SECRET"))
+                .or(file.api_secret),
+        };
+        if credentials.api_key.is_some() != credentials.api_secret.is_some() {
+            bail!(
+                "an API key needs both its SID (SALON_API_KEY) and its secret (SALON_API_SECRET)"
+            );
+        }
+        if credentials.api_key.is_some() && credentials.account_sid.is_none() {
+            bail!("an API key needs the account it belongs to: set SALON_ACCOUNT_SID as well");
+        }
+        if credentials.auth_token.is_some() && credentials.account_sid.is_none() {
+            bail!("an auth token needs its account: set SALON_ACCOUNT_SID as well");
+        }
+
+        Ok(Self {
+            config_file,
+            listen,
+            public_url,
+            data_dir: flags
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            app_routes: explicit_app_routes.unwrap_or_else(|| listen.ip().is_loopback()),
+            app_routes_defaulted: explicit_app_routes.is_none(),
+            ad_hoc_rooms: flags.ad_hoc_rooms.or(file.ad_hoc_rooms).unwrap_or(true),
+            max_participants,
+            credentials,
+            log: flags
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".to_owned()),
+            log_format: flags
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+        })
+    }
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<(FileSettings, Option<PathBuf>)> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok((FileSettings::default(), None)),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    let file = toml::from_str(&text)
+        .with_context(|| format!("invalid configuration file {}", path.display()))?;
+    Ok((file, Some(path)))
+}
+
+fn check_public_url(url: &str) -> Result<String> {
+    let parsed =
+        url::Url::parse(url).with_context(|| format!("public URL {url:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        bail!("public URL {url:?} must be an absolute http(s) URL");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// `http://localhost:PORT` for loopback and wildcard addresses, otherwise
+/// the address itself.
+pub fn derived_public_url(listen: SocketAddr) -> String {
+    let host = match listen.ip() {
+        ip if ip.is_loopback() || ip.is_unspecified() => "localhost".to_owned(),
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("http://{host}:{}", listen.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_follows_the_listen_address() {
+        assert_eq!(
+            derived_public_url("127.0.0.1:3000".parse().unwrap()),
+            "http://localhost:3000"
+        );
+        assert_eq!(
+            derived_public_url("0.0.0.0:80".parse().unwrap()),
+            "http://localhost:80"
+        );
+        assert_eq!(
+            derived_public_url("10.1.2.3:3000".parse().unwrap()),
+            "http://10.1.2.3:3000"
+        );
+        assert_eq!(
+            derived_public_url("[2001:db8::1]:3000".parse().unwrap()),
+            "http://[2001:db8::1]:3000"
+        );
+    }
+
+    #[test]
+    fn public_urls_must_be_absolute_http() {
+        assert_eq!(
+            check_public_url("https://video.example.com/").unwrap(),
+            "https://video.example.com"
+        );
+        assert!(check_public_url("video.example.com").is_err());
+        assert!(check_public_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn the_file_refuses_unknown_keys() {
+        assert!(
+            toml::from_str::<FileSettings>("listen = \"127.0.0.1:1\"\nlisten_addr = 1").is_err()
+        );
+        let file: FileSettings =
+            toml::from_str("app_routes = false\nmax_participants = 100").unwrap();
+        assert_eq!(
+            (file.app_routes, file.max_participants),
+            (Some(false), Some(100))
+        );
+    }
+}
