@@ -24,6 +24,7 @@ mod records;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -60,7 +61,9 @@ pub const DATABASE_FILE: &str = "salon.db";
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
-    options: SqliteConnectOptions,
+    /// For the change watcher's own connection. Shared: handlers clone the
+    /// store per request, and the options are a sizeable map of pragmas.
+    options: Arc<SqliteConnectOptions>,
 }
 
 impl Store {
@@ -97,7 +100,10 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options: Arc::new(options),
+        })
     }
 
     /// Close every connection, checkpointing the WAL.
