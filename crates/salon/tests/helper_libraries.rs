@@ -17,30 +17,18 @@
 //! pass, unless `SALON_INTEROP=required` (as `scripts/test` sets it), which
 //! makes them fail instead.
 
+mod common;
+
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ACCOUNT_SID: &str = "AC5a10f00d5a10f00d5a10f00d5a10f00d";
-const AUTH_TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-const API_KEY: &str = "SK5a10f00d5a10f00d5a10f00d5a10f00d";
-/// 32 letters and digits, like the secrets Twilio and Salon generate.
-const API_SECRET: &str = "InteropSecret0123456789abcdefGHI";
+use common::{Server, clean_env, credentials, repo_root, tail, wait};
 
-/// How long the server may take to answer `/healthz`.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root (crates/salon/../..)")
-}
 
 fn interop_dir() -> PathBuf {
     repo_root().join("tests/interop")
@@ -110,159 +98,6 @@ fn installed(runtime: Runtime, test: &str) -> bool {
     false
 }
 
-/// Remove inherited settings that would change what the children do:
-/// other `SALON_*` settings (a developer's `SALON_PUBLIC_URL`, …) and the
-/// `TWILIO_*` variables both Salon and the helper libraries read
-/// (`TWILIO_REGION`/`TWILIO_EDGE` rewrite the libraries' host names). Keep
-/// HTTP proxies away from loopback.
-fn clean_env(command: &mut Command) {
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("SALON_") || name.starts_with("TWILIO_") {
-            command.env_remove(name.as_ref());
-        }
-    }
-    command
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-}
-
-fn credentials(command: &mut Command) {
-    command
-        .env("SALON_ACCOUNT_SID", ACCOUNT_SID)
-        .env("SALON_AUTH_TOKEN", AUTH_TOKEN)
-        .env("SALON_API_KEY", API_KEY)
-        .env("SALON_API_SECRET", API_SECRET);
-}
-
-/// The last `max` bytes of a file, for failure messages.
-fn tail(path: &Path, max: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let start = text.len().saturating_sub(max);
-    String::from_utf8_lossy(&text[start..]).into_owned()
-}
-
-/// A running `salon` server, killed when dropped (also when a test panics).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    url: String,
-    data_dir: PathBuf,
-    log: PathBuf,
-    // Dropped after `child` is killed (see Drop), so the data outlives it.
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// Start `salon` on a free port. A port taken between choosing and
-    /// binding it shows as an early exit; then try another.
-    fn start() -> Server {
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            match Self::try_start() {
-                Ok(server) => return server,
-                Err(e) => last_error = e,
-            }
-        }
-        panic!("salon did not start: {last_error}");
-    }
-
-    fn try_start() -> Result<Server, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
-        let data_dir = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let addr = free_port();
-        let url = format!("http://{addr}");
-        let log_file = File::create(&log).map_err(|e| format!("cannot create the log: {e}"))?;
-        let log_err = log_file
-            .try_clone()
-            .map_err(|e| format!("cannot share the log: {e}"))?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
-        clean_env(&mut command);
-        credentials(&mut command);
-        command
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--public-url")
-            .arg(&url)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("serve")
-            // Plain text in the log the failure messages quote.
-            .env("NO_COLOR", "1")
-            // No stray ./salon.toml: run where there is none.
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", env!("CARGO_BIN_EXE_salon")))?;
-        let mut server = Server {
-            child,
-            addr,
-            url,
-            data_dir,
-            log,
-            _dir: dir,
-        };
-        server.wait_healthy()?;
-        Ok(server)
-    }
-
-    fn wait_healthy(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "salon exited with {status} before answering /healthz; its log:\n{}",
-                    tail(&self.log, 8000)
-                ));
-            }
-            if healthz(self.addr) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "salon did not answer GET /healthz with 200 within {STARTUP_TIMEOUT:?}; its log:\n{}",
-                    tail(&self.log, 8000)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-}
-
-/// Whether `GET /healthz` answers 200, with a plain HTTP/1.1 request.
-fn healthz(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let status_line = response.split(|b| *b == b'\n').next().unwrap_or_default();
-    status_line.starts_with(b"HTTP/1.1 200") || status_line.starts_with(b"HTTP/1.0 200")
-}
-
 /// Run one interop script against a fresh server; fail with its output
 /// (and the server's log) unless it exits 0.
 fn run_script(test: &str, runtime: Runtime, script: &str) {
@@ -321,22 +156,6 @@ fn run_script(test: &str, runtime: Runtime, script: &str) {
                  --- salon log (last 8 KB) ---\n{}",
                 tail(&server.log, 8000)
             );
-        }
-    }
-}
-
-/// Wait for `child` up to `timeout`; kill it and return `None` after that.
-fn wait(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
         }
     }
 }

@@ -84,7 +84,9 @@ fn unix_now() -> u64 {
 fn when(unix: u64) -> String {
     let at = Timestamp::from_millis(i64::try_from(unix).unwrap_or(i64::MAX / 1000) * 1000);
     let now = unix_now();
-    let relative = if unix >= now {
+    let relative = if unix == now {
+        "now".to_owned()
+    } else if unix > now {
         format!("in {} s", unix - now)
     } else {
         format!("{} s ago", now - unix)

@@ -1,0 +1,383 @@
+//! The `salon` command line, run as a real process.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env};
+
+/// Run `salon ARGS` in `dir` (so no stray salon.toml is read), with a clean
+/// environment plus `env`.
+fn salon(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
+    clean_env(&mut command);
+    command.current_dir(dir).env("NO_COLOR", "1").args(args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("salon runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn first_use_generates_credentials_and_shows_them_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = salon(dir.path(), &["token", "create", "--identity", "alice"], &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let shown = stderr(&first);
+    for name in [
+        "SALON_ACCOUNT_SID=AC",
+        "SALON_AUTH_TOKEN=",
+        "SALON_API_KEY=SK",
+        "SALON_API_SECRET=",
+        "TWILIO_API_SECRET=",
+    ] {
+        assert!(shown.contains(name), "{name} missing from:\n{shown}");
+    }
+    let token = stdout(&first).trim().to_owned();
+    assert_eq!(
+        token.split('.').count(),
+        3,
+        "stdout is just the token: {token}"
+    );
+
+    let second = salon(dir.path(), &["token", "inspect", &token], &[]);
+    assert!(
+        second.status.success(),
+        "{}{}",
+        stdout(&second),
+        stderr(&second)
+    );
+    assert!(
+        !stderr(&second).contains("SALON_API_SECRET="),
+        "shown again"
+    );
+    assert!(stdout(&second).contains("verdict: valid"));
+    assert!(stdout(&second).contains("identity   alice"));
+    assert!(stdout(&second).contains("room       any room"));
+}
+
+#[test]
+fn a_twilio_env_file_configures_the_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_API_KEY", API_KEY),
+        ("TWILIO_API_SECRET", API_SECRET),
+    ];
+    let created = salon(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--identity",
+            "bob",
+            "--room",
+            "standup",
+            "--ttl",
+            "600",
+        ],
+        &env,
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(
+        !stderr(&created).contains("generated"),
+        "nothing generated when configured"
+    );
+    let token = stdout(&created).trim().to_owned();
+    let inspected = salon(dir.path(), &["token", "inspect", &token], &env);
+    let text = stdout(&inspected);
+    assert!(
+        text.contains(&format!("signed by  {API_KEY} (HS256)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("account    {ACCOUNT_SID}")),
+        "{text}"
+    );
+    assert!(text.contains("room       standup"), "{text}");
+    assert!(
+        text.contains("(in 600 s)") || text.contains("(in 599 s)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_explains_rejections_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = stdout(&salon(
+        dir.path(),
+        &["token", "create", "--identity", "carol"],
+        &[],
+    ))
+    .trim()
+    .to_owned();
+    let cases = [
+        (format!("{token}x"), "rejected with 20107"),
+        ("not.a.token".to_owned(), "rejected with 20101"),
+        ("garbage".to_owned(), "rejected with 20101"),
+    ];
+    for (bad, verdict) in cases {
+        let output = salon(dir.path(), &["token", "inspect", &bad], &[]);
+        assert_eq!(output.status.code(), Some(1), "{bad}");
+        assert!(
+            stdout(&output).contains(verdict),
+            "{bad}: {}",
+            stdout(&output)
+        );
+        assert!(stdout(&output).contains("why: "), "explains why");
+    }
+    // Signed by another installation's key: unknown issuer, 20103.
+    let other = tempfile::tempdir().unwrap();
+    let foreign = stdout(&salon(
+        other.path(),
+        &["token", "create", "--identity", "x"],
+        &[],
+    ))
+    .trim()
+    .to_owned();
+    let output = salon(dir.path(), &["token", "inspect", &foreign], &[]);
+    assert!(
+        stdout(&output).contains("rejected with 20103"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = salon(dir.path(), &["keys", "create", "--name", "ci"], &[]);
+    assert!(created.status.success());
+    let text = stdout(&created);
+    let sid = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SALON_API_KEY="))
+        .expect("new key printed")
+        .to_owned();
+    assert!(text.contains("SALON_API_SECRET="));
+
+    let token = stdout(&salon(
+        dir.path(),
+        &["token", "create", "--identity", "d", "--key", &sid],
+        &[],
+    ))
+    .trim()
+    .to_owned();
+    assert!(
+        salon(dir.path(), &["token", "inspect", &token], &[])
+            .status
+            .success()
+    );
+
+    assert!(
+        salon(dir.path(), &["keys", "revoke", &sid], &[])
+            .status
+            .success()
+    );
+    let listed = stdout(&salon(dir.path(), &["keys", "list"], &[]));
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&sid))
+        .expect("key listed");
+    assert!(line.contains("revoked"), "{line}");
+    assert!(
+        listed.lines().filter(|l| l.contains("active")).count() == 1,
+        "the default key stays:\n{listed}"
+    );
+
+    let inspected = salon(dir.path(), &["token", "inspect", &token], &[]);
+    assert!(
+        stdout(&inspected).contains("rejected with 20103"),
+        "{}",
+        stdout(&inspected)
+    );
+    let again = salon(dir.path(), &["keys", "revoke", &sid], &[]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already revoked"));
+    let refused = salon(
+        dir.path(),
+        &["token", "create", "--identity", "d", "--key", &sid],
+        &[],
+    );
+    assert!(stderr(&refused).contains("revoked"));
+    let bad = salon(dir.path(), &["keys", "revoke", "SKnope"], &[]);
+    assert!(
+        stderr(&bad).contains("not a valid API key SID"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn the_configuration_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("salon.toml"), "data_dir = \"elsewhere\"\n").unwrap();
+    let output = salon(dir.path(), &["keys", "list"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        dir.path().join("elsewhere/salon.db").exists(),
+        "data_dir from salon.toml"
+    );
+
+    std::fs::write(
+        dir.path().join("salon.toml"),
+        "listen_address = \"0.0.0.0:1\"\n",
+    )
+    .unwrap();
+    let output = salon(dir.path(), &["keys", "list"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("salon.toml"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("listen_address"),
+        "names the unknown key: {}",
+        stderr(&output)
+    );
+
+    // A flag beats the file; the environment beats the file too.
+    std::fs::write(dir.path().join("salon.toml"), "data_dir = \"from-file\"\n").unwrap();
+    salon(
+        dir.path(),
+        &["--data-dir", "from-flag", "keys", "list"],
+        &[],
+    );
+    salon(
+        dir.path(),
+        &["keys", "list"],
+        &[("SALON_DATA_DIR", "from-env")],
+    );
+    assert!(dir.path().join("from-flag/salon.db").exists());
+    assert!(dir.path().join("from-env/salon.db").exists());
+    assert!(!dir.path().join("from-file").exists());
+}
+
+#[test]
+fn half_configured_credentials_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = salon(dir.path(), &["keys", "list"], &[("SALON_API_KEY", API_KEY)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("SALON_API_SECRET"),
+        "{}",
+        stderr(&output)
+    );
+    let output = salon(
+        dir.path(),
+        &["keys", "list"],
+        &[("SALON_ACCOUNT_SID", "ACnope")],
+    );
+    assert!(
+        stderr(&output).contains("not a valid account SID"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn help_describes_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = stdout(&salon(dir.path(), &["--help"], &[]));
+    for word in [
+        "serve",
+        "token",
+        "keys",
+        "rooms",
+        "--listen",
+        "--public-url",
+        "--data-dir",
+        "SALON_LISTEN",
+        "--app-routes",
+    ] {
+        assert!(top.contains(word), "{word} missing from --help:\n{top}");
+    }
+    for (args, words) in [
+        (
+            &["token", "create", "--help"][..],
+            &["--identity", "--room", "--ttl"][..],
+        ),
+        (&["token", "inspect", "--help"], &["Exits 0"]),
+        (&["keys", "revoke", "--help"], &["SID"]),
+        (
+            &["rooms", "create", "--help"],
+            &[
+                "--name",
+                "--type",
+                "--max-participants",
+                "--empty-room-timeout",
+            ],
+        ),
+        (&["rooms", "list", "--help"], &["--status", "--limit"]),
+    ] {
+        let text = stdout(&salon(dir.path(), args, &[]));
+        for word in words {
+            assert!(text.contains(word), "{word} missing from {args:?}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn rooms_commands_go_through_the_running_server() {
+    let server = Server::start();
+    let data_dir = server.data_dir.to_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--data-dir", &data_dir];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &server.url]);
+        salon(dir.path(), &all, &[("SALON_ACCOUNT_SID", ACCOUNT_SID)])
+    };
+    let created = run(&[
+        "rooms",
+        "create",
+        "--name",
+        "town hall",
+        "--type",
+        "group-small",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("type              group-small"));
+    let listed = run(&["rooms", "list"]);
+    assert!(stdout(&listed).contains("town hall"), "{}", stdout(&listed));
+    let json = run(&["rooms", "get", "town hall", "--json"]);
+    let room: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(room["unique_name"], "town hall");
+    let completed = run(&["rooms", "complete", "town hall"]);
+    assert!(
+        stdout(&completed).contains("status            completed"),
+        "{}",
+        stdout(&completed)
+    );
+    let missing = run(&["rooms", "get", "town hall"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("20404"), "{}", stderr(&missing));
+    let duplicate_type = run(&["rooms", "create", "--max-participants", "9", "--type", "go"]);
+    assert!(
+        stderr(&duplicate_type).contains("53107"),
+        "{}",
+        stderr(&duplicate_type)
+    );
+
+    drop(server);
+    let unreachable = salon(
+        dir.path(),
+        &["rooms", "list", "--url", "http://127.0.0.1:9"],
+        &[],
+    );
+    assert!(
+        stderr(&unreachable).contains("is `salon serve` running"),
+        "{}",
+        stderr(&unreachable)
+    );
+}
