@@ -189,6 +189,21 @@ enum Timer {
     Participant(ParticipantSid),
 }
 
+/// The room `participant` is in, and its index there. A free function over
+/// the two fields it needs, so callers can still push to `events` while they
+/// hold the room.
+fn locate<'a>(
+    where_is: &HashMap<ParticipantSid, RoomSid>,
+    rooms: &'a mut BTreeMap<RoomSid, Room>,
+    participant: ParticipantSid,
+) -> Result<(RoomSid, &'a mut Room, usize), RoomError> {
+    let not_found = || RoomError::ParticipantNotFound(participant);
+    let room_sid = *where_is.get(&participant).ok_or_else(not_found)?;
+    let room = rooms.get_mut(&room_sid).ok_or_else(not_found)?;
+    let index = room.index_of(participant).ok_or_else(not_found)?;
+    Ok((room_sid, room, index))
+}
+
 /// Every room in progress on this server. See the crate docs for the contract.
 #[derive(Debug)]
 pub struct Rooms {
@@ -527,17 +542,10 @@ impl Rooms {
         enabled: bool,
     ) -> Result<(), RoomError> {
         names::check(name).map_err(RoomError::track_name)?;
-        let room_sid = self.room_of(participant)?;
-        let room = self
-            .rooms
-            .get_mut(&room_sid)
-            .ok_or(RoomError::ParticipantNotFound(participant))?;
+        let (room_sid, room, index) = locate(&self.where_is, &mut self.rooms, participant)?;
         if room.publisher_of(track).is_some() {
             return Err(RoomError::TrackExists(track));
         }
-        let index = room
-            .index_of(participant)
-            .ok_or(RoomError::ParticipantNotFound(participant))?;
         let publisher = &mut room.participants[index];
         if publisher.tracks.iter().any(|t| t.name == name) {
             return Err(RoomError::TrackNameDuplicated(names::excerpt(name)));
@@ -576,14 +584,7 @@ impl Rooms {
         participant: ParticipantSid,
         track: TrackSid,
     ) -> Result<(), RoomError> {
-        let room_sid = self.room_of(participant)?;
-        let room = self
-            .rooms
-            .get_mut(&room_sid)
-            .ok_or(RoomError::ParticipantNotFound(participant))?;
-        let index = room
-            .index_of(participant)
-            .ok_or(RoomError::ParticipantNotFound(participant))?;
+        let (room_sid, room, index) = locate(&self.where_is, &mut self.rooms, participant)?;
         let publisher = &mut room.participants[index];
         let position = publisher
             .tracks
@@ -617,14 +618,7 @@ impl Rooms {
         track: TrackSid,
         enabled: bool,
     ) -> Result<(), RoomError> {
-        let room_sid = self.room_of(participant)?;
-        let room = self
-            .rooms
-            .get_mut(&room_sid)
-            .ok_or(RoomError::ParticipantNotFound(participant))?;
-        let index = room
-            .index_of(participant)
-            .ok_or(RoomError::ParticipantNotFound(participant))?;
+        let (room_sid, room, index) = locate(&self.where_is, &mut self.rooms, participant)?;
         let published = room.participants[index]
             .tracks
             .iter_mut()
@@ -648,18 +642,11 @@ impl Rooms {
         subscriber: ParticipantSid,
         track: TrackSid,
     ) -> Result<(), RoomError> {
-        let room_sid = self.room_of(subscriber)?;
-        let room = self
-            .rooms
-            .get_mut(&room_sid)
-            .ok_or(RoomError::ParticipantNotFound(subscriber))?;
+        let (room_sid, room, index) = locate(&self.where_is, &mut self.rooms, subscriber)?;
         let publisher = match room.publisher_of(track) {
             Some(p) if p.sid != subscriber => p.sid,
             _ => return Err(RoomError::TrackNotFound(track)),
         };
-        let index = room
-            .index_of(subscriber)
-            .ok_or(RoomError::ParticipantNotFound(subscriber))?;
         let who = &mut room.participants[index];
         if !who.is_subscribed(track) {
             who.subscriptions.push((track, publisher));
@@ -679,14 +666,7 @@ impl Rooms {
         subscriber: ParticipantSid,
         track: TrackSid,
     ) -> Result<(), RoomError> {
-        let room_sid = self.room_of(subscriber)?;
-        let room = self
-            .rooms
-            .get_mut(&room_sid)
-            .ok_or(RoomError::ParticipantNotFound(subscriber))?;
-        let index = room
-            .index_of(subscriber)
-            .ok_or(RoomError::ParticipantNotFound(subscriber))?;
+        let (room_sid, room, index) = locate(&self.where_is, &mut self.rooms, subscriber)?;
         let who = &mut room.participants[index];
         if let Some(i) = who.subscriptions.iter().position(|(t, _)| *t == track) {
             let (_, publisher) = who.subscriptions.remove(i);
@@ -698,13 +678,6 @@ impl Rooms {
             });
         }
         Ok(())
-    }
-
-    fn room_of(&self, participant: ParticipantSid) -> Result<RoomSid, RoomError> {
-        self.where_is
-            .get(&participant)
-            .copied()
-            .ok_or(RoomError::ParticipantNotFound(participant))
     }
 
     /// Check every internal index against the rooms themselves. For tests,

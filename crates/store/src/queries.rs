@@ -146,6 +146,20 @@ where
     Ok(Page { items, next })
 }
 
+/// `AND date_created >= after AND date_created < before`, for the bounds given.
+fn created_between(
+    q: &mut QueryBuilder<Sqlite>,
+    after: Option<Timestamp>,
+    before: Option<Timestamp>,
+) {
+    if let Some(after) = after {
+        q.push(" AND date_created >= ").push_bind(after.millis());
+    }
+    if let Some(before) = before {
+        q.push(" AND date_created < ").push_bind(before.millis());
+    }
+}
+
 const SUBSCRIBED_COLUMNS: &str =
     "SELECT s.subscriber_sid, s.track_sid, s.publisher_sid, s.room_sid,
         s.date_created, s.date_updated, t.name, t.kind, t.enabled
@@ -183,12 +197,7 @@ impl Store {
         if let Some(name) = &filter.unique_name {
             q.push(" AND unique_name = ").push_bind(name.clone());
         }
-        if let Some(after) = filter.created_after {
-            q.push(" AND date_created >= ").push_bind(after.millis());
-        }
-        if let Some(before) = filter.created_before {
-            q.push(" AND date_created < ").push_bind(before.millis());
-        }
+        created_between(&mut q, filter.created_after, filter.created_before);
         page(
             self,
             q,
@@ -249,12 +258,7 @@ impl Store {
         if let Some(identity) = &filter.identity {
             q.push(" AND identity = ").push_bind(identity.clone());
         }
-        if let Some(after) = filter.created_after {
-            q.push(" AND date_created >= ").push_bind(after.millis());
-        }
-        if let Some(before) = filter.created_before {
-            q.push(" AND date_created < ").push_bind(before.millis());
-        }
+        created_between(&mut q, filter.created_after, filter.created_before);
         page(
             self,
             q,

@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use salon_room::DisconnectReason;
 use salon_sid::{ParticipantSid, TrackSid};
-use salon_store::{ParticipantFilter, ParticipantRecord, ParticipantStatus, RoomRecord};
+use salon_store::{
+    PageRequest, ParticipantFilter, ParticipantRecord, ParticipantStatus, RoomRecord,
+};
 
 use super::error::ApiError;
 use super::params::{Params, excerpt};
@@ -96,8 +98,7 @@ pub async fn fetch(
     State(state): State<AppState>,
     PathParams((room, participant)): PathParams<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let room = find_room(&state, &room).await?;
-    let participant = find_participant(&state, &room, &participant).await?;
+    let (_, participant) = find_member(&state, &room, &participant).await?;
     Ok(Json(ParticipantJson::new(&participant, &state.urls)).into_response())
 }
 
@@ -108,8 +109,7 @@ pub async fn update(
     PathParams((room, participant)): PathParams<(String, String)>,
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
-    let room = find_room(&state, &room).await?;
-    let participant = find_participant(&state, &room, &participant).await?;
+    let (room, participant) = find_member(&state, &room, &participant).await?;
     match params.get("Status") {
         Some("disconnected") => {}
         Some(other) => {
@@ -147,32 +147,78 @@ pub async fn update(
     Ok(Json(ParticipantJson::new(&updated, &state.urls)).into_response())
 }
 
+/// The room and participant a track path names.
+async fn find_member(
+    state: &AppState,
+    room: &str,
+    participant: &str,
+) -> Result<(RoomRecord, ParticipantRecord), ApiError> {
+    let room = find_room(state, room).await?;
+    let participant = find_participant(state, &room, participant).await?;
+    Ok((room, participant))
+}
+
+/// The listing of one of a participant's track collections
+/// (`PublishedTracks` or `SubscribedTracks`).
+fn track_listing<'a>(
+    state: &AppState,
+    participant: &ParticipantRecord,
+    collection: &str,
+    key: &'static str,
+    request: &'a PageRequest,
+) -> Listing<'a> {
+    let base = state
+        .urls
+        .participant(participant.room_sid.as_str(), participant.sid.as_str());
+    Listing {
+        collection: format!("{base}/{collection}"),
+        key,
+        filters: Vec::new(),
+        page_size: request.size,
+        page_number: request.number,
+        page_token: request.after.as_ref(),
+    }
+}
+
+/// A track SID from a path, or 404 naming the path.
+fn track_sid(
+    participant: &ParticipantRecord,
+    collection: &str,
+    track: &str,
+) -> Result<TrackSid, ApiError> {
+    track
+        .parse()
+        .map_err(|_| track_not_found(participant, collection, track))
+}
+
+fn track_not_found(participant: &ParticipantRecord, collection: &str, track: &str) -> ApiError {
+    ApiError::not_found(&format!(
+        "/v1/Rooms/{}/Participants/{}/{collection}/{}",
+        participant.room_sid,
+        participant.sid,
+        excerpt(track)
+    ))
+}
+
 /// `GET …/Participants/{Sid}/PublishedTracks`
 pub async fn published_tracks(
     State(state): State<AppState>,
     PathParams((room, participant)): PathParams<(String, String)>,
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
-    let room = find_room(&state, &room).await?;
-    let participant = find_participant(&state, &room, &participant).await?;
+    let (_, participant) = find_member(&state, &room, &participant).await?;
     let request = params.page()?;
     let page = state
         .store
         .published_tracks(participant.sid, &request)
         .await?;
-    let listing = Listing {
-        collection: format!(
-            "{}/PublishedTracks",
-            state
-                .urls
-                .participant(room.sid.as_str(), participant.sid.as_str())
-        ),
-        key: "published_tracks",
-        filters: Vec::new(),
-        page_size: request.size,
-        page_number: request.number,
-        page_token: request.after.as_ref(),
-    };
+    let listing = track_listing(
+        &state,
+        &participant,
+        "PublishedTracks",
+        "published_tracks",
+        &request,
+    );
     Ok(Json(listing.body(&page, |t| {
         to_json(PublishedTrackJson::new(t, &state.urls))
     })))
@@ -183,22 +229,10 @@ pub async fn published_track(
     State(state): State<AppState>,
     PathParams((room, participant, track)): PathParams<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let room = find_room(&state, &room).await?;
-    let participant = find_participant(&state, &room, &participant).await?;
-    let not_found = || {
-        ApiError::not_found(&format!(
-            "/v1/Rooms/{}/Participants/{}/PublishedTracks/{}",
-            room.sid,
-            participant.sid,
-            excerpt(&track)
-        ))
-    };
-    let sid = track.parse::<TrackSid>().map_err(|_| not_found())?;
-    let record = state
-        .store
-        .published_track(participant.sid, sid)
-        .await?
-        .ok_or_else(not_found)?;
+    let (_, participant) = find_member(&state, &room, &participant).await?;
+    let sid = track_sid(&participant, "PublishedTracks", &track)?;
+    let record = state.store.published_track(participant.sid, sid).await?;
+    let record = record.ok_or_else(|| track_not_found(&participant, "PublishedTracks", &track))?;
     Ok(Json(PublishedTrackJson::new(&record, &state.urls)).into_response())
 }
 
@@ -208,26 +242,19 @@ pub async fn subscribed_tracks(
     PathParams((room, participant)): PathParams<(String, String)>,
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
-    let room = find_room(&state, &room).await?;
-    let participant = find_participant(&state, &room, &participant).await?;
+    let (_, participant) = find_member(&state, &room, &participant).await?;
     let request = params.page()?;
     let page = state
         .store
         .subscribed_tracks(participant.sid, &request)
         .await?;
-    let listing = Listing {
-        collection: format!(
-            "{}/SubscribedTracks",
-            state
-                .urls
-                .participant(room.sid.as_str(), participant.sid.as_str())
-        ),
-        key: "subscribed_tracks",
-        filters: Vec::new(),
-        page_size: request.size,
-        page_number: request.number,
-        page_token: request.after.as_ref(),
-    };
+    let listing = track_listing(
+        &state,
+        &participant,
+        "SubscribedTracks",
+        "subscribed_tracks",
+        &request,
+    );
     Ok(Json(listing.body(&page, |t| {
         to_json(SubscribedTrackJson::new(t, &state.urls))
     })))
@@ -238,21 +265,9 @@ pub async fn subscribed_track(
     State(state): State<AppState>,
     PathParams((room, participant, track)): PathParams<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let room = find_room(&state, &room).await?;
-    let participant = find_participant(&state, &room, &participant).await?;
-    let not_found = || {
-        ApiError::not_found(&format!(
-            "/v1/Rooms/{}/Participants/{}/SubscribedTracks/{}",
-            room.sid,
-            participant.sid,
-            excerpt(&track)
-        ))
-    };
-    let sid = track.parse::<TrackSid>().map_err(|_| not_found())?;
-    let record = state
-        .store
-        .subscribed_track(participant.sid, sid)
-        .await?
-        .ok_or_else(not_found)?;
+    let (_, participant) = find_member(&state, &room, &participant).await?;
+    let sid = track_sid(&participant, "SubscribedTracks", &track)?;
+    let record = state.store.subscribed_track(participant.sid, sid).await?;
+    let record = record.ok_or_else(|| track_not_found(&participant, "SubscribedTracks", &track))?;
     Ok(Json(SubscribedTrackJson::new(&record, &state.urls)).into_response())
 }
