@@ -1,0 +1,461 @@
+//! Salon's signaling protocol, version 1: the JSON messages a client and the
+//! server exchange over the WebSocket at `/v1/signaling`.
+//!
+//! Every message is one WebSocket text frame holding one JSON object with a
+//! `"type"` field. [`ClientMessage`] is what clients send, [`ServerMessage`]
+//! what the server sends. `docs/protocol.md` describes the conversation;
+//! this crate is its single source of truth for shapes and limits.
+//!
+//! # The shape of a session
+//!
+//! ```text
+//! client                                     server
+//!   │── join {version, token, room} ──────────▶│  verify token, admit
+//!   │◀──────── joined {session, room, you, participants} ──│
+//!   │── offer {sdp, publish[], subscribe[]} ──▶│  the client always offers;
+//!   │◀──────────── answer {sdp, published[]} ──│  the server only answers
+//!   │◀── participant_connected / track_published / subscribed … ──│
+//!   │── offer (adds a receiving m-line per `subscribed`) ──▶│
+//!   │── ping ─▶ ◀─ pong                                     │  keepalive
+//!   │── leave ───────────────────────────────▶│
+//! ```
+//!
+//! Only the client creates offers, so renegotiation never collides (no
+//! glare): the server asks for a change (`subscribed`, `unsubscribed`) and
+//! the client makes it in its next offer. A client keeps at most one offer
+//! outstanding.
+//!
+//! # What this crate must not know
+//!
+//! Sockets, rooms or media. It parses and prints messages and enforces the
+//! protocol's size limit; the server decides what they mean.
+
+use salon_sid::{ParticipantSid, RoomSid, TrackSid};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks. A `join` or `resume` with another
+/// version is refused with [`codes::INVALID_MESSAGE`].
+pub const VERSION: u32 = 1;
+
+/// Largest message accepted, in bytes of UTF-8 JSON.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Twilio's error codes for what can go wrong in signaling.
+pub mod codes {
+    /// Generic signaling failure.
+    pub const SIGNALING_ERROR: u32 = 53000;
+    /// The signaling connection was lost.
+    pub const SIGNALING_DISCONNECTED: u32 = 53001;
+    /// The client sent nothing (not even `ping`) for too long.
+    pub const SIGNALING_TIMEOUT: u32 = 53002;
+    /// The client sent a message that is malformed, too large, of an unknown
+    /// type, of an unsupported version, or out of order.
+    pub const INVALID_MESSAGE: u32 = 53004;
+    /// The server is at capacity or shutting down.
+    pub const SERVER_BUSY: u32 = 53006;
+    /// The server could not apply the client's offer.
+    pub const REMOTE_DESCRIPTION_FAILED: u32 = 53403;
+    /// The offer has no codec the server can forward.
+    pub const NO_SUPPORTED_CODEC: u32 = 53404;
+    /// Media stopped flowing (no ICE consent, no packets).
+    pub const MEDIA_FAILED: u32 = 53405;
+}
+
+/// The kind of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Audio,
+    Video,
+    Data,
+}
+
+/// A track as participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    pub sid: TrackSid,
+    pub name: String,
+    pub kind: TrackKind,
+    /// False while the publisher has disabled (muted) it.
+    pub enabled: bool,
+}
+
+/// A participant and what it publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub sid: ParticipantSid,
+    pub identity: String,
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// The room of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub sid: RoomSid,
+    pub name: String,
+}
+
+/// An audio or video m-line the client sends on, declared in its offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishMedia {
+    /// The m-line's `a=mid`.
+    pub mid: String,
+    /// The track's name, unique among the participant's tracks.
+    pub name: String,
+    pub kind: TrackKind,
+    /// Start disabled (muted).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// An m-line the client receives on, declared in its offer: which track the
+/// server should send there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeMedia {
+    pub mid: String,
+    pub track: TrackSid,
+}
+
+/// A published track confirmed in an `answer` or `published`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The m-line (audio, video) or data channel label (data).
+    pub mid: String,
+    pub track: TrackInfo,
+}
+
+/// A STUN or TURN server the client may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// The first message of a session: who I am (the access token) and
+    /// which room I want (a unique name or an `RM` SID).
+    Join {
+        version: u32,
+        token: String,
+        room: String,
+        /// Subscribe me to every track in the room, now and later.
+        #[serde(default = "yes")]
+        auto_subscribe: bool,
+        /// Free text describing the client, for logs (`salon-video.js 0.1`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// The first message of a new socket for a session whose socket dropped:
+    /// the participant stays in the room and its media goes on.
+    Resume {
+        version: u32,
+        token: String,
+        session: String,
+    },
+    /// A new local description. `publish` lists the sending m-lines this
+    /// offer adds; `subscribe` the receiving m-lines it adds and which track
+    /// each should carry. M-lines declared before keep their meaning.
+    Offer {
+        /// Increases by one with each offer; echoed in the answer.
+        revision: u32,
+        sdp: String,
+        #[serde(default)]
+        publish: Vec<PublishMedia>,
+        #[serde(default)]
+        subscribe: Vec<SubscribeMedia>,
+    },
+    /// Publish a data track carried by the client's data channel `label`.
+    PublishData { name: String, label: String },
+    /// Stop publishing a track (any kind). The client then stops its
+    /// transceiver in its next offer.
+    Unpublish { track: TrackSid },
+    /// Enable or disable (mute) a published track.
+    SetTrackEnabled { track: TrackSid, enabled: bool },
+    /// Ask to receive a track (when `auto_subscribe` is off, or after an
+    /// `unsubscribe`). The server answers with `subscribed`.
+    Subscribe { track: TrackSid },
+    /// Stop receiving a track.
+    Unsubscribe { track: TrackSid },
+    /// Keepalive. The server answers `pong` with the same `id`.
+    Ping {
+        #[serde(default)]
+        id: u64,
+    },
+    /// Leave the room. The server closes the socket.
+    Leave {},
+}
+
+/// Why the server ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisconnectReason {
+    /// The client asked (`leave`).
+    Left,
+    /// Another connection joined with the same identity (53205).
+    DuplicateIdentity,
+    /// The room was completed (53118).
+    RoomCompleted,
+    /// Removed through the REST API.
+    Kicked,
+    /// The room's maximum participant duration ran out (53216).
+    MaxDurationExceeded,
+    /// Media stopped flowing (53405).
+    MediaTimeout,
+    /// A protocol or media failure on this connection.
+    Failed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The answer to `join` (and to `resume`, with `resumed: true`).
+    Joined {
+        version: u32,
+        /// Give this to `resume` if the socket drops.
+        session: String,
+        resumed: bool,
+        room: RoomInfo,
+        /// You, with the tracks you publish.
+        participant: ParticipantInfo,
+        /// Everyone else in the room, in join order.
+        participants: Vec<ParticipantInfo>,
+        ice_servers: Vec<IceServer>,
+    },
+    /// The answer to an `offer` with the same `revision`, and the tracks the
+    /// offer published.
+    Answer {
+        revision: u32,
+        sdp: String,
+        published: Vec<Published>,
+    },
+    /// A data track published by `publish_data`.
+    Published {
+        published: Published,
+    },
+    ParticipantConnected {
+        participant: ParticipantInfo,
+    },
+    ParticipantDisconnected {
+        participant: ParticipantSid,
+    },
+    TrackPublished {
+        participant: ParticipantSid,
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    /// A publisher enabled or disabled (muted) a track.
+    TrackSwitched {
+        participant: ParticipantSid,
+        track: TrackSid,
+        enabled: bool,
+    },
+    /// You now receive `track`. For audio and video, add a receiving m-line
+    /// for it in your next offer (listing it in `subscribe`); for data, the
+    /// server opens a data channel labelled with the track's SID.
+    Subscribed {
+        participant: ParticipantSid,
+        track: TrackInfo,
+    },
+    /// You no longer receive `track`; stop its transceiver in your next offer.
+    Unsubscribed {
+        track: TrackSid,
+    },
+    /// A request failed; the session goes on unless a `disconnected` follows.
+    Error {
+        code: u32,
+        message: String,
+    },
+    /// The session is over; the server closes the socket after this.
+    Disconnected {
+        reason: DisconnectReason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<u32>,
+        message: String,
+    },
+    Pong {
+        id: u64,
+    },
+}
+
+/// Why a message could not be read. Always [`codes::INVALID_MESSAGE`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("message of {bytes} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge { bytes: usize },
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    #[error("unsupported protocol version {0}: this server speaks version {VERSION}")]
+    UnsupportedVersion(u32),
+}
+
+impl ProtocolError {
+    pub fn code(&self) -> u32 {
+        codes::INVALID_MESSAGE
+    }
+}
+
+impl ClientMessage {
+    /// Read one client message, enforcing the size limit and the version.
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(ProtocolError::TooLarge { bytes: text.len() });
+        }
+        let message: ClientMessage = serde_json::from_str(text).map_err(|e| {
+            // serde's messages are precise ("unknown variant `x`, expected one
+            // of …", "missing field `token`"); keep them, but short.
+            let mut detail = e.to_string();
+            detail.truncate(300);
+            ProtocolError::Invalid(detail)
+        })?;
+        match &message {
+            ClientMessage::Join { version, .. } | ClientMessage::Resume { version, .. }
+                if *version != VERSION =>
+            {
+                Err(ProtocolError::UnsupportedVersion(*version))
+            }
+            _ => Ok(message),
+        }
+    }
+
+    /// The message as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The `type` name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::Resume { .. } => "resume",
+            ClientMessage::Offer { .. } => "offer",
+            ClientMessage::PublishData { .. } => "publish_data",
+            ClientMessage::Unpublish { .. } => "unpublish",
+            ClientMessage::SetTrackEnabled { .. } => "set_track_enabled",
+            ClientMessage::Subscribe { .. } => "subscribe",
+            ClientMessage::Unsubscribe { .. } => "unsubscribe",
+            ClientMessage::Ping { .. } => "ping",
+            ClientMessage::Leave {} => "leave",
+        }
+    }
+}
+
+impl ServerMessage {
+    /// Read one server message (for clients), enforcing the size limit.
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(ProtocolError::TooLarge { bytes: text.len() });
+        }
+        serde_json::from_str(text).map_err(|e| {
+            let mut detail = e.to_string();
+            detail.truncate(300);
+            ProtocolError::Invalid(detail)
+        })
+    }
+
+    /// The message as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: no maps with non-string keys,
+        // no floats.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl DisconnectReason {
+    /// The error code a client is given, if the disconnection is an error
+    /// from its point of view.
+    pub const fn code(self) -> Option<u32> {
+        match self {
+            DisconnectReason::Left | DisconnectReason::Kicked => None,
+            DisconnectReason::DuplicateIdentity => Some(53205),
+            DisconnectReason::RoomCompleted | DisconnectReason::Shutdown => Some(53118),
+            DisconnectReason::MaxDurationExceeded => Some(53216),
+            DisconnectReason::MediaTimeout => Some(codes::MEDIA_FAILED),
+            DisconnectReason::Failed => Some(codes::SIGNALING_DISCONNECTED),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_reads_with_defaults() {
+        let m = ClientMessage::parse(r#"{"type":"join","version":1,"token":"t","room":"standup"}"#)
+            .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Join {
+                version: 1,
+                token: "t".into(),
+                room: "standup".into(),
+                auto_subscribe: true,
+                client: None
+            }
+        );
+    }
+
+    #[test]
+    fn bad_messages_are_refused_with_53004() {
+        for text in [
+            "",
+            "{",
+            "[]",
+            r#"{"type":"dance"}"#,
+            r#"{"version":1}"#,
+            r#"{"type":"join","version":1,"room":"x"}"#,
+            r#"{"type":"join","version":2,"token":"t","room":"x"}"#,
+            r#"{"type":"offer","revision":1,"sdp":"x","subscribe":[{"mid":"1","track":"nope"}]}"#,
+            r#"{"type":"ping","id":-1}"#,
+            r#"{"type":"leave","extra":1}"#,
+        ] {
+            let err = ClientMessage::parse(text).unwrap_err();
+            assert_eq!(err.code(), 53004, "{text}: {err}");
+        }
+        let big = format!(
+            r#"{{"type":"ping","pad":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert!(matches!(
+            ClientMessage::parse(&big),
+            Err(ProtocolError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unknown_type_is_named_in_the_error() {
+        let err = ClientMessage::parse(r#"{"type":"dance"}"#).unwrap_err();
+        assert!(err.to_string().contains("dance"), "{err}");
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let m = ServerMessage::Disconnected {
+            reason: DisconnectReason::RoomCompleted,
+            code: Some(53118),
+            message: "Room completed".into(),
+        };
+        let json = m.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"disconnected","reason":"room-completed","code":53118,"message":"Room completed"}"#
+        );
+        assert_eq!(ServerMessage::parse(&json).unwrap(), m);
+    }
+}
