@@ -1,0 +1,499 @@
+//! Salon's media server: a WebRTC SFU on `str0m`, forwarding each published
+//! audio and video track to every subscriber.
+//!
+//! # The data path
+//!
+//! ```text
+//!             one UDP socket (--media-port)
+//!                      │ recv
+//!                      ▼
+//!   demux thread ── first datagram of a 4-tuple: STUN USERNAME → ufrag → peer
+//!                ── after that: 4-tuple → peer (a map the demux owns, no locks)
+//!                      │ bounded channel per worker (full → datagram dropped)
+//!                      ▼
+//!   worker thread (one per core; a room lives on exactly one worker)
+//!     peer's str0m Rtc ── decrypt ─▶ RtpPacket ─▶ Forwarder (per track)
+//!                                                  │ for each Lane (subscriber):
+//!                                                  │   rewrite seq, map PT,
+//!                                                  ▼   gate on keyframes
+//!     subscriber's str0m Rtc ── encrypt ─▶ send_to on the shared socket
+//! ```
+//!
+//! The payload of an incoming packet is shared (`Arc<[u8]>`) by every
+//! subscriber's outgoing packet: forwarding to N subscribers copies no
+//! payload. Datagram buffers are recycled between demux and workers. The
+//! packet path takes no locks; the only lock guards the ufrag table, touched
+//! when a peer is added or removed and on a 4-tuple's first datagram.
+//!
+//! # The contract
+//!
+//! [`Media`] is the handle the control plane uses. It routes each command to
+//! the room's worker (rooms are sharded by hashing their SID):
+//! [`Media::negotiate`] applies a participant's SDP offer with the tracks it
+//! publishes and the tracks it subscribes to, and answers;
+//! [`Media::unpublish`], [`Media::unsubscribe`], [`Media::publish_data`],
+//! [`Media::subscribe_data`] and [`Media::remove`] change bindings. The
+//! workers report [`MediaEvent`]s: a peer connected, a peer is gone (its
+//! network went silent, or its session failed). One misbehaving peer — a
+//! panic inside its `Rtc`, garbage datagrams, an SDP that does not parse —
+//! costs only that peer.
+//!
+//! The forwarding rules themselves live in [`forward`], sans-IO and unit
+//! tested.
+
+mod demux;
+pub mod forward;
+pub mod keyframe;
+mod stun;
+mod worker;
+
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use salon_sid::{ParticipantSid, RoomSid, TrackSid};
+use tokio::sync::{mpsc, oneshot};
+
+pub use demux::DemuxStats;
+
+/// How the media server runs.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// UDP address to bind; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// Addresses to advertise besides the bound one (a public IP behind NAT,
+    /// say). Each is offered with the bound port.
+    pub public_ips: Vec<IpAddr>,
+    /// Worker threads; rooms are spread over them.
+    pub workers: usize,
+    /// A connected peer silent for this long (no ICE consent checks, no
+    /// packets) is gone.
+    pub peer_timeout: Duration,
+    /// A peer that has not connected this long after its first answer is gone.
+    pub connect_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 7882)),
+            public_ips: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            peer_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The kind of a published media track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// A sending m-line of an offer and the track it publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishBinding {
+    pub mid: String,
+    pub track: TrackSid,
+    pub kind: MediaKind,
+}
+
+/// A receiving m-line of an offer and the track it should carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeBinding {
+    pub mid: String,
+    pub track: TrackSid,
+}
+
+/// What the workers tell the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// ICE and DTLS are up: media can flow.
+    Connected {
+        room: RoomSid,
+        participant: ParticipantSid,
+    },
+    /// The peer is gone and its media state is dropped.
+    Gone {
+        room: RoomSid,
+        participant: ParticipantSid,
+        reason: GoneReason,
+    },
+}
+
+/// Why a peer is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoneReason {
+    /// No ICE consent and no packets for the configured timeout, or ICE never
+    /// connected.
+    Timeout,
+    /// The peer's session failed (a protocol error, or a panic in its `Rtc`).
+    Failed(String),
+}
+
+/// Why an offer could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// The SDP does not parse or cannot be applied (53403).
+    #[error("the offer could not be applied: {0}")]
+    BadOffer(String),
+    /// An m-line the offer publishes or subscribes has no codec Salon forwards (53404).
+    #[error("no supported codec: {0}")]
+    NoCodec(String),
+    /// The media server has stopped.
+    #[error("the media server has stopped")]
+    Closed,
+}
+
+impl MediaError {
+    /// Twilio's code for the failure.
+    pub fn code(&self) -> u32 {
+        match self {
+            MediaError::BadOffer(_) => 53403,
+            MediaError::NoCodec(_) => 53404,
+            MediaError::Closed => 53000,
+        }
+    }
+}
+
+/// Counters of the media plane, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    pub datagrams_in: AtomicU64,
+    pub datagrams_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// RTP packets received from publishers.
+    pub rtp_in: AtomicU64,
+    /// RTP packets written to subscribers.
+    pub rtp_forwarded: AtomicU64,
+    /// Datagrams dropped: unknown sender, worker queue full, or stale peer.
+    pub dropped: AtomicU64,
+    /// Peers whose `Rtc` panicked (each one dropped alone).
+    pub peer_panics: AtomicU64,
+    /// Peers connected now.
+    pub peers: AtomicU64,
+}
+
+/// Commands the handle sends to a worker.
+pub(crate) enum Command {
+    Negotiate {
+        room: RoomSid,
+        participant: ParticipantSid,
+        sdp: String,
+        publish: Vec<PublishBinding>,
+        subscribe: Vec<SubscribeBinding>,
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
+    Unpublish {
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    Unsubscribe {
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    PublishData {
+        room: RoomSid,
+        participant: ParticipantSid,
+        label: String,
+        track: TrackSid,
+    },
+    SubscribeData {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    Remove {
+        participant: ParticipantSid,
+    },
+    /// For tests: make this participant's `Rtc` panic on its next input.
+    #[doc(hidden)]
+    Sabotage {
+        participant: ParticipantSid,
+    },
+}
+
+struct Inner {
+    commands: Vec<crossbeam_channel::Sender<Command>>,
+    local_addr: SocketAddr,
+    candidates: Vec<SocketAddr>,
+    stats: Arc<MediaStats>,
+    demux_stats: Arc<DemuxStats>,
+    stop: Arc<AtomicBool>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// The handle to the media server. Cheap to clone.
+#[derive(Clone)]
+pub struct Media {
+    inner: Arc<Inner>,
+}
+
+impl Media {
+    /// Bind the socket and start the demux and worker threads. Events go to
+    /// `events`.
+    pub fn start(
+        config: MediaConfig,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<Self> {
+        let socket = Arc::new(UdpSocket::bind(config.bind)?);
+        let local_addr = socket.local_addr()?;
+        let candidates = advertised(local_addr, &config.public_ips);
+        let stats = Arc::new(MediaStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let routes = Arc::new(demux::Routes::default());
+        let pool = demux::BufferPool::new();
+        let workers = config.workers.max(1);
+        let mut threads = Vec::new();
+        let mut commands = Vec::new();
+        let mut inboxes = Vec::new();
+        for index in 0..workers {
+            let (datagram_tx, datagram_rx) = crossbeam_channel::bounded(demux::WORKER_QUEUE);
+            let (command_tx, command_rx) = crossbeam_channel::unbounded();
+            inboxes.push(datagram_tx);
+            commands.push(command_tx);
+            let worker = worker::Worker::new(worker::Setup {
+                index,
+                socket: socket.clone(),
+                candidates: candidates.clone(),
+                datagrams: datagram_rx,
+                commands: command_rx,
+                events: events.clone(),
+                routes: routes.clone(),
+                pool: pool.clone(),
+                stats: stats.clone(),
+                peer_timeout: config.peer_timeout,
+                connect_timeout: config.connect_timeout,
+                stop: stop.clone(),
+            });
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("salon-media-{index}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        let demux = demux::Demux::new(socket, inboxes, routes, pool, stats.clone(), stop.clone())?;
+        let demux_stats = demux.stats();
+        threads.push(
+            std::thread::Builder::new()
+                .name("salon-demux".into())
+                .spawn(move || demux.run())?,
+        );
+        tracing::info!(%local_addr, workers, candidates = ?candidates, "media server started");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                commands,
+                local_addr,
+                candidates,
+                stats,
+                demux_stats,
+                stop,
+                threads: std::sync::Mutex::new(threads),
+                hasher: Default::default(),
+            }),
+        })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The addresses offered to clients as ICE candidates.
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.inner.candidates
+    }
+
+    /// Counters for `/metrics`.
+    pub fn stats(&self) -> &MediaStats {
+        &self.inner.stats
+    }
+
+    /// Counters of the demux thread.
+    pub fn demux_stats(&self) -> &DemuxStats {
+        &self.inner.demux_stats
+    }
+
+    /// The worker a room lives on.
+    pub fn worker_of(&self, room: RoomSid) -> usize {
+        (self.inner.hasher.hash_one(room) % self.inner.commands.len() as u64) as usize
+    }
+
+    fn send(&self, room: RoomSid, command: Command) -> Result<(), MediaError> {
+        self.inner.commands[self.worker_of(room)]
+            .send(command)
+            .map_err(|_| MediaError::Closed)
+    }
+
+    /// Apply `participant`'s offer (creating its peer on first use) with the
+    /// m-lines it publishes and subscribes, and return the answer.
+    pub async fn negotiate(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        sdp: String,
+        publish: Vec<PublishBinding>,
+        subscribe: Vec<SubscribeBinding>,
+    ) -> Result<String, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(
+            room,
+            Command::Negotiate {
+                room,
+                participant,
+                sdp,
+                publish,
+                subscribe,
+                reply,
+            },
+        )?;
+        answer.await.map_err(|_| MediaError::Closed)?
+    }
+
+    /// Stop forwarding `track`, published by `participant`, to anyone.
+    pub fn unpublish(&self, room: RoomSid, participant: ParticipantSid, track: TrackSid) {
+        let _ = self.send(room, Command::Unpublish { participant, track });
+    }
+
+    /// Stop sending `track` to `participant`.
+    pub fn unsubscribe(&self, room: RoomSid, participant: ParticipantSid, track: TrackSid) {
+        let _ = self.send(room, Command::Unsubscribe { participant, track });
+    }
+
+    /// Relay messages of `participant`'s data channel `label` as `track`.
+    pub fn publish_data(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        label: String,
+        track: TrackSid,
+    ) {
+        let _ = self.send(
+            room,
+            Command::PublishData {
+                room,
+                participant,
+                label,
+                track,
+            },
+        );
+    }
+
+    /// Open a data channel labelled with `track`'s SID to `participant` and
+    /// relay the track's messages on it.
+    pub fn subscribe_data(&self, room: RoomSid, participant: ParticipantSid, track: TrackSid) {
+        let _ = self.send(
+            room,
+            Command::SubscribeData {
+                room,
+                participant,
+                track,
+            },
+        );
+    }
+
+    /// Drop `participant`'s peer: its tracks stop, its subscriptions end.
+    pub fn remove(&self, room: RoomSid, participant: ParticipantSid) {
+        let _ = self.send(room, Command::Remove { participant });
+    }
+
+    /// Make `participant`'s `Rtc` panic, to prove one peer's crash costs only
+    /// that peer. Tests only.
+    #[doc(hidden)]
+    pub fn sabotage(&self, room: RoomSid, participant: ParticipantSid) {
+        let _ = self.send(room, Command::Sabotage { participant });
+    }
+
+    /// Stop every thread and wait for them.
+    pub fn shutdown(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The candidates to advertise: the bound address (or, for a wildcard bind,
+/// the loopback address so local use works) plus each public IP with the
+/// bound port.
+fn advertised(bound: SocketAddr, public_ips: &[IpAddr]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    if bound.ip().is_unspecified() {
+        let loopback = if bound.is_ipv4() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+        };
+        out.push(SocketAddr::new(loopback, bound.port()));
+        out.extend(
+            local_interface_ips(bound.is_ipv4())
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, bound.port())),
+        );
+    } else {
+        out.push(bound);
+    }
+    for ip in public_ips {
+        let addr = SocketAddr::new(*ip, bound.port());
+        if !out.contains(&addr) {
+            out.insert(0, addr);
+        }
+    }
+    out
+}
+
+/// Non-loopback addresses of this host's interfaces, found by asking the
+/// kernel which source address it would use to reach a public address (no
+/// packet is sent). Enough for a single-homed server; multi-homed operators
+/// list their addresses with `--media-ip`.
+fn local_interface_ips(v4: bool) -> Vec<IpAddr> {
+    let probe: SocketAddr = if v4 {
+        "192.0.2.1:9".parse()
+    } else {
+        "[2001:db8::1]:9".parse()
+    }
+    .unwrap_or_else(|_| SocketAddr::from(([192, 0, 2, 1], 9)));
+    let bind: SocketAddr = if v4 {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        "[::]:0"
+            .parse()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+    };
+    UdpSocket::bind(bind)
+        .and_then(|s| s.connect(probe).and_then(|()| s.local_addr()))
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .into_iter()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_candidates_cover_loopback_and_public_addresses() {
+        let bound: SocketAddr = "127.0.0.1:7882".parse().unwrap();
+        assert_eq!(advertised(bound, &[]), [bound]);
+        let public: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(
+            advertised(bound, &[public]),
+            ["203.0.113.7:7882".parse().unwrap(), bound]
+        );
+        let wildcard: SocketAddr = "0.0.0.0:7882".parse().unwrap();
+        let all = advertised(wildcard, &[]);
+        assert_eq!(all[0], "127.0.0.1:7882".parse::<SocketAddr>().unwrap());
+        assert!(all.iter().all(|a| a.port() == 7882));
+    }
+}

@@ -1,0 +1,1191 @@
+//! A media worker: one thread owning the peers of the rooms hashed to it.
+//!
+//! It waits on its datagram queue, its command queue and its peers' str0m
+//! timeouts; feeds each input to the right `Rtc`; drains that `Rtc` to its
+//! next timeout (str0m's single-mutation rule); forwards incoming RTP through
+//! the room's [`Forwarder`]s into subscribers' `Rtc`s; and sends what they
+//! transmit on the shared socket.
+//!
+//! Every call into a peer's `Rtc` runs under `catch_unwind`: a panic marks
+//! that one peer failed, and it is dropped without touching the others.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, UdpSocket};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, select};
+use salon_sid::{ParticipantSid, RoomSid, TrackSid};
+use str0m::bwe::Bitrate;
+use str0m::change::SdpOffer;
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, MediaKind as StrMediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::sync::mpsc;
+
+use crate::demux::{BufferPool, Datagram, Route, Routes};
+use crate::forward::{Forwarder, Lane, PeerRef, PublisherCodecs};
+use crate::keyframe::VideoCodec;
+use crate::{
+    Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
+    SubscribeBinding,
+};
+
+/// How often liveness and timeouts are checked even without traffic.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// Data-channel messages kept for a subscriber whose channel is not open yet.
+const PENDING_DATA: usize = 64;
+/// Datagrams handled before checking commands and timers again.
+const BATCH: usize = 64;
+
+pub struct Setup {
+    pub index: usize,
+    pub socket: Arc<UdpSocket>,
+    pub candidates: Vec<SocketAddr>,
+    pub datagrams: Receiver<Datagram>,
+    pub commands: Receiver<Command>,
+    pub events: mpsc::UnboundedSender<MediaEvent>,
+    pub routes: Arc<Routes>,
+    pub pool: BufferPool,
+    pub stats: Arc<MediaStats>,
+    pub peer_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Something a drained `Rtc` produced that the worker acts on after the
+/// drain (when it may borrow other peers).
+enum Happening {
+    Rtp {
+        track: TrackSid,
+        /// Boxed: a packet is large beside the other variants.
+        packet: Box<RtpPacket>,
+    },
+    /// The drained peer, as a subscriber, asked for a keyframe on its
+    /// m-line `mid`.
+    KeyframeRequest { mid: Mid },
+    Data {
+        label_of: ChannelId,
+        binary: bool,
+        data: Vec<u8>,
+    },
+    /// The drained peer's SCTP association is up: data channels to it can
+    /// be opened now.
+    SctpUp,
+}
+
+/// A participant's WebRTC session.
+struct Peer {
+    room: RoomSid,
+    participant: ParticipantSid,
+    ufrag: String,
+    rtc: Rtc,
+    /// When str0m next wants `handle_input(Timeout)`.
+    deadline: Instant,
+    created: Instant,
+    last_heard: Instant,
+    connected: bool,
+    /// Set when the peer must go; it is removed at the next housekeeping.
+    gone: Option<GoneReason>,
+    /// Incoming m-lines and the tracks they publish.
+    published: Vec<(Mid, TrackSid)>,
+    /// Outgoing m-lines and the tracks they carry.
+    subscribed: Vec<(Mid, TrackSid)>,
+    /// Open (or opening) data channels: id, label, open.
+    channels: Vec<(ChannelId, String, bool)>,
+    /// Whether the SCTP association is up (a data channel has opened).
+    /// Channels the server opens wait for it: opened earlier, they race the
+    /// client's own channels and their messages can be lost.
+    sctp_up: bool,
+    /// Messages for channels not open yet: (channel, binary, data).
+    pending_data: VecDeque<(ChannelId, bool, Vec<u8>)>,
+    /// Media was written to it since its last timeout: str0m stamps and
+    /// releases written packets when time next advances, so it gets one
+    /// `Timeout(now)` at the end of the batch (see [`Worker::flush_written`]).
+    written: bool,
+    /// Tests only: panic on the next input.
+    sabotaged: bool,
+}
+
+struct Slot {
+    generation: u32,
+    peer: Option<Peer>,
+}
+
+/// A room's state on this worker. Data tracks are kept by participant, not
+/// by peer: a publication or subscription can arrive before the
+/// participant's first offer has created its peer.
+#[derive(Default)]
+struct MediaRoom {
+    peers: Vec<PeerRef>,
+    forwarders: Vec<Forwarder>,
+    /// Data track → (publisher, the publisher's channel label).
+    data_tracks: HashMap<TrackSid, (ParticipantSid, String)>,
+    /// Data track → who receives it.
+    data_subscribers: HashMap<TrackSid, Vec<ParticipantSid>>,
+}
+
+impl MediaRoom {
+    fn is_empty(&self) -> bool {
+        self.peers.is_empty() && self.data_tracks.is_empty() && self.data_subscribers.is_empty()
+    }
+}
+
+pub struct Worker {
+    setup: Setup,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_participant: HashMap<ParticipantSid, PeerRef>,
+    rooms: HashMap<RoomSid, MediaRoom>,
+    happenings: Vec<Happening>,
+    /// Peers with media written and not yet released.
+    written: Vec<PeerRef>,
+}
+
+impl Worker {
+    pub fn new(setup: Setup) -> Self {
+        Self {
+            setup,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_participant: HashMap::new(),
+            rooms: HashMap::new(),
+            happenings: Vec::new(),
+            written: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        while !self.setup.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let deadline = self.earliest_deadline().min(next_housekeeping);
+            let wait = deadline.saturating_duration_since(now);
+            let datagrams = self.setup.datagrams.clone();
+            let commands = self.setup.commands.clone();
+            select! {
+                recv(datagrams) -> datagram => match datagram {
+                    Ok(datagram) => {
+                        self.on_datagram(datagram);
+                        // Take what else is queued before looking at timers.
+                        for _ in 1..BATCH {
+                            match datagrams.try_recv() {
+                                Ok(d) => self.on_datagram(d),
+                                Err(_) => break,
+                            }
+                        }
+                        self.flush_written(Instant::now());
+                    }
+                    Err(_) => break,
+                },
+                recv(commands) -> command => match command {
+                    Ok(command) => self.on_command(command),
+                    Err(_) => break,
+                },
+                default(wait) => {}
+            }
+            let now = Instant::now();
+            self.fire_timeouts(now);
+            if now >= next_housekeeping {
+                self.housekeeping(now);
+                next_housekeeping = now + HOUSEKEEPING;
+            }
+        }
+        // Stopping: drop every peer quietly.
+        let refs: Vec<PeerRef> = self.by_participant.values().copied().collect();
+        for peer in refs {
+            self.remove_peer(peer, None);
+        }
+        tracing::debug!(worker = self.setup.index, "media worker stopped");
+    }
+
+    // ---- peers ---------------------------------------------------------
+
+    fn earliest_deadline(&self) -> Instant {
+        let far = Instant::now() + HOUSEKEEPING;
+        self.slots
+            .iter()
+            .filter_map(|s| s.peer.as_ref())
+            .filter(|p| p.gone.is_none())
+            .map(|p| p.deadline)
+            .min()
+            .map_or(far, |d| d.min(far))
+    }
+
+    fn create_peer(
+        &mut self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        now: Instant,
+    ) -> Result<PeerRef, MediaError> {
+        let candidates = self.setup.candidates.clone();
+        let mut rtc = catch_unwind(move || {
+            let mut rtc = Rtc::builder()
+                .set_ice_lite(true)
+                .set_rtp_mode(true)
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_vp8(true)
+                .enable_h264(true)
+                .enable_vp9(true)
+                .enable_bwe(Some(Bitrate::kbps(1_500)))
+                .build(now);
+            for addr in candidates {
+                if let Ok(candidate) = Candidate::host(addr, "udp") {
+                    rtc.add_local_candidate(candidate);
+                }
+            }
+            rtc
+        })
+        .map_err(|_| MediaError::BadOffer("the media session could not be created".into()))?;
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag.clone();
+        let peer = Peer {
+            room,
+            participant,
+            ufrag: ufrag.clone(),
+            rtc,
+            deadline: now,
+            created: now,
+            last_heard: now,
+            connected: false,
+            gone: None,
+            published: Vec::new(),
+            subscribed: Vec::new(),
+            channels: Vec::new(),
+            sctp_up: false,
+            pending_data: VecDeque::new(),
+            written: false,
+            sabotaged: false,
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    peer: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.peer = Some(peer);
+        let r = PeerRef {
+            index,
+            generation: slot.generation,
+        };
+        self.by_participant.insert(participant, r);
+        self.rooms.entry(room).or_default().peers.push(r);
+        self.setup.routes.insert(
+            &ufrag,
+            Route {
+                worker: self.setup.index,
+                peer: r,
+            },
+        );
+        self.setup.stats.peers.fetch_add(1, Ordering::Relaxed);
+        Ok(r)
+    }
+
+    /// Drop a peer and everything bound to it. With a reason, the control
+    /// plane is told.
+    fn remove_peer(&mut self, r: PeerRef, reason: Option<GoneReason>) {
+        let Some(slot) = self.slots.get_mut(r.index as usize) else {
+            return;
+        };
+        if slot.generation != r.generation {
+            return;
+        }
+        let Some(peer) = slot.peer.take() else { return };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(r.index);
+        self.by_participant.remove(&peer.participant);
+        self.setup.routes.remove(&peer.ufrag);
+        self.setup.stats.peers.fetch_sub(1, Ordering::Relaxed);
+        if let Some(room) = self.rooms.get_mut(&peer.room) {
+            room.peers.retain(|p| *p != r);
+            room.forwarders.retain(|f| f.publisher != r);
+            for f in &mut room.forwarders {
+                f.remove_subscriber(r);
+            }
+            room.data_tracks
+                .retain(|_, (publisher, _)| *publisher != peer.participant);
+            for subscribers in room.data_subscribers.values_mut() {
+                subscribers.retain(|s| *s != peer.participant);
+            }
+            room.data_subscribers.retain(|_, s| !s.is_empty());
+            if room.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        if let Some(reason) = reason {
+            tracing::info!(room = %peer.room, participant = %peer.participant, ?reason, "media peer gone");
+            let _ = self.setup.events.send(MediaEvent::Gone {
+                room: peer.room,
+                participant: peer.participant,
+                reason,
+            });
+        }
+        // Dropping an Rtc whose internals panicked must not take us down.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(peer)));
+    }
+
+    // ---- input -----------------------------------------------------------
+
+    fn on_datagram(&mut self, datagram: Datagram) {
+        let Datagram {
+            peer: r,
+            source,
+            buf,
+        } = datagram;
+        let now = Instant::now();
+        let local = self.setup.socket.local_addr().unwrap_or(source);
+        let mut happenings = std::mem::take(&mut self.happenings);
+        let handled = match slot_peer(&mut self.slots, r) {
+            Some(peer) if peer.gone.is_none() => {
+                peer.last_heard = now;
+                let outcome = guarded(peer, &self.setup.stats, |peer| {
+                    if peer.sabotaged {
+                        panic!("sabotaged for a test");
+                    }
+                    let Ok(contents) = buf.as_slice().try_into() else {
+                        return Ok(()); // not a datagram str0m recognises: ignore
+                    };
+                    let input = Input::Receive(
+                        now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: local,
+                            contents,
+                        },
+                    );
+                    if peer.rtc.accepts(&input) {
+                        peer.rtc.handle_input(input).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                });
+                match outcome {
+                    Ok(()) => drain(peer, &self.setup, &mut happenings),
+                    Err(reason) => fail(peer, reason),
+                }
+                true
+            }
+            _ => false,
+        };
+        self.setup.pool.put(buf);
+        if !handled {
+            self.setup.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.act_on(r, &mut happenings, now);
+        self.happenings = happenings;
+    }
+
+    fn fire_timeouts(&mut self, now: Instant) {
+        let mut happenings = std::mem::take(&mut self.happenings);
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            let r = PeerRef {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            let Some(peer) = slot.peer.as_mut() else {
+                continue;
+            };
+            if peer.gone.is_some() || peer.deadline > now {
+                continue;
+            }
+            match guarded(peer, &self.setup.stats, |peer| {
+                peer.rtc
+                    .handle_input(Input::Timeout(now))
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(()) => drain(peer, &self.setup, &mut happenings),
+                Err(reason) => fail(peer, reason),
+            }
+            self.act_on(r, &mut happenings, now);
+        }
+        self.happenings = happenings;
+    }
+
+    /// Release what was written to subscribers during this batch: one
+    /// `Timeout(now)` per subscriber, however many packets it got.
+    fn flush_written(&mut self, now: Instant) {
+        if self.written.is_empty() {
+            return;
+        }
+        let written = std::mem::take(&mut self.written);
+        let mut happenings = std::mem::take(&mut self.happenings);
+        for r in &written {
+            let Some(peer) = slot_peer(&mut self.slots, *r) else {
+                continue;
+            };
+            peer.written = false;
+            if peer.gone.is_some() {
+                continue;
+            }
+            match guarded(peer, &self.setup.stats, |p| {
+                p.rtc
+                    .handle_input(Input::Timeout(now))
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(()) => drain(peer, &self.setup, &mut happenings),
+                Err(reason) => fail(peer, reason),
+            }
+            self.act_on(*r, &mut happenings, now);
+        }
+        self.happenings = happenings;
+        self.written = written;
+        self.written.clear();
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let mut leaving = Vec::new();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let r = PeerRef {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            let Some(peer) = slot.peer.as_mut() else {
+                continue;
+            };
+            if let Some(reason) = peer.gone.take() {
+                leaving.push((r, reason));
+            } else if !peer.rtc.is_alive() {
+                leaving.push((r, GoneReason::Failed("the media session closed".into())));
+            } else if (peer.connected
+                && now.saturating_duration_since(peer.last_heard) > self.setup.peer_timeout)
+                || (!peer.connected
+                    && now.saturating_duration_since(peer.created) > self.setup.connect_timeout)
+            {
+                // Silent since connected, or never connected at all.
+                leaving.push((r, GoneReason::Timeout));
+            }
+        }
+        for (r, reason) in leaving {
+            self.remove_peer(r, Some(reason));
+        }
+    }
+
+    // ---- forwarding --------------------------------------------------------
+
+    /// Act on what draining `source` produced: forward RTP, relay data,
+    /// pass keyframe requests upstream.
+    fn act_on(&mut self, source: PeerRef, happenings: &mut Vec<Happening>, now: Instant) {
+        if happenings.is_empty() {
+            return;
+        }
+        let Some(room_sid) = slot_peer(&mut self.slots, source).map(|p| p.room) else {
+            happenings.clear();
+            return;
+        };
+        for happening in happenings.drain(..) {
+            match happening {
+                Happening::Rtp { track, packet } => self.forward(room_sid, track, &packet),
+                Happening::KeyframeRequest { mid } => {
+                    if let Some(room) = self.rooms.get_mut(&room_sid) {
+                        for f in &mut room.forwarders {
+                            if f.lanes
+                                .iter()
+                                .any(|l| l.subscriber == source && l.mid == mid)
+                            {
+                                f.subscriber_wants_keyframe();
+                            }
+                        }
+                    }
+                    self.request_keyframes(room_sid, now);
+                }
+                Happening::Data {
+                    label_of,
+                    binary,
+                    data,
+                } => self.relay_data(room_sid, source, label_of, binary, &data),
+                Happening::SctpUp => {
+                    if let Some(participant) =
+                        slot_peer(&mut self.slots, source).map(|p| p.participant)
+                    {
+                        self.open_data_channels(participant);
+                    }
+                }
+            }
+        }
+        self.request_keyframes(room_sid, now);
+    }
+
+    /// Write one incoming packet to every lane of its track. The writes are
+    /// released by [`Worker::flush_written`] at the end of the batch.
+    fn forward(&mut self, room_sid: RoomSid, track: TrackSid, packet: &RtpPacket) {
+        let Some(room) = self.rooms.get_mut(&room_sid) else {
+            return;
+        };
+        let Some(forwarder) = room.forwarders.iter_mut().find(|f| f.track == track) else {
+            return;
+        };
+        self.setup.stats.rtp_in.fetch_add(1, Ordering::Relaxed);
+        let meta = forwarder.meta(*packet.seq_no, *packet.header.payload_type, &packet.payload);
+        let exts = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..ExtensionValues::default()
+        };
+        let slots = &mut self.slots;
+        let mut forwarded = 0u64;
+        for lane in &mut forwarder.lanes {
+            let Some((seq, pt)) = lane.admit(&meta) else {
+                continue;
+            };
+            let Some(slot) = slots.get_mut(lane.subscriber.index as usize) else {
+                continue;
+            };
+            if slot.generation != lane.subscriber.generation {
+                continue;
+            }
+            let Some(subscriber) = slot.peer.as_mut() else {
+                continue;
+            };
+            if subscriber.gone.is_some() {
+                continue;
+            }
+            let mid = lane.mid;
+            let write = guarded(subscriber, &self.setup.stats, |s| {
+                let mut api = s.rtc.direct_api();
+                if let Some(stream) = api.stream_tx_by_mid(mid, None) {
+                    let rtp = RtpWrite::new(
+                        pt.into(),
+                        seq.into(),
+                        packet.header.timestamp,
+                        packet.timestamp,
+                        packet.payload.clone(),
+                    )
+                    .marker(packet.header.marker)
+                    .ext_vals(exts.clone())
+                    .nackable(true);
+                    stream.write_rtp(rtp);
+                }
+                Ok(())
+            });
+            match write {
+                Ok(()) => {
+                    forwarded += 1;
+                    if !subscriber.written {
+                        subscriber.written = true;
+                        self.written.push(lane.subscriber);
+                    }
+                }
+                Err(reason) => fail(subscriber, reason),
+            }
+        }
+        self.setup
+            .stats
+            .rtp_forwarded
+            .fetch_add(forwarded, Ordering::Relaxed);
+    }
+
+    /// Send the keyframe requests the room's forwarders want now.
+    fn request_keyframes(&mut self, room_sid: RoomSid, now: Instant) {
+        let Some(room) = self.rooms.get_mut(&room_sid) else {
+            return;
+        };
+        let wanted: Vec<(PeerRef, Mid)> = room
+            .forwarders
+            .iter_mut()
+            .filter_map(|f| f.poll_keyframe_request(now).then_some((f.publisher, f.mid)))
+            .collect();
+        let mut ignored = Vec::new();
+        for (publisher, mid) in wanted {
+            let Some(peer) = slot_peer(&mut self.slots, publisher) else {
+                continue;
+            };
+            let outcome = guarded(peer, &self.setup.stats, |p| {
+                if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                    stream.request_keyframe(KeyframeRequestKind::Pli);
+                }
+                Ok(())
+            });
+            match outcome {
+                Ok(()) => drain(peer, &self.setup, &mut ignored),
+                Err(reason) => fail(peer, reason),
+            }
+            // Media that arrived during this drain is dropped rather than
+            // recursing; the publisher is mid-stream and loses nothing the
+            // receivers cannot recover with NACK.
+            ignored.clear();
+        }
+    }
+
+    fn relay_data(
+        &mut self,
+        room_sid: RoomSid,
+        source: PeerRef,
+        channel: ChannelId,
+        binary: bool,
+        data: &[u8],
+    ) {
+        let Some((publisher, label)) = slot_peer(&mut self.slots, source).and_then(|p| {
+            let label = p
+                .channels
+                .iter()
+                .find(|(id, _, _)| *id == channel)
+                .map(|(_, l, _)| l.clone())?;
+            Some((p.participant, label))
+        }) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&room_sid) else {
+            return;
+        };
+        let Some(track) = room
+            .data_tracks
+            .iter()
+            .find(|(_, (p, l))| *p == publisher && *l == label)
+            .map(|(t, _)| *t)
+        else {
+            return;
+        };
+        let track_label = track.to_string();
+        let subscribers = room
+            .data_subscribers
+            .get(&track)
+            .cloned()
+            .unwrap_or_default();
+        for subscriber in subscribers {
+            let Some(r) = self.by_participant.get(&subscriber).copied() else {
+                continue;
+            };
+            let Some(peer) = slot_peer(&mut self.slots, r) else {
+                continue;
+            };
+            let Some(&(id, _, open)) = peer.channels.iter().find(|(_, l, _)| *l == track_label)
+            else {
+                continue;
+            };
+            if !open {
+                if peer.pending_data.len() < PENDING_DATA {
+                    peer.pending_data.push_back((id, binary, data.to_vec()));
+                }
+                continue;
+            }
+            let outcome = guarded(peer, &self.setup.stats, |p| {
+                if let Some(mut ch) = p.rtc.channel(id) {
+                    let _ = ch.write(binary, data);
+                }
+                Ok(())
+            });
+            let mut ignored = Vec::new();
+            match outcome {
+                Ok(()) => drain(peer, &self.setup, &mut ignored),
+                Err(reason) => fail(peer, reason),
+            }
+        }
+    }
+
+    // ---- commands ----------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Negotiate {
+                room,
+                participant,
+                sdp,
+                publish,
+                subscribe,
+                reply,
+            } => {
+                let result = self.negotiate(room, participant, &sdp, &publish, &subscribe, now);
+                let _ = reply.send(result);
+            }
+            Command::Unpublish { participant, track } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                if let Some(peer) = slot_peer(&mut self.slots, r) {
+                    peer.published.retain(|(_, t)| *t != track);
+                    let room = peer.room;
+                    if let Some(room) = self.rooms.get_mut(&room) {
+                        room.forwarders.retain(|f| f.track != track);
+                        room.data_tracks.remove(&track);
+                        room.data_subscribers.remove(&track);
+                    }
+                }
+            }
+            Command::Unsubscribe { participant, track } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(peer) = slot_peer(&mut self.slots, r) else {
+                    return;
+                };
+                peer.subscribed.retain(|(_, t)| *t != track);
+                let room = peer.room;
+                if let Some(room) = self.rooms.get_mut(&room) {
+                    for f in room.forwarders.iter_mut().filter(|f| f.track == track) {
+                        f.remove_subscriber(r);
+                    }
+                    if let Some(subscribers) = room.data_subscribers.get_mut(&track) {
+                        subscribers.retain(|s| *s != participant);
+                    }
+                }
+            }
+            Command::PublishData {
+                room,
+                participant,
+                label,
+                track,
+            } => {
+                self.rooms
+                    .entry(room)
+                    .or_default()
+                    .data_tracks
+                    .insert(track, (participant, label));
+            }
+            Command::SubscribeData {
+                room,
+                participant,
+                track,
+            } => {
+                let subscribers = self
+                    .rooms
+                    .entry(room)
+                    .or_default()
+                    .data_subscribers
+                    .entry(track)
+                    .or_default();
+                if !subscribers.contains(&participant) {
+                    subscribers.push(participant);
+                }
+                self.open_data_channels(participant);
+            }
+            Command::Remove { participant } => {
+                if let Some(r) = self.by_participant.get(&participant).copied() {
+                    self.remove_peer(r, None);
+                }
+            }
+            Command::Sabotage { participant } => {
+                if let Some(r) = self.by_participant.get(&participant).copied()
+                    && let Some(peer) = slot_peer(&mut self.slots, r)
+                {
+                    peer.sabotaged = true;
+                }
+            }
+        }
+    }
+
+    fn negotiate(
+        &mut self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        sdp: &str,
+        publish: &[PublishBinding],
+        subscribe: &[SubscribeBinding],
+        now: Instant,
+    ) -> Result<String, MediaError> {
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        let (r, created) = match self.by_participant.get(&participant) {
+            Some(r) => (*r, false),
+            None => (self.create_peer(room, participant, now)?, true),
+        };
+        let Some(peer) = slot_peer(&mut self.slots, r) else {
+            return Err(MediaError::Closed);
+        };
+        let accepted = catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_offer(offer)));
+        let answer = match accepted {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                if created {
+                    self.remove_peer(r, None);
+                }
+                return Err(MediaError::BadOffer(e.to_string()));
+            }
+            Err(_) => {
+                self.setup.stats.peer_panics.fetch_add(1, Ordering::Relaxed);
+                self.remove_peer(
+                    r,
+                    Some(GoneReason::Failed(
+                        "the media session crashed applying an offer".into(),
+                    )),
+                );
+                return Err(MediaError::BadOffer(
+                    "the offer crashed the media session".into(),
+                ));
+            }
+        };
+
+        // Bind what the offer publishes.
+        let mut problems = Vec::new();
+        let mut forwarders = Vec::new();
+        {
+            let Some(peer) = slot_peer(&mut self.slots, r) else {
+                return Err(MediaError::Closed);
+            };
+            for binding in publish {
+                let mid = Mid::from(binding.mid.as_str());
+                let Some(media) = peer.rtc.media(mid) else {
+                    problems.push(format!("m-line {} is not in the offer", binding.mid));
+                    continue;
+                };
+                let video = media.kind() == StrMediaKind::Video;
+                if video != (binding.kind == MediaKind::Video) {
+                    problems.push(format!("m-line {} is not {:?}", binding.mid, binding.kind));
+                    continue;
+                }
+                let codecs: Vec<(u8, Option<VideoCodec>)> = media
+                    .remote_pts()
+                    .iter()
+                    .filter_map(|pt| codec_of(&peer.rtc, *pt).map(|c| (**pt, video_codec(c))))
+                    .filter(|(_, c)| !video || c.is_some())
+                    .collect();
+                if codecs.is_empty() {
+                    problems.push(format!(
+                        "m-line {} offers no codec Salon forwards",
+                        binding.mid
+                    ));
+                    continue;
+                }
+                peer.published.retain(|(m, _)| *m != mid);
+                peer.published.push((mid, binding.track));
+                forwarders.push(Forwarder::new(
+                    binding.track,
+                    r,
+                    mid,
+                    video,
+                    PublisherCodecs::new(codecs),
+                ));
+            }
+        }
+        let room_state = self.rooms.entry(room).or_default();
+        for f in forwarders {
+            room_state
+                .forwarders
+                .retain(|existing| existing.track != f.track);
+            room_state.forwarders.push(f);
+        }
+
+        // Bind what it subscribes.
+        for binding in subscribe {
+            let mid = Mid::from(binding.mid.as_str());
+            let Some(room_state) = self.rooms.get(&room) else {
+                break;
+            };
+            let Some(forwarder) = room_state
+                .forwarders
+                .iter()
+                .find(|f| f.track == binding.track)
+            else {
+                // The track is gone already; the client will be told.
+                continue;
+            };
+            let publisher_codecs: Vec<u8> = match self
+                .slots
+                .get(forwarder.publisher.index as usize)
+                .and_then(|s| s.peer.as_ref())
+            {
+                Some(p) => p
+                    .rtc
+                    .media(forwarder.mid)
+                    .map(|m| m.remote_pts().iter().map(|pt| **pt).collect())
+                    .unwrap_or_default(),
+                None => continue,
+            };
+            let publisher_specs: Vec<(u8, Codec)> = {
+                let Some(p) = self
+                    .slots
+                    .get(forwarder.publisher.index as usize)
+                    .and_then(|s| s.peer.as_ref())
+                else {
+                    continue;
+                };
+                publisher_codecs
+                    .iter()
+                    .filter_map(|pt| codec_of(&p.rtc, (*pt).into()).map(|c| (*pt, c)))
+                    .collect()
+            };
+            let video = forwarder.video;
+            let Some(peer) = slot_peer(&mut self.slots, r) else {
+                break;
+            };
+            let Some(media) = peer.rtc.media(mid) else {
+                problems.push(format!("m-line {} is not in the offer", binding.mid));
+                continue;
+            };
+            let subscriber_pts: Vec<(u8, Codec)> = media
+                .remote_pts()
+                .iter()
+                .filter_map(|pt| codec_of(&peer.rtc, *pt).map(|c| (**pt, c)))
+                .collect();
+            let pt_map: Vec<(u8, u8)> = publisher_specs
+                .iter()
+                .filter_map(|(from, codec)| {
+                    subscriber_pts
+                        .iter()
+                        .find(|(_, c)| c == codec)
+                        .map(|(to, _)| (*from, *to))
+                })
+                .collect();
+            if pt_map.is_empty() {
+                problems.push(format!(
+                    "m-line {} has no codec in common with track {}",
+                    binding.mid, binding.track
+                ));
+                continue;
+            }
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                if let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                    // Forwarded media leaves as it arrives: the publisher
+                    // already paced it, and pacing again adds delay.
+                    stream.set_unpaced(true);
+                }
+            }));
+            peer.subscribed.retain(|(m, _)| *m != mid);
+            peer.subscribed.push((mid, binding.track));
+            let base: u16 = rand::random::<u16>() % 16_384 + 1;
+            let lane = Lane::new(r, mid, pt_map, video, base);
+            if let Some(room_state) = self.rooms.get_mut(&room)
+                && let Some(forwarder) = room_state
+                    .forwarders
+                    .iter_mut()
+                    .find(|f| f.track == binding.track)
+            {
+                forwarder.add_lane(lane);
+            }
+        }
+
+        // Drain after the mutations (accepting the offer, configuring streams).
+        let mut happenings = std::mem::take(&mut self.happenings);
+        if let Some(peer) = slot_peer(&mut self.slots, r) {
+            drain(peer, &self.setup, &mut happenings);
+        }
+        self.act_on(r, &mut happenings, now);
+        self.happenings = happenings;
+        self.request_keyframes(room, now);
+
+        if !problems.is_empty()
+            && publish.len() + subscribe.len() == problems.len()
+            && !(publish.is_empty() && subscribe.is_empty())
+        {
+            return Err(MediaError::NoCodec(problems.join("; ")));
+        }
+        for problem in problems {
+            tracing::warn!(%participant, problem, "offer binding skipped");
+        }
+        self.open_data_channels(participant);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Open a data channel to `participant` for each data track it receives
+    /// and has no channel for yet. Needs its peer with its SCTP association
+    /// up; called again after each negotiation and when the association
+    /// comes up, so a subscription that came first is served then.
+    fn open_data_channels(&mut self, participant: ParticipantSid) {
+        let Some(r) = self.by_participant.get(&participant).copied() else {
+            return;
+        };
+        let Some(peer) = slot_peer(&mut self.slots, r) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&peer.room) else {
+            return;
+        };
+        let wanted: Vec<String> = room
+            .data_subscribers
+            .iter()
+            .filter(|(_, subscribers)| subscribers.contains(&participant))
+            .map(|(track, _)| track.to_string())
+            .filter(|label| !peer.channels.iter().any(|(_, l, _)| l == label))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        for label in wanted {
+            let config = ChannelConfig {
+                label: label.clone(),
+                ordered: true,
+                reliability: Reliability::Reliable,
+                negotiated: None,
+                protocol: String::new(),
+            };
+            match guarded(peer, &self.setup.stats, |p| {
+                Ok(p.rtc.direct_api().create_data_channel(config))
+            }) {
+                Ok(id) => peer.channels.push((id, label, false)),
+                Err(reason) => return fail(peer, reason),
+            }
+        }
+        let mut ignored = Vec::new();
+        drain(peer, &self.setup, &mut ignored);
+    }
+}
+
+/// The peer `r` names, if it still exists (same generation).
+fn slot_peer(slots: &mut [Slot], r: PeerRef) -> Option<&mut Peer> {
+    let slot = slots.get_mut(r.index as usize)?;
+    if slot.generation != r.generation {
+        return None;
+    }
+    slot.peer.as_mut()
+}
+
+/// Run `f` on a peer, turning a panic into a failure of that peer only
+/// (and counting it).
+fn guarded<T>(
+    peer: &mut Peer,
+    stats: &MediaStats,
+    f: impl FnOnce(&mut Peer) -> Result<T, String>,
+) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(|| f(peer))) {
+        Ok(result) => result,
+        Err(panic) => {
+            stats.peer_panics.fetch_add(1, Ordering::Relaxed);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(format!("the media session crashed: {what}"))
+        }
+    }
+}
+
+fn fail(peer: &mut Peer, reason: String) {
+    if peer.gone.is_none() {
+        tracing::warn!(room = %peer.room, participant = %peer.participant, reason, "media peer failed");
+        peer.gone = Some(GoneReason::Failed(reason));
+    }
+}
+
+/// Drain `peer`'s `Rtc` to its next timeout: send what it transmits, note
+/// what happened. Under `catch_unwind` like every other call into it.
+fn drain(peer: &mut Peer, setup: &Setup, happenings: &mut Vec<Happening>) {
+    let result = catch_unwind(AssertUnwindSafe(|| drain_inner(peer, setup, happenings)));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => fail(peer, reason),
+        Err(_) => {
+            setup.stats.peer_panics.fetch_add(1, Ordering::Relaxed);
+            fail(peer, "the media session crashed while sending".into());
+        }
+    }
+}
+
+fn drain_inner(
+    peer: &mut Peer,
+    setup: &Setup,
+    happenings: &mut Vec<Happening>,
+) -> Result<(), String> {
+    loop {
+        let output = peer.rtc.poll_output().map_err(|e| e.to_string())?;
+        match output {
+            Output::Timeout(at) => {
+                peer.deadline = at;
+                return Ok(());
+            }
+            Output::Transmit(t) => {
+                if setup.socket.send_to(&t.contents, t.destination).is_ok() {
+                    setup.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                    setup
+                        .stats
+                        .bytes_out
+                        .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Output::Event(event) => on_event(peer, setup, event, happenings),
+        }
+    }
+}
+
+fn on_event(peer: &mut Peer, setup: &Setup, event: Event, happenings: &mut Vec<Happening>) {
+    match event {
+        Event::Connected => {
+            peer.connected = true;
+            let _ = setup.events.send(MediaEvent::Connected {
+                room: peer.room,
+                participant: peer.participant,
+            });
+        }
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+            if peer.gone.is_none() =>
+        {
+            peer.gone = Some(GoneReason::Timeout);
+        }
+        Event::RtpPacket(packet) => {
+            let mid = peer
+                .rtc
+                .direct_api()
+                .stream_rx(&packet.header.ssrc)
+                .map(|s| s.mid());
+            if let Some(track) = mid.and_then(|m| {
+                peer.published
+                    .iter()
+                    .find(|(pm, _)| *pm == m)
+                    .map(|(_, t)| *t)
+            }) {
+                happenings.push(Happening::Rtp {
+                    track,
+                    packet: Box::new(packet),
+                });
+            }
+        }
+        Event::KeyframeRequest(request) => {
+            happenings.push(Happening::KeyframeRequest { mid: request.mid })
+        }
+        Event::ChannelOpen(id, label) => {
+            if !peer.sctp_up {
+                peer.sctp_up = true;
+                happenings.push(Happening::SctpUp);
+            }
+            match peer.channels.iter_mut().find(|(cid, _, _)| *cid == id) {
+                Some(entry) => entry.2 = true,
+                None => peer.channels.push((id, label, true)),
+            }
+            flush_pending(peer, id);
+        }
+        Event::ChannelData(data) => {
+            happenings.push(Happening::Data {
+                label_of: data.id,
+                binary: data.binary,
+                data: data.data,
+            });
+        }
+        Event::ChannelClose(id) => peer.channels.retain(|(cid, _, _)| *cid != id),
+        _ => {}
+    }
+}
+
+/// Write what waited for channel `id` to open.
+fn flush_pending(peer: &mut Peer, id: ChannelId) {
+    let waiting: Vec<(ChannelId, bool, Vec<u8>)> = {
+        let (ready, rest): (VecDeque<_>, VecDeque<_>) =
+            peer.pending_data.drain(..).partition(|(c, _, _)| *c == id);
+        peer.pending_data = rest;
+        ready.into_iter().collect()
+    };
+    for (_, binary, data) in waiting {
+        if let Some(mut channel) = peer.rtc.channel(id) {
+            let _ = channel.write(binary, &data);
+        }
+    }
+}
+
+/// The codec behind payload type `pt` in this peer's negotiated config.
+fn codec_of(rtc: &Rtc, pt: str0m::media::Pt) -> Option<Codec> {
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.pt() == pt)
+        .map(|p| p.spec().codec)
+}
+
+fn video_codec(codec: Codec) -> Option<VideoCodec> {
+    match codec {
+        Codec::Vp8 => Some(VideoCodec::Vp8),
+        Codec::Vp9 => Some(VideoCodec::Vp9),
+        Codec::H264 => Some(VideoCodec::H264),
+        _ => None,
+    }
+}
