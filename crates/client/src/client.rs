@@ -1,0 +1,918 @@
+//! The client: a signaling connection and a media session, driven by one
+//! task, behind a small async handle.
+//!
+//! [`Client::connect`] opens the WebSocket, joins, and spawns the task that
+//! owns the socket, the [`MediaSession`] and the conversation with the
+//! server. The [`Client`] handle sends it commands and reads its events;
+//! statistics are shared and can be read at any time.
+//!
+//! The task follows the protocol's rules: it always offers and keeps at most
+//! one offer outstanding, batching `subscribed` / `unsubscribed` /
+//! unpublished tracks into the next offer; it pings every five seconds; it
+//! announces each data track with `publish_data` once its channel is open.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use salon_sid::{ParticipantSid, TrackSid};
+use salon_signal::{
+    ClientMessage, DisconnectReason, ParticipantInfo, RoomInfo, ServerMessage, TrackInfo,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::Instrument;
+
+use crate::error::{ClientError, codes};
+use crate::media::{MediaEvent, MediaSession, StatsHandle, TrackSpec};
+use crate::stats::ClientStats;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Sent as `client` in `join`, for the server's logs.
+const CLIENT_NAME: &str = concat!("salon-client ", env!("CARGO_PKG_VERSION"));
+/// Events kept for a handle that does not read them; later ones are dropped.
+const EVENT_BUFFER: usize = 4096;
+/// How long the server may stay silent (it answers every ping) before the
+/// client gives up on it.
+const SERVER_SILENCE_LIMIT: Duration = Duration::from_secs(20);
+/// How long an offer may wait for its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `leave` waits for the server to close the socket.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// When the server closes the media connection, how long to wait for the
+/// `disconnected` that says why before reporting a media failure.
+const MEDIA_CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How to connect, and what to publish.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The signaling endpoint, e.g. `ws://127.0.0.1:3000/v1/signaling`.
+    pub url: String,
+    /// An access token with a video grant.
+    pub token: String,
+    /// The room's unique name or `RM` SID.
+    pub room: String,
+    /// Receive every track in the room, now and later (default true).
+    pub auto_subscribe: bool,
+    /// Tracks to publish from the start.
+    pub publish: Vec<TrackSpec>,
+    /// The address to bind the media socket to (default 127.0.0.1). Must be
+    /// a concrete address: it becomes the ICE host candidate.
+    pub bind_ip: IpAddr,
+    /// Label of the data channel every session opens (default `"salon"`).
+    pub data_channel_label: String,
+    /// How long `connect` may take, socket to `joined` (default 10 s).
+    pub connect_timeout: Duration,
+    /// Keepalive period (default 5 s; the server drops a socket silent for 30 s).
+    pub ping_interval: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(url: impl Into<String>, token: impl Into<String>, room: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token: token.into(),
+            room: room.into(),
+            auto_subscribe: true,
+            publish: Vec::new(),
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            data_channel_label: "salon".into(),
+            connect_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Add a track to publish.
+    pub fn publish(mut self, track: TrackSpec) -> Self {
+        self.publish.push(track);
+        self
+    }
+
+    pub fn auto_subscribe(mut self, on: bool) -> Self {
+        self.auto_subscribe = on;
+        self
+    }
+
+    pub fn bind_ip(mut self, ip: IpAddr) -> Self {
+        self.bind_ip = ip;
+        self
+    }
+}
+
+/// What happens in the room and on the connection, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    ParticipantConnected {
+        participant: ParticipantInfo,
+    },
+    ParticipantDisconnected {
+        participant: ParticipantSid,
+    },
+    TrackPublished {
+        participant: ParticipantSid,
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    /// A publisher enabled or disabled (muted) a track.
+    TrackSwitched {
+        participant: ParticipantSid,
+        track: TrackSid,
+        enabled: bool,
+    },
+    /// The server confirmed one of our publications and named it.
+    Published {
+        name: String,
+        track: TrackInfo,
+    },
+    /// We now receive `track`.
+    Subscribed {
+        participant: ParticipantSid,
+        track: TrackInfo,
+    },
+    /// We no longer receive `track`.
+    Unsubscribed {
+        track: TrackSid,
+    },
+    /// ICE and DTLS with the server are up.
+    MediaConnected,
+    /// ICE consent with the server failed; it may come back.
+    MediaDisconnected,
+    /// The first packet (or data message) of a subscribed track arrived.
+    MediaStarted {
+        track: TrackSid,
+    },
+    /// A message on a subscribed data track.
+    DataMessage {
+        track: TrackSid,
+        data: Vec<u8>,
+    },
+    /// A request failed; the session goes on.
+    Error {
+        code: u32,
+        message: String,
+    },
+    /// The session is over. `reason` is the server's, when it said one;
+    /// `code` the Twilio code when it is an error from the client's view
+    /// (53001 when the socket dropped, 53405 when media failed).
+    Disconnected {
+        reason: Option<DisconnectReason>,
+        code: Option<u32>,
+        message: String,
+    },
+}
+
+/// A participant in a Salon room.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use salon_client::{Client, ClientConfig, ClientEvent, TrackSpec};
+///
+/// # async fn demo(token: String) -> Result<(), salon_client::ClientError> {
+/// let config = ClientConfig::new("ws://127.0.0.1:3000/v1/signaling", token, "standup")
+///     .publish(TrackSpec::audio("mic"))
+///     .publish(TrackSpec::video("camera"));
+/// let mut alice = Client::connect(config).await?;
+/// alice
+///     .wait_for(|e| matches!(e, ClientEvent::MediaStarted { .. }), Duration::from_secs(5))
+///     .await?;
+/// for (track, s) in alice.stats().subscribed {
+///     println!("{track}: {} frames, {} lost, p99 {:?} µs", s.frames, s.lost(), s.latency.p99());
+/// }
+/// alice.leave().await;
+/// # Ok(()) }
+/// ```
+///
+/// Dropping a `Client` without [`Client::leave`] is [`Client::abort`].
+pub struct Client {
+    room: RoomInfo,
+    participant: ParticipantInfo,
+    session: String,
+    participants: Arc<Mutex<Vec<ParticipantInfo>>>,
+    stats: StatsHandle,
+    events: mpsc::Receiver<ClientEvent>,
+    commands: mpsc::Sender<Command>,
+    task: Option<JoinHandle<()>>,
+}
+
+enum Command {
+    Publish(TrackSpec, oneshot::Sender<Result<(), ClientError>>),
+    Unpublish(String, oneshot::Sender<Result<(), ClientError>>),
+    SetEnabled(String, bool, oneshot::Sender<Result<(), ClientError>>),
+    SendData(String, Vec<u8>, oneshot::Sender<Result<(), ClientError>>),
+    Subscribe(TrackSid),
+    Unsubscribe(TrackSid),
+    Leave(oneshot::Sender<()>),
+    GoSilent,
+}
+
+impl Client {
+    /// Connect, join the room, and start publishing. Returns once the server
+    /// said `joined`; media connects in the background
+    /// ([`ClientEvent::MediaConnected`]). A refusal carries the server's
+    /// Twilio code (20101–20107 for tokens, 53105 room full, …).
+    pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let limit = config.connect_timeout;
+        match tokio::time::timeout(limit, Self::join(config)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::new(
+                codes::SIGNALING_TIMEOUT,
+                format!("no `joined` within {limit:?}"),
+            )),
+        }
+    }
+
+    async fn join(config: ClientConfig) -> Result<Client, ClientError> {
+        let mut media = MediaSession::bind(config.bind_ip, &config.data_channel_label).await?;
+        for spec in &config.publish {
+            media.publish(spec.clone())?;
+        }
+
+        let (mut ws, _) = tokio_tungstenite::connect_async(config.url.as_str())
+            .await
+            .map_err(|e| ClientError::signaling(format!("cannot open {}: {e}", config.url)))?;
+        let join = ClientMessage::Join {
+            version: salon_signal::VERSION,
+            token: config.token.clone(),
+            room: config.room.clone(),
+            auto_subscribe: config.auto_subscribe,
+            client: Some(CLIENT_NAME.into()),
+        };
+        send(&mut ws, &join).await?;
+
+        let (session, room, participant, participants) = loop {
+            match read(&mut ws).await? {
+                ServerMessage::Joined {
+                    session,
+                    room,
+                    participant,
+                    participants,
+                    ..
+                } => break (session, room, participant, participants),
+                // A refusal: the `error` (or `disconnected`) says why, then
+                // the server closes.
+                ServerMessage::Error { code, message } => {
+                    return Err(ClientError::new(code, message));
+                }
+                ServerMessage::Disconnected { code, message, .. } => {
+                    return Err(ClientError::new(
+                        code.unwrap_or(codes::SIGNALING_ERROR),
+                        message,
+                    ));
+                }
+                other => tracing::debug!("before joined, ignored: {other:?}"),
+            }
+        };
+        tracing::debug!(%room.sid, %participant.sid, "joined {}", room.name);
+
+        let participants = Arc::new(Mutex::new(participants));
+        let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
+        let (commands, commands_rx) = mpsc::channel(64);
+        let stats = media.stats_handle();
+        let connection = Connection {
+            ws,
+            media,
+            revision: 0,
+            offer_sent: None,
+            events: events_tx,
+            dropped_events: 0,
+            commands: commands_rx,
+            participants: participants.clone(),
+            ping_interval: config.ping_interval,
+            ping_id: 0,
+            heard_at: Instant::now(),
+            media_closed: None,
+        };
+        let span = tracing::debug_span!("client", identity = %participant.identity, participant = %participant.sid);
+        let task = tokio::spawn(connection.run().instrument(span));
+        Ok(Client {
+            room,
+            participant,
+            session,
+            participants,
+            stats,
+            events,
+            commands,
+            task: Some(task),
+        })
+    }
+
+    /// The room joined.
+    pub fn room(&self) -> &RoomInfo {
+        &self.room
+    }
+
+    /// This participant, as the server described it in `joined`.
+    pub fn participant(&self) -> &ParticipantInfo {
+        &self.participant
+    }
+
+    /// The session id (for `resume`).
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Everyone else in the room now, with their tracks, in join order.
+    pub fn participants(&self) -> Vec<ParticipantInfo> {
+        self.participants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The SID of our published track `name`, once the server confirmed it.
+    pub fn published_track(&self, name: &str) -> Option<TrackSid> {
+        self.stats.lock().published.get(name).and_then(|p| p.track)
+    }
+
+    /// A copy of the statistics now: per published track (by name) and per
+    /// subscribed track (by SID).
+    pub fn stats(&self) -> ClientStats {
+        self.stats.snapshot()
+    }
+
+    /// The shared statistics, readable without the client (e.g. by a
+    /// reporter task of a load test).
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// The next event; `None` once the session ended and every event was read.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+
+    /// Read events until one satisfies `pred` and return it; the events read
+    /// before it are dropped. Fails with the session's code when it ends
+    /// first, and with [`codes::WAIT_TIMEOUT`] when `timeout` passes.
+    pub async fn wait_for(
+        &mut self,
+        mut pred: impl FnMut(&ClientEvent) -> bool,
+        timeout: Duration,
+    ) -> Result<ClientEvent, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Err(_) => {
+                    return Err(ClientError::new(
+                        codes::WAIT_TIMEOUT,
+                        format!("no matching event within {timeout:?}"),
+                    ));
+                }
+                Ok(None) => {
+                    return Err(ClientError::signaling_lost("the session has ended"));
+                }
+                Ok(Some(event)) if pred(&event) => return Ok(event),
+                Ok(Some(ClientEvent::Disconnected { code, message, .. })) => {
+                    return Err(ClientError::new(
+                        code.unwrap_or(codes::SIGNALING_DISCONNECTED),
+                        message,
+                    ));
+                }
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+
+    /// Publish another track (offered at the next renegotiation).
+    pub async fn publish(&self, track: TrackSpec) -> Result<(), ClientError> {
+        self.request(|reply| Command::Publish(track, reply)).await
+    }
+
+    /// Stop publishing track `name`.
+    pub async fn unpublish(&self, name: &str) -> Result<(), ClientError> {
+        let name = name.to_string();
+        self.request(|reply| Command::Unpublish(name, reply)).await
+    }
+
+    /// Enable or disable (mute) track `name`. A disabled track sends nothing.
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), ClientError> {
+        let name = name.to_string();
+        self.request(|reply| Command::SetEnabled(name, enabled, reply))
+            .await
+    }
+
+    /// Send a message on data track `name` (once its channel is open).
+    pub async fn send_data(&self, name: &str, data: impl Into<Vec<u8>>) -> Result<(), ClientError> {
+        let name = name.to_string();
+        let data = data.into();
+        self.request(|reply| Command::SendData(name, data, reply))
+            .await
+    }
+
+    /// Ask to receive `track` (without auto-subscribe, or after unsubscribing).
+    pub async fn subscribe(&self, track: TrackSid) -> Result<(), ClientError> {
+        self.command(Command::Subscribe(track)).await
+    }
+
+    /// Stop receiving `track`.
+    pub async fn unsubscribe(&self, track: TrackSid) -> Result<(), ClientError> {
+        self.command(Command::Unsubscribe(track)).await
+    }
+
+    /// Leave the room: send `leave`, wait (up to 5 s) for the server to close
+    /// the socket, close the media session.
+    pub async fn leave(mut self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Leave(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Drop everything at once without a word to the server, as a crashed
+    /// process would: the kernel closes the TCP connection, media stops.
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Stop sending anything (no pings, no media, no RTCP, no STUN) while
+    /// keeping both sockets open, as a vanished network would look to the
+    /// server. The server's timeouts then end the session; dropping the
+    /// client closes the sockets.
+    pub async fn go_silent(&self) {
+        let _ = self.commands.send(Command::GoSilent).await;
+    }
+
+    async fn command(&self, command: Command) -> Result<(), ClientError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ClientError::signaling_lost("the session has ended"))
+    }
+
+    async fn request(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<(), ClientError>>) -> Command,
+    ) -> Result<(), ClientError> {
+        let (reply, result) = oneshot::channel();
+        self.command(command(reply)).await?;
+        result
+            .await
+            .map_err(|_| ClientError::signaling_lost("the session has ended"))?
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("room", &self.room.sid)
+            .field("participant", &self.participant.sid)
+            .finish()
+    }
+}
+
+/// How the task ended.
+enum End {
+    /// The handle is gone or the client left; nothing more to report.
+    Quiet,
+    /// The session is over for this reason; report it.
+    Report {
+        reason: Option<DisconnectReason>,
+        code: Option<u32>,
+        message: String,
+    },
+}
+
+impl End {
+    fn from_error(e: ClientError) -> End {
+        End::Report {
+            reason: None,
+            code: Some(e.code),
+            message: e.message,
+        }
+    }
+}
+
+/// The task's state: the socket, the media session, and where the
+/// conversation with the server stands.
+struct Connection {
+    ws: Socket,
+    media: MediaSession,
+    revision: u32,
+    /// The revision and send time of the outstanding offer.
+    offer_sent: Option<(u32, Instant)>,
+    events: mpsc::Sender<ClientEvent>,
+    dropped_events: u64,
+    commands: mpsc::Receiver<Command>,
+    participants: Arc<Mutex<Vec<ParticipantInfo>>>,
+    ping_interval: Duration,
+    ping_id: u64,
+    /// When the server last sent anything.
+    heard_at: Instant,
+    /// Set when the server closed the media connection: the session fails
+    /// at this time unless a `disconnected` explains it first.
+    media_closed: Option<tokio::time::Instant>,
+}
+
+impl Connection {
+    async fn run(mut self) {
+        let end = match self.serve().await {
+            Ok(end) => end,
+            Err(e) => {
+                // A local failure: tell the server we are going, if it listens.
+                let _ = send(&mut self.ws, &ClientMessage::Leave {}).await;
+                End::from_error(e)
+            }
+        };
+        self.media.close();
+        let _ = self.ws.close(None).await;
+        if let End::Report {
+            reason,
+            code,
+            message,
+        } = end
+        {
+            self.emit(ClientEvent::Disconnected {
+                reason,
+                code,
+                message,
+            });
+        }
+    }
+
+    async fn serve(&mut self) -> Result<End, ClientError> {
+        let start = tokio::time::Instant::now() + self.ping_interval;
+        let mut ping = tokio::time::interval_at(start, self.ping_interval);
+        loop {
+            self.offer_if_due().await?;
+            tokio::select! {
+                stepped = self.media.step() => stepped?,
+                message = self.ws.next() => {
+                    let text = match message {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Close(frame))) => {
+                            return Ok(End::from_error(ClientError::signaling_lost(match frame {
+                                Some(f) => format!("the server closed the connection: {} {}", f.code, f.reason),
+                                None => "the server closed the connection".into(),
+                            })));
+                        }
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => {
+                            return Ok(End::from_error(ClientError::signaling_lost(format!(
+                                "signaling connection lost: {e}"
+                            ))));
+                        }
+                        None => {
+                            return Ok(End::from_error(ClientError::signaling_lost(
+                                "signaling connection lost",
+                            )));
+                        }
+                    };
+                    self.heard_at = Instant::now();
+                    if let Some(end) = self.on_server_message(&text).await? {
+                        return Ok(end);
+                    }
+                }
+                command = self.commands.recv() => {
+                    let Some(command) = command else {
+                        // The handle was dropped: end without a word.
+                        return Ok(End::Quiet);
+                    };
+                    if let Some(end) = self.on_command(command).await? {
+                        return Ok(end);
+                    }
+                }
+                _ = ping.tick() => self.keepalive().await?,
+                () = tokio::time::sleep_until(self.media_closed.unwrap_or(far_future())),
+                    if self.media_closed.is_some() =>
+                {
+                    return Err(ClientError::media("the server closed the media connection"));
+                }
+            }
+            while let Some(event) = self.media.poll_event() {
+                self.on_media_event(event).await?;
+            }
+        }
+    }
+
+    /// Send the next offer when changes wait and none is outstanding.
+    async fn offer_if_due(&mut self) -> Result<(), ClientError> {
+        if self.offer_sent.is_some() || !self.media.wants_offer() {
+            return Ok(());
+        }
+        let Some(offer) = self.media.create_offer() else {
+            // Nothing needed negotiating (e.g. another data channel).
+            return Ok(());
+        };
+        self.revision += 1;
+        self.offer_sent = Some((self.revision, Instant::now()));
+        tracing::trace!(revision = self.revision, sdp = offer.sdp, "offer");
+        let message = ClientMessage::Offer {
+            revision: self.revision,
+            sdp: offer.sdp,
+            publish: offer.publish,
+            subscribe: offer.subscribe,
+        };
+        send(&mut self.ws, &message).await
+    }
+
+    async fn keepalive(&mut self) -> Result<(), ClientError> {
+        if self.heard_at.elapsed() > SERVER_SILENCE_LIMIT {
+            return Err(ClientError::new(
+                codes::SIGNALING_TIMEOUT,
+                format!("the server sent nothing for {SERVER_SILENCE_LIMIT:?}"),
+            ));
+        }
+        if let Some((revision, at)) = self.offer_sent {
+            if at.elapsed() > ANSWER_TIMEOUT {
+                return Err(ClientError::signaling(format!(
+                    "no answer to offer {revision} within {ANSWER_TIMEOUT:?}"
+                )));
+            }
+        }
+        self.ping_id += 1;
+        send(&mut self.ws, &ClientMessage::Ping { id: self.ping_id }).await
+    }
+
+    async fn on_server_message(&mut self, text: &str) -> Result<Option<End>, ClientError> {
+        let message = match ServerMessage::parse(text) {
+            Ok(message) => message,
+            Err(e) => {
+                // A newer server may send what this client does not know.
+                tracing::warn!("unreadable server message ignored: {e}");
+                return Ok(None);
+            }
+        };
+        match message {
+            ServerMessage::Answer {
+                revision,
+                sdp,
+                published,
+            } => {
+                if self.offer_sent.map(|(r, _)| r) != Some(revision) {
+                    tracing::warn!(revision, "answer to an offer not outstanding: ignored");
+                    return Ok(None);
+                }
+                self.offer_sent = None;
+                tracing::trace!(revision, sdp, "answer");
+                self.media.accept_answer(&sdp)?;
+                for p in published {
+                    self.confirm(&p.mid, p.track);
+                }
+            }
+            ServerMessage::Published { published } => self.confirm(&published.mid, published.track),
+            ServerMessage::ParticipantConnected { participant } => {
+                self.update_participants(|list| list.push(participant.clone()));
+                self.emit(ClientEvent::ParticipantConnected { participant });
+            }
+            ServerMessage::ParticipantDisconnected { participant } => {
+                self.update_participants(|list| list.retain(|p| p.sid != participant));
+                self.emit(ClientEvent::ParticipantDisconnected { participant });
+            }
+            ServerMessage::TrackPublished { participant, track } => {
+                self.update_participants(|list| {
+                    if let Some(p) = list.iter_mut().find(|p| p.sid == participant) {
+                        p.tracks.push(track.clone());
+                    }
+                });
+                self.emit(ClientEvent::TrackPublished { participant, track });
+            }
+            ServerMessage::TrackUnpublished { participant, track } => {
+                self.update_participants(|list| {
+                    if let Some(p) = list.iter_mut().find(|p| p.sid == participant) {
+                        p.tracks.retain(|t| t.sid != track);
+                    }
+                });
+                self.emit(ClientEvent::TrackUnpublished { participant, track });
+            }
+            ServerMessage::TrackSwitched {
+                participant,
+                track,
+                enabled,
+            } => {
+                self.update_participants(|list| {
+                    let tracks = list.iter_mut().flat_map(|p| p.tracks.iter_mut());
+                    for t in tracks.filter(|t| t.sid == track) {
+                        t.enabled = enabled;
+                    }
+                });
+                self.emit(ClientEvent::TrackSwitched {
+                    participant,
+                    track,
+                    enabled,
+                });
+            }
+            ServerMessage::Subscribed { participant, track } => {
+                self.media.subscribe(track.sid, track.kind);
+                self.emit(ClientEvent::Subscribed { participant, track });
+            }
+            ServerMessage::Unsubscribed { track } => {
+                self.media.unsubscribe(track);
+                self.emit(ClientEvent::Unsubscribed { track });
+            }
+            ServerMessage::Error { code, message } => {
+                // A refused offer leaves the media session waiting for an
+                // answer that will never come: the session cannot go on.
+                if self.offer_sent.is_some() && (53400..53500).contains(&code) {
+                    return Err(ClientError::new(code, message));
+                }
+                self.emit(ClientEvent::Error { code, message });
+            }
+            ServerMessage::Disconnected {
+                reason,
+                code,
+                message,
+            } => {
+                return Ok(Some(End::Report {
+                    reason: Some(reason),
+                    code,
+                    message,
+                }));
+            }
+            ServerMessage::Pong { .. } => {}
+            ServerMessage::Joined { .. } => tracing::warn!("a second `joined` ignored"),
+        }
+        Ok(None)
+    }
+
+    fn confirm(&mut self, mid_or_label: &str, track: TrackInfo) {
+        match self.media.confirm_publication(mid_or_label, track.sid) {
+            Some(name) => self.emit(ClientEvent::Published { name, track }),
+            None => tracing::warn!(mid_or_label, "confirmation of an unknown publication"),
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) -> Result<Option<End>, ClientError> {
+        match command {
+            Command::Publish(spec, reply) => {
+                let _ = reply.send(self.media.publish(spec));
+            }
+            Command::Unpublish(name, reply) => {
+                let track = self
+                    .media
+                    .stats_handle()
+                    .lock()
+                    .published
+                    .get(&name)
+                    .and_then(|p| p.track);
+                let result = self.media.unpublish(&name);
+                if let (Ok(()), Some(track)) = (&result, track) {
+                    send(&mut self.ws, &ClientMessage::Unpublish { track }).await?;
+                }
+                let _ = reply.send(result);
+            }
+            Command::SetEnabled(name, enabled, reply) => {
+                let track = self
+                    .media
+                    .stats_handle()
+                    .lock()
+                    .published
+                    .get(&name)
+                    .and_then(|p| p.track);
+                let result = self.media.set_enabled(&name, enabled);
+                if let (Ok(()), Some(track)) = (&result, track) {
+                    send(
+                        &mut self.ws,
+                        &ClientMessage::SetTrackEnabled { track, enabled },
+                    )
+                    .await?;
+                }
+                let _ = reply.send(result);
+            }
+            Command::SendData(name, data, reply) => {
+                let _ = reply.send(self.media.send_data(&name, &data));
+            }
+            Command::Subscribe(track) => {
+                send(&mut self.ws, &ClientMessage::Subscribe { track }).await?
+            }
+            Command::Unsubscribe(track) => {
+                send(&mut self.ws, &ClientMessage::Unsubscribe { track }).await?;
+            }
+            Command::Leave(reply) => {
+                let end = self.leave().await;
+                let _ = reply.send(());
+                return Ok(Some(end));
+            }
+            Command::GoSilent => {
+                // Hold the sockets, say nothing, until the handle goes away.
+                while self.commands.recv().await.is_some() {}
+                return Ok(Some(End::Quiet));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Say `leave` and wait for the server's `disconnected` and close.
+    async fn leave(&mut self) -> End {
+        if send(&mut self.ws, &ClientMessage::Leave {}).await.is_err() {
+            return End::Quiet;
+        }
+        let mut end = End::Quiet;
+        let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            match message {
+                Message::Text(text) => {
+                    if let Ok(ServerMessage::Disconnected {
+                        reason,
+                        code,
+                        message,
+                    }) = ServerMessage::parse(&text)
+                    {
+                        end = End::Report {
+                            reason: Some(reason),
+                            code,
+                            message,
+                        };
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        end
+    }
+
+    async fn on_media_event(&mut self, event: MediaEvent) -> Result<(), ClientError> {
+        match event {
+            MediaEvent::Connected => self.emit(ClientEvent::MediaConnected),
+            MediaEvent::ConnectionLost => self.emit(ClientEvent::MediaDisconnected),
+            MediaEvent::ConnectionRestored => self.emit(ClientEvent::MediaConnected),
+            MediaEvent::MediaStarted { track } => self.emit(ClientEvent::MediaStarted { track }),
+            MediaEvent::DataMessage { track, data } => {
+                self.emit(ClientEvent::DataMessage { track, data });
+            }
+            MediaEvent::DataChannelOpen { name, label } => {
+                send(&mut self.ws, &ClientMessage::PublishData { name, label }).await?;
+            }
+            MediaEvent::Closed => {
+                // The server usually says why on the socket first, or right
+                // after: give it a moment.
+                self.media_closed
+                    .get_or_insert(tokio::time::Instant::now() + MEDIA_CLOSE_GRACE);
+            }
+        }
+        Ok(())
+    }
+
+    fn update_participants(&self, change: impl FnOnce(&mut Vec<ParticipantInfo>)) {
+        change(&mut self.participants.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn emit(&mut self, event: ClientEvent) {
+        if self.events.try_send(event).is_err() {
+            self.dropped_events += 1;
+            if self.dropped_events.is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.dropped_events,
+                    "client events are not being read; dropping"
+                );
+            }
+        }
+    }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
+}
+
+async fn send(ws: &mut Socket, message: &ClientMessage) -> Result<(), ClientError> {
+    ws.send(Message::text(message.to_json()))
+        .await
+        .map_err(|e| ClientError::signaling_lost(format!("cannot send {}: {e}", message.kind())))
+}
+
+/// Read the next server message, skipping pings and binary frames.
+async fn read(ws: &mut Socket) -> Result<ServerMessage, ClientError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return ServerMessage::parse(&text).map_err(|e| {
+                    ClientError::signaling(format!("unreadable server message: {e}"))
+                });
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(ClientError::signaling_lost(match frame {
+                    Some(f) => format!("the server closed the connection: {} {}", f.code, f.reason),
+                    None => "the server closed the connection".into(),
+                }));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Err(ClientError::signaling_lost(format!(
+                    "signaling connection lost: {e}"
+                )));
+            }
+            None => return Err(ClientError::signaling_lost("signaling connection lost")),
+        }
+    }
+}

@@ -1,0 +1,1092 @@
+//! The media session: one str0m `Rtc` in RTP mode, its UDP socket, the
+//! synthetic sources of the tracks it publishes and the statistics of the
+//! tracks it receives.
+//!
+//! A [`MediaSession`] knows SDP and RTP but not the signaling protocol: it
+//! makes offers ([`MediaSession::create_offer`]) and takes answers
+//! ([`MediaSession::accept_answer`]); whoever drives it carries them to the
+//! server and back. That is how [`Client`](crate::Client) uses it over the
+//! WebSocket, and how the integration tests use it against a bare str0m
+//! answerer with no server at all.
+//!
+//! # Driving it
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), salon_client::ClientError> {
+//! use salon_client::{MediaSession, TrackSpec};
+//! let mut media = MediaSession::bind("127.0.0.1".parse().unwrap(), "salon").await?;
+//! media.publish(TrackSpec::video("camera"))?;
+//! let offer = media.create_offer().expect("something to offer");
+//! // … send offer.sdp to the answerer, get its answer back …
+//! # let answer_sdp = String::new();
+//! media.accept_answer(&answer_sdp)?;
+//! loop {
+//!     media.step().await?; // one datagram or one timeout; cancel-safe
+//!     while let Some(event) = media.poll_event() {
+//!         println!("{event:?}");
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! `step` is cancel-safe, so it can sit in a `tokio::select!` beside other
+//! work. Every mutation of the `Rtc` inside the session is followed by a
+//! full drain of `poll_output`, as str0m requires.
+//!
+//! # Offers
+//!
+//! The session always offers. Changes asked for between offers
+//! ([`publish`](MediaSession::publish), [`subscribe`](MediaSession::subscribe),
+//! [`unsubscribe`](MediaSession::unsubscribe),
+//! [`unpublish`](MediaSession::unpublish)) are batched into the next offer.
+//! At most one offer is outstanding: `create_offer` returns `None` until the
+//! answer to the previous one was accepted. The first offer always carries
+//! the control data channel, so the SCTP association exists.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use salon_sid::TrackSid;
+use salon_signal::{PublishMedia, SubscribeMedia, TrackKind};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequest, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+use crate::error::{ClientError, codes};
+use crate::stats::{ClientStats, PublishStats, ReceiveStats};
+use crate::synthetic::{self, FrameClock};
+
+/// A track to publish: its name, kind, and the shape of its synthetic media.
+///
+/// ```
+/// use salon_client::TrackSpec;
+/// let camera = TrackSpec::video("camera").bitrate(500_000).fps(15);
+/// assert_eq!(camera.bitrate_bps, 500_000);
+/// let mic = TrackSpec::audio("mic").disabled();
+/// assert!(!mic.enabled);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackSpec {
+    /// Unique among the participant's tracks.
+    pub name: String,
+    pub kind: TrackKind,
+    /// Target bitrate of the synthetic media (audio, video).
+    pub bitrate_bps: u32,
+    /// Frames per second (video) or packets per second (audio).
+    pub fps: u32,
+    /// Start enabled (sending) or disabled (muted: nothing is sent).
+    pub enabled: bool,
+}
+
+impl TrackSpec {
+    /// Opus-like audio: 50 packets per second, 40 kbit/s (100-byte packets).
+    pub fn audio(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: TrackKind::Audio,
+            bitrate_bps: 40_000,
+            fps: 50,
+            enabled: true,
+        }
+    }
+
+    /// VP8-like video: 30 frames per second, 1.5 Mbit/s.
+    pub fn video(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: TrackKind::Video,
+            bitrate_bps: 1_500_000,
+            fps: 30,
+            enabled: true,
+        }
+    }
+
+    /// A data track: messages sent with `send_data` on a data channel
+    /// labelled with the track's name.
+    pub fn data(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: TrackKind::Data,
+            bitrate_bps: 0,
+            fps: 0,
+            enabled: true,
+        }
+    }
+
+    pub fn bitrate(mut self, bps: u32) -> Self {
+        self.bitrate_bps = bps;
+        self
+    }
+
+    pub fn fps(mut self, fps: u32) -> Self {
+        self.fps = fps.max(1);
+        self
+    }
+
+    /// Start disabled (muted).
+    pub fn disabled(mut self) -> Self {
+        self.enabled = false;
+        self
+    }
+
+    /// RTP payload bytes of one frame (or audio packet).
+    fn frame_bytes(&self, keyframe: bool) -> usize {
+        let per_frame = (self.bitrate_bps as usize / 8) / self.fps.max(1) as usize;
+        if keyframe && self.kind == TrackKind::Video {
+            per_frame * synthetic::KEYFRAME_SIZE_FACTOR
+        } else {
+            per_frame
+        }
+    }
+}
+
+/// What a [`MediaSession`] reports besides statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// ICE and DTLS are up; media flows.
+    Connected,
+    /// ICE lost the server (consent checks unanswered). May recover.
+    ConnectionLost,
+    /// ICE found the server again after [`MediaEvent::ConnectionLost`].
+    ConnectionRestored,
+    /// The first packet (or data message) of a subscribed track arrived.
+    MediaStarted { track: TrackSid },
+    /// The data channel of one of our data tracks opened: time to announce
+    /// it with `publish_data`.
+    DataChannelOpen { name: String, label: String },
+    /// A message on a subscribed data track.
+    DataMessage { track: TrackSid, data: Vec<u8> },
+    /// The remote closed DTLS or SCTP.
+    Closed,
+}
+
+/// An offer to send to the server, with the m-lines it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub sdp: String,
+    /// The sending m-lines this offer adds.
+    pub publish: Vec<PublishMedia>,
+    /// The receiving m-lines this offer adds, and the track for each.
+    pub subscribe: Vec<SubscribeMedia>,
+}
+
+/// Shared, lockable statistics: the session writes, anyone reads a copy.
+#[derive(Debug, Clone, Default)]
+pub struct StatsHandle(Arc<Mutex<ClientStats>>);
+
+impl StatsHandle {
+    /// A copy of the statistics as they are now.
+    pub fn snapshot(&self) -> ClientStats {
+        self.lock().clone()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ClientStats> {
+        // Stats stay usable even if a holder panicked mid-update.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One Rtc, one UDP socket, synthetic sources and receive statistics.
+pub struct MediaSession {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    buf: Vec<u8>,
+    wallclock: WallClock,
+    rtc_deadline: Instant,
+    connected: bool,
+    ice_lost: bool,
+    control_label: String,
+    control_channel_offered: bool,
+    publications: Vec<Publication>,
+    subscriptions: Vec<Subscription>,
+    /// Incoming data channels the server opened, by the track they carry.
+    data_channels: HashMap<ChannelId, TrackSid>,
+    ssrc_to_mid: HashMap<Ssrc, Mid>,
+    pending: Option<SdpPendingOffer>,
+    events: VecDeque<MediaEvent>,
+    stats: StatsHandle,
+    /// Datagrams the socket refused (send buffer full).
+    send_drops: u64,
+}
+
+struct Publication {
+    index: u32,
+    spec: TrackSpec,
+    /// Audio, video: the m-line, once offered.
+    mid: Option<Mid>,
+    /// The negotiated payload type, once answered.
+    pt: Option<Pt>,
+    /// Data: the channel, once created; open after `ChannelOpen`.
+    channel: Option<ChannelId>,
+    channel_open: bool,
+    /// Unpublished: stop the m-line in the next offer.
+    stop_pending: bool,
+    stopped: bool,
+    clock: FrameClock,
+    next_seq: u64,
+    rtp_offset: u32,
+    rtp_epoch: Option<Instant>,
+    frame: u32,
+    picture_id: u16,
+}
+
+impl Publication {
+    fn sends_rtp(&self) -> bool {
+        self.spec.kind != TrackKind::Data && !self.stopped && self.pt.is_some()
+    }
+
+    fn clock_rate(&self) -> u64 {
+        if self.spec.kind == TrackKind::Audio {
+            48_000
+        } else {
+            90_000
+        }
+    }
+}
+
+struct Subscription {
+    track: TrackSid,
+    kind: TrackKind,
+    mid: Option<Mid>,
+    stop_pending: bool,
+    stopped: bool,
+    started: bool,
+}
+
+impl MediaSession {
+    /// Bind a UDP socket on `ip` (port chosen by the system), make it the
+    /// session's ICE host candidate, and prepare an `Rtc` in RTP mode with
+    /// Opus and VP8. `control_label` labels the data channel of the first
+    /// offer.
+    pub async fn bind(ip: IpAddr, control_label: &str) -> Result<Self, ClientError> {
+        if ip.is_unspecified() {
+            return Err(ClientError::media(format!(
+                "cannot bind media to {ip}: ICE needs a concrete address"
+            )));
+        }
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+            .await
+            .map_err(|e| ClientError::media(format!("cannot bind UDP on {ip}: {e}")))?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|e| ClientError::media(format!("UDP socket has no address: {e}")))?;
+
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let candidate = Candidate::host(local_addr, "udp")
+            .map_err(|e| ClientError::media(format!("bad host candidate {local_addr}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+
+        let mut session = Self {
+            rtc,
+            socket,
+            local_addr,
+            buf: vec![0; 2000],
+            wallclock: WallClock::now(),
+            rtc_deadline: now,
+            connected: false,
+            ice_lost: false,
+            control_label: control_label.to_string(),
+            control_channel_offered: false,
+            publications: Vec::new(),
+            subscriptions: Vec::new(),
+            data_channels: HashMap::new(),
+            ssrc_to_mid: HashMap::new(),
+            pending: None,
+            events: VecDeque::new(),
+            stats: StatsHandle::default(),
+            send_drops: 0,
+        };
+        session.drain()?;
+        Ok(session)
+    }
+
+    /// The UDP address media flows from.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The statistics, shared: clone it to read them from elsewhere.
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// A copy of the statistics now.
+    pub fn stats(&self) -> ClientStats {
+        self.stats.snapshot()
+    }
+
+    /// Publish a track. Audio and video go into the next offer; a data
+    /// track gets its data channel (in the next offer, or at once when the
+    /// SCTP association already exists).
+    pub fn publish(&mut self, spec: TrackSpec) -> Result<(), ClientError> {
+        if self
+            .publications
+            .iter()
+            .any(|p| p.spec.name == spec.name && !p.stopped)
+        {
+            return Err(ClientError::new(
+                codes::TRACK_NAME_DUPLICATED,
+                format!("a track named {:?} is already published", spec.name),
+            ));
+        }
+        if spec.kind == TrackKind::Data && spec.name == self.control_label {
+            return Err(ClientError::new(
+                codes::TRACK_NAME_DUPLICATED,
+                format!(
+                    "a data track cannot be named {:?}: that is the control channel's label",
+                    spec.name
+                ),
+            ));
+        }
+        self.stats
+            .lock()
+            .published
+            .insert(spec.name.clone(), PublishStats::new(spec.kind));
+        self.publications.push(Publication {
+            index: self.publications.len() as u32,
+            clock: FrameClock::new(spec.fps),
+            spec,
+            mid: None,
+            pt: None,
+            channel: None,
+            channel_open: false,
+            stop_pending: false,
+            stopped: false,
+            next_seq: u64::from(rand::random::<u16>() & 0x7fff),
+            rtp_offset: rand::random(),
+            rtp_epoch: None,
+            frame: 0,
+            picture_id: rand::random::<u16>() & 0x7fff,
+        });
+        Ok(())
+    }
+
+    /// Stop publishing `name`: its media stops now, its m-line is stopped in
+    /// the next offer, its data channel is closed.
+    pub fn unpublish(&mut self, name: &str) -> Result<(), ClientError> {
+        let i = self.publication_index(name)?;
+        let p = &mut self.publications[i];
+        p.stopped = true;
+        p.clock.stop();
+        p.stop_pending = p.mid.is_some();
+        if let Some(id) = p.channel.take() {
+            self.rtc.direct_api().close_data_channel(id);
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Enable or disable (mute) a published track. A disabled track sends
+    /// nothing; enabling it again starts with a keyframe.
+    pub fn set_enabled(&mut self, name: &str, enabled: bool) -> Result<(), ClientError> {
+        let i = self.publication_index(name)?;
+        let now = Instant::now();
+        let connected = self.connected;
+        let p = &mut self.publications[i];
+        if p.spec.enabled == enabled {
+            return Ok(());
+        }
+        p.spec.enabled = enabled;
+        if !enabled {
+            p.clock.stop();
+        } else if connected && p.sends_rtp() {
+            p.clock.start(now);
+        }
+        Ok(())
+    }
+
+    /// Receive `track`. Audio and video get a receiving m-line in the next
+    /// offer; a data track arrives on a data channel the server opens,
+    /// labelled with the track's SID.
+    pub fn subscribe(&mut self, track: TrackSid, kind: TrackKind) {
+        if let Some(s) = self
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.track == track && !s.stopped)
+        {
+            // Already receiving it (a repeated `subscribed`): keep the m-line
+            // and the statistics.
+            s.stop_pending = false;
+            return;
+        }
+        // A new subscription starts its statistics afresh.
+        self.stats
+            .lock()
+            .subscribed
+            .insert(track, ReceiveStats::new(kind, Instant::now()));
+        if kind == TrackKind::Data {
+            return;
+        }
+        self.subscriptions.push(Subscription {
+            track,
+            kind,
+            mid: None,
+            stop_pending: false,
+            stopped: false,
+            started: false,
+        });
+    }
+
+    /// Stop receiving `track`: its m-line is stopped in the next offer.
+    pub fn unsubscribe(&mut self, track: TrackSid) {
+        self.subscriptions
+            .retain(|s| s.track != track || s.mid.is_some());
+        for s in self
+            .subscriptions
+            .iter_mut()
+            .filter(|s| s.track == track && !s.stopped)
+        {
+            s.stopped = true;
+            s.stop_pending = true;
+        }
+    }
+
+    /// Record the SID the server gave the track published on `mid_or_label`
+    /// (an m-line's mid, or a data channel's label). Returns the track's name.
+    pub fn confirm_publication(&mut self, mid_or_label: &str, track: TrackSid) -> Option<String> {
+        let p = self.publications.iter().find(|p| match p.spec.kind {
+            TrackKind::Data => p.spec.name == mid_or_label && !p.stopped,
+            _ => p.mid.is_some_and(|m| m.to_string() == mid_or_label),
+        })?;
+        let name = p.spec.name.clone();
+        if let Some(stats) = self.stats.lock().published.get_mut(&name) {
+            stats.track = Some(track);
+        }
+        Some(name)
+    }
+
+    /// Whether there are changes waiting for an offer and none outstanding.
+    pub fn wants_offer(&self) -> bool {
+        if self.pending.is_some() {
+            return false;
+        }
+        !self.control_channel_offered
+            || self.publications.iter().any(|p| {
+                (p.spec.kind != TrackKind::Data && p.mid.is_none() && !p.stopped)
+                    || (p.spec.kind == TrackKind::Data && p.channel.is_none() && !p.stopped)
+                    || p.stop_pending
+            })
+            || self
+                .subscriptions
+                .iter()
+                .any(|s| s.mid.is_none() || s.stop_pending)
+    }
+
+    /// Whether an offer awaits its answer.
+    pub fn has_pending_offer(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Make an offer with every change asked for since the last one, or
+    /// `None` when an offer is outstanding or nothing needs negotiating.
+    pub fn create_offer(&mut self) -> Option<Offer> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let mut publish = Vec::new();
+        let mut subscribe = Vec::new();
+        let mut api = self.rtc.sdp_api();
+
+        if !self.control_channel_offered {
+            api.add_channel(self.control_label.clone());
+        }
+        for p in &mut self.publications {
+            if p.stopped {
+                if p.stop_pending {
+                    if let Some(mid) = p.mid {
+                        api.stop_media(mid);
+                    }
+                }
+                continue;
+            }
+            match p.spec.kind {
+                TrackKind::Data if p.channel.is_none() => {
+                    p.channel = Some(api.add_channel(p.spec.name.clone()));
+                }
+                TrackKind::Audio | TrackKind::Video if p.mid.is_none() => {
+                    let kind = media_kind(p.spec.kind);
+                    // msid: the track name, so SDP dumps are readable.
+                    let mid = api.add_media(
+                        kind,
+                        Direction::SendOnly,
+                        None,
+                        Some(p.spec.name.clone()),
+                        None,
+                    );
+                    p.mid = Some(mid);
+                    publish.push(PublishMedia {
+                        mid: mid.to_string(),
+                        name: p.spec.name.clone(),
+                        kind: p.spec.kind,
+                        enabled: p.spec.enabled,
+                    });
+                }
+                _ => {}
+            }
+        }
+        for s in &mut self.subscriptions {
+            if s.stopped {
+                if s.stop_pending {
+                    if let Some(mid) = s.mid {
+                        api.stop_media(mid);
+                    }
+                }
+                continue;
+            }
+            if s.mid.is_none() {
+                let mid = api.add_media(media_kind(s.kind), Direction::RecvOnly, None, None, None);
+                s.mid = Some(mid);
+                subscribe.push(SubscribeMedia {
+                    mid: mid.to_string(),
+                    track: s.track,
+                });
+            }
+        }
+
+        let applied = api.apply();
+        self.control_channel_offered = true;
+        for p in &mut self.publications {
+            p.stop_pending = false;
+        }
+        for s in &mut self.subscriptions {
+            s.stop_pending = false;
+        }
+        self.subscriptions.retain(|s| !s.stopped);
+        // `apply` is a mutation; a failed drain surfaces at the next step.
+        let _ = self.drain();
+
+        let (offer, pending) = applied?;
+        self.pending = Some(pending);
+        Some(Offer {
+            sdp: offer.to_sdp_string(),
+            publish,
+            subscribe,
+        })
+    }
+
+    /// Apply the answer to the outstanding offer.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), ClientError> {
+        let pending = self.pending.take().ok_or_else(|| {
+            ClientError::new(
+                codes::REMOTE_DESCRIPTION_REJECTED,
+                "an answer arrived but no offer is outstanding",
+            )
+        })?;
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| {
+            ClientError::new(
+                codes::REMOTE_DESCRIPTION_REJECTED,
+                format!("unreadable answer: {e}"),
+            )
+        })?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| {
+                ClientError::new(
+                    codes::REMOTE_DESCRIPTION_REJECTED,
+                    format!("answer refused: {e}"),
+                )
+            })?;
+        self.drain()?;
+
+        // The negotiated payload type of each new sending m-line.
+        let now = Instant::now();
+        for i in 0..self.publications.len() {
+            let p = &self.publications[i];
+            let (Some(mid), None, false) = (p.mid, p.pt, p.stopped) else {
+                continue;
+            };
+            let want = if p.spec.kind == TrackKind::Audio {
+                Codec::Opus
+            } else {
+                Codec::Vp8
+            };
+            let Some(pt) = negotiated_pt(&self.rtc, mid, want) else {
+                return Err(ClientError::new(
+                    codes::NO_SUPPORTED_CODEC,
+                    format!(
+                        "the answer accepted no {want:?} for track {:?}",
+                        p.spec.name
+                    ),
+                ));
+            };
+            let connected = self.connected;
+            let p = &mut self.publications[i];
+            p.pt = Some(pt);
+            if connected && p.spec.enabled {
+                p.clock.start(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Send a message on data track `name`.
+    pub fn send_data(&mut self, name: &str, data: &[u8]) -> Result<(), ClientError> {
+        let i = self.publication_index(name)?;
+        let p = &self.publications[i];
+        let (TrackKind::Data, Some(id), true) = (p.spec.kind, p.channel, p.channel_open) else {
+            return Err(ClientError::new(
+                codes::TRACK_INVALID,
+                format!("track {name:?} is not a data track with an open channel"),
+            ));
+        };
+        let accepted = match self.rtc.channel(id) {
+            Some(mut channel) => channel.write(true, data),
+            None => Ok(false),
+        };
+        self.drain()?;
+        match accepted {
+            Ok(true) => {
+                if let Some(s) = self.stats.lock().published.get_mut(name) {
+                    s.packets += 1;
+                    s.frames += 1;
+                    s.bytes += data.len() as u64;
+                }
+                Ok(())
+            }
+            Ok(false) => Err(ClientError::new(
+                codes::TRACK_INVALID,
+                format!("data channel of {name:?} is closed or its buffer is full"),
+            )),
+            Err(e) => Err(ClientError::media(format!(
+                "data channel write failed: {e}"
+            ))),
+        }
+    }
+
+    /// Wait for one datagram or the next deadline (str0m's timeout or a
+    /// frame due), then handle it. Cancel-safe.
+    pub async fn step(&mut self) -> Result<(), ClientError> {
+        let now = Instant::now();
+        let deadline = self.deadline().min(now + Duration::from_secs(1));
+        let received = tokio::select! {
+            r = self.socket.recv_from(&mut self.buf) => Some(r),
+            () = tokio::time::sleep_until(deadline.into()) => None,
+        };
+        let now = Instant::now();
+        match received {
+            Some(Ok((n, source))) => self.handle_datagram(now, source, n)?,
+            // ICMP errors surface on some platforms; the datagram is gone either way.
+            Some(Err(e)) if is_transient(&e) => {
+                tracing::debug!("media socket: {e}");
+            }
+            Some(Err(e)) => return Err(ClientError::media(format!("media socket failed: {e}"))),
+            None => {}
+        }
+        self.handle_timeout(now)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Start str0m's shutdown (RTCP BYE, SCTP shutdown, DTLS close_notify)
+    /// and send what it produces.
+    pub fn close(&mut self) {
+        if self.rtc.close().is_ok() {
+            let _ = self.drain();
+        }
+    }
+
+    /// When the session next needs [`MediaSession::step`] to wake up.
+    fn deadline(&self) -> Instant {
+        self.publications
+            .iter()
+            .filter(|p| p.sends_rtp() && p.spec.enabled)
+            .filter_map(|p| p.clock.next_due())
+            .fold(self.rtc_deadline, Instant::min)
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        len: usize,
+    ) -> Result<(), ClientError> {
+        let Some(bytes) = self.buf.get(..len) else {
+            return Ok(());
+        };
+        let Ok(contents) = bytes.try_into() else {
+            // Not STUN, DTLS, RTP or RTCP: not for us.
+            return Ok(());
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        );
+        self.rtc
+            .handle_input(input)
+            .map_err(|e| ClientError::media(format!("media input refused: {e}")))?;
+        self.drain()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), ClientError> {
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .map_err(|e| ClientError::media(format!("media timeout handling failed: {e}")))?;
+        self.drain()?;
+        if self.send_due_frames(now)? {
+            // Written packets sit in str0m's send queue until time moves.
+            self.rtc
+                .handle_input(Input::Timeout(now))
+                .map_err(|e| ClientError::media(format!("media timeout handling failed: {e}")))?;
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Write the frames that are due. Returns whether anything was written.
+    fn send_due_frames(&mut self, now: Instant) -> Result<bool, ClientError> {
+        if !self.connected {
+            return Ok(false);
+        }
+        let mut wrote = false;
+        for i in 0..self.publications.len() {
+            let sent_at_us = self.wallclock.unix_us(Instant::now());
+            let p = &mut self.publications[i];
+            if !p.sends_rtp() || !p.spec.enabled {
+                continue;
+            }
+            let (Some(mid), Some(pt)) = (p.mid, p.pt) else {
+                continue;
+            };
+            let Some(keyframe) = p.clock.tick(now) else {
+                continue;
+            };
+            let epoch = *p.rtp_epoch.get_or_insert(now);
+            let elapsed = now.saturating_duration_since(epoch);
+            let ticks = elapsed.as_micros() as u64 * p.clock_rate() / 1_000_000;
+            let rtp_time = p.rtp_offset.wrapping_add(ticks as u32);
+            let bytes = p.spec.frame_bytes(keyframe);
+            let (packets, keyframe) = match p.spec.kind {
+                TrackKind::Video => {
+                    let frame = synthetic::video_frame(
+                        p.index,
+                        p.frame,
+                        p.picture_id,
+                        keyframe,
+                        bytes,
+                        sent_at_us,
+                    );
+                    p.picture_id = p.picture_id.wrapping_add(1) & 0x7fff;
+                    (frame.packets, keyframe)
+                }
+                _ => (
+                    vec![synthetic::audio_packet(p.index, p.frame, sent_at_us, bytes)],
+                    false,
+                ),
+            };
+            let first_frame = p.frame == 0;
+            p.frame = p.frame.wrapping_add(1);
+            let first_seq = p.next_seq;
+            p.next_seq += packets.len() as u64;
+            let name = p.spec.name.clone();
+            let is_audio = p.spec.kind == TrackKind::Audio;
+
+            let count = packets.len();
+            let mut sent_bytes = 0;
+            for (k, payload) in packets.into_iter().enumerate() {
+                sent_bytes += payload.len() as u64;
+                let last = k + 1 == count;
+                // Audio: the marker starts a talkspurt, i.e. the first packet.
+                let marker = if is_audio { first_frame } else { last };
+                let write =
+                    RtpWrite::new(pt, (first_seq + k as u64).into(), rtp_time, now, payload)
+                        .marker(marker)
+                        .nackable(true);
+                match self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                    Some(stream) => stream.write_rtp(write),
+                    None => {
+                        tracing::warn!(%mid, "no send stream for published track {name:?}");
+                        break;
+                    }
+                }
+                self.drain()?;
+                wrote = true;
+            }
+            if let Some(s) = self.stats.lock().published.get_mut(&name) {
+                s.packets += count as u64;
+                s.bytes += sent_bytes;
+                s.frames += 1;
+                s.keyframes += u64::from(keyframe);
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Poll the `Rtc` until it has nothing more to say: send its datagrams,
+    /// handle its events, remember its next timeout.
+    fn drain(&mut self) -> Result<(), ClientError> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.rtc_deadline = t;
+                    return Ok(());
+                }
+                Ok(Output::Transmit(t)) => {
+                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
+                        self.send_drops += 1;
+                        tracing::debug!(drops = self.send_drops, "media datagram dropped: {e}");
+                    }
+                }
+                Ok(Output::Event(e)) => self.handle_event(e),
+                Err(e) => return Err(ClientError::media(format!("media engine failed: {e}"))),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                let now = Instant::now();
+                for p in &mut self.publications {
+                    if p.sends_rtp() && p.spec.enabled {
+                        p.clock.start(now);
+                    }
+                }
+                self.events.push_back(MediaEvent::Connected);
+            }
+            Event::IceConnectionStateChange(state) => match state {
+                IceConnectionState::Disconnected if !self.ice_lost => {
+                    self.ice_lost = true;
+                    self.events.push_back(MediaEvent::ConnectionLost);
+                }
+                IceConnectionState::Connected | IceConnectionState::Completed if self.ice_lost => {
+                    self.ice_lost = false;
+                    self.events.push_back(MediaEvent::ConnectionRestored);
+                }
+                _ => {}
+            },
+            Event::RtpPacket(packet) => self.on_rtp(packet),
+            Event::KeyframeRequest(req) => self.on_keyframe_request(req),
+            Event::ChannelOpen(id, label) => self.on_channel_open(id, label),
+            Event::ChannelData(data) => {
+                let Some(&track) = self.data_channels.get(&data.id) else {
+                    tracing::debug!(channel = ?data.id, "data on a channel of no subscription: ignored");
+                    return;
+                };
+                let now = Instant::now();
+                let first = {
+                    let mut stats = self.stats.lock();
+                    let s = stats
+                        .subscribed
+                        .entry(track)
+                        .or_insert_with(|| ReceiveStats::new(TrackKind::Data, now));
+                    let first = s.first_packet_at.is_none();
+                    s.record_message(now, data.data.len());
+                    first
+                };
+                if first {
+                    self.events.push_back(MediaEvent::MediaStarted { track });
+                }
+                self.events.push_back(MediaEvent::DataMessage {
+                    track,
+                    data: data.data,
+                });
+            }
+            Event::ChannelClose(id) => {
+                self.data_channels.remove(&id);
+                for p in &mut self.publications {
+                    if p.channel == Some(id) {
+                        p.channel_open = false;
+                    }
+                }
+            }
+            Event::Closed => self.events.push_back(MediaEvent::Closed),
+            _ => {}
+        }
+    }
+
+    fn on_channel_open(&mut self, id: ChannelId, label: String) {
+        if let Some(p) = self.publications.iter_mut().find(|p| p.channel == Some(id)) {
+            p.channel_open = true;
+            self.events.push_back(MediaEvent::DataChannelOpen {
+                name: p.spec.name.clone(),
+                label,
+            });
+        } else if let Ok(track) = label.parse::<TrackSid>() {
+            // The server opens one channel per subscribed data track,
+            // labelled with the track's SID.
+            tracing::debug!(%track, "data track channel open");
+            self.data_channels.insert(id, track);
+        } else if label != self.control_label {
+            tracing::debug!("data channel {label:?} opened by the server: ignored");
+        }
+    }
+
+    fn on_keyframe_request(&mut self, req: KeyframeRequest) {
+        let Some(p) = self
+            .publications
+            .iter_mut()
+            .find(|p| p.mid == Some(req.mid))
+        else {
+            return;
+        };
+        p.clock.request_keyframe();
+        if let Some(s) = self.stats.lock().published.get_mut(&p.spec.name) {
+            s.keyframe_requests += 1;
+        }
+    }
+
+    fn on_rtp(&mut self, packet: RtpPacket) {
+        let ssrc = packet.header.ssrc;
+        let mid = match self.ssrc_to_mid.get(&ssrc) {
+            Some(mid) => *mid,
+            None => {
+                let Some(mid) = packet
+                    .header
+                    .ext_vals
+                    .mid
+                    .or_else(|| self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()))
+                else {
+                    return;
+                };
+                self.ssrc_to_mid.insert(ssrc, mid);
+                mid
+            }
+        };
+        let Some(sub) = self.subscriptions.iter_mut().find(|s| s.mid == Some(mid)) else {
+            return;
+        };
+        let track = sub.track;
+        let first = !sub.started;
+        sub.started = true;
+
+        let payload: &[u8] = &packet.payload;
+        let (probe, keyframe, end_of_frame) = match sub.kind {
+            TrackKind::Video => match synthetic::read_video_packet(payload) {
+                Some(info) => (info.probe, info.keyframe, packet.header.marker),
+                None => (None, false, packet.header.marker),
+            },
+            _ => (synthetic::read_audio_packet(payload), false, true),
+        };
+        let arrived_us = self.wallclock.unix_us(packet.timestamp);
+        let latency = probe.map(|p| arrived_us.saturating_sub(p.sent_at_us));
+        {
+            let kind = sub.kind;
+            let mut stats = self.stats.lock();
+            let s = stats
+                .subscribed
+                .entry(track)
+                .or_insert_with(|| ReceiveStats::new(kind, packet.timestamp));
+            s.record_packet(
+                packet.timestamp,
+                *packet.seq_no,
+                payload.len(),
+                end_of_frame,
+                keyframe,
+                latency,
+            );
+        }
+        if first {
+            self.events.push_back(MediaEvent::MediaStarted { track });
+        }
+    }
+
+    fn publication_index(&self, name: &str) -> Result<usize, ClientError> {
+        self.publications
+            .iter()
+            .position(|p| p.spec.name == name && !p.stopped)
+            .ok_or_else(|| {
+                ClientError::new(
+                    codes::TRACK_INVALID,
+                    format!("no published track named {name:?}"),
+                )
+            })
+    }
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("local_addr", &self.local_addr)
+            .field("connected", &self.connected)
+            .field("publications", &self.publications.len())
+            .field("subscriptions", &self.subscriptions.len())
+            .finish()
+    }
+}
+
+fn media_kind(kind: TrackKind) -> MediaKind {
+    if kind == TrackKind::Audio {
+        MediaKind::Audio
+    } else {
+        MediaKind::Video
+    }
+}
+
+/// The payload type of `codec` among those the answer accepted for `mid`.
+fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+    let media = rtc.media(mid)?;
+    rtc.codec_config()
+        .params()
+        .iter()
+        .filter(|p| media.remote_pts().contains(&p.pt()))
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Converts `Instant`s to microseconds since the UNIX epoch, anchored once,
+/// so send and arrival times come from the same monotonic clock.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    anchor: Instant,
+    anchor_unix_us: u64,
+}
+
+impl WallClock {
+    fn now() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            anchor: Instant::now(),
+            anchor_unix_us: unix.as_micros() as u64,
+        }
+    }
+
+    fn unix_us(&self, at: Instant) -> u64 {
+        if at >= self.anchor {
+            self.anchor_unix_us + (at - self.anchor).as_micros() as u64
+        } else {
+            self.anchor_unix_us
+                .saturating_sub((self.anchor - at).as_micros() as u64)
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The client's media session against a bare str0m answerer on loopback:
+//! no server, no WebSocket (see `common` for the answerer).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::Answerer;
+use salon_client::{MediaEvent, MediaSession, TrackKind, TrackSid, TrackSpec};
+
+/// Drive the session for `duration`, collecting its events.
+async fn drive(media: &mut MediaSession, duration: Duration, events: &mut Vec<MediaEvent>) {
+    let deadline = tokio::time::Instant::now() + duration;
+    loop {
+        tokio::select! {
+            r = media.step() => r.unwrap(),
+            () = tokio::time::sleep_until(deadline) => return,
+        }
+        while let Some(e) = media.poll_event() {
+            events.push(e);
+        }
+    }
+}
+
+/// Drive the session until `pred` holds for an event; panics after 5 s.
+async fn drive_until(
+    media: &mut MediaSession,
+    events: &mut Vec<MediaEvent>,
+    pred: impl Fn(&MediaEvent) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !events.iter().any(&pred) {
+        assert!(
+            Instant::now() < deadline,
+            "no such event within 5 s; got {events:?}"
+        );
+        drive(media, Duration::from_millis(20), events).await;
+    }
+}
+
+/// A session publishing `spec` and subscribed to a made-up track that the
+/// answerer fills with the publication, dropping every `drop_every`-th packet.
+async fn loopback(
+    spec: TrackSpec,
+    drop_every: u64,
+) -> (
+    MediaSession,
+    TrackSid,
+    Answerer,
+    HashMap<&'static str, String>,
+) {
+    let kind = spec.kind;
+    let mut media = MediaSession::bind("127.0.0.1".parse().unwrap(), "salon")
+        .await
+        .unwrap();
+    media.publish(spec).unwrap();
+    let track = TrackSid::random();
+    media.subscribe(track, kind);
+
+    let offer = media.create_offer().expect("a first offer");
+    assert_eq!(offer.publish.len(), 1);
+    assert_eq!(offer.subscribe.len(), 1);
+    assert_eq!(offer.subscribe[0].track, track);
+    assert!(
+        offer.sdp.contains("m=application"),
+        "the control channel is offered"
+    );
+    assert!(offer.sdp.contains("a=sendonly") && offer.sdp.contains("a=recvonly"));
+    assert!(media.create_offer().is_none(), "one offer at a time");
+
+    let answerer = Answerer::spawn().await;
+    let answer = answerer.answer(&offer.sdp).await;
+    answerer.route(&offer.publish[0].mid, &offer.subscribe[0].mid, drop_every);
+    media.accept_answer(&answer).unwrap();
+    assert!(!media.wants_offer());
+
+    let mids = HashMap::from([
+        ("publish", offer.publish[0].mid.clone()),
+        ("subscribe", offer.subscribe[0].mid.clone()),
+    ]);
+    (media, track, answerer, mids)
+}
+
+#[tokio::test]
+async fn two_seconds_of_video_arrive_whole_and_on_time() {
+    let (mut media, track, _answerer, _) = loopback(TrackSpec::video("camera"), 0).await;
+    let mut events = Vec::new();
+    drive_until(&mut media, &mut events, |e| *e == MediaEvent::Connected).await;
+    let connected_at = Instant::now();
+    drive(&mut media, Duration::from_secs(2), &mut events).await;
+    // Let the last frames land.
+    let sent = media.stats().published["camera"].clone();
+    drive(&mut media, Duration::from_millis(200), &mut events).await;
+    let elapsed = connected_at.elapsed();
+
+    assert!(
+        events.contains(&MediaEvent::MediaStarted { track }),
+        "{events:?}"
+    );
+    let stats = media.stats();
+    let rx = &stats.subscribed[&track];
+    let published = &stats.published["camera"];
+
+    assert!(
+        (57..=64).contains(&sent.frames),
+        "{} frames sent in 2 s",
+        sent.frames
+    );
+    assert!(published.frames >= sent.frames);
+    assert_eq!(rx.frames, published.frames, "every frame sent arrived");
+    assert_eq!(rx.packets, published.packets);
+    assert_eq!(rx.bytes, published.bytes);
+    assert_eq!((rx.lost(), rx.duplicates(), rx.foreign), (0, 0, 0));
+    assert_eq!(rx.keyframes, published.keyframes);
+    assert!(published.keyframes >= 1, "the first frame is a keyframe");
+    let first_keyframe = rx.time_to_first_keyframe().expect("a keyframe");
+    assert_eq!(
+        Some(first_keyframe),
+        rx.time_to_first_packet(),
+        "the first packet starts a keyframe"
+    );
+
+    // ~6.25 KB per interframe, 4x per keyframe, 30 fps: about 1.5 Mbit/s.
+    let bitrate = rx.bitrate_bps();
+    assert!((1.2e6..2.2e6).contains(&bitrate), "{bitrate} bit/s");
+    assert!(
+        published.packets >= published.frames * 6,
+        "frames are split into <=1100-byte packets"
+    );
+
+    // Loopback, one process: well under 50 ms even in a debug build.
+    let p99 = rx.latency.p99().unwrap();
+    assert!(p99 < 50_000, "p99 latency {p99} µs");
+    assert_eq!(rx.latency.count(), rx.packets);
+    assert!(elapsed < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn audio_loss_is_counted_from_sequence_gaps() {
+    let (mut media, track, _answerer, _) = loopback(TrackSpec::audio("mic"), 10).await;
+    let mut events = Vec::new();
+    drive_until(&mut media, &mut events, |e| *e == MediaEvent::Connected).await;
+    drive(&mut media, Duration::from_secs(2), &mut events).await;
+
+    let stats = media.stats();
+    let sent = &stats.published["mic"];
+    let rx = &stats.subscribed[&track];
+    assert!(
+        (95..=105).contains(&sent.packets),
+        "{} packets in 2 s at 50/s",
+        sent.packets
+    );
+    assert_eq!(
+        sent.bytes,
+        sent.packets * 100,
+        "100-byte packets at 40 kbit/s"
+    );
+    assert_eq!(rx.frames, rx.packets, "every audio packet is a frame");
+    // The answerer drops every 10th packet; audio has no retransmission.
+    let lost = rx.lost();
+    assert!((8..=11).contains(&lost), "{lost} lost of {}", rx.expected());
+    assert!(
+        (rx.loss_fraction() - 0.1).abs() < 0.02,
+        "{}",
+        rx.loss_fraction()
+    );
+    assert_eq!(rx.packets + lost, rx.expected());
+    assert_eq!(rx.keyframes, 0);
+}
+
+#[tokio::test]
+async fn a_keyframe_request_is_answered_with_the_next_frame() {
+    let (mut media, track, answerer, mids) =
+        loopback(TrackSpec::video("camera").bitrate(300_000).fps(10), 0).await;
+    let mut events = Vec::new();
+    drive_until(&mut media, &mut events, |e| *e == MediaEvent::Connected).await;
+    drive(&mut media, Duration::from_millis(700), &mut events).await;
+    assert_eq!(media.stats().published["camera"].keyframes, 1);
+
+    answerer.request_keyframe(&mids["publish"]);
+    drive(&mut media, Duration::from_millis(500), &mut events).await;
+
+    let stats = media.stats();
+    let published = &stats.published["camera"];
+    assert_eq!(published.keyframe_requests, 1);
+    assert_eq!(published.keyframes, 2, "one at the start, one on request");
+    assert_eq!(stats.subscribed[&track].keyframes, 2);
+}
+
+#[tokio::test]
+async fn data_tracks_flow_both_ways_over_sctp() {
+    let mut media = MediaSession::bind("127.0.0.1".parse().unwrap(), "salon")
+        .await
+        .unwrap();
+    media.publish(TrackSpec::data("chat")).unwrap();
+    let track = TrackSid::random();
+    media.subscribe(track, TrackKind::Data);
+    let offer = media.create_offer().unwrap();
+    assert!(
+        offer.publish.is_empty() && offer.subscribe.is_empty(),
+        "data lives on SCTP"
+    );
+    let answerer = Answerer::spawn().await;
+    media
+        .accept_answer(&answerer.answer(&offer.sdp).await)
+        .unwrap();
+
+    let mut events = Vec::new();
+    drive_until(&mut media, &mut events, |e| {
+        matches!(e, MediaEvent::DataChannelOpen { .. })
+    })
+    .await;
+    assert!(events.contains(&MediaEvent::DataChannelOpen {
+        name: "chat".into(),
+        label: "chat".into()
+    }));
+
+    // The answerer plays the server: a channel labelled with the track SID.
+    answerer.open_channel(track.as_str());
+    drive(&mut media, Duration::from_millis(300), &mut events).await;
+    media.send_data("chat", b"hello").unwrap();
+    drive_until(&mut media, &mut events, |e| {
+        matches!(e, MediaEvent::DataMessage { .. })
+    })
+    .await;
+
+    assert!(events.contains(&MediaEvent::MediaStarted { track }));
+    assert!(events.contains(&MediaEvent::DataMessage {
+        track,
+        data: b"hello".to_vec()
+    }));
+    let stats = media.stats();
+    assert_eq!(
+        (
+            stats.published["chat"].packets,
+            stats.published["chat"].bytes
+        ),
+        (1, 5)
+    );
+    assert_eq!(
+        (
+            stats.subscribed[&track].packets,
+            stats.subscribed[&track].bytes
+        ),
+        (1, 5)
+    );
+    assert_eq!(
+        media.send_data("mic", b"x").unwrap_err().code,
+        salon_client::codes::TRACK_INVALID
+    );
+}
+
+#[tokio::test]
+async fn unsubscribing_and_unpublishing_stop_their_m_lines_in_the_next_offer() {
+    let (mut media, track, answerer, _) = loopback(TrackSpec::video("camera"), 0).await;
+    let mut events = Vec::new();
+    drive_until(&mut media, &mut events, |e| *e == MediaEvent::Connected).await;
+    drive(&mut media, Duration::from_millis(300), &mut events).await;
+    assert!(media.stats().subscribed[&track].packets > 0);
+
+    media.unsubscribe(track);
+    media.unpublish("camera").unwrap();
+    assert!(media.wants_offer());
+    let offer = media.create_offer().expect("a renegotiation");
+    assert!(offer.publish.is_empty() && offer.subscribe.is_empty());
+    // Stopped m-lines have port 0 (RFC 8843 §7.5.3).
+    assert_eq!(offer.sdp.matches("m=video 0 ").count(), 2, "{}", offer.sdp);
+    assert_eq!(
+        media.unpublish("camera").unwrap_err().code,
+        salon_client::codes::TRACK_INVALID
+    );
+
+    // The answerer accepts the re-offer, and nothing flows any more.
+    media
+        .accept_answer(&answerer.answer(&offer.sdp).await)
+        .unwrap();
+    assert!(!media.wants_offer());
+    drive(&mut media, Duration::from_millis(100), &mut events).await;
+    let (sent, received) = {
+        let stats = media.stats();
+        (
+            stats.published["camera"].packets,
+            stats.subscribed[&track].packets,
+        )
+    };
+    drive(&mut media, Duration::from_millis(300), &mut events).await;
+    let stats = media.stats();
+    assert_eq!(stats.published["camera"].packets, sent);
+    assert_eq!(stats.subscribed[&track].packets, received);
+}
+
+#[tokio::test]
+async fn a_track_name_is_published_once() {
+    let mut media = MediaSession::bind("127.0.0.1".parse().unwrap(), "salon")
+        .await
+        .unwrap();
+    media.publish(TrackSpec::audio("mic")).unwrap();
+    let err = media.publish(TrackSpec::video("mic")).unwrap_err();
+    assert_eq!(err.code, salon_client::codes::TRACK_NAME_DUPLICATED);
+    let err = media.publish(TrackSpec::data("salon")).unwrap_err();
+    assert_eq!(err.code, salon_client::codes::TRACK_NAME_DUPLICATED);
+    let err = MediaSession::bind("0.0.0.0".parse().unwrap(), "salon")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, salon_client::codes::MEDIA_FAILED);
+}
