@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "./salon-data";
 pub const DEFAULT_CONFIG: &str = "salon.toml";
+pub const DEFAULT_MEDIA_PORT: u16 = 7882;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +51,24 @@ pub struct Flags {
     /// Create a room when someone connects to a name with no room in progress [default: true]
     #[arg(long, env = "SALON_AD_HOC_ROOMS", global = true, value_name = "BOOL")]
     pub ad_hoc_rooms: Option<bool>,
+
+    /// UDP port for all media (WebRTC), on the --listen address's IP [default: 7882]
+    #[arg(long, env = "SALON_MEDIA_PORT", global = true, value_name = "PORT")]
+    pub media_port: Option<u16>,
+
+    /// Public IP to advertise to clients for media, besides the bound address (repeat or comma-separate for several)
+    #[arg(
+        long,
+        env = "SALON_MEDIA_IP",
+        global = true,
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub media_ip: Vec<IpAddr>,
+
+    /// Media worker threads; rooms are spread over them [default: one per CPU core]
+    #[arg(long, env = "SALON_MEDIA_WORKERS", global = true, value_name = "N")]
+    pub media_workers: Option<usize>,
 
     /// Most participants a `group` room may admit [default: 50]
     #[arg(long, env = "SALON_MAX_PARTICIPANTS", global = true, value_name = "N")]
@@ -102,6 +121,9 @@ pub struct FileSettings {
     pub app_routes: Option<bool>,
     pub ad_hoc_rooms: Option<bool>,
     pub max_participants: Option<u32>,
+    pub media_port: Option<u16>,
+    pub media_ip: Option<Vec<IpAddr>>,
+    pub media_workers: Option<usize>,
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
     pub api_key: Option<String>,
@@ -131,6 +153,10 @@ pub struct Settings {
     pub app_routes_defaulted: bool,
     pub ad_hoc_rooms: bool,
     pub max_participants: u32,
+    /// UDP address for media.
+    pub media_bind: SocketAddr,
+    pub media_ips: Vec<IpAddr>,
+    pub media_workers: usize,
     pub credentials: Configured,
     pub log: String,
     pub log_format: LogFormat,
@@ -158,6 +184,22 @@ impl Settings {
             .unwrap_or(50);
         if max_participants == 0 {
             bail!("max_participants must be at least 1");
+        }
+        let media_port = flags
+            .media_port
+            .or(file.media_port)
+            .unwrap_or(DEFAULT_MEDIA_PORT);
+        let media_ips = if flags.media_ip.is_empty() {
+            file.media_ip.unwrap_or_default()
+        } else {
+            flags.media_ip.clone()
+        };
+        let media_workers = flags
+            .media_workers
+            .or(file.media_workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if media_workers == 0 {
+            bail!("media_workers must be at least 1");
         }
 
         let account_sid = flags
@@ -215,6 +257,9 @@ impl Settings {
             app_routes_defaulted: explicit_app_routes.is_none(),
             ad_hoc_rooms: flags.ad_hoc_rooms.or(file.ad_hoc_rooms).unwrap_or(true),
             max_participants,
+            media_bind: SocketAddr::new(listen.ip(), media_port),
+            media_ips,
+            media_workers,
             credentials,
             log: flags
                 .log

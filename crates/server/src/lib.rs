@@ -21,10 +21,12 @@
 //! `salon` binary does) and holds no room rules (the room core does).
 
 mod app;
+mod bridge;
 mod credentials;
 pub mod metrics;
 pub mod rest;
 pub mod service;
+pub mod signaling;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -63,6 +65,10 @@ pub struct ServerConfig {
     /// The account this server serves: rooms belong to it, and only its
     /// credentials authenticate.
     pub account: AccountSid,
+    /// The media server (UDP port, workers, timeouts).
+    pub media: salon_media::MediaConfig,
+    /// Signaling's timeouts.
+    pub signaling: signaling::SignalingConfig,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -74,6 +80,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub urls: Arc<Urls>,
     pub account: AccountSid,
+    pub media: salon_media::Media,
+    pub signaling: Arc<signaling::Signaling>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -85,13 +93,20 @@ impl FromRef<AppState> for Arc<Metrics> {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the media server on UDP {addr}")]
+    Media {
         addr: SocketAddr,
         source: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] salon_store::StoreError),
+    #[error("the room service stopped while starting")]
+    RoomService,
 }
 
 /// A bound, not yet serving, server.
@@ -115,7 +130,18 @@ impl Server {
                 "closed rooms and participants a previous process left in progress"
             );
         }
-        let metrics = Arc::new(Metrics::new());
+        let (media_events_tx, media_events) = tokio::sync::mpsc::unbounded_channel();
+        let media =
+            salon_media::Media::start(config.media.clone(), media_events_tx).map_err(|source| {
+                StartError::Media {
+                    addr: config.media.bind,
+                    source,
+                }
+            })?;
+        let signaling = Arc::new(signaling::Signaling::new(config.signaling));
+        let mut metrics = Metrics::new();
+        metrics.add_media(media.clone(), signaling.clone());
+        let metrics = Arc::new(metrics);
         let credentials =
             Arc::new(Credentials::load(&store, config.account, metrics.clone()).await?);
         let (stop_watcher, stop) = tokio::sync::watch::channel(false);
@@ -130,6 +156,9 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let room_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        tokio::spawn(bridge::room_to_media(media.clone(), room_events));
+        tokio::spawn(bridge::media_to_room(rooms.clone(), media_events));
         let state = AppState {
             store,
             rooms,
@@ -137,6 +166,8 @@ impl Server {
             metrics,
             urls: Arc::new(Urls::new(&config.public_url)),
             account: config.account,
+            media,
+            signaling,
         };
         Ok(Self {
             listener,
@@ -145,6 +176,11 @@ impl Server {
             stop_watcher,
             watcher,
         })
+    }
+
+    /// The UDP address of the media server.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.state.media.local_addr()
     }
 
     /// The address actually bound (useful with port 0).
@@ -181,6 +217,7 @@ impl Server {
 pub fn router(state: AppState, app_routes: bool) -> Router {
     let mut router = Router::new()
         .merge(rest::router(state.clone()))
+        .route("/v1/signaling", get(signaling::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::serve))
         .route("/", get(landing));

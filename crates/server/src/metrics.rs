@@ -9,9 +9,12 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -107,6 +110,16 @@ impl Metrics {
         }
     }
 
+    /// Report the media server's and signaling's figures too.
+    pub fn add_media(
+        &mut self,
+        media: salon_media::Media,
+        signaling: std::sync::Arc<crate::signaling::Signaling>,
+    ) {
+        self.registry
+            .register_collector(Box::new(MediaCollector { media, signaling }));
+    }
+
     /// Render everything in the OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -178,4 +191,98 @@ pub async fn serve(State(metrics): State<std::sync::Arc<Metrics>>) -> impl IntoR
         )],
         metrics.render(),
     )
+}
+
+/// Reads the media server's atomic counters at scrape time: the packet path
+/// only bumps relaxed atomics, and nothing is copied until someone asks.
+struct MediaCollector {
+    media: salon_media::Media,
+    signaling: std::sync::Arc<crate::signaling::Signaling>,
+}
+
+impl std::fmt::Debug for MediaCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MediaCollector")
+    }
+}
+
+impl Collector for MediaCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = self.media.stats();
+        let demux = self.media.demux_stats();
+        let counters: [(&str, &str, u64); 9] = [
+            (
+                "media_datagrams_received",
+                "UDP datagrams received on the media port",
+                stats.datagrams_in.load(Relaxed),
+            ),
+            (
+                "media_datagrams_sent",
+                "UDP datagrams sent from the media port",
+                stats.datagrams_out.load(Relaxed),
+            ),
+            (
+                "media_bytes_received",
+                "Bytes received on the media port",
+                stats.bytes_in.load(Relaxed),
+            ),
+            (
+                "media_bytes_sent",
+                "Bytes sent from the media port",
+                stats.bytes_out.load(Relaxed),
+            ),
+            (
+                "media_rtp_received",
+                "RTP packets received from publishers",
+                stats.rtp_in.load(Relaxed),
+            ),
+            (
+                "media_rtp_forwarded",
+                "RTP packets written to subscribers",
+                stats.rtp_forwarded.load(Relaxed),
+            ),
+            (
+                "media_dropped",
+                "Datagrams dropped: unknown sender, full worker queue, or stale peer",
+                stats.dropped.load(Relaxed),
+            ),
+            (
+                "media_unknown_senders",
+                "Datagrams from unknown senders that were not STUN for a known peer",
+                demux.unknown.load(Relaxed),
+            ),
+            (
+                "media_peer_panics",
+                "Peers dropped because their WebRTC session panicked",
+                stats.peer_panics.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let gauges: [(&str, &str, i64); 2] = [
+            (
+                "media_peers",
+                "WebRTC peers on the media server",
+                stats.peers.load(Relaxed) as i64,
+            ),
+            (
+                "signaling_sessions",
+                "Signaling sessions open",
+                self.signaling.len() as i64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
 }

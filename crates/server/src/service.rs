@@ -7,10 +7,17 @@
 //! 2. writes the events the core queued to the store, in one transaction,
 //! 3. only then answers the caller,
 //!
-//! so a caller that gets an answer can read its effect back from the store.
+//! so a caller that gets an answer can read its effect back from the store,
+//!
+//! 4. and hands each event to its listeners: the signaling sessions of the
+//!    event's room (bounded queues: a session that cannot keep up is cut
+//!    off, never allowed to grow memory) and global watchers (the media
+//!    bridge).
+//!
 //! The shell holds no room logic of its own; it only moves inputs in and
 //! events out.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,7 +48,55 @@ pub enum ServiceError {
 }
 
 type Reply = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
-type Job = Box<dyn FnOnce(&mut Rooms, Instant) -> Reply + Send>;
+type Job = Box<dyn FnOnce(&mut Rooms, &mut Listeners, Instant) -> Reply + Send>;
+
+/// Events of one room queued for one session before it counts as stalled.
+pub const SESSION_QUEUE: usize = 1024;
+
+/// Where a session's events go.
+type SessionSender = (ParticipantSid, mpsc::Sender<Arc<Event>>);
+
+/// Who hears about events.
+#[derive(Default)]
+pub struct Listeners {
+    sessions: HashMap<RoomSid, Vec<SessionSender>>,
+    watchers: Vec<mpsc::UnboundedSender<Arc<Event>>>,
+}
+
+impl Listeners {
+    /// Deliver the events of `room` to `participant`'s session through
+    /// `events` (create it with [`SESSION_QUEUE`] capacity). The session is
+    /// dropped from the list when the queue is full or closed.
+    pub fn attach(
+        &mut self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        events: mpsc::Sender<Arc<Event>>,
+    ) {
+        let sessions = self.sessions.entry(room).or_default();
+        sessions.retain(|(p, _)| *p != participant);
+        sessions.push((participant, events));
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        let room = event.room();
+        let event = Arc::new(event);
+        self.watchers.retain(|w| w.send(event.clone()).is_ok());
+        if let Some(sessions) = self.sessions.get_mut(&room) {
+            sessions.retain(|(participant, tx)| match tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(%participant, "signaling session stalled: its event queue is full");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+            if sessions.is_empty() {
+                self.sessions.remove(&room);
+            }
+        }
+    }
+}
 
 /// A handle to the room task. Cheap to clone.
 #[derive(Clone)]
@@ -60,6 +115,7 @@ impl RoomService {
         let (jobs, inbox) = mpsc::channel(QUEUE);
         let task = RoomTask {
             rooms,
+            listeners: Listeners::default(),
             store,
             account,
             metrics,
@@ -73,9 +129,19 @@ impl RoomService {
         &self,
         f: impl FnOnce(&mut Rooms, Instant) -> T + Send + 'static,
     ) -> Result<T, ServiceError> {
+        self.call_with_listeners(move |rooms, _, now| f(rooms, now))
+            .await
+    }
+
+    /// Like [`RoomService::call`], with the listeners at hand (to attach a
+    /// session in the same step that admits it, so it misses no event).
+    pub async fn call_with_listeners<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Rooms, &mut Listeners, Instant) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |rooms, now| {
-            let value = f(rooms, now);
+        let job: Job = Box::new(move |rooms, listeners, now| {
+            let value = f(rooms, listeners, now);
             Box::new(move |recorded| {
                 let _ = tx.send(recorded.map(|()| value).map_err(ServiceError::Store));
             })
@@ -136,11 +202,61 @@ impl RoomService {
             .await
     }
 
+    /// Stop publishing a track.
+    pub async fn unpublish(
+        &self,
+        participant: ParticipantSid,
+        track: TrackSid,
+    ) -> Result<(), ServiceError> {
+        self.command(move |rooms, _| rooms.unpublish(participant, track))
+            .await
+    }
+
+    /// Enable or disable (mute) a published track.
+    pub async fn set_track_enabled(
+        &self,
+        participant: ParticipantSid,
+        track: TrackSid,
+        enabled: bool,
+    ) -> Result<(), ServiceError> {
+        self.command(move |rooms, _| rooms.set_track_enabled(participant, track, enabled))
+            .await
+    }
+
+    /// Subscribe a participant to a track.
+    pub async fn subscribe(
+        &self,
+        participant: ParticipantSid,
+        track: TrackSid,
+    ) -> Result<(), ServiceError> {
+        self.command(move |rooms, _| rooms.subscribe(participant, track))
+            .await
+    }
+
+    /// Unsubscribe a participant from a track.
+    pub async fn unsubscribe(
+        &self,
+        participant: ParticipantSid,
+        track: TrackSid,
+    ) -> Result<(), ServiceError> {
+        self.command(move |rooms, _| rooms.unsubscribe(participant, track))
+            .await
+    }
+
+    /// Every event of every room, from now on, unbounded: for consumers that
+    /// must not miss one (the media bridge).
+    pub async fn watch(&self) -> Result<mpsc::UnboundedReceiver<Arc<Event>>, ServiceError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.call_with_listeners(move |_, listeners, _| listeners.watchers.push(tx))
+            .await?;
+        Ok(rx)
+    }
+
     /// End every room, for a graceful shutdown. The task itself ends when
     /// the last handle is dropped.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |rooms, now| {
+        let job: Job = Box::new(move |rooms, _, now| {
             rooms.shutdown(now);
             Box::new(move |_| {
                 let _ = tx.send(());
@@ -154,6 +270,7 @@ impl RoomService {
 
 struct RoomTask {
     rooms: Rooms,
+    listeners: Listeners,
     store: Store,
     account: AccountSid,
     metrics: Arc<Metrics>,
@@ -166,7 +283,7 @@ impl RoomTask {
             let deadline = self.rooms.poll_timeout();
             let reply = tokio::select! {
                 job = self.inbox.recv() => match job {
-                    Some(job) => Some(job(&mut self.rooms, now())),
+                    Some(job) => Some(job(&mut self.rooms, &mut self.listeners, now())),
                     None => break,
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => {
@@ -192,13 +309,20 @@ impl RoomTask {
         }
         self.metrics
             .set_rooms(self.rooms.rooms().count(), self.rooms.participant_count());
-        self.store
+        let recorded = self
+            .store
             .record(self.account, &events, Timestamp::now())
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, events = events.len(), "failed to record room events");
                 Arc::new(e)
-            })
+            });
+        // Listeners hear about changes even if recording failed: the core
+        // has changed, and sessions must follow it.
+        for event in events {
+            self.listeners.dispatch(event);
+        }
+        recorded
     }
 
     fn observe(&self, event: &Event) {

@@ -28,6 +28,13 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             ..salon_room::Config::default()
         },
         account: account.sid,
+        media: salon_media::MediaConfig {
+            bind: settings.media_bind,
+            public_ips: settings.media_ips.clone(),
+            workers: settings.media_workers,
+            ..salon_media::MediaConfig::default()
+        },
+        signaling: salon_server::signaling::SignalingConfig::default(),
     };
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
@@ -53,6 +60,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
     tracing::info!(
         address = %server.local_addr(),
         public_url = %settings.public_url,
+        media = %server.media_addr(),
         "Salon {} listening: open {}",
         env!("CARGO_PKG_VERSION"),
         settings.public_url

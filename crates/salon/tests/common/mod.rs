@@ -102,6 +102,8 @@ impl Server {
             .arg(&url)
             .arg("--data-dir")
             .arg(&data_dir)
+            .arg("--media-port")
+            .arg("0")
             .arg("serve")
             // Plain text in the log the failure messages quote.
             .env("NO_COLOR", "1")

@@ -29,6 +29,9 @@ pub struct TestServer {
 pub struct Options {
     pub app_routes: bool,
     pub rooms: salon_room::Config,
+    /// A connected peer silent this long is gone (production: 10 s).
+    pub peer_timeout: Duration,
+    pub signaling: salon_server::signaling::SignalingConfig,
 }
 
 impl Default for Options {
@@ -36,6 +39,8 @@ impl Default for Options {
         Self {
             app_routes: true,
             rooms: salon_room::Config::default(),
+            peer_timeout: Duration::from_secs(10),
+            signaling: salon_server::signaling::SignalingConfig::default(),
         }
     }
 }
@@ -87,6 +92,13 @@ impl TestServer {
             app_routes: options.app_routes,
             rooms: options.rooms,
             account: account.sid,
+            media: salon_media::MediaConfig {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                workers: 2,
+                peer_timeout: options.peer_timeout,
+                ..salon_media::MediaConfig::default()
+            },
+            signaling: options.signaling,
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();
@@ -173,6 +185,41 @@ impl TestServer {
             .get(format!("{}{path}", self.url))
             .basic_auth(self.key, Some(&self.secret));
         Self::send(request).await
+    }
+
+    /// The signaling URL.
+    pub fn signaling_url(&self) -> String {
+        format!("ws://{}/v1/signaling", self.addr)
+    }
+
+    /// An access token for `identity`, optionally limited to `room`, signed
+    /// with the server's key and valid for an hour from `now_offset` seconds
+    /// relative to now.
+    pub fn token_at(&self, identity: &str, room: Option<&str>, now_offset: i64) -> String {
+        let key = self
+            .state
+            .credentials
+            .signing_key(self.account)
+            .expect("a signing key");
+        let mut grant = salon_token::Grant::new(identity);
+        if let Some(room) = room {
+            grant = grant.in_room(room);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        salon_token::mint(
+            &key,
+            &grant,
+            (now + now_offset) as u64,
+            &salon_token::MintOptions::default(),
+        )
+        .expect("minted")
+    }
+
+    pub fn token(&self, identity: &str, room: Option<&str>) -> String {
+        self.token_at(identity, room, 0)
     }
 
     /// Connect a participant through the room service, as signaling will.
