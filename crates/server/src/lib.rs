@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod rest;
 pub mod service;
 pub mod signaling;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,8 +35,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, State};
-use axum::http::{StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use salon_sid::AccountSid;
 use salon_store::{Store, Timestamp};
@@ -219,13 +220,12 @@ pub fn router(state: AppState, app_routes: bool) -> Router {
         .merge(rest::router(state.clone()))
         .route("/v1/signaling", get(signaling::upgrade))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::serve))
-        .route("/", get(landing));
+        .route("/metrics", get(metrics::serve));
     if app_routes {
         router = router.merge(app::router());
     }
     router
-        .fallback(not_found)
+        .fallback(web::serve)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -250,14 +250,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
-}
-
-async fn landing() -> Html<&'static str> {
-    Html(include_str!("../../../web/index.html"))
-}
-
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(&rest::params::excerpt(uri.path()))
 }
 
 async fn method_not_allowed() -> ApiError {

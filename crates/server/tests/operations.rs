@@ -412,3 +412,38 @@ async fn unknown_paths_and_methods_answer_in_twilios_shape() {
     assert_eq!(landing.status(), StatusCode::OK);
     assert!(landing.text().await.unwrap().contains("Salon"));
 }
+
+#[tokio::test]
+async fn the_demo_app_and_the_sdk_are_served() {
+    let s = TestServer::start().await;
+    let index = s.http.get(&s.url).send().await.unwrap();
+    assert_eq!(index.status(), StatusCode::OK);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let sdk = s
+        .http
+        .get(format!("{}/sdk/salon-video.js", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sdk.status(), StatusCode::OK);
+    let kind = sdk.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.contains("javascript"), "{kind}");
+    for missing in ["/sdk/nope.js", "/sdk/../Cargo.toml", "/no-such-file.css"] {
+        assert_error(
+            &TestServer::send(s.http.get(format!("{}{missing}", s.url))).await,
+            404,
+            20404,
+        );
+    }
+    // Other methods on app paths are still Twilio-shaped errors.
+    assert_error(
+        &TestServer::send(s.http.post(format!("{}/index.html", s.url))).await,
+        404,
+        20404,
+    );
+}
