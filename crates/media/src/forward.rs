@@ -18,9 +18,12 @@
 //!   upstream loss stay gaps (the subscriber NACKs; str0m answers from its
 //!   RTX cache when it has the packet). Packets older than the lane's start
 //!   are skipped.
-//! * **Timestamps** pass through: each lane carries one source, so there is
-//!   no discontinuity to hide. (Simulcast layer switching, later, will rebase
-//!   here; the lane already owns the state it needs.)
+//! * **Timestamps** pass through while a lane carries one source. When a
+//!   subscriber's m-line is reused for another track (see
+//!   [`Lane::continuing`]), the new lane continues the old one's sequence
+//!   numbers and rebases timestamps to follow on from its last, so the
+//!   subscriber sees one continuous stream on one SSRC. (Simulcast layer
+//!   switching, later, rebases the same way.)
 //! * **Keyframes**: a video lane forwards nothing until a keyframe begins,
 //!   and the forwarder asks the publisher for one as soon as a lane is
 //!   added, again every [`KEYFRAME_RETRY`] while any lane still waits, and
@@ -52,10 +55,28 @@ pub struct PeerRef {
 pub struct PacketMeta {
     /// Extended sequence number (no wrap-around).
     pub seq: u64,
+    /// RTP timestamp as the publisher sent it.
+    pub time: u32,
     /// Payload type as the publisher sent it.
     pub pt: u8,
     /// Whether the packet begins a keyframe (always false for audio).
     pub keyframe_start: bool,
+}
+
+/// How one packet leaves on one lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing {
+    pub seq: u64,
+    pub time: u32,
+    pub pt: u8,
+}
+
+/// Where the next packet on a subscriber's m-line must continue from, when
+/// the m-line is reused for another track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuation {
+    pub seq: u64,
+    pub time: u32,
 }
 
 /// The codec of each of the publisher's payload types.
@@ -92,6 +113,13 @@ pub struct Lane {
     /// (first incoming seq, first outgoing seq), once started.
     start: Option<(u64, u64)>,
     base_out: u64,
+    /// Continue from an earlier lane on the same m-line: rebase timestamps
+    /// so the first packet goes out at this time.
+    continue_at: Option<u32>,
+    /// Added to incoming timestamps (wrapping), fixed at the start.
+    time_offset: u32,
+    /// The last packet sent: to continue from when the lane ends.
+    last: Option<Outgoing>,
     /// Packets admitted, for statistics.
     pub forwarded: u64,
 }
@@ -113,8 +141,39 @@ impl Lane {
             waiting_for_keyframe: video,
             start: None,
             base_out: u64::from(base_out),
+            continue_at: None,
+            time_offset: 0,
+            last: None,
             forwarded: 0,
         }
+    }
+
+    /// A lane on an m-line that carried another track before: it goes on
+    /// from `from` (sequence numbers continue, timestamps are rebased), so
+    /// the subscriber's decoder sees one stream.
+    pub fn continuing(
+        subscriber: PeerRef,
+        mid: str0m::media::Mid,
+        pt_map: Vec<(u8, u8)>,
+        video: bool,
+        from: Continuation,
+    ) -> Self {
+        Self {
+            base_out: from.seq,
+            continue_at: Some(from.time),
+            ..Self::new(subscriber, mid, pt_map, video, 0)
+        }
+    }
+
+    /// Where a later lane on this m-line should continue from: one packet
+    /// and one frame interval after the last one sent.
+    pub fn continuation(&self, video: bool) -> Option<Continuation> {
+        // One frame of 30 fps video at 90 kHz; one 20 ms Opus frame at 48 kHz.
+        let step = if video { 3_000 } else { 960 };
+        self.last.map(|l| Continuation {
+            seq: l.seq + 1,
+            time: l.time.wrapping_add(step),
+        })
     }
 
     /// Whether this lane still waits for a keyframe.
@@ -122,9 +181,8 @@ impl Lane {
         self.waiting_for_keyframe
     }
 
-    /// The outgoing (sequence number, payload type) for `packet`, or `None`
-    /// to skip it on this lane.
-    pub fn admit(&mut self, packet: &PacketMeta) -> Option<(u64, u8)> {
+    /// How `packet` leaves on this lane, or `None` to skip it here.
+    pub fn admit(&mut self, packet: &PacketMeta) -> Option<Outgoing> {
         let pt = self
             .pt_map
             .iter()
@@ -136,12 +194,26 @@ impl Lane {
             }
             self.waiting_for_keyframe = false;
         }
-        let (first_in, first_out) = *self.start.get_or_insert((packet.seq, self.base_out));
+        if self.start.is_none() {
+            self.start = Some((packet.seq, self.base_out));
+            if let Some(at) = self.continue_at {
+                self.time_offset = at.wrapping_sub(packet.time);
+            }
+        }
+        let (first_in, first_out) = self.start?;
         if packet.seq < first_in {
             return None; // older than where this subscriber joined
         }
         self.forwarded += 1;
-        Some((first_out + (packet.seq - first_in), pt))
+        let out = Outgoing {
+            seq: first_out + (packet.seq - first_in),
+            time: packet.time.wrapping_add(self.time_offset),
+            pt,
+        };
+        if self.last.is_none_or(|l| out.seq > l.seq) {
+            self.last = Some(out);
+        }
+        Some(out)
     }
 }
 
@@ -193,15 +265,23 @@ impl Forwarder {
         self.lanes.push(lane);
     }
 
-    /// Remove every lane to `subscriber` (all its m-lines for this track).
-    pub fn remove_subscriber(&mut self, subscriber: PeerRef) {
-        self.lanes.retain(|l| l.subscriber != subscriber);
+    /// Remove every lane to `subscriber`, returning them (their
+    /// continuations let the m-lines be reused).
+    pub fn take_subscriber(&mut self, subscriber: PeerRef) -> Vec<Lane> {
+        let (taken, kept) = std::mem::take(&mut self.lanes)
+            .into_iter()
+            .partition(|l| l.subscriber == subscriber);
+        self.lanes = kept;
+        taken
     }
 
-    /// Remove the lane on `subscriber`'s m-line `mid`.
-    pub fn remove_lane(&mut self, subscriber: PeerRef, mid: str0m::media::Mid) {
-        self.lanes
-            .retain(|l| !(l.subscriber == subscriber && l.mid == mid));
+    /// Remove the lane on `subscriber`'s m-line `mid`, returning it.
+    pub fn take_lane(&mut self, subscriber: PeerRef, mid: str0m::media::Mid) -> Option<Lane> {
+        let index = self
+            .lanes
+            .iter()
+            .position(|l| l.subscriber == subscriber && l.mid == mid)?;
+        Some(self.lanes.remove(index))
     }
 
     /// A subscriber asked for a keyframe (PLI or FIR).
@@ -234,11 +314,12 @@ impl Forwarder {
     }
 
     /// Describe a packet for the lanes.
-    pub fn meta(&mut self, seq: u64, pt: u8, payload: &[u8]) -> PacketMeta {
+    pub fn meta(&mut self, seq: u64, time: u32, pt: u8, payload: &[u8]) -> PacketMeta {
         self.received += 1;
         let keyframe_start = self.video && self.codecs.keyframe_start(pt, payload);
         PacketMeta {
             seq,
+            time,
             pt,
             keyframe_start,
         }
@@ -275,11 +356,22 @@ mod tests {
         Lane::new(peer(index), "1".into(), vec![(VP8_PT, 100)], true, base)
     }
 
+    fn send(
+        f: &mut Forwarder,
+        lane: usize,
+        seq: u64,
+        time: u32,
+        payload: &[u8],
+    ) -> Option<Outgoing> {
+        let meta = f.meta(seq, time, VP8_PT, payload);
+        f.lanes[lane].admit(&meta)
+    }
+
     #[test]
     fn a_video_lane_starts_at_a_keyframe_with_contiguous_rewritten_sequence_numbers() {
         let mut f = video_forwarder();
         f.add_lane(lane(1, 1000));
-        let sent: Vec<Option<(u64, u8)>> = [
+        let seqs: Vec<Option<u64>> = [
             (70_000, &DELTA[..]),
             (70_001, &MIDDLE[..]),
             (70_002, &KEY[..]),
@@ -287,38 +379,36 @@ mod tests {
             (70_005, &DELTA[..]),
         ]
         .iter()
-        .map(|(seq, payload)| {
-            let meta = f.meta(*seq, VP8_PT, payload);
-            f.lanes[0].admit(&meta)
-        })
+        .map(|(seq, payload)| send(&mut f, 0, *seq, 9_000, payload).map(|o| o.seq))
         .collect();
+        assert_eq!(seqs, [None, None, Some(1000), Some(1001), Some(1003)]);
         assert_eq!(
-            sent,
-            [
-                None,
-                None,
-                Some((1000, 100)),
-                Some((1001, 100)),
-                Some((1003, 100))
-            ]
+            send(&mut f, 0, 70_005, 9_000, &DELTA).map(|o| o.pt),
+            Some(100),
+            "payload type mapped"
         );
         // A late packet from before the start is skipped; one inside the run
         // fills its gap.
-        let late = f.meta(70_001, VP8_PT, &MIDDLE);
-        assert_eq!(f.lanes[0].admit(&late), None);
-        let gap = f.meta(70_004, VP8_PT, &MIDDLE);
-        assert_eq!(f.lanes[0].admit(&gap), Some((1002, 100)));
+        assert_eq!(send(&mut f, 0, 70_001, 9_000, &MIDDLE), None);
+        assert_eq!(
+            send(&mut f, 0, 70_004, 9_000, &MIDDLE).map(|o| o.seq),
+            Some(1002)
+        );
+        // Timestamps pass through untouched on a fresh lane.
+        assert_eq!(
+            send(&mut f, 0, 70_006, 12_000, &DELTA).map(|o| o.time),
+            Some(12_000)
+        );
     }
 
     #[test]
     fn each_lane_has_its_own_numbering_from_where_it_joined() {
         let mut f = video_forwarder();
         f.add_lane(lane(1, 10));
-        let key = f.meta(5, VP8_PT, &KEY);
-        assert_eq!(f.lanes[0].admit(&key), Some((10, 100)));
+        assert_eq!(send(&mut f, 0, 5, 0, &KEY).map(|o| o.seq), Some(10));
         f.add_lane(lane(2, 500));
         for seq in 6..9 {
-            let m = f.meta(seq, VP8_PT, &DELTA);
+            let m = f.meta(seq, 0, VP8_PT, &DELTA);
             f.lanes[0].admit(&m);
             assert_eq!(
                 f.lanes[1].admit(&m),
@@ -326,9 +416,9 @@ mod tests {
                 "late joiner waits for a keyframe"
             );
         }
-        let key = f.meta(9, VP8_PT, &KEY);
-        assert_eq!(f.lanes[0].admit(&key), Some((14, 100)));
-        assert_eq!(f.lanes[1].admit(&key), Some((500, 100)));
+        let key = f.meta(9, 0, VP8_PT, &KEY);
+        assert_eq!(f.lanes[0].admit(&key).map(|o| o.seq), Some(14));
+        assert_eq!(f.lanes[1].admit(&key).map(|o| o.seq), Some(500));
     }
 
     #[test]
@@ -341,9 +431,16 @@ mod tests {
             PublisherCodecs::new(vec![(111, None)]),
         );
         f.add_lane(Lane::new(peer(1), "1".into(), vec![(111, 109)], false, 7));
-        let m = f.meta(123, 111, &[1, 2, 3]);
-        assert_eq!(f.lanes[0].admit(&m), Some((7, 109)));
-        let other = f.meta(124, 0, &[1]);
+        let m = f.meta(123, 4_000, 111, &[1, 2, 3]);
+        assert_eq!(
+            f.lanes[0].admit(&m),
+            Some(Outgoing {
+                seq: 7,
+                time: 4_000,
+                pt: 109
+            })
+        );
+        let other = f.meta(124, 4_960, 0, &[1]);
         assert_eq!(f.lanes[0].admit(&other), None, "no mapping for PT 0");
         assert!(
             !f.poll_keyframe_request(Instant::now()),
@@ -372,7 +469,7 @@ mod tests {
         assert!(!f.poll_keyframe_request(t1 + Duration::from_millis(900)));
         assert!(f.poll_keyframe_request(t1 + KEYFRAME_RETRY));
         // Once every lane has its keyframe, no more retries...
-        let key = f.meta(1, VP8_PT, &KEY);
+        let key = f.meta(1, 0, VP8_PT, &KEY);
         for l in &mut f.lanes {
             l.admit(&key);
         }
@@ -389,9 +486,83 @@ mod tests {
         f.add_lane(lane(2, 0));
         f.add_lane(lane(1, 0)); // same subscriber and mid: replaces
         assert_eq!(f.lanes.len(), 2);
-        f.remove_lane(peer(1), "1".into());
+        assert!(f.take_lane(peer(1), "1".into()).is_some());
         assert_eq!(f.lanes.len(), 1);
-        f.remove_subscriber(peer(2));
+        assert_eq!(f.take_subscriber(peer(2)).len(), 1);
         assert!(f.lanes.is_empty());
+    }
+
+    #[test]
+    fn a_reused_m_line_continues_sequence_numbers_and_timestamps() {
+        // Track A on m-line "1", then track B on the same m-line.
+        let mut a = video_forwarder();
+        a.add_lane(lane(1, 100));
+        send(&mut a, 0, 10, 90_000, &KEY);
+        send(&mut a, 0, 11, 90_000, &MIDDLE);
+        send(&mut a, 0, 12, 93_000, &DELTA);
+        let from = a
+            .take_lane(peer(1), "1".into())
+            .unwrap()
+            .continuation(true)
+            .unwrap();
+        assert_eq!(
+            from,
+            Continuation {
+                seq: 103,
+                time: 96_000
+            }
+        );
+
+        let mut b = video_forwarder();
+        b.add_lane(Lane::continuing(
+            peer(1),
+            "1".into(),
+            vec![(VP8_PT, 100)],
+            true,
+            from,
+        ));
+        // B's own numbering is unrelated; what leaves continues A's.
+        assert_eq!(
+            send(&mut b, 0, 5_000, 7_777_777, &KEY),
+            Some(Outgoing {
+                seq: 103,
+                time: 96_000,
+                pt: 100
+            })
+        );
+        assert_eq!(
+            send(&mut b, 0, 5_001, 7_780_777, &DELTA),
+            Some(Outgoing {
+                seq: 104,
+                time: 99_000,
+                pt: 100
+            })
+        );
+    }
+
+    #[test]
+    fn rebased_timestamps_wrap_around() {
+        let mut f = Forwarder::new(
+            TrackSid::from_bytes([3; 16]),
+            peer(0),
+            "0".into(),
+            false,
+            PublisherCodecs::new(vec![(111, None)]),
+        );
+        let from = Continuation {
+            seq: 9,
+            time: u32::MAX - 100,
+        };
+        f.add_lane(Lane::continuing(
+            peer(1),
+            "1".into(),
+            vec![(111, 111)],
+            false,
+            from,
+        ));
+        let m = f.meta(1, 50, 111, &[0]);
+        assert_eq!(f.lanes[0].admit(&m).map(|o| o.time), Some(u32::MAX - 100));
+        let m = f.meta(2, 50 + 960, 111, &[0]);
+        assert_eq!(f.lanes[0].admit(&m).map(|o| o.time), Some(859));
     }
 }

@@ -28,7 +28,8 @@
 //! # The contract
 //!
 //! [`Media`] is the handle the control plane uses. It routes each command to
-//! the room's worker (rooms are sharded by hashing their SID):
+//! the room's worker (a room is placed on the worker with the fewest peers
+//! when it first appears, and stays there until [`Media::room_ended`]):
 //! [`Media::negotiate`] applies a participant's SDP offer with the tracks it
 //! publishes and the tracks it subscribes to, and answers;
 //! [`Media::unpublish`], [`Media::unsubscribe`], [`Media::publish_data`],
@@ -47,7 +48,6 @@ pub mod keyframe;
 mod stun;
 mod worker;
 
-use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -212,6 +212,10 @@ pub(crate) enum Command {
     Remove {
         participant: ParticipantSid,
     },
+    /// The room is over: drop whatever is left of it.
+    RoomEnded {
+        room: RoomSid,
+    },
     /// For tests: make this participant's `Rtc` panic on its next input.
     #[doc(hidden)]
     Sabotage {
@@ -221,13 +225,17 @@ pub(crate) enum Command {
 
 struct Inner {
     commands: Vec<crossbeam_channel::Sender<Command>>,
+    /// Which worker each room lives on.
+    placement: std::sync::Mutex<std::collections::HashMap<RoomSid, usize>>,
+    /// Peers on each worker, kept by the workers: the load placement
+    /// balances.
+    load: Arc<Vec<AtomicU64>>,
     local_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
     stats: Arc<MediaStats>,
     demux_stats: Arc<DemuxStats>,
     stop: Arc<AtomicBool>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 /// The handle to the media server. Cheap to clone.
@@ -251,6 +259,7 @@ impl Media {
         let routes = Arc::new(demux::Routes::default());
         let pool = demux::BufferPool::new();
         let workers = config.workers.max(1);
+        let load: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
         let mut threads = Vec::new();
         let mut commands = Vec::new();
         let mut inboxes = Vec::new();
@@ -269,6 +278,7 @@ impl Media {
                 routes: routes.clone(),
                 pool: pool.clone(),
                 stats: stats.clone(),
+                load: load.clone(),
                 peer_timeout: config.peer_timeout,
                 connect_timeout: config.connect_timeout,
                 stop: stop.clone(),
@@ -290,13 +300,14 @@ impl Media {
         Ok(Self {
             inner: Arc::new(Inner {
                 commands,
+                placement: Default::default(),
+                load,
                 local_addr,
                 candidates,
                 stats,
                 demux_stats,
                 stop,
                 threads: std::sync::Mutex::new(threads),
-                hasher: Default::default(),
             }),
         })
     }
@@ -321,9 +332,34 @@ impl Media {
         &self.inner.demux_stats
     }
 
-    /// The worker a room lives on.
+    /// The worker a room lives on, placing it on the least-loaded worker
+    /// the first time. (A lock, but on the control plane only: datagrams
+    /// never come this way.)
     pub fn worker_of(&self, room: RoomSid) -> usize {
-        (self.inner.hasher.hash_one(room) % self.inner.commands.len() as u64) as usize
+        let mut placement = self
+            .inner
+            .placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *placement.entry(room).or_insert_with(|| {
+            let load = &self.inner.load;
+            (0..load.len())
+                .min_by_key(|w| load[*w].load(Ordering::Relaxed))
+                .unwrap_or(0)
+        })
+    }
+
+    /// The room has ended: forget its placement and drop its media state.
+    pub fn room_ended(&self, room: RoomSid) {
+        let worker = self
+            .inner
+            .placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&room);
+        if let Some(worker) = worker {
+            let _ = self.inner.commands[worker].send(Command::RoomEnded { room });
+        }
     }
 
     fn send(&self, room: RoomSid, command: Command) -> Result<(), MediaError> {

@@ -29,7 +29,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
 use crate::demux::{BufferPool, Datagram, Route, Routes};
-use crate::forward::{Forwarder, Lane, PeerRef, PublisherCodecs};
+use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
@@ -53,6 +53,8 @@ pub struct Setup {
     pub routes: Arc<Routes>,
     pub pool: BufferPool,
     pub stats: Arc<MediaStats>,
+    /// Peers on each worker (this one at `index`), for room placement.
+    pub load: Arc<Vec<std::sync::atomic::AtomicU64>>,
     pub peer_timeout: Duration,
     pub connect_timeout: Duration,
     pub stop: Arc<AtomicBool>,
@@ -96,6 +98,9 @@ struct Peer {
     published: Vec<(Mid, TrackSid)>,
     /// Outgoing m-lines and the tracks they carry.
     subscribed: Vec<(Mid, TrackSid)>,
+    /// Where each outgoing m-line whose track ended left off, so a new
+    /// track on the same m-line continues the stream.
+    continuations: Vec<(Mid, Continuation)>,
     /// Open (or opening) data channels: id, label, open.
     channels: Vec<(ChannelId, String, bool)>,
     /// Whether the SCTP association is up (a data channel has opened).
@@ -128,6 +133,9 @@ struct MediaRoom {
     data_tracks: HashMap<TrackSid, (ParticipantSid, String)>,
     /// Data track → who receives it.
     data_subscribers: HashMap<TrackSid, Vec<ParticipantSid>>,
+    /// Subscriptions bound before their track's media existed: (track,
+    /// subscriber, its m-line).
+    waiting: Vec<(TrackSid, PeerRef, Mid)>,
 }
 
 impl MediaRoom {
@@ -256,6 +264,7 @@ impl Worker {
             gone: None,
             published: Vec::new(),
             subscribed: Vec::new(),
+            continuations: Vec::new(),
             channels: Vec::new(),
             sctp_up: false,
             pending_data: VecDeque::new(),
@@ -288,6 +297,7 @@ impl Worker {
             },
         );
         self.setup.stats.peers.fetch_add(1, Ordering::Relaxed);
+        self.setup.load[self.setup.index].fetch_add(1, Ordering::Relaxed);
         Ok(r)
     }
 
@@ -306,12 +316,23 @@ impl Worker {
         self.by_participant.remove(&peer.participant);
         self.setup.routes.remove(&peer.ufrag);
         self.setup.stats.peers.fetch_sub(1, Ordering::Relaxed);
+        self.setup.load[self.setup.index].fetch_sub(1, Ordering::Relaxed);
+        let mut retired = Vec::new();
         if let Some(room) = self.rooms.get_mut(&peer.room) {
             room.peers.retain(|p| *p != r);
-            room.forwarders.retain(|f| f.publisher != r);
+            // Its tracks stop: the lanes to their subscribers end.
+            room.forwarders.retain_mut(|f| {
+                if f.publisher != r {
+                    return true;
+                }
+                retired.push((std::mem::take(&mut f.lanes), f.video));
+                false
+            });
+            // Its subscriptions end.
             for f in &mut room.forwarders {
-                f.remove_subscriber(r);
+                f.take_subscriber(r);
             }
+            room.waiting.retain(|(_, s, _)| *s != r);
             room.data_tracks
                 .retain(|_, (publisher, _)| *publisher != peer.participant);
             for subscribers in room.data_subscribers.values_mut() {
@@ -321,6 +342,9 @@ impl Worker {
             if room.is_empty() {
                 self.rooms.remove(&peer.room);
             }
+        }
+        for (lanes, video) in retired {
+            self.retire(lanes, video);
         }
         if let Some(reason) = reason {
             tracing::info!(room = %peer.room, participant = %peer.participant, ?reason, "media peer gone");
@@ -332,6 +356,20 @@ impl Worker {
         }
         // Dropping an Rtc whose internals panicked must not take us down.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(peer)));
+    }
+
+    /// Lanes that ended: remember on each subscriber's m-line where the
+    /// stream left off, so a track later bound to that m-line continues it.
+    fn retire(&mut self, lanes: Vec<Lane>, video: bool) {
+        for lane in lanes {
+            let Some(from) = lane.continuation(video) else {
+                continue;
+            };
+            if let Some(peer) = slot_peer(&mut self.slots, lane.subscriber) {
+                peer.continuations.retain(|(m, _)| *m != lane.mid);
+                peer.continuations.push((lane.mid, from));
+            }
+        }
     }
 
     // ---- input -----------------------------------------------------------
@@ -526,7 +564,12 @@ impl Worker {
             return;
         };
         self.setup.stats.rtp_in.fetch_add(1, Ordering::Relaxed);
-        let meta = forwarder.meta(*packet.seq_no, *packet.header.payload_type, &packet.payload);
+        let meta = forwarder.meta(
+            *packet.seq_no,
+            packet.header.timestamp,
+            *packet.header.payload_type,
+            &packet.payload,
+        );
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -536,7 +579,7 @@ impl Worker {
         let slots = &mut self.slots;
         let mut forwarded = 0u64;
         for lane in &mut forwarder.lanes {
-            let Some((seq, pt)) = lane.admit(&meta) else {
+            let Some(out) = lane.admit(&meta) else {
                 continue;
             };
             let Some(slot) = slots.get_mut(lane.subscriber.index as usize) else {
@@ -556,9 +599,9 @@ impl Worker {
                 let mut api = s.rtc.direct_api();
                 if let Some(stream) = api.stream_tx_by_mid(mid, None) {
                     let rtp = RtpWrite::new(
-                        pt.into(),
-                        seq.into(),
-                        packet.header.timestamp,
+                        out.pt.into(),
+                        out.seq.into(),
+                        out.time,
                         packet.timestamp,
                         packet.payload.clone(),
                     )
@@ -566,11 +609,13 @@ impl Worker {
                     .ext_vals(exts.clone())
                     .nackable(true);
                     stream.write_rtp(rtp);
+                    return Ok(true);
                 }
-                Ok(())
+                Ok(false)
             });
             match write {
-                Ok(()) => {
+                Ok(false) => {}
+                Ok(true) => {
                     forwarded += 1;
                     if !subscriber.written {
                         subscriber.written = true;
@@ -704,14 +749,25 @@ impl Worker {
                 let Some(r) = self.by_participant.get(&participant).copied() else {
                     return;
                 };
+                let mut retired = Vec::new();
                 if let Some(peer) = slot_peer(&mut self.slots, r) {
                     peer.published.retain(|(_, t)| *t != track);
                     let room = peer.room;
                     if let Some(room) = self.rooms.get_mut(&room) {
-                        room.forwarders.retain(|f| f.track != track);
+                        room.forwarders.retain_mut(|f| {
+                            if f.track != track {
+                                return true;
+                            }
+                            retired.push((std::mem::take(&mut f.lanes), f.video));
+                            false
+                        });
                         room.data_tracks.remove(&track);
                         room.data_subscribers.remove(&track);
+                        room.waiting.retain(|(t, _, _)| *t != track);
                     }
+                }
+                for (lanes, video) in retired {
+                    self.retire(lanes, video);
                 }
             }
             Command::Unsubscribe { participant, track } => {
@@ -723,13 +779,18 @@ impl Worker {
                 };
                 peer.subscribed.retain(|(_, t)| *t != track);
                 let room = peer.room;
+                let mut retired = Vec::new();
                 if let Some(room) = self.rooms.get_mut(&room) {
                     for f in room.forwarders.iter_mut().filter(|f| f.track == track) {
-                        f.remove_subscriber(r);
+                        retired.push((f.take_subscriber(r), f.video));
                     }
                     if let Some(subscribers) = room.data_subscribers.get_mut(&track) {
                         subscribers.retain(|s| *s != participant);
                     }
+                    room.waiting.retain(|(t, s, _)| !(*t == track && *s == r));
+                }
+                for (lanes, video) in retired {
+                    self.retire(lanes, video);
                 }
             }
             Command::PublishData {
@@ -760,6 +821,17 @@ impl Worker {
                     subscribers.push(participant);
                 }
                 self.open_data_channels(participant);
+            }
+            Command::RoomEnded { room } => {
+                let peers: Vec<PeerRef> = self
+                    .rooms
+                    .get(&room)
+                    .map(|r| r.peers.clone())
+                    .unwrap_or_default();
+                for r in peers {
+                    self.remove_peer(r, None);
+                }
+                self.rooms.remove(&room);
             }
             Command::Remove { participant } => {
                 if let Some(r) = self.by_participant.get(&participant).copied() {
@@ -859,6 +931,7 @@ impl Worker {
                 ));
             }
         }
+        let new_tracks: Vec<TrackSid> = forwarders.iter().map(|f| f.track).collect();
         let room_state = self.rooms.entry(room).or_default();
         for f in forwarders {
             room_state
@@ -866,93 +939,16 @@ impl Worker {
                 .retain(|existing| existing.track != f.track);
             room_state.forwarders.push(f);
         }
+        // Subscriptions that arrived before these tracks' media existed.
+        for track in new_tracks {
+            self.attach_waiting(room, track);
+        }
 
         // Bind what it subscribes.
         for binding in subscribe {
             let mid = Mid::from(binding.mid.as_str());
-            let Some(room_state) = self.rooms.get(&room) else {
-                break;
-            };
-            let Some(forwarder) = room_state
-                .forwarders
-                .iter()
-                .find(|f| f.track == binding.track)
-            else {
-                // The track is gone already; the client will be told.
-                continue;
-            };
-            let publisher_codecs: Vec<u8> = match self
-                .slots
-                .get(forwarder.publisher.index as usize)
-                .and_then(|s| s.peer.as_ref())
-            {
-                Some(p) => p
-                    .rtc
-                    .media(forwarder.mid)
-                    .map(|m| m.remote_pts().iter().map(|pt| **pt).collect())
-                    .unwrap_or_default(),
-                None => continue,
-            };
-            let publisher_specs: Vec<(u8, Codec)> = {
-                let Some(p) = self
-                    .slots
-                    .get(forwarder.publisher.index as usize)
-                    .and_then(|s| s.peer.as_ref())
-                else {
-                    continue;
-                };
-                publisher_codecs
-                    .iter()
-                    .filter_map(|pt| codec_of(&p.rtc, (*pt).into()).map(|c| (*pt, c)))
-                    .collect()
-            };
-            let video = forwarder.video;
-            let Some(peer) = slot_peer(&mut self.slots, r) else {
-                break;
-            };
-            let Some(media) = peer.rtc.media(mid) else {
-                problems.push(format!("m-line {} is not in the offer", binding.mid));
-                continue;
-            };
-            let subscriber_pts: Vec<(u8, Codec)> = media
-                .remote_pts()
-                .iter()
-                .filter_map(|pt| codec_of(&peer.rtc, *pt).map(|c| (**pt, c)))
-                .collect();
-            let pt_map: Vec<(u8, u8)> = publisher_specs
-                .iter()
-                .filter_map(|(from, codec)| {
-                    subscriber_pts
-                        .iter()
-                        .find(|(_, c)| c == codec)
-                        .map(|(to, _)| (*from, *to))
-                })
-                .collect();
-            if pt_map.is_empty() {
-                problems.push(format!(
-                    "m-line {} has no codec in common with track {}",
-                    binding.mid, binding.track
-                ));
-                continue;
-            }
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                if let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                    // Forwarded media leaves as it arrives: the publisher
-                    // already paced it, and pacing again adds delay.
-                    stream.set_unpaced(true);
-                }
-            }));
-            peer.subscribed.retain(|(m, _)| *m != mid);
-            peer.subscribed.push((mid, binding.track));
-            let base: u16 = rand::random::<u16>() % 16_384 + 1;
-            let lane = Lane::new(r, mid, pt_map, video, base);
-            if let Some(room_state) = self.rooms.get_mut(&room)
-                && let Some(forwarder) = room_state
-                    .forwarders
-                    .iter_mut()
-                    .find(|f| f.track == binding.track)
-            {
-                forwarder.add_lane(lane);
+            if let Err(problem) = self.bind(room, r, mid, binding.track) {
+                problems.push(problem);
             }
         }
 
@@ -976,6 +972,139 @@ impl Worker {
         }
         self.open_data_channels(participant);
         Ok(answer.to_sdp_string())
+    }
+
+    /// Send `track` to `subscriber` on its m-line `mid`. If the track's
+    /// media does not exist yet (its publisher's offer is still on its way:
+    /// the room announces a track before its first packet), the binding
+    /// waits in the room and is made when the track's forwarder is.
+    fn bind(&mut self, room: RoomSid, r: PeerRef, mid: Mid, track: TrackSid) -> Result<(), String> {
+        let Some(room_state) = self.rooms.get_mut(&room) else {
+            return Ok(());
+        };
+        let Some(forwarder) = room_state.forwarders.iter().find(|f| f.track == track) else {
+            room_state
+                .waiting
+                .retain(|(_, s, m)| !(*s == r && *m == mid));
+            room_state.waiting.push((track, r, mid));
+            if let Some(peer) = slot_peer(&mut self.slots, r) {
+                peer.subscribed.retain(|(m, _)| *m != mid);
+                peer.subscribed.push((mid, track));
+            }
+            return Ok(());
+        };
+        let (publisher, publisher_mid, video) =
+            (forwarder.publisher, forwarder.mid, forwarder.video);
+        let publisher_specs: Vec<(u8, Codec)> = {
+            let Some(p) = self
+                .slots
+                .get(publisher.index as usize)
+                .and_then(|s| s.peer.as_ref())
+            else {
+                return Ok(());
+            };
+            let pts: Vec<str0m::media::Pt> = p
+                .rtc
+                .media(publisher_mid)
+                .map(|m| m.remote_pts().to_vec())
+                .unwrap_or_default();
+            pts.into_iter()
+                .filter_map(|pt| codec_of(&p.rtc, pt).map(|c| (*pt, c)))
+                .collect()
+        };
+        let Some(peer) = slot_peer(&mut self.slots, r) else {
+            return Ok(());
+        };
+        let Some(media) = peer.rtc.media(mid) else {
+            return Err(format!("m-line {mid} is not in the offer"));
+        };
+        let subscriber_pts: Vec<(u8, Codec)> = media
+            .remote_pts()
+            .iter()
+            .filter_map(|pt| codec_of(&peer.rtc, *pt).map(|c| (**pt, c)))
+            .collect();
+        let pt_map: Vec<(u8, u8)> = publisher_specs
+            .iter()
+            .filter_map(|(from, codec)| {
+                subscriber_pts
+                    .iter()
+                    .find(|(_, c)| c == codec)
+                    .map(|(to, _)| (*from, *to))
+            })
+            .collect();
+        if pt_map.is_empty() {
+            return Err(format!(
+                "m-line {mid} has no codec in common with track {track}"
+            ));
+        }
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            if let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                // Forwarded media leaves as it arrives: the publisher already
+                // paced it, and pacing again adds delay.
+                stream.set_unpaced(true);
+            }
+        }));
+        // A reused m-line: the track it carried before stops there, and the
+        // new one continues its stream.
+        let previous = peer
+            .subscribed
+            .iter()
+            .find(|(m, t)| *m == mid && *t != track)
+            .map(|(_, t)| *t);
+        peer.subscribed.retain(|(m, _)| *m != mid);
+        peer.subscribed.push((mid, track));
+        if let Some(old) = previous {
+            let mut retired = Vec::new();
+            if let Some(room_state) = self.rooms.get_mut(&room) {
+                for f in room_state.forwarders.iter_mut().filter(|f| f.track == old) {
+                    retired.extend(f.take_lane(r, mid).map(|lane| (vec![lane], f.video)));
+                }
+            }
+            for (lanes, video) in retired {
+                self.retire(lanes, video);
+            }
+        }
+        let Some(peer) = slot_peer(&mut self.slots, r) else {
+            return Ok(());
+        };
+        let from = peer
+            .continuations
+            .iter()
+            .position(|(m, _)| *m == mid)
+            .map(|i| peer.continuations.remove(i).1);
+        let lane = match from {
+            Some(from) => Lane::continuing(r, mid, pt_map, video, from),
+            // A fresh stream starts below 65536 so the subscriber's SRTP
+            // rollover counter starts at zero.
+            None => Lane::new(r, mid, pt_map, video, rand::random::<u16>() % 16_384 + 1),
+        };
+        if let Some(room_state) = self.rooms.get_mut(&room)
+            && let Some(forwarder) = room_state.forwarders.iter_mut().find(|f| f.track == track)
+        {
+            forwarder.add_lane(lane);
+        }
+        Ok(())
+    }
+
+    /// Make the bindings that waited for `track`'s forwarder.
+    fn attach_waiting(&mut self, room: RoomSid, track: TrackSid) {
+        let waiting: Vec<(PeerRef, Mid)> = match self.rooms.get_mut(&room) {
+            Some(room_state) => {
+                let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut room_state.waiting)
+                    .into_iter()
+                    .partition(|(t, _, _)| *t == track);
+                room_state.waiting = rest;
+                ready.into_iter().map(|(_, r, m)| (r, m)).collect()
+            }
+            None => return,
+        };
+        let now = Instant::now();
+        for (r, mid) in waiting {
+            if let Err(problem) = self.bind(room, r, mid, track) {
+                tracing::warn!(%track, problem, "subscription could not be bound");
+            }
+        }
+        self.request_keyframes(room, now);
     }
 
     /// Open a data channel to `participant` for each data track it receives

@@ -1,9 +1,10 @@
 //! The two links between the room core and the media server.
 //!
-//! * [`room_to_media`]: when the room core removes a participant, a track or
-//!   a subscription — for whatever reason: leaving, a REST kick, a completed
-//!   room, a timeout — the media server drops the matching peer, forwarder or
-//!   lane. Teardown has this one path.
+//! * [`room_to_media`]: when the room core removes a participant, a track, a
+//!   subscription or a whole room — for whatever reason: leaving, a REST
+//!   kick, a completed room, a timeout — the media server drops the matching
+//!   peer, forwarder, lane or room (and the room's worker placement).
+//!   Teardown has this one path.
 //! * [`media_to_room`]: when the media server gives a peer up (its network
 //!   went silent, its session failed), the participant leaves the room.
 
@@ -32,6 +33,7 @@ pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc
                 track,
                 ..
             } => media.unsubscribe(*room, *subscriber, *track),
+            Event::RoomEnded { room, .. } => media.room_ended(*room),
             _ => {}
         }
     }
