@@ -258,7 +258,7 @@ impl Client {
                 } => break (session, room, participant, participants),
                 // A refusal: the `error` (or `disconnected`) says why, then
                 // the server closes.
-                ServerMessage::Error { code, message } => {
+                ServerMessage::Error { code, message, .. } => {
                     return Err(ClientError::new(code, message));
                 }
                 ServerMessage::Disconnected { code, message, .. } => {
@@ -676,7 +676,19 @@ impl Connection {
                 self.emit(ClientEvent::ParticipantConnected { participant });
             }
             ServerMessage::ParticipantDisconnected { participant } => {
-                self.update_participants(|list| list.retain(|p| p.sid != participant));
+                // Leaving ends every subscription to the leaver's tracks
+                // without separate `unsubscribed` messages: free their
+                // m-lines for reuse.
+                let mut gone = Vec::new();
+                self.update_participants(|list| {
+                    if let Some(p) = list.iter().find(|p| p.sid == participant) {
+                        gone.extend(p.tracks.iter().map(|t| t.sid));
+                    }
+                    list.retain(|p| p.sid != participant);
+                });
+                for track in gone {
+                    self.media.unsubscribe(track);
+                }
                 self.emit(ClientEvent::ParticipantDisconnected { participant });
             }
             ServerMessage::TrackPublished { participant, track } => {
@@ -720,10 +732,16 @@ impl Connection {
                 self.media.unsubscribe(track);
                 self.emit(ClientEvent::Unsubscribed { track });
             }
-            ServerMessage::Error { code, message } => {
+            ServerMessage::Error {
+                code,
+                message,
+                revision,
+            } => {
                 // A refused offer leaves the media session waiting for an
                 // answer that will never come: the session cannot go on.
-                if self.offer_sent.is_some() && (53400..53500).contains(&code) {
+                let refused = matches!((self.offer_sent, revision), (Some((sent, _)), Some(r)) if sent == r)
+                    || (revision.is_none() && self.offer_sent.is_some());
+                if refused && (53400..53500).contains(&code) {
                     return Err(ClientError::new(code, message));
                 }
                 self.emit(ClientEvent::Error { code, message });

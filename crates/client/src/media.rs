@@ -208,6 +208,16 @@ pub struct MediaSession {
     control_channel_offered: bool,
     publications: Vec<Publication>,
     subscriptions: Vec<Subscription>,
+    /// Receiving m-lines whose subscription ended, to be made `inactive` in
+    /// the next offer.
+    to_deactivate: Vec<(Mid, TrackKind)>,
+    /// Made `inactive` in the offer now outstanding.
+    deactivating: Vec<(Mid, TrackKind)>,
+    /// Inactive receiving m-lines, ready to carry a new subscription of the
+    /// same kind. Reusing them keeps the SDP as small as the most
+    /// subscriptions held at once (stopped m-lines would stay in it
+    /// forever: str0m does not recycle slots when it offers).
+    idle: Vec<(Mid, TrackKind)>,
     /// Incoming data channels the server opened, by the track they carry.
     data_channels: HashMap<ChannelId, TrackSid>,
     ssrc_to_mid: HashMap<Ssrc, Mid>,
@@ -257,8 +267,9 @@ struct Subscription {
     track: TrackSid,
     kind: TrackKind,
     mid: Option<Mid>,
-    stop_pending: bool,
-    stopped: bool,
+    /// The m-line is an idle one being reused: the next offer makes it
+    /// `recvonly` again and declares it for this track.
+    reactivate: bool,
     started: bool,
 }
 
@@ -304,6 +315,9 @@ impl MediaSession {
             control_channel_offered: false,
             publications: Vec::new(),
             subscriptions: Vec::new(),
+            to_deactivate: Vec::new(),
+            deactivating: Vec::new(),
+            idle: Vec::new(),
             data_channels: HashMap::new(),
             ssrc_to_mid: HashMap::new(),
             pending: None,
@@ -419,14 +433,9 @@ impl MediaSession {
     /// offer; a data track arrives on a data channel the server opens,
     /// labelled with the track's SID.
     pub fn subscribe(&mut self, track: TrackSid, kind: TrackKind) {
-        if let Some(s) = self
-            .subscriptions
-            .iter_mut()
-            .find(|s| s.track == track && !s.stopped)
-        {
+        if self.subscriptions.iter().any(|s| s.track == track) {
             // Already receiving it (a repeated `subscribed`): keep the m-line
             // and the statistics.
-            s.stop_pending = false;
             return;
         }
         // A new subscription starts its statistics afresh.
@@ -437,27 +446,28 @@ impl MediaSession {
         if kind == TrackKind::Data {
             return;
         }
+        let reused = self
+            .idle
+            .iter()
+            .position(|(_, k)| *k == kind)
+            .map(|i| self.idle.remove(i).0);
         self.subscriptions.push(Subscription {
             track,
             kind,
-            mid: None,
-            stop_pending: false,
-            stopped: false,
+            mid: reused,
+            reactivate: reused.is_some(),
             started: false,
         });
     }
 
     /// Stop receiving `track`: its m-line is stopped in the next offer.
     pub fn unsubscribe(&mut self, track: TrackSid) {
-        self.subscriptions
-            .retain(|s| s.track != track || s.mid.is_some());
-        for s in self
-            .subscriptions
-            .iter_mut()
-            .filter(|s| s.track == track && !s.stopped)
-        {
-            s.stopped = true;
-            s.stop_pending = true;
+        let Some(i) = self.subscriptions.iter().position(|s| s.track == track) else {
+            return;
+        };
+        let ended = self.subscriptions.remove(i);
+        if let Some(mid) = ended.mid {
+            self.to_deactivate.push((mid, ended.kind));
         }
     }
 
@@ -486,10 +496,11 @@ impl MediaSession {
                     || (p.spec.kind == TrackKind::Data && p.channel.is_none() && !p.stopped)
                     || p.stop_pending
             })
+            || !self.to_deactivate.is_empty()
             || self
                 .subscriptions
                 .iter()
-                .any(|s| s.mid.is_none() || s.stop_pending)
+                .any(|s| s.mid.is_none() || s.reactivate)
     }
 
     /// Whether an offer awaits its answer.
@@ -544,12 +555,17 @@ impl MediaSession {
                 _ => {}
             }
         }
+        for (mid, _) in &self.to_deactivate {
+            api.set_direction(*mid, Direction::Inactive);
+        }
         for s in &mut self.subscriptions {
-            if s.stopped {
-                if s.stop_pending {
-                    if let Some(mid) = s.mid {
-                        api.stop_media(mid);
-                    }
+            if s.reactivate {
+                if let Some(mid) = s.mid {
+                    api.set_direction(mid, Direction::RecvOnly);
+                    subscribe.push(SubscribeMedia {
+                        mid: mid.to_string(),
+                        track: s.track,
+                    });
                 }
                 continue;
             }
@@ -569,9 +585,9 @@ impl MediaSession {
             p.stop_pending = false;
         }
         for s in &mut self.subscriptions {
-            s.stop_pending = false;
+            s.reactivate = false;
         }
-        self.subscriptions.retain(|s| !s.stopped);
+        self.deactivating.append(&mut self.to_deactivate);
         // `apply` is a mutation; a failed drain surfaces at the next step.
         let _ = self.drain();
 
@@ -608,6 +624,8 @@ impl MediaSession {
                 )
             })?;
         self.drain()?;
+        // M-lines made inactive by this exchange can carry new subscriptions.
+        self.idle.append(&mut self.deactivating);
 
         // The negotiated payload type of each new sending m-line.
         let now = Instant::now();

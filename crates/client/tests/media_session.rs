@@ -252,7 +252,7 @@ async fn data_tracks_flow_both_ways_over_sctp() {
 }
 
 #[tokio::test]
-async fn unsubscribing_and_unpublishing_stop_their_m_lines_in_the_next_offer() {
+async fn unpublishing_stops_its_m_line_and_unsubscribing_makes_its_m_line_inactive() {
     let (mut media, track, answerer, _) = loopback(TrackSpec::video("camera"), 0).await;
     let mut events = Vec::new();
     drive_until(&mut media, &mut events, |e| *e == MediaEvent::Connected).await;
@@ -264,8 +264,15 @@ async fn unsubscribing_and_unpublishing_stop_their_m_lines_in_the_next_offer() {
     assert!(media.wants_offer());
     let offer = media.create_offer().expect("a renegotiation");
     assert!(offer.publish.is_empty() && offer.subscribe.is_empty());
-    // Stopped m-lines have port 0 (RFC 8843 §7.5.3).
-    assert_eq!(offer.sdp.matches("m=video 0 ").count(), 2, "{}", offer.sdp);
+    // The sending m-line is stopped: port 0 (RFC 8843 §7.5.3). The
+    // receiving one goes inactive, kept for a later subscription.
+    assert_eq!(offer.sdp.matches("m=video 0 ").count(), 1, "{}", offer.sdp);
+    let receiving = offer
+        .sdp
+        .split("m=")
+        .find(|m| m.starts_with("video 9 "))
+        .expect("the receiving m-line, still open");
+    assert!(receiving.contains("a=inactive"), "{receiving}");
     assert_eq!(
         media.unpublish("camera").unwrap_err().code,
         salon_client::codes::TRACK_INVALID
@@ -304,4 +311,38 @@ async fn a_track_name_is_published_once() {
         .await
         .unwrap_err();
     assert_eq!(err.code, salon_client::codes::MEDIA_FAILED);
+}
+
+#[tokio::test]
+async fn a_later_subscription_reuses_an_idle_m_line_instead_of_growing_the_sdp() {
+    let (mut media, track, answerer, _) = loopback(TrackSpec::video("camera"), 0).await;
+    let mut events = Vec::new();
+    drive_until(&mut media, &mut events, |e| *e == MediaEvent::Connected).await;
+    media.unsubscribe(track);
+    let offer = media.create_offer().expect("deactivation");
+    media
+        .accept_answer(&answerer.answer(&offer.sdp).await)
+        .unwrap();
+    let m_lines = offer.sdp.matches("m=").count();
+
+    for round in 0..5u8 {
+        let other = TrackSid::from_bytes([round + 1; 16]);
+        media.subscribe(other, TrackKind::Video);
+        let offer = media.create_offer().expect("reactivation");
+        assert_eq!(offer.subscribe.len(), 1);
+        assert_eq!(
+            offer.sdp.matches("m=").count(),
+            m_lines,
+            "round {round}: no new m-line"
+        );
+        media
+            .accept_answer(&answerer.answer(&offer.sdp).await)
+            .unwrap();
+        media.unsubscribe(other);
+        let offer = media.create_offer().expect("deactivation");
+        assert_eq!(offer.sdp.matches("m=").count(), m_lines);
+        media
+            .accept_answer(&answerer.answer(&offer.sdp).await)
+            .unwrap();
+    }
 }

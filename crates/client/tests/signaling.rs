@@ -148,6 +148,7 @@ fn joined(me: &ParticipantInfo, others: Vec<ParticipantInfo>) -> ServerMessage {
         participant: me.clone(),
         participants: others,
         ice_servers: vec![],
+        last_revision: 0,
     }
 }
 
@@ -172,6 +173,7 @@ async fn a_refused_join_fails_with_the_servers_code() {
         .send(ServerMessage::Error {
             code: 20104,
             message: "Access token expired".into(),
+            revision: None,
         })
         .await;
     drop(server);
@@ -412,6 +414,7 @@ async fn a_session_follows_the_protocol_from_join_to_room_completed() {
         .send(ServerMessage::Error {
             code: 53304,
             message: "Track name is duplicated".into(),
+            revision: Some(1),
         })
         .await;
     let event = client

@@ -201,7 +201,14 @@ impl Connection {
         tracing::info!(code, message, "signaling connection refused");
         let _ = self
             .outgoing
-            .send(ServerMessage::Error { code, message }.to_json())
+            .send(
+                ServerMessage::Error {
+                    code,
+                    message,
+                    revision: None,
+                }
+                .to_json(),
+            )
             .await;
     }
 }
@@ -382,6 +389,7 @@ async fn join(
         subscribed: HashSet::new(),
         last_heard: Instant::now(),
         detached_at: None,
+        last_revision: 0,
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -391,6 +399,7 @@ async fn join(
         participant: snapshot.me,
         participants: snapshot.others,
         ice_servers: Vec::new(),
+        last_revision: 0,
     });
     session.run().await;
     state.signaling.forget(&session_id);
@@ -491,6 +500,8 @@ struct Session {
     subscribed: HashSet<TrackSid>,
     last_heard: Instant,
     detached_at: Option<Instant>,
+    /// The revision of the last offer handled.
+    last_revision: u32,
 }
 
 /// What the session loop should do next.
@@ -526,7 +537,7 @@ impl Session {
                         tracing::info!(participant = %self.me, "session not resumed in time");
                         Next::End(CoreReason::Failed)
                     } else {
-                        self.send(ServerMessage::Error { code: codes::SIGNALING_TIMEOUT, message: "Signaling connection timed out".into() });
+                        self.send(ServerMessage::Error { code: codes::SIGNALING_TIMEOUT, message: "Signaling connection timed out".into(), revision: None });
                         Next::End(CoreReason::Failed)
                     }
                 }
@@ -623,6 +634,7 @@ impl Session {
             },
             participants: others,
             ice_servers: Vec::new(),
+            last_revision: self.last_revision,
         };
         self.send(joined);
         let backlog: Vec<String> = self.backlog.drain(..).collect();
@@ -646,6 +658,7 @@ impl Session {
                 self.send(ServerMessage::Error {
                     code: e.code(),
                     message: e.to_string(),
+                    revision: None,
                 });
                 Next::Continue
             }
@@ -663,6 +676,16 @@ impl Session {
         self.send(ServerMessage::Error {
             code,
             message: message.into(),
+            revision: None,
+        });
+    }
+
+    /// An error about the offer with `revision`.
+    fn offer_error(&mut self, revision: u32, code: u32, message: impl Into<String>) {
+        self.send(ServerMessage::Error {
+            code,
+            message: message.into(),
+            revision: Some(revision),
         });
     }
 
@@ -742,7 +765,9 @@ impl Session {
             .find(|m| !valid_mid(m));
         if let Some(mid) = bad_mid {
             let mid = crate::rest::params::excerpt(mid);
-            return self.error(
+            self.last_revision = revision;
+            return self.offer_error(
+                revision,
                 codes::INVALID_MESSAGE,
                 format!("invalid mid '{mid}': 1 to {MAX_MID} letters, digits, '-' or '_'"),
             );
@@ -754,7 +779,11 @@ impl Session {
                 TrackKind::Audio => (CoreKind::Audio, MediaKind::Audio),
                 TrackKind::Video => (CoreKind::Video, MediaKind::Video),
                 TrackKind::Data => {
-                    self.error(53300, "Track is invalid: data tracks are published with publish_data, not in an offer");
+                    self.offer_error(
+                        revision,
+                        53300,
+                        "Track is invalid: data tracks are published with publish_data, not in an offer",
+                    );
                     continue;
                 }
             };
@@ -783,7 +812,8 @@ impl Session {
                         kind: media,
                     });
                 }
-                Err(e) => self.service_error(e),
+                Err(ServiceError::Room(e)) => self.offer_error(revision, e.code(), e.to_string()),
+                Err(e) => self.offer_error(revision, codes::SIGNALING_ERROR, e.to_string()),
             }
         }
         let mut subscriptions = Vec::new();
@@ -794,13 +824,15 @@ impl Session {
                     track: s.track,
                 });
             } else {
-                self.error(
+                self.offer_error(
+                    revision,
                     53300,
                     format!("Track is invalid: you are not subscribed to {}", s.track),
                 );
             }
         }
         let room = self.room.sid;
+        self.last_revision = revision;
         match self
             .state
             .media
@@ -817,7 +849,7 @@ impl Session {
                     let _ = self.state.rooms.unpublish(self.me, p.track.sid).await;
                     self.tracks.remove(&p.track.sid);
                 }
-                self.error(e.code(), e.to_string());
+                self.offer_error(revision, e.code(), e.to_string());
             }
         }
     }

@@ -201,8 +201,21 @@ async fn leave_says_goodbye_and_closes() {
 #[tokio::test]
 async fn a_dropped_socket_can_be_resumed_with_the_session() {
     let s = TestServer::start().await;
-    let (socket, joined) = joined(&s, "alice", "resume").await;
+    let (mut socket, joined) = joined(&s, "alice", "resume").await;
     let session = joined["session"].as_str().unwrap().to_owned();
+    assert_eq!(joined["last_revision"], 0);
+    // An offer the server refuses: the error names its revision.
+    send(
+        &mut socket,
+        json!({"type": "offer", "revision": 3, "sdp": "v=0\r\nnope", "publish": []}),
+    )
+    .await;
+    let refused = next(&mut socket).await.unwrap();
+    assert_eq!(
+        (refused["code"].as_u64(), refused["revision"].as_u64()),
+        (Some(53403), Some(3)),
+        "{refused}"
+    );
     // Drop the TCP connection without a close frame.
     drop(socket);
     tokio::time::sleep(Duration::from_millis(200)).await;

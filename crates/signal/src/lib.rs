@@ -233,6 +233,13 @@ pub enum ServerMessage {
         /// Everyone else in the room, in join order.
         participants: Vec<ParticipantInfo>,
         ice_servers: Vec<IceServer>,
+        /// The revision of the last offer the server handled (answered or
+        /// refused), 0 before the first. After a `resume`, an offer with a
+        /// higher revision was lost with the old socket and must be sent
+        /// again; one at or below it was handled (its answer or error is
+        /// among the replayed messages).
+        #[serde(default)]
+        last_revision: u32,
     },
     /// The answer to an `offer` with the same `revision`, and the tracks the
     /// offer published.
@@ -280,6 +287,9 @@ pub enum ServerMessage {
     Error {
         code: u32,
         message: String,
+        /// The revision of the offer this error is about, if it is about one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<u32>,
     },
     /// The session is over; the server closes the socket after this.
     Disconnected {
