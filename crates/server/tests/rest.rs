@@ -333,10 +333,16 @@ async fn participants_and_their_tracks_show_the_live_truth() {
     assert_eq!(status, StatusCode::OK);
     let participants = list["participants"].as_array().unwrap();
     assert_eq!(participants.len(), 2);
-    assert_eq!(participants[0]["identity"], "alice");
-    assert_eq!(participants[0]["status"], "connected");
+    // Both joined within the same millisecond, so the listing order between
+    // them is by sid; look Alice up by identity instead.
+    let listed_alice = participants
+        .iter()
+        .find(|p| p["identity"] == "alice")
+        .expect("alice is listed");
+    assert_eq!(listed_alice["sid"], alice.as_str());
+    assert_eq!(listed_alice["status"], "connected");
     assert_eq!(
-        participants[0]["links"]["published_tracks"],
+        listed_alice["links"]["published_tracks"],
         format!("http://salon.test/v1/Rooms/{room}/Participants/{alice}/PublishedTracks")
     );
 

@@ -243,7 +243,8 @@ impl Store {
         .await?)
     }
 
-    /// Participants of `room` matching `filter`, in the order they joined.
+    /// Participants of `room` matching `filter`, in the order they joined
+    /// (joins within the same millisecond are ordered by sid).
     pub async fn participants(
         &self,
         room: RoomSid,
