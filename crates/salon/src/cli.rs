@@ -36,6 +36,8 @@ pub enum Command {
     /// Manage rooms through the running server's REST API
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    // Its help is the doc comment of `LoadtestArgs`.
+    Loadtest(crate::commands::loadtest::LoadtestArgs),
 }
 
 #[derive(Debug, Subcommand)]

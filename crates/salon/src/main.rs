@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             Command::Token(command) => commands::token::run(&settings, command).await,
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
+            Command::Loadtest(args) => commands::loadtest::run(&settings, args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod keys;
+pub mod loadtest;
 pub mod rooms;
 pub mod serve;
 pub mod token;

@@ -1,0 +1,456 @@
+//! The load plan: how many rooms, who is in each, what they publish, when
+//! they join, and how long the measurement lasts.
+//!
+//! A [`Plan`] is plain data, checked against hard limits by
+//! [`Plan::validate`] (a load test must stay bounded in time and in count),
+//! and expanded by [`Plan::participants`] into one [`ParticipantPlan`] per
+//! participant, in join order, each with its offset from the start of the
+//! run. It knows nothing about any server.
+//!
+//! Every room has the same shape: `publishers` participants that publish
+//! (audio and/or video) **and** subscribe to every other publisher in the
+//! room, and `subscribers` participants that publish nothing and subscribe
+//! to every publisher. A meeting is `publishers: N, subscribers: 0`; a
+//! webinar `publishers: 1, subscribers: N`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Most participants in one run.
+pub const MAX_PARTICIPANTS: u32 = 2000;
+/// Most participants in one room.
+pub const MAX_PER_ROOM: u32 = 500;
+/// Longest measurement window.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Longest ramp.
+pub const MAX_RAMP: Duration = Duration::from_secs(600);
+/// Longest wait for media after the ramp.
+pub const MAX_SETTLE: Duration = Duration::from_secs(60);
+
+/// Opus-like audio: 50 packets per second (20 ms frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AudioShape {
+    pub bitrate_bps: u32,
+}
+
+impl AudioShape {
+    /// Packets per second, fixed by the 20 ms frame.
+    pub const PACKETS_PER_SECOND: u32 = 50;
+    /// Lowest bitrate: a packet must hold the 24-byte probe.
+    pub const MIN_BITRATE: u32 = 10_000;
+    pub const MAX_BITRATE: u32 = 512_000;
+}
+
+impl Default for AudioShape {
+    fn default() -> Self {
+        Self {
+            bitrate_bps: 40_000,
+        }
+    }
+}
+
+/// VP8-like video: frames split into packets of at most 1100 bytes, a
+/// keyframe (4× the size) every 3 s and on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VideoShape {
+    pub bitrate_bps: u32,
+    pub fps: u32,
+}
+
+impl VideoShape {
+    pub const MIN_BITRATE: u32 = 16_000;
+    pub const MAX_BITRATE: u32 = 20_000_000;
+    pub const MAX_FPS: u32 = 60;
+}
+
+impl Default for VideoShape {
+    fn default() -> Self {
+        Self {
+            bitrate_bps: 1_500_000,
+            fps: 30,
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub rooms: u32,
+    /// Per room: participants that publish and subscribe.
+    pub publishers: u32,
+    /// Per room: participants that only subscribe.
+    pub subscribers: u32,
+    /// What each publisher sends; `None`: no such track.
+    pub audio: Option<AudioShape>,
+    pub video: Option<VideoShape>,
+    /// Joins are spread evenly over this long.
+    #[serde(rename = "ramp_s", serialize_with = "seconds")]
+    pub ramp: Duration,
+    /// After the ramp, the longest wait for every subscription's media
+    /// before the window starts anyway.
+    #[serde(rename = "settle_s", serialize_with = "seconds")]
+    pub settle: Duration,
+    /// The measurement window.
+    #[serde(rename = "duration_s", serialize_with = "seconds")]
+    pub duration: Duration,
+    /// Rooms are named `<prefix>-<n>`, participants `<prefix>-<n>-p<k>`
+    /// (publishers) and `<prefix>-<n>-s<k>` (subscribers).
+    pub prefix: String,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// What a participant does in its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Publishes the plan's tracks and subscribes to the other publishers.
+    Publisher,
+    /// Publishes nothing, subscribes to every publisher.
+    Subscriber,
+}
+
+/// One participant of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantPlan {
+    /// Position in join order, from 0.
+    pub index: usize,
+    pub room_index: u32,
+    pub room: String,
+    pub identity: String,
+    pub role: Role,
+    /// Tracks to publish (none for subscribers).
+    pub audio: Option<AudioShape>,
+    pub video: Option<VideoShape>,
+    /// When to join, from the start of the run.
+    pub join_at: Duration,
+}
+
+/// Why a plan cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(String);
+
+impl Plan {
+    /// A meeting of `publishers` in each of `rooms` rooms, with the default
+    /// media (40 kbit/s audio, 1.5 Mbit/s 30 fps video), a 2 s ramp and a
+    /// 20 s window.
+    pub fn meeting(rooms: u32, publishers: u32) -> Self {
+        Self {
+            rooms,
+            publishers,
+            subscribers: 0,
+            audio: Some(AudioShape::default()),
+            video: Some(VideoShape::default()),
+            ramp: Duration::from_secs(2),
+            settle: Duration::from_secs(10),
+            duration: Duration::from_secs(20),
+            prefix: "lt".into(),
+        }
+    }
+
+    /// A webinar: one publisher and `subscribers` subscribers per room.
+    pub fn webinar(rooms: u32, subscribers: u32) -> Self {
+        Self {
+            publishers: 1,
+            subscribers,
+            ..Self::meeting(rooms, 1)
+        }
+    }
+
+    /// "meeting", "webinar" or "mixed", for reports.
+    pub fn scenario(&self) -> &'static str {
+        match (self.publishers, self.subscribers) {
+            (_, 0) => "meeting",
+            (1, _) => "webinar",
+            _ => "mixed",
+        }
+    }
+
+    /// Participants per room.
+    pub fn per_room(&self) -> u32 {
+        self.publishers.saturating_add(self.subscribers)
+    }
+
+    /// Participants in the whole run.
+    pub fn total(&self) -> u32 {
+        self.rooms.saturating_mul(self.per_room())
+    }
+
+    /// Tracks each publisher sends.
+    pub fn tracks_per_publisher(&self) -> u32 {
+        u32::from(self.audio.is_some()) + u32::from(self.video.is_some())
+    }
+
+    /// Subscriptions in a room with `publishers` and `subscribers` present:
+    /// each publisher receives the others' tracks, each subscriber all.
+    pub fn subscriptions_in_room(&self, publishers: u64, subscribers: u64) -> u64 {
+        let tracks = u64::from(self.tracks_per_publisher());
+        publishers * publishers.saturating_sub(1) * tracks + subscribers * publishers * tracks
+    }
+
+    /// Check the plan against the limits.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let fail = |m: String| Err(PlanError(m));
+        if self.rooms == 0 {
+            return fail("--rooms must be at least 1".into());
+        }
+        if self.publishers == 0 {
+            return fail(
+                "--publishers must be at least 1: without media there is nothing to measure".into(),
+            );
+        }
+        if self.per_room() < 2 {
+            return fail("a room needs at least two participants (publishers + subscribers), or nobody receives anything".into());
+        }
+        if self.per_room() > MAX_PER_ROOM {
+            return fail(format!(
+                "{} participants per room is more than this tool's limit of {MAX_PER_ROOM}",
+                self.per_room()
+            ));
+        }
+        if u64::from(self.rooms) * u64::from(self.per_room()) > u64::from(MAX_PARTICIPANTS) {
+            return fail(format!(
+                "{} rooms of {} is more than this tool's limit of {MAX_PARTICIPANTS} participants",
+                self.rooms,
+                self.per_room()
+            ));
+        }
+        if self.audio.is_none() && self.video.is_none() {
+            return fail("publishers need audio or video (or both)".into());
+        }
+        if let Some(a) = self.audio {
+            if !(AudioShape::MIN_BITRATE..=AudioShape::MAX_BITRATE).contains(&a.bitrate_bps) {
+                return fail(format!(
+                    "audio bitrate {} bit/s is outside {}–{}",
+                    a.bitrate_bps,
+                    AudioShape::MIN_BITRATE,
+                    AudioShape::MAX_BITRATE
+                ));
+            }
+        }
+        if let Some(v) = self.video {
+            if !(VideoShape::MIN_BITRATE..=VideoShape::MAX_BITRATE).contains(&v.bitrate_bps) {
+                return fail(format!(
+                    "video bitrate {} bit/s is outside {}–{}",
+                    v.bitrate_bps,
+                    VideoShape::MIN_BITRATE,
+                    VideoShape::MAX_BITRATE
+                ));
+            }
+            if !(1..=VideoShape::MAX_FPS).contains(&v.fps) {
+                return fail(format!(
+                    "video frame rate {} is outside 1–{}",
+                    v.fps,
+                    VideoShape::MAX_FPS
+                ));
+            }
+        }
+        if self.duration.is_zero() || self.duration > MAX_DURATION {
+            return fail(format!(
+                "the duration must be more than 0 and at most {} s",
+                MAX_DURATION.as_secs()
+            ));
+        }
+        if self.ramp > MAX_RAMP {
+            return fail(format!("the ramp may be at most {} s", MAX_RAMP.as_secs()));
+        }
+        if self.settle > MAX_SETTLE {
+            return fail(format!(
+                "the settle time may be at most {} s",
+                MAX_SETTLE.as_secs()
+            ));
+        }
+        let valid_prefix = !self.prefix.is_empty()
+            && self.prefix.len() <= 64
+            && self
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_prefix {
+            return fail(format!(
+                "name prefix {:?} must be 1–64 letters, digits, '-' or '_'",
+                self.prefix
+            ));
+        }
+        Ok(())
+    }
+
+    /// Everyone, in join order: rooms fill in turn (the first publisher of
+    /// every room, then the second…), publishers before subscribers, so a
+    /// subscriber always finds its room's publishers there. Joins are spread
+    /// evenly from 0 to `ramp`.
+    pub fn participants(&self) -> Vec<ParticipantPlan> {
+        let total = self.total() as usize;
+        let mut out = Vec::with_capacity(total);
+        for slot in 0..self.per_room() {
+            for room_index in 0..self.rooms {
+                let index = out.len();
+                let room = format!("{}-{room_index}", self.prefix);
+                let (role, identity) = if slot < self.publishers {
+                    (Role::Publisher, format!("{room}-p{slot}"))
+                } else {
+                    (
+                        Role::Subscriber,
+                        format!("{room}-s{}", slot - self.publishers),
+                    )
+                };
+                let join_at = if total > 1 {
+                    self.ramp.mul_f64(index as f64 / (total - 1) as f64)
+                } else {
+                    Duration::ZERO
+                };
+                let publishes = role == Role::Publisher;
+                out.push(ParticipantPlan {
+                    index,
+                    room_index,
+                    room,
+                    identity,
+                    role,
+                    audio: self.audio.filter(|_| publishes),
+                    video: self.video.filter(|_| publishes),
+                    join_at,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meeting_is_everyone_publishing_and_subscribing() {
+        let plan = Plan::meeting(2, 4);
+        plan.validate().unwrap();
+        assert_eq!(plan.scenario(), "meeting");
+        let people = plan.participants();
+        assert_eq!(people.len(), 8);
+        assert!(
+            people
+                .iter()
+                .all(|p| p.role == Role::Publisher && p.video.is_some())
+        );
+        // Rooms fill in turn.
+        let rooms: Vec<u32> = people.iter().map(|p| p.room_index).collect();
+        assert_eq!(rooms, [0, 1, 0, 1, 0, 1, 0, 1]);
+        assert_eq!(people[0].identity, "lt-0-p0");
+        assert_eq!(people[3].identity, "lt-1-p1");
+        // 4 × 3 others × 2 tracks per room.
+        assert_eq!(plan.subscriptions_in_room(4, 0), 24);
+        // The ramp runs from 0 to its end.
+        assert_eq!(people[0].join_at, Duration::ZERO);
+        assert_eq!(people[7].join_at, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_webinar_puts_the_publisher_first() {
+        let plan = Plan::webinar(1, 10);
+        plan.validate().unwrap();
+        assert_eq!(plan.scenario(), "webinar");
+        let people = plan.participants();
+        assert_eq!(people[0].role, Role::Publisher);
+        assert!(
+            people[1..]
+                .iter()
+                .all(|p| p.role == Role::Subscriber && p.audio.is_none() && p.video.is_none())
+        );
+        assert_eq!(people[10].identity, "lt-0-s9");
+        assert_eq!(plan.subscriptions_in_room(1, 10), 20);
+    }
+
+    #[test]
+    fn the_limits_hold() {
+        let ok = Plan::meeting(1, 3);
+        for (plan, why) in [
+            (
+                Plan {
+                    rooms: 0,
+                    ..ok.clone()
+                },
+                "rooms",
+            ),
+            (
+                Plan {
+                    publishers: 0,
+                    subscribers: 5,
+                    ..ok.clone()
+                },
+                "publishers",
+            ),
+            (
+                Plan {
+                    publishers: 1,
+                    subscribers: 0,
+                    ..ok.clone()
+                },
+                "two participants",
+            ),
+            (
+                Plan {
+                    rooms: 100,
+                    publishers: 30,
+                    ..ok.clone()
+                },
+                "limit of 2000",
+            ),
+            (
+                Plan {
+                    audio: None,
+                    video: None,
+                    ..ok.clone()
+                },
+                "audio or video",
+            ),
+            (
+                Plan {
+                    duration: Duration::ZERO,
+                    ..ok.clone()
+                },
+                "duration",
+            ),
+            (
+                Plan {
+                    ramp: Duration::from_secs(3600),
+                    ..ok.clone()
+                },
+                "ramp",
+            ),
+            (
+                Plan {
+                    video: Some(VideoShape {
+                        bitrate_bps: 1_000,
+                        fps: 30,
+                    }),
+                    ..ok.clone()
+                },
+                "video bitrate",
+            ),
+            (
+                Plan {
+                    video: Some(VideoShape {
+                        bitrate_bps: 100_000,
+                        fps: 0,
+                    }),
+                    ..ok.clone()
+                },
+                "frame rate",
+            ),
+            (
+                Plan {
+                    prefix: "a b".into(),
+                    ..ok.clone()
+                },
+                "prefix",
+            ),
+        ] {
+            let e = plan.validate().unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The Salon target: participants are `salon-client` sessions.
+//!
+//! Each participant mints its own access token (the API key is the one the
+//! server trusts; the grant names the participant's room), joins with
+//! auto-subscribe on, and publishes the plan's tracks as `microphone`
+//! (Opus-shaped) and `camera` (VP8-shaped). Its [`Meter`] reads the client's
+//! shared statistics.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use salon_client::{Client, ClientConfig, ClientEvent, StatsHandle, TrackKind, TrackSpec};
+use salon_token::{ApiKey, Grant, MintOptions};
+
+use crate::histogram;
+use crate::plan::ParticipantPlan;
+use crate::target::{
+    Counters, MediaKind, Meter, Participant, ParticipantEvent, ReceivedTrack, SentTrack, Target,
+    TargetError,
+};
+
+/// Name of the audio track each publisher publishes.
+pub const AUDIO_TRACK: &str = "microphone";
+/// Name of the video track each publisher publishes.
+pub const VIDEO_TRACK: &str = "camera";
+
+/// A Salon server, reached at its signaling URL.
+#[derive(Debug, Clone)]
+pub struct SalonTarget {
+    url: String,
+    key: ApiKey,
+    token_ttl: Duration,
+}
+
+impl SalonTarget {
+    /// `url` is the signaling endpoint (`ws://127.0.0.1:3000/v1/signaling`);
+    /// `key` an API key of the server's account, which signs the tokens.
+    /// Tokens live `token_ttl` (at least a minute, at most 24 h), which
+    /// should cover the whole run.
+    pub fn new(url: impl Into<String>, key: ApiKey, token_ttl: Duration) -> Self {
+        Self {
+            url: url.into(),
+            key,
+            token_ttl: token_ttl.clamp(Duration::from_secs(60), salon_token::MAX_TTL),
+        }
+    }
+
+    fn token(&self, plan: &ParticipantPlan) -> Result<String, TargetError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let options = MintOptions {
+            ttl: Duration::from_secs(self.token_ttl.as_secs()),
+            ..MintOptions::default()
+        };
+        let grant = Grant::new(plan.identity.clone()).in_room(plan.room.clone());
+        salon_token::mint(&self.key, &grant, now, &options).map_err(|e| TargetError {
+            code: None,
+            message: format!("cannot mint a token for {}: {e}", plan.identity),
+        })
+    }
+}
+
+impl Target for SalonTarget {
+    type Participant = SalonParticipant;
+
+    fn kind(&self) -> &'static str {
+        "salon"
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn join(&self, plan: &ParticipantPlan) -> Result<SalonParticipant, TargetError> {
+        let mut config = ClientConfig::new(self.url.clone(), self.token(plan)?, plan.room.clone())
+            .auto_subscribe(true);
+        if let Some(audio) = plan.audio {
+            config = config.publish(TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps));
+        }
+        if let Some(video) = plan.video {
+            config = config.publish(
+                TrackSpec::video(VIDEO_TRACK)
+                    .bitrate(video.bitrate_bps)
+                    .fps(video.fps),
+            );
+        }
+        let client = Client::connect(config).await.map_err(|e| TargetError {
+            code: Some(e.code),
+            message: e.message,
+        })?;
+        Ok(SalonParticipant { client })
+    }
+}
+
+/// A joined `salon-client` session.
+#[derive(Debug)]
+pub struct SalonParticipant {
+    client: Client,
+}
+
+impl Participant for SalonParticipant {
+    fn meter(&self) -> Arc<dyn Meter> {
+        Arc::new(SalonMeter(self.client.stats_handle()))
+    }
+
+    async fn next_event(&mut self) -> Option<ParticipantEvent> {
+        let event = self.client.next_event().await?;
+        Some(match event {
+            ClientEvent::MediaConnected => ParticipantEvent::MediaConnected,
+            ClientEvent::Error { code, message } => ParticipantEvent::Error { code, message },
+            ClientEvent::Disconnected { code, message, .. } => {
+                ParticipantEvent::Disconnected { code, message }
+            }
+            _ => ParticipantEvent::Other,
+        })
+    }
+
+    async fn leave(self) {
+        self.client.leave().await;
+    }
+}
+
+/// Reads a client's statistics.
+struct SalonMeter(StatsHandle);
+
+impl Meter for SalonMeter {
+    fn sample(&self) -> Counters {
+        let stats = self.0.snapshot();
+        let kind = |k: TrackKind| match k {
+            TrackKind::Audio => Some(MediaKind::Audio),
+            TrackKind::Video => Some(MediaKind::Video),
+            _ => None,
+        };
+        let sent = stats
+            .published
+            .iter()
+            .filter_map(|(name, p)| {
+                Some(SentTrack {
+                    name: name.clone(),
+                    track: p.track.map(|t| t.to_string()),
+                    kind: kind(p.kind)?,
+                    packets: p.packets,
+                    bytes: p.bytes,
+                })
+            })
+            .collect();
+        let received = stats
+            .subscribed
+            .iter()
+            .filter_map(|(track, r)| {
+                Some(ReceivedTrack {
+                    track: track.to_string(),
+                    kind: kind(r.kind)?,
+                    packets: r.packets,
+                    bytes: r.bytes,
+                    expected: r.expected(),
+                    lost: r.lost(),
+                    foreign: r.foreign,
+                    latency: histogram::from_client(&r.latency),
+                    first_packet_after: r.time_to_first_packet(),
+                })
+            })
+            .collect();
+        Counters { sent, received }
+    }
+}

@@ -1,0 +1,242 @@
+//! `salon loadtest` against a real `salon` server: a short run of one small
+//! room, its JSON report read back. These tests check that the tool
+//! measures, not how fast the server is: performance targets live in
+//! benchmarks, never in tests.
+
+mod common;
+
+use std::fs::File;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, tail};
+use serde_json::Value;
+
+/// Ramp, settle and window of these runs are a few seconds; leaving and
+/// startup take a few more. Far above that, the tool is hung.
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Run `salon loadtest ARGS` against `server`, return its JSON report
+/// (checking the process succeeded) and its stderr.
+fn loadtest(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (Value, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let json = dir.path().join("report.json");
+    let out = dir.path().join("stdout");
+    let err = dir.path().join("stderr");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
+    clean_env(&mut command);
+    command
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .arg("loadtest")
+        .arg("--url")
+        .arg(format!("ws://{}/v1/signaling", server.addr))
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).expect("stdout file"))
+        .stderr(File::create(&err).expect("stderr file"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("salon loadtest runs");
+    let status = common::wait(&mut child, RUN_TIMEOUT);
+    let stderr = tail(&err, 16_000);
+    let report = || {
+        format!(
+            "stdout:\n{}\nstderr:\n{stderr}\nserver log:\n{}",
+            tail(&out, 16_000),
+            tail(&server.log, 8_000)
+        )
+    };
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("salon loadtest exited with {s}\n{}", report()),
+        None => panic!(
+            "salon loadtest did not finish within {RUN_TIMEOUT:?}\n{}",
+            report()
+        ),
+    }
+    let text = std::fs::read_to_string(&json).expect("the JSON report was written");
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{text}"));
+    (value, stderr)
+}
+
+fn num(v: &Value, path: &str) -> f64 {
+    let mut at = v;
+    for key in path.split('.') {
+        at = &at[key];
+    }
+    at.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number: {at}"))
+}
+
+#[test]
+fn a_short_webinar_is_measured_end_to_end() {
+    let server = Server::start();
+    let pid = server.child.id().to_string();
+    let data_dir = server.data_dir.to_string_lossy().into_owned();
+    // One room of three: a presenter and two viewers. The signing key comes
+    // from the server's data directory, as `salon token create` takes it.
+    let (r, stderr) = loadtest(
+        &server,
+        &[
+            "--data-dir",
+            &data_dir,
+            "--rooms",
+            "1",
+            "--publishers",
+            "1",
+            "--subscribers",
+            "2",
+            "--ramp",
+            "2s",
+            "--duration",
+            "3s",
+            "--server-pid",
+            &pid,
+            "--name-prefix",
+            "smoke",
+        ],
+        &[],
+    );
+
+    assert_eq!(r["schema"], "salon-loadtest/1");
+    assert_eq!(r["scenario"], "webinar");
+    assert_eq!(r["target"]["kind"], "salon");
+    // The progress line ran.
+    assert!(stderr.contains("joined 3/3"), "{stderr}");
+
+    // Everyone joined; join times are there.
+    let joins = &r["joins"];
+    assert_eq!(
+        (joins["joined"].as_u64(), joins["failed"].as_u64()),
+        (Some(3), Some(0)),
+        "{joins}"
+    );
+    assert_eq!(joins["media_connected"].as_u64(), Some(3), "{joins}");
+    for key in ["join_ms", "media_connected_ms", "first_packet_ms"] {
+        assert!(num(joins, &format!("{key}.p50")) > 0.0, "{key}: {joins}");
+        assert!(num(joins, &format!("{key}.p99")) >= num(joins, &format!("{key}.p50")));
+    }
+
+    // Two viewers × (audio + video), each with media and little loss.
+    let window = &r["window"];
+    assert!(num(window, "duration_s") >= 3.0, "{window}");
+    assert_eq!(
+        window["subscriptions"]["expected"].as_u64(),
+        Some(4),
+        "{window}"
+    );
+    let subscriptions = r["subscriptions"].as_array().expect("subscriptions");
+    assert_eq!(subscriptions.len(), 4, "{subscriptions:?}");
+    for s in subscriptions {
+        assert!(num(s, "packets") > 0.0, "no media: {s}");
+        assert!(num(s, "loss_pct") < 5.0, "{s}");
+        assert_eq!(s["publisher"], "smoke-0-p0", "{s}");
+        assert!(num(s, "latency_us.p50") > 0.0, "{s}");
+    }
+    assert!(num(window, "sent.packets") > 0.0, "{window}");
+    assert!(num(window, "received.packets") > 0.0, "{window}");
+    assert!(num(window, "received.loss_pct") < 5.0, "{window}");
+    assert!(num(window, "latency_us.all.p99") >= num(window, "latency_us.all.p50"));
+    assert!(num(window, "subscriber_bitrate_bps.mean") > 0.0, "{window}");
+
+    // The server's CPU and memory, and its own packet counters.
+    let server_report = &r["server"];
+    assert_eq!(
+        server_report["pid"].as_u64(),
+        Some(u64::from(server.child.id()))
+    );
+    assert!(num(server_report, "cpu_seconds") > 0.0, "{server_report}");
+    assert!(
+        num(server_report, "peak_rss_bytes") > 0.0,
+        "{server_report}"
+    );
+    assert_eq!(
+        server_report["forwarded_source"], "metrics",
+        "{server_report}"
+    );
+    assert!(
+        num(server_report, "metrics.rtp_forwarded") > 0.0,
+        "{server_report}"
+    );
+    assert!(
+        num(server_report, "forwarded_per_cpu_second") > 0.0,
+        "{server_report}"
+    );
+    assert!(
+        num(server_report, "cpu_us_per_forwarded_packet") > 0.0,
+        "{server_report}"
+    );
+    assert!(
+        num(&r["generator"], "cpu_seconds") > 0.0,
+        "{}",
+        r["generator"]
+    );
+}
+
+/// Every publisher of a meeting receives every other publisher's audio and
+/// video.
+///
+/// This guards the race where a subscriber's receiving m-line is offered
+/// before the publisher's own media was negotiated: the signaling session
+/// announces each track as it is published in the room core, so a subscriber
+/// can bind to a track that has no forwarder yet. The media worker parks such
+/// bindings and attaches them when the forwarder appears; without that, the
+/// first to join a meeting of two never hears the second.
+#[test]
+fn every_publisher_of_a_meeting_receives_every_other() {
+    let server = Server::start();
+    let (r, _) = loadtest(
+        &server,
+        &[
+            "--publishers",
+            "3",
+            "--ramp",
+            "1s",
+            "--settle",
+            "5s",
+            "--duration",
+            "2s",
+            "--no-metrics",
+        ],
+        // Configured credentials: the same ones the server was started with.
+        &[
+            ("SALON_ACCOUNT_SID", ACCOUNT_SID),
+            ("SALON_API_KEY", API_KEY),
+            ("SALON_API_SECRET", API_SECRET),
+        ],
+    );
+    let subscriptions = r["subscriptions"].as_array().expect("subscriptions");
+    assert_eq!(subscriptions.len(), 12, "{subscriptions:?}");
+    let silent: Vec<String> = subscriptions
+        .iter()
+        .filter(|s| s["packets"].as_u64() == Some(0))
+        .map(|s| format!("{} ← {} {}", s["subscriber"], s["publisher"], s["kind"]))
+        .collect();
+    assert!(silent.is_empty(), "subscriptions without media: {silent:?}");
+}
+
+#[test]
+fn a_target_off_this_machine_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
+    clean_env(&mut command);
+    let output = command
+        .current_dir(dir.path())
+        .args([
+            "loadtest",
+            "--url",
+            "ws://192.0.2.1:3000/v1/signaling",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("salon runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("only targets loopback"), "{stderr}");
+}
