@@ -1,2 +1,62 @@
-// Salon's browser SDK: placeholder until the SDK lands (see sdk/js/README.md).
-export const version = '0.0.0';
+// salon-video: Salon's browser SDK, with the API of twilio-video 2.x.
+//
+//   import { connect } from 'http://localhost:3000/sdk/salon-video.js';
+//   const room = await connect(token, { name: 'standup', audio: true, video: { width: 640 } });
+//
+// Reading order, from connect() to the first trackSubscribed:
+//   connect.js      arguments, local media, join, first offer
+//   signaling.js    the WebSocket: join, pings, resume
+//   peer.js         the RTCPeerConnection: offers, answers, mids ↔ track SIDs
+//   room.js         server messages → participants, publications, events
+//   participant.js  LocalParticipant (publishing) and RemoteParticipant
+//   publication.js  track publications
+//   track.js        tracks: attach(), detach(), enable(), disable(), stop()
+//   localtracks.js  createLocalTracks and friends (getUserMedia)
+//   errors.js       TwilioError and its coded subclasses
+//   events.js       the EventEmitter every object above extends
+
+import { VERSION, connect } from './connect.js';
+import { TwilioError, createTwilioError, errors } from './errors.js';
+import { createLocalAudioTrack, createLocalTracks, createLocalVideoTrack } from './localtracks.js';
+import { LocalParticipant, Participant, RemoteParticipant } from './participant.js';
+import {
+  LocalAudioTrackPublication, LocalDataTrackPublication, LocalTrackPublication, LocalVideoTrackPublication,
+  RemoteAudioTrackPublication, RemoteDataTrackPublication, RemoteTrackPublication, RemoteVideoTrackPublication,
+  TrackPublication,
+} from './publication.js';
+import { Room } from './room.js';
+import {
+  AudioTrack, LocalAudioTrack, LocalDataTrack, LocalVideoTrack, MediaTrack, RemoteAudioTrack, RemoteDataTrack,
+  RemoteVideoTrack, Track, VideoTrack,
+} from './track.js';
+
+/** Whether this browser has what the SDK needs (WebRTC, WebSocket, getUserMedia). */
+export const isSupported = typeof globalThis.RTCPeerConnection === 'function'
+  && typeof globalThis.WebSocket === 'function'
+  && !!(globalThis.navigator && navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+
+export const version = VERSION;
+
+export {
+  connect, createLocalTracks, createLocalAudioTrack, createLocalVideoTrack,
+  Room, Participant, LocalParticipant, RemoteParticipant,
+  Track, MediaTrack, AudioTrack, VideoTrack,
+  LocalAudioTrack, LocalVideoTrack, LocalDataTrack, RemoteAudioTrack, RemoteVideoTrack, RemoteDataTrack,
+  TrackPublication, LocalTrackPublication, RemoteTrackPublication,
+  LocalAudioTrackPublication, LocalVideoTrackPublication, LocalDataTrackPublication,
+  RemoteAudioTrackPublication, RemoteVideoTrackPublication, RemoteDataTrackPublication,
+  TwilioError, createTwilioError, errors,
+};
+
+/** Everything above as one object, for `import Video from '…/salon-video.js'`. */
+const Video = {
+  connect, createLocalTracks, createLocalAudioTrack, createLocalVideoTrack, isSupported, version,
+  Room, Participant, LocalParticipant, RemoteParticipant,
+  Track, MediaTrack, AudioTrack, VideoTrack,
+  LocalAudioTrack, LocalVideoTrack, LocalDataTrack, RemoteAudioTrack, RemoteVideoTrack, RemoteDataTrack,
+  TrackPublication, LocalTrackPublication, RemoteTrackPublication,
+  LocalAudioTrackPublication, LocalVideoTrackPublication, LocalDataTrackPublication,
+  RemoteAudioTrackPublication, RemoteVideoTrackPublication, RemoteDataTrackPublication,
+  TwilioError, createTwilioError, errors,
+};
+export default Video;

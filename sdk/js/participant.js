@@ -1,0 +1,363 @@
+// Participants: you (LocalParticipant) and everyone else (RemoteParticipant),
+// each with Maps of track publications by track SID.
+//
+// Owns: the publications and the per-participant track events. The
+// LocalParticipant turns publishTrack/unpublishTrack and a track's
+// enable()/disable() into signaling messages and media-session calls; a
+// RemoteParticipant is told what happened by the Room.
+// Must not: read signaling messages (the Room does) or touch the peer
+// connection except through the PeerSession.
+
+import { EventEmitter } from './events.js';
+import { createTwilioError, typeError } from './errors.js';
+import {
+  LocalAudioTrackPublication, LocalDataTrackPublication, LocalVideoTrackPublication, remotePublication,
+} from './publication.js';
+import { LocalAudioTrack, LocalDataTrack, LocalVideoTrack } from './track.js';
+
+const MAX_TRACK_NAME = 128;
+
+/**
+ * What both kinds of participant have.
+ * Events: `disconnected`(participant), `trackStarted`(track), and the track
+ * events of each subclass.
+ */
+export class Participant extends EventEmitter {
+  /**
+   * @param {string} sid
+   * @param {string} identity
+   */
+  constructor(sid, identity) {
+    super();
+    /** @type {string} */
+    this.sid = sid;
+    /** @type {string} */
+    this.identity = identity;
+    /** @type {'connected'|'reconnecting'|'disconnected'} */
+    this.state = 'connected';
+    /** Every publication, by track SID. */
+    this.tracks = new Map();
+    this.audioTracks = new Map();
+    this.videoTracks = new Map();
+    this.dataTracks = new Map();
+    /** Network quality is not measured by Salon yet: always null. */
+    this.networkQualityLevel = null;
+    this.networkQualityStats = null;
+  }
+
+  /** @protected */
+  _addPublication(publication) {
+    this.tracks.set(publication.trackSid, publication);
+    this.#byKind(publication.kind).set(publication.trackSid, publication);
+  }
+
+  /** @protected */
+  _removePublication(sid) {
+    const publication = this.tracks.get(sid);
+    if (!publication) return null;
+    this.tracks.delete(sid);
+    this.#byKind(publication.kind).delete(sid);
+    return publication;
+  }
+
+  #byKind(kind) {
+    return kind === 'audio' ? this.audioTracks : kind === 'video' ? this.videoTracks : this.dataTracks;
+  }
+}
+
+// ---- remote -----------------------------------------------------------------
+
+/**
+ * Someone else in the room.
+ * Events: `trackPublished`(publication), `trackUnpublished`(publication),
+ * `trackSubscribed`(track, publication), `trackUnsubscribed`(track, publication),
+ * `trackSubscriptionFailed`(error, publication), `trackEnabled`(publication),
+ * `trackDisabled`(publication), `trackMessage`(data, track), `trackStarted`(track),
+ * `trackDimensionsChanged`(track), `disconnected`(participant).
+ */
+export class RemoteParticipant extends Participant {
+  /**
+   * @param {{sid: string, identity: string, tracks: any[]}} info from the server
+   */
+  constructor(info) {
+    super(info.sid, info.identity);
+    for (const track of info.tracks || []) this._addPublication(remotePublication(track));
+  }
+
+  /** @internal A track was published; returns its publication. */
+  _published(info) {
+    if (this.tracks.has(info.sid)) return this.tracks.get(info.sid);
+    const publication = remotePublication(info);
+    this._addPublication(publication);
+    this.emit('trackPublished', publication);
+    return publication;
+  }
+
+  /** @internal */
+  _unpublished(sid) {
+    if (!this.tracks.has(sid)) return;
+    this._unsubscribed(sid);
+    const publication = this._removePublication(sid);
+    this.emit('trackUnpublished', publication);
+  }
+
+  /** @internal Media (or a data channel) arrived for a subscribed track. */
+  _subscribed(sid, track) {
+    const publication = this.tracks.get(sid);
+    if (!publication || publication.track) return;
+    track.on('started', () => this.emit('trackStarted', track));
+    if (track.kind === 'video') track.on('dimensionsChanged', () => this.emit('trackDimensionsChanged', track));
+    if (track.kind === 'data') track.on('message', (data) => this.emit('trackMessage', data, track));
+    publication._subscribed(track);
+    this.emit('trackSubscribed', track, publication);
+    if (track.isStarted) this.emit('trackStarted', track);
+  }
+
+  /** @internal */
+  _unsubscribed(sid) {
+    const publication = this.tracks.get(sid);
+    if (!publication || !publication.track) return;
+    const track = publication._unsubscribed();
+    this.emit('trackUnsubscribed', track, publication);
+  }
+
+  /** @internal */
+  _subscriptionFailed(sid, error) {
+    const publication = this.tracks.get(sid);
+    if (!publication) return;
+    publication.emit('subscriptionFailed', error);
+    this.emit('trackSubscriptionFailed', error, publication);
+  }
+
+  /** @internal The publisher enabled or disabled a track. */
+  _switched(sid, enabled) {
+    const publication = this.tracks.get(sid);
+    if (publication && publication._setEnabled(enabled)) {
+      this.emit(enabled ? 'trackEnabled' : 'trackDisabled', publication);
+    }
+  }
+
+  /** @internal */
+  _disconnected() {
+    if (this.state === 'disconnected') return;
+    for (const sid of [...this.tracks.keys()]) this._unsubscribed(sid);
+    this.state = 'disconnected';
+    this.emit('disconnected', this);
+  }
+}
+
+// ---- local ------------------------------------------------------------------
+
+/**
+ * You, in the room.
+ * Events: `trackPublished`(publication), `trackPublicationFailed`(error, track),
+ * `trackEnabled`(track), `trackDisabled`(track), `trackStopped`(track),
+ * `disconnected`(participant).
+ */
+export class LocalParticipant extends Participant {
+  #peer;
+  #signaling;
+  /** LocalTrack → Promise<publication> while being published. */
+  #pending = new Map();
+  /** LocalTrack → its listeners, removed when unpublished. */
+  #watches = new Map();
+
+  /**
+   * @param {{sid: string, identity: string}} info
+   * @param {import('./peer.js').PeerSession} peer
+   * @param {import('./signaling.js').Signaling} signaling
+   */
+  constructor(info, peer, signaling) {
+    super(info.sid, info.identity);
+    this.#peer = peer;
+    this.#signaling = signaling;
+    this.signalingRegion = 'local';
+  }
+
+  /**
+   * Publish a track: a LocalAudioTrack, LocalVideoTrack or LocalDataTrack,
+   * or a MediaStreamTrack (wrapped, named by `options.name`). Publishing a
+   * track that is already published resolves with its publication.
+   * @param {LocalAudioTrack|LocalVideoTrack|LocalDataTrack|MediaStreamTrack} track
+   * @param {{name?: string, priority?: string}} [options]
+   * @returns {Promise<import('./publication.js').LocalTrackPublication>}
+   */
+  publishTrack(track, options = {}) {
+    let local;
+    try {
+      local = this.#asLocalTrack(track, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.state === 'disconnected') {
+      return Promise.reject(new Error('Illegal call to publishTrack: the LocalParticipant is disconnected'));
+    }
+    const published = this.#publicationOf(local);
+    if (published) return Promise.resolve(published);
+    if (this.#pending.has(local)) return this.#pending.get(local);
+    const problem = this.#nameProblem(local.name);
+    if (problem) return Promise.reject(problem);
+    if (local.kind !== 'data' && local.isStopped) {
+      return Promise.reject(createTwilioError(53300, `Track is invalid: '${local.name}' is stopped`));
+    }
+    const publishing = local.kind === 'data' ? this.#peer.publishData(local) : this.#peer.publishMedia(local);
+    const promise = publishing.then(
+      (info) => {
+        this.#pending.delete(local);
+        if (this.state === 'disconnected') throw new Error('The LocalParticipant disconnected while the track was being published');
+        const cls = { audio: LocalAudioTrackPublication, video: LocalVideoTrackPublication }[local.kind] || LocalDataTrackPublication;
+        const publication = new cls(info.sid, local, (p) => this.unpublishTrack(p.track));
+        this._addPublication(publication);
+        this.#watch(local, publication);
+        // Enabled or disabled while the offer was out: tell the server now.
+        if (local.kind !== 'data' && local.isEnabled !== info.enabled) {
+          this.#signaling.send({ type: 'set_track_enabled', track: info.sid, enabled: local.isEnabled });
+        }
+        this.emit('trackPublished', publication);
+        return publication;
+      },
+      (error) => {
+        this.#pending.delete(local);
+        this.emit('trackPublicationFailed', error, local);
+        throw error;
+      },
+    );
+    this.#pending.set(local, promise);
+    return promise;
+  }
+
+  /**
+   * @param {Array<LocalAudioTrack|LocalVideoTrack|LocalDataTrack|MediaStreamTrack>} tracks
+   */
+  publishTracks(tracks) {
+    if (!Array.isArray(tracks)) return Promise.reject(typeError('tracks', 'Array of LocalAudioTrack, LocalVideoTrack, LocalDataTrack, or MediaStreamTrack'));
+    return Promise.all(tracks.map((t) => this.publishTrack(t)));
+  }
+
+  /**
+   * Stop publishing a track (the track keeps running). Returns its
+   * publication, or null if it was not published.
+   * @param {LocalAudioTrack|LocalVideoTrack|LocalDataTrack|MediaStreamTrack} track
+   * @returns {import('./publication.js').LocalTrackPublication|null}
+   */
+  unpublishTrack(track) {
+    const local = this.#findLocal(track);
+    if (!local) return null;
+    const publication = this.#publicationOf(local);
+    if (!publication) {
+      if (this.#pending.has(local)) this.#peer.cancelPublish(local);
+      return null;
+    }
+    if (this.state !== 'disconnected') {
+      this.#signaling.send({ type: 'unpublish', track: publication.trackSid });
+      this.#peer.unpublish(publication.trackSid);
+    }
+    this.#unwatch(local);
+    this._removePublication(publication.trackSid);
+    return publication;
+  }
+
+  /** @param {Array<LocalAudioTrack|LocalVideoTrack|LocalDataTrack|MediaStreamTrack>} tracks */
+  unpublishTracks(tracks) {
+    if (!Array.isArray(tracks)) throw typeError('tracks', 'Array of LocalAudioTrack, LocalVideoTrack, LocalDataTrack, or MediaStreamTrack');
+    return tracks.map((t) => this.unpublishTrack(t)).filter(Boolean);
+  }
+
+  /**
+   * Cap the bitrate of what you send (bits per second; null removes a cap).
+   * @param {{maxAudioBitrate?: number|null, maxVideoBitrate?: number|null}|null} [params]
+   * @returns {this}
+   */
+  setParameters(params) {
+    if (params === undefined || params === null) return this;
+    if (typeof params !== 'object') throw typeError('encodingParameters', 'object');
+    const caps = {};
+    if ('maxAudioBitrate' in params) caps.audio = checkBitrate('encodingParameters.maxAudioBitrate', params.maxAudioBitrate);
+    if ('maxVideoBitrate' in params) caps.video = checkBitrate('encodingParameters.maxVideoBitrate', params.maxVideoBitrate);
+    this.#peer.setBitrates(caps);
+    return this;
+  }
+
+  /** Accepted for twilio-video compatibility; no effect yet. */
+  setNetworkQualityConfiguration() {
+    return this;
+  }
+
+  /** @internal The room is gone: every publication goes, tracks keep running. */
+  _disconnected() {
+    if (this.state === 'disconnected') return;
+    this.state = 'disconnected';
+    for (const publication of [...this.tracks.values()]) this.unpublishTrack(publication.track);
+    this.emit('disconnected', this);
+  }
+
+  #asLocalTrack(track, options) {
+    if (typeof MediaStreamTrack !== 'undefined' && track instanceof MediaStreamTrack) {
+      const existing = [...this.tracks.values()].find((p) => p.track.mediaStreamTrack === track)
+        || [...this.#pending.keys()].find((t) => t.mediaStreamTrack === track);
+      if (existing) return existing.track || existing;
+      if (options !== null && typeof options !== 'object') throw typeError('options', 'object');
+      const name = options ? options.name : undefined;
+      return track.kind === 'audio' ? new LocalAudioTrack(track, { name }) : new LocalVideoTrack(track, { name });
+    }
+    if (track instanceof LocalAudioTrack || track instanceof LocalVideoTrack || track instanceof LocalDataTrack) return track;
+    throw typeError('track', 'LocalAudioTrack, LocalVideoTrack, LocalDataTrack, or MediaStreamTrack');
+  }
+
+  #findLocal(track) {
+    if (typeof MediaStreamTrack !== 'undefined' && track instanceof MediaStreamTrack) {
+      const publication = [...this.tracks.values()].find((p) => p.track.mediaStreamTrack === track);
+      return publication ? publication.track : [...this.#pending.keys()].find((t) => t.mediaStreamTrack === track) || null;
+    }
+    if (track instanceof LocalAudioTrack || track instanceof LocalVideoTrack || track instanceof LocalDataTrack) return track;
+    throw typeError('track', 'LocalAudioTrack, LocalVideoTrack, LocalDataTrack, or MediaStreamTrack');
+  }
+
+  #publicationOf(local) {
+    return [...this.tracks.values()].find((p) => p.track === local) || null;
+  }
+
+  #nameProblem(name) {
+    if (typeof name !== 'string' || name.length === 0) return createTwilioError(53301, 'Track name is invalid: it is empty');
+    if (name.length > MAX_TRACK_NAME) return createTwilioError(53302, `Track name is too long: at most ${MAX_TRACK_NAME} characters`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(name)) return createTwilioError(53303, 'Track name contains invalid characters: control characters are not allowed');
+    const taken = [...this.tracks.values()].some((p) => p.trackName === name)
+      || [...this.#pending.keys()].some((t) => t.name === name);
+    if (taken) return createTwilioError(53304, `Track name is duplicated: you already publish a track named '${name}'`);
+    return null;
+  }
+
+  #watch(track, publication) {
+    const onEnabled = () => this.#switched(track, publication, true);
+    const onDisabled = () => this.#switched(track, publication, false);
+    const onStopped = () => this.emit('trackStopped', track);
+    const onReplaced = () => this.#peer.replaceTrack(publication.trackSid, track.mediaStreamTrack);
+    const listeners = [['enabled', onEnabled], ['disabled', onDisabled], ['stopped', onStopped], ['_replaced', onReplaced]];
+    for (const [event, listener] of listeners) track.on(event, listener);
+    this.#watches.set(track, listeners);
+  }
+
+  #unwatch(track) {
+    for (const [event, listener] of this.#watches.get(track) || []) track.removeListener(event, listener);
+    this.#watches.delete(track);
+  }
+
+  #switched(track, publication, enabled) {
+    this.#signaling.send({ type: 'set_track_enabled', track: publication.trackSid, enabled });
+    publication.emit(enabled ? 'trackEnabled' : 'trackDisabled');
+    this.emit(enabled ? 'trackEnabled' : 'trackDisabled', track);
+  }
+}
+
+/**
+ * @param {string} name
+ * @param {unknown} value
+ * @returns {number|null}
+ */
+export function checkBitrate(name, value) {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'number' || Number.isNaN(value)) throw typeError(name, 'number');
+  if (value < 0 || !Number.isFinite(value)) throw new RangeError(`${name} must be a non-negative number of bits per second`);
+  return value === 0 ? null : value;
+}

@@ -1,0 +1,464 @@
+// The media session: the participant's one RTCPeerConnection to Salon's SFU.
+//
+// Owns: transceivers, offers and answers, and which track SID each m-line
+// carries. Follows the protocol's media model (docs/protocol.md):
+//
+// * the client always offers and keeps at most one offer outstanding;
+//   changes that come meanwhile (a track to publish, a `subscribed`, an
+//   `unsubscribed`) are batched into the next offer;
+// * each offer declares the m-lines it adds: `publish` (sending m-lines and
+//   their track names), `subscribe` (receiving m-lines and their track SIDs);
+// * the first offer carries a data channel, so later data tracks need no
+//   renegotiation;
+// * an incoming track (`ontrack`) is known by its transceiver's mid.
+//
+// Must not: know about participants or publications (the Room and the
+// LocalParticipant do); it deals in track SIDs and MediaStreamTracks.
+//
+// Events: `track`(trackSid, MediaStreamTrack), `datachannel`(RTCDataChannel),
+// `subscriptionFailed`(trackSid, error), `failed`(error).
+
+import { EventEmitter } from './events.js';
+import { createTwilioError } from './errors.js';
+
+/** The data channel that gives the first offer its m=application. */
+const CONTROL_CHANNEL = 'salon';
+/**
+ * A receiving m-line that has had no packet this long after its answer
+ * (with the transport connected) is declared again in the next offer; the
+ * delay doubles with each try. See `#watch`.
+ */
+const NO_MEDIA_MS = 1_500;
+const NO_MEDIA_TRIES = 4;
+
+export class PeerSession extends EventEmitter {
+  /** @type {RTCPeerConnection} */
+  pc;
+  #signaling;
+  #preferredVideoCodecs;
+  #bitrates;
+  #revision = 0;
+  /** The offer waiting for its answer. */
+  #outstanding = null;
+  /** An offer is being created (createOffer / setLocalDescription). */
+  #making = false;
+  /** A change that needs an offer but adds nothing to declare (a stopped transceiver). */
+  #dirty = false;
+  /** Sending m-lines not offered yet. */
+  #publishQueue = [];
+  /** Receiving m-lines not offered yet. */
+  #subscribeQueue = [];
+  /** Receiving mid → track SID. */
+  #midToSid = new Map();
+  /** Track SID → receiving transceiver. */
+  #receivers = new Map();
+  /** Track SID → sending transceiver. */
+  #senders = new Map();
+  /** publish_data requests waiting for `published`, in order. */
+  #dataRequests = [];
+  /** Track SID → the data channel publishing it. */
+  #dataChannels = new Map();
+  #closed = false;
+  /** While held, changes queue up without an offer (connect() batches the first one). */
+  #held = false;
+
+  /**
+   * @param {object} options
+   * @param {import('./signaling.js').Signaling} options.signaling
+   * @param {RTCIceServer[]} options.iceServers from `joined`
+   * @param {RTCConfiguration} [options.rtcConfiguration]
+   * @param {string[]} options.preferredVideoCodecs codec names, most wanted first
+   * @param {{audio: number|null, video: number|null}} options.bitrates bps caps
+   * @param {typeof RTCPeerConnection} [options.RTCPeerConnection]
+   */
+  constructor({ signaling, iceServers, rtcConfiguration = {}, preferredVideoCodecs, bitrates, RTCPeerConnection: PC = globalThis.RTCPeerConnection }) {
+    super();
+    this.#signaling = signaling;
+    this.#preferredVideoCodecs = preferredVideoCodecs;
+    this.#bitrates = bitrates;
+    const servers = [...(rtcConfiguration.iceServers || []), ...iceServers];
+    this.pc = new PC({ ...rtcConfiguration, iceServers: servers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc.addEventListener('track', (event) => {
+      const sid = this.#midToSid.get(event.transceiver.mid);
+      if (sid && this.#receivers.get(sid) === event.transceiver) this.emit('track', sid, event.track);
+    });
+    this.pc.addEventListener('datachannel', (event) => this.emit('datachannel', event.channel));
+    this.pc.addEventListener('connectionstatechange', () => {
+      if (this.pc.connectionState === 'failed' && !this.#closed) {
+        this.emit('failed', createTwilioError(53405, 'Media connection failed: ICE or DTLS to the media server failed'));
+      }
+    });
+    this.pc.createDataChannel(CONTROL_CHANNEL);
+  }
+
+  /** Whether an offer is outstanding or queued (for tests and getStats). */
+  get isNegotiating() {
+    return this.#making || this.#outstanding !== null;
+  }
+
+  // ---- publishing ----------------------------------------------------------
+
+  /**
+   * Publish an audio or video track in the next offer.
+   * @param {import('./track.js').LocalAudioTrack|import('./track.js').LocalVideoTrack} track
+   * @returns {Promise<{sid: string, name: string, kind: string, enabled: boolean}>} the server's TrackInfo
+   */
+  publishMedia(track) {
+    if (this.#closed) return Promise.reject(new Error('The media session is closed'));
+    const maxBitrate = this.#bitrates[track.kind];
+    const transceiver = this.pc.addTransceiver(track.mediaStreamTrack, {
+      direction: 'sendonly',
+      sendEncodings: maxBitrate ? [{ maxBitrate }] : undefined,
+    });
+    if (track.kind === 'video') this.#preferCodecs(transceiver);
+    return new Promise((resolve, reject) => {
+      this.#publishQueue.push({ transceiver, track, name: track.name, kind: track.kind, enabled: track.isEnabled, resolve, reject });
+      this.#negotiate();
+    });
+  }
+
+  /**
+   * Publish a data track on a data channel of its own.
+   * @param {import('./track.js').LocalDataTrack} track
+   * @returns {Promise<{sid: string}>}
+   */
+  publishData(track) {
+    if (this.#closed) return Promise.reject(new Error('The media session is closed'));
+    const init = { ordered: track.ordered };
+    if (track.maxPacketLifeTime !== null) init.maxPacketLifeTime = track.maxPacketLifeTime;
+    if (track.maxRetransmits !== null) init.maxRetransmits = track.maxRetransmits;
+    const channel = this.pc.createDataChannel(track.id, init);
+    track._addChannel(channel);
+    return new Promise((resolve, reject) => {
+      this.#dataRequests.push({ label: track.id, channel, track, resolve, reject });
+      this.#signaling.send({ type: 'publish_data', name: track.name, label: track.id });
+    });
+  }
+
+  /**
+   * Stop sending a published track (the server was told with `unpublish`).
+   * @param {string} sid
+   */
+  unpublish(sid) {
+    const transceiver = this.#senders.get(sid);
+    if (transceiver) {
+      this.#senders.delete(sid);
+      transceiver.stop();
+      this.#dirty = true;
+      this.#negotiate();
+    }
+    const channel = this.#dataChannels.get(sid);
+    if (channel) {
+      this.#dataChannels.delete(sid);
+      channel.close();
+    }
+  }
+
+  /**
+   * Withdraw a publication that has not been answered yet.
+   * @param {object} track the LocalTrack given to publishMedia/publishData
+   */
+  cancelPublish(track) {
+    const queued = this.#publishQueue.findIndex((p) => p.track === track);
+    if (queued >= 0) {
+      const [p] = this.#publishQueue.splice(queued, 1);
+      p.transceiver.stop();
+      p.reject(new Error('Canceled: the track was unpublished before it was published'));
+    }
+  }
+
+  /**
+   * Send another MediaStreamTrack on a published track's m-line (restart()).
+   * @param {string} sid
+   * @param {MediaStreamTrack} mediaStreamTrack
+   */
+  async replaceTrack(sid, mediaStreamTrack) {
+    const transceiver = this.#senders.get(sid);
+    if (transceiver) await transceiver.sender.replaceTrack(mediaStreamTrack);
+  }
+
+  /**
+   * Change the bitrate caps of every sender (LocalParticipant#setParameters).
+   * @param {{audio?: number|null, video?: number|null}} caps
+   */
+  async setBitrates(caps) {
+    Object.assign(this.#bitrates, caps);
+    for (const transceiver of this.#senders.values()) {
+      const kind = transceiver.sender.track ? transceiver.sender.track.kind : null;
+      if (!kind || !(kind in caps)) continue;
+      const params = transceiver.sender.getParameters();
+      if (!params.encodings || params.encodings.length === 0) continue;
+      for (const encoding of params.encodings) {
+        if (caps[kind]) encoding.maxBitrate = caps[kind];
+        else delete encoding.maxBitrate;
+      }
+      await transceiver.sender.setParameters(params).catch(() => {});
+    }
+  }
+
+  // ---- subscribing ---------------------------------------------------------
+
+  /**
+   * Receive an audio or video track: a receiving m-line in the next offer.
+   * @param {string} sid
+   * @param {'audio'|'video'} kind
+   */
+  subscribe(sid, kind) {
+    if (this.#closed || this.#receivers.has(sid)) return;
+    const transceiver = this.pc.addTransceiver(kind, { direction: 'recvonly' });
+    if (kind === 'video') this.#preferCodecs(transceiver);
+    this.#receivers.set(sid, transceiver);
+    this.#subscribeQueue.push({ transceiver, sid });
+    this.#negotiate();
+  }
+
+  /**
+   * Stop receiving a track: its m-line is stopped in the next offer.
+   * @param {string} sid
+   */
+  unsubscribe(sid) {
+    const transceiver = this.#receivers.get(sid);
+    if (!transceiver) return;
+    this.#receivers.delete(sid);
+    if (transceiver.mid) this.#midToSid.delete(transceiver.mid);
+    this.#subscribeQueue = this.#subscribeQueue.filter((s) => s.sid !== sid);
+    if (!this.#closed) {
+      transceiver.stop();
+      this.#dirty = true;
+      this.#negotiate();
+    }
+  }
+
+  /** Whether a receiving m-line exists for this track. */
+  isSubscribed(sid) {
+    return this.#receivers.has(sid);
+  }
+
+  /** The receiving transceiver's mid for a track (for stats). */
+  receivingMid(sid) {
+    const t = this.#receivers.get(sid);
+    return t ? t.mid : null;
+  }
+
+  /** The sending transceiver's mid for a track (for stats). */
+  sendingMid(sid) {
+    const t = this.#senders.get(sid);
+    return t ? t.mid : null;
+  }
+
+  // ---- offers and answers --------------------------------------------------
+
+  /** Queue changes without offering until {@link release}. */
+  hold() {
+    this.#held = true;
+  }
+
+  /** Offer what was queued while held. */
+  release() {
+    this.#held = false;
+    this.#negotiate();
+  }
+
+  async #negotiate() {
+    if (this.#closed || this.#held || this.#making || this.#outstanding) return;
+    if (!this.#dirty && this.#publishQueue.length === 0 && this.#subscribeQueue.length === 0) return;
+    this.#making = true;
+    const publish = this.#publishQueue.splice(0);
+    const subscribe = this.#subscribeQueue.splice(0);
+    this.#dirty = false;
+    try {
+      const offer = await this.pc.createOffer();
+      if (this.#closed) return;
+      await this.pc.setLocalDescription(offer);
+    } catch (e) {
+      this.#making = false;
+      if (this.#closed) return;
+      const error = createTwilioError(53400, `Client is unable to create or apply a local media description: ${e.message}`);
+      this.#fail(publish, subscribe, error);
+      return;
+    }
+    this.#making = false;
+    if (this.#closed) return;
+    // A subscription withdrawn while the offer was made is simply not declared.
+    const live = subscribe.filter((s) => this.#receivers.get(s.sid) === s.transceiver);
+    for (const s of live) this.#midToSid.set(s.transceiver.mid, s.sid);
+    const revision = ++this.#revision;
+    this.#outstanding = { revision, publish, subscribe: live, errors: [] };
+    this.#signaling.send({
+      type: 'offer',
+      revision,
+      sdp: this.pc.localDescription.sdp,
+      publish: publish.map((p) => ({ mid: p.transceiver.mid, name: p.name, kind: p.kind, enabled: p.enabled })),
+      subscribe: live.map((s) => ({ mid: s.transceiver.mid, track: s.sid })),
+    });
+  }
+
+  /**
+   * The server's `answer`.
+   * @param {{revision: number, sdp: string, published: Array<{mid: string, track: any}>}} message
+   */
+  async onAnswer(message) {
+    const offer = this.#outstanding;
+    if (!offer || offer.revision !== message.revision) {
+      console.warn(`salon-video: ignoring an answer to revision ${message.revision}, which is not outstanding`);
+      return;
+    }
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+    } catch (e) {
+      if (this.#closed) return;
+      this.#outstanding = null;
+      const error = createTwilioError(53402, `Client is unable to apply a remote media description: ${e.message}`);
+      this.#fail(offer.publish, offer.subscribe, error);
+      this.emit('failed', error);
+      return;
+    }
+    if (this.#closed) return;
+    this.#outstanding = null;
+    for (const s of offer.subscribe) this.#watch(s);
+    const published = new Map((message.published || []).map((p) => [p.mid, p.track]));
+    for (const p of offer.publish) {
+      const info = published.get(p.transceiver.mid);
+      if (info) {
+        this.#senders.set(info.sid, p.transceiver);
+        p.resolve(info);
+      } else {
+        p.transceiver.stop();
+        this.#dirty = true;
+        p.reject(offer.errors.shift() || createTwilioError(53300, `Track is invalid: the server did not publish '${p.name}'`));
+      }
+    }
+    this.#negotiate();
+  }
+
+  /**
+   * The server's `published` (a data track).
+   * @param {{published: {mid: string, track: any}}} message
+   */
+  onPublished(message) {
+    const index = this.#dataRequests.findIndex((r) => r.label === message.published.mid);
+    if (index < 0) return;
+    const [request] = this.#dataRequests.splice(index, 1);
+    this.#dataChannels.set(message.published.track.sid, request.channel);
+    request.resolve(message.published.track);
+  }
+
+  /**
+   * A server `error` that may concern a request of ours. Returns whether it
+   * was ours.
+   * @param {import('./errors.js').TwilioError} error
+   */
+  onError(error) {
+    const offer = this.#outstanding;
+    if (offer && error.code >= 53400 && error.code < 53500) {
+      // The offer was refused: no answer will come, and the tracks it
+      // published are unpublished again. Back to the last stable state.
+      this.#outstanding = null;
+      this.pc.setLocalDescription({ type: 'rollback' }).catch(() => {}).finally(() => {
+        this.#fail(offer.publish, offer.subscribe, error);
+        this.#negotiate();
+      });
+      return true;
+    }
+    if (error.code >= 53300 && error.code < 53400) {
+      if (offer && offer.publish.length > offer.errors.length) {
+        offer.errors.push(error);
+        return true;
+      }
+      if (this.#dataRequests.length) {
+        const request = this.#dataRequests.shift();
+        request.track._removeChannel(request.channel);
+        request.channel.close();
+        request.reject(error);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #fail(publish, subscribe, error) {
+    for (const p of publish) {
+      p.transceiver.stop();
+      p.reject(error);
+    }
+    for (const s of subscribe) {
+      if (this.#receivers.get(s.sid) === s.transceiver) {
+        this.#receivers.delete(s.sid);
+        s.transceiver.stop();
+        this.emit('subscriptionFailed', s.sid, error);
+      }
+    }
+  }
+
+  /**
+   * Make sure media arrives on a receiving m-line. The server can answer an
+   * offer without binding one of its `subscribe` entries (when the
+   * publisher's own offer has not reached the media server yet, the entry
+   * is skipped without an error), and then nothing ever arrives there. A
+   * receiving track stays muted until its first packet: if it still is
+   * after a while, the m-line is declared again in the next offer, which
+   * binds it (declaring an m-line again only replaces its binding).
+   */
+  #watch(entry) {
+    const tries = entry.tries || 0;
+    if (tries >= NO_MEDIA_TRIES) return;
+    setTimeout(() => {
+      if (this.#closed || this.#receivers.get(entry.sid) !== entry.transceiver) return;
+      if (!entry.transceiver.receiver.track.muted) return; // media arrived
+      if (this.pc.connectionState !== 'connected') {
+        this.#watch(entry); // not yet connected: nothing could arrive; look again later
+        return;
+      }
+      if (this.#subscribeQueue.some((s) => s.sid === entry.sid)) return;
+      console.info(`salon-video: no media on m-line ${entry.transceiver.mid} (track ${entry.sid}) yet: declaring it again`);
+      this.#subscribeQueue.push({ transceiver: entry.transceiver, sid: entry.sid, tries: tries + 1 });
+      this.#negotiate();
+    }, NO_MEDIA_MS * 2 ** tries);
+  }
+
+  /** After a resume: an offer whose answer never came is sent again. */
+  resendOutstanding() {
+    const offer = this.#outstanding;
+    if (!offer || !this.pc.localDescription) return;
+    this.#signaling.send({
+      type: 'offer',
+      revision: offer.revision,
+      sdp: this.pc.localDescription.sdp,
+      publish: offer.publish.map((p) => ({ mid: p.transceiver.mid, name: p.name, kind: p.kind, enabled: p.enabled })),
+      subscribe: offer.subscribe.map((s) => ({ mid: s.transceiver.mid, track: s.sid })),
+    });
+  }
+
+  /** The outstanding offer's revision, if any. */
+  get outstandingRevision() {
+    return this.#outstanding ? this.#outstanding.revision : null;
+  }
+
+  /** Close the peer connection; pending publications fail. Idempotent. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    const closed = new Error('The media session is closed');
+    for (const p of this.#publishQueue.splice(0)) p.reject(closed);
+    if (this.#outstanding) for (const p of this.#outstanding.publish) p.reject(closed);
+    this.#outstanding = null;
+    for (const r of this.#dataRequests.splice(0)) r.reject(closed);
+    this.pc.close();
+  }
+
+  #preferCodecs(transceiver) {
+    if (typeof transceiver.setCodecPreferences !== 'function' || typeof RTCRtpReceiver === 'undefined' || !RTCRtpReceiver.getCapabilities) return;
+    const caps = RTCRtpReceiver.getCapabilities('video');
+    if (!caps) return;
+    const preferred = this.#preferredVideoCodecs.map((c) => c.toLowerCase());
+    const rank = (codec) => {
+      const i = preferred.indexOf(codec.mimeType.split('/')[1].toLowerCase());
+      return i < 0 ? preferred.length : i;
+    };
+    try {
+      transceiver.setCodecPreferences([...caps.codecs].sort((a, b) => rank(a) - rank(b)));
+    } catch (e) {
+      console.warn('salon-video: setCodecPreferences failed; using the browser default order', e);
+    }
+  }
+}

@@ -1,0 +1,505 @@
+// Tracks: what an app attaches to the page, enables, disables and stops.
+//
+//   Track ─┬─ MediaTrack ─┬─ AudioTrack ─┬─ LocalAudioTrack   (yours: a microphone)
+//          │              │              └─ RemoteAudioTrack  (someone else's)
+//          │              └─ VideoTrack ─┬─ LocalVideoTrack   (a camera, a screen)
+//          │                             └─ RemoteVideoTrack
+//          ├─ LocalDataTrack                                  (messages you send)
+//          └─ RemoteDataTrack                                 (messages you receive)
+//
+// A media track wraps one MediaStreamTrack. Owns: attaching it to <audio> and
+// <video> elements, the enabled/stopped state, and the track's events.
+// Must not: know about signaling or the peer connection. Publishing is the
+// LocalParticipant's business; it listens to these tracks' events.
+
+import { EventEmitter } from './events.js';
+import { typeError } from './errors.js';
+
+/** What every track has: a kind and a name. */
+export class Track extends EventEmitter {
+  /**
+   * @param {'audio'|'video'|'data'} kind
+   * @param {string} name
+   */
+  constructor(kind, name) {
+    super();
+    /** @type {'audio'|'video'|'data'} */
+    this.kind = kind;
+    /** @type {string} */
+    this.name = name;
+  }
+}
+
+/**
+ * An audio or video track backed by a MediaStreamTrack.
+ * Events: `enabled`(track), `disabled`(track), `started`(track).
+ */
+export class MediaTrack extends Track {
+  /** @type {Set<HTMLMediaElement>} */
+  #elements = new Set();
+
+  /**
+   * @param {MediaStreamTrack} mediaStreamTrack
+   * @param {string} name
+   */
+  constructor(mediaStreamTrack, name) {
+    super(mediaStreamTrack.kind === 'audio' ? 'audio' : 'video', name);
+    /** @type {MediaStreamTrack} */
+    this.mediaStreamTrack = mediaStreamTrack;
+    /** True once media flows (local tracks: at once; remote: with the first packets). */
+    this.isStarted = false;
+  }
+
+  /** @returns {boolean} */
+  get isEnabled() {
+    return this.mediaStreamTrack.enabled;
+  }
+
+  /**
+   * Show or play the track: in `element` (an <audio>/<video> element, or a
+   * CSS selector for one), or in a new element of the track's kind.
+   * @param {HTMLMediaElement|string} [element]
+   * @returns {HTMLMediaElement}
+   */
+  attach(element) {
+    let el = element;
+    if (typeof el === 'string') {
+      el = document.querySelector(el);
+      if (!el) throw new TypeError(`attach(): no element matches the selector "${element}"`);
+    }
+    if (el === undefined || el === null) {
+      el = document.createElement(this.kind);
+    }
+    if (typeof HTMLMediaElement === 'undefined' || !(el instanceof HTMLMediaElement)) {
+      throw typeError('element', 'HTMLMediaElement, a CSS selector string, or undefined');
+    }
+    // Share the element with a track of the other kind (audio + video in one
+    // <video>), replacing any track of this kind.
+    let stream = el.srcObject;
+    if (!(stream instanceof MediaStream)) {
+      stream = new MediaStream();
+    }
+    for (const t of stream.getTracks()) {
+      if (t.kind === this.mediaStreamTrack.kind && t !== this.mediaStreamTrack) stream.removeTrack(t);
+    }
+    if (!stream.getTracks().includes(this.mediaStreamTrack)) stream.addTrack(this.mediaStreamTrack);
+    if (el.srcObject !== stream) el.srcObject = stream;
+    el.autoplay = true;
+    if ('playsInline' in el) el.playsInline = true;
+    this.#elements.add(el);
+    this._attached(el);
+    // Autoplay policies may refuse until the user interacts; the element
+    // keeps its srcObject and plays once allowed.
+    const played = el.play();
+    if (played && typeof played.catch === 'function') played.catch(() => {});
+    return el;
+  }
+
+  /**
+   * Stop showing the track in `element` (returned), or in every element it
+   * is attached to (returned as an array).
+   * @param {HTMLMediaElement|string} [element]
+   * @returns {HTMLMediaElement|HTMLMediaElement[]}
+   */
+  detach(element) {
+    if (element === undefined) {
+      return [...this.#elements].map((el) => this.#detachOne(el));
+    }
+    const el = typeof element === 'string' ? document.querySelector(element) : element;
+    if (!el) throw new TypeError(`detach(): no element matches the selector "${element}"`);
+    return this.#detachOne(el);
+  }
+
+  #detachOne(el) {
+    const stream = el.srcObject;
+    if (stream instanceof MediaStream) {
+      stream.removeTrack(this.mediaStreamTrack);
+      if (stream.getTracks().length === 0) el.srcObject = null;
+    }
+    this.#elements.delete(el);
+    return el;
+  }
+
+  /** Elements this track is attached to now. */
+  get _elements() {
+    return [...this.#elements];
+  }
+
+  /** @protected Hook for subclasses: an element was attached. */
+  _attached(_el) {}
+
+  /**
+   * @protected Swap the MediaStreamTrack (LocalTrack#restart): every element
+   * this track is attached to switches too.
+   * @param {MediaStreamTrack} next
+   */
+  _replaceMediaStreamTrack(next) {
+    const previous = this.mediaStreamTrack;
+    this.mediaStreamTrack = next;
+    for (const el of this.#elements) {
+      const stream = el.srcObject;
+      if (stream instanceof MediaStream) {
+        stream.removeTrack(previous);
+        stream.addTrack(next);
+      }
+    }
+  }
+
+  /** @protected */
+  _start() {
+    if (this.isStarted) return;
+    this.isStarted = true;
+    this.emit('started', this);
+  }
+}
+
+/** An audio track. */
+export class AudioTrack extends MediaTrack {}
+
+/**
+ * A video track, with its current dimensions.
+ * Events: `dimensionsChanged`(track), and those of {@link MediaTrack}.
+ */
+export class VideoTrack extends MediaTrack {
+  constructor(mediaStreamTrack, name) {
+    super(mediaStreamTrack, name);
+    /** @type {{width: number|null, height: number|null}} */
+    this.dimensions = { width: null, height: null };
+    /** Video processors are not supported; always null. */
+    this.processor = null;
+    this.processedTrack = null;
+  }
+
+  _attached(el) {
+    if (!(el instanceof HTMLVideoElement)) return;
+    const update = () => this._setDimensions(el.videoWidth || null, el.videoHeight || null);
+    el.addEventListener('loadedmetadata', update);
+    el.addEventListener('resize', update);
+  }
+
+  /** @protected */
+  _setDimensions(width, height) {
+    if (width === this.dimensions.width && height === this.dimensions.height) return;
+    this.dimensions = { width, height };
+    this.emit('dimensionsChanged', this);
+  }
+
+  /** Not supported by Salon: throws. */
+  addProcessor() {
+    throw new Error('Video processors are not supported by salon-video');
+  }
+
+  /** Not supported by Salon: throws. */
+  removeProcessor() {
+    throw new Error('Video processors are not supported by salon-video');
+  }
+}
+
+// ---- local media tracks ---------------------------------------------------
+
+/**
+ * What local audio and video tracks add: enable/disable, stop, restart.
+ * Events: `enabled`, `disabled`, `stopped`, `muted`, `unmuted`, `started`.
+ * @template {new (...args: any[]) => MediaTrack} B
+ * @param {B} Base
+ */
+const LocalMedia = (Base) =>
+  class extends Base {
+    /**
+     * @param {MediaStreamTrack} mediaStreamTrack
+     * @param {{name?: string}} [options]
+     * @param {string} kind the kind the class requires
+     */
+    constructor(mediaStreamTrack, options, kind) {
+      if (typeof MediaStreamTrack === 'undefined' || !(mediaStreamTrack instanceof MediaStreamTrack)) {
+        throw typeError('mediaStreamTrack', 'MediaStreamTrack');
+      }
+      if (mediaStreamTrack.kind !== kind) {
+        throw new TypeError(`mediaStreamTrack must be a ${kind} MediaStreamTrack, not ${mediaStreamTrack.kind}`);
+      }
+      const name = trackName(options, mediaStreamTrack.id);
+      super(mediaStreamTrack, name);
+      /** The MediaStreamTrack's id when the track was made. */
+      this.id = mediaStreamTrack.id;
+      this.isStopped = mediaStreamTrack.readyState === 'ended';
+      /** @type {MediaTrackConstraints|undefined} set by createLocal*Track, used by restart() */
+      this._constraints = undefined;
+      this.#watch(mediaStreamTrack);
+      if (!this.isStopped) this._start();
+    }
+
+    #watch(mst) {
+      mst.addEventListener('ended', () => {
+        if (mst !== this.mediaStreamTrack || this.isStopped) return;
+        this.isStopped = true;
+        this.emit('stopped', this);
+      });
+      mst.addEventListener('mute', () => mst === this.mediaStreamTrack && this.emit('muted', this));
+      mst.addEventListener('unmute', () => mst === this.mediaStreamTrack && this.emit('unmuted', this));
+    }
+
+    /** Whether the source produces no media now (a muted device, not {@link disable}). */
+    get isMuted() {
+      return this.mediaStreamTrack.muted;
+    }
+
+    /**
+     * Enable (or, with `false`, disable) the track. Participants see the
+     * change as `trackEnabled` / `trackDisabled`.
+     * @param {boolean} [enabled=true]
+     * @returns {this}
+     */
+    enable(enabled = true) {
+      if (typeof enabled !== 'boolean') throw typeError('enabled', 'boolean');
+      if (this.mediaStreamTrack.enabled !== enabled) {
+        this.mediaStreamTrack.enabled = enabled;
+        this.emit(enabled ? 'enabled' : 'disabled', this);
+      }
+      return this;
+    }
+
+    /**
+     * Disable the track: it sends silence or black frames.
+     * @returns {this}
+     */
+    disable() {
+      return this.enable(false);
+    }
+
+    /**
+     * Stop the track for good: the camera or microphone is released.
+     * @returns {this}
+     */
+    stop() {
+      this.mediaStreamTrack.stop();
+      if (!this.isStopped) {
+        this.isStopped = true;
+        this.emit('stopped', this);
+      }
+      return this;
+    }
+
+    /**
+     * Capture again (another device, other constraints): the track keeps its
+     * name and publication, and the new capture replaces the old one.
+     * @param {MediaTrackConstraints} [constraints]
+     * @returns {Promise<void>}
+     */
+    async restart(constraints) {
+      const c = constraints ?? this._constraints ?? true;
+      const stream = await navigator.mediaDevices.getUserMedia({ [this.kind]: c });
+      const [next] = stream.getTracks();
+      const enabled = this.mediaStreamTrack.enabled;
+      this.mediaStreamTrack.stop();
+      next.enabled = enabled;
+      this._replaceMediaStreamTrack(next);
+      this._constraints = constraints ?? this._constraints;
+      this.isStopped = false;
+      this.#watch(next);
+      // The LocalParticipant listens to replace the sender's track.
+      this.emit('_replaced', this);
+      this.emit('started', this);
+    }
+  };
+
+/** A microphone (or any audio MediaStreamTrack) of yours. */
+export class LocalAudioTrack extends LocalMedia(AudioTrack) {
+  /**
+   * @param {MediaStreamTrack} mediaStreamTrack an audio track
+   * @param {{name?: string}} [options]
+   */
+  constructor(mediaStreamTrack, options) {
+    super(mediaStreamTrack, options, 'audio');
+  }
+}
+
+/** A camera, a screen, or any video MediaStreamTrack of yours. */
+export class LocalVideoTrack extends LocalMedia(VideoTrack) {
+  /**
+   * @param {MediaStreamTrack} mediaStreamTrack a video track
+   * @param {{name?: string}} [options]
+   */
+  constructor(mediaStreamTrack, options) {
+    super(mediaStreamTrack, options, 'video');
+    const { width, height } = mediaStreamTrack.getSettings ? mediaStreamTrack.getSettings() : {};
+    if (width && height) this.dimensions = { width, height };
+  }
+}
+
+// ---- data tracks ----------------------------------------------------------
+
+/**
+ * A track of messages you send to everyone subscribed: publish it, then
+ * `send()` strings or binary data.
+ */
+export class LocalDataTrack extends Track {
+  /** @type {Set<RTCDataChannel>} */
+  #channels = new Set();
+
+  /**
+   * @param {{name?: string, ordered?: boolean, maxPacketLifeTime?: number|null, maxRetransmits?: number|null}} [options]
+   */
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') throw typeError('options', 'object');
+    const id = randomId();
+    super('data', trackName(options, id));
+    const { ordered = true, maxPacketLifeTime = null, maxRetransmits = null } = options;
+    if (typeof ordered !== 'boolean') throw typeError('options.ordered', 'boolean');
+    for (const [key, value] of [['maxPacketLifeTime', maxPacketLifeTime], ['maxRetransmits', maxRetransmits]]) {
+      if (value !== null && (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535)) {
+        throw new RangeError(`options.${key} must be null or an integer from 0 to 65535`);
+      }
+    }
+    if (maxPacketLifeTime !== null && maxRetransmits !== null) {
+      throw new RangeError('options.maxPacketLifeTime and options.maxRetransmits cannot both be set');
+    }
+    /** @type {string} */
+    this.id = id;
+    this.ordered = ordered;
+    this.maxPacketLifeTime = maxPacketLifeTime;
+    this.maxRetransmits = maxRetransmits;
+    this.reliable = maxPacketLifeTime === null && maxRetransmits === null;
+  }
+
+  /**
+   * Send a message to everyone subscribed. Messages sent before the track is
+   * published, or while its channel opens, are dropped (as in twilio-video).
+   * @param {string|Blob|ArrayBuffer|ArrayBufferView} data
+   */
+  send(data) {
+    if (!(typeof data === 'string' || data instanceof Blob || data instanceof ArrayBuffer || ArrayBuffer.isView(data))) {
+      throw typeError('data', 'string, Blob, ArrayBuffer or ArrayBufferView');
+    }
+    for (const channel of this.#channels) {
+      if (channel.readyState === 'open') channel.send(/** @type {any} */ (data));
+    }
+  }
+
+  /** @internal The channel carrying this track in a room. */
+  _addChannel(channel) {
+    this.#channels.add(channel);
+    channel.addEventListener('close', () => this.#channels.delete(channel));
+  }
+
+  /** @internal */
+  _removeChannel(channel) {
+    this.#channels.delete(channel);
+  }
+}
+
+// ---- remote tracks --------------------------------------------------------
+
+/**
+ * What remote tracks add: the track SID, the publisher's enabled flag, and
+ * the priority/switch-off API (accepted, no effect yet).
+ * @template {new (...args: any[]) => MediaTrack} B
+ * @param {B} Base
+ */
+const RemoteMedia = (Base) =>
+  class extends Base {
+    #enabled;
+
+    /**
+     * @param {string} sid
+     * @param {MediaStreamTrack} mediaStreamTrack
+     * @param {string} name
+     * @param {boolean} enabled the publisher's enabled flag
+     */
+    constructor(sid, mediaStreamTrack, name, enabled) {
+      super(mediaStreamTrack, name);
+      /** @type {string} */
+      this.sid = sid;
+      this.#enabled = enabled;
+      this.isSwitchedOff = false;
+      this.priority = null;
+      // A receiving track is muted until its first packets arrive.
+      if (!mediaStreamTrack.muted) this._start();
+      else mediaStreamTrack.addEventListener('unmute', () => this._start(), { once: true });
+    }
+
+    /** Whether the publisher has the track enabled. */
+    get isEnabled() {
+      return this.#enabled;
+    }
+
+    /** @internal */
+    _setEnabled(enabled) {
+      if (this.#enabled === enabled) return;
+      this.#enabled = enabled;
+      this.emit(enabled ? 'enabled' : 'disabled', this);
+    }
+
+    /** Accepted for twilio-video compatibility; no effect. */
+    setPriority(priority) {
+      this.priority = priority ?? null;
+      return this;
+    }
+  };
+
+/** Someone else's audio. */
+export class RemoteAudioTrack extends RemoteMedia(AudioTrack) {}
+
+/** Someone else's video. */
+export class RemoteVideoTrack extends RemoteMedia(VideoTrack) {
+  /** Accepted for twilio-video compatibility; no effect. */
+  switchOn() {
+    return this;
+  }
+
+  /** Accepted for twilio-video compatibility; no effect. */
+  switchOff() {
+    return this;
+  }
+
+  /** Accepted for twilio-video compatibility; no effect. */
+  setContentPreferences() {
+    return this;
+  }
+}
+
+/**
+ * Someone else's data track. Events: `message`(data, track).
+ */
+export class RemoteDataTrack extends Track {
+  /**
+   * @param {string} sid
+   * @param {string} name
+   * @param {RTCDataChannel} channel
+   */
+  constructor(sid, name, channel) {
+    super('data', name);
+    /** @type {string} */
+    this.sid = sid;
+    this.isEnabled = true;
+    this.isSubscribed = true;
+    this.isSwitchedOff = false;
+    this.priority = null;
+    this.ordered = channel.ordered;
+    this.maxPacketLifeTime = channel.maxPacketLifeTime ?? null;
+    this.maxRetransmits = channel.maxRetransmits ?? null;
+    this.reliable = this.maxPacketLifeTime === null && this.maxRetransmits === null;
+    channel.binaryType = 'arraybuffer';
+    channel.addEventListener('message', (event) => this.emit('message', event.data, this));
+  }
+
+  /** Accepted for twilio-video compatibility; no effect. */
+  setPriority(priority) {
+    this.priority = priority ?? null;
+    return this;
+  }
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+function trackName(options, fallback) {
+  if (options === undefined || options === null) return fallback;
+  if (typeof options !== 'object') throw typeError('options', 'object');
+  if (options.name === undefined || options.name === null) return fallback;
+  if (typeof options.name !== 'string') throw typeError('options.name', 'string');
+  return options.name;
+}
+
+function randomId() {
+  if (globalThis.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  return `${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}`;
+}

@@ -1,0 +1,271 @@
+// The e2e harness: a real Salon server on a free loopback port and one real
+// headless Chromium (Debian's /usr/bin/chromium) with fake camera and
+// microphone, driven by playwright-core. Each participant is a page in a
+// context of its own (cheaper than a browser each).
+//
+// Every page gets a small instrumentation script before any of its own:
+// it records the RTCPeerConnections and getUserMedia streams the page makes
+// (so tests can read `inbound-rtp` stats and prove that nothing is left
+// running after a disconnect), and asks the fake camera for 320x240 at 15
+// fps whatever the app asked, to keep three participants within two cores.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, '../..');
+export const artifacts = process.env.SALON_E2E_ARTIFACTS || path.join(repo, 'target', 'e2e');
+
+/** The flags Chromium needs for WebRTC with fake devices, headless, on a server. */
+export const CHROMIUM_FLAGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  // Let ICE use the loopback interface too: Salon on 127.0.0.1 advertises
+  // only 127.0.0.1, and a machine may have no other interface.
+  '--allow-loopback-in-peer-connection',
+  // Background pages (every page but one is "hidden" to Chromium) must not
+  // have their timers and rendering throttled during a call.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+// Fixed credentials, so the tests can call the REST API.
+export const CREDENTIALS = {
+  SALON_ACCOUNT_SID: 'AC' + 'e2e0'.repeat(8),
+  SALON_AUTH_TOKEN: 'e2e-auth-token-0123456789abcdef',
+  SALON_API_KEY: 'SK' + 'e2e1'.repeat(8),
+  SALON_API_SECRET: 'e2e-api-secret-0123456789abcdef',
+};
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Start `target/debug/salon` (or $SALON_BIN) on a free port with a fresh
+ * data directory, and wait for /healthz.
+ */
+export async function startServer() {
+  const binary = process.env.SALON_BIN || path.join(repo, 'target', 'debug', 'salon');
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-'));
+  const log = [];
+  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--data-dir', dataDir], {
+    env: { ...process.env, ...CREDENTIALS, SALON_LOG: process.env.SALON_LOG || 'info', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.on('data', (d) => log.push(d.toString()));
+  child.stderr.on('data', (d) => log.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`salon exited with ${child.exitCode}:\n${log.join('')}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`salon did not answer /healthz within 30 s:\n${log.join('')}`);
+    await sleep(100);
+  }
+  const auth = 'Basic ' + Buffer.from(`${CREDENTIALS.SALON_API_KEY}:${CREDENTIALS.SALON_API_SECRET}`).toString('base64');
+  return {
+    url,
+    port,
+    log,
+    /** Call the REST API with the fixed API key. */
+    async rest(method, route, form) {
+      const r = await fetch(`${url}${route}`, {
+        method,
+        headers: { authorization: auth, ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+        body: form ? new URLSearchParams(form).toString() : undefined,
+      });
+      return { status: r.status, body: await r.json() };
+    },
+    /** A token from the tutorial route. */
+    async token(identity, roomName) {
+      const r = await fetch(`${url}/create-token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ identity, roomName }),
+      });
+      return (await r.json()).token;
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5_000)]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs in every page before its scripts. */
+function instrument() {
+  const probe = { pcs: [], streams: [] };
+  window.__e2e = probe;
+  const PC = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends PC {
+    constructor(...args) {
+      super(...args);
+      probe.pcs.push(this);
+    }
+  };
+  const devices = navigator.mediaDevices;
+  const gum = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = async (constraints = {}) => {
+    const c = { ...constraints };
+    if (c.video) {
+      c.video = { ...(typeof c.video === 'object' ? c.video : {}), width: 320, height: 240, frameRate: 15 };
+    }
+    const stream = await gum(c);
+    probe.streams.push(stream);
+    return stream;
+  };
+}
+
+/** Launch Chromium. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_FLAGS,
+  });
+}
+
+/**
+ * A page in a fresh context (its own cookies and permissions: one
+ * participant), instrumented, with its console errors collected.
+ * @param {import('playwright-core').Browser} browser
+ */
+export async function newPage(browser, server, { permissions = ['camera', 'microphone', 'local-network-access'] } = {}) {
+  const context = await browser.newContext({ permissions, viewport: { width: 960, height: 640 } });
+  await context.addInitScript(instrument);
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') page.errors.push(m.text());
+    if (process.env.SALON_E2E_VERBOSE) console.log(`[page] ${m.type()}: ${m.text()}`);
+  });
+  // Test pages are served as if Salon served them, so they import /sdk/ and
+  // call /create-token same-origin.
+  await page.route(`${server.url}/e2e/**`, (route) => {
+    const name = new URL(route.request().url()).pathname.replace(/^\/e2e\//, '');
+    route.fulfill({ contentType: 'text/html', body: readFileSync(path.join(here, 'pages', name)) });
+  });
+  page.close = ((close) => async () => {
+    await close.call(page);
+    await context.close();
+  })(page.close);
+  return page;
+}
+
+/**
+ * Poll `fn` in the test until it returns a truthy value.
+ * @template T
+ * @param {() => Promise<T>|T} fn
+ * @param {string} what for the timeout message
+ */
+export async function eventually(fn, what, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Inbound RTP of a page's peer connections, by kind: framesDecoded,
+ * packetsReceived.
+ * @param {import('playwright-core').Page} page
+ */
+export function inbound(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__e2e.pcs) {
+      if (pc.connectionState === 'closed') continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === 'inbound-rtp') {
+          out.push({ kind: s.kind, mid: s.mid, framesDecoded: s.framesDecoded || 0, packetsReceived: s.packetsReceived || 0 });
+        }
+      });
+    }
+    return out;
+  });
+}
+
+/**
+ * A TCP proxy to Salon's HTTP port, whose connections the test can cut
+ * without a WebSocket close frame (as a network failure would), and which
+ * can stop accepting new ones.
+ */
+export async function tcpProxy(targetPort) {
+  const pairs = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    /** Cut every connection: RST to both ends, no close frames. */
+    cut() {
+      for (const { client, upstream } of pairs) {
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+    /** Stop accepting connections (and cut the open ones). */
+    async close() {
+      this.cut();
+      if (server.listening) await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
