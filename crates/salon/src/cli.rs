@@ -25,7 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: REST API, tutorial routes, health and metrics (the default)
+    /// Run the server: REST API, signaling and media, demo app and SDK, tutorial routes, health and metrics (the default)
     Serve,
     /// Mint and inspect access tokens
     #[command(subcommand)]
