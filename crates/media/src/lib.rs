@@ -4,24 +4,25 @@
 //! # The data path
 //!
 //! ```text
-//!             one UDP socket (--media-port)
-//!                      │ recv
-//!                      ▼
-//!   demux thread ── first datagram of a 4-tuple: STUN USERNAME → ufrag → peer
-//!                ── after that: 4-tuple → peer (a map the demux owns, no locks)
-//!                      │ bounded channel per worker (full → datagram dropped)
+//!        the media port (--media-port): one UDP address, one socket per worker
+//!        sharing it with SO_REUSEPORT; the kernel spreads 4-tuples over them
+//!                      │ recvmmsg (+ GRO, + each datagram's destination address)
 //!                      ▼
 //!   worker thread (one per core; a room lives on exactly one worker)
+//!     route: first datagram of a 4-tuple: STUN USERNAME → ufrag → peer
+//!            after that: 4-tuple → peer (a map this worker owns, no locks)
+//!            a peer of another worker: handed over (bounded queue + waker)
 //!     peer's str0m Rtc ── decrypt ─▶ RtpPacket ─▶ Forwarder (per track)
 //!                                                  │ for each Lane (subscriber):
 //!                                                  │   rewrite seq, map PT,
 //!                                                  ▼   gate on keyframes
-//!     subscriber's str0m Rtc ── encrypt ─▶ send_to on the shared socket
+//!     subscriber's str0m Rtc ── encrypt ─▶ sendmsg from the address the peer uses
 //! ```
 //!
 //! The payload of an incoming packet is shared (`Arc<[u8]>`) by every
 //! subscriber's outgoing packet: forwarding to N subscribers copies no
-//! payload. Datagram buffers are recycled between demux and workers. The
+//! payload. A datagram for a peer of the worker that read it is handled in
+//! the receive buffer; only hand-offs copy (into recycled buffers). The
 //! packet path takes no locks; the only lock guards the ufrag table, touched
 //! when a peer is added or removed and on a 4-tuple's first datagram.
 //!
@@ -172,8 +173,12 @@ pub struct MediaStats {
     pub rtp_in: AtomicU64,
     /// RTP packets written to subscribers.
     pub rtp_forwarded: AtomicU64,
-    /// Datagrams dropped: unknown sender, worker queue full, or stale peer.
+    /// Datagrams received and dropped: unknown sender, worker queue full,
+    /// or stale peer.
     pub dropped: AtomicU64,
+    /// Datagrams that could not be sent (the socket's buffer was full, or
+    /// the destination unreachable).
+    pub send_failures: AtomicU64,
     /// Peers whose `Rtc` panicked (each one dropped alone).
     pub peer_panics: AtomicU64,
     /// Peers connected now.
@@ -225,6 +230,8 @@ pub(crate) enum Command {
 
 struct Inner {
     commands: Vec<crossbeam_channel::Sender<Command>>,
+    /// Each worker's waker: a command is followed by a wake.
+    wakers: Arc<Vec<Arc<mio::Waker>>>,
     /// Which worker each room lives on.
     placement: std::sync::Mutex<std::collections::HashMap<RoomSid, usize>>,
     /// Peers on each worker, kept by the workers: the load placement
@@ -245,61 +252,74 @@ pub struct Media {
 }
 
 impl Media {
-    /// Bind the socket and start the demux and worker threads. Events go to
+    /// Bind the media port and start the worker threads. Events go to
     /// `events`.
     pub fn start(
         config: MediaConfig,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Self> {
-        let socket = Arc::new(UdpSocket::bind(config.bind)?);
-        let local_addr = socket.local_addr()?;
+        let workers = config.workers.max(1);
+        let sockets = demux::bind(config.bind, workers)?;
+        let local_addr = sockets[0].local_addr()?;
         let candidates = advertised(local_addr, &config.public_ips);
         let stats = Arc::new(MediaStats::default());
+        let demux_stats = Arc::new(DemuxStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let routes = Arc::new(demux::Routes::default());
         let pool = demux::BufferPool::new();
-        let workers = config.workers.max(1);
         let load: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
+
+        // Each worker's poll, and a waker made from it, before any worker
+        // starts: every worker can wake every other.
+        let mut polls = Vec::with_capacity(workers);
+        let mut wakers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let poll = mio::Poll::new()?;
+            wakers.push(Arc::new(mio::Waker::new(poll.registry(), worker::WAKER)?));
+            polls.push(poll);
+        }
+        let wakers = Arc::new(wakers);
+        let (handoff_to, handoffs): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| crossbeam_channel::bounded(demux::HANDOFF_QUEUE))
+            .unzip();
+
         let mut threads = Vec::new();
         let mut commands = Vec::new();
-        let mut inboxes = Vec::new();
-        for index in 0..workers {
-            let (datagram_tx, datagram_rx) = crossbeam_channel::bounded(demux::WORKER_QUEUE);
+        for (index, ((socket, poll), handoffs)) in
+            sockets.into_iter().zip(polls).zip(handoffs).enumerate()
+        {
             let (command_tx, command_rx) = crossbeam_channel::unbounded();
-            inboxes.push(datagram_tx);
             commands.push(command_tx);
-            let worker = worker::Worker::new(worker::Setup {
+            let setup = worker::Setup {
                 index,
-                socket: socket.clone(),
+                outbound: worker::Outbound::new(&socket)?,
                 candidates: candidates.clone(),
-                datagrams: datagram_rx,
+                handoffs,
+                handoff_to: handoff_to.clone(),
+                wakers: wakers.clone(),
                 commands: command_rx,
                 events: events.clone(),
                 routes: routes.clone(),
                 pool: pool.clone(),
                 stats: stats.clone(),
+                demux_stats: demux_stats.clone(),
                 load: load.clone(),
                 peer_timeout: config.peer_timeout,
                 connect_timeout: config.connect_timeout,
                 stop: stop.clone(),
-            });
+            };
+            let worker = worker::Worker::new(setup, poll, demux::Inbound::new(socket)?)?;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("salon-media-{index}"))
                     .spawn(move || worker.run())?,
             );
         }
-        let demux = demux::Demux::new(socket, inboxes, routes, pool, stats.clone(), stop.clone())?;
-        let demux_stats = demux.stats();
-        threads.push(
-            std::thread::Builder::new()
-                .name("salon-demux".into())
-                .spawn(move || demux.run())?,
-        );
         tracing::info!(%local_addr, workers, candidates = ?candidates, "media server started");
         Ok(Self {
             inner: Arc::new(Inner {
                 commands,
+                wakers,
                 placement: Default::default(),
                 load,
                 local_addr,
@@ -327,7 +347,7 @@ impl Media {
         &self.inner.stats
     }
 
-    /// Counters of the demux thread.
+    /// Counters of the routing of datagrams to workers.
     pub fn demux_stats(&self) -> &DemuxStats {
         &self.inner.demux_stats
     }
@@ -358,14 +378,23 @@ impl Media {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&room);
         if let Some(worker) = worker {
-            let _ = self.inner.commands[worker].send(Command::RoomEnded { room });
+            let _ = self.to_worker(worker, Command::RoomEnded { room });
         }
     }
 
     fn send(&self, room: RoomSid, command: Command) -> Result<(), MediaError> {
-        self.inner.commands[self.worker_of(room)]
-            .send(command)
-            .map_err(|_| MediaError::Closed)
+        self.to_worker(self.worker_of(room), command)
+    }
+
+    fn to_worker(&self, worker: usize, command: Command) -> Result<(), MediaError> {
+        let (Some(commands), Some(waker)) = (
+            self.inner.commands.get(worker),
+            self.inner.wakers.get(worker),
+        ) else {
+            return Err(MediaError::Closed);
+        };
+        commands.send(command).map_err(|_| MediaError::Closed)?;
+        waker.wake().map_err(|_| MediaError::Closed)
     }
 
     /// Apply `participant`'s offer (creating its peer on first use) with the
@@ -450,6 +479,9 @@ impl Media {
     /// Stop every thread and wait for them.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::Relaxed);
+        for waker in self.inner.wakers.iter() {
+            let _ = waker.wake();
+        }
         let threads =
             std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for thread in threads {

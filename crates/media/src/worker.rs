@@ -1,22 +1,26 @@
-//! A media worker: one thread owning the peers of the rooms hashed to it.
+//! A media worker: one thread owning the peers of the rooms placed on it.
 //!
-//! It waits on its datagram queue, its command queue and its peers' str0m
-//! timeouts; feeds each input to the right `Rtc`; drains that `Rtc` to its
-//! next timeout (str0m's single-mutation rule); forwards incoming RTP through
-//! the room's [`Forwarder`]s into subscribers' `Rtc`s; and sends what they
-//! transmit on the shared socket.
+//! It waits (in `epoll`, through `mio`) on its socket of the media port,
+//! its waker (commands, datagrams handed over by other workers) and its
+//! peers' str0m timeouts; routes what its socket reads ([`crate::demux`]);
+//! feeds each input to the right `Rtc`; drains that `Rtc` to its next
+//! timeout (str0m's single-mutation rule); forwards incoming RTP through the
+//! room's [`Forwarder`]s into subscribers' `Rtc`s; and sends what they
+//! transmit on its socket.
 //!
 //! Every call into a peer's `Rtc` runs under `catch_unwind`: a panic marks
 //! that one peer failed, and it is dropped without touching the others.
 
 use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, select};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use quinn_udp::UdpSocketState;
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
@@ -28,7 +32,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
-use crate::demux::{BufferPool, Datagram, Route, Routes};
+use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
 use crate::{
@@ -40,19 +44,35 @@ use crate::{
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// Data-channel messages kept for a subscriber whose channel is not open yet.
 const PENDING_DATA: usize = 64;
-/// Datagrams handled before checking commands and timers again.
+/// `recvmmsg` calls (of up to 16 datagrams) before checking commands and
+/// timers again.
+const RECEIVE_ROUNDS: usize = 4;
+/// Handed-over datagrams and commands taken per turn of the loop.
 const BATCH: usize = 64;
+/// `mio` tokens.
+pub const SOCKET: mio::Token = mio::Token(0);
+pub const WAKER: mio::Token = mio::Token(1);
+/// Immediate timeouts answered within one drain of a peer (see
+/// [`drain_inner`]).
+const IMMEDIATE_TURNS: usize = 64;
 
 pub struct Setup {
     pub index: usize,
-    pub socket: Arc<UdpSocket>,
+    /// Sends on this worker's socket of the media port.
+    pub outbound: Outbound,
     pub candidates: Vec<SocketAddr>,
-    pub datagrams: Receiver<Datagram>,
+    /// Datagrams other workers read for this one's peers.
+    pub handoffs: Receiver<Handoff>,
+    /// Every worker's hand-off queue (this one's included, unused).
+    pub handoff_to: Vec<Sender<Handoff>>,
+    /// Every worker's waker (this one's included).
+    pub wakers: Arc<Vec<Arc<mio::Waker>>>,
     pub commands: Receiver<Command>,
     pub events: mpsc::UnboundedSender<MediaEvent>,
     pub routes: Arc<Routes>,
     pub pool: BufferPool,
     pub stats: Arc<MediaStats>,
+    pub demux_stats: Arc<DemuxStats>,
     /// Peers on each worker (this one at `index`), for room placement.
     pub load: Arc<Vec<std::sync::atomic::AtomicU64>>,
     pub peer_timeout: Duration,
@@ -144,8 +164,46 @@ impl MediaRoom {
     }
 }
 
+/// The sending side of a worker's socket (a second descriptor of it, so
+/// sending never borrows the receive buffers).
+pub struct Outbound {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl Outbound {
+    pub fn new(socket: &UdpSocket) -> io::Result<Self> {
+        let socket = socket.try_clone()?;
+        let state = UdpSocketState::new((&socket).into())?;
+        Ok(Self { socket, state })
+    }
+
+    /// Send one datagram from `source` (the local address the peer talks
+    /// to: behind a wildcard bind, replies must leave from it). Never
+    /// blocks: a full socket buffer drops the datagram, as the network would.
+    fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) -> bool {
+        let transmit = quinn_udp::Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip: (!source.ip().is_unspecified()).then(|| source.ip()),
+        };
+        self.state
+            .try_send((&self.socket).into(), &transmit)
+            .is_ok()
+    }
+}
+
+/// Worker and its socket, ready to run on a thread of their own.
 pub struct Worker {
     setup: Setup,
+    poll: mio::Poll,
+    /// Taken while a batch is handled (the batch borrows its buffers).
+    inbound: Option<Inbound>,
+    router: Router,
+    /// Workers to wake after this turn: datagrams were handed to them.
+    wake: Vec<bool>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     by_participant: HashMap<ParticipantSid, PeerRef>,
@@ -156,51 +214,63 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(setup: Setup) -> Self {
-        Self {
+    /// A worker reading `inbound`; `poll` must be the one whose registry
+    /// made this worker's waker in `setup.wakers`.
+    pub fn new(setup: Setup, poll: mio::Poll, mut inbound: Inbound) -> io::Result<Self> {
+        poll.registry()
+            .register(&mut inbound.socket, SOCKET, mio::Interest::READABLE)?;
+        let router = Router::new(setup.index, setup.routes.clone(), setup.demux_stats.clone());
+        let wake = vec![false; setup.wakers.len()];
+        Ok(Self {
             setup,
+            poll,
+            inbound: Some(inbound),
+            router,
+            wake,
             slots: Vec::new(),
             free: Vec::new(),
             by_participant: HashMap::new(),
             rooms: HashMap::new(),
             happenings: Vec::new(),
             written: Vec::new(),
-        }
+        })
     }
 
     pub fn run(mut self) {
+        let mut events = mio::Events::with_capacity(8);
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        // The socket is edge-triggered: once readable, it is read until dry.
+        let mut readable = true;
+        let mut backlog = false;
         while !self.setup.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            let deadline = self.earliest_deadline().min(next_housekeeping);
-            let wait = deadline.saturating_duration_since(now);
-            let datagrams = self.setup.datagrams.clone();
-            let commands = self.setup.commands.clone();
-            select! {
-                recv(datagrams) -> datagram => match datagram {
-                    Ok(datagram) => {
-                        self.on_datagram(datagram);
-                        // Take what else is queued before looking at timers.
-                        for _ in 1..BATCH {
-                            match datagrams.try_recv() {
-                                Ok(d) => self.on_datagram(d),
-                                Err(_) => break,
-                            }
-                        }
-                        self.flush_written(Instant::now());
-                    }
-                    Err(_) => break,
-                },
-                recv(commands) -> command => match command {
-                    Ok(command) => self.on_command(command),
-                    Err(_) => break,
-                },
-                default(wait) => {}
+            let wait = if readable || backlog {
+                Duration::ZERO
+            } else {
+                self.earliest_deadline()
+                    .min(next_housekeeping)
+                    .saturating_duration_since(now)
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::warn!(worker = self.setup.index, error = %e, "media worker poll failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
             }
+            readable |= events.iter().any(|e| e.token() == SOCKET);
+            if readable {
+                readable = self.receive();
+            }
+            backlog = self.take_handoffs();
+            backlog |= self.take_commands();
+            self.flush_written(Instant::now());
+            self.wake_others();
             let now = Instant::now();
             self.fire_timeouts(now);
             if now >= next_housekeeping {
                 self.housekeeping(now);
+                self.router.prune(now);
                 next_housekeeping = now + HOUSEKEEPING;
             }
         }
@@ -374,14 +444,134 @@ impl Worker {
 
     // ---- input -----------------------------------------------------------
 
-    fn on_datagram(&mut self, datagram: Datagram) {
-        let Datagram {
-            peer: r,
+    /// Read the socket until it is dry or the round budget is spent, and
+    /// handle or hand over each datagram. Whether it may hold more.
+    fn receive(&mut self) -> bool {
+        let Some(mut inbound) = self.inbound.take() else {
+            return false;
+        };
+        let mut more = true;
+        for _ in 0..RECEIVE_ROUNDS {
+            let count = match inbound.receive() {
+                Ok(Some(count)) => count,
+                Ok(None) => {
+                    more = false;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(worker = self.setup.index, error = %e, "media socket receive failed");
+                    more = false;
+                    break;
+                }
+            };
+            for (source, destination, contents) in inbound.datagrams(count) {
+                let stats = &self.setup.stats;
+                stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .bytes_in
+                    .fetch_add(contents.len() as u64, Ordering::Relaxed);
+                match self.router.route(source, contents) {
+                    Destination::Here(peer) => {
+                        self.on_datagram(peer, source, destination, contents)
+                    }
+                    Destination::There(route) => {
+                        self.hand_over(route, source, destination, contents)
+                    }
+                    Destination::Nowhere => {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            self.flush_written(Instant::now());
+        }
+        self.inbound = Some(inbound);
+        more
+    }
+
+    /// Give a datagram this worker read to the worker of its peer.
+    fn hand_over(
+        &mut self,
+        route: Route,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        let Some(queue) = self.setup.handoff_to.get(route.worker) else {
+            return;
+        };
+        let handoff = Handoff {
+            peer: route.peer,
             source,
-            buf,
-        } = datagram;
+            destination,
+            buf: self.setup.pool.copy_of(contents),
+        };
+        match queue.try_send(handoff) {
+            Ok(()) => {
+                self.setup
+                    .demux_stats
+                    .handed_over
+                    .fetch_add(1, Ordering::Relaxed);
+                self.wake[route.worker] = true;
+            }
+            Err(TrySendError::Full(h) | TrySendError::Disconnected(h)) => {
+                self.setup.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.setup
+                    .demux_stats
+                    .overflow
+                    .fetch_add(1, Ordering::Relaxed);
+                self.setup.pool.put(h.buf);
+            }
+        }
+    }
+
+    /// Handle datagrams other workers read for this one's peers. Whether
+    /// more are waiting.
+    fn take_handoffs(&mut self) -> bool {
+        for _ in 0..BATCH {
+            let Ok(handoff) = self.setup.handoffs.try_recv() else {
+                return false;
+            };
+            self.on_datagram(
+                handoff.peer,
+                handoff.source,
+                handoff.destination,
+                &handoff.buf,
+            );
+            self.setup.pool.put(handoff.buf);
+        }
+        self.flush_written(Instant::now());
+        true
+    }
+
+    /// Carry out commands from the control plane. Whether more are waiting.
+    fn take_commands(&mut self) -> bool {
+        for _ in 0..BATCH {
+            let Ok(command) = self.setup.commands.try_recv() else {
+                return false;
+            };
+            self.on_command(command);
+        }
+        true
+    }
+
+    fn wake_others(&mut self) {
+        for (worker, wake) in self.wake.iter_mut().enumerate() {
+            if std::mem::take(wake)
+                && let Some(waker) = self.setup.wakers.get(worker)
+            {
+                let _ = waker.wake();
+            }
+        }
+    }
+
+    fn on_datagram(
+        &mut self,
+        r: PeerRef,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
         let now = Instant::now();
-        let local = self.setup.socket.local_addr().unwrap_or(source);
         let mut happenings = std::mem::take(&mut self.happenings);
         let handled = match slot_peer(&mut self.slots, r) {
             Some(peer) if peer.gone.is_none() => {
@@ -390,7 +580,7 @@ impl Worker {
                     if peer.sabotaged {
                         panic!("sabotaged for a test");
                     }
-                    let Ok(contents) = buf.as_slice().try_into() else {
+                    let Ok(contents) = contents.try_into() else {
                         return Ok(()); // not a datagram str0m recognises: ignore
                     };
                     let input = Input::Receive(
@@ -398,7 +588,7 @@ impl Worker {
                         Receive {
                             proto: Protocol::Udp,
                             source,
-                            destination: local,
+                            destination,
                             contents,
                         },
                     );
@@ -415,7 +605,6 @@ impl Worker {
             }
             _ => false,
         };
-        self.setup.pool.put(buf);
         if !handled {
             self.setup.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -1207,20 +1396,35 @@ fn drain_inner(
     setup: &Setup,
     happenings: &mut Vec<Happening>,
 ) -> Result<(), String> {
+    // str0m's pacer releases one queued packet per `Timeout` and then asks
+    // for another at once; answering here, instead of in the next turn of
+    // the worker loop, sends a burst (a video frame to a subscriber) in one
+    // go. Bounded, so a peer with a deep queue cannot starve the others.
+    let mut turns = 0;
     loop {
         let output = peer.rtc.poll_output().map_err(|e| e.to_string())?;
         match output {
             Output::Timeout(at) => {
+                let now = Instant::now();
+                if at <= now && turns < IMMEDIATE_TURNS {
+                    turns += 1;
+                    peer.rtc
+                        .handle_input(Input::Timeout(now))
+                        .map_err(|e| e.to_string())?;
+                    continue;
+                }
                 peer.deadline = at;
                 return Ok(());
             }
             Output::Transmit(t) => {
-                if setup.socket.send_to(&t.contents, t.destination).is_ok() {
+                if setup.outbound.send(t.source, t.destination, &t.contents) {
                     setup.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                     setup
                         .stats
                         .bytes_out
                         .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                } else {
+                    setup.stats.send_failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Output::Event(event) => on_event(peer, setup, event, happenings),

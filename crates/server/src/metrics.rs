@@ -211,7 +211,7 @@ impl Collector for MediaCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.media.stats();
         let demux = self.media.demux_stats();
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "media_datagrams_received",
                 "UDP datagrams received on the media port",
@@ -246,6 +246,16 @@ impl Collector for MediaCollector {
                 "media_dropped",
                 "Datagrams dropped: unknown sender, full worker queue, or stale peer",
                 stats.dropped.load(Relaxed),
+            ),
+            (
+                "media_send_failures",
+                "Datagrams the media port could not send (full socket buffer, unreachable)",
+                stats.send_failures.load(Relaxed),
+            ),
+            (
+                "media_handed_over",
+                "Datagrams read by one media worker for a peer of another",
+                demux.handed_over.load(Relaxed),
             ),
             (
                 "media_unknown_senders",

@@ -116,6 +116,37 @@ async fn two_clients_exchange_audio_and_video() {
     bob.leave().await;
 }
 
+/// Behind a wildcard bind, ICE needs each datagram's real destination
+/// address (a candidate) and replies must leave from it; with four workers
+/// sharing the port, most flows are read by a worker that is not their
+/// room's and handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_flows_on_a_wildcard_bind_across_workers() {
+    let s = TestServer::with(Options {
+        media_bind: "0.0.0.0:0".parse().unwrap(),
+        media_workers: 4,
+        ..Options::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for name in ["ada", "grace", "edsger"] {
+        clients.push(connect(&s, name, "wildcard", &[TrackSpec::audio("mic")]).await);
+    }
+    for client in &mut clients {
+        media_on(client, 2).await;
+    }
+    let stats = s.state.media.stats();
+    assert_eq!(
+        stats
+            .send_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    for client in clients {
+        client.leave().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_receives_a_keyframe_and_media_within_a_second() {
     let s = TestServer::start().await;

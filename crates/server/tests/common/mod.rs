@@ -32,6 +32,9 @@ pub struct Options {
     /// A connected peer silent this long is gone (production: 10 s).
     pub peer_timeout: Duration,
     pub signaling: salon_server::signaling::SignalingConfig,
+    /// The media port's address (production default: the listen IP).
+    pub media_bind: SocketAddr,
+    pub media_workers: usize,
 }
 
 impl Default for Options {
@@ -41,6 +44,8 @@ impl Default for Options {
             rooms: salon_room::Config::default(),
             peer_timeout: Duration::from_secs(10),
             signaling: salon_server::signaling::SignalingConfig::default(),
+            media_bind: "127.0.0.1:0".parse().unwrap(),
+            media_workers: 2,
         }
     }
 }
@@ -93,8 +98,8 @@ impl TestServer {
             rooms: options.rooms,
             account: account.sid,
             media: salon_media::MediaConfig {
-                bind: "127.0.0.1:0".parse().unwrap(),
-                workers: 2,
+                bind: options.media_bind,
+                workers: options.media_workers,
                 peer_timeout: options.peer_timeout,
                 ..salon_media::MediaConfig::default()
             },
