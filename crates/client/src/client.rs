@@ -44,6 +44,8 @@ const SERVER_SILENCE_LIMIT: Duration = Duration::from_secs(20);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `leave` waits for the server to close the socket.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// WebSocket read chunk (see [`Client::join`]).
+const WS_READ_BUFFER: usize = 8 * 1024;
 /// When the server closes the media connection, how long to wait for the
 /// `disconnected` that says why before reporting a media failure.
 const MEDIA_CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -235,9 +237,19 @@ impl Client {
             media.publish(spec.clone())?;
         }
 
-        let (mut ws, _) = tokio_tungstenite::connect_async(config.url.as_str())
-            .await
-            .map_err(|e| ClientError::signaling(format!("cannot open {}: {e}", config.url)))?;
+        // tungstenite zeroes `read_buffer_size` bytes on every read attempt
+        // (128 KiB by default), and the session task polls the socket each
+        // time any of its inputs wakes it, media included: keep it small.
+        // Larger messages still arrive whole.
+        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER);
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+            config.url.as_str(),
+            Some(ws_config),
+            false,
+        )
+        .await
+        .map_err(|e| ClientError::signaling(format!("cannot open {}: {e}", config.url)))?;
         let join = ClientMessage::Join {
             version: salon_signal::VERSION,
             token: config.token.clone(),

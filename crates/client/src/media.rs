@@ -64,6 +64,9 @@ use crate::error::{ClientError, codes};
 use crate::stats::{ClientStats, PublishStats, ReceiveStats};
 use crate::synthetic::{self, FrameClock};
 
+/// Datagrams handled per wake-up of [`MediaSession::step`].
+const RECEIVE_BATCH: usize = 32;
+
 /// A track to publish: its name, kind, and the shape of its synthetic media.
 ///
 /// ```
@@ -703,7 +706,21 @@ impl MediaSession {
         };
         let now = Instant::now();
         match received {
-            Some(Ok((n, source))) => self.handle_datagram(now, source, n)?,
+            Some(Ok((n, source))) => {
+                self.handle_datagram(now, source, n)?;
+                // Take what else has arrived without going back to the
+                // runtime: a video frame comes as a burst of packets.
+                for _ in 1..RECEIVE_BATCH {
+                    match self.socket.try_recv_from(&mut self.buf) {
+                        Ok((n, source)) => self.handle_datagram(Instant::now(), source, n)?,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if is_transient(&e) => {}
+                        Err(e) => {
+                            return Err(ClientError::media(format!("media socket failed: {e}")));
+                        }
+                    }
+                }
+            }
             // ICMP errors surface on some platforms; the datagram is gone either way.
             Some(Err(e)) if is_transient(&e) => {
                 tracing::debug!("media socket: {e}");
@@ -711,7 +728,13 @@ impl MediaSession {
             Some(Err(e)) => return Err(ClientError::media(format!("media socket failed: {e}"))),
             None => {}
         }
-        self.handle_timeout(now)
+        // Timers only when one is due: str0m's `handle_timeout` walks the
+        // whole session, and a datagram does not make time-driven work due.
+        let now = Instant::now();
+        if self.deadline() <= now {
+            self.handle_timeout(now)?;
+        }
+        Ok(())
     }
 
     /// The next event, if any.
@@ -764,13 +787,12 @@ impl MediaSession {
         self.drain()
     }
 
+    /// Write the frames that are due, then let str0m's timers run: one
+    /// `Timeout` both releases the written packets (they sit in str0m's send
+    /// queue until time moves) and does what str0m itself had due.
     fn handle_timeout(&mut self, now: Instant) -> Result<(), ClientError> {
-        self.rtc
-            .handle_input(Input::Timeout(now))
-            .map_err(|e| ClientError::media(format!("media timeout handling failed: {e}")))?;
-        self.drain()?;
-        if self.send_due_frames(now)? {
-            // Written packets sit in str0m's send queue until time moves.
+        let wrote = self.send_due_frames(now)?;
+        if wrote || self.rtc_deadline <= now {
             self.rtc
                 .handle_input(Input::Timeout(now))
                 .map_err(|e| ClientError::media(format!("media timeout handling failed: {e}")))?;
