@@ -14,7 +14,8 @@
 //! per handle), full ICE rather than ICE-lite, half-trickle, NACK queue,
 //! TWCC feedback every 200 ms, the DTLS certificate generated at startup,
 //! logging at its default level 4 (no per-packet logging; the log is
-//! `janus.log` in the directory) — so Janus runs as it would for anyone
+//! `janus.log` in the directory unless [`JanusOptions::log`] says where) —
+//! so Janus runs as it would for anyone
 //! who installs it, neither handicapped nor tuned. JSON is written compact
 //! rather than indented, which only touches signaling.
 //!
@@ -178,6 +179,9 @@ pub struct JanusOptions {
     pub ice_address: IpAddr,
     /// Pin Janus (all its threads) to these CPUs.
     pub cpus: Option<Vec<usize>>,
+    /// Where Janus logs; by default `janus.log` in its directory, which
+    /// goes when it stops.
+    pub log: Option<PathBuf>,
 }
 
 impl JanusOptions {
@@ -187,6 +191,7 @@ impl JanusOptions {
             program: program.into(),
             ice_address: IpAddr::V4(super::netns::ICE_ADDRESS),
             cpus: None,
+            log: None,
         }
     }
 }
@@ -225,7 +230,10 @@ impl JanusServer {
             },
         )?;
 
-        let log = dir.path().join("janus.log");
+        let log = options
+            .log
+            .clone()
+            .unwrap_or_else(|| dir.path().join("janus.log"));
         let log_file = std::fs::File::create(&log).map_err(|error| HarnessError::Directory {
             dir: log.display().to_string(),
             error,
@@ -288,7 +296,7 @@ impl JanusServer {
         &self.url
     }
 
-    /// Where it logs (inside its directory: gone once it stops).
+    /// Where it logs.
     pub fn log_path(&self) -> &Path {
         &self.log
     }
