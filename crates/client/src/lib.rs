@@ -51,7 +51,8 @@
 //! - [`MediaSession`]: the media half without signaling — an `Rtc` in RTP
 //!   mode, its socket, the synthetic sources and the receive statistics. It
 //!   makes offers and accepts answers, so it can be tested against a bare
-//!   str0m answerer.
+//!   str0m answerer; it also answers offers a server makes (Janus's
+//!   VideoRoom subscriptions, for the load tester).
 //! - [`stats`]: what is measured and how (loss from extended RTP sequence
 //!   numbers, a log-bucketed latency histogram).
 //! - [`synthetic`]: the payload format and frame pacing.
@@ -71,7 +72,7 @@ pub mod synthetic;
 
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use error::{ClientError, codes};
-pub use media::{MediaEvent, MediaSession, Offer, StatsHandle, TrackSpec};
+pub use media::{MediaEvent, MediaSession, Offer, RemoteTrack, StatsHandle, TrackSpec};
 pub use salon_sid::{ParticipantSid, TrackSid};
 pub use salon_signal::{
     DisconnectReason, ParticipantInfo, PublishMedia, RoomInfo, SubscribeMedia, TrackInfo, TrackKind,

@@ -41,7 +41,20 @@
 //! [`unpublish`](MediaSession::unpublish)) are batched into the next offer.
 //! At most one offer is outstanding: `create_offer` returns `None` until the
 //! answer to the previous one was accepted. The first offer always carries
-//! the control data channel, so the SCTP association exists.
+//! the control data channel, so the SCTP association exists (unless
+//! [`without_control_channel`](MediaSession::without_control_channel) said
+//! otherwise).
+//!
+//! # Offers made by the remote side
+//!
+//! Some servers offer instead: Janus's VideoRoom offers each subscription,
+//! one m-line per stream it forwards, and expects an answer. A session that
+//! only receives takes such an offer with
+//! [`accept_offer`](MediaSession::accept_offer), told which track each
+//! m-line carries, and returns the answer. Every later offer restates the
+//! whole layout: m-lines it no longer binds stop counting, m-lines bound to
+//! another track start their statistics afresh. Received media is measured
+//! exactly as for subscriptions the session offered itself.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -51,7 +64,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use salon_sid::TrackSid;
 use salon_signal::{PublishMedia, SubscribeMedia, TrackKind};
-use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequest, MediaKind, Mid, Pt};
@@ -179,6 +192,17 @@ pub struct Offer {
     pub publish: Vec<PublishMedia>,
     /// The receiving m-lines this offer adds, and the track for each.
     pub subscribe: Vec<SubscribeMedia>,
+}
+
+/// A receiving m-line of an offer the remote side made
+/// ([`MediaSession::accept_offer`]), and the track it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTrack {
+    /// The m-line's mid in the remote offer.
+    pub mid: String,
+    /// The track its statistics are kept under.
+    pub track: TrackSid,
+    pub kind: TrackKind,
 }
 
 /// Shared, lockable statistics: the session writes, anyone reads a copy.
@@ -659,6 +683,74 @@ impl MediaSession {
             }
         }
         Ok(())
+    }
+
+    /// Offer no control data channel: for servers that take only audio and
+    /// video on this connection (Janus's VideoRoom publishers). Call before
+    /// the first offer.
+    pub fn without_control_channel(&mut self) {
+        self.control_channel_offered = true;
+    }
+
+    /// Answer an offer the remote side made, receiving on the m-lines
+    /// `receive` names, each under its track (see the module docs). Returns
+    /// the answer's SDP. Refused while an offer of this session is
+    /// outstanding: the two would cross.
+    pub fn accept_offer(
+        &mut self,
+        sdp: &str,
+        receive: &[RemoteTrack],
+    ) -> Result<String, ClientError> {
+        if self.pending.is_some() {
+            return Err(ClientError::new(
+                codes::REMOTE_DESCRIPTION_REJECTED,
+                "an offer arrived while ours is outstanding",
+            ));
+        }
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| {
+            ClientError::new(
+                codes::REMOTE_DESCRIPTION_REJECTED,
+                format!("unreadable offer: {e}"),
+            )
+        })?;
+        let accepted = self.rtc.sdp_api().accept_offer(offer);
+        // `accept_offer` is a mutation even when it fails.
+        self.drain()?;
+        let answer = accepted.map_err(|e| {
+            ClientError::new(
+                codes::REMOTE_DESCRIPTION_REJECTED,
+                format!("offer refused: {e}"),
+            )
+        })?;
+
+        // The offer restates every binding: keep those unchanged, drop the
+        // rest, start the new ones afresh.
+        let bound = |mid: Mid, track: TrackSid| {
+            receive
+                .iter()
+                .any(|r| Mid::from(r.mid.as_str()) == mid && r.track == track)
+        };
+        self.subscriptions
+            .retain(|s| s.mid.is_none_or(|mid| bound(mid, s.track)));
+        let now = Instant::now();
+        for r in receive {
+            let mid = Mid::from(r.mid.as_str());
+            if self.subscriptions.iter().any(|s| s.mid == Some(mid)) {
+                continue;
+            }
+            self.stats
+                .lock()
+                .subscribed
+                .insert(r.track, ReceiveStats::new(r.kind, now));
+            self.subscriptions.push(Subscription {
+                track: r.track,
+                kind: r.kind,
+                mid: Some(mid),
+                reactivate: false,
+                started: false,
+            });
+        }
+        Ok(answer.to_sdp_string())
     }
 
     /// Send a message on data track `name`.

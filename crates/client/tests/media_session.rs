@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::Answerer;
-use salon_client::{MediaEvent, MediaSession, TrackKind, TrackSid, TrackSpec};
+use salon_client::{MediaEvent, MediaSession, RemoteTrack, TrackKind, TrackSid, TrackSpec};
 
 /// Drive the session for `duration`, collecting its events.
 async fn drive(media: &mut MediaSession, duration: Duration, events: &mut Vec<MediaEvent>) {
@@ -345,4 +345,120 @@ async fn a_later_subscription_reuses_an_idle_m_line_instead_of_growing_the_sdp()
             .accept_answer(&answerer.answer(&offer.sdp).await)
             .unwrap();
     }
+}
+
+/// Drive two sessions at once for `duration`.
+async fn drive_pair(
+    a: &mut MediaSession,
+    b: &mut MediaSession,
+    duration: Duration,
+    events: &mut Vec<MediaEvent>,
+) {
+    let deadline = tokio::time::Instant::now() + duration;
+    loop {
+        tokio::select! {
+            r = a.step() => r.unwrap(),
+            r = b.step() => r.unwrap(),
+            () = tokio::time::sleep_until(deadline) => return,
+        }
+        while a.poll_event().is_some() {}
+        while let Some(e) = b.poll_event() {
+            events.push(e);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_offer_made_by_the_remote_side_is_answered_and_measured() {
+    // The sender plays the server that offers (as Janus offers a
+    // subscription); the receiver answers it.
+    let ip = "127.0.0.1".parse().unwrap();
+    let mut sender = MediaSession::bind(ip, "salon").await.unwrap();
+    sender.without_control_channel();
+    sender.publish(TrackSpec::audio("mic")).unwrap();
+    sender.publish(TrackSpec::video("camera")).unwrap();
+    let offer = sender.create_offer().expect("an offer");
+    assert!(!offer.sdp.contains("m=application"), "{}", offer.sdp);
+    let mid_of = |name: &str| {
+        offer
+            .publish
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.mid.clone())
+            .unwrap()
+    };
+    let (audio, video) = (TrackSid::random(), TrackSid::random());
+    let mut receiver = MediaSession::bind(ip, "salon").await.unwrap();
+    let answer = receiver
+        .accept_offer(
+            &offer.sdp,
+            &[
+                RemoteTrack {
+                    mid: mid_of("mic"),
+                    track: audio,
+                    kind: TrackKind::Audio,
+                },
+                RemoteTrack {
+                    mid: mid_of("camera"),
+                    track: video,
+                    kind: TrackKind::Video,
+                },
+            ],
+        )
+        .unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    sender.accept_answer(&answer).unwrap();
+
+    let mut events = Vec::new();
+    drive_pair(
+        &mut sender,
+        &mut receiver,
+        Duration::from_millis(1500),
+        &mut events,
+    )
+    .await;
+    assert!(events.contains(&MediaEvent::Connected), "{events:?}");
+    for track in [audio, video] {
+        assert!(
+            events.contains(&MediaEvent::MediaStarted { track }),
+            "{events:?}"
+        );
+        let rx = receiver.stats().subscribed[&track].clone();
+        assert!(rx.packets > 0);
+        assert_eq!((rx.lost(), rx.foreign), (0, 0));
+        assert_eq!(rx.latency.count(), rx.packets);
+    }
+
+    // A second offer restates the layout: the camera's m-line now carries
+    // another track, which starts afresh; the microphone's is dropped.
+    let other = TrackSid::random();
+    let answer = receiver
+        .accept_offer(
+            &offer.sdp,
+            &[RemoteTrack {
+                mid: mid_of("camera"),
+                track: other,
+                kind: TrackKind::Video,
+            }],
+        )
+        .unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    let audio_before = receiver.stats().subscribed[&audio].packets;
+    drive_pair(
+        &mut sender,
+        &mut receiver,
+        Duration::from_millis(500),
+        &mut events,
+    )
+    .await;
+    let stats = receiver.stats();
+    assert_eq!(stats.subscribed[&audio].packets, audio_before);
+    assert!(stats.subscribed[&other].packets > 0);
+    assert!(events.contains(&MediaEvent::MediaStarted { track: other }));
+
+    // No crossing offers.
+    sender.publish(TrackSpec::video("screen")).unwrap();
+    let _pending = sender.create_offer().expect("a second offer");
+    let err = sender.accept_offer(&offer.sdp, &[]).unwrap_err();
+    assert_eq!(err.code, salon_client::codes::REMOTE_DESCRIPTION_REJECTED);
 }

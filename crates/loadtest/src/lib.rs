@@ -7,8 +7,14 @@
 //! [`Plan`] (who joins which room, publishing what, when), the [`runner`]
 //! (ramp, settle, measurement window, leave), the statistics and the
 //! [`Report`] — is the same whatever server is under test. The Salon target
-//! ([`SalonTarget`]) joins with `salon-client`; another server (Janus's
-//! VideoRoom, a bare relay) is another implementation of [`Target`].
+//! ([`SalonTarget`]) joins with `salon-client`; the Janus target
+//! ([`JanusTarget`]) joins Janus's VideoRoom plugin over the Janus API, with
+//! the same `salon-client` media sessions, the same synthetic media and the
+//! same counters, so the two servers are measured side by side under the
+//! same load. [`janus::server`] runs a Janus for a run (installing Debian's
+//! package when it is missing) and [`janus::netns`] gives it a loopback
+//! address it can do ICE on. Another server (a bare relay) is another
+//! implementation of [`Target`].
 //!
 //! ```text
 //!   Plan ──▶ runner ──▶ Target::join ──▶ Participant ── Meter::sample ──▶ Counters
@@ -74,7 +80,7 @@
 //! ```text
 //! {
 //!   "schema": "salon-loadtest/1",
-//!   "target": {"kind": "salon", "url": "ws://127.0.0.1:3999/v1/signaling"},
+//!   "target": {"kind": "salon" | "janus", "url": "ws://127.0.0.1:3999/v1/signaling"},
 //!   "scenario": "meeting" | "webinar" | "mixed",
 //!   "plan": {"rooms", "publishers", "subscribers",        // per room
 //!            "audio": {"bitrate_bps"} | null, "video": {"bitrate_bps", "fps"} | null,
@@ -115,11 +121,15 @@
 //! ```
 //!
 //! `server.cpu_*` need the server's PID; `server.metrics` needs its
-//! `/metrics` endpoint; `machine.other_cores` needs the PID too. Every
+//! `/metrics` endpoint (Salon only: against Janus, `forwarded_packets` are
+//! what the subscribers received, `forwarded_source: "subscribers"`);
+//! `machine.other_cores` needs the PID too. A Janus track is named
+//! `<feed>/<mid>` (its publisher's id in the room and the publisher's mid). Every
 //! figure under `window`, `subscriptions`, `server`, `generator` and
 //! `machine` covers the window only; `joins` covers the whole run.
 
 pub mod histogram;
+pub mod janus;
 pub mod loopback;
 pub mod metrics;
 pub mod plan;
@@ -129,6 +139,7 @@ pub mod runner;
 pub mod salon;
 pub mod target;
 
+pub use janus::JanusTarget;
 pub use plan::{AudioShape, ParticipantPlan, Plan, PlanError, Role, VideoShape};
 pub use report::{Report, SCHEMA};
 pub use runner::{Phase, Progress, RunError, RunOptions, run};

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use salon_client::{Client, ClientConfig, ClientEvent, StatsHandle, TrackKind, TrackSpec};
+use salon_client::{
+    Client, ClientConfig, ClientEvent, ClientStats, StatsHandle, TrackKind, TrackSid, TrackSpec,
+};
 use salon_token::{ApiKey, Grant, MintOptions};
 
 use crate::histogram;
@@ -128,41 +130,52 @@ struct SalonMeter(StatsHandle);
 impl Meter for SalonMeter {
     fn sample(&self) -> Counters {
         let stats = self.0.snapshot();
-        let kind = |k: TrackKind| match k {
-            TrackKind::Audio => Some(MediaKind::Audio),
-            TrackKind::Video => Some(MediaKind::Video),
-            _ => None,
-        };
-        let sent = stats
-            .published
-            .iter()
-            .filter_map(|(name, p)| {
-                Some(SentTrack {
-                    name: name.clone(),
-                    track: p.track.map(|t| t.to_string()),
-                    kind: kind(p.kind)?,
-                    packets: p.packets,
-                    bytes: p.bytes,
-                })
-            })
-            .collect();
-        let received = stats
-            .subscribed
-            .iter()
-            .filter_map(|(track, r)| {
-                Some(ReceivedTrack {
-                    track: track.to_string(),
-                    kind: kind(r.kind)?,
-                    packets: r.packets,
-                    bytes: r.bytes,
-                    expected: r.expected(),
-                    lost: r.lost(),
-                    foreign: r.foreign,
-                    latency: histogram::from_client(&r.latency),
-                    first_packet_after: r.time_to_first_packet(),
-                })
-            })
-            .collect();
-        Counters { sent, received }
+        counters(Some(&stats), &stats, |t| t.to_string())
     }
+}
+
+/// Counters from `salon-client` statistics: the tracks `published` sent and
+/// those `subscribed` received (one session's two halves for Salon, two
+/// sessions for Janus), each received track named by `label`.
+pub(crate) fn counters(
+    published: Option<&ClientStats>,
+    subscribed: &ClientStats,
+    label: fn(&TrackSid) -> String,
+) -> Counters {
+    let kind = |k: TrackKind| match k {
+        TrackKind::Audio => Some(MediaKind::Audio),
+        TrackKind::Video => Some(MediaKind::Video),
+        _ => None,
+    };
+    let sent = published
+        .iter()
+        .flat_map(|s| &s.published)
+        .filter_map(|(name, p)| {
+            Some(SentTrack {
+                name: name.clone(),
+                track: p.track.as_ref().map(label),
+                kind: kind(p.kind)?,
+                packets: p.packets,
+                bytes: p.bytes,
+            })
+        })
+        .collect();
+    let received = subscribed
+        .subscribed
+        .iter()
+        .filter_map(|(track, r)| {
+            Some(ReceivedTrack {
+                track: label(track),
+                kind: kind(r.kind)?,
+                packets: r.packets,
+                bytes: r.bytes,
+                expected: r.expected(),
+                lost: r.lost(),
+                foreign: r.foreign,
+                latency: histogram::from_client(&r.latency),
+                first_packet_after: r.time_to_first_packet(),
+            })
+        })
+        .collect();
+    Counters { sent, received }
 }

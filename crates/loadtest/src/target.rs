@@ -3,7 +3,8 @@
 //!
 //! The plan, the runner and the report know only these traits. A target
 //! turns a [`ParticipantPlan`] into a running participant (for Salon:
-//! a `salon-client` session; for Janus later: its VideoRoom plugin), and
+//! a `salon-client` session; for Janus: a publisher and a subscriber handle
+//! in its VideoRoom plugin, with a media session each), and
 //! each participant offers a [`Meter`] that returns cumulative
 //! [`Counters`] at any moment, with the same meaning whatever the server:
 //! per published track what was sent, per subscribed track what arrived,
@@ -26,7 +27,7 @@ use crate::plan::ParticipantPlan;
 pub trait Target: Send + Sync + 'static {
     type Participant: Participant;
 
-    /// What kind of server this is, for reports: `"salon"`, `"janus"`….
+    /// What kind of server this is, for reports: `"salon"`, `"janus"`.
     fn kind(&self) -> &'static str;
 
     /// Where it is, for reports.

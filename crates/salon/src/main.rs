@@ -25,6 +25,21 @@ fn main() -> ExitCode {
     };
     init_logging(&settings);
 
+    // A load test of a Janus the tool starts moves this process into a
+    // network namespace of its own. Namespaces belong to threads, so that
+    // happens here, while the process has one thread: the runtime's threads
+    // are created after and inherit it.
+    let prepared = match &cli.command {
+        Some(Command::Loadtest(args)) => match commands::loadtest::prepare(args) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                eprintln!("salon: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => commands::loadtest::Prepared::default(),
+    };
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,7 +56,7 @@ fn main() -> ExitCode {
             Command::Token(command) => commands::token::run(&settings, command).await,
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
-            Command::Loadtest(args) => commands::loadtest::run(&settings, args).await,
+            Command::Loadtest(args) => commands::loadtest::run(&settings, args, prepared).await,
         }
     });
     match result {

@@ -1,28 +1,37 @@
-//! `salon loadtest`: drive a running Salon server on this machine with rooms
-//! of synthetic participants and report what it forwarded, how late, what
-//! was lost, and what it cost the server in CPU and memory.
+//! `salon loadtest`: drive a running Salon server on this machine — or
+//! Janus's VideoRoom, side by side — with rooms of synthetic participants
+//! and report what it forwarded, how late, what was lost, and what it cost
+//! the server in CPU and memory.
 //!
 //! This module only turns the command line into a [`salon_loadtest::Plan`]
-//! and a [`salon_loadtest::SalonTarget`] (resolving the URL and the signing
-//! key), prints the progress line, and writes the report; the
-//! `salon-loadtest` crate does the work.
+//! and a target — [`salon_loadtest::SalonTarget`] (resolving the URL and
+//! the signing key) or [`salon_loadtest::JanusTarget`] (starting Janus with
+//! [`salon_loadtest::janus::server`] unless it is already running) — prints
+//! the progress line, and writes the report; the `salon-loadtest` crate
+//! does the work. [`prepare`] runs before the async runtime exists: it
+//! installs Janus when needed and enters the network namespace it runs in.
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use salon_loadtest::janus::netns;
+use salon_loadtest::janus::server::{self as janus_server, JanusOptions, JanusServer};
 use salon_loadtest::metrics::Scraper;
-use salon_loadtest::{AudioShape, Plan, RunOptions, SalonTarget, VideoShape};
+use salon_loadtest::{
+    AudioShape, JanusTarget, Plan, Report, RunOptions, SalonTarget, Target, VideoShape,
+};
 use salon_server::{Credentials, Metrics};
 use salon_token::ApiKey;
 
 use crate::bootstrap;
 use crate::settings::Settings;
 
-/// Load-test a running Salon server on this machine
+/// Load-test a running Salon server on this machine (or Janus, side by side)
 ///
 /// Joins rooms of synthetic participants that publish Opus-shaped audio
 /// (50 packets/s) and VP8-shaped video, measures every packet they receive
@@ -44,10 +53,28 @@ use crate::settings::Settings;
 /// exits. Loopback targets only; tokens are signed with the data
 /// directory's API key (as `salon token create` does) or with --account-sid,
 /// --api-key and --api-secret.
+///
+/// `--target janus` measures Janus's VideoRoom plugin (Debian's `janus`)
+/// with the same participants, media and measurements. The tool installs
+/// Janus with apt-get when it is missing (as root), starts it with a
+/// configuration of its own (only VideoRoom and the WebSocket API, on
+/// loopback; Janus's defaults otherwise), runs the plan, and stops it; its
+/// PID gives the server figures. Janus never does ICE on loopback
+/// interfaces, so the tool runs itself and its Janus in a private network
+/// namespace where the loopback address 127.0.0.2 sits on an interface
+/// Janus gathers from (this needs root, or unprivileged user namespaces);
+/// the media still goes through the loopback device and nothing leaves the
+/// machine. Forwarded packets are what the subscribers received (Janus has
+/// no /metrics). Pin Janus with --janus-cpus as you pin Salon with taskset:
+/// `taskset -c 1 salon loadtest --target janus --janus-cpus 0`.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Load test")]
 pub struct LoadtestArgs {
-    /// Signaling URL of the server under test; must be loopback [default: ws://<--listen>/v1/signaling]
+    /// The server under test: a running Salon server, or Janus's VideoRoom
+    #[arg(long, value_enum, default_value_t = TargetKind::Salon)]
+    pub target: TargetKind,
+
+    /// Signaling URL of the Salon server under test; must be loopback [default: ws://<--listen>/v1/signaling]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 
@@ -95,21 +122,56 @@ pub struct LoadtestArgs {
     #[arg(long, default_value = "20s", value_name = "TIME", value_parser = parse_duration)]
     pub duration: Duration,
 
-    /// PID of the server process: report its CPU time, RSS and peak RSS from /proc/PID
+    /// PID of the server process: report its CPU time, RSS and peak RSS from /proc/PID (a Janus the tool starts is read without it)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
 
-    /// The server's metrics endpoint, for its forwarded-packet counters [default: http://<URL's host:port>/metrics]
+    /// Salon's metrics endpoint, for its forwarded-packet counters [default: http://<URL's host:port>/metrics]
     #[arg(long, value_name = "URL", conflicts_with = "no_metrics")]
     pub metrics_url: Option<String>,
 
-    /// Do not read the server's /metrics (forwarded packets are then what subscribers received)
+    /// Do not read Salon's /metrics (forwarded packets are then what subscribers received, as always for Janus)
     #[arg(long)]
     pub no_metrics: bool,
 
     /// Also write the results as JSON to FILE; `-` writes JSON to stdout and the table to stderr
     #[arg(long, value_name = "FILE")]
     pub json: Option<String>,
+
+    /// The WebSocket API of a Janus already running (implies --target janus); it must gather its ICE candidates on the interface that holds --janus-bind-ip. Without it, the tool starts its own Janus
+    #[arg(long, value_name = "URL", help_heading = "Janus")]
+    pub janus_url: Option<String>,
+
+    /// The address the participants' media binds; must be loopback, on the interface an already-running Janus gathers on [default: 127.0.0.2]
+    #[arg(
+        long,
+        value_name = "IP",
+        requires = "janus_url",
+        help_heading = "Janus"
+    )]
+    pub janus_bind_ip: Option<IpAddr>,
+
+    /// The janus binary to start [default: janus on PATH, installed with apt-get when missing and root]
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "janus_url",
+        help_heading = "Janus"
+    )]
+    pub janus_bin: Option<PathBuf>,
+
+    /// Pin the Janus the tool starts (all its threads) to these CPUs, as `taskset -c` takes them: 0, 0-1, 0,2
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpus, conflicts_with = "janus_url", help_heading = "Janus")]
+    pub janus_cpus: Option<CpuList>,
+
+    /// Write the log of the Janus the tool starts to FILE (by default it goes with its temporary directory)
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "janus_url",
+        help_heading = "Janus"
+    )]
+    pub janus_log: Option<PathBuf>,
 
     /// Room names are <PREFIX>-<n>, identities <PREFIX>-<n>-p<k> and <PREFIX>-<n>-s<k> [default: lt-<random>]
     #[arg(long, value_name = "PREFIX")]
@@ -120,7 +182,69 @@ pub struct LoadtestArgs {
     pub quiet: bool,
 }
 
-pub async fn run(settings: &Settings, args: LoadtestArgs) -> Result<ExitCode> {
+/// Which server `salon loadtest` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// A running Salon server (--url)
+    Salon,
+    /// Janus's VideoRoom plugin: started by the tool, or the one at --janus-url
+    Janus,
+}
+
+/// CPUs to pin a process to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpus(text: &str) -> Result<CpuList, String> {
+    janus_server::parse_cpus(text).map(CpuList)
+}
+
+impl LoadtestArgs {
+    fn janus(&self) -> bool {
+        self.target == TargetKind::Janus || self.janus_url.is_some()
+    }
+}
+
+/// What [`prepare`] did before the runtime started.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The `janus` binary to start, when the tool starts Janus itself (this
+    /// process is then in its private network namespace).
+    janus: Option<PathBuf>,
+}
+
+/// Before the async runtime exists: when the tool is to start Janus itself,
+/// find or install it (and `ip`, from iproute2) while the network is still
+/// there, then move this process into the network namespace Janus runs in
+/// (see [`salon_loadtest::janus::netns`]).
+pub fn prepare(args: &LoadtestArgs) -> Result<Prepared> {
+    if !args.janus() || args.janus_url.is_some() {
+        return Ok(Prepared::default());
+    }
+    let mut say = |line: &str| eprintln!("salon loadtest: {line}");
+    let janus = match &args.janus_bin {
+        Some(path) => janus_server::find(&path.to_string_lossy())
+            .with_context(|| format!("--janus-bin {} is not a file", path.display()))?,
+        None => janus_server::find_or_install("janus", "janus", &mut say)?,
+    };
+    let ip = janus_server::find_or_install("ip", "iproute2", &mut say)?;
+    netns::isolate(&ip)?;
+    Ok(Prepared { janus: Some(janus) })
+}
+
+/// Interrupted by Ctrl-C.
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+pub async fn run(settings: &Settings, args: LoadtestArgs, prepared: Prepared) -> Result<ExitCode> {
     let plan = Plan {
         rooms: args.rooms,
         publishers: args.publishers,
@@ -142,50 +266,19 @@ pub async fn run(settings: &Settings, args: LoadtestArgs) -> Result<ExitCode> {
     };
     plan.validate()?;
 
-    let url = args
-        .url
-        .clone()
-        .unwrap_or_else(|| default_url(settings.listen));
-    let signaling = salon_loadtest::loopback::check(&url, &["ws"]).await?;
-    let metrics = if args.no_metrics {
-        None
+    let report = if args.janus() {
+        run_janus(&args, plan, prepared).await
     } else {
-        let url = match &args.metrics_url {
-            Some(url) => url.clone(),
-            None => salon_loadtest::loopback::metrics_url(&signaling)
-                .context("cannot derive the metrics URL: pass --metrics-url or --no-metrics")?,
-        };
-        salon_loadtest::loopback::check(&url, &["http"]).await?;
-        Some(Scraper::new(url)?)
+        run_salon(settings, &args, plan).await
     };
-
-    let key = signing_key(settings).await?;
-    let ttl = plan.ramp + plan.settle + plan.duration + Duration::from_secs(300);
-    let target = Arc::new(SalonTarget::new(url, key, ttl));
-    let options = RunOptions {
-        server_pid: args.server_pid,
-        metrics,
-        progress_interval: Duration::from_secs(1),
-        plan,
-    };
-
-    let live = !args.quiet;
-    let terminal = std::io::stderr().is_terminal();
-    let report = salon_loadtest::run(target, options, |progress| {
-        if live {
-            let mut err = std::io::stderr().lock();
-            if terminal {
-                let _ = write!(err, "\r\x1b[K{progress}");
-            } else {
-                let _ = writeln!(err, "{progress}");
-            }
-            let _ = err.flush();
+    let report = match report {
+        Ok(report) => report,
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("salon loadtest: interrupted");
+            return Ok(ExitCode::from(130));
         }
-    })
-    .await?;
-    if live && terminal {
-        eprintln!();
-    }
+        Err(e) => return Err(e),
+    };
 
     let table = report.table();
     match args.json.as_deref() {
@@ -212,6 +305,133 @@ pub async fn run(settings: &Settings, args: LoadtestArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A run against a Salon server.
+async fn run_salon(settings: &Settings, args: &LoadtestArgs, plan: Plan) -> Result<Report> {
+    let url = args
+        .url
+        .clone()
+        .unwrap_or_else(|| default_url(settings.listen));
+    let signaling = salon_loadtest::loopback::check(&url, &["ws"]).await?;
+    let metrics = if args.no_metrics {
+        None
+    } else {
+        let url = match &args.metrics_url {
+            Some(url) => url.clone(),
+            None => salon_loadtest::loopback::metrics_url(&signaling)
+                .context("cannot derive the metrics URL: pass --metrics-url or --no-metrics")?,
+        };
+        salon_loadtest::loopback::check(&url, &["http"]).await?;
+        Some(Scraper::new(url)?)
+    };
+
+    let key = signing_key(settings).await?;
+    let ttl = plan.ramp + plan.settle + plan.duration + Duration::from_secs(300);
+    let target = Arc::new(SalonTarget::new(url, key, ttl));
+    let options = RunOptions {
+        server_pid: args.server_pid,
+        metrics,
+        progress_interval: Duration::from_secs(1),
+        plan,
+    };
+    execute(target, options, args.quiet).await
+}
+
+/// A run against Janus: the one at --janus-url, or one started for it (and
+/// stopped after it, whatever happens).
+async fn run_janus(args: &LoadtestArgs, plan: Plan, prepared: Prepared) -> Result<Report> {
+    if args.url.is_some() {
+        bail!("--url is a Salon signaling URL; an already-running Janus is --janus-url");
+    }
+    if args.metrics_url.is_some() {
+        bail!(
+            "Janus has no /metrics: forwarded packets are what the subscribers receive (drop --metrics-url)"
+        );
+    }
+    let server = match (&args.janus_url, prepared.janus) {
+        (Some(_), _) => None,
+        (None, Some(program)) => {
+            if args.server_pid.is_some() {
+                bail!("--server-pid: the tool starts Janus itself and reads its PID");
+            }
+            let options = JanusOptions {
+                cpus: args.janus_cpus.clone().map(|c| c.0),
+                log: args.janus_log.clone(),
+                ..JanusOptions::new(program)
+            };
+            let server = JanusServer::start(&options).await?;
+            if !args.quiet {
+                eprintln!(
+                    "salon loadtest: started {} (pid {}) at {}{}",
+                    options.program.display(),
+                    server.pid(),
+                    server.url(),
+                    options
+                        .cpus
+                        .as_ref()
+                        .map_or(String::new(), |c| format!(", on CPUs {c:?}"))
+                );
+            }
+            Some(server)
+        }
+        (None, None) => bail!("Janus was not prepared before the runtime started"),
+    };
+    let result = async {
+        let url = match (&server, &args.janus_url) {
+            (Some(server), _) => server.url().to_string(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => bail!("no Janus to test"),
+        };
+        salon_loadtest::loopback::check(&url, &["ws"]).await?;
+        let bind_ip = args.janus_bind_ip.unwrap_or(IpAddr::V4(netns::ICE_ADDRESS));
+        if !bind_ip.is_loopback() {
+            bail!("--janus-bind-ip {bind_ip} is not a loopback address");
+        }
+        let target = Arc::new(JanusTarget::new(url).bind_ip(bind_ip));
+        let options = RunOptions {
+            server_pid: server.as_ref().map(JanusServer::pid).or(args.server_pid),
+            metrics: None,
+            progress_interval: Duration::from_secs(1),
+            plan,
+        };
+        execute(target, options, args.quiet).await
+    }
+    .await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    result
+}
+
+/// Run the plan with the progress line on stderr; Ctrl-C ends it.
+async fn execute<T: Target>(target: Arc<T>, options: RunOptions, quiet: bool) -> Result<Report> {
+    let live = !quiet;
+    let terminal = std::io::stderr().is_terminal();
+    let run = salon_loadtest::run(target, options, |progress| {
+        if live {
+            let mut err = std::io::stderr().lock();
+            if terminal {
+                let _ = write!(err, "\r\x1b[K{progress}");
+            } else {
+                let _ = writeln!(err, "{progress}");
+            }
+            let _ = err.flush();
+        }
+    });
+    let report = tokio::select! {
+        report = run => report?,
+        _ = tokio::signal::ctrl_c() => {
+            if live && terminal {
+                eprintln!();
+            }
+            return Err(Interrupted.into());
+        }
+    };
+    if live && terminal {
+        eprintln!();
+    }
+    Ok(report)
 }
 
 /// `ws://<listen>/v1/signaling`, on loopback when the server listens on
@@ -320,6 +540,36 @@ mod tests {
         assert_eq!(parse_bitrate("40000"), Ok(40_000));
         assert!(parse_bitrate("lots").is_err());
         assert!(parse_bitrate("9000M").is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<LoadtestArgs, clap::Error> {
+        use clap::Parser;
+        let cli =
+            crate::cli::Cli::try_parse_from(["salon", "loadtest"].iter().chain(args).copied())?;
+        match cli.command {
+            Some(crate::cli::Command::Loadtest(args)) => Ok(args),
+            other => panic!("not a load test: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn janus_flags_choose_the_target() {
+        let salon = parse(&[]).unwrap();
+        assert!(!salon.janus());
+        let managed = parse(&["--target", "janus", "--janus-cpus", "0,2-3"]).unwrap();
+        assert!(managed.janus() && managed.janus_url.is_none());
+        assert_eq!(managed.janus_cpus, Some(CpuList(vec![0, 2, 3])));
+        // An already-running Janus implies the target.
+        let running = parse(&["--janus-url", "ws://127.0.0.1:8188"]).unwrap();
+        assert!(running.janus());
+        // Flags for a Janus the tool starts make no sense with one it does not.
+        assert!(parse(&["--janus-url", "ws://127.0.0.1:8188", "--janus-cpus", "0"]).is_err());
+        assert!(parse(&["--janus-bind-ip", "127.0.0.3"]).is_err());
+        assert!(parse(&["--target", "janus", "--janus-cpus", "zero"]).is_err());
+        assert!(parse(&["--target", "mediasoup"]).is_err());
+        // Nothing to prepare for Salon or for a Janus already running.
+        assert!(prepare(&salon).unwrap().janus.is_none());
+        assert!(prepare(&running).unwrap().janus.is_none());
     }
 
     #[test]
