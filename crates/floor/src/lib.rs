@@ -35,7 +35,7 @@
 //!   material from its media socket; the relay answers.
 //! - [`Relay`]: the forwarding logic, sans-IO: a datagram in, datagrams out
 //!   through a [`Transmit`], counters in [`Stats`].
-//! - [`serve`]: the thin socket shell: [`Mode::Plain`] (`recvfrom`/`sendto`,
+//! - [`serve`](mod@serve): the thin socket shell: [`Mode::Plain`] (`recvfrom`/`sendto`,
 //!   the floor) or [`Mode::Batched`] (`recvmmsg`/`sendmmsg`, Linux).
 //!
 //! `salon bench-relay` runs it as a process; `salon loadtest --target floor`
