@@ -68,5 +68,7 @@ pub mod serve;
 pub mod srtp;
 
 pub use relay::{Relay, Stats, Transmit};
-pub use serve::{BindError, Mode, Running, SocketStats, bind, pin_to_cpu, serve, spawn};
+pub use serve::{
+    BindError, Mode, Running, SocketStats, bind, pin_to_cpu, serve, spawn, stop_on_signals,
+};
 pub use srtp::Profile;

@@ -199,6 +199,29 @@ impl Running {
     }
 }
 
+/// A stop flag that SIGINT and SIGTERM raise (Unix): a relay process serves
+/// until then, and can still report its counters. Installs the handlers.
+pub fn stop_on_signals() -> io::Result<&'static AtomicBool> {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    #[cfg(unix)]
+    {
+        extern "C" fn raise(_: libc::c_int) {
+            STOP.store(true, Ordering::Relaxed);
+        }
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic, which is
+            // async-signal-safe. The loop sees the flag within its idle
+            // wakeup (a receive interrupted by the signal returns early).
+            let previous =
+                unsafe { libc::signal(signal, raise as *const () as libc::sighandler_t) };
+            if previous == libc::SIG_ERR {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(&STOP)
+}
+
 /// Pin the calling thread to one CPU (Linux), as `taskset -c CPU` would.
 pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     #[cfg(target_os = "linux")]

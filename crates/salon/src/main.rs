@@ -25,6 +25,12 @@ fn main() -> ExitCode {
     };
     init_logging(&settings);
 
+    // The relay floor is one thread by design: it runs without a runtime.
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        Command::BenchRelay(args) => return exit_code(commands::bench_relay::run(args)),
+        command => command,
+    };
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,14 +42,20 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => commands::serve::run(&settings).await,
             Command::Token(command) => commands::token::run(&settings, command).await,
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
             Command::Loadtest(args) => commands::loadtest::run(&settings, args).await,
+            // Handled above, before the runtime; harmless here.
+            Command::BenchRelay(args) => commands::bench_relay::run(args),
         }
     });
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

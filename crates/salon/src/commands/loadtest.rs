@@ -5,7 +5,9 @@
 //! This module only turns the command line into a [`salon_loadtest::Plan`]
 //! and a [`salon_loadtest::SalonTarget`] (resolving the URL and the signing
 //! key), prints the progress line, and writes the report; the
-//! `salon-loadtest` crate does the work.
+//! `salon-loadtest` crate does the work. With `--target floor` the target
+//! is a [`salon_loadtest::FloorTarget`] on a relay floor, started here
+//! (`salon bench-relay`) unless `--url` names a running one.
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -15,14 +17,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use salon_loadtest::metrics::Scraper;
-use salon_loadtest::{AudioShape, Plan, RunOptions, SalonTarget, VideoShape};
+use salon_loadtest::{AudioShape, FloorTarget, Plan, RunOptions, SalonTarget, Target, VideoShape};
 use salon_server::{Credentials, Metrics};
 use salon_token::ApiKey;
 
 use crate::bootstrap;
+use crate::commands::bench_relay;
 use crate::settings::Settings;
 
-/// Load-test a running Salon server on this machine
+/// Load-test a running Salon server (or the relay floor) on this machine
 ///
 /// Joins rooms of synthetic participants that publish Opus-shaped audio
 /// (50 packets/s) and VP8-shaped video, measures every packet they receive
@@ -44,10 +47,21 @@ use crate::settings::Settings;
 /// exits. Loopback targets only; tokens are signed with the data
 /// directory's API key (as `salon token create` does) or with --account-sid,
 /// --api-key and --api-secret.
+///
+/// `--target floor` measures the relay floor instead of Salon: the same
+/// participants and media through `salon bench-relay`, a bare one-thread
+/// relay doing only the SRTP work forwarding cannot avoid. Without --url it
+/// starts one on a free loopback port and measures its process (no
+/// --server-pid needed); --floor-cpu pins it, --floor-batch makes it batch
+/// its syscalls.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Load test")]
 pub struct LoadtestArgs {
-    /// Signaling URL of the server under test; must be loopback [default: ws://<--listen>/v1/signaling]
+    /// What to load: a Salon server, or the relay floor (see `salon bench-relay`)
+    #[arg(long, value_enum, default_value_t = TargetKind::Salon, value_name = "KIND")]
+    pub target: TargetKind,
+
+    /// The server under test, on loopback: Salon's signaling URL [default: ws://<--listen>/v1/signaling]; with --target floor a running relay's udp://HOST:PORT [default: start one]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 
@@ -95,9 +109,17 @@ pub struct LoadtestArgs {
     #[arg(long, default_value = "20s", value_name = "TIME", value_parser = parse_duration)]
     pub duration: Duration,
 
-    /// PID of the server process: report its CPU time, RSS and peak RSS from /proc/PID
+    /// PID of the server process: report its CPU time, RSS and peak RSS from /proc/PID [default with --target floor and no --url: the relay it starts]
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+
+    /// With --target floor and no --url: pin the relay it starts to this CPU (Linux)
+    #[arg(long, value_name = "CPU")]
+    pub floor_cpu: Option<usize>,
+
+    /// With --target floor and no --url: the relay batches its syscalls (recvmmsg/sendmmsg) instead of the plain recvfrom/sendto floor
+    #[arg(long)]
+    pub floor_batch: bool,
 
     /// The server's metrics endpoint, for its forwarded-packet counters [default: http://<URL's host:port>/metrics]
     #[arg(long, value_name = "URL", conflicts_with = "no_metrics")]
@@ -118,6 +140,15 @@ pub struct LoadtestArgs {
     /// No progress line
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The kinds of server `salon loadtest` can load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// A Salon server, through its signaling endpoint
+    Salon,
+    /// The relay floor (`salon bench-relay`), over UDP
+    Floor,
 }
 
 pub async fn run(settings: &Settings, args: LoadtestArgs) -> Result<ExitCode> {
@@ -141,6 +172,9 @@ pub async fn run(settings: &Settings, args: LoadtestArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| format!("lt-{:04x}", rand::random::<u16>())),
     };
     plan.validate()?;
+    if args.target == TargetKind::Floor {
+        return run_floor(plan, &args).await;
+    }
 
     let url = args
         .url
@@ -168,7 +202,53 @@ pub async fn run(settings: &Settings, args: LoadtestArgs) -> Result<ExitCode> {
         progress_interval: Duration::from_secs(1),
         plan,
     };
+    execute(target, options, &args).await
+}
 
+/// `--target floor`: a running relay at --url, or one started here.
+async fn run_floor(plan: Plan, args: &LoadtestArgs) -> Result<ExitCode> {
+    let (addr, spawned) = match &args.url {
+        Some(url) => {
+            let parsed = salon_loadtest::loopback::check(url, &["udp"]).await?;
+            let addr = match (parsed.host_str(), parsed.port()) {
+                (Some(host), Some(port)) => {
+                    tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+                        .await
+                        .ok()
+                        .and_then(|mut addrs| addrs.find(|a| a.ip().is_loopback()))
+                }
+                _ => None,
+            };
+            let addr = addr.with_context(|| {
+                format!("{url:?} is not a relay address like udp://127.0.0.1:7998")
+            })?;
+            (addr, None)
+        }
+        None => {
+            let relay = bench_relay::spawn(args.floor_batch, args.floor_cpu).await?;
+            (relay.addr, Some(relay))
+        }
+    };
+    let options = RunOptions {
+        server_pid: args.server_pid.or(spawned.as_ref().map(|r| r.pid)),
+        metrics: None,
+        progress_interval: Duration::from_secs(1),
+        plan,
+    };
+    let result = execute(Arc::new(FloorTarget::new(addr)), options, args).await;
+    if let Some(relay) = spawned {
+        relay.stop().await;
+    }
+    result
+}
+
+/// Run the plan against `target`, with the progress line, and write the
+/// report.
+async fn execute<T: Target>(
+    target: Arc<T>,
+    options: RunOptions,
+    args: &LoadtestArgs,
+) -> Result<ExitCode> {
     let live = !args.quiet;
     let terminal = std::io::stderr().is_terminal();
     let report = salon_loadtest::run(target, options, |progress| {
