@@ -72,7 +72,7 @@ pub mod synthetic;
 
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use error::{ClientError, codes};
-pub use media::{MediaEvent, MediaSession, Offer, RemoteTrack, StatsHandle, TrackSpec};
+pub use media::{MediaEvent, MediaSession, Offer, RemoteTrack, StatsHandle, TrackSpec, WallClock};
 pub use salon_sid::{ParticipantSid, TrackSid};
 pub use salon_signal::{
     DisconnectReason, ParticipantInfo, PublishMedia, RoomInfo, SubscribeMedia, TrackInfo, TrackKind,

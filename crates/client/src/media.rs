@@ -154,7 +154,7 @@ impl TrackSpec {
     }
 
     /// RTP payload bytes of one frame (or audio packet).
-    fn frame_bytes(&self, keyframe: bool) -> usize {
+    pub fn frame_bytes(&self, keyframe: bool) -> usize {
         let per_frame = (self.bitrate_bps as usize / 8) / self.fps.max(1) as usize;
         if keyframe && self.kind == TrackKind::Video {
             per_frame * synthetic::KEYFRAME_SIZE_FACTOR
@@ -1195,15 +1195,17 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 /// Converts `Instant`s to microseconds since the UNIX epoch, anchored once,
-/// so send and arrival times come from the same monotonic clock.
+/// so send and arrival times come from the same monotonic clock. The probe's
+/// send time and a receiver's arrival time are both read through one.
 #[derive(Debug, Clone, Copy)]
-struct WallClock {
+pub struct WallClock {
     anchor: Instant,
     anchor_unix_us: u64,
 }
 
 impl WallClock {
-    fn now() -> Self {
+    /// Anchor a clock at this instant.
+    pub fn now() -> Self {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -1213,7 +1215,8 @@ impl WallClock {
         }
     }
 
-    fn unix_us(&self, at: Instant) -> u64 {
+    /// `at` in microseconds since the UNIX epoch.
+    pub fn unix_us(&self, at: Instant) -> u64 {
         if at >= self.anchor {
             self.anchor_unix_us + (at - self.anchor).as_micros() as u64
         } else {

@@ -16,6 +16,12 @@
 //! address it can do ICE on. Another server (a bare relay) is another
 //! implementation of [`Target`].
 //!
+//! The floor target ([`FloorTarget`], report kind `"floor"`, URL
+//! `udp://host:port`) drives the bare SRTP relay of `salon-floor`: the same
+//! synthetic media and the same measurement as the Salon target, through a
+//! server that does nothing but SRTP and `recvfrom`/`sendto`, so a report
+//! can set Salon's cost per forwarded packet beside that floor.
+//!
 //! ```text
 //!   Plan ──▶ runner ──▶ Target::join ──▶ Participant ── Meter::sample ──▶ Counters
 //!              │                                                          │
@@ -128,6 +134,7 @@
 //! figure under `window`, `subscriptions`, `server`, `generator` and
 //! `machine` covers the window only; `joins` covers the whole run.
 
+pub mod floor;
 pub mod histogram;
 pub mod janus;
 pub mod loopback;
@@ -139,6 +146,7 @@ pub mod runner;
 pub mod salon;
 pub mod target;
 
+pub use floor::FloorTarget;
 pub use janus::JanusTarget;
 pub use plan::{AudioShape, ParticipantPlan, Plan, PlanError, Role, VideoShape};
 pub use report::{Report, SCHEMA};

@@ -38,6 +38,8 @@ pub enum Command {
     Rooms(RoomsCommand),
     // Its help is the doc comment of `LoadtestArgs`.
     Loadtest(crate::commands::loadtest::LoadtestArgs),
+    // Its help is the doc comment of `BenchRelayArgs`.
+    BenchRelay(crate::commands::bench_relay::BenchRelayArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,12 +25,18 @@ fn main() -> ExitCode {
     };
     init_logging(&settings);
 
+    // The relay floor is one thread by design: it runs without a runtime.
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        Command::BenchRelay(args) => return exit_code(commands::bench_relay::run(args)),
+        command => command,
+    };
+
     // A load test of a Janus the tool starts moves this process into a
     // network namespace of its own. Namespaces belong to threads, so that
     // happens here, while the process has one thread: the runtime's threads
     // are created after and inherit it.
-    let prepared = match &cli.command {
-        Some(Command::Loadtest(args)) => match commands::loadtest::prepare(args) {
+    let prepared = match &command {
+        Command::Loadtest(args) => match commands::loadtest::prepare(args) {
             Ok(prepared) => prepared,
             Err(e) => {
                 eprintln!("salon: {e:#}");
@@ -51,14 +57,20 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => commands::serve::run(&settings).await,
             Command::Token(command) => commands::token::run(&settings, command).await,
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
             Command::Loadtest(args) => commands::loadtest::run(&settings, args, prepared).await,
+            // Handled above, before the runtime; harmless here.
+            Command::BenchRelay(args) => commands::bench_relay::run(args),
         }
     });
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -10,6 +10,9 @@
 //! the progress line, and writes the report; the `salon-loadtest` crate
 //! does the work. [`prepare`] runs before the async runtime exists: it
 //! installs Janus when needed and enters the network namespace it runs in.
+//! With `--target floor` the target is a [`salon_loadtest::FloorTarget`] on
+//! the relay floor, started here (`salon bench-relay`) unless `--url` names
+//! a running one.
 
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -23,15 +26,16 @@ use salon_loadtest::janus::netns;
 use salon_loadtest::janus::server::{self as janus_server, JanusOptions, JanusServer};
 use salon_loadtest::metrics::Scraper;
 use salon_loadtest::{
-    AudioShape, JanusTarget, Plan, Report, RunOptions, SalonTarget, Target, VideoShape,
+    AudioShape, FloorTarget, JanusTarget, Plan, Report, RunOptions, SalonTarget, Target, VideoShape,
 };
 use salon_server::{Credentials, Metrics};
 use salon_token::ApiKey;
 
 use crate::bootstrap;
+use crate::commands::bench_relay;
 use crate::settings::Settings;
 
-/// Load-test a running Salon server on this machine (or Janus, side by side)
+/// Load-test a running Salon server on this machine (or Janus, or the relay floor, side by side)
 ///
 /// Joins rooms of synthetic participants that publish Opus-shaped audio
 /// (50 packets/s) and VP8-shaped video, measures every packet they receive
@@ -67,6 +71,12 @@ use crate::settings::Settings;
 /// machine. Forwarded packets are what the subscribers received (Janus has
 /// no /metrics). Pin Janus with --janus-cpus as you pin Salon with taskset:
 /// `taskset -c 1 salon loadtest --target janus --janus-cpus 0`.
+///
+/// `--target floor` measures the relay floor: the same participants and
+/// media through `salon bench-relay`, a bare one-thread relay doing only the
+/// SRTP work forwarding cannot avoid. Without --url it starts one on a free
+/// loopback port and measures its process (no --server-pid needed);
+/// --floor-cpu pins it, --floor-batch makes it batch its syscalls.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Load test")]
 pub struct LoadtestArgs {
@@ -74,7 +84,7 @@ pub struct LoadtestArgs {
     #[arg(long, value_enum, default_value_t = TargetKind::Salon)]
     pub target: TargetKind,
 
-    /// Signaling URL of the Salon server under test; must be loopback [default: ws://<--listen>/v1/signaling]
+    /// The server under test, on loopback: Salon's signaling URL [default: ws://<--listen>/v1/signaling]; with --target floor a running relay's udp://HOST:PORT [default: start one]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 
@@ -125,6 +135,14 @@ pub struct LoadtestArgs {
     /// PID of the server process: report its CPU time, RSS and peak RSS from /proc/PID (a Janus the tool starts is read without it)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+
+    /// With --target floor and no --url: pin the relay it starts to this CPU (Linux)
+    #[arg(long, value_name = "CPU")]
+    pub floor_cpu: Option<usize>,
+
+    /// With --target floor and no --url: the relay batches its syscalls (recvmmsg/sendmmsg) instead of the plain recvfrom/sendto floor
+    #[arg(long)]
+    pub floor_batch: bool,
 
     /// Salon's metrics endpoint, for its forwarded-packet counters [default: http://<URL's host:port>/metrics]
     #[arg(long, value_name = "URL", conflicts_with = "no_metrics")]
@@ -189,6 +207,8 @@ pub enum TargetKind {
     Salon,
     /// Janus's VideoRoom plugin: started by the tool, or the one at --janus-url
     Janus,
+    /// The relay floor (`salon bench-relay`), over UDP: started by the tool, or the one at --url
+    Floor,
 }
 
 /// CPUs to pin a process to.
@@ -266,7 +286,9 @@ pub async fn run(settings: &Settings, args: LoadtestArgs, prepared: Prepared) ->
     };
     plan.validate()?;
 
-    let report = if args.janus() {
+    let report = if args.target == TargetKind::Floor {
+        run_floor(&args, plan).await
+    } else if args.janus() {
         run_janus(&args, plan, prepared).await
     } else {
         run_salon(settings, &args, plan).await
@@ -400,6 +422,47 @@ async fn run_janus(args: &LoadtestArgs, plan: Plan, prepared: Prepared) -> Resul
     .await;
     if let Some(server) = server {
         server.stop().await;
+    }
+    result
+}
+
+/// `--target floor`: a running relay at --url, or one started here (and
+/// stopped after the run, whatever happens).
+async fn run_floor(args: &LoadtestArgs, plan: Plan) -> Result<Report> {
+    if args.janus_url.is_some() {
+        bail!("--janus-url is for --target janus");
+    }
+    let (addr, spawned) = match &args.url {
+        Some(url) => {
+            let parsed = salon_loadtest::loopback::check(url, &["udp"]).await?;
+            let addr = match (parsed.host_str(), parsed.port()) {
+                (Some(host), Some(port)) => {
+                    tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+                        .await
+                        .ok()
+                        .and_then(|mut addrs| addrs.find(|a| a.ip().is_loopback()))
+                }
+                _ => None,
+            };
+            let addr = addr.with_context(|| {
+                format!("{url:?} is not a relay address like udp://127.0.0.1:7998")
+            })?;
+            (addr, None)
+        }
+        None => {
+            let relay = bench_relay::spawn(args.floor_batch, args.floor_cpu).await?;
+            (relay.addr, Some(relay))
+        }
+    };
+    let options = RunOptions {
+        server_pid: args.server_pid.or(spawned.as_ref().map(|r| r.pid)),
+        metrics: None,
+        progress_interval: Duration::from_secs(1),
+        plan,
+    };
+    let result = execute(Arc::new(FloorTarget::new(addr)), options, args.quiet).await;
+    if let Some(relay) = spawned {
+        relay.stop().await;
     }
     result
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench_relay;
 pub mod keys;
 pub mod loadtest;
 pub mod rooms;
