@@ -398,6 +398,14 @@ impl Report {
                 ));
             }
         }
+        if let Some(busy) = generator.cpu_cores {
+            let cores = generator_cores() as f64;
+            if busy > 0.9 * cores {
+                warnings.push(format!(
+                    "the load generator was saturated ({busy:.2} of the {cores} cores it may use): latency and loss may be the generator's, not the server's"
+                ));
+            }
+        }
         if let Some(others) = machine.other_cores.filter(|&o| o > 0.15) {
             warnings.push(format!(
                 "other processes kept {others:.2} cores busy during the window: latency and loss may be disturbed"
@@ -859,7 +867,7 @@ fn machine_report(
     generator_cores: Option<f64>,
     server_cores: Option<f64>,
 ) -> MachineReport {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = online_cores();
     let busy_cores = window
         .and_then(|(a, b)| a.machine.zip(b.machine))
         .filter(|_| seconds > 0.0)
@@ -871,6 +879,22 @@ fn machine_report(
         busy_cores,
         other_cores: other_cores.filter(|_| server_cores.is_some()),
     }
+}
+
+/// Every online CPU of the machine, not only those this process may run on
+/// (`/proc/stat` counts them all, and the server is often pinned elsewhere).
+fn online_cores() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The CPUs this process may run on (its affinity mask, e.g. `taskset`).
+fn generator_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

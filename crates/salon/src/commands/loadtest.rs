@@ -80,7 +80,7 @@ use crate::settings::Settings;
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Load test")]
 pub struct LoadtestArgs {
-    /// The server under test: a running Salon server, or Janus's VideoRoom
+    /// The server under test: a running Salon server, Janus's VideoRoom, or the relay floor
     #[arg(long, value_enum, default_value_t = TargetKind::Salon)]
     pub target: TargetKind,
 
