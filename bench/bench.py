@@ -76,6 +76,9 @@ def main():
                         help="two small steps per scenario, to try the harness")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench"),
                         help="where results.md and results.json go (default: bench/)")
+    parser.add_argument("--steps", action="append", default=[], metavar="SCENARIO=N,N,...",
+                        help="the steps of a scenario instead of the built-in ones, "
+                             "e.g. meeting=4,8 (repeatable)")
     parser.add_argument("--render", action="store_true",
                         help="only write results.md again from results.json")
     args = parser.parse_args()
@@ -94,6 +97,15 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             parser.error(f"unknown scenario {s!r}: use {', '.join(SCENARIOS)}")
+    custom = {}
+    for spec in args.steps:
+        name, _, sizes = spec.partition("=")
+        try:
+            custom[name] = [int(n) for n in sizes.split(",") if n]
+        except ValueError:
+            custom[name] = []
+        if name not in SCENARIOS or not custom[name] or min(custom[name]) < 1:
+            parser.error(f"--steps {spec!r}: use e.g. meeting=4,8 or webinar=50,100")
     if not os.access(args.salon, os.X_OK):
         parser.error(f"{args.salon} is not an executable: build it (cargo build --release)")
 
@@ -106,7 +118,7 @@ def main():
 
     results = {"machine": machine, "scenarios": {}}
     for scenario in scenarios:
-        steps = QUICK[scenario] if args.quick else SCENARIOS[scenario][0]
+        steps = custom.get(scenario) or (QUICK[scenario] if args.quick else SCENARIOS[scenario][0])
         results["scenarios"][scenario] = run_scenario(args, scenario, steps, targets, reports)
     machine["wall_seconds"] = round(time.monotonic() - started)
 
