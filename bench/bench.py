@@ -40,8 +40,8 @@ TARGETS = ("salon", "janus", "floor")
 NAMES = {"salon": "Salon", "janus": "Janus", "floor": "relay floor"}
 SCENARIOS = {
     # scenario: (steps, what a step counts)
-    "meeting": ([1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24], "rooms of 4"),
-    "webinar": ([25, 50, 100, 150, 200, 250, 300, 400], "subscribers"),
+    "meeting": ([1, 2, 4, 8, 12, 16, 20, 24], "rooms of 4"),
+    "webinar": ([25, 50, 100, 150, 200, 300, 400], "subscribers"),
 }
 UNITS = {
     # scenario: (one, many) for "at N ..."
@@ -63,12 +63,15 @@ def main():
     )
     parser.add_argument("--salon", default=os.path.join(ROOT, "target/release/salon"),
                         help="the salon binary (default: target/release/salon)")
+    parser.add_argument("--salon-server", metavar="BIN",
+                        help="run this salon binary as the Salon server, and --salon only as "
+                             "the load generator (for before/after runs)")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help="comma-separated: salon,janus,floor (default: all three)")
     parser.add_argument("--scenarios", default="meeting,webinar",
                         help="comma-separated: meeting,webinar (default: both)")
-    parser.add_argument("--duration", type=float, default=6.0,
-                        help="measurement window of each step, seconds (default: 6)")
+    parser.add_argument("--duration", type=float, default=5.0,
+                        help="measurement window of each step, seconds (default: 5)")
     parser.add_argument("--server-cpus", default="0", help="CPUs of the server (default: 0)")
     parser.add_argument("--generator-cpus", default="1",
                         help="CPUs of the load generator (default: 1)")
@@ -208,7 +211,8 @@ class SalonServer:
         self.data_dir = data_dir
         self.listen = f"127.0.0.1:{self.http}"
         self.process = subprocess.Popen(
-            ["taskset", "-c", args.server_cpus, args.salon, "--data-dir", data_dir,
+            ["taskset", "-c", args.server_cpus, args.salon_server or args.salon,
+             "--data-dir", data_dir,
              "--listen", self.listen, "--media-port", str(self.media),
              "--media-workers", "1", "--max-participants", "1000", "--log", "warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
