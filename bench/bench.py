@@ -400,7 +400,7 @@ def render(results, args):
     w(f"- **Command:** `bench/run{' --quick' if args.quick else ''}` "
       f"({m['wall_seconds'] // 60} min {m['wall_seconds'] % 60} s after the build). "
       "One step by hand: `taskset -c 1 target/release/salon loadtest --target janus "
-      "--janus-cpus 0 --rooms 4 --duration 6s` (see `salon loadtest --help`).\n")
+      "--janus-cpus 0 --rooms 4 --duration 5s` (see `salon loadtest --help`).\n")
     w("CPU per forwarded packet is the server's CPU time in the window (user + system, "
       "from `/proc/PID/stat`, so the kernel's UDP work counts) over the packets it "
       "forwarded (Salon's `/metrics`; for Janus and the floor, what the subscribers "
