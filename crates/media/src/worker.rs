@@ -55,6 +55,14 @@ pub const WAKER: mio::Token = mio::Token(1);
 /// Immediate timeouts answered within one drain of a peer (see
 /// [`drain_inner`]).
 const IMMEDIATE_TURNS: usize = 64;
+/// Sent packets kept per forwarded stream for retransmission: at most this
+/// many (a second of a 5 Mbit/s screen share), none older than
+/// [`RTX_HISTORY`].
+const RTX_PACKETS: usize = 600;
+const RTX_HISTORY: Duration = Duration::from_secs(1);
+/// At most this share of a stream's bytes may be retransmissions (str0m's
+/// default).
+const RTX_RATIO_CAP: f32 = 0.15;
 
 pub struct Setup {
     pub index: usize,
@@ -1231,6 +1239,10 @@ impl Worker {
                 // Forwarded media leaves as it arrives: the publisher already
                 // paced it, and pacing again adds delay.
                 stream.set_unpaced(true);
+                // A NACK comes within a round trip: keep a second of sent
+                // packets for retransmission, not str0m's three, which were
+                // most of a subscriber's memory.
+                stream.set_rtx_cache(RTX_PACKETS, RTX_HISTORY, Some(RTX_RATIO_CAP));
             }
         }));
         // A reused m-line: the track it carried before stops there, and the
