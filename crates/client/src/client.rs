@@ -12,6 +12,7 @@
 //! announces each data track with `publish_data` once its channel is open.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Keepalive period (default 5 s; the server drops a socket silent for 30 s).
     pub ping_interval: Duration,
+    /// Drop every Nth incoming RTP packet, as a lossy network would
+    /// (default none): for testing retransmission and loss handling.
+    pub receive_loss: Option<NonZeroU32>,
 }
 
 impl ClientConfig {
@@ -86,6 +90,7 @@ impl ClientConfig {
             data_channel_label: "salon".into(),
             connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(5),
+            receive_loss: None,
         }
     }
 
@@ -102,6 +107,13 @@ impl ClientConfig {
 
     pub fn bind_ip(mut self, ip: IpAddr) -> Self {
         self.bind_ip = ip;
+        self
+    }
+
+    /// Drop every `nth` incoming RTP packet (see
+    /// [`MediaSession::set_receive_loss`]).
+    pub fn receive_loss(mut self, nth: u32) -> Self {
+        self.receive_loss = NonZeroU32::new(nth);
         self
     }
 }
@@ -233,6 +245,7 @@ impl Client {
 
     async fn join(config: ClientConfig) -> Result<Client, ClientError> {
         let mut media = MediaSession::bind(config.bind_ip, &config.data_channel_label).await?;
+        media.set_receive_loss(config.receive_loss);
         for spec in &config.publish {
             media.publish(spec.clone())?;
         }

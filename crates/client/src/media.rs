@@ -59,6 +59,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -253,6 +254,10 @@ pub struct MediaSession {
     stats: StatsHandle,
     /// Datagrams the socket refused (send buffer full).
     send_drops: u64,
+    /// Drop every Nth incoming RTP packet (simulated loss).
+    receive_loss: Option<NonZeroU32>,
+    /// Incoming RTP packets counted towards the next simulated loss.
+    rtp_since_loss: u32,
 }
 
 struct Publication {
@@ -351,9 +356,20 @@ impl MediaSession {
             events: VecDeque::new(),
             stats: StatsHandle::default(),
             send_drops: 0,
+            receive_loss: None,
+            rtp_since_loss: 0,
         };
         session.drain()?;
         Ok(session)
+    }
+
+    /// Drop every `nth` incoming RTP packet (not RTCP, STUN or DTLS) before
+    /// str0m sees it, as a lossy network would: the receiver then asks for
+    /// retransmissions (NACK) as it would for real loss. `None` stops it.
+    /// Counted in [`ClientStats::simulated_losses`].
+    pub fn set_receive_loss(&mut self, nth: Option<NonZeroU32>) {
+        self.receive_loss = nth;
+        self.rtp_since_loss = 0;
     }
 
     /// The UDP address media flows from.
@@ -860,6 +876,16 @@ impl MediaSession {
         let Some(bytes) = self.buf.get(..len) else {
             return Ok(());
         };
+        if let Some(nth) = self.receive_loss
+            && is_rtp(bytes)
+        {
+            self.rtp_since_loss += 1;
+            if self.rtp_since_loss >= nth.get() {
+                self.rtp_since_loss = 0;
+                self.stats.lock().simulated_losses += 1;
+                return Ok(());
+            }
+        }
         let Ok(contents) = bytes.try_into() else {
             // Not STUN, DTLS, RTP or RTCP: not for us.
             return Ok(());
@@ -1224,4 +1250,10 @@ impl WallClock {
                 .saturating_sub((self.anchor - at).as_micros() as u64)
         }
     }
+}
+
+/// RTP, not RTCP (RFC 7983: first byte 128–191; RFC 5761: RTCP packet
+/// types 192–223 in the second byte).
+fn is_rtp(datagram: &[u8]) -> bool {
+    matches!(datagram, [128..=191, second, ..] if !(192..=223).contains(second))
 }

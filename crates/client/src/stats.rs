@@ -20,6 +20,9 @@ pub struct ClientStats {
     pub published: BTreeMap<String, PublishStats>,
     /// Per subscribed track, by SID (current and past subscriptions).
     pub subscribed: BTreeMap<TrackSid, ReceiveStats>,
+    /// Incoming RTP packets dropped on purpose before the WebRTC stack saw
+    /// them (see [`crate::ClientConfig::receive_loss`]).
+    pub simulated_losses: u64,
 }
 
 /// What was sent on one published track.

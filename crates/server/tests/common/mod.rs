@@ -227,6 +227,23 @@ impl TestServer {
         self.token_at(identity, room, 0)
     }
 
+    /// A `salon-client` participant in `room`, publishing `tracks`.
+    pub async fn client(
+        &self,
+        identity: &str,
+        room: &str,
+        tracks: &[salon_client::TrackSpec],
+    ) -> salon_client::Client {
+        let mut config =
+            salon_client::ClientConfig::new(self.signaling_url(), self.token(identity, None), room);
+        for track in tracks {
+            config = config.publish(track.clone());
+        }
+        salon_client::Client::connect(config)
+            .await
+            .expect("connected")
+    }
+
     /// Connect a participant through the room service, as signaling will.
     pub async fn join(&self, room: RoomSid, identity: &str) -> ParticipantSid {
         let participant = ParticipantSid::random();
