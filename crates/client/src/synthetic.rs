@@ -80,6 +80,9 @@ pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
 /// Dimensions written into keyframe headers.
 pub const VIDEO_WIDTH: u16 = 640;
 pub const VIDEO_HEIGHT: u16 = 480;
+/// RTP clock rates: Opus's 48 kHz, and the 90 kHz of every video codec.
+pub const AUDIO_CLOCK_RATE: u64 = 48_000;
+pub const VIDEO_CLOCK_RATE: u64 = 90_000;
 
 /// The measurement probe every synthetic packet carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

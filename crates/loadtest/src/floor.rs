@@ -389,9 +389,9 @@ impl Publication {
 
     fn clock_rate(&self) -> u64 {
         if self.spec.kind == TrackKind::Audio {
-            48_000
+            synthetic::AUDIO_CLOCK_RATE
         } else {
-            90_000
+            synthetic::VIDEO_CLOCK_RATE
         }
     }
 }
