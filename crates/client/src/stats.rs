@@ -329,7 +329,8 @@ impl LatencyHistogram {
     const EXACT: u64 = 2 * Self::SUB; // 64
     /// Values up to 2^36 µs get their own bucket; larger ones share the last.
     const MAX_MSB: u32 = 35;
-    const BUCKETS: usize =
+    /// Number of buckets.
+    pub const BUCKETS: usize =
         (Self::EXACT + (Self::MAX_MSB as u64 - Self::SUB_BITS as u64) * Self::SUB) as usize;
 
     pub fn new() -> Self {
@@ -343,7 +344,7 @@ impl LatencyHistogram {
     }
 
     pub fn record(&mut self, value_us: u64) {
-        self.counts[Self::index(value_us)] += 1;
+        self.counts[Self::bucket_index(value_us)] += 1;
         self.count += 1;
         self.sum += u128::from(value_us);
         self.min = self.min.min(value_us);
@@ -379,10 +380,7 @@ impl LatencyHistogram {
         for (i, &n) in self.counts.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                if i == Self::BUCKETS - 1 {
-                    return Some(self.max);
-                }
-                return Some(Self::upper_bound(i).min(self.max));
+                return Some(Self::bucket_upper_bound(i).min(self.max));
             }
         }
         Some(self.max)
@@ -396,7 +394,23 @@ impl LatencyHistogram {
         self.quantile(0.99)
     }
 
-    fn index(v: u64) -> usize {
+    /// The exact sum of the values recorded.
+    pub fn sum(&self) -> u128 {
+        self.sum
+    }
+
+    /// The non-empty buckets in increasing order, as (bucket index, count):
+    /// what a load test needs to merge and subtract distributions.
+    pub fn buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(i, &n)| (i, n))
+    }
+
+    /// The bucket that holds `v`.
+    pub fn bucket_index(v: u64) -> usize {
         if v < Self::EXACT {
             return v as usize;
         }
@@ -409,10 +423,15 @@ impl LatencyHistogram {
         (Self::EXACT + u64::from(shift - 1) * Self::SUB + (top - Self::SUB)) as usize
     }
 
-    fn upper_bound(index: usize) -> u64 {
+    /// The largest value bucket `index` holds (`u64::MAX` for the last,
+    /// which holds everything above 2^36 µs).
+    pub fn bucket_upper_bound(index: usize) -> u64 {
         let i = index as u64;
         if i < Self::EXACT {
             return i;
+        }
+        if index >= Self::BUCKETS - 1 {
+            return u64::MAX;
         }
         let shift = (i - Self::EXACT) / Self::SUB + 1;
         let top = (i - Self::EXACT) % Self::SUB + Self::SUB;
@@ -565,10 +584,10 @@ mod tests {
     fn histogram_buckets_are_contiguous_and_cover_everything() {
         let mut last = None;
         for v in (0..5000u64).chain([1 << 20, (1 << 36) - 1, 1 << 36, u64::MAX]) {
-            let i = LatencyHistogram::index(v);
+            let i = LatencyHistogram::bucket_index(v);
             assert!(i < LatencyHistogram::BUCKETS);
             if v < LatencyHistogram::EXACT << 8 {
-                assert!(LatencyHistogram::upper_bound(i) >= v, "{v}");
+                assert!(LatencyHistogram::bucket_upper_bound(i) >= v, "{v}");
             }
             if let Some((pv, pi)) = last {
                 if v == pv + 1 {

@@ -7,49 +7,23 @@
 //!
 //! [`Latencies`] is one subscription's distribution, sparse (only the
 //! buckets that hold values); [`Histogram`] is a dense sum of many. Both use
-//! salon-client's bucket layout — exact below 64 µs, then 32 buckets per
-//! power of two, so a quantile is at most about 3 % above the true value —
-//! so converting the client's histogram loses nothing.
+//! salon-client's bucket layout ([`LatencyHistogram::bucket_index`]: exact
+//! below 64 µs, then 32 buckets per power of two, so a quantile is at most
+//! about 3 % above the true value), so reading the client's histogram back
+//! ([`from_client`]) loses nothing.
 
+use salon_client::LatencyHistogram;
 use serde::Serialize;
 
-/// Values below this get a bucket each.
-const EXACT: u64 = 64;
-/// log2 of the buckets per power of two above [`EXACT`].
-const SUB_BITS: u32 = 5;
-const SUB: u64 = 1 << SUB_BITS;
-/// Values up to 2^36 µs (19 hours) get their own bucket; larger ones share
-/// the last.
-const MAX_MSB: u32 = 35;
 /// Number of buckets.
-pub const BUCKETS: usize = (EXACT + (MAX_MSB as u64 - SUB_BITS as u64) * SUB) as usize;
+pub const BUCKETS: usize = LatencyHistogram::BUCKETS;
 
-/// The bucket of a value.
 fn index(v: u64) -> usize {
-    if v < EXACT {
-        return v as usize;
-    }
-    let msb = 63 - v.leading_zeros();
-    if msb > MAX_MSB {
-        return BUCKETS - 1;
-    }
-    let shift = msb - SUB_BITS;
-    let top = v >> shift; // in [32, 64)
-    (EXACT + u64::from(shift - 1) * SUB + (top - SUB)) as usize
+    LatencyHistogram::bucket_index(v)
 }
 
-/// The largest value in a bucket.
 fn upper_bound(index: usize) -> u64 {
-    let i = index as u64;
-    if i < EXACT {
-        return i;
-    }
-    if index >= BUCKETS - 1 {
-        return u64::MAX;
-    }
-    let shift = (i - EXACT) / SUB + 1;
-    let top = (i - EXACT) % SUB + SUB;
-    ((top + 1) << shift) - 1
+    LatencyHistogram::bucket_upper_bound(index)
 }
 
 /// The smallest value in a bucket.
@@ -281,65 +255,20 @@ pub struct Summary {
     pub max: Option<u64>,
 }
 
-/// Read salon-client's cumulative histogram back into [`Latencies`].
-///
-/// `LatencyHistogram` exposes quantiles but not its buckets, and offers no
-/// merge or subtraction. Its `quantile(q)` returns the upper bound of the
-/// bucket holding rank `ceil(q · count)` (the exact maximum for the last
-/// one), so asking for ranks recovers every bucket and its count exactly:
-/// walk the ranks from 1, and for each bucket find its last rank by
-/// galloping then bisecting. That costs about `log2(count)` quantile calls
-/// per non-empty bucket.
-///
-/// When the client exposes its buckets (or a merge and a difference), this
-/// becomes a copy.
-pub fn from_client(h: &salon_client::LatencyHistogram) -> Latencies {
-    let n = h.count();
+/// Read salon-client's cumulative histogram back into [`Latencies`]: its
+/// buckets, with the exact count, sum, min and max. Each bucket's values are
+/// taken at its upper bound (never above the maximum), as its quantiles are.
+pub fn from_client(h: &LatencyHistogram) -> Latencies {
     let mut out = Latencies::new();
-    if n == 0 {
+    let Some(max) = h.max() else {
         return out;
+    };
+    for (i, n) in h.buckets() {
+        out.record_n(upper_bound(i).min(max), n);
     }
-    // quantile((r - ½) / n) is rank r exactly: ceil(r - ½) = r.
-    let at = |rank: u64| h.quantile((rank as f64 - 0.5) / n as f64).unwrap_or(0);
-    let mut rank = 1;
-    while rank <= n {
-        let value = at(rank);
-        // Gallop: find a rank past the bucket (or the end).
-        let mut last = rank; // known to be in the bucket
-        let mut step = 1;
-        let mut beyond = loop {
-            let probe = last.saturating_add(step);
-            if probe > n {
-                break n + 1;
-            }
-            if at(probe) == value {
-                last = probe;
-                step = step.saturating_mul(2);
-            } else {
-                break probe;
-            }
-        };
-        // Bisect between `last` (in) and `beyond` (out).
-        while beyond - last > 1 {
-            let mid = last + (beyond - last) / 2;
-            if at(mid) == value {
-                last = mid;
-            } else {
-                beyond = mid;
-            }
-        }
-        out.record_n(value, last - rank + 1);
-        rank = last + 1;
-    }
-    if let Some(min) = h.min() {
-        out.min = min;
-    }
-    if let Some(max) = h.max() {
-        out.max = max;
-    }
-    if let Some(mean) = h.mean() {
-        out.sum = u128::from(mean) * u128::from(n);
-    }
+    out.min = h.min().unwrap_or(out.min);
+    out.max = max;
+    out.sum = h.sum();
     out
 }
 
@@ -359,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_client_histogram_reads_back_bucket_for_bucket() {
-        let mut client = salon_client::LatencyHistogram::new();
+        let mut client = LatencyHistogram::new();
         let mut direct = Histogram::new();
         // A skewed distribution with a long tail, and repeated values.
         let mut x: u64 = 12345;
@@ -386,11 +315,8 @@ mod tests {
 
     #[test]
     fn an_empty_or_single_value_histogram_reads_back() {
-        assert_eq!(
-            from_client(&salon_client::LatencyHistogram::new()).count(),
-            0
-        );
-        let mut client = salon_client::LatencyHistogram::new();
+        assert_eq!(from_client(&LatencyHistogram::new()).count(), 0);
+        let mut client = LatencyHistogram::new();
         client.record(777);
         let read = from_client(&client);
         assert_eq!((read.count(), read.max()), (1, Some(777)));

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{clean_env, tail};
+use common::{clean_env, num, tail};
 use serde_json::Value;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,15 +40,6 @@ fn loadtest_floor(args: &[&str]) -> (Value, String) {
     );
     let text = std::fs::read_to_string(&json).expect("the JSON report was written");
     (serde_json::from_str(&text).expect("JSON"), stderr)
-}
-
-fn num(v: &Value, path: &str) -> f64 {
-    let mut at = v;
-    for key in path.split('.') {
-        at = &at[key];
-    }
-    at.as_f64()
-        .unwrap_or_else(|| panic!("{path} is not a number: {at}"))
 }
 
 fn assert_lossless_meeting_of_three(r: &Value) {

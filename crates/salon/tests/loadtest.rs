@@ -9,7 +9,7 @@ use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, tail};
+use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, num, tail};
 use serde_json::Value;
 
 /// Ramp, settle and window of these runs are a few seconds; leaving and
@@ -62,15 +62,6 @@ fn loadtest(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (Value, Str
     let value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{text}"));
     (value, stderr)
-}
-
-fn num(v: &Value, path: &str) -> f64 {
-    let mut at = v;
-    for key in path.split('.') {
-        at = &at[key];
-    }
-    at.as_f64()
-        .unwrap_or_else(|| panic!("{path} is not a number: {at}"))
 }
 
 #[test]

@@ -15,6 +15,16 @@ pub const API_KEY: &str = "SK5a10f00d5a10f00d5a10f00d5a10f00d";
 /// 32 letters and digits, like the secrets Twilio and Salon generate.
 pub const API_SECRET: &str = "InteropSecret0123456789abcdefGHI";
 
+/// The number at a dotted `path` of a JSON report (`window.received.packets`).
+pub fn num(v: &serde_json::Value, path: &str) -> f64 {
+    let mut at = v;
+    for key in path.split('.') {
+        at = &at[key];
+    }
+    at.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number: {at}"))
+}
+
 /// How long the server may take to answer `/healthz`.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
