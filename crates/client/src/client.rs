@@ -354,7 +354,7 @@ impl Client {
 
     /// The SID of our published track `name`, once the server confirmed it.
     pub fn published_track(&self, name: &str) -> Option<TrackSid> {
-        self.stats.lock().published.get(name).and_then(|p| p.track)
+        self.stats.published_track(name)
     }
 
     /// A copy of the statistics now: per published track (by name) and per
@@ -801,13 +801,7 @@ impl Connection {
                 let _ = reply.send(self.media.publish(spec));
             }
             Command::Unpublish(name, reply) => {
-                let track = self
-                    .media
-                    .stats_handle()
-                    .lock()
-                    .published
-                    .get(&name)
-                    .and_then(|p| p.track);
+                let track = self.media.stats_handle().published_track(&name);
                 let result = self.media.unpublish(&name);
                 if let (Ok(()), Some(track)) = (&result, track) {
                     send(&mut self.ws, &ClientMessage::Unpublish { track }).await?;
@@ -815,13 +809,7 @@ impl Connection {
                 let _ = reply.send(result);
             }
             Command::SetEnabled(name, enabled, reply) => {
-                let track = self
-                    .media
-                    .stats_handle()
-                    .lock()
-                    .published
-                    .get(&name)
-                    .and_then(|p| p.track);
+                let track = self.media.stats_handle().published_track(&name);
                 let result = self.media.set_enabled(&name, enabled);
                 if let (Ok(()), Some(track)) = (&result, track) {
                     send(

@@ -216,6 +216,11 @@ impl StatsHandle {
         self.lock().clone()
     }
 
+    /// The SID the server gave the track published as `name`, once it did.
+    pub fn published_track(&self, name: &str) -> Option<TrackSid> {
+        self.lock().published.get(name).and_then(|p| p.track)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, ClientStats> {
         // Stats stay usable even if a holder panicked mid-update.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
