@@ -46,6 +46,7 @@
 mod demux;
 pub mod forward;
 pub mod keyframe;
+pub mod sdp;
 mod stun;
 mod worker;
 
@@ -73,7 +74,10 @@ pub struct MediaConfig {
     /// A connected peer silent for this long (no ICE consent checks, no
     /// packets) is gone.
     pub peer_timeout: Duration,
-    /// A peer that has not connected this long after its first answer is gone.
+    /// A peer that has not connected this long after its first answer is
+    /// gone. str0m's ICE-lite agent gives up a candidate pair that has seen
+    /// no binding request for 15 s, so a peer whose offer listed candidates
+    /// fails then anyway; the same 15 s for the others keeps one number.
     pub connect_timeout: Duration,
 }
 
@@ -84,7 +88,7 @@ impl Default for MediaConfig {
             public_ips: Vec::new(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             peer_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(15),
         }
     }
 }

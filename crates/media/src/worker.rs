@@ -23,7 +23,6 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use quinn_udp::UdpSocketState;
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use str0m::bwe::Bitrate;
-use str0m::change::SdpOffer;
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind as StrMediaKind, Mid};
@@ -1054,8 +1053,7 @@ impl Worker {
         subscribe: &[SubscribeBinding],
         now: Instant,
     ) -> Result<String, MediaError> {
-        let offer =
-            SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        let offer = crate::sdp::read_offer(sdp)?;
         let (r, created) = match self.by_participant.get(&participant) {
             Some(r) => (*r, false),
             None => (self.create_peer(room, participant, now)?, true),
@@ -1168,7 +1166,7 @@ impl Worker {
             tracing::warn!(%participant, problem, "offer binding skipped");
         }
         self.open_data_channels(participant);
-        Ok(answer.to_sdp_string())
+        Ok(crate::sdp::finish_answer(&answer.to_sdp_string()))
     }
 
     /// Send `track` to `subscriber` on its m-line `mid`. If the track's

@@ -1,0 +1,480 @@
+//! SDP at Salon's edge: reading a client's offer, finishing str0m's answer,
+//! and listing what an offer's m-sections are.
+//!
+//! str0m parses offers and writes answers. Three things about that are
+//! Salon's business, and live here so they can be tested without a socket:
+//!
+//! - **Every client reads the answer's candidates.** str0m writes the
+//!   server's ICE candidates only in the first m-section, the BUNDLE tag,
+//!   which is all RFC 9143 needs. Stacks that take candidates per m-section
+//!   (aiortc reads them from the *last* m-section of the shared transport)
+//!   then have none and never start ICE. [`finish_answer`] repeats them in
+//!   every bundled m-section that is not rejected, ends each list with
+//!   `a=end-of-candidates` (the server gathers nothing later, RFC 8840), and
+//!   removes `a=ice-options:trickle`: the server never trickles.
+//! - **A parse error says where, not a pointer.** str0m's parser reports a
+//!   position as a memory address; [`read_offer`] turns it into a line
+//!   number and the line's beginning.
+//! - **What an offer declares can be checked against its SDP.**
+//!   [`media_sections`] lists each m-section's media, `mid`, direction and
+//!   whether it is rejected, so the signaling layer can refuse a `publish`
+//!   entry that names no sending m-line before anything is published.
+//!
+//! All of it is control-plane work: once per offer, on text a few kilobytes
+//! long. Nothing here runs per packet.
+
+use str0m::change::SdpOffer;
+
+use crate::MediaError;
+
+/// The direction an m-section declares (RFC 8866 §6.7; `sendrecv` when it
+/// declares none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// Whether the side that wrote the SDP sends on this m-section.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether the side that wrote the SDP receives on this m-section.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    /// Its name in SDP.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+}
+
+/// One m-section of an SDP, as far as signaling needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSection<'a> {
+    /// The media type of the `m=` line: `audio`, `video`, `application`, …
+    pub media: &'a str,
+    /// Its `a=mid`, if it has one.
+    pub mid: Option<&'a str>,
+    pub direction: Direction,
+    /// Port 0 without `a=bundle-only`: a stopped transceiver or a rejected
+    /// section, carrying nothing.
+    pub rejected: bool,
+}
+
+/// The m-sections of `sdp`, in order. Lenient: it reads any text and
+/// returns what looks like m-sections, so the caller can say what is
+/// missing; whether the SDP is valid is str0m's call.
+pub fn media_sections(sdp: &str) -> Vec<MediaSection<'_>> {
+    let lines: Vec<&str> = lines(sdp).collect();
+    let (_, sections) = split_sections(&lines);
+    sections
+        .iter()
+        .map(|section| {
+            let mut fields = section[0].trim_start_matches("m=").split_whitespace();
+            let media = fields.next().unwrap_or("");
+            let port_zero = fields.next().is_some_and(port_is_zero);
+            let attribute = |name: &str| section[1..].contains(&name);
+            let direction = if attribute("a=sendonly") {
+                Direction::SendOnly
+            } else if attribute("a=recvonly") {
+                Direction::RecvOnly
+            } else if attribute("a=inactive") {
+                Direction::Inactive
+            } else {
+                Direction::SendRecv
+            };
+            MediaSection {
+                media,
+                mid: mid_of(section),
+                direction,
+                rejected: port_zero && !attribute("a=bundle-only"),
+            }
+        })
+        .collect()
+}
+
+/// Parse a client's offer. A parse error names the line it stopped at.
+pub(crate) fn read_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
+    SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadOffer(locate(sdp, &e.to_string())))
+}
+
+/// Finish str0m's answer for every kind of client: the server's candidates
+/// and `a=end-of-candidates` in each bundled, non-rejected m-section, and
+/// no `trickle` ICE option.
+pub fn finish_answer(answer: &str) -> String {
+    let lines: Vec<&str> = lines(answer).collect();
+    let (session, sections) = split_sections(&lines);
+    let bundle: Option<Vec<&str>> = session.iter().find_map(|l| {
+        l.strip_prefix("a=group:BUNDLE")
+            .map(|mids| mids.split_whitespace().collect())
+    });
+    let mut candidates: Vec<&str> = Vec::new();
+    for line in &lines {
+        if line.starts_with("a=candidate:") && !candidates.contains(line) {
+            candidates.push(line);
+        }
+    }
+
+    let mut out = String::with_capacity(answer.len() + 200 * sections.len());
+    let mut push = |line: &str| {
+        out.push_str(line);
+        out.push_str("\r\n");
+    };
+    for line in session {
+        if let Some(kept) = without_trickle(line) {
+            push(kept.as_ref());
+        }
+    }
+    for section in sections {
+        let rejected = section[0]
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(port_is_zero)
+            && !section.contains(&"a=bundle-only");
+        let bundled = match (&bundle, mid_of(section)) {
+            (Some(mids), Some(mid)) => mids.contains(&mid),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let mut wanted = bundled && !rejected;
+        for line in section.iter() {
+            if line.starts_with("a=candidate:") || *line == "a=end-of-candidates" {
+                continue;
+            }
+            // The transport's candidates go where str0m writes them in the
+            // first section: before the ICE credentials.
+            if wanted && line.starts_with("a=ice-ufrag:") {
+                candidates.iter().for_each(|c| push(c));
+                push("a=end-of-candidates");
+                wanted = false;
+            }
+            if let Some(kept) = without_trickle(line) {
+                push(kept.as_ref());
+            }
+        }
+        if wanted {
+            candidates.iter().for_each(|c| push(c));
+            push("a=end-of-candidates");
+        }
+    }
+    out
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+/// The lines of an SDP, without line endings. SDP ends lines with CRLF;
+/// a bare LF is read too.
+fn lines(sdp: &str) -> impl Iterator<Item = &str> {
+    sdp.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.is_empty())
+}
+
+/// The session-level lines, and each m-section (its `m=` line first).
+fn split_sections<'l, 'a>(lines: &'l [&'a str]) -> (&'l [&'a str], Vec<&'l [&'a str]>) {
+    let starts: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("m="))
+        .map(|(i, _)| i)
+        .collect();
+    let session = &lines[..starts.first().copied().unwrap_or(lines.len())];
+    let sections = starts
+        .iter()
+        .enumerate()
+        .map(|(n, &start)| {
+            let end = starts.get(n + 1).copied().unwrap_or(lines.len());
+            &lines[start..end]
+        })
+        .collect();
+    (session, sections)
+}
+
+fn mid_of<'a>(section: &[&'a str]) -> Option<&'a str> {
+    section.iter().find_map(|l| l.strip_prefix("a=mid:"))
+}
+
+/// `0`, or `0/2` (a port with a count, RFC 8866 §5.14).
+fn port_is_zero(port: &str) -> bool {
+    port.split('/').next() == Some("0")
+}
+
+/// The line without the `trickle` ICE option; `None` when nothing is left
+/// of it.
+fn without_trickle(line: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let Some(options) = line.strip_prefix("a=ice-options:") else {
+        return Some(line.into());
+    };
+    let kept: Vec<&str> = options
+        .split_whitespace()
+        .filter(|o| *o != "trickle")
+        .collect();
+    if kept.is_empty() {
+        None
+    } else if kept.len() == options.split_whitespace().count() {
+        Some(line.into())
+    } else {
+        Some(format!("a=ice-options:{}", kept.join(" ")).into())
+    }
+}
+
+/// Turn str0m's parse error into one a client can act on. Its position is
+/// the address of the offending byte in `sdp` ("Parse error at
+/// PointerOffset(0x55abcfd0dcf7)"): make it a line number and show that
+/// line's start.
+fn locate(sdp: &str, error: &str) -> String {
+    const MAX_EXCERPT: usize = 60;
+    let (head, rest) = error.split_once('\n').unwrap_or((error, ""));
+    let detail: Vec<&str> = rest
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", detail.join("; "))
+    };
+    let address = head.rsplit_once("Parse error at ").and_then(|(_, at)| {
+        let at = at.trim();
+        match at
+            .strip_prefix("PointerOffset(0x")
+            .and_then(|hex| hex.strip_suffix(')'))
+        {
+            Some(hex) => usize::from_str_radix(hex, 16).ok(),
+            None => at.parse::<usize>().ok(),
+        }
+    });
+    let start = sdp.as_ptr() as usize;
+    match address.and_then(|a| a.checked_sub(start)) {
+        Some(offset) if offset <= sdp.len() && sdp.is_char_boundary(offset) => {
+            let line_start = sdp[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let number = sdp[..offset].matches('\n').count() + 1;
+            let line = sdp[line_start..]
+                .split(['\r', '\n'])
+                .next()
+                .unwrap_or_default();
+            let mut excerpt: String = line.chars().take(MAX_EXCERPT).collect();
+            if line.chars().nth(MAX_EXCERPT).is_some() {
+                excerpt.push('…');
+            }
+            format!("the SDP does not parse at line {number} ({excerpt:?}){detail}")
+        }
+        // Not the shape expected: keep the words, never the number.
+        _ if address.is_some() => format!("the SDP does not parse{detail}"),
+        _ => error.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction as StrDirection, MediaKind};
+    use str0m::{Candidate, Rtc};
+
+    use super::*;
+
+    /// An answer the way the media worker makes one: an ICE-lite `Rtc`
+    /// with one host candidate per address.
+    fn answer_to(offer: &str, addresses: &[&str]) -> String {
+        let mut server = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .build(Instant::now());
+        for address in addresses {
+            let address: SocketAddr = address.parse().unwrap();
+            server.add_local_candidate(Candidate::host(address, "udp").unwrap());
+        }
+        let offer = SdpOffer::from_sdp_string(offer).unwrap();
+        server
+            .sdp_api()
+            .accept_offer(offer)
+            .unwrap()
+            .to_sdp_string()
+    }
+
+    /// A client's offer: audio and video to send, one video to receive and
+    /// a data channel — what a participant's first offers look like.
+    fn client_offer() -> String {
+        let mut client = Rtc::new(Instant::now());
+        let mut api = client.sdp_api();
+        api.add_media(MediaKind::Audio, StrDirection::SendOnly, None, None, None);
+        api.add_media(MediaKind::Video, StrDirection::SendOnly, None, None, None);
+        api.add_media(MediaKind::Video, StrDirection::RecvOnly, None, None, None);
+        api.add_channel("chat".into());
+        let (offer, _) = api.apply().unwrap();
+        offer.to_sdp_string()
+    }
+
+    fn section_lines(sdp: &str) -> Vec<Vec<String>> {
+        let lines: Vec<&str> = lines(sdp).collect();
+        let (_, sections) = split_sections(&lines);
+        sections
+            .iter()
+            .map(|s| s.iter().map(|l| l.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn every_bundled_section_of_the_answer_carries_the_candidates_and_their_end() {
+        let raw = answer_to(&client_offer(), &["127.0.0.1:5000", "192.0.2.7:5000"]);
+        let raw_sections = section_lines(&raw);
+        assert_eq!(raw_sections.len(), 4);
+        assert!(
+            raw_sections[1..]
+                .iter()
+                .all(|s| !s.iter().any(|l| l.starts_with("a=candidate:"))),
+            "str0m writes candidates in the first section only; if that changed, so can this module:\n{raw}"
+        );
+
+        let answer = finish_answer(&raw);
+        for section in section_lines(&answer) {
+            let candidates: Vec<&String> = section
+                .iter()
+                .filter(|l| l.starts_with("a=candidate:"))
+                .collect();
+            assert_eq!(candidates.len(), 2, "{section:#?}");
+            assert!(candidates[0].contains("127.0.0.1 5000 typ host"));
+            assert!(candidates[1].contains("192.0.2.7 5000 typ host"));
+            let ends = section.iter().filter(|l| *l == "a=end-of-candidates");
+            assert_eq!(ends.count(), 1, "{section:#?}");
+        }
+        assert!(!answer.contains("trickle"), "{answer}");
+        // Still an answer str0m (and so a str0m client) accepts.
+        SdpAnswer::from_sdp_string(&answer).expect("the finished answer parses");
+    }
+
+    #[test]
+    fn the_first_section_keeps_its_shape_and_nothing_else_changes() {
+        let raw = answer_to(&client_offer(), &["127.0.0.1:5000"]);
+        let answer = finish_answer(&raw);
+        let kept: Vec<&str> = lines(&answer)
+            .filter(|l| !l.starts_with("a=candidate:") && *l != "a=end-of-candidates")
+            .collect();
+        let expected: Vec<&str> = lines(&raw)
+            .filter(|l| !l.starts_with("a=candidate:") && !l.starts_with("a=ice-options:"))
+            .collect();
+        assert_eq!(kept, expected);
+        // In each section the candidates come right before the ICE
+        // credentials, as str0m places them in the first.
+        for section in section_lines(&answer) {
+            let end = section
+                .iter()
+                .position(|l| l == "a=end-of-candidates")
+                .unwrap();
+            assert!(section[end + 1].starts_with("a=ice-ufrag:"), "{section:#?}");
+        }
+        assert!(answer.ends_with("\r\n") && !answer.contains("\r\n\r\n"));
+    }
+
+    #[test]
+    fn rejected_and_unbundled_sections_get_no_candidates() {
+        let answer = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            a=group:BUNDLE 0 2\r\na=ice-lite\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n\
+            a=ice-ufrag:u\r\na=ice-pwd:p\r\na=ice-options:trickle\r\na=mid:0\r\na=recvonly\r\n\
+            m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=mid:1\r\na=inactive\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=mid:2\r\na=sendonly\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=mid:3\r\na=sendonly\r\n";
+        let finished = finish_answer(answer);
+        let sections = section_lines(&finished);
+        let has = |s: &Vec<String>| s.iter().any(|l| l.starts_with("a=candidate:"));
+        assert!(has(&sections[0]));
+        assert!(!has(&sections[1]), "port 0: rejected");
+        assert!(has(&sections[2]));
+        assert!(!has(&sections[3]), "not in the BUNDLE group");
+        assert!(!finished.contains("a=ice-options"), "{finished}");
+    }
+
+    #[test]
+    fn only_the_trickle_option_is_dropped() {
+        assert_eq!(without_trickle("a=ice-options:trickle"), None);
+        assert_eq!(
+            without_trickle("a=ice-options:trickle renomination").as_deref(),
+            Some("a=ice-options:renomination")
+        );
+        assert_eq!(
+            without_trickle("a=ice-options:ice2").as_deref(),
+            Some("a=ice-options:ice2")
+        );
+        assert_eq!(without_trickle("a=mid:0").as_deref(), Some("a=mid:0"));
+    }
+
+    #[test]
+    fn media_sections_tell_what_each_m_line_is() {
+        let offer = "v=0\r\ns=-\r\na=group:BUNDLE 0 1 2 3\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
+            m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\n\
+            m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=bundle-only\r\na=recvonly\r\n\
+            m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\n";
+        let sections = media_sections(offer);
+        let summary: Vec<(&str, Option<&str>, Direction, bool)> = sections
+            .iter()
+            .map(|s| (s.media, s.mid, s.direction, s.rejected))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("audio", Some("0"), Direction::SendOnly, false),
+                ("video", Some("1"), Direction::SendRecv, false),
+                ("video", Some("2"), Direction::Inactive, true),
+                ("video", Some("3"), Direction::RecvOnly, false),
+                ("application", Some("4"), Direction::SendRecv, false),
+            ]
+        );
+        assert!(Direction::SendRecv.sends() && Direction::SendRecv.receives());
+        assert!(Direction::SendOnly.sends() && !Direction::SendOnly.receives());
+        assert!(!Direction::Inactive.sends() && !Direction::Inactive.receives());
+        // Anything at all: no sections, no panic.
+        assert!(media_sections("").is_empty());
+        assert!(media_sections("m=\nm= 0/2\n\u{0}").len() == 2);
+    }
+
+    #[test]
+    fn a_parse_error_names_the_line_not_an_address() {
+        let offer = client_offer().replacen("s=-", "s is for session", 1);
+        let Err(MediaError::BadOffer(message)) = read_offer(&offer) else {
+            panic!("the offer parsed");
+        };
+        assert!(
+            message.starts_with("the SDP does not parse at line 3 (\"s is for session\")"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("0x") && !message.contains("Pointer"),
+            "{message}"
+        );
+
+        let Err(MediaError::BadOffer(message)) = read_offer("") else {
+            panic!("nothing parsed");
+        };
+        assert!(!message.contains("0x"), "{message}");
+    }
+
+    #[test]
+    fn a_parse_error_of_another_shape_is_kept_and_an_address_outside_is_dropped() {
+        assert_eq!(locate("v=0", "SDP parse: nonsense"), "SDP parse: nonsense");
+        assert_eq!(
+            locate(
+                "v=0",
+                "SDP parse: Parse error at PointerOffset(0x12)\nUnexpected `x`\nExpected `y`\n"
+            ),
+            "the SDP does not parse: Unexpected `x`; Expected `y`"
+        );
+    }
+}
