@@ -25,6 +25,15 @@
 //! the client makes it in its next offer. A client keeps at most one offer
 //! outstanding.
 //!
+//! # Evolving the protocol
+//!
+//! Both sides ignore fields they do not know, so a new optional field is
+//! never a break: an old server reads a newer client's `leave` as `leave`,
+//! an old client a newer server's `answer` as `answer`. A message *type*
+//! the server does not know is refused with [`codes::INVALID_MESSAGE`],
+//! naming it; clients skip server message types they do not know. A change
+//! that old peers must not misread takes a new [`VERSION`].
+//!
 //! # What this crate must not know
 //!
 //! Sockets, rooms or media. It parses and prints messages and enforces the
@@ -40,6 +49,19 @@ pub const VERSION: u32 = 1;
 /// Largest message accepted, in bytes of UTF-8 JSON.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Longest `mid` an offer may declare, in bytes (what str0m stores).
+pub const MAX_MID_BYTES: usize = 16;
+
+/// Whether `mid` is one an offer may declare: 1 to [`MAX_MID_BYTES`]
+/// ASCII letters, digits, `-` or `_`.
+pub fn valid_mid(mid: &str) -> bool {
+    !mid.is_empty()
+        && mid.len() <= MAX_MID_BYTES
+        && mid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Twilio's error codes for what can go wrong in signaling.
 pub mod codes {
     /// Generic signaling failure.
@@ -53,9 +75,12 @@ pub mod codes {
     pub const INVALID_MESSAGE: u32 = 53004;
     /// The server is at capacity or shutting down.
     pub const SERVER_BUSY: u32 = 53006;
-    /// The server could not apply the client's offer.
+    /// The server could not apply the client's offer: its SDP does not
+    /// parse or apply, or it contradicts what the message declares. Like
+    /// every 534xx error with a `revision`, it refuses that offer: no
+    /// answer comes.
     pub const REMOTE_DESCRIPTION_FAILED: u32 = 53403;
-    /// The offer has no codec the server can forward.
+    /// The offer has no codec the server can forward (it is refused too).
     pub const NO_SUPPORTED_CODEC: u32 = 53404;
     /// Media stopped flowing (no ICE consent, no packets).
     pub const MEDIA_FAILED: u32 = 53405;
@@ -138,9 +163,10 @@ fn yes() -> bool {
     true
 }
 
-/// What a client sends.
+/// What a client sends. Fields the server does not know are ignored (see
+/// *Evolving the protocol* above).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// The first message of a session: who I am (the access token) and
     /// which room I want (a unique name or an `RM` SID).
@@ -166,7 +192,8 @@ pub enum ClientMessage {
     /// offer adds; `subscribe` the receiving m-lines it adds and which track
     /// each should carry. M-lines declared before keep their meaning.
     Offer {
-        /// Increases by one with each offer; echoed in the answer.
+        /// Greater than the previous offer's (clients count 1, 2, 3, …);
+        /// echoed in the answer.
         revision: u32,
         sdp: String,
         #[serde(default)]
@@ -217,7 +244,9 @@ pub enum DisconnectReason {
     Shutdown,
 }
 
-/// What the server sends.
+/// What the server sends. A client ignores fields it does not know; one
+/// message of a type it does not know fails [`ServerMessage::parse`] as
+/// [`ProtocolError::UnknownType`], which a client skips.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -310,6 +339,15 @@ pub enum ProtocolError {
     TooLarge { bytes: usize },
     #[error("invalid message: {0}")]
     Invalid(String),
+    /// A well-formed message of a type this side does not know.
+    #[error(
+        "unknown message type '{found}': protocol version {VERSION} has {}",
+        .expected.join(", ")
+    )]
+    UnknownType {
+        found: String,
+        expected: &'static [&'static str],
+    },
     #[error("unsupported protocol version {0}: this server speaks version {VERSION}")]
     UnsupportedVersion(u32),
 }
@@ -320,19 +358,83 @@ impl ProtocolError {
     }
 }
 
+/// The `type`s of [`ClientMessage`].
+pub const CLIENT_TYPES: &[&str] = &[
+    "join",
+    "resume",
+    "offer",
+    "publish_data",
+    "unpublish",
+    "set_track_enabled",
+    "subscribe",
+    "unsubscribe",
+    "ping",
+    "leave",
+];
+
+/// The `type`s of [`ServerMessage`].
+pub const SERVER_TYPES: &[&str] = &[
+    "joined",
+    "answer",
+    "published",
+    "participant_connected",
+    "participant_disconnected",
+    "track_published",
+    "track_unpublished",
+    "track_switched",
+    "subscribed",
+    "unsubscribed",
+    "error",
+    "disconnected",
+    "pong",
+];
+
+/// Read one message of `M`, enforcing the size limit. When it does not
+/// read, say why precisely: a message whose type is not one of `types` is
+/// [`ProtocolError::UnknownType`]; anything else keeps serde's words
+/// ("missing field `token`"), shortened.
+fn parse_message<M: serde::de::DeserializeOwned>(
+    text: &str,
+    types: &'static [&'static str],
+) -> Result<M, ProtocolError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge { bytes: text.len() });
+    }
+    serde_json::from_str(text).map_err(|e| {
+        // Only on failure: read the type alone to tell the two cases apart.
+        #[derive(Deserialize)]
+        struct Tag {
+            #[serde(rename = "type")]
+            kind: Option<String>,
+        }
+        if let Ok(Tag { kind: Some(kind) }) = serde_json::from_str::<Tag>(text) {
+            if !types.contains(&kind.as_str()) {
+                let mut found: String = kind.chars().take(40).collect();
+                if kind.chars().nth(40).is_some() {
+                    found.push('…');
+                }
+                return ProtocolError::UnknownType {
+                    found,
+                    expected: types,
+                };
+            }
+        }
+        let mut detail = e.to_string();
+        // serde quotes what it read: cut at a character boundary.
+        let mut cut = detail.len().min(300);
+        while !detail.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        detail.truncate(cut);
+        ProtocolError::Invalid(detail)
+    })
+}
+
 impl ClientMessage {
     /// Read one client message, enforcing the size limit and the version.
+    /// Unknown fields are ignored; an unknown `type` is refused.
     pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        if text.len() > MAX_MESSAGE_BYTES {
-            return Err(ProtocolError::TooLarge { bytes: text.len() });
-        }
-        let message: ClientMessage = serde_json::from_str(text).map_err(|e| {
-            // serde's messages are precise ("unknown variant `x`, expected one
-            // of …", "missing field `token`"); keep them, but short.
-            let mut detail = e.to_string();
-            detail.truncate(300);
-            ProtocolError::Invalid(detail)
-        })?;
+        let message: ClientMessage = parse_message(text, CLIENT_TYPES)?;
         match &message {
             ClientMessage::Join { version, .. } | ClientMessage::Resume { version, .. }
                 if *version != VERSION =>
@@ -367,15 +469,10 @@ impl ClientMessage {
 
 impl ServerMessage {
     /// Read one server message (for clients), enforcing the size limit.
+    /// Unknown fields are ignored; a message of an unknown type is
+    /// [`ProtocolError::UnknownType`], which clients skip.
     pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        if text.len() > MAX_MESSAGE_BYTES {
-            return Err(ProtocolError::TooLarge { bytes: text.len() });
-        }
-        serde_json::from_str(text).map_err(|e| {
-            let mut detail = e.to_string();
-            detail.truncate(300);
-            ProtocolError::Invalid(detail)
-        })
+        parse_message(text, SERVER_TYPES)
     }
 
     /// The message as JSON text.
@@ -433,7 +530,7 @@ mod tests {
             r#"{"type":"join","version":2,"token":"t","room":"x"}"#,
             r#"{"type":"offer","revision":1,"sdp":"x","subscribe":[{"mid":"1","track":"nope"}]}"#,
             r#"{"type":"ping","id":-1}"#,
-            r#"{"type":"leave","extra":1}"#,
+            r#"{"type":"subscribe","track":"MT1","extra":1}"#,
         ] {
             let err = ClientMessage::parse(text).unwrap_err();
             assert_eq!(err.code(), 53004, "{text}: {err}");
@@ -450,8 +547,70 @@ mod tests {
 
     #[test]
     fn an_unknown_type_is_named_in_the_error() {
-        let err = ClientMessage::parse(r#"{"type":"dance"}"#).unwrap_err();
-        assert!(err.to_string().contains("dance"), "{err}");
+        let err = ClientMessage::parse(r#"{"type":"dance","with":"me"}"#).unwrap_err();
+        assert!(matches!(err, ProtocolError::UnknownType { .. }), "{err:?}");
+        assert_eq!(err.code(), codes::INVALID_MESSAGE);
+        let text = err.to_string();
+        assert!(
+            text.contains("'dance'") && text.contains("join, resume, offer"),
+            "{text}"
+        );
+        let err = ServerMessage::parse(r#"{"type":"dance"}"#).unwrap_err();
+        assert!(matches!(err, ProtocolError::UnknownType { .. }), "{err:?}");
+        // A long or multi-byte type is cut, never split inside a character.
+        let long = format!(r#"{{"type":"{}"}}"#, "é".repeat(500));
+        let err = ClientMessage::parse(&long).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("'{}…'", "é".repeat(40))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_so_the_protocol_can_grow() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"leave","reason":"lunch"}"#).unwrap(),
+            ClientMessage::Leave {}
+        );
+        let join = ClientMessage::parse(
+            r#"{"type":"join","version":1,"token":"t","room":"r","video_profile":{"a":[1]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(join, ClientMessage::Join { .. }), "{join:?}");
+        let pong = ServerMessage::parse(r#"{"type":"pong","id":3,"rtt_ms":12.5}"#).unwrap();
+        assert_eq!(pong, ServerMessage::Pong { id: 3 });
+    }
+
+    #[test]
+    fn a_known_type_with_bad_fields_is_invalid_not_unknown() {
+        for kind in CLIENT_TYPES {
+            let text = format!(r#"{{"type":"{kind}","version":"one","id":"x","track":7}}"#);
+            match ClientMessage::parse(&text) {
+                Err(ProtocolError::UnknownType { .. }) => panic!("{kind} is a client type"),
+                Err(_) => {}
+                Ok(m) => assert_eq!(m.kind(), *kind),
+            }
+        }
+        for kind in SERVER_TYPES {
+            let text = format!(r#"{{"type":"{kind}","id":"x"}}"#);
+            assert!(
+                !matches!(
+                    ServerMessage::parse(&text),
+                    Err(ProtocolError::UnknownType { .. })
+                ),
+                "{kind} is a server type"
+            );
+        }
+    }
+
+    #[test]
+    fn mids_are_short_and_plain() {
+        for ok in ["0", "1", "audio", "v-1_a", "0123456789abcdef"] {
+            assert!(valid_mid(ok), "{ok}");
+        }
+        for bad in ["", "0123456789abcdefg", "a b", "é", "a\n"] {
+            assert!(!valid_mid(bad), "{bad:?}");
+        }
     }
 
     #[test]

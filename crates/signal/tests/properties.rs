@@ -1,10 +1,12 @@
 //! Whatever a client sends, parsing answers a message or a 53004 refusal,
-//! never a panic; and every message the types can express survives printing
-//! and parsing unchanged.
+//! never a panic; every message the types can express survives printing
+//! and parsing unchanged; and fields a peer does not know change nothing.
 
 use proptest::prelude::*;
 use salon_sid::TrackSid;
-use salon_signal::{ClientMessage, PublishMedia, SubscribeMedia, TrackKind, VERSION};
+use salon_signal::{
+    ClientMessage, ProtocolError, PublishMedia, SubscribeMedia, TrackKind, VERSION,
+};
 
 fn track() -> impl Strategy<Value = TrackSid> {
     any::<[u8; 16]>().prop_map(TrackSid::from_bytes)
@@ -108,4 +110,42 @@ proptest! {
         let text = message.to_json();
         prop_assert_eq!(ClientMessage::parse(&text).unwrap(), message);
     }
+
+    /// A newer client's extra fields: the same message to this server.
+    #[test]
+    fn unknown_fields_change_nothing(
+        message in message(),
+        extra in prop::collection::vec(("x_[a-z_]{1,12}", json_value()), 1..4),
+    ) {
+        let mut value: serde_json::Value = serde_json::from_str(&message.to_json()).unwrap();
+        let object = value.as_object_mut().unwrap();
+        for (name, field) in extra {
+            object.insert(name, field);
+        }
+        prop_assert_eq!(ClientMessage::parse(&value.to_string()).unwrap(), message);
+    }
+
+    /// A type this server does not know is refused as exactly that.
+    #[test]
+    fn unknown_types_are_named(kind in "[a-z_]{1,20}") {
+        prop_assume!(!salon_signal::CLIENT_TYPES.contains(&kind.as_str()));
+        let text = format!(r#"{{"type":"{kind}","id":1}}"#);
+        let refused = matches!(
+            ClientMessage::parse(&text),
+            Err(ProtocolError::UnknownType { found, .. }) if found == kind
+        );
+        prop_assert!(refused);
+    }
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::json;
+    prop_oneof![
+        Just(json!(null)),
+        any::<bool>().prop_map(|b| json!(b)),
+        any::<i64>().prop_map(|n| json!(n)),
+        ".{0,20}".prop_map(|s| json!(s)),
+        Just(json!([1, "two", {"three": 3}])),
+        Just(json!({"nested": {"deeper": []}})),
+    ]
 }
