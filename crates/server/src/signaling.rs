@@ -29,14 +29,15 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
+use salon_media::sdp::MediaSection;
 use salon_media::{MediaKind, PublishBinding, SubscribeBinding};
 use salon_room::{
     DisconnectReason as CoreReason, Event, Join, RoomError, RoomRef, Rooms, TrackKind as CoreKind,
 };
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use salon_signal::{
-    ClientMessage, DisconnectReason, ParticipantInfo, ProtocolError, Published, RoomInfo,
-    ServerMessage, TrackInfo, TrackKind, codes,
+    ClientMessage, DisconnectReason, MAX_MID_BYTES, ParticipantInfo, ProtocolError, PublishMedia,
+    Published, RoomInfo, ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes, valid_mid,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -72,8 +73,6 @@ const BACKLOG: usize = 512;
 /// between [`salon_signal::MAX_MESSAGE_BYTES`] and this, the client gets a
 /// clear 53004 instead.
 const MAX_FRAME: usize = 2 * salon_signal::MAX_MESSAGE_BYTES;
-/// Longest `mid` accepted (str0m stores 16 bytes).
-const MAX_MID: usize = 16;
 
 /// Signaling's shared state: its timeouts, and the sessions that can be
 /// resumed, by session id.
@@ -390,6 +389,7 @@ async fn join(
         last_heard: Instant::now(),
         detached_at: None,
         last_revision: 0,
+        negotiated: false,
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -502,6 +502,8 @@ struct Session {
     detached_at: Option<Instant>,
     /// The revision of the last offer handled.
     last_revision: u32,
+    /// Whether an offer has been answered: the media session exists.
+    negotiated: bool,
 }
 
 /// What the session loop should do next.
@@ -509,8 +511,42 @@ enum Next {
     Continue,
     /// Leave the room for this reason and say goodbye.
     End(CoreReason),
+    /// The client sent nothing for the idle timeout: leave the room (as
+    /// failed) and say so.
+    TimedOut,
     /// The room already removed us and the client was told.
     Ended,
+}
+
+/// The last message of a session: why it ended, as the client is told.
+struct Goodbye {
+    reason: DisconnectReason,
+    code: Option<u32>,
+    message: String,
+}
+
+impl Goodbye {
+    fn of(reason: CoreReason) -> Self {
+        let reason = wire_reason(reason);
+        Self {
+            reason,
+            code: reason.code(),
+            message: goodbye(reason).into(),
+        }
+    }
+
+    /// A keepalive timeout is a failure with its own code, 53002, in the
+    /// `disconnected` itself: one message says what happened.
+    fn idle(after: Duration) -> Self {
+        Self {
+            reason: DisconnectReason::Failed,
+            code: Some(codes::SIGNALING_TIMEOUT),
+            message: format!(
+                "Signaling connection timed out: nothing received for {} s",
+                after.as_secs()
+            ),
+        }
+    }
 }
 
 impl Session {
@@ -537,37 +573,39 @@ impl Session {
                         tracing::info!(participant = %self.me, "session not resumed in time");
                         Next::End(CoreReason::Failed)
                     } else {
-                        self.send(ServerMessage::Error { code: codes::SIGNALING_TIMEOUT, message: "Signaling connection timed out".into(), revision: None });
-                        Next::End(CoreReason::Failed)
+                        Next::TimedOut
                     }
                 }
             };
             match next {
                 Next::Continue => {}
-                Next::End(reason) => break Some(reason),
+                Next::End(reason) => break Some((reason, Goodbye::of(reason))),
+                Next::TimedOut => {
+                    let goodbye = Goodbye::idle(config.idle_timeout);
+                    break Some((CoreReason::Failed, goodbye));
+                }
                 Next::Ended => break None,
             }
         };
-        if let Some(reason) = reason {
-            self.finish(reason).await;
+        if let Some((reason, goodbye)) = reason {
+            self.finish(reason, goodbye).await;
         }
     }
 
     /// Leave the room (if still in it), tell the client why, close.
-    async fn finish(&mut self, reason: CoreReason) {
+    async fn finish(&mut self, reason: CoreReason, goodbye: Goodbye) {
         match self.state.rooms.disconnect(self.me, reason).await {
             Ok(()) | Err(ServiceError::Room(_)) | Err(ServiceError::Closed) => {}
             Err(e) => tracing::warn!(participant = %self.me, error = %e, "leaving the room failed"),
         }
-        self.say_goodbye(reason);
+        self.say_goodbye(goodbye);
     }
 
-    fn say_goodbye(&mut self, reason: CoreReason) {
-        let reason = wire_reason(reason);
+    fn say_goodbye(&mut self, goodbye: Goodbye) {
         self.send(ServerMessage::Disconnected {
-            reason,
-            code: reason.code(),
-            message: goodbye(reason).into(),
+            reason: goodbye.reason,
+            code: goodbye.code,
+            message: goodbye.message,
         });
         // Dropping the connection closes the socket once the writer has
         // sent what is queued.
@@ -751,25 +789,36 @@ impl Session {
         Next::Continue
     }
 
+    /// Handle an offer: check what it declares against its SDP and the
+    /// protocol's rules, publish what it publishes, negotiate, answer. A
+    /// refusal (534xx, with the revision) comes before anything changed.
     async fn offer(
         &mut self,
         revision: u32,
         sdp: String,
-        publish: Vec<salon_signal::PublishMedia>,
-        subscribe: Vec<salon_signal::SubscribeMedia>,
+        publish: Vec<PublishMedia>,
+        subscribe: Vec<SubscribeMedia>,
     ) {
-        let bad_mid = publish
-            .iter()
-            .map(|p| &p.mid)
-            .chain(subscribe.iter().map(|s| &s.mid))
-            .find(|m| !valid_mid(m));
-        if let Some(mid) = bad_mid {
-            let mid = crate::rest::params::excerpt(mid);
-            self.last_revision = revision;
+        if revision <= self.last_revision {
+            // A replay (after a resume, say) must not be applied twice.
             return self.offer_error(
                 revision,
-                codes::INVALID_MESSAGE,
-                format!("invalid mid '{mid}': 1 to {MAX_MID} letters, digits, '-' or '_'"),
+                codes::REMOTE_DESCRIPTION_FAILED,
+                format!(
+                    "offer revision {revision} is not after {}: each offer's revision is greater than the last",
+                    self.last_revision
+                ),
+            );
+        }
+        self.last_revision = revision;
+        let sections = salon_media::sdp::media_sections(&sdp);
+        let kind_of = |track: &TrackSid| self.tracks.get(track).map(|(_, t)| t.kind);
+        if let Err(problem) = check_offer(&sections, &publish, &subscribe, kind_of, self.negotiated)
+        {
+            return self.offer_error(
+                revision,
+                codes::REMOTE_DESCRIPTION_FAILED,
+                format!("Server is unable to apply the offer: {problem}"),
             );
         }
         let mut published = Vec::new();
@@ -832,18 +881,20 @@ impl Session {
             }
         }
         let room = self.room.sid;
-        self.last_revision = revision;
         match self
             .state
             .media
             .negotiate(room, self.me, sdp, bindings, subscriptions)
             .await
         {
-            Ok(answer) => self.send(ServerMessage::Answer {
-                revision,
-                sdp: answer,
-                published,
-            }),
+            Ok(answer) => {
+                self.negotiated = true;
+                self.send(ServerMessage::Answer {
+                    revision,
+                    sdp: answer,
+                    published,
+                });
+            }
             Err(e) => {
                 for p in &published {
                     let _ = self.state.rooms.unpublish(self.me, p.track.sid).await;
@@ -905,10 +956,15 @@ impl Session {
                 ..
             } => {
                 if *participant == me {
-                    self.say_goodbye(*reason);
+                    self.say_goodbye(Goodbye::of(*reason));
                     return Next::Ended;
                 }
-                self.others.remove(participant);
+                // Only someone this client heard of: the participant a
+                // duplicate identity replaced left before this session
+                // joined.
+                if self.others.remove(participant).is_none() {
+                    return Next::Continue;
+                }
                 self.tracks
                     .retain(|_, (publisher, _)| publisher != participant);
                 self.send(ServerMessage::ParticipantDisconnected {
@@ -997,12 +1053,90 @@ async fn recv(connection: &mut Option<Connection>) -> Option<Incoming> {
     }
 }
 
-fn valid_mid(mid: &str) -> bool {
-    !mid.is_empty()
-        && mid.len() <= MAX_MID
-        && mid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+/// What an offer declares must be true of its SDP (`docs/protocol.md`,
+/// *Offers*): each declared `mid` is well formed, declared once, and names
+/// a live m-line of the right media and direction — sending for `publish`,
+/// receiving for `subscribe`; and the first offer answered has a data
+/// channel. `kind_of` gives a subscribed track's kind when it is known.
+fn check_offer(
+    sections: &[MediaSection<'_>],
+    publish: &[PublishMedia],
+    subscribe: &[SubscribeMedia],
+    kind_of: impl Fn(&TrackSid) -> Option<TrackKind>,
+    negotiated: bool,
+) -> Result<(), String> {
+    let mut declared: Vec<&str> = Vec::new();
+    let declarations = publish
+        .iter()
+        .map(|p| (p.mid.as_str(), Some(p.kind), true))
+        .chain(
+            subscribe
+                .iter()
+                .map(|s| (s.mid.as_str(), kind_of(&s.track), false)),
+        );
+    for (mid, kind, sending) in declarations {
+        if !valid_mid(mid) {
+            let mid = crate::rest::params::excerpt(mid);
+            return Err(format!(
+                "invalid mid '{mid}': 1 to {MAX_MID_BYTES} letters, digits, '-' or '_'"
+            ));
+        }
+        if declared.contains(&mid) {
+            return Err(format!("mid {mid} is declared twice"));
+        }
+        declared.push(mid);
+        if kind == Some(TrackKind::Data) {
+            // Data is not carried by an m-line: refused entry by entry.
+            continue;
+        }
+        let Some(section) = sections.iter().find(|s| s.mid == Some(mid)) else {
+            return Err(format!("mid {mid} is not an m-line of the offer's SDP"));
+        };
+        let what = if sending { "publishes" } else { "subscribes" };
+        if section.rejected {
+            return Err(format!(
+                "m-line {mid} has port 0 (stopped) but the offer {what} on it"
+            ));
+        }
+        let media_ok = match kind {
+            Some(TrackKind::Audio) => section.media == "audio",
+            Some(TrackKind::Video) => section.media == "video",
+            Some(TrackKind::Data) | None => matches!(section.media, "audio" | "video"),
+        };
+        if !media_ok {
+            let kind = kind.map_or("audio or video", |k| match k {
+                TrackKind::Audio => "audio",
+                TrackKind::Video => "video",
+                TrackKind::Data => "data",
+            });
+            return Err(format!(
+                "m-line {mid} is {}, but the offer {what} {kind} on it",
+                section.media
+            ));
+        }
+        let direction_ok = if sending {
+            section.direction.sends()
+        } else {
+            section.direction.receives()
+        };
+        if !direction_ok {
+            let needed = if sending { "sendonly" } else { "recvonly" };
+            return Err(format!(
+                "m-line {mid} is {}, but the offer {what} on it: make it {needed}",
+                section.direction.as_str()
+            ));
+        }
+    }
+    if !negotiated
+        && !sections
+            .iter()
+            .any(|s| s.media == "application" && !s.rejected)
+    {
+        return Err(
+            "the first offer must have a data channel (an m=application section), so the server can open data channels to this client later".into(),
+        );
+    }
+    Ok(())
 }
 
 fn random_hex() -> String {
@@ -1051,14 +1185,127 @@ fn goodbye(reason: DisconnectReason) -> &'static str {
 mod tests {
     use super::*;
 
+    /// An offer's m-lines: audio sending (0), video sending (1), video
+    /// receiving (2), a stopped video (3), data (4).
+    const OFFER: &str = "v=0\r\na=group:BUNDLE 0 1 2 4\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendrecv\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=recvonly\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=inactive\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\n";
+
+    fn publish(mid: &str, kind: TrackKind) -> PublishMedia {
+        PublishMedia {
+            mid: mid.into(),
+            name: format!("track {mid}"),
+            kind,
+            enabled: true,
+        }
+    }
+
+    fn subscribe(mid: &str, track: TrackSid) -> SubscribeMedia {
+        SubscribeMedia {
+            mid: mid.into(),
+            track,
+        }
+    }
+
+    /// `check_offer` on `sdp` with these declarations, a video track known.
+    fn check(
+        sdp: &str,
+        publish: &[PublishMedia],
+        subscribe: &[SubscribeMedia],
+        negotiated: bool,
+    ) -> Result<(), String> {
+        let video = TrackSid::from_bytes([7; 16]);
+        let sections = salon_media::sdp::media_sections(sdp);
+        let kind_of = |t: &TrackSid| (*t == video).then_some(TrackKind::Video);
+        check_offer(&sections, publish, subscribe, kind_of, negotiated)
+    }
+
     #[test]
-    fn mids_are_short_and_plain() {
-        for ok in ["0", "1", "audio", "v-1_a", "0123456789abcdef"] {
-            assert!(valid_mid(ok), "{ok}");
+    fn an_offer_declares_only_what_its_sdp_has() {
+        let video = TrackSid::from_bytes([7; 16]);
+        let unknown = TrackSid::from_bytes([8; 16]);
+        let good = [
+            publish("0", TrackKind::Audio),
+            publish("1", TrackKind::Video),
+        ];
+        assert_eq!(check(OFFER, &good, &[subscribe("2", video)], false), Ok(()));
+        // A track the session does not know: any receiving audio or video
+        // m-line will do (the subscription itself is checked later).
+        assert_eq!(check(OFFER, &[], &[subscribe("2", unknown)], true), Ok(()));
+        // Data tracks are not m-lines: refused entry by entry, not here.
+        assert_eq!(
+            check(OFFER, &[publish("chat", TrackKind::Data)], &[], true),
+            Ok(())
+        );
+
+        let refused = [
+            (
+                vec![publish("9", TrackKind::Audio)],
+                vec![],
+                "not an m-line",
+            ),
+            (
+                vec![publish("0", TrackKind::Video)],
+                vec![],
+                "is audio, but the offer publishes video",
+            ),
+            (vec![publish("2", TrackKind::Video)], vec![], "is recvonly"),
+            (vec![publish("3", TrackKind::Video)], vec![], "port 0"),
+            (
+                vec![publish("4", TrackKind::Audio)],
+                vec![],
+                "is application",
+            ),
+            (
+                vec![],
+                vec![subscribe("0", unknown)],
+                "is sendonly, but the offer subscribes",
+            ),
+            (
+                vec![],
+                vec![subscribe("0", video)],
+                "is audio, but the offer subscribes video",
+            ),
+            (vec![], vec![subscribe("3", unknown)], "port 0"),
+            (vec![], vec![subscribe("4", unknown)], "is application"),
+            (
+                vec![publish("1", TrackKind::Video)],
+                vec![subscribe("1", video)],
+                "declared twice",
+            ),
+            (
+                vec![publish("a b", TrackKind::Audio)],
+                vec![],
+                "invalid mid",
+            ),
+            (
+                vec![publish(&"x".repeat(17), TrackKind::Audio)],
+                vec![],
+                "invalid mid",
+            ),
+        ];
+        for (publish, subscribe, why) in refused {
+            let problem = check(OFFER, &publish, &subscribe, true).unwrap_err();
+            assert!(problem.contains(why), "{why}: {problem}");
         }
-        for bad in ["", "0123456789abcdefg", "a b", "é", "a\n"] {
-            assert!(!valid_mid(bad), "{bad:?}");
-        }
+    }
+
+    #[test]
+    fn the_first_offer_must_carry_a_data_channel() {
+        let no_data = OFFER.split("m=application").next().unwrap();
+        let problem = check(no_data, &[], &[], false).unwrap_err();
+        assert!(problem.contains("data channel"), "{problem}");
+        // Later offers need not (the channel exists), and a stopped one
+        // does not count for the first.
+        assert_eq!(check(no_data, &[], &[], true), Ok(()));
+        let stopped = OFFER.replace("m=application 9", "m=application 0");
+        assert!(check(&stopped, &[], &[], false).is_err());
+        // Not even SDP: nothing declared is found.
+        let problem = check("hello", &[publish("0", TrackKind::Audio)], &[], false).unwrap_err();
+        assert!(problem.contains("not an m-line"), "{problem}");
     }
 
     #[test]
@@ -1067,5 +1314,11 @@ mod tests {
         assert_eq!(DisconnectReason::RoomCompleted.code(), Some(53118));
         assert_eq!(wire_reason(CoreReason::Shutdown).code(), Some(53118));
         assert_eq!(goodbye(DisconnectReason::RoomCompleted), "Room completed");
+        let idle = Goodbye::idle(Duration::from_secs(30));
+        assert_eq!(
+            (idle.reason, idle.code),
+            (DisconnectReason::Failed, Some(53002))
+        );
+        assert!(idle.message.contains("30 s"), "{}", idle.message);
     }
 }

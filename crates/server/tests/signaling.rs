@@ -132,7 +132,7 @@ async fn bad_messages_during_a_session_get_errors_and_the_session_goes_on() {
     .await;
     assert_error(&next(&mut socket).await, 53403);
     send(&mut socket, json!({"type": "offer", "revision": 2, "sdp": "v=0", "publish": [{"mid": "a very long mid indeed", "name": "x", "kind": "audio"}]})).await;
-    assert_error(&next(&mut socket).await, 53004);
+    assert_error(&next(&mut socket).await, 53403);
     // Still alive.
     send(&mut socket, json!({"type": "ping", "id": 42})).await;
     assert_eq!(
