@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use salon_sid::{ParticipantSid, TrackSid};
 use salon_signal::{
-    ClientMessage, DisconnectReason, ParticipantInfo, RoomInfo, ServerMessage, TrackInfo,
+    ClientMessage, DisconnectReason, ParticipantInfo, ProtocolError, RoomInfo, ServerMessage,
+    TrackInfo,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -672,8 +673,13 @@ impl Connection {
     async fn on_server_message(&mut self, text: &str) -> Result<Option<End>, ClientError> {
         let message = match ServerMessage::parse(text) {
             Ok(message) => message,
+            // A newer server may send types this client does not know: the
+            // protocol says to skip them (docs/protocol.md).
+            Err(e @ ProtocolError::UnknownType { .. }) => {
+                tracing::debug!("server message skipped: {e}");
+                return Ok(None);
+            }
             Err(e) => {
-                // A newer server may send what this client does not know.
                 tracing::warn!("unreadable server message ignored: {e}");
                 return Ok(None);
             }

@@ -525,3 +525,54 @@ async fn a_dropped_socket_ends_the_session_with_53001() {
         "{event:?}"
     );
 }
+
+/// A newer server may send message types this client does not know and
+/// fields it does not know: the first are skipped, the second ignored, and
+/// the session goes on (docs/protocol.md, "Fields and types neither side
+/// knows").
+#[tokio::test]
+async fn what_a_newer_server_adds_is_skipped_or_ignored() {
+    let (mut server, connecting) =
+        Server::accept(|url| ClientConfig::new(url, "t", "standup")).await;
+    server
+        .expect("join", |m| matches!(m, ClientMessage::Join { .. }))
+        .await;
+    let me = ParticipantInfo {
+        sid: ParticipantSid::random(),
+        identity: "alice".into(),
+        tracks: vec![],
+    };
+    let joined = joined(&me, vec![]).to_json();
+    let with_region = joined.replacen(
+        r#""type":"joined""#,
+        r#""type":"joined","region":"eu-1""#,
+        1,
+    );
+    assert_ne!(joined, with_region);
+    server.ws.send_text(with_region).await;
+    let mut client = connecting.await.unwrap().unwrap();
+
+    server
+        .ws
+        .send_text(r#"{"type":"network_quality","level":4}"#.into())
+        .await;
+    let bob = ParticipantSid::random();
+    server
+        .ws
+        .send_text(format!(
+            r#"{{"type":"participant_connected","participant":{{"sid":"{bob}","identity":"bob","tracks":[],"region":"eu-1"}},"at":12}}"#
+        ))
+        .await;
+    let connected = client
+        .wait_for(
+            |e| matches!(e, ClientEvent::ParticipantConnected { .. }),
+            WAIT,
+        )
+        .await
+        .expect("bob's arrival, after the unknown message");
+    let ClientEvent::ParticipantConnected { participant } = connected else {
+        unreachable!()
+    };
+    assert_eq!(participant.sid, bob);
+    assert_eq!(client.participants().len(), 1);
+}
