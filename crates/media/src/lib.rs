@@ -41,8 +41,10 @@
 //! costs only that peer.
 //!
 //! The forwarding rules themselves live in [`forward`], sans-IO and unit
-//! tested.
+//! tested. Beside it, [`allocation`] decides which simulcast layer each
+//! subscriber receives (Twilio's bandwidth profiles).
 
+pub mod allocation;
 mod demux;
 pub mod forward;
 pub mod keyframe;
