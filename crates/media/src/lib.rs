@@ -42,12 +42,14 @@
 //!
 //! The forwarding rules themselves live in [`forward`], sans-IO and unit
 //! tested. Beside it, [`allocation`] decides which simulcast layer each
-//! subscriber receives (Twilio's bandwidth profiles).
+//! subscriber receives (Twilio's bandwidth profiles) and [`speaker`] finds
+//! the dominant speaker from RFC 6464 audio levels.
 
 pub mod allocation;
 mod demux;
 pub mod forward;
 pub mod keyframe;
+pub mod speaker;
 mod stun;
 mod worker;
 
