@@ -41,12 +41,19 @@
 //! costs only that peer.
 //!
 //! The forwarding rules themselves live in [`forward`], sans-IO and unit
-//! tested.
+//! tested. Beside it, three more sans-IO cores decide what adaptive video
+//! forwards and reports: [`allocation`] (which simulcast layer each
+//! subscriber receives, Twilio's bandwidth profiles), [`speaker`] (the
+//! dominant speaker, from RFC 6464 audio levels) and [`quality`] (Twilio's
+//! network quality levels 0–5).
 
+pub mod allocation;
 mod demux;
 pub mod forward;
 pub mod keyframe;
+pub mod quality;
 pub mod sdp;
+pub mod speaker;
 mod stun;
 mod worker;
 

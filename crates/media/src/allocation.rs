@@ -1,0 +1,2139 @@
+//! Per-subscriber bandwidth allocation: which simulcast layer of each
+//! subscribed video track a subscriber receives, or whether the track is
+//! switched off — with the semantics of Twilio's Network Bandwidth Profile.
+//!
+//! # The contract
+//!
+//! One [`Allocator`] exists per subscriber. It is sans-IO: no sockets, no
+//! clock, no `str0m` types. Each call to [`Allocator::allocate`] takes the
+//! time and an [`Input`] — the subscriber's bandwidth estimate (and whether
+//! the estimator can probe), the bitrate of the audio it receives, and every
+//! video subscription with its priorities, flags, render dimensions and the
+//! publisher's [`Layer`]s — and returns an [`Allocation`]:
+//!
+//! * a [`Decision`] per subscription, in input order: forward a layer
+//!   ([`Target::Layer`], by its `spatial` id), forward nothing because the
+//!   track is switched off ([`Target::Off`] with Twilio's
+//!   [`SwitchOffReason`]), or nothing to forward yet ([`Target::Idle`]: the
+//!   publisher sends no layer). `changed` tells the forwarder to switch,
+//!   which it does at the next keyframe of the target layer (it asks for
+//!   one);
+//! * [`Switched`] transitions to tell the client (Twilio's
+//!   `trackSwitchedOff` / `trackSwitchedOn`): a track reported switched off,
+//!   on again, or off for another reason;
+//! * `probe`: the total bitrate the allocator would like the estimator to
+//!   probe for, to learn whether the next step up fits;
+//! * `next`: when to call again if nothing else happens (a step up that is
+//!   waiting for the estimate to have held long enough).
+//!
+//! The allocator remembers, per track, what it committed last; tracks absent
+//! from an input are forgotten. Everything else is in the input, so a
+//! recorded sequence of `(time, input)` replays to the same decisions.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use salon_media::allocation::*;
+//!
+//! let layers = [
+//!     Layer { spatial: 0, width: 320, height: 180, frame_rate: 30.0, bitrate: 150_000 },
+//!     Layer { spatial: 1, width: 640, height: 360, frame_rate: 30.0, bitrate: 500_000 },
+//!     Layer { spatial: 2, width: 1280, height: 720, frame_rate: 30.0, bitrate: 1_500_000 },
+//! ];
+//! let camera = VideoSubscription::new("alice", &layers);
+//! let mut allocator = Allocator::new(BandwidthProfile::default());
+//! let t0 = Instant::now();
+//!
+//! let input = Input { estimate: 3_000_000, can_probe: true, audio: 40_000, tracks: &[camera] };
+//! let out = allocator.allocate(t0, &input);
+//! assert_eq!(out.decisions[0].target, Target::Layer(2));
+//!
+//! // The estimate collapses: the layer drops in the same call.
+//! let input = Input { estimate: 400_000, ..input };
+//! let out = allocator.allocate(t0 + Duration::from_secs(1), &input);
+//! assert_eq!(out.decisions[0].target, Target::Layer(0));
+//! ```
+//!
+//! # The algorithm
+//!
+//! **Budget.** Audio is reserved first and never switched off: the video
+//! budget is the estimate minus the subscriber's audio bitrate, capped by
+//! `maxSubscriptionBitrate` (which Twilio defines as a cap on *video*).
+//! Under `trackSwitchOffMode: 'predicted'` only [`PREDICTED_USE`] of the
+//! estimate is used, so tracks go off before the link congests rather than
+//! after ("pro-actively switched off when network congestion is predicted",
+//! twilio-video.js `TrackSwitchOffMode`); `detected` and `disabled` use all
+//! of it.
+//!
+//! **One plan, three modes.** A plan gives each track a layer within a
+//! budget, visiting tracks in rank order: effective priority (`high` before
+//! `standard` before `low`), then screen shares, then the dominant
+//! speaker's tracks, then the track key (so equal tracks are ordered the
+//! same way every time). The effective priority is the subscriber's
+//! override (`RemoteVideoTrack.setPriority`) or else the publisher's
+//! (`publishPriority`), raised to `dominantSpeakerPriority` for the
+//! dominant speaker's tracks. Then, after Twilio's `BandwidthProfileMode`:
+//!
+//! * `grid` — "share the available downlink bandwidth equally … irrespective
+//!   of their priority; in case of insufficient bandwidth, the lower priority
+//!   tracks are switched off": every track gets its lowest layer in rank
+//!   order, then every track its next layer, and so on (the layer-by-layer
+//!   round used by LiveKit's stream allocator and mediasoup's transport);
+//! * `collaboration` — lower-priority tracks "still need to be visible" and
+//!   bandwidth is shared "proportional to the requested render dimensions":
+//!   every track gets its lowest layer in rank order, then the remainder
+//!   goes, one layer at a time, to the track with the least bitrate per
+//!   rendered pixel (render dimensions from the subscriber's hints, else
+//!   Twilio's old per-priority defaults: 176×144, 640×480, 1280×720);
+//! * `presentation` — higher-priority tracks are "preserved at any cost":
+//!   each priority class gets all it can use (its own grid round) before the
+//!   next class gets anything.
+//!
+//! A track whose lowest layer does not fit is switched off
+//! (`network-congestion`, or `max-bandwidth-reached` when only
+//! `maxSubscriptionBitrate` is in the way), except under
+//! `trackSwitchOffMode: 'disabled'`, where it stays on its lowest layer
+//! even past the budget — the one way an allocation exceeds its budget.
+//! Render dimensions cap a track at the smallest layer that covers them
+//! (long side ≥ long side and short side ≥ short side, so orientation does
+//! not matter); a width or height of 0 means the lowest layer, as Twilio
+//! documented for `renderDimensions`.
+//!
+//! **Stability.** Each call makes two plans. The *ideal* plan uses the
+//! *trusted* estimate — the lowest estimate seen over the hold time
+//! ([`UP_HOLD`]) — less [`HEADROOM`]. The *committed* plan may spend what
+//! is spent now or what the ideal plan spends, whichever is more, but never
+//! more than the current estimate; and no track may go above the higher of
+//! its current layer and its ideal layer. So:
+//!
+//! * down is immediate: when the current layers no longer fit the current
+//!   estimate, the committed plan lowers them in the same call;
+//! * up needs the estimate to have held above the new total plus headroom
+//!   for the whole hold time — that is, the link has shown it carries it:
+//!   an estimator raises its estimate above what is sent only when a probe
+//!   (or the media itself) got through. `probe` asks an estimator that can
+//!   probe for that probe; with one that cannot (receiver estimates, say),
+//!   the allocation climbs as the estimate itself creeps up with the media;
+//! * between the two there is a band where nothing moves: a link whose
+//!   estimate wanders by less than the headroom never changes layer;
+//! * a step up that is followed by a forced step down within the hold time
+//!   doubles the hold (up to 2⁴ times), like LiveKit's probe back-off, so a
+//!   marginal link does not oscillate; a step up that lasts resets it;
+//! * other moves — a new subscription, a priority or dominant-speaker
+//!   change, a track switched on again by the subscriber — take effect at
+//!   once, as far as the trusted estimate (or what is spent now) allows.
+//!
+//! # Cost
+//!
+//! Control path only, never per packet. A call costs O(n log n + n·l) for
+//! n subscriptions of l layers in `grid` and `presentation`, O(n²·l) in
+//! `collaboration` (n is at most a room's tracks, 100 or so), plus a few
+//! vectors of n entries. Call it when the estimate, a subscription or a
+//! layer's bitrate changes, and at `next`; a few times a second at most.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::Hash;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// The fraction of the trusted estimate a step up may use, as a ratio:
+/// 85/100 leaves 15% for the estimate's noise and for layers whose bitrate
+/// wanders with the picture. mediasoup's congestion client waits for a
+/// 150% rise before it redistributes upwards and a 75% fall downwards; the
+/// band here is narrower because the hold time already filters noise.
+pub const HEADROOM: (u64, u64) = (85, 100);
+/// The fraction of the estimate used under `trackSwitchOffMode:
+/// 'predicted'`: acting 10% before the estimate is reached.
+pub const PREDICTED_USE: (u64, u64) = (90, 100);
+/// How long the estimate must have held before the allocation steps up
+/// (LiveKit's probe regulator uses the same 3 s as its base interval).
+pub const UP_HOLD: Duration = Duration::from_secs(3);
+/// The hold doubles after each failed step up, at most this many times
+/// (3 s × 2⁴ = 48 s).
+pub const MAX_BACKOFF: u32 = 4;
+/// Estimates kept for the trusted minimum. When more arrive within the
+/// longest hold, the oldest interior point is dropped, which can only make
+/// the minimum lower (more cautious), never higher.
+const ESTIMATE_POINTS: usize = 64;
+
+// ---------------------------------------------------------------------------
+// Twilio's vocabulary
+
+/// A track priority: Twilio's `Track.Priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    Low,
+    #[default]
+    Standard,
+    High,
+}
+
+impl Priority {
+    /// The word Twilio uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Standard => "standard",
+            Priority::High => "high",
+        }
+    }
+
+    /// Twilio's old default render dimensions per priority, used as the
+    /// weight of a track without render hints in `collaboration` mode.
+    fn default_render(self) -> Dimensions {
+        match self {
+            Priority::Low => Dimensions::new(176, 144),
+            Priority::Standard => Dimensions::new(640, 480),
+            Priority::High => Dimensions::new(1280, 720),
+        }
+    }
+}
+
+/// How priorities map to bandwidth: Twilio's `BandwidthProfileMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    #[default]
+    Grid,
+    Collaboration,
+    Presentation,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Grid => "grid",
+            Mode::Collaboration => "collaboration",
+            Mode::Presentation => "presentation",
+        }
+    }
+}
+
+/// When tracks are switched off for bandwidth: Twilio's
+/// `TrackSwitchOffMode` (twilio-video.js defaults to `predicted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SwitchOffMode {
+    /// When the estimate cannot carry a track's lowest layer.
+    Detected,
+    /// Ahead of congestion: [`PREDICTED_USE`] of the estimate is the budget.
+    #[default]
+    Predicted,
+    /// Never for bandwidth: tracks fall to their lowest layer and stay on.
+    Disabled,
+}
+
+impl SwitchOffMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchOffMode::Detected => "detected",
+            SwitchOffMode::Predicted => "predicted",
+            SwitchOffMode::Disabled => "disabled",
+        }
+    }
+
+    /// The part of the estimate this mode spends, as a ratio.
+    fn usable(self) -> (u64, u64) {
+        match self {
+            SwitchOffMode::Predicted => PREDICTED_USE,
+            SwitchOffMode::Detected | SwitchOffMode::Disabled => (1, 1),
+        }
+    }
+}
+
+/// A word that is not one of the values a setting accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {setting}: expected one of {expected}")]
+pub struct ParseError {
+    /// The setting, as Twilio names it (`priority`, `mode`, …).
+    pub setting: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+macro_rules! parse_words {
+    ($ty:ty, $setting:literal, $expected:literal, { $($word:literal => $value:expr),* $(,)? }) => {
+        impl FromStr for $ty {
+            type Err = ParseError;
+            /// Parses Twilio's word, exactly (Twilio's SDKs are case-sensitive).
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                match s {
+                    $($word => Ok($value),)*
+                    _ => Err(ParseError {
+                        setting: $setting,
+                        value: s.chars().take(64).collect(),
+                        expected: $expected,
+                    }),
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+parse_words!(Priority, "priority", "low, standard, high", {
+    "low" => Priority::Low, "standard" => Priority::Standard, "high" => Priority::High,
+});
+parse_words!(Mode, "mode", "grid, collaboration, presentation", {
+    "grid" => Mode::Grid, "collaboration" => Mode::Collaboration, "presentation" => Mode::Presentation,
+});
+parse_words!(SwitchOffMode, "trackSwitchOffMode", "detected, predicted, disabled", {
+    "detected" => SwitchOffMode::Detected, "predicted" => SwitchOffMode::Predicted,
+    "disabled" => SwitchOffMode::Disabled,
+});
+
+/// The room's (or the participant's) bandwidth profile: the part of
+/// Twilio's `bandwidthProfile.video` that the server acts on.
+///
+/// `clientTrackSwitchOffControl` and `contentPreferencesMode` are not here:
+/// they decide whether the SDK or the application produces switch-off
+/// requests and render dimensions, which reach the allocator the same way
+/// either way ([`VideoSubscription::switched_off_by_subscriber`],
+/// [`VideoSubscription::render`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BandwidthProfile {
+    pub mode: Mode,
+    /// Cap on the subscriber's video, bits per second; `None` for no cap
+    /// (twilio-video.js's default; Twilio's mobile SDKs send 2,400,000).
+    pub max_subscription_bitrate: Option<u64>,
+    /// The least priority of the dominant speaker's video tracks
+    /// (twilio-video.js's default: `standard`).
+    pub dominant_speaker_priority: Priority,
+    pub track_switch_off_mode: SwitchOffMode,
+    /// Deprecated `maxTracks`: at most this many tracks on, chosen by
+    /// rank; the others off with `max-tracks-switched-on`. `None` or
+    /// `Some(0)`: no limit (Twilio: "0 … will remove any limit").
+    pub max_tracks: Option<usize>,
+}
+
+impl Default for BandwidthProfile {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Grid,
+            max_subscription_bitrate: None,
+            dominant_speaker_priority: Priority::Standard,
+            track_switch_off_mode: SwitchOffMode::Predicted,
+            max_tracks: None,
+        }
+    }
+}
+
+/// Why a track is switched off: Twilio's `Track.SwitchOffReason`.
+///
+/// twilio-video reports these in large group rooms; in other rooms its
+/// `switchOffReason` is null and a publisher's disabled track is
+/// `trackDisabled` rather than a switch-off. Which to send is the
+/// front-end's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SwitchOffReason {
+    /// The publisher disabled the track.
+    DisabledByPublisher,
+    /// The subscriber switched it off (`switchOff()`, or the SDK because
+    /// nothing visible shows it).
+    DisabledBySubscriber,
+    /// Beyond the deprecated `maxTracks`.
+    MaxTracksSwitchedOn,
+    /// `maxSubscriptionBitrate` leaves no room for it.
+    MaxBandwidthReached,
+    /// The subscriber's estimated bandwidth leaves no room for it.
+    NetworkCongestion,
+}
+
+impl SwitchOffReason {
+    /// Twilio's spelling (`track.switchOffReason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchOffReason::DisabledByPublisher => "disabled-by-publisher",
+            SwitchOffReason::DisabledBySubscriber => "disabled-by-subscriber",
+            SwitchOffReason::MaxTracksSwitchedOn => "max-tracks-switched-on",
+            SwitchOffReason::MaxBandwidthReached => "max-bandwidth-reached",
+            SwitchOffReason::NetworkCongestion => "network-congestion",
+        }
+    }
+
+    /// Whether the reason is bandwidth (the allocator may switch the track
+    /// on again by itself).
+    pub fn is_bandwidth(self) -> bool {
+        matches!(
+            self,
+            SwitchOffReason::MaxBandwidthReached | SwitchOffReason::NetworkCongestion
+        )
+    }
+}
+
+impl fmt::Display for SwitchOffReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Layers and render dimensions
+
+/// A width and height in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dimensions {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Render dimensions a client may ask for, refused by
+/// [`Dimensions::checked`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("render dimensions must be between 1 and {max} pixels on each side (got {width}×{height})")]
+pub struct InvalidDimensions {
+    pub width: i64,
+    pub height: i64,
+    pub max: u32,
+}
+
+impl Dimensions {
+    /// The largest side a client may ask for: VP8 and H.264 frames cannot
+    /// be wider than 16,383 pixels (VP8's 14-bit width field).
+    pub const MAX_SIDE: u32 = 16_384;
+
+    pub const fn new(width: u32, height: u32) -> Self {
+        Self { width, height }
+    }
+
+    /// Validate render dimensions that came from a client (JSON numbers):
+    /// each side 1..=[`Self::MAX_SIDE`].
+    ///
+    /// The allocator itself accepts any value — 0 means the lowest layer,
+    /// anything huge the highest — so this is for the protocol to refuse
+    /// nonsense with a clear error rather than act on it.
+    pub fn checked(width: i64, height: i64) -> Result<Self, InvalidDimensions> {
+        let side = |v: i64| {
+            u32::try_from(v)
+                .ok()
+                .filter(|v| (1..=Self::MAX_SIDE).contains(v))
+        };
+        match (side(width), side(height)) {
+            (Some(w), Some(h)) => Ok(Self::new(w, h)),
+            _ => Err(InvalidDimensions {
+                width,
+                height,
+                max: Self::MAX_SIDE,
+            }),
+        }
+    }
+
+    fn long_side(self) -> u32 {
+        self.width.max(self.height)
+    }
+
+    fn short_side(self) -> u32 {
+        self.width.min(self.height)
+    }
+
+    fn area(self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// One spatial layer a publisher sends (or would send if asked): a
+/// non-simulcast track is one layer. Shared with the forwarder, which names
+/// layers by `spatial`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Layer {
+    /// The layer's id: simulcast index, 0 the lowest.
+    pub spatial: u8,
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second.
+    pub frame_rate: f32,
+    /// Measured bits per second; 0 when unknown (a paused layer that never
+    /// flowed), and then a guess from resolution and frame rate is used.
+    pub bitrate: u64,
+}
+
+impl Layer {
+    /// What forwarding this layer costs, bits per second: the measured
+    /// bitrate, or [`nominal_bitrate`] when none was measured.
+    pub fn cost(&self) -> u64 {
+        if self.bitrate > 0 {
+            self.bitrate
+        } else {
+            nominal_bitrate(self.width, self.height, self.frame_rate)
+        }
+    }
+
+    fn dimensions(&self) -> Dimensions {
+        Dimensions::new(self.width, self.height)
+    }
+
+    fn covers(&self, render: Dimensions) -> bool {
+        let own = self.dimensions();
+        own.long_side() >= render.long_side() && own.short_side() >= render.short_side()
+    }
+}
+
+/// A guess at a VP8 layer's bitrate from its size and frame rate, for
+/// layers not yet measured: libwebrtc's simulcast target bitrates
+/// (`media/engine/simulcast.cc`: 320×180 150 kbps, 480×270 350, 640×360
+/// 500, 960×540 1,200, 1280×720 2,500, 1920×1080 4,000, at 30 fps),
+/// interpolated by pixel count and scaled by frame rate.
+pub fn nominal_bitrate(width: u32, height: u32, frame_rate: f32) -> u64 {
+    const TABLE: [(u64, u64); 6] = [
+        (320 * 180, 150_000),
+        (480 * 270, 350_000),
+        (640 * 360, 500_000),
+        (960 * 540, 1_200_000),
+        (1280 * 720, 2_500_000),
+        (1920 * 1080, 4_000_000),
+    ];
+    const FLOOR: u64 = 30_000;
+    let pixels = u64::from(width) * u64::from(height);
+    let at_30fps = match TABLE.iter().position(|(p, _)| pixels <= *p) {
+        Some(0) => TABLE[0].1 * pixels / TABLE[0].0,
+        Some(i) => {
+            let ((p0, b0), (p1, b1)) = (TABLE[i - 1], TABLE[i]);
+            b0 + (b1 - b0) * (pixels - p0) / (p1 - p0)
+        }
+        None => {
+            let (p, b) = TABLE[TABLE.len() - 1];
+            b.saturating_mul(pixels) / p
+        }
+    }
+    .max(FLOOR);
+    let fps = if frame_rate.is_finite() && frame_rate > 0.0 {
+        frame_rate.clamp(7.5, 60.0)
+    } else {
+        30.0
+    };
+    // Whole-number arithmetic on the frame rate in tenths.
+    at_30fps * (fps * 10.0).round() as u64 / 300
+}
+
+// ---------------------------------------------------------------------------
+// Input and output
+
+/// One video track the subscriber is subscribed to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoSubscription<'a, K> {
+    /// The track's key (its SID, say). Keys must be unique in an input.
+    pub track: K,
+    /// The publisher's priority (`publishPriority`).
+    pub publish_priority: Priority,
+    /// The subscriber's override (`RemoteVideoTrack.setPriority`), if any.
+    pub subscribe_priority: Option<Priority>,
+    /// Whether the track is the dominant speaker's (set only when the
+    /// subscriber asked for dominant speaker detection).
+    pub dominant_speaker: bool,
+    /// Whether the track is a screen share (from its name or the
+    /// publisher's hint): it goes before cameras of the same priority.
+    pub screen_share: bool,
+    /// The render dimensions the subscriber asked for
+    /// (`setContentPreferences`, or the SDK's hints); `None` for no limit.
+    pub render: Option<Dimensions>,
+    /// The subscriber asked for the track to be off (`switchOff()`).
+    pub switched_off_by_subscriber: bool,
+    /// The publisher's track is enabled.
+    pub publisher_enabled: bool,
+    /// The layers the publisher sends or would send when asked, lowest
+    /// first (layers Salon paused count; layers the publisher stopped on its
+    /// own do not). Empty: nothing to forward yet.
+    pub layers: &'a [Layer],
+}
+
+impl<'a, K> VideoSubscription<'a, K> {
+    /// A subscription with Twilio's defaults: `standard`, no override, not
+    /// the dominant speaker, a camera, no render limit, switched on,
+    /// enabled.
+    pub fn new(track: K, layers: &'a [Layer]) -> Self {
+        Self {
+            track,
+            publish_priority: Priority::Standard,
+            subscribe_priority: None,
+            dominant_speaker: false,
+            screen_share: false,
+            render: None,
+            switched_off_by_subscriber: false,
+            publisher_enabled: true,
+            layers,
+        }
+    }
+}
+
+/// Everything one allocation looks at besides the profile and the time.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a, K> {
+    /// The subscriber's available bandwidth estimate, bits per second.
+    pub estimate: u64,
+    /// Whether the estimator can send probes when asked (`probe`).
+    pub can_probe: bool,
+    /// Bits per second of the audio the subscriber receives: reserved first.
+    pub audio: u64,
+    pub tracks: &'a [VideoSubscription<'a, K>],
+}
+
+/// What to forward of one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Forward the layer with this `spatial` id.
+    Layer(u8),
+    /// Forward nothing: the track is switched off.
+    Off(SwitchOffReason),
+    /// Forward nothing: the publisher sends no layer yet. Not a switch-off.
+    Idle,
+}
+
+/// The allocation of one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<K> {
+    pub track: K,
+    pub target: Target,
+    /// Whether `target` differs from the previous call's (always true on a
+    /// track's first call).
+    pub changed: bool,
+}
+
+/// A switch-off state change to report to the subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switched<K> {
+    pub track: K,
+    /// `Some(reason)`: now switched off (or off for a new reason);
+    /// `None`: switched on again.
+    pub off: Option<SwitchOffReason>,
+}
+
+/// The result of [`Allocator::allocate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation<K> {
+    /// One per input subscription, in input order.
+    pub decisions: Vec<Decision<K>>,
+    /// Switch-off transitions since the previous call, in input order.
+    /// Tracks start switched on, so a track's first allocation reports only
+    /// if it starts off.
+    pub switched: Vec<Switched<K>>,
+    /// Bits per second of the chosen layers.
+    pub video_bitrate: u64,
+    /// The total estimate (audio included) the allocator would like the
+    /// estimator to probe for; `None` when nothing would be gained, when
+    /// the estimate already covers it, or when the estimator cannot probe.
+    pub probe: Option<u64>,
+    /// Call again at this time even if no input changes: a step up is
+    /// waiting for the estimate to have held for the hold time.
+    pub next: Option<Instant>,
+}
+
+impl<K> Default for Allocation<K> {
+    fn default() -> Self {
+        Self {
+            decisions: Vec::new(),
+            switched: Vec::new(),
+            video_bitrate: 0,
+            probe: None,
+            next: None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The allocator
+
+/// The allocation state of one subscriber. See the module docs.
+#[derive(Debug)]
+pub struct Allocator<K> {
+    profile: BandwidthProfile,
+    tracks: HashMap<K, TrackState>,
+    estimates: EstimateWindow,
+    /// Doublings of the hold after failed steps up.
+    backoff: u32,
+    /// When the last step up was taken, while it is still on trial.
+    trial: Option<Instant>,
+    /// Tags the tracks seen by the current call, to forget the others.
+    epoch: u64,
+    out: Allocation<K>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TrackState {
+    target: Target,
+    /// What the subscriber was last told.
+    reported: Option<SwitchOffReason>,
+    epoch: u64,
+}
+
+impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
+    pub fn new(profile: BandwidthProfile) -> Self {
+        Self {
+            profile,
+            tracks: HashMap::new(),
+            estimates: EstimateWindow::default(),
+            backoff: 0,
+            trial: None,
+            epoch: 0,
+            out: Allocation::default(),
+        }
+    }
+
+    pub fn profile(&self) -> &BandwidthProfile {
+        &self.profile
+    }
+
+    /// Change the profile; it applies from the next [`Self::allocate`].
+    pub fn set_profile(&mut self, profile: BandwidthProfile) {
+        self.profile = profile;
+    }
+
+    /// The hold time now in force: [`UP_HOLD`], doubled per failed step up.
+    pub fn hold(&self) -> Duration {
+        UP_HOLD * (1 << self.backoff)
+    }
+
+    /// Allocate the subscriber's bandwidth at `now`. See the module docs.
+    pub fn allocate(&mut self, now: Instant, input: &Input<'_, K>) -> &Allocation<K> {
+        self.estimates
+            .push(now, input.estimate, UP_HOLD * (1 << MAX_BACKOFF));
+        if self
+            .trial
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.hold())
+        {
+            // The last step up lasted: the link carries it.
+            self.backoff = 0;
+            self.trial = None;
+        }
+        let hold = self.hold();
+        let trusted = self.estimates.min_over(now, hold);
+        let profile = self.profile;
+
+        // Who competes for bandwidth, and in what order.
+        let mut early: Vec<Option<Target>> = vec![None; input.tracks.len()];
+        let mut ranked: Vec<Candidate<'_, K>> = Vec::with_capacity(input.tracks.len());
+        for (index, sub) in input.tracks.iter().enumerate() {
+            early[index] = if !sub.publisher_enabled {
+                Some(Target::Off(SwitchOffReason::DisabledByPublisher))
+            } else if sub.switched_off_by_subscriber {
+                Some(Target::Off(SwitchOffReason::DisabledBySubscriber))
+            } else if sub.layers.is_empty() {
+                Some(Target::Idle)
+            } else {
+                ranked.push(Candidate::new(index, sub, &profile));
+                None
+            };
+        }
+        ranked.sort_by(Candidate::rank);
+        let max_tracks = profile.max_tracks.filter(|m| *m > 0).unwrap_or(usize::MAX);
+        if ranked.len() > max_tracks {
+            for beyond in ranked.drain(max_tracks..) {
+                early[beyond.index] = Some(Target::Off(SwitchOffReason::MaxTracksSwitchedOn));
+            }
+        }
+
+        // What each track has now, within what its render size allows, and
+        // whether it is off for bandwidth (switching it on is a step up).
+        let mut current: Vec<Option<usize>> = Vec::with_capacity(ranked.len());
+        let mut starved: Vec<bool> = Vec::with_capacity(ranked.len());
+        for c in &ranked {
+            let before = self.tracks.get(c.key).map(|s| s.target);
+            current.push(match before {
+                Some(Target::Layer(spatial)) => c.index_of(spatial).map(|i| i.min(c.top)),
+                _ => None,
+            });
+            starved.push(matches!(before, Some(Target::Off(r)) if r.is_bandwidth()));
+        }
+        let current_cost = ranked
+            .iter()
+            .zip(&current)
+            .filter_map(|(c, cur)| cur.map(|i| c.cost(i)))
+            .fold(0u64, u64::saturating_add);
+
+        let usable = profile.track_switch_off_mode.usable();
+        let subscription = profile.max_subscription_bitrate.unwrap_or(u64::MAX);
+        let now_limits = Limits {
+            network: video_budget(input.estimate, input.audio, usable),
+            subscription,
+        };
+        let climb_limits = Limits {
+            network: scale(video_budget(trusted, input.audio, usable), HEADROOM),
+            subscription: scale(subscription, HEADROOM),
+        };
+        // The committed plan may keep what is spent now (if the estimate
+        // still carries it) or spend what the trusted estimate allows, not
+        // more: the total climbs only when the estimate has held.
+        let commit_limits = Limits {
+            network: now_limits
+                .network
+                .min(current_cost.max(climb_limits.network)),
+            subscription: now_limits
+                .subscription
+                .min(current_cost.max(climb_limits.subscription)),
+        };
+        let keep_on = profile.track_switch_off_mode == SwitchOffMode::Disabled;
+
+        // The ideal plan on the trusted estimate, then the committed plan,
+        // no track above the higher of its current and its ideal layer.
+        let tops: Vec<Cap> = ranked.iter().map(|c| Cap::UpTo(c.top)).collect();
+        let ideal = Plan::run(&ranked, &tops, climb_limits, profile.mode, keep_on);
+        let caps: Vec<Cap> = current
+            .iter()
+            .zip(&ideal.choices)
+            .map(|(cur, ideal)| match (cur, ideal) {
+                (Some(c), Choice::On(i)) => Cap::UpTo((*c).max(*i)),
+                (Some(c), Choice::Off(_)) => Cap::UpTo(*c),
+                (None, Choice::On(i)) => Cap::UpTo(*i),
+                (None, Choice::Off(reason)) => Cap::Off(*reason),
+            })
+            .collect();
+        let committed = Plan::run(&ranked, &caps, commit_limits, profile.mode, keep_on);
+
+        // A step up the estimate allowed (a higher layer, or a track back
+        // on after a bandwidth switch-off) goes on trial; a forced step down
+        // during a trial backs off.
+        let over = current_cost > now_limits.network.min(now_limits.subscription);
+        let stepped_up =
+            current
+                .iter()
+                .zip(&starved)
+                .zip(&committed.choices)
+                .any(|((cur, starved), choice)| match (cur, choice.layer()) {
+                    (Some(cur), Some(new)) => new > *cur,
+                    (None, Some(_)) => *starved,
+                    (_, None) => false,
+                });
+        if over && self.trial.is_some() {
+            self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+            self.trial = None;
+        }
+        if stepped_up {
+            self.trial = Some(now);
+        }
+
+        // What could still be gained, and how to find out whether it fits.
+        let deficient = ranked
+            .iter()
+            .zip(&committed.choices)
+            .any(|(c, choice)| c.deficient(*choice));
+        let probe = if input.can_probe && deficient {
+            self.probe_target(&ranked, &committed, input, usable, subscription)
+        } else {
+            None
+        };
+        let next = if deficient && trusted < input.estimate {
+            self.estimates.next_rise(now, self.hold())
+        } else {
+            None
+        };
+
+        // Decisions in input order, transitions, state.
+        let mut targets = early;
+        for (c, choice) in ranked.iter().zip(&committed.choices) {
+            targets[c.index] = Some(match choice {
+                Choice::On(i) => Target::Layer(c.layers[*i].spatial),
+                Choice::Off(reason) => Target::Off(*reason),
+            });
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        let epoch = self.epoch;
+        self.out.decisions.clear();
+        self.out.switched.clear();
+        for (sub, target) in input.tracks.iter().zip(targets) {
+            let target = target.unwrap_or(Target::Idle);
+            let before = self.tracks.get(&sub.track).copied();
+            let reported_before = before.and_then(|s| s.reported);
+            let reported = match target {
+                Target::Layer(_) => None,
+                Target::Off(reason) => Some(reason),
+                Target::Idle => reported_before,
+            };
+            if reported != reported_before {
+                self.out.switched.push(Switched {
+                    track: sub.track.clone(),
+                    off: reported,
+                });
+            }
+            self.out.decisions.push(Decision {
+                track: sub.track.clone(),
+                target,
+                changed: before.is_none_or(|s| s.target != target),
+            });
+            self.tracks.insert(
+                sub.track.clone(),
+                TrackState {
+                    target,
+                    reported,
+                    epoch,
+                },
+            );
+        }
+        self.tracks.retain(|_, s| s.epoch == epoch);
+        self.out.video_bitrate = committed.spent;
+        self.out.probe = probe;
+        self.out.next = next;
+        &self.out
+    }
+
+    /// The total estimate that would let the best-ranked track short of its
+    /// render cap take its next step, if the network (not
+    /// `maxSubscriptionBitrate`) is what holds it back and the estimate
+    /// does not cover it yet.
+    fn probe_target(
+        &self,
+        ranked: &[Candidate<'_, K>],
+        committed: &Plan,
+        input: &Input<'_, K>,
+        usable: (u64, u64),
+        subscription: u64,
+    ) -> Option<u64> {
+        let step = ranked
+            .iter()
+            .zip(&committed.choices)
+            .find_map(|(c, choice)| match choice {
+                Choice::On(i) if *i < c.top => Some(c.cost(*i + 1).saturating_sub(c.cost(*i))),
+                Choice::Off(SwitchOffReason::NetworkCongestion) => Some(c.cost(0)),
+                _ => None,
+            })?;
+        let video = committed.spent.saturating_add(step);
+        if video > scale(subscription, HEADROOM) {
+            return None;
+        }
+        // Invert video ≤ (estimate − audio) × usable × headroom.
+        let (un, ud) = usable;
+        let (hn, hd) = HEADROOM;
+        let needed = u128::from(video) * u128::from(ud) * u128::from(hd);
+        let per = u128::from(un) * u128::from(hn);
+        let estimate = u64::try_from(needed.div_ceil(per))
+            .unwrap_or(u64::MAX)
+            .saturating_add(input.audio);
+        (estimate > input.estimate).then_some(estimate)
+    }
+}
+
+/// `value × ratio`, in whole numbers, without overflow.
+fn scale(value: u64, (num, den): (u64, u64)) -> u64 {
+    if value == u64::MAX {
+        return value;
+    }
+    u64::try_from(u128::from(value) * u128::from(num) / u128::from(den)).unwrap_or(u64::MAX)
+}
+
+/// What video may spend of an estimate: what audio leaves, times `usable`.
+fn video_budget(estimate: u64, audio: u64, usable: (u64, u64)) -> u64 {
+    scale(estimate.saturating_sub(audio), usable)
+}
+
+/// One eligible subscription, as the plans see it.
+struct Candidate<'a, K> {
+    /// Position in the input.
+    index: usize,
+    key: &'a K,
+    layers: &'a [Layer],
+    priority: Priority,
+    screen_share: bool,
+    dominant_speaker: bool,
+    /// The highest layer index its render dimensions allow.
+    top: usize,
+    /// Pixels it is rendered at: its share in `collaboration`.
+    weight: u64,
+}
+
+impl<'a, K: Ord> Candidate<'a, K> {
+    fn new(index: usize, sub: &'a VideoSubscription<'a, K>, profile: &BandwidthProfile) -> Self {
+        let mut priority = sub.subscribe_priority.unwrap_or(sub.publish_priority);
+        if sub.dominant_speaker {
+            priority = priority.max(profile.dominant_speaker_priority);
+        }
+        let highest = sub.layers.len().saturating_sub(1);
+        let top = match sub.render {
+            None => highest,
+            Some(r) if r.width == 0 || r.height == 0 => 0,
+            Some(r) => sub
+                .layers
+                .iter()
+                .position(|l| l.covers(r))
+                .unwrap_or(highest),
+        };
+        let weight = sub
+            .render
+            .unwrap_or(priority.default_render())
+            .area()
+            .max(1);
+        Self {
+            index,
+            key: &sub.track,
+            layers: sub.layers,
+            priority,
+            screen_share: sub.screen_share,
+            dominant_speaker: sub.dominant_speaker,
+            top,
+            weight,
+        }
+    }
+
+    /// Rank order: priority, then screen shares, then the dominant speaker,
+    /// then the key — a total order, so the result never depends on the
+    /// order of the input.
+    fn rank(a: &Self, b: &Self) -> Ordering {
+        b.priority
+            .cmp(&a.priority)
+            .then(b.screen_share.cmp(&a.screen_share))
+            .then(b.dominant_speaker.cmp(&a.dominant_speaker))
+            .then(a.key.cmp(b.key))
+            .then(a.index.cmp(&b.index))
+    }
+
+    fn cost(&self, layer: usize) -> u64 {
+        self.layers.get(layer).map_or(0, Layer::cost)
+    }
+
+    /// The index of the layer with this spatial id, or of the highest below
+    /// it when it is gone (the publisher stopped it).
+    fn index_of(&self, spatial: u8) -> Option<usize> {
+        self.layers
+            .iter()
+            .position(|l| l.spatial == spatial)
+            .or_else(|| self.layers.iter().rposition(|l| l.spatial < spatial))
+    }
+
+    /// Whether bandwidth keeps it below what its render size allows.
+    fn deficient(&self, choice: Choice) -> bool {
+        match choice {
+            Choice::On(i) => i < self.top,
+            Choice::Off(reason) => reason.is_bandwidth(),
+        }
+    }
+}
+
+/// The highest layer a plan may give a track, or off (and why).
+#[derive(Debug, Clone, Copy)]
+enum Cap {
+    UpTo(usize),
+    Off(SwitchOffReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    On(usize),
+    Off(SwitchOffReason),
+}
+
+impl Choice {
+    fn layer(self) -> Option<usize> {
+        match self {
+            Choice::On(i) => Some(i),
+            Choice::Off(_) => None,
+        }
+    }
+}
+
+/// The two budgets a plan keeps within, bits per second of video.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    network: u64,
+    subscription: u64,
+}
+
+/// One plan: a layer (or off) per ranked candidate within [`Limits`].
+struct Plan {
+    choices: Vec<Choice>,
+    /// Bits per second of the chosen layers (saturating).
+    spent: u64,
+}
+
+/// The state of a plan being made.
+struct Planner<'p, 'a, K> {
+    ranked: &'p [Candidate<'a, K>],
+    caps: &'p [Cap],
+    limits: Limits,
+    keep_on: bool,
+    choices: Vec<Choice>,
+    /// Exact: a sum of u64 costs, whatever they are.
+    spent: u128,
+}
+
+impl Plan {
+    fn run<K: Ord>(
+        ranked: &[Candidate<'_, K>],
+        caps: &[Cap],
+        limits: Limits,
+        mode: Mode,
+        keep_on: bool,
+    ) -> Plan {
+        let mut p = Planner {
+            ranked,
+            caps,
+            limits,
+            keep_on,
+            choices: vec![Choice::Off(SwitchOffReason::NetworkCongestion); ranked.len()],
+            spent: 0,
+        };
+        match mode {
+            Mode::Grid => {
+                (0..ranked.len()).for_each(|i| p.admit(i));
+                p.round_robin(0, ranked.len());
+            }
+            Mode::Collaboration => {
+                (0..ranked.len()).for_each(|i| p.admit(i));
+                p.water_fill();
+            }
+            Mode::Presentation => {
+                // With switch-off disabled everyone is on whatever happens:
+                // take the lowest layers first, so that the overshoot is
+                // never more than they cost.
+                if keep_on {
+                    (0..ranked.len()).for_each(|i| p.admit(i));
+                }
+                // Ranked order keeps each priority class contiguous.
+                let mut start = 0;
+                while start < ranked.len() {
+                    let class = ranked[start].priority;
+                    let end = ranked[start..]
+                        .iter()
+                        .position(|c| c.priority != class)
+                        .map_or(ranked.len(), |n| start + n);
+                    if !keep_on {
+                        (start..end).for_each(|i| p.admit(i));
+                    }
+                    p.round_robin(start, end);
+                    start = end;
+                }
+            }
+        }
+        Plan {
+            choices: p.choices,
+            spent: u64::try_from(p.spent).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl<K> Planner<'_, '_, K> {
+    fn top(&self, i: usize) -> Option<usize> {
+        match self.caps[i] {
+            Cap::UpTo(top) => Some(top.min(self.ranked[i].layers.len().saturating_sub(1))),
+            Cap::Off(_) => None,
+        }
+    }
+
+    fn cost(&self, i: usize, layer: usize) -> u64 {
+        self.ranked[i].layers.get(layer).map_or(0, Layer::cost)
+    }
+
+    /// Whether `extra` more fits; if not, the reason to give.
+    fn fits(&self, extra: u64) -> Result<(), SwitchOffReason> {
+        let total = self.spent + u128::from(extra);
+        match (
+            total <= u128::from(self.limits.network),
+            total <= u128::from(self.limits.subscription),
+        ) {
+            (true, true) => Ok(()),
+            (true, false) => Err(SwitchOffReason::MaxBandwidthReached),
+            (false, _) => Err(SwitchOffReason::NetworkCongestion),
+        }
+    }
+
+    /// Switch track `i` on at its lowest layer if it fits (or always, when
+    /// switch-off is disabled).
+    fn admit(&mut self, i: usize) {
+        if let Cap::Off(reason) = self.caps[i] {
+            self.choices[i] = Choice::Off(reason);
+            return;
+        }
+        let lowest = self.cost(i, 0);
+        match self.fits(lowest) {
+            Err(reason) if !self.keep_on => self.choices[i] = Choice::Off(reason),
+            _ => {
+                self.spent += u128::from(lowest);
+                self.choices[i] = Choice::On(0);
+            }
+        }
+    }
+
+    /// Move track `i` one layer up if its cap allows and it fits.
+    fn raise(&mut self, i: usize) -> bool {
+        let (Choice::On(layer), Some(top)) = (self.choices[i], self.top(i)) else {
+            return false;
+        };
+        if layer >= top {
+            return false;
+        }
+        let (old, new) = (self.cost(i, layer), self.cost(i, layer + 1));
+        if new <= old {
+            self.spent -= u128::from(old - new); // old is part of spent
+        } else if self.fits(new - old).is_ok() {
+            self.spent += u128::from(new - old);
+        } else {
+            return false;
+        }
+        self.choices[i] = Choice::On(layer + 1);
+        true
+    }
+
+    /// Layer by layer: everyone in `start..end` gets layer 1 (in rank
+    /// order), then layer 2, and so on. A track that cannot take a layer
+    /// stays where it is; the others go on.
+    fn round_robin(&mut self, start: usize, end: usize) {
+        let highest = (start..end).filter_map(|i| self.top(i)).max().unwrap_or(0);
+        for level in 1..=highest {
+            for i in start..end {
+                if self.choices[i] == Choice::On(level - 1) {
+                    self.raise(i);
+                }
+            }
+        }
+    }
+
+    /// One layer at a time to the track with the least bitrate per rendered
+    /// pixel (ties in rank order), until nobody can take another.
+    fn water_fill(&mut self) {
+        let mut stuck = vec![false; self.ranked.len()];
+        loop {
+            let mut best: Option<(usize, u64)> = None;
+            for (i, _) in stuck.iter().enumerate().filter(|(_, stuck)| !**stuck) {
+                let (Choice::On(layer), Some(top)) = (self.choices[i], self.top(i)) else {
+                    continue;
+                };
+                if layer >= top {
+                    continue;
+                }
+                let cost = self.cost(i, layer);
+                let lower = best.is_none_or(|(b, b_cost)| {
+                    // cost/weight < b_cost/b_weight, without division.
+                    u128::from(cost) * u128::from(self.ranked[b].weight)
+                        < u128::from(b_cost) * u128::from(self.ranked[i].weight)
+                });
+                if lower {
+                    best = Some((i, cost));
+                }
+            }
+            let Some((i, _)) = best else { break };
+            if !self.raise(i) {
+                stuck[i] = true;
+            }
+        }
+    }
+}
+
+/// The estimates of the last hold times, kept so that the minimum over any
+/// window up to the longest hold is known: a monotonic queue, values rising
+/// from front to back. Each point (t, v) says "from t on, no estimate was
+/// below v".
+#[derive(Debug, Default)]
+struct EstimateWindow {
+    points: VecDeque<(Instant, u64)>,
+}
+
+impl EstimateWindow {
+    fn push(&mut self, now: Instant, value: u64, keep: Duration) {
+        // Time never runs backwards here, whatever the caller passes.
+        let now = self.points.back().map_or(now, |(t, _)| (*t).max(now));
+        while self.points.len() >= 2 && self.points[1].0 + keep <= now {
+            self.points.pop_front();
+        }
+        while self.points.back().is_some_and(|(_, v)| *v > value) {
+            self.points.pop_back();
+        }
+        if self.points.back().is_some_and(|(_, v)| *v == value) {
+            return; // the older point already says so, for longer
+        }
+        if self.points.len() >= ESTIMATE_POINTS {
+            // Dropping an interior point lowers the minimum of the windows
+            // that start in its span to its predecessor's: more cautious.
+            self.points.remove(1);
+        }
+        self.points.push_back((now, value));
+    }
+
+    /// The point in force at the start of the window ending at `now`.
+    fn first_in(&self, now: Instant, window: Duration) -> Option<usize> {
+        (0..self.points.len()).find(|&i| {
+            self.points
+                .get(i + 1)
+                .is_none_or(|(t, _)| *t + window > now)
+        })
+    }
+
+    /// The least estimate over the last `window`.
+    fn min_over(&self, now: Instant, window: Duration) -> u64 {
+        self.first_in(now, window).map_or(0, |i| self.points[i].1)
+    }
+
+    /// When [`Self::min_over`] will next rise if the estimate holds.
+    fn next_rise(&self, now: Instant, window: Duration) -> Option<Instant> {
+        let i = self.first_in(now, window)?;
+        self.points.get(i + 1).map(|(t, _)| *t + window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// Chrome's three VP8 simulcast layers for a 720p camera.
+    const CAMERA: [Layer; 3] = [
+        Layer {
+            spatial: 0,
+            width: 320,
+            height: 180,
+            frame_rate: 30.0,
+            bitrate: 150_000,
+        },
+        Layer {
+            spatial: 1,
+            width: 640,
+            height: 360,
+            frame_rate: 30.0,
+            bitrate: 500_000,
+        },
+        Layer {
+            spatial: 2,
+            width: 1280,
+            height: 720,
+            frame_rate: 30.0,
+            bitrate: 1_500_000,
+        },
+    ];
+
+    /// A subscriber's allocator driven by a fake clock.
+    struct Subscriber {
+        allocator: Allocator<&'static str>,
+        clock: Instant,
+        estimate: u64,
+        can_probe: bool,
+        audio: u64,
+    }
+
+    impl Subscriber {
+        fn new(profile: BandwidthProfile, estimate: u64) -> Self {
+            Self {
+                allocator: Allocator::new(profile),
+                clock: Instant::now(),
+                estimate,
+                can_probe: true,
+                audio: 0,
+            }
+        }
+
+        fn allocate(
+            &mut self,
+            tracks: &[VideoSubscription<'_, &'static str>],
+        ) -> Allocation<&'static str> {
+            let input = Input {
+                estimate: self.estimate,
+                can_probe: self.can_probe,
+                audio: self.audio,
+                tracks,
+            };
+            self.allocator.allocate(self.clock, &input).clone()
+        }
+
+        fn after(&mut self, d: Duration) -> &mut Self {
+            self.clock += d;
+            self
+        }
+    }
+
+    fn targets(out: &Allocation<&'static str>) -> Vec<Target> {
+        out.decisions.iter().map(|d| d.target).collect()
+    }
+
+    fn camera(key: &'static str) -> VideoSubscription<'static, &'static str> {
+        VideoSubscription::new(key, &CAMERA)
+    }
+
+    fn detected() -> BandwidthProfile {
+        BandwidthProfile {
+            track_switch_off_mode: SwitchOffMode::Detected,
+            ..BandwidthProfile::default()
+        }
+    }
+
+    #[test]
+    fn when_the_estimate_drops_the_layer_drops_in_the_same_call() {
+        let mut sub = Subscriber::new(detected(), 3_000_000);
+        let tracks = [camera("alice")];
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(2)]);
+
+        sub.after(200 * MS).estimate = 800_000;
+        let out = sub.allocate(&tracks);
+        assert_eq!(targets(&out), [Target::Layer(1)]);
+        assert!(out.decisions[0].changed, "the forwarder is told to switch");
+        assert!(out.switched.is_empty(), "a lower layer is not a switch-off");
+    }
+
+    #[test]
+    fn when_the_estimate_recovers_the_layer_climbs_only_after_the_hold_time() {
+        let mut sub = Subscriber::new(detected(), 3_000_000);
+        let tracks = [camera("alice")];
+        sub.allocate(&tracks);
+        sub.after(SEC).estimate = 800_000;
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(1)]);
+
+        sub.after(SEC).estimate = 3_000_000;
+        let out = sub.allocate(&tracks);
+        assert_eq!(
+            targets(&out),
+            [Target::Layer(1)],
+            "not yet: the dip is in the window"
+        );
+        let due = out
+            .next
+            .expect("the allocator asks to be called when the hold ends");
+        assert_eq!(due, sub.clock + UP_HOLD);
+
+        sub.after(UP_HOLD - MS);
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(1)]);
+        sub.after(MS);
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(2)]);
+    }
+
+    #[test]
+    fn a_noisy_but_stable_link_never_changes_layer() {
+        // Two cameras at 1.5 + 0.5 Mbps need 2 Mbps; the estimate wanders
+        // ±6% around 2.6 Mbps for ten simulated minutes.
+        let mut sub = Subscriber::new(detected(), 2_600_000);
+        let tracks = [camera("alice"), camera("bob")];
+        let first = targets(&sub.allocate(&tracks));
+        let mut changes = 0;
+        let mut noise: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..6_000 {
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            let wobble = (noise % 12_001) as i64 - 6_000; // ±6.000%
+            sub.after(100 * MS).estimate = (2_600_000i64 + 2_600_000 * wobble / 100_000) as u64;
+            let out = sub.allocate(&tracks);
+            changes += out.decisions.iter().filter(|d| d.changed).count();
+            assert!(out.switched.is_empty());
+        }
+        assert_eq!(first, [Target::Layer(2), Target::Layer(1)]);
+        assert_eq!(changes, 0, "no flapping");
+    }
+
+    #[test]
+    fn a_low_priority_track_is_switched_off_below_its_lowest_layer_and_on_when_it_fits_again() {
+        let profile = BandwidthProfile {
+            mode: Mode::Presentation,
+            ..detected()
+        };
+        let mut sub = Subscriber::new(profile, 2_000_000);
+        let mut slides = camera("slides");
+        slides.publish_priority = Priority::High;
+        let mut alice = camera("alice");
+        alice.publish_priority = Priority::Low;
+        let tracks = [alice, slides];
+        assert_eq!(
+            targets(&sub.allocate(&tracks)),
+            [Target::Layer(0), Target::Layer(2)]
+        );
+
+        // 1.55 Mbps: the high track's top layer, nothing for the low one.
+        sub.after(SEC).estimate = 1_550_000;
+        let out = sub.allocate(&tracks);
+        let congested = Target::Off(SwitchOffReason::NetworkCongestion);
+        assert_eq!(targets(&out), [congested, Target::Layer(2)]);
+        assert_eq!(
+            out.switched,
+            [Switched {
+                track: "alice",
+                off: Some(SwitchOffReason::NetworkCongestion)
+            }]
+        );
+        assert!(
+            sub.after(SEC).allocate(&tracks).switched.is_empty(),
+            "told once"
+        );
+
+        // Room again: back on once the estimate has held.
+        sub.after(SEC).estimate = 2_000_000;
+        assert_eq!(targets(&sub.allocate(&tracks))[0], congested);
+        sub.after(UP_HOLD);
+        let out = sub.allocate(&tracks);
+        assert_eq!(targets(&out)[0], Target::Layer(0));
+        assert_eq!(
+            out.switched,
+            [Switched {
+                track: "alice",
+                off: None
+            }]
+        );
+    }
+
+    #[test]
+    fn grid_shares_equally_and_switches_off_the_lowest_priority_first() {
+        let mut sub = Subscriber::new(detected(), 2_000_000);
+        let mut low = camera("c-low");
+        low.publish_priority = Priority::Low;
+        let mut high = camera("a-high");
+        high.publish_priority = Priority::High;
+        let tracks = [low, camera("b-standard"), high];
+        // Three middle layers (1.5M) fit in 85% of 2M, three top layers do
+        // not: equal shares, whatever the priority.
+        assert_eq!(
+            targets(&sub.allocate(&tracks)),
+            [Target::Layer(1), Target::Layer(1), Target::Layer(1)]
+        );
+        // 320 kbps: two lowest layers; the low-priority track goes.
+        sub.after(SEC).estimate = 320_000;
+        assert_eq!(
+            targets(&sub.allocate(&tracks)),
+            [
+                Target::Off(SwitchOffReason::NetworkCongestion),
+                Target::Layer(0),
+                Target::Layer(0)
+            ]
+        );
+    }
+
+    #[test]
+    fn presentation_gives_the_high_priority_track_all_it_can_use_first() {
+        let profile = BandwidthProfile {
+            mode: Mode::Presentation,
+            ..detected()
+        };
+        let mut sub = Subscriber::new(profile, 2_200_000);
+        let mut screen = camera("screen");
+        screen.publish_priority = Priority::High;
+        let tracks = [camera("alice"), camera("bob"), screen];
+        // 85% of 2.2M is 1.87M: 1.5M for the high track, two lowest layers.
+        assert_eq!(
+            targets(&sub.allocate(&tracks)),
+            [Target::Layer(0), Target::Layer(0), Target::Layer(2)]
+        );
+        // Grid would have given everyone the middle layer instead.
+        let mut grid = Subscriber::new(detected(), 2_200_000);
+        assert_eq!(
+            targets(&grid.allocate(&tracks)),
+            [Target::Layer(1), Target::Layer(1), Target::Layer(1)]
+        );
+    }
+
+    #[test]
+    fn collaboration_keeps_everyone_visible_and_shares_by_render_size() {
+        let profile = BandwidthProfile {
+            mode: Mode::Collaboration,
+            ..detected()
+        };
+        let mut sub = Subscriber::new(profile, 1_200_000);
+        let mut big = camera("big");
+        big.render = Some(Dimensions::new(1280, 720));
+        let mut thumb = camera("thumb");
+        thumb.render = Some(Dimensions::new(640, 360));
+        let tracks = [big, thumb, camera("other")];
+        // 85% of 1.2M is 1.02M. Everyone's lowest (450k), then the 1280×720
+        // tile first (800k); the 640×360 tile's step would pass the budget.
+        let out = sub.allocate(&tracks);
+        assert_eq!(
+            targets(&out),
+            [Target::Layer(1), Target::Layer(0), Target::Layer(0)]
+        );
+        // Too little for all three lowest layers: the last-ranked one goes
+        // rather than anyone dropping a layer it does not have.
+        sub.after(SEC).estimate = 310_000;
+        let out = sub.allocate(&tracks);
+        assert_eq!(
+            out.decisions
+                .iter()
+                .filter(|d| matches!(d.target, Target::Off(_)))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn max_subscription_bitrate_caps_video_and_names_itself_as_the_reason() {
+        let profile = BandwidthProfile {
+            max_subscription_bitrate: Some(600_000),
+            ..detected()
+        };
+        let mut sub = Subscriber::new(profile, 10_000_000);
+        let tracks = [
+            camera("alice"),
+            camera("bob"),
+            camera("carol"),
+            camera("dave"),
+            camera("erin"),
+        ];
+        let out = sub.allocate(&tracks);
+        assert!(out.video_bitrate <= 600_000, "{}", out.video_bitrate);
+        assert_eq!(
+            targets(&out)[4],
+            Target::Off(SwitchOffReason::MaxBandwidthReached)
+        );
+        assert_eq!(out.probe, None, "probing cannot help past the cap");
+    }
+
+    #[test]
+    fn audio_is_reserved_before_video() {
+        let mut sub = Subscriber::new(detected(), 700_000);
+        sub.audio = 250_000;
+        let out = sub.allocate(&[camera("alice")]);
+        assert_eq!(
+            targets(&out),
+            [Target::Layer(0)],
+            "450k left: not the 500k layer"
+        );
+    }
+
+    #[test]
+    fn render_dimensions_cap_the_layer_at_the_smallest_that_covers_them() {
+        let mut sub = Subscriber::new(detected(), 10_000_000);
+        let with = |render| {
+            let mut t = camera("alice");
+            t.render = Some(render);
+            [t]
+        };
+        let mut check = |render, want| {
+            sub.after(SEC);
+            assert_eq!(targets(&sub.allocate(&with(render))), [want], "{render:?}");
+        };
+        check(Dimensions::new(160, 90), Target::Layer(0));
+        check(Dimensions::new(320, 180), Target::Layer(0));
+        check(Dimensions::new(321, 180), Target::Layer(1));
+        check(Dimensions::new(360, 640), Target::Layer(1)); // portrait tile
+        check(Dimensions::new(1280, 720), Target::Layer(2));
+        // Twilio: 0 means the lowest; absurd sizes just mean the highest.
+        check(Dimensions::new(0, 0), Target::Layer(0));
+        check(Dimensions::new(100_000, 100_000), Target::Layer(2));
+        check(Dimensions::new(u32::MAX, 1), Target::Layer(2));
+    }
+
+    #[test]
+    fn clients_cannot_ask_for_render_dimensions_of_zero_or_beyond_any_codec() {
+        assert_eq!(Dimensions::checked(640, 360), Ok(Dimensions::new(640, 360)));
+        for (w, h) in [
+            (0, 360),
+            (640, 0),
+            (-1, 360),
+            (100_000, 100_000),
+            (i64::MAX, 1),
+        ] {
+            let err = Dimensions::checked(w, h).unwrap_err();
+            assert!(err.to_string().contains("between 1 and 16384"), "{err}");
+        }
+    }
+
+    #[test]
+    fn manual_switch_off_and_on() {
+        let mut sub = Subscriber::new(BandwidthProfile::default(), 3_000_000);
+        let mut track = camera("alice");
+        sub.allocate(&[track]);
+
+        track.switched_off_by_subscriber = true;
+        let out = sub.after(SEC).allocate(&[track]);
+        let off = SwitchOffReason::DisabledBySubscriber;
+        assert_eq!(targets(&out), [Target::Off(off)]);
+        assert_eq!(
+            out.switched,
+            [Switched {
+                track: "alice",
+                off: Some(off)
+            }]
+        );
+        assert_eq!(out.video_bitrate, 0);
+
+        // On again at once: the estimate has held all along.
+        track.switched_off_by_subscriber = false;
+        let out = sub.after(100 * MS).allocate(&[track]);
+        assert_eq!(targets(&out), [Target::Layer(2)]);
+        assert_eq!(
+            out.switched,
+            [Switched {
+                track: "alice",
+                off: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_track_the_publisher_disabled_is_off_with_that_reason() {
+        let mut sub = Subscriber::new(BandwidthProfile::default(), 3_000_000);
+        let mut track = camera("alice");
+        track.publisher_enabled = false;
+        track.switched_off_by_subscriber = true;
+        let out = sub.allocate(&[track]);
+        assert_eq!(
+            targets(&out),
+            [Target::Off(SwitchOffReason::DisabledByPublisher)]
+        );
+    }
+
+    #[test]
+    fn the_dominant_speaker_gets_the_big_layer_at_once_in_collaboration_and_presentation() {
+        // Presentation: the dominant speaker's camera first, all of it.
+        // Collaboration: shares by render size (1280×720 for a high track,
+        // 640×480 for a standard one), so the other camera keeps a middle
+        // layer.
+        for (mode, estimate, big, small) in [
+            (Mode::Presentation, 2_000_000, 2, 0),
+            (Mode::Collaboration, 3_000_000, 2, 1),
+        ] {
+            let profile = BandwidthProfile {
+                mode,
+                dominant_speaker_priority: Priority::High,
+                ..detected()
+            };
+            let mut sub = Subscriber::new(profile, estimate);
+            let mut alice = camera("alice");
+            let mut bob = camera("bob");
+            alice.dominant_speaker = true;
+            let out = sub.allocate(&[alice, bob]);
+            assert_eq!(
+                targets(&out),
+                [Target::Layer(big), Target::Layer(small)],
+                "{mode}"
+            );
+
+            // Bob takes the floor: the layers swap in the same call.
+            alice.dominant_speaker = false;
+            bob.dominant_speaker = true;
+            let out = sub.after(SEC).allocate(&[alice, bob]);
+            assert_eq!(
+                targets(&out),
+                [Target::Layer(small), Target::Layer(big)],
+                "{mode}"
+            );
+            assert!(out.video_bitrate <= estimate);
+        }
+    }
+
+    #[test]
+    fn a_subscriber_override_beats_the_publishers_priority() {
+        let profile = BandwidthProfile {
+            mode: Mode::Presentation,
+            ..detected()
+        };
+        let mut sub = Subscriber::new(profile, 2_000_000);
+        let mut alice = camera("alice");
+        alice.publish_priority = Priority::High;
+        let mut bob = camera("bob");
+        bob.subscribe_priority = Some(Priority::High);
+        alice.subscribe_priority = Some(Priority::Low);
+        assert_eq!(
+            targets(&sub.allocate(&[alice, bob])),
+            [Target::Layer(0), Target::Layer(2)]
+        );
+    }
+
+    #[test]
+    fn a_screen_share_goes_before_cameras_of_the_same_priority() {
+        let mut sub = Subscriber::new(detected(), 200_000);
+        let mut screen = camera("z-screen");
+        screen.screen_share = true;
+        let out = sub.allocate(&[camera("a-camera"), screen]);
+        assert_eq!(
+            targets(&out),
+            [
+                Target::Off(SwitchOffReason::NetworkCongestion),
+                Target::Layer(0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_track_without_layers_is_idle_costs_nothing_and_is_not_reported() {
+        let mut sub = Subscriber::new(detected(), 200_000);
+        let out = sub.allocate(&[VideoSubscription::new("alice", &[]), camera("bob")]);
+        assert_eq!(targets(&out), [Target::Idle, Target::Layer(0)]);
+        assert!(out.switched.is_empty());
+    }
+
+    #[test]
+    fn unknown_words_are_errors_that_say_what_is_accepted() {
+        assert_eq!("high".parse::<Priority>(), Ok(Priority::High));
+        assert_eq!("collaboration".parse::<Mode>(), Ok(Mode::Collaboration));
+        assert_eq!(
+            "disabled".parse::<SwitchOffMode>(),
+            Ok(SwitchOffMode::Disabled)
+        );
+        let err = "urgent".parse::<Priority>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"urgent\" is not a valid priority: expected one of low, standard, high"
+        );
+        assert!(
+            "High".parse::<Priority>().is_err(),
+            "Twilio's words are lowercase"
+        );
+        assert!("".parse::<Mode>().is_err());
+        let long = "x".repeat(10_000);
+        assert!(long.parse::<SwitchOffMode>().unwrap_err().value.len() <= 64);
+        for p in [Priority::Low, Priority::Standard, Priority::High] {
+            assert_eq!(p.to_string().parse::<Priority>(), Ok(p));
+        }
+    }
+
+    #[test]
+    fn with_switch_off_disabled_tracks_only_fall_to_their_lowest_layer() {
+        let profile = BandwidthProfile {
+            track_switch_off_mode: SwitchOffMode::Disabled,
+            ..BandwidthProfile::default()
+        };
+        let mut sub = Subscriber::new(profile, 100_000);
+        let out = sub.allocate(&[camera("alice"), camera("bob")]);
+        assert_eq!(targets(&out), [Target::Layer(0), Target::Layer(0)]);
+        assert!(out.switched.is_empty());
+    }
+
+    #[test]
+    fn predicted_switches_off_before_the_estimate_is_reached_detected_at_it() {
+        let mut thumb = camera("alice");
+        thumb.render = Some(Dimensions::new(160, 90));
+        let tracks = [
+            thumb,
+            VideoSubscription {
+                track: "bob",
+                ..thumb
+            },
+        ];
+        for (profile, want) in [
+            (detected(), Target::Layer(0)),
+            (
+                BandwidthProfile::default(),
+                Target::Off(SwitchOffReason::NetworkCongestion),
+            ),
+        ] {
+            let mut sub = Subscriber::new(profile, 1_000_000);
+            assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(0); 2]);
+            // 310 kbps still carries both thumbnails (300k), but not with
+            // the 10% margin `predicted` keeps.
+            sub.after(SEC).estimate = 310_000;
+            let out = sub.allocate(&tracks);
+            assert_eq!(targets(&out), [Target::Layer(0), want], "{profile:?}");
+        }
+    }
+
+    #[test]
+    fn max_tracks_keeps_the_best_ranked_on() {
+        let profile = BandwidthProfile {
+            max_tracks: Some(1),
+            ..detected()
+        };
+        let mut sub = Subscriber::new(profile, 10_000_000);
+        let mut bob = camera("bob");
+        bob.publish_priority = Priority::High;
+        let out = sub.allocate(&[camera("alice"), bob]);
+        assert_eq!(
+            targets(&out),
+            [
+                Target::Off(SwitchOffReason::MaxTracksSwitchedOn),
+                Target::Layer(2)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deficient_subscriber_asks_for_a_probe_and_climbs_once_it_succeeds() {
+        let mut sub = Subscriber::new(detected(), 800_000);
+        let tracks = [camera("alice")];
+        let out = sub.allocate(&tracks);
+        assert_eq!(targets(&out), [Target::Layer(1)]);
+        // The next step costs 1.0M more: 1.5M / 0.85 ≈ 1.765M.
+        let probe = out.probe.expect("a probe is wanted");
+        assert_eq!(probe, 1_764_706);
+
+        // The probe succeeds: the estimate rises to the target and holds.
+        sub.after(500 * MS).estimate = probe;
+        let out = sub.allocate(&tracks);
+        assert_eq!(out.probe, None, "the estimate covers it: wait for the hold");
+        assert_eq!(targets(&out), [Target::Layer(1)]);
+        sub.after(UP_HOLD);
+        let out = sub.allocate(&tracks);
+        assert_eq!(targets(&out), [Target::Layer(2)]);
+        assert_eq!(out.probe, None, "nothing more to gain");
+
+        // An estimator that cannot probe is not asked to.
+        let mut no_probe = Subscriber::new(detected(), 800_000);
+        no_probe.can_probe = false;
+        assert_eq!(no_probe.allocate(&tracks).probe, None);
+    }
+
+    #[test]
+    fn a_step_up_that_fails_doubles_the_hold() {
+        let mut sub = Subscriber::new(detected(), 800_000);
+        let tracks = [camera("alice")];
+        sub.allocate(&tracks);
+        sub.after(SEC).estimate = 2_000_000;
+        sub.allocate(&tracks);
+        sub.after(UP_HOLD);
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(2)]);
+        // Congestion right after the step: down, and twice the hold next time.
+        sub.after(SEC).estimate = 800_000;
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(1)]);
+        assert_eq!(sub.allocator.hold(), UP_HOLD * 2);
+
+        sub.after(SEC).estimate = 2_000_000;
+        sub.allocate(&tracks);
+        sub.after(UP_HOLD);
+        assert_eq!(
+            targets(&sub.allocate(&tracks)),
+            [Target::Layer(1)],
+            "still held"
+        );
+        sub.after(UP_HOLD);
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(2)]);
+        // This one lasts: the hold resets.
+        sub.after(UP_HOLD * 2);
+        sub.allocate(&tracks);
+        assert_eq!(sub.allocator.hold(), UP_HOLD);
+    }
+
+    #[test]
+    fn a_layer_the_publisher_stops_is_replaced_by_the_one_below() {
+        let mut sub = Subscriber::new(detected(), 3_000_000);
+        assert_eq!(
+            targets(&sub.allocate(&[camera("alice")])),
+            [Target::Layer(2)]
+        );
+        let without_top = VideoSubscription::new("alice", &CAMERA[..2]);
+        assert_eq!(
+            targets(&sub.after(SEC).allocate(&[without_top])),
+            [Target::Layer(1)]
+        );
+    }
+
+    #[test]
+    fn unmeasured_layers_are_priced_from_their_size() {
+        assert_eq!(nominal_bitrate(320, 180, 30.0), 150_000);
+        assert_eq!(nominal_bitrate(1280, 720, 30.0), 2_500_000);
+        assert_eq!(nominal_bitrate(1280, 720, 15.0), 1_250_000);
+        assert_eq!(nominal_bitrate(0, 0, f32::NAN), 30_000);
+        assert!(nominal_bitrate(u32::MAX, u32::MAX, f32::INFINITY) > 4_000_000);
+        let layer = Layer {
+            bitrate: 0,
+            ..CAMERA[1]
+        };
+        assert_eq!(layer.cost(), 500_000);
+    }
+
+    #[test]
+    fn forgotten_tracks_start_afresh() {
+        let mut sub = Subscriber::new(detected(), 3_000_000);
+        let mut track = camera("alice");
+        track.switched_off_by_subscriber = true;
+        assert_eq!(sub.allocate(&[track]).switched.len(), 1);
+        sub.after(SEC).allocate(&[]);
+        let out = sub.after(SEC).allocate(&[track]);
+        assert_eq!(
+            out.switched.len(),
+            1,
+            "a new subscription starts switched on"
+        );
+        assert!(out.decisions[0].changed);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn layer_set() -> impl Strategy<Value = Vec<Layer>> {
+            let bitrate = prop_oneof![20 => 0u64..3_000_000, 1 => Just(u64::MAX)];
+            prop::collection::vec((1u32..2000, bitrate, 0u8..=60), 0..4).prop_map(|raw| {
+                let mut layers: Vec<Layer> = raw
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (side, bitrate, fps))| Layer {
+                        spatial: i as u8,
+                        width: side * 16 / 9,
+                        height: side,
+                        frame_rate: f32::from(fps),
+                        bitrate,
+                    })
+                    .collect();
+                layers.sort_by_key(|l| l.height);
+                layers
+            })
+        }
+
+        #[derive(Debug, Clone)]
+        struct Track {
+            layers: Vec<Layer>,
+            priority: Priority,
+            over: Option<Priority>,
+            dominant: bool,
+            screen: bool,
+            render: Option<(u32, u32)>,
+            off: bool,
+            enabled: bool,
+        }
+
+        fn track() -> impl Strategy<Value = Track> {
+            let priority = prop_oneof![
+                Just(Priority::Low),
+                Just(Priority::Standard),
+                Just(Priority::High)
+            ];
+            (
+                layer_set(),
+                priority.clone(),
+                prop::option::of(priority),
+                any::<bool>(),
+                any::<bool>(),
+                prop::option::of((0u32..3000, 0u32..3000)),
+                prop::bool::weighted(0.1),
+                prop::bool::weighted(0.9),
+            )
+                .prop_map(
+                    |(layers, priority, over, dominant, screen, render, off, enabled)| Track {
+                        layers,
+                        priority,
+                        over,
+                        dominant,
+                        screen,
+                        render,
+                        off,
+                        enabled,
+                    },
+                )
+        }
+
+        fn profile() -> impl Strategy<Value = BandwidthProfile> {
+            (
+                prop_oneof![
+                    Just(Mode::Grid),
+                    Just(Mode::Collaboration),
+                    Just(Mode::Presentation)
+                ],
+                prop::option::of(0u64..5_000_000),
+                prop_oneof![
+                    Just(SwitchOffMode::Detected),
+                    Just(SwitchOffMode::Predicted),
+                    Just(SwitchOffMode::Disabled)
+                ],
+                prop::option::of(0usize..4),
+            )
+                .prop_map(|(mode, max, switch_off, max_tracks)| BandwidthProfile {
+                    mode,
+                    max_subscription_bitrate: max,
+                    dominant_speaker_priority: Priority::High,
+                    track_switch_off_mode: switch_off,
+                    max_tracks,
+                })
+        }
+
+        /// A run: tracks (keys 0..n) and a sequence of (ms later, estimate,
+        /// audio, tracks present).
+        type Step = (u64, u64, u64, Vec<bool>);
+
+        fn steps(n: usize) -> impl Strategy<Value = Vec<Step>> {
+            prop::collection::vec(
+                (
+                    0u64..5_000,
+                    0u64..6_000_000,
+                    0u64..300_000,
+                    prop::collection::vec(prop::bool::weighted(0.8), n),
+                ),
+                1..25,
+            )
+        }
+
+        fn subscriptions<'a>(
+            tracks: &'a [Track],
+            present: &[bool],
+            keys: &'a [u32],
+        ) -> Vec<VideoSubscription<'a, u32>> {
+            tracks
+                .iter()
+                .zip(keys)
+                .zip(present)
+                .filter(|(_, here)| **here)
+                .map(|((t, key), _)| VideoSubscription {
+                    track: *key,
+                    publish_priority: t.priority,
+                    subscribe_priority: t.over,
+                    dominant_speaker: t.dominant,
+                    screen_share: t.screen,
+                    render: t.render.map(|(w, h)| Dimensions::new(w, h)),
+                    switched_off_by_subscriber: t.off,
+                    publisher_enabled: t.enabled,
+                    layers: &t.layers,
+                })
+                .collect()
+        }
+
+        /// The allocations of a run, with `next` as time since its start.
+        fn run(
+            profile: BandwidthProfile,
+            tracks: &[Track],
+            steps: &[Step],
+            reverse: bool,
+        ) -> Vec<(Allocation<u32>, Option<Duration>)> {
+            let keys: Vec<u32> = (0..tracks.len() as u32).collect();
+            let mut allocator = Allocator::new(profile);
+            let start = Instant::now();
+            let mut now = start;
+            let mut outs = Vec::new();
+            for (later, estimate, audio, present) in steps {
+                now += Duration::from_millis(*later);
+                let mut subs = subscriptions(tracks, present, &keys);
+                if reverse {
+                    subs.reverse();
+                }
+                let input = Input {
+                    estimate: *estimate,
+                    can_probe: true,
+                    audio: *audio,
+                    tracks: &subs,
+                };
+                let mut out = allocator.allocate(now, &input).clone();
+                if reverse {
+                    out.decisions.reverse();
+                    out.switched.reverse();
+                }
+                let next = out.next.map(|t| t - start);
+                outs.push((out, next));
+            }
+            outs
+        }
+
+        proptest! {
+            #[test]
+            fn the_allocation_stays_within_the_budget_but_for_lowest_layers_kept_on(
+                profile in profile(),
+                tracks in prop::collection::vec(track(), 0..6),
+                steps in steps(6),
+            ) {
+                let outs = run(profile, &tracks, &steps, false);
+                let keys: Vec<u32> = (0..tracks.len() as u32).collect();
+                for ((_, estimate, audio, present), (out, _)) in steps.iter().zip(&outs) {
+                    let subs = subscriptions(&tracks, present, &keys);
+                    let mut chosen = 0u64;
+                    let mut lowest_on = 0u64;
+                    for (sub, decision) in subs.iter().zip(&out.decisions) {
+                        if let Target::Layer(spatial) = decision.target {
+                            let layer = sub.layers.iter().find(|l| l.spatial == spatial).expect("a real layer");
+                            chosen = chosen.saturating_add(layer.cost());
+                            lowest_on = lowest_on.saturating_add(sub.layers[0].cost());
+                        }
+                    }
+                    prop_assert_eq!(chosen, out.video_bitrate);
+                    let usable = profile.track_switch_off_mode.usable();
+                    let budget = video_budget(*estimate, *audio, usable)
+                        .min(profile.max_subscription_bitrate.unwrap_or(u64::MAX));
+                    if profile.track_switch_off_mode == SwitchOffMode::Disabled {
+                        prop_assert!(chosen <= budget.max(lowest_on), "{} > max({}, {})", chosen, budget, lowest_on);
+                    } else {
+                        prop_assert!(chosen <= budget, "{} > {}", chosen, budget);
+                    }
+                }
+            }
+
+            #[test]
+            fn the_allocation_is_deterministic_and_ignores_input_order(
+                profile in profile(),
+                tracks in prop::collection::vec(track(), 0..6),
+                steps in steps(6),
+            ) {
+                let once = run(profile, &tracks, &steps, false);
+                let again = run(profile, &tracks, &steps, false);
+                for ((a, a_next), (b, b_next)) in once.iter().zip(&again) {
+                    prop_assert_eq!(&a.decisions, &b.decisions);
+                    prop_assert_eq!(&a.switched, &b.switched);
+                    prop_assert_eq!((a.video_bitrate, a.probe, a_next), (b.video_bitrate, b.probe, b_next));
+                }
+                let reversed = run(profile, &tracks, &steps, true);
+                for ((a, a_next), (b, b_next)) in once.iter().zip(&reversed) {
+                    prop_assert_eq!(&a.decisions, &b.decisions);
+                    prop_assert_eq!(&a.switched, &b.switched);
+                    prop_assert_eq!((a.video_bitrate, a.probe, a_next), (b.video_bitrate, b.probe, b_next));
+                }
+            }
+        }
+    }
+}
