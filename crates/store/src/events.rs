@@ -15,7 +15,10 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: the transaction reads (for callbacks) before it writes,
+        // and a deferred one could then not upgrade to a writer if another
+        // connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut callbacks = 0;
         for event in events {
             callbacks += callbacks::enqueue(&mut tx, account, event, at).await?;
@@ -34,7 +37,7 @@ impl Store {
     /// status callback report it as if it happened now. Returns how many
     /// rooms and participants were closed.
     pub async fn close_abandoned(&self, at: Timestamp) -> Result<(u64, u64)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let callbacks = callbacks::enqueue_abandoned(&mut tx, at).await?;
         let at = at.millis();
         sqlx::query(

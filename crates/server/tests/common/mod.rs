@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod receiver;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
