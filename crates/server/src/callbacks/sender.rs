@@ -8,7 +8,7 @@
 //! and refreshes the backlog figures. All store writes happen in the loop,
 //! one at a time.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::error::Error as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,6 +46,15 @@ pub struct Sender {
     policy: Destinations,
     stats: SharedStats,
     http: reqwest::Client,
+}
+
+/// What one pass over the due heads did.
+#[derive(Debug, Default)]
+struct Taken {
+    /// Callbacks were started or dropped.
+    started: bool,
+    /// The store failed; pause before the next pass.
+    store_failed: bool,
 }
 
 /// Why an attempt did not deliver.
@@ -103,13 +112,14 @@ impl Sender {
             Err(e) => tracing::error!(error = %e, "cannot read the status callback outbox"),
         }
         let mut flights: JoinSet<(OutboxCallback, Result<(), Failure>)> = JoinSet::new();
-        let mut in_flight: HashSet<String> = HashSet::new();
+        // Streams with a request under way, and the task carrying it.
+        let mut in_flight: HashMap<String, tokio::task::Id> = HashMap::new();
         let mut draining_until: Option<Instant> = None;
         let mut backlog_refreshed: Option<Instant> = None;
         let mut backlog_dirty = true;
         loop {
-            let started = sender.take_due(&mut flights, &mut in_flight).await;
-            backlog_dirty |= started;
+            let taken = sender.take_due(&mut flights, &mut in_flight).await;
+            backlog_dirty |= taken.started;
             if backlog_dirty && backlog_refreshed.is_none_or(|at| at.elapsed() >= BACKLOG_REFRESH) {
                 sender.refresh_backlog().await;
                 backlog_refreshed = Some(Instant::now());
@@ -134,7 +144,9 @@ impl Sender {
                     BACKLOG_REFRESH.saturating_sub(at.elapsed())
                 })
             });
-            let wake = [next_due, refresh].into_iter().flatten().min();
+            // After a database error, pause rather than spin.
+            let pause = taken.store_failed.then_some(Duration::from_secs(1));
+            let wake = pause.or([next_due, refresh].into_iter().flatten().min());
 
             if let Some(deadline) = draining_until {
                 let idle = flights.is_empty() && next_due.is_none_or(|d| !d.is_zero());
@@ -149,16 +161,19 @@ impl Sender {
                     }
                 }
                 () = sender.store.callbacks_enqueued() => backlog_dirty = true,
-                Some(done) = flights.join_next(), if !flights.is_empty() => {
+                Some(done) = flights.join_next_with_id(), if !flights.is_empty() => {
                     backlog_dirty = true;
                     match done {
-                        Ok((callback, outcome)) => {
+                        Ok((_, (callback, outcome))) => {
                             in_flight.remove(&callback.stream);
                             sender.settle(callback, outcome).await;
                         }
-                        // A panicking request task: its stream stays leased
-                        // until the next start re-arms it.
-                        Err(e) => tracing::error!(error = %e, "a status callback request task failed"),
+                        // A request task that panicked: its callback is tried
+                        // again when its lease runs out.
+                        Err(e) => {
+                            in_flight.retain(|_, task| *task != e.id());
+                            tracing::error!(error = %e, "a status callback request task failed");
+                        }
                     }
                 }
                 () = sleep(wake) => {}
@@ -177,33 +192,35 @@ impl Sender {
         tracing::debug!("status callback sender stopped");
     }
 
-    /// Start due heads in free slots. Returns whether anything changed.
+    /// Start due heads in free slots.
     async fn take_due(
         self: &Arc<Self>,
         flights: &mut JoinSet<(OutboxCallback, Result<(), Failure>)>,
-        in_flight: &mut HashSet<String>,
-    ) -> bool {
+        in_flight: &mut HashMap<String, tokio::task::Id>,
+    ) -> Taken {
+        let mut taken = Taken::default();
         let free = self.config.concurrency.saturating_sub(in_flight.len());
         if free == 0 {
-            return false;
+            return taken;
         }
         let now = Timestamp::now();
-        let due = match self.store.due_callbacks(now, free + in_flight.len()).await {
+        // In-flight heads are leased, so they are not among the due ones.
+        let due = match self.store.due_callbacks(now, free).await {
             Ok(due) => due,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the status callback outbox");
-                return false;
+                report_store_error(&e);
+                taken.store_failed = true;
+                return taken;
             }
         };
-        let mut changed = false;
         for callback in due {
             if in_flight.len() >= self.config.concurrency {
                 break;
             }
-            if in_flight.contains(&callback.stream) {
+            if in_flight.contains_key(&callback.stream) {
                 continue;
             }
-            changed = true;
+            taken.started = true;
             let age = Duration::from_millis(
                 u64::try_from(now.millis() - callback.created.millis()).unwrap_or(0),
             );
@@ -221,17 +238,19 @@ impl Sender {
                 .lease_callback(&callback.stream, callback.sequence, lease)
                 .await
             {
-                tracing::error!(error = %e, "cannot update the status callback outbox");
+                report_store_error(&e);
+                taken.store_failed = true;
                 break;
             }
-            in_flight.insert(callback.stream.clone());
+            let stream = callback.stream.clone();
             let sender = self.clone();
-            flights.spawn(async move {
+            let task = flights.spawn(async move {
                 let outcome = sender.deliver(&callback).await;
                 (callback, outcome)
             });
+            in_flight.insert(stream, task.id());
         }
-        changed
+        taken
     }
 
     /// Record what became of one attempt.
