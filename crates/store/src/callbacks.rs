@@ -26,6 +26,12 @@
 //!
 //! This module decides *what* is said; `salon-server`'s sender decides how
 //! it is delivered (HTTP, signature, retries).
+//!
+//! Recordings and compositions will add their events here: `recording-*`
+//! go to the room's callback and take the room's next `SequenceNumber`
+//! (a `Writer` with their own parameters); `composition-*` go to the
+//! composition's own `StatusCallback`, as a stream of their own in the
+//! outbox (keyed by the composition's SID).
 
 use salon_room::{CallbackMethod, DisconnectReason, EndReason, Event, RoomType, TrackKind};
 use salon_sid::{AccountSid, ParticipantSid, RoomSid, TrackSid};
@@ -33,6 +39,52 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::outbox::{self, NewCallback};
 use crate::{Result, StoreError, Timestamp};
+
+/// Twilio's `StatusCallbackEvent` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallbackEvent {
+    RoomCreated,
+    RoomEnded,
+    ParticipantConnected,
+    ParticipantDisconnected,
+    TrackAdded,
+    TrackRemoved,
+    TrackEnabled,
+    TrackDisabled,
+    RecordingStarted,
+    RecordingCompleted,
+    RecordingFailed,
+    CompositionEnqueued,
+    CompositionHookFailed,
+    CompositionStarted,
+    CompositionAvailable,
+    CompositionProgress,
+    CompositionFailed,
+}
+
+impl CallbackEvent {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallbackEvent::RoomCreated => "room-created",
+            CallbackEvent::RoomEnded => "room-ended",
+            CallbackEvent::ParticipantConnected => "participant-connected",
+            CallbackEvent::ParticipantDisconnected => "participant-disconnected",
+            CallbackEvent::TrackAdded => "track-added",
+            CallbackEvent::TrackRemoved => "track-removed",
+            CallbackEvent::TrackEnabled => "track-enabled",
+            CallbackEvent::TrackDisabled => "track-disabled",
+            CallbackEvent::RecordingStarted => "recording-started",
+            CallbackEvent::RecordingCompleted => "recording-completed",
+            CallbackEvent::RecordingFailed => "recording-failed",
+            CallbackEvent::CompositionEnqueued => "composition-enqueued",
+            CallbackEvent::CompositionHookFailed => "composition-hook-failed",
+            CallbackEvent::CompositionStarted => "composition-started",
+            CallbackEvent::CompositionAvailable => "composition-available",
+            CallbackEvent::CompositionProgress => "composition-progress",
+            CallbackEvent::CompositionFailed => "composition-failed",
+        }
+    }
+}
 
 /// Where a room's callbacks go, and what every one of them repeats.
 struct RoomTarget {
@@ -78,7 +130,7 @@ pub(crate) async fn enqueue(
     match event {
         Event::Subscribed { .. } | Event::Unsubscribed { .. } => Ok(0),
         Event::RoomCreated { .. } => {
-            room.write(tx, "room-created", "in-progress", Vec::new())
+            room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())
                 .await?;
             Ok(1)
         }
@@ -86,7 +138,7 @@ pub(crate) async fn enqueue(
             let duration = room.target.created.seconds_until(at);
             room.write(
                 tx,
-                "room-ended",
+                CallbackEvent::RoomEnded,
                 "completed",
                 vec![("RoomDuration", duration.to_string())],
             )
@@ -100,7 +152,7 @@ pub(crate) async fn enqueue(
         } => {
             room.write(
                 tx,
-                "participant-connected",
+                CallbackEvent::ParticipantConnected,
                 "in-progress",
                 participant_params(*participant, identity, "connected"),
             )
@@ -116,7 +168,7 @@ pub(crate) async fn enqueue(
             for track in published_tracks(tx, *participant).await? {
                 let mut params = participant_params(*participant, identity, "disconnected");
                 params.extend(track_params(&track));
-                room.write(tx, "track-removed", "in-progress", params)
+                room.write(tx, CallbackEvent::TrackRemoved, "in-progress", params)
                     .await?;
                 written += 1;
             }
@@ -126,8 +178,13 @@ pub(crate) async fn enqueue(
                 "ParticipantDuration",
                 start.map_or(0, |s| s.seconds_until(at)).to_string(),
             ));
-            room.write(tx, "participant-disconnected", "in-progress", params)
-                .await?;
+            room.write(
+                tx,
+                CallbackEvent::ParticipantDisconnected,
+                "in-progress",
+                params,
+            )
+            .await?;
             Ok(written + 1)
         }
         Event::TrackPublished {
@@ -144,7 +201,8 @@ pub(crate) async fn enqueue(
                 name: name.clone(),
                 kind: kind.as_str().to_owned(),
             }));
-            room.write(tx, "track-added", "in-progress", params).await?;
+            room.write(tx, CallbackEvent::TrackAdded, "in-progress", params)
+                .await?;
             Ok(1)
         }
         Event::TrackUnpublished {
@@ -154,9 +212,9 @@ pub(crate) async fn enqueue(
             participant, track, ..
         } => {
             let name = match event {
-                Event::TrackSwitched { enabled: true, .. } => "track-enabled",
-                Event::TrackSwitched { enabled: false, .. } => "track-disabled",
-                _ => "track-removed",
+                Event::TrackSwitched { enabled: true, .. } => CallbackEvent::TrackEnabled,
+                Event::TrackSwitched { enabled: false, .. } => CallbackEvent::TrackDisabled,
+                _ => CallbackEvent::TrackRemoved,
             };
             let identity = participant_identity(tx, *participant).await?;
             let Some(track) = published_track(tx, *track).await? else {
@@ -227,7 +285,7 @@ impl Writer {
     async fn write(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
-        event: &str,
+        event: CallbackEvent,
         room_status: &str,
         extra: Vec<(&'static str, String)>,
     ) -> Result<()> {
@@ -239,7 +297,7 @@ impl Writer {
             ("RoomSid", stream.to_owned()),
             ("RoomStatus", room_status.to_owned()),
             ("RoomType", self.target.room_type.clone()),
-            ("StatusCallbackEvent", event.to_owned()),
+            ("StatusCallbackEvent", event.as_str().to_owned()),
             ("Timestamp", twilio_timestamp(self.at)),
             ("SequenceNumber", sequence.to_string()),
         ];
@@ -247,7 +305,7 @@ impl Writer {
         let callback = NewCallback {
             stream,
             account: self.account,
-            event,
+            event: event.as_str(),
             url: &self.target.url,
             method: self.target.method,
             params: &params,

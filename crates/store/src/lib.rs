@@ -40,7 +40,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
-pub use callbacks::twilio_timestamp;
+pub use callbacks::{CallbackEvent, twilio_timestamp};
 pub use credentials::{Account, ApiKeyRecord};
 pub use outbox::{OutboxBacklog, OutboxCallback};
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
