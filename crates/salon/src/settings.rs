@@ -482,6 +482,40 @@ mod tests {
     }
 
     #[test]
+    fn the_default_status_callback_takes_get_or_post() {
+        let flags = |method: &str| Flags {
+            status_callback: Some("https://app.example.com/rooms".into()),
+            status_callback_method: Some(method.into()),
+            config: Some(PathBuf::from("/dev/null")),
+            ..Flags::default()
+        };
+        let settings = Settings::resolve(&flags("get")).unwrap();
+        assert_eq!(
+            settings.status_callback,
+            Some(StatusCallback {
+                url: "https://app.example.com/rooms".into(),
+                method: CallbackMethod::Get,
+            })
+        );
+        assert!(Settings::resolve(&flags("PUT")).is_err());
+        let defaults = Settings::resolve(&Flags {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Flags::default()
+        })
+        .unwrap();
+        assert_eq!(defaults.status_callback, None);
+        assert_eq!(
+            defaults.callbacks,
+            CallbackSettings {
+                private_network: false,
+                timeout: Duration::from_secs(15),
+                max_attempts: 12,
+                max_age: Duration::from_secs(86_400),
+            }
+        );
+    }
+
+    #[test]
     fn the_file_refuses_unknown_keys() {
         assert!(
             toml::from_str::<FileSettings>("listen = \"127.0.0.1:1\"\nlisten_addr = 1").is_err()

@@ -280,6 +280,46 @@ async fn callbacks_to_the_private_network_are_refused_unless_the_operator_allows
 }
 
 #[tokio::test]
+async fn rooms_created_by_a_connection_report_to_the_operators_default() {
+    let receiver = Receiver::start(Answer::Accept).await;
+    let server = TestServer::with(Options {
+        callbacks: quick(),
+        rooms: salon_room::Config {
+            ad_hoc_status_callback: Some(salon_room::StatusCallback {
+                url: receiver.url("/default"),
+                method: salon_room::CallbackMethod::Post,
+            }),
+            ..salon_room::Config::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let admission = server
+        .state
+        .rooms
+        .join(salon_room::Join {
+            room: salon_room::RoomRef::Name("drop-in".into()),
+            participant: salon_sid::ParticipantSid::random(),
+            identity: "alice".into(),
+            auto_subscribe: true,
+            new_room: salon_sid::RoomSid::random(),
+        })
+        .await
+        .unwrap();
+    assert!(admission.created);
+    let delivered = receiver
+        .wait_for_delivered("participant-connected", 1)
+        .await;
+    assert_eq!(
+        events(&delivered),
+        ["room-created", "participant-connected"]
+    );
+    assert_eq!(delivered[0].param("RoomName"), Some("drop-in"));
+    let (_, room) = server.get(&format!("/v1/Rooms/{}", admission.room)).await;
+    assert_eq!(room["status_callback"], receiver.url("/default"));
+}
+
+#[tokio::test]
 async fn callback_urls_that_are_not_http_are_refused_when_the_room_is_created() {
     let server = server(quick()).await;
     for url in [
