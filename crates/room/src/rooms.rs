@@ -405,6 +405,7 @@ impl Rooms {
                 None if self.config.ad_hoc_rooms => {
                     let request = RoomRequest {
                         unique_name: Some(name.clone()),
+                        status_callback: self.config.ad_hoc_status_callback.clone(),
                         ..RoomRequest::default()
                     };
                     if name.is_empty() {

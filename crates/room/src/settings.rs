@@ -176,6 +176,9 @@ pub struct Config {
     pub ad_hoc_rooms: bool,
     /// The `media_region` reported for rooms that do not ask for one.
     pub media_region: String,
+    /// Where rooms created ad hoc (by a connection, not the REST API) send
+    /// their status callbacks, like the default in Twilio's console.
+    pub ad_hoc_status_callback: Option<StatusCallback>,
 }
 
 impl Default for Config {
@@ -184,6 +187,7 @@ impl Default for Config {
             group_max_participants: limits::DEFAULT_GROUP_MAX_PARTICIPANTS,
             ad_hoc_rooms: true,
             media_region: "local".to_owned(),
+            ad_hoc_status_callback: None,
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use salon_room::{
-    Config, DisconnectReason, EndReason, Event, Join, RoomRef, RoomRequest, RoomType, Rooms,
-    TrackKind,
+    CallbackMethod, Config, DisconnectReason, EndReason, Event, Join, RoomRef, RoomRequest,
+    RoomType, Rooms, StatusCallback, TrackKind,
 };
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 
@@ -291,6 +291,25 @@ fn joining_by_name_creates_the_room_ad_hoc_unless_switched_off() {
         Err(53106)
     );
     assert!(strict.events().is_empty(), "a refused join changes nothing");
+}
+
+#[test]
+fn a_room_created_ad_hoc_reports_to_the_configured_status_callback() {
+    let callback = StatusCallback {
+        url: "https://app.example.com/rooms".into(),
+        method: CallbackMethod::Get,
+    };
+    let mut w = World::with(Config {
+        ad_hoc_status_callback: Some(callback.clone()),
+        ..Config::default()
+    });
+    w.join(RoomRef::Name("drop-in".into()), "alice").unwrap();
+    let created = w.rooms.room_by_name("drop-in").unwrap();
+    assert_eq!(created.settings().status_callback, Some(callback));
+
+    // A room created through the REST API keeps what its creator asked for.
+    let room = w.create(named("planned"));
+    assert_eq!(w.rooms.room(room).unwrap().settings().status_callback, None);
 }
 
 #[test]

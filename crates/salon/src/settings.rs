@@ -5,9 +5,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use salon_room::{CallbackMethod, StatusCallback};
 use salon_sid::{AccountSid, ApiKeySid};
 use serde::Deserialize;
 
@@ -74,6 +76,55 @@ pub struct Flags {
     #[arg(long, env = "SALON_MAX_PARTICIPANTS", global = true, value_name = "N")]
     pub max_participants: Option<u32>,
 
+    /// Status callback URL of rooms created ad hoc, by connecting to a name (REST-created rooms use their StatusCallback) [default: none]
+    #[arg(long, env = "SALON_STATUS_CALLBACK", global = true, value_name = "URL")]
+    pub status_callback: Option<String>,
+
+    /// HTTP method of --status-callback: GET or POST [default: POST]
+    #[arg(
+        long,
+        env = "SALON_STATUS_CALLBACK_METHOD",
+        global = true,
+        value_name = "METHOD"
+    )]
+    pub status_callback_method: Option<String>,
+
+    /// Allow status callbacks to loopback, private and link-local addresses (cloud metadata included) [default: false]
+    #[arg(
+        long,
+        env = "SALON_CALLBACK_PRIVATE_NETWORK",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub callback_private_network: Option<bool>,
+
+    /// Longest one status callback request may take, in seconds [default: 15]
+    #[arg(
+        long,
+        env = "SALON_CALLBACK_TIMEOUT",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub callback_timeout: Option<u64>,
+
+    /// Attempts at a status callback before it is dropped [default: 12]
+    #[arg(
+        long,
+        env = "SALON_CALLBACK_MAX_ATTEMPTS",
+        global = true,
+        value_name = "N"
+    )]
+    pub callback_max_attempts: Option<u32>,
+
+    /// Age in seconds after which an undelivered status callback is dropped [default: 86400]
+    #[arg(
+        long,
+        env = "SALON_CALLBACK_MAX_AGE",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub callback_max_age: Option<u64>,
+
     /// Account SID (AC…) [also read from TWILIO_ACCOUNT_SID]
     #[arg(long, env = "SALON_ACCOUNT_SID", global = true, value_name = "SID")]
     pub account_sid: Option<String>,
@@ -121,6 +172,12 @@ pub struct FileSettings {
     pub app_routes: Option<bool>,
     pub ad_hoc_rooms: Option<bool>,
     pub max_participants: Option<u32>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Option<String>,
+    pub callback_private_network: Option<bool>,
+    pub callback_timeout: Option<u64>,
+    pub callback_max_attempts: Option<u32>,
+    pub callback_max_age: Option<u64>,
     pub media_port: Option<u16>,
     pub media_ip: Option<Vec<IpAddr>>,
     pub media_workers: Option<usize>,
@@ -141,6 +198,15 @@ pub struct Configured {
     pub api_secret: Option<String>,
 }
 
+/// How status callbacks are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackSettings {
+    pub private_network: bool,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+}
+
 /// Every setting, resolved.
 #[derive(Clone)]
 pub struct Settings {
@@ -153,6 +219,9 @@ pub struct Settings {
     pub app_routes_defaulted: bool,
     pub ad_hoc_rooms: bool,
     pub max_participants: u32,
+    /// Where rooms created ad hoc send their status callbacks.
+    pub status_callback: Option<StatusCallback>,
+    pub callbacks: CallbackSettings,
     /// UDP address for media.
     pub media_bind: SocketAddr,
     pub media_ips: Vec<IpAddr>,
@@ -184,6 +253,55 @@ impl Settings {
             .unwrap_or(50);
         if max_participants == 0 {
             bail!("max_participants must be at least 1");
+        }
+        let status_callback = flags
+            .status_callback
+            .clone()
+            .or(file.status_callback)
+            .filter(|url| !url.is_empty())
+            .map(|url| check_callback_url(&url))
+            .transpose()?;
+        let method = flags
+            .status_callback_method
+            .clone()
+            .or(file.status_callback_method);
+        let method = match method.as_deref() {
+            None => CallbackMethod::Post,
+            Some(m) if m.eq_ignore_ascii_case("POST") => CallbackMethod::Post,
+            Some(m) if m.eq_ignore_ascii_case("GET") => CallbackMethod::Get,
+            Some(m) => bail!("status_callback_method must be GET or POST, not {m:?}"),
+        };
+        let status_callback = status_callback.map(|url| StatusCallback { url, method });
+        let callbacks = CallbackSettings {
+            private_network: flags
+                .callback_private_network
+                .or(file.callback_private_network)
+                .unwrap_or(false),
+            timeout: Duration::from_secs(
+                flags
+                    .callback_timeout
+                    .or(file.callback_timeout)
+                    .unwrap_or(15),
+            ),
+            max_attempts: flags
+                .callback_max_attempts
+                .or(file.callback_max_attempts)
+                .unwrap_or(12),
+            max_age: Duration::from_secs(
+                flags
+                    .callback_max_age
+                    .or(file.callback_max_age)
+                    .unwrap_or(86_400),
+            ),
+        };
+        if callbacks.timeout.is_zero() || callbacks.timeout > Duration::from_secs(600) {
+            bail!("callback_timeout must be from 1 to 600 seconds");
+        }
+        if callbacks.max_attempts == 0 {
+            bail!("callback_max_attempts must be at least 1");
+        }
+        if callbacks.max_age.is_zero() {
+            bail!("callback_max_age must be at least 1 second");
         }
         let media_port = flags
             .media_port
@@ -257,6 +375,8 @@ impl Settings {
             app_routes_defaulted: explicit_app_routes.is_none(),
             ad_hoc_rooms: flags.ad_hoc_rooms.or(file.ad_hoc_rooms).unwrap_or(true),
             max_participants,
+            status_callback,
+            callbacks,
             media_bind: SocketAddr::new(listen.ip(), media_port),
             media_ips,
             media_workers,
@@ -285,6 +405,16 @@ fn load_file(explicit: Option<&Path>) -> Result<(FileSettings, Option<PathBuf>)>
     let file = toml::from_str(&text)
         .with_context(|| format!("invalid configuration file {}", path.display()))?;
     Ok((file, Some(path)))
+}
+
+/// An absolute http(s) URL, as `StatusCallback` must be.
+fn check_callback_url(url: &str) -> Result<String> {
+    let parsed =
+        url::Url::parse(url).with_context(|| format!("status callback {url:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        bail!("status callback {url:?} must be an absolute http(s) URL");
+    }
+    Ok(parsed.into())
 }
 
 fn check_public_url(url: &str) -> Result<String> {
@@ -339,6 +469,50 @@ mod tests {
         );
         assert!(check_public_url("video.example.com").is_err());
         assert!(check_public_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn status_callbacks_must_be_absolute_http() {
+        assert_eq!(
+            check_callback_url("https://app.example.com/rooms?x=1").unwrap(),
+            "https://app.example.com/rooms?x=1"
+        );
+        assert!(check_callback_url("/rooms").is_err());
+        assert!(check_callback_url("ftp://app.example.com/rooms").is_err());
+    }
+
+    #[test]
+    fn the_default_status_callback_takes_get_or_post() {
+        let flags = |method: &str| Flags {
+            status_callback: Some("https://app.example.com/rooms".into()),
+            status_callback_method: Some(method.into()),
+            config: Some(PathBuf::from("/dev/null")),
+            ..Flags::default()
+        };
+        let settings = Settings::resolve(&flags("get")).unwrap();
+        assert_eq!(
+            settings.status_callback,
+            Some(StatusCallback {
+                url: "https://app.example.com/rooms".into(),
+                method: CallbackMethod::Get,
+            })
+        );
+        assert!(Settings::resolve(&flags("PUT")).is_err());
+        let defaults = Settings::resolve(&Flags {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Flags::default()
+        })
+        .unwrap();
+        assert_eq!(defaults.status_callback, None);
+        assert_eq!(
+            defaults.callbacks,
+            CallbackSettings {
+                private_network: false,
+                timeout: Duration::from_secs(15),
+                max_attempts: 12,
+                max_age: Duration::from_secs(86_400),
+            }
+        );
     }
 
     #[test]

@@ -112,6 +112,15 @@ impl Credentials {
         matches.then_some(account.sid)
     }
 
+    /// The auth token of `account`, which signs its status callbacks.
+    pub fn auth_token(&self, account: AccountSid) -> Option<String> {
+        self.snapshot()
+            .accounts
+            .iter()
+            .find(|a| a.sid == account)
+            .map(|a| a.auth_token.clone())
+    }
+
     /// Verify an access token against the current keys, counting the result.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, Rejection> {
         let now = SystemTime::now()

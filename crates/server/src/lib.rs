@@ -9,7 +9,7 @@
 //!                                              RoomService task ── Rooms (sans-IO core)
 //!                                                     │ events
 //!                                                     ▼
-//!                                                   Store
+//!                                                   Store ── outbox ──▶ callbacks::Sender ──▶ webhooks
 //! ```
 //!
 //! [`Server::bind`] opens the listener and starts the room service;
@@ -22,6 +22,7 @@
 
 mod app;
 mod bridge;
+pub mod callbacks;
 mod credentials;
 pub mod metrics;
 pub mod rest;
@@ -70,6 +71,8 @@ pub struct ServerConfig {
     pub media: salon_media::MediaConfig,
     /// Signaling's timeouts.
     pub signaling: signaling::SignalingConfig,
+    /// How status callbacks are delivered.
+    pub callbacks: callbacks::CallbackConfig,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -108,6 +111,8 @@ pub enum StartError {
     Store(#[from] salon_store::StoreError),
     #[error("the room service stopped while starting")]
     RoomService,
+    #[error("cannot set up the HTTP client for status callbacks")]
+    Callbacks(#[source] reqwest::Error),
 }
 
 /// A bound, not yet serving, server.
@@ -117,6 +122,7 @@ pub struct Server {
     app_routes: bool,
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
+    callback_sender: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -140,13 +146,23 @@ impl Server {
                 }
             })?;
         let signaling = Arc::new(signaling::Signaling::new(config.signaling));
+        let callback_stats = Arc::new(callbacks::CallbackStats::default());
         let mut metrics = Metrics::new();
         metrics.add_media(media.clone(), signaling.clone());
+        metrics.add_collector(callback_stats.clone());
         let metrics = Arc::new(metrics);
         let credentials =
             Arc::new(Credentials::load(&store, config.account, metrics.clone()).await?);
+        let sender = callbacks::Sender::new(
+            store.clone(),
+            credentials.clone(),
+            config.callbacks.clone(),
+            callback_stats,
+        )
+        .map_err(StartError::Callbacks)?;
         let (stop_watcher, stop) = tokio::sync::watch::channel(false);
-        let watcher = tokio::spawn(credentials.clone().watch(store.clone(), stop));
+        let watcher = tokio::spawn(credentials.clone().watch(store.clone(), stop.clone()));
+        let callback_sender = tokio::spawn(sender.run(stop));
         let core = salon_room::Rooms::new(config.rooms.clone());
         let (rooms, _task) =
             RoomService::spawn(core, store.clone(), config.account, metrics.clone());
@@ -176,6 +192,7 @@ impl Server {
             app_routes: config.app_routes,
             stop_watcher,
             watcher,
+            callback_sender,
         })
     }
 
@@ -207,8 +224,11 @@ impl Server {
             .await?;
         tracing::info!("HTTP stopped; ending rooms");
         self.state.rooms.shutdown().await;
+        // The sender delivers what the shutdown made due for a few seconds
+        // more; the rest waits in the outbox for the next start.
         let _ = self.stop_watcher.send(true);
         let _ = self.watcher.await;
+        let _ = self.callback_sender.await;
         self.state.store.close().await;
         Ok(())
     }

@@ -120,6 +120,12 @@ impl Metrics {
             .register_collector(Box::new(MediaCollector { media, signaling }));
     }
 
+    /// Report another part's figures (read at scrape time).
+    pub fn add_collector(&mut self, collector: std::sync::Arc<impl Collector + 'static>) {
+        self.registry
+            .register_collector(Box::new(Shared(collector)));
+    }
+
     /// Render everything in the OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -191,6 +197,16 @@ pub async fn serve(State(metrics): State<std::sync::Arc<Metrics>>) -> impl IntoR
         )],
         metrics.render(),
     )
+}
+
+/// A collector shared with the part that updates it.
+#[derive(Debug)]
+struct Shared<C>(std::sync::Arc<C>);
+
+impl<C: Collector> Collector for Shared<C> {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
 }
 
 /// Reads the media server's atomic counters at scrape time: the packet path

@@ -1,33 +1,45 @@
-//! Writing the room core's events: the only way room state enters the store.
+//! Writing the room core's events: the only way room state enters the store
+//! (with the status callbacks they cause, in the same transaction).
 
 use salon_room::{Event, RoomSettings};
 use salon_sid::{AccountSid, ParticipantSid, RoomSid};
 use sqlx::{Sqlite, Transaction};
 
-use crate::{Result, Store, Timestamp};
+use crate::{Result, Store, Timestamp, callbacks};
 
 impl Store {
     /// Record `events`, which happened at `at`, in one transaction: either
-    /// all of them are stored or none is.
+    /// all of them are stored, with the status callbacks they cause, or
+    /// nothing is.
     pub async fn record(&self, account: AccountSid, events: &[Event], at: Timestamp) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: the transaction reads (for callbacks) before it writes,
+        // and a deferred one could then not upgrade to a writer if another
+        // connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut callbacks = 0;
         for event in events {
+            callbacks += callbacks::enqueue(&mut tx, account, event, at).await?;
             apply(&mut tx, account, event, at.millis()).await?;
         }
         tx.commit().await?;
+        if callbacks > 0 {
+            self.doorbell.ring();
+        }
         Ok(())
     }
 
     /// End everything a previous process left in progress: rooms become
     /// `completed` (reason `abandoned`), participants `disconnected`, tracks
-    /// unpublished and subscriptions ended, all at `at`. Returns how many
+    /// unpublished and subscriptions ended, all at `at`, and rooms with a
+    /// status callback report it as if it happened now. Returns how many
     /// rooms and participants were closed.
     pub async fn close_abandoned(&self, at: Timestamp) -> Result<(u64, u64)> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let callbacks = callbacks::enqueue_abandoned(&mut tx, at).await?;
         let at = at.millis();
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE subscribed_tracks SET date_unsubscribed = ?1, date_updated = ?1
              WHERE date_unsubscribed IS NULL",
@@ -61,6 +73,9 @@ impl Store {
         .await?
         .rows_affected();
         tx.commit().await?;
+        if callbacks > 0 {
+            self.doorbell.ring();
+        }
         Ok((rooms, participants))
     }
 }

@@ -7,6 +7,11 @@
 //!   the room core's [`salon_room::Event`]s; nothing else writes rooms,
 //!   participants or tracks (except [`Store::close_abandoned`] at startup,
 //!   which ends what a previous process left behind). The REST API reads.
+//! * **Status callbacks** are written with the events that cause them, in the
+//!   same transaction, to an outbox the server's sender empties
+//!   ([`Store::due_callbacks`], [`Store::remove_callback`],
+//!   [`Store::retry_callback`]): a callback exists if and only if its event
+//!   was recorded.
 //! * **Credentials** are read and written directly: they are configuration,
 //!   not room state.
 //! * **SQLite in WAL mode** by default, one file in the data directory, with
@@ -17,8 +22,10 @@
 //! one", stable while rows are being added, and as cheap on page 1,000 as on
 //! page 1.
 
+mod callbacks;
 mod credentials;
 mod events;
+mod outbox;
 mod queries;
 mod records;
 
@@ -33,7 +40,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
+pub use callbacks::{CallbackEvent, twilio_timestamp};
 pub use credentials::{Account, ApiKeyRecord};
+pub use outbox::{OutboxBacklog, OutboxCallback};
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
 pub use records::{
     ParticipantRecord, ParticipantStatus, PublishedTrackRecord, RoomRecord, RoomStatus,
@@ -64,6 +73,8 @@ pub struct Store {
     /// For the change watcher's own connection. Shared: handlers clone the
     /// store per request, and the options are a sizeable map of pragmas.
     options: Arc<SqliteConnectOptions>,
+    /// Rung after a commit that wrote status callbacks.
+    doorbell: Arc<outbox::Doorbell>,
 }
 
 impl Store {
@@ -103,6 +114,7 @@ impl Store {
         Ok(Self {
             pool,
             options: Arc::new(options),
+            doorbell: Arc::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use salon_server::callbacks::CallbackConfig;
 use salon_server::{Server, ServerConfig};
 
 use crate::bootstrap;
@@ -25,6 +26,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         rooms: salon_room::Config {
             group_max_participants: settings.max_participants,
             ad_hoc_rooms: settings.ad_hoc_rooms,
+            ad_hoc_status_callback: settings.status_callback.clone(),
             ..salon_room::Config::default()
         },
         account: account.sid,
@@ -35,6 +37,17 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             ..salon_media::MediaConfig::default()
         },
         signaling: salon_server::signaling::SignalingConfig::default(),
+        callbacks: CallbackConfig {
+            allow_private_network: settings.callbacks.private_network,
+            timeout: settings.callbacks.timeout,
+            connect_timeout: settings
+                .callbacks
+                .timeout
+                .min(CallbackConfig::default().connect_timeout),
+            max_attempts: settings.callbacks.max_attempts,
+            max_age: settings.callbacks.max_age,
+            ..CallbackConfig::default()
+        },
     };
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
@@ -56,6 +69,11 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             "tutorial routes off: not listening on loopback (--app-routes true turns them on)"
         ),
         (false, false) => tracing::info!("tutorial routes off by configuration"),
+    }
+    if settings.callbacks.private_network {
+        tracing::warn!(
+            "status callbacks may go to loopback, private and link-local addresses (--callback-private-network)"
+        );
     }
     tracing::info!(
         address = %server.local_addr(),

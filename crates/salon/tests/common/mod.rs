@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod interop;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -82,26 +84,64 @@ impl Server {
     /// Start `salon` on a free port. A port taken between choosing and
     /// binding it shows as an early exit; then try another.
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Start with extra arguments (settings flags).
+    pub fn start_with(args: &[&str]) -> Server {
         let mut last_error = String::new();
         for _ in 0..3 {
-            match Self::try_start() {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            match Self::try_start(dir, args) {
                 Ok(server) => return server,
-                Err(e) => last_error = e,
+                Err((e, _)) => last_error = e,
             }
         }
         panic!("salon did not start: {last_error}");
     }
 
-    fn try_start() -> Result<Server, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
+    /// Start again on the data directory of a server that was stopped or
+    /// killed ([`Server::kill`]), with its log appended to.
+    pub fn restart_in(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let mut dir = dir;
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match Self::try_start(dir, args) {
+                Ok(server) => return server,
+                Err((e, back)) => {
+                    last_error = e;
+                    dir = back;
+                }
+            }
+        }
+        panic!("salon did not restart: {last_error}");
+    }
+
+    /// SIGKILL the server (no graceful shutdown) and give back its directory.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let empty = tempfile::tempdir().expect("a temporary directory");
+        std::mem::replace(&mut self._dir, empty)
+    }
+
+    fn try_start(
+        dir: tempfile::TempDir,
+        args: &[&str],
+    ) -> Result<Server, (String, tempfile::TempDir)> {
         let data_dir = dir.path().join("data");
         let log = dir.path().join("server.log");
         let addr = free_port();
         let url = format!("http://{addr}");
-        let log_file = File::create(&log).map_err(|e| format!("cannot create the log: {e}"))?;
-        let log_err = log_file
-            .try_clone()
-            .map_err(|e| format!("cannot share the log: {e}"))?;
+        let opened = File::options().create(true).append(true).open(&log);
+        let log_file = match opened {
+            Ok(file) => file,
+            Err(e) => return Err((format!("cannot create the log: {e}"), dir)),
+        };
+        let log_err = match log_file.try_clone() {
+            Ok(file) => file,
+            Err(e) => return Err((format!("cannot share the log: {e}"), dir)),
+        };
         let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
         clean_env(&mut command);
         credentials(&mut command);
@@ -114,6 +154,7 @@ impl Server {
             .arg(&data_dir)
             .arg("--media-port")
             .arg("0")
+            .args(args)
             .arg("serve")
             // Plain text in the log the failure messages quote.
             .env("NO_COLOR", "1")
@@ -122,9 +163,13 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", env!("CARGO_BIN_EXE_salon")))?;
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let why = format!("cannot run {}: {e}", env!("CARGO_BIN_EXE_salon"));
+                return Err((why, dir));
+            }
+        };
         let mut server = Server {
             child,
             addr,
@@ -133,8 +178,10 @@ impl Server {
             log,
             _dir: dir,
         };
-        server.wait_healthy()?;
-        Ok(server)
+        match server.wait_healthy() {
+            Ok(()) => Ok(server),
+            Err(e) => Err((e, server.kill())),
+        }
     }
 
     fn wait_healthy(&mut self) -> Result<(), String> {

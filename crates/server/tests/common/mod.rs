@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod receiver;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ pub struct Options {
     /// The media port's address (production default: the listen IP).
     pub media_bind: SocketAddr,
     pub media_workers: usize,
+    pub callbacks: salon_server::callbacks::CallbackConfig,
 }
 
 impl Default for Options {
@@ -46,6 +49,7 @@ impl Default for Options {
             signaling: salon_server::signaling::SignalingConfig::default(),
             media_bind: "127.0.0.1:0".parse().unwrap(),
             media_workers: 2,
+            callbacks: salon_server::callbacks::CallbackConfig::default(),
         }
     }
 }
@@ -104,6 +108,7 @@ impl TestServer {
                 ..salon_media::MediaConfig::default()
             },
             signaling: options.signaling,
+            callbacks: options.callbacks,
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();

@@ -1,0 +1,413 @@
+//! The status callback outbox against a real SQLite file, fed by the real
+//! room core: what each event says, in which order, and how the queue
+//! behaves for the sender.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use salon_room::{
+    CallbackMethod, Config, DisconnectReason, Event, Join, RoomRef, RoomRequest, Rooms,
+    StatusCallback, TrackKind,
+};
+use salon_sid::{AccountSid, ParticipantSid, RoomSid, TrackSid};
+use salon_store::{OutboxCallback, Store, Timestamp};
+
+const CALLBACK: &str = "https://app.example.com/rooms?tenant=7";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    rooms: Rooms,
+    account: AccountSid,
+    now: Instant,
+    /// Milliseconds since the epoch of the next batch.
+    clock: i64,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        Self {
+            _dir: dir,
+            store,
+            rooms: Rooms::new(Config::default()),
+            account: AccountSid::random(),
+            now: Instant::now(),
+            // 2023-11-14T22:13:20.000Z
+            clock: 1_700_000_000_000,
+        }
+    }
+
+    /// Record the core's pending events, `advance_ms` after the last batch.
+    async fn flush(&mut self, advance_ms: i64) {
+        let events: Vec<Event> = std::iter::from_fn(|| self.rooms.poll_event()).collect();
+        self.clock += advance_ms;
+        self.store
+            .record(self.account, &events, Timestamp::from_millis(self.clock))
+            .await
+            .unwrap();
+    }
+
+    fn create(&mut self, name: &str, callback: Option<CallbackMethod>) -> RoomSid {
+        let room = RoomSid::random();
+        let request = RoomRequest {
+            unique_name: Some(name.into()),
+            status_callback: callback.map(|method| StatusCallback {
+                url: CALLBACK.into(),
+                method,
+            }),
+            ..RoomRequest::default()
+        };
+        self.rooms.create(self.now, room, &request).unwrap();
+        room
+    }
+
+    fn join(&mut self, room: RoomSid, identity: &str) -> ParticipantSid {
+        let participant = ParticipantSid::random();
+        self.rooms
+            .join(
+                self.now,
+                Join {
+                    room: RoomRef::Sid(room),
+                    participant,
+                    identity: identity.into(),
+                    auto_subscribe: true,
+                    new_room: RoomSid::random(),
+                },
+            )
+            .unwrap();
+        participant
+    }
+
+    /// Every callback of the outbox in delivery order, emptying it the way
+    /// the sender does: take the due heads, remove them, repeat.
+    async fn drain(&self) -> Vec<OutboxCallback> {
+        let mut all = Vec::new();
+        loop {
+            let due = self
+                .store
+                .due_callbacks(Timestamp::from_millis(i64::MAX / 2), 100)
+                .await
+                .unwrap();
+            if due.is_empty() {
+                return all;
+            }
+            for callback in due {
+                self.store
+                    .remove_callback(&callback.stream, callback.sequence, Timestamp::now())
+                    .await
+                    .unwrap();
+                all.push(callback);
+            }
+        }
+    }
+}
+
+fn params(callback: &OutboxCallback) -> BTreeMap<&str, &str> {
+    callback
+        .params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn events(callbacks: &[OutboxCallback]) -> Vec<&str> {
+    callbacks.iter().map(|c| c.event.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_rooms_life_is_reported_with_twilios_events_and_parameters() {
+    let mut f = Fixture::new().await;
+    let room = f.create("standup", Some(CallbackMethod::Post));
+    f.flush(0).await;
+    let alice = f.join(room, "alice");
+    f.flush(1_000).await;
+    let mic = TrackSid::random();
+    let cam = TrackSid::random();
+    f.rooms
+        .publish(alice, mic, "mic", TrackKind::Audio, true)
+        .unwrap();
+    f.rooms
+        .publish(alice, cam, "camera", TrackKind::Video, true)
+        .unwrap();
+    f.flush(1).await;
+    let bob = f.join(room, "bob");
+    f.flush(1).await;
+    f.rooms.set_track_enabled(alice, mic, false).unwrap();
+    f.flush(1).await;
+    f.rooms.set_track_enabled(alice, mic, true).unwrap();
+    f.flush(1).await;
+    f.rooms.unpublish(alice, cam).unwrap();
+    f.flush(1).await;
+    // Alice leaves with her microphone still published, 61.5 s after joining.
+    f.rooms
+        .disconnect(f.now, alice, DisconnectReason::Left)
+        .unwrap();
+    f.flush(61_495).await;
+    f.rooms.complete(f.now, room).unwrap();
+    f.flush(10_000).await;
+
+    let callbacks = f.drain().await;
+    assert_eq!(
+        events(&callbacks),
+        [
+            "room-created",
+            "participant-connected",
+            "track-added",
+            "track-added",
+            "participant-connected",
+            "track-disabled",
+            "track-enabled",
+            "track-removed",
+            "track-removed",
+            "participant-disconnected",
+            "participant-disconnected",
+            "room-ended",
+        ]
+    );
+    for (i, callback) in callbacks.iter().enumerate() {
+        let p = params(callback);
+        assert_eq!(callback.sequence, i as i64);
+        assert_eq!(
+            p["SequenceNumber"],
+            i.to_string(),
+            "counts this room's callbacks from 0"
+        );
+        assert_eq!(p["AccountSid"], f.account.as_str());
+        assert_eq!(p["RoomSid"], room.as_str());
+        assert_eq!(p["RoomName"], "standup");
+        assert_eq!(p["RoomType"], "group");
+        assert_eq!(p["StatusCallbackEvent"], callback.event);
+        assert_eq!(callback.url, CALLBACK);
+        assert_eq!(callback.method, CallbackMethod::Post);
+        assert_eq!(callback.stream, room.as_str());
+        assert_eq!(callback.account, f.account);
+        let room_status = if callback.event == "room-ended" {
+            "completed"
+        } else {
+            "in-progress"
+        };
+        assert_eq!(p["RoomStatus"], room_status, "{}", callback.event);
+    }
+    let p = |i: usize| params(&callbacks[i]);
+    assert_eq!(p(0)["Timestamp"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(p(1)["Timestamp"], "2023-11-14T22:13:21.000Z");
+    assert_eq!(
+        p(0).keys().copied().collect::<Vec<_>>(),
+        [
+            "AccountSid",
+            "RoomName",
+            "RoomSid",
+            "RoomStatus",
+            "RoomType",
+            "SequenceNumber",
+            "StatusCallbackEvent",
+            "Timestamp"
+        ],
+        "room-created says nothing about participants or tracks"
+    );
+
+    // participant-connected
+    assert_eq!(p(1)["ParticipantSid"], alice.as_str());
+    assert_eq!(p(1)["ParticipantIdentity"], "alice");
+    assert_eq!(p(1)["ParticipantStatus"], "connected");
+    assert!(!p(1).contains_key("ParticipantDuration"));
+    // track-added, in publication order
+    assert_eq!(
+        (p(2)["TrackSid"], p(2)["TrackKind"], p(2)["TrackName"]),
+        (mic.as_str(), "audio", "mic")
+    );
+    assert_eq!(
+        (p(3)["TrackSid"], p(3)["TrackKind"], p(3)["TrackName"]),
+        (cam.as_str(), "video", "camera")
+    );
+    assert_eq!(p(3)["ParticipantIdentity"], "alice");
+    assert_eq!(p(4)["ParticipantIdentity"], "bob");
+    // mute and unmute
+    assert_eq!((p(5)["TrackSid"], p(5)["TrackName"]), (mic.as_str(), "mic"));
+    assert_eq!(
+        (p(6)["TrackSid"], p(6)["TrackKind"]),
+        (mic.as_str(), "audio")
+    );
+    // unpublished, then the microphone goes with her
+    assert_eq!(
+        (p(7)["TrackSid"], p(7)["ParticipantStatus"]),
+        (cam.as_str(), "connected")
+    );
+    assert_eq!(
+        (p(8)["TrackSid"], p(8)["ParticipantStatus"]),
+        (mic.as_str(), "disconnected")
+    );
+    assert_eq!(p(9)["ParticipantSid"], alice.as_str());
+    assert_eq!(p(9)["ParticipantStatus"], "disconnected");
+    assert_eq!(p(9)["ParticipantDuration"], "61", "whole seconds connected");
+    // completing the room disconnects bob, then ends it
+    assert_eq!(p(10)["ParticipantSid"], bob.as_str());
+    assert_eq!(p(10)["ParticipantDuration"], "71");
+    assert_eq!(p(11)["RoomDuration"], "72", "whole seconds from creation");
+    assert!(!p(11).contains_key("ParticipantSid"));
+}
+
+#[tokio::test]
+async fn rooms_without_a_callback_and_subscriptions_write_nothing() {
+    let mut f = Fixture::new().await;
+    let quiet = f.create("quiet", None);
+    let alice = f.join(quiet, "alice");
+    let _bob = f.join(quiet, "bob");
+    f.rooms
+        .publish(alice, TrackSid::random(), "mic", TrackKind::Audio, true)
+        .unwrap();
+    f.rooms.complete(f.now, quiet).unwrap();
+    f.flush(1).await;
+    assert_eq!(f.store.callback_backlog().await.unwrap().callbacks, 0);
+
+    // Subscriptions (bob to alice's track) have no Twilio event.
+    let loud = f.create("loud", Some(CallbackMethod::Get));
+    let alice = f.join(loud, "alice");
+    let bob = f.join(loud, "bob");
+    let mic = TrackSid::random();
+    f.rooms
+        .publish(alice, mic, "mic", TrackKind::Audio, true)
+        .unwrap();
+    f.rooms.unsubscribe(bob, mic).unwrap();
+    f.rooms.subscribe(bob, mic).unwrap();
+    f.flush(1).await;
+    let callbacks = f.drain().await;
+    assert_eq!(
+        events(&callbacks),
+        [
+            "room-created",
+            "participant-connected",
+            "participant-connected",
+            "track-added"
+        ]
+    );
+    assert!(callbacks.iter().all(|c| c.method == CallbackMethod::Get));
+}
+
+#[tokio::test]
+async fn each_room_is_a_queue_of_its_own_whose_head_alone_is_due() {
+    let mut f = Fixture::new().await;
+    let a = f.create("a", Some(CallbackMethod::Post));
+    let b = f.create("b", Some(CallbackMethod::Post));
+    f.flush(1).await;
+    f.join(a, "alice");
+    f.join(b, "bob");
+    f.flush(1).await;
+    let backlog = f.store.callback_backlog().await.unwrap();
+    assert_eq!(backlog.callbacks, 4);
+    assert_eq!(
+        backlog.oldest,
+        Some(Timestamp::from_millis(1_700_000_000_001))
+    );
+
+    let now = Timestamp::from_millis(f.clock);
+    let due = f.store.due_callbacks(now, 10).await.unwrap();
+    let heads: Vec<(&str, i64)> = due
+        .iter()
+        .map(|c| (c.stream.as_str(), c.sequence))
+        .collect();
+    assert_eq!(heads.len(), 2, "one head per room: {heads:?}");
+    assert!(heads.contains(&(a.as_str(), 0)) && heads.contains(&(b.as_str(), 0)));
+
+    // Room a's head fails and backs off: room a waits, room b goes on.
+    let later = Timestamp::from_millis(f.clock + 60_000);
+    f.store
+        .retry_callback(a.as_str(), 0, later, "HTTP 503")
+        .await
+        .unwrap();
+    f.store.remove_callback(b.as_str(), 0, now).await.unwrap();
+    let due = f.store.due_callbacks(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].stream.as_str(), due[0].sequence), (b.as_str(), 1));
+    assert_eq!(f.store.next_callback_due().await.unwrap(), Some(now));
+
+    // Once it is due again, it is the same callback, with its history.
+    let due = f.store.due_callbacks(later, 10).await.unwrap();
+    let head = due.iter().find(|c| c.stream == a.as_str()).unwrap();
+    assert_eq!(
+        (head.sequence, head.attempts, head.last_error.as_deref()),
+        (0, 1, Some("HTTP 503"))
+    );
+
+    // A restart makes what was backing off due at once, attempts kept.
+    f.store.remove_callback(b.as_str(), 1, now).await.unwrap();
+    assert_eq!(f.store.next_callback_due().await.unwrap(), Some(later));
+    assert_eq!(f.store.rearm_callbacks(now).await.unwrap(), 1);
+    let due = f.store.due_callbacks(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].sequence, due[0].attempts), (0, 1));
+}
+
+#[tokio::test]
+async fn a_lease_keeps_a_head_from_being_taken_twice() {
+    let mut f = Fixture::new().await;
+    let room = f.create("leased", Some(CallbackMethod::Post));
+    f.flush(1).await;
+    let now = Timestamp::from_millis(f.clock);
+    f.store
+        .lease_callback(room.as_str(), 0, Timestamp::from_millis(f.clock + 20_000))
+        .await
+        .unwrap();
+    assert!(f.store.due_callbacks(now, 10).await.unwrap().is_empty());
+    // Events keep arriving behind it meanwhile.
+    f.join(room, "alice");
+    f.flush(1).await;
+    assert!(f.store.due_callbacks(now, 10).await.unwrap().is_empty());
+    assert_eq!(f.store.callback_backlog().await.unwrap().callbacks, 2);
+}
+
+#[tokio::test]
+async fn rooms_a_dead_process_left_behind_report_their_end_at_the_next_start() {
+    let mut f = Fixture::new().await;
+    let room = f.create("crashed", Some(CallbackMethod::Post));
+    let alice = f.join(room, "alice");
+    let mic = TrackSid::random();
+    f.rooms
+        .publish(alice, mic, "mic", TrackKind::Audio, true)
+        .unwrap();
+    f.flush(1).await;
+    let before = f.drain().await.len();
+    assert_eq!(before, 3);
+
+    // The process dies; the next one closes what it left.
+    let restart = Timestamp::from_millis(f.clock + 30_000);
+    assert_eq!(f.store.close_abandoned(restart).await.unwrap(), (1, 1));
+    let callbacks = f.drain().await;
+    assert_eq!(
+        events(&callbacks),
+        ["track-removed", "participant-disconnected", "room-ended"]
+    );
+    assert_eq!(
+        callbacks.iter().map(|c| c.sequence).collect::<Vec<_>>(),
+        [3, 4, 5],
+        "the room's numbering goes on"
+    );
+    assert_eq!(params(&callbacks[0])["TrackSid"], mic.as_str());
+    assert_eq!(params(&callbacks[1])["ParticipantDuration"], "30");
+    assert_eq!(params(&callbacks[2])["RoomStatus"], "completed");
+    assert_eq!(params(&callbacks[2])["RoomDuration"], "30");
+}
+
+#[tokio::test]
+async fn the_doorbell_rings_after_a_commit_with_callbacks() {
+    let mut f = Fixture::new().await;
+    f.create("quiet", None);
+    f.flush(1).await;
+    let rang = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        f.store.callbacks_enqueued(),
+    )
+    .await;
+    assert!(rang.is_err(), "no callback, no ring");
+
+    f.create("loud", Some(CallbackMethod::Post));
+    f.flush(1).await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        f.store.callbacks_enqueued(),
+    )
+    .await
+    .expect("the sender is woken");
+}
