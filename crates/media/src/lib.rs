@@ -43,6 +43,7 @@
 //! The forwarding rules themselves live in [`forward`], sans-IO and unit
 //! tested.
 
+mod codec_order;
 mod demux;
 pub mod forward;
 pub mod keyframe;

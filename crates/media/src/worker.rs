@@ -32,6 +32,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
+use crate::codec_order;
 use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
@@ -316,6 +317,8 @@ impl Worker {
                 .set_rtp_mode(true)
                 .clear_codecs()
                 .enable_opus(true, false)
+                .enable_pcmu(true, false)
+                .enable_pcma(true, false)
                 .enable_vp8(true)
                 .enable_h264(true)
                 .enable_vp9(true)
@@ -1168,7 +1171,8 @@ impl Worker {
             tracing::warn!(%participant, problem, "offer binding skipped");
         }
         self.open_data_channels(participant);
-        Ok(answer.to_sdp_string())
+        // The offerer's codec preference decides what it sends.
+        Ok(codec_order::follow_offer(sdp, &answer.to_sdp_string()))
     }
 
     /// Send `track` to `subscriber` on its m-line `mid`. If the track's
