@@ -2,7 +2,7 @@
 // the SDK's twilio-video API (connect, tracks, participants, events).
 //
 //   load ──▶ camera + microphone preview (one permission prompt)
-//   Join ──▶ POST /create-token ──▶ connect(token, {name, tracks}) ──▶ the grid
+//   Join ──▶ POST /create-token ──▶ (preview ready) ──▶ connect(token, {name, tracks}) ──▶ the grid
 //   Leave ─▶ room.disconnect() ──▶ back to the lobby, preview still on
 
 import { LocalVideoTrack, connect, createLocalAudioTrack, createLocalTracks, createLocalVideoTrack } from '/sdk/salon-video.js';
@@ -61,7 +61,10 @@ ui.identity.addEventListener('input', () => setInitials(ui.local, ui.identity.va
 
 if (!navigator.mediaDevices || typeof navigator.mediaDevices.getDisplayMedia !== 'function') ui.screen.hidden = true;
 
-startPreview();
+// Join waits for this: clicked before the camera and microphone are ready
+// (a fast click, a slow permission prompt), the call would start with
+// nothing to publish.
+const preview = startPreview();
 new ResizeObserver(layout).observe(ui.grid);
 window.addEventListener('resize', layout);
 layout();
@@ -120,6 +123,7 @@ ui.form.addEventListener('submit', async (event) => {
     });
     const body = await response.json();
     if (!response.ok) throw Object.assign(new Error(body.message || `HTTP ${response.status}`), { code: body.code });
+    await preview;
     const tracks = [state.audio, state.video].filter(Boolean);
     const room = await connect(body.token, { name: roomName, tracks, preferredVideoCodecs: ['VP8'] });
     localStorage.setItem('salon.room', roomName);

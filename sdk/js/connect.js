@@ -5,7 +5,8 @@
 //   3. open the signaling socket and `join`             (Signaling)
 //   4. make the peer connection, publish the tracks     (PeerSession, LocalParticipant)
 //      and subscribe to what is already in the room      (Room)
-//   5. resolve with the Room once the first answer is applied
+//   5. resolve with the Room once the first answer is applied; then, on
+//      the next task, `trackPublished` for the tracks it published
 //
 // If anything fails, or the promise is canceled, everything made so far is
 // undone: the socket closed, the peer connection closed, the tracks this
@@ -13,16 +14,19 @@
 
 import { createTwilioError, rangeError, typeError } from './errors.js';
 import { createLocalTracks } from './localtracks.js';
-import { LocalParticipant, checkBitrate } from './participant.js';
+import { DEFAULT_LOGGER_NAME, Log, applyLogLevelOption } from './log.js';
+import { LocalParticipant, checkBitrate, checkNetworkQualityConfiguration, checkPriority } from './participant.js';
 import { PeerSession } from './peer.js';
 import { Room } from './room.js';
-import { Signaling, defaultBaseUrl, signalingUrl } from './signaling.js';
+import { HOW_TO_SAY, Signaling, signalingUrl, whereSalonIs } from './signaling.js';
 import { LocalAudioTrack, LocalDataTrack, LocalVideoTrack } from './track.js';
 
 /** The SDK's version (also in package.json). */
-export const VERSION = '0.1.0';
+export const VERSION = '0.2.0';
 
-const VIDEO_CODECS = ['VP8', 'H264', 'VP9'];
+export const VIDEO_CODECS = ['VP8', 'H264', 'VP9'];
+/** Salon forwards these; iSAC, which twilio-video also names, no browser sends any more: it is skipped. */
+export const AUDIO_CODECS = ['opus', 'PCMU', 'PCMA', 'isac'];
 /**
  * The first offer waits this long at most for the `subscribed` messages of
  * tracks already in the room, so that it carries them too: one round trip
@@ -32,20 +36,21 @@ const FIRST_OFFER_WAIT_MS = 150;
 
 /**
  * @typedef {object} ConnectOptions
- * @property {string|null} [name] the room's name (or RM SID); default: the token's room grant
+ * @property {string|null} [name] the room's name (or RM SID); default: the token's room grant, or else a new room named by its SID
  * @property {boolean|MediaTrackConstraints} [audio=true] capture the microphone (ignored with `tracks`)
  * @property {boolean|MediaTrackConstraints} [video=true] capture the camera, e.g. `{width: 640}` (ignored with `tracks`)
  * @property {Array<LocalAudioTrack|LocalVideoTrack|LocalDataTrack|MediaStreamTrack>} [tracks] publish these instead of capturing
  * @property {boolean} [automaticSubscription=true] receive every track in the room
- * @property {Array<'VP8'|'H264'|'VP9'|{codec: string}>|'auto'} [preferredVideoCodecs] default `['VP8']`
- * @property {Array<string|{codec: string}>} [preferredAudioCodecs] accepted; Opus is used
+ * @property {Array<'VP8'|'H264'|'VP9'|{codec: string, simulcast?: boolean}>|'auto'} [preferredVideoCodecs] default `['VP8']`
+ * @property {Array<'opus'|'PCMU'|'PCMA'|'isac'|{codec: string, dtx?: boolean}>} [preferredAudioCodecs] default: the browser's order (Opus first)
  * @property {number|null} [maxAudioBitrate] bits per second
  * @property {number|null} [maxVideoBitrate] bits per second
- * @property {boolean} [dominantSpeaker] accepted; takes effect when the server supports it
- * @property {boolean|object} [networkQuality] accepted; takes effect when the server supports it
- * @property {object} [bandwidthProfile] accepted; takes effect when the server supports it
+ * @property {boolean} [dominantSpeaker] validated; takes effect with the server's adaptive video
+ * @property {boolean|{local?: number, remote?: number}} [networkQuality] validated; likewise
+ * @property {object} [bandwidthProfile] validated; likewise
  * @property {RTCConfiguration} [rtcConfiguration] extra ICE servers and the like
- * @property {string} [url] where Salon is (`https://video.example.com`); default: where this SDK was loaded from
+ * @property {string} [url] where Salon is (`https://video.example.com`); default: see whereSalonIs() in signaling.js
+ * @property {string} [loggerName] the logger to log to (default 'twilio-video')
  */
 
 /**
@@ -70,6 +75,7 @@ export function connect(token, options) {
 
 async function run(token, options, attempt) {
   const o = checkOptions(token, options);
+  const log = new Log('connect', o.loggerName);
   const canceled = () => new Error('Canceled');
 
   // 2. Media.
@@ -78,7 +84,7 @@ async function run(token, options, attempt) {
   if (o.tracks) {
     tracks = o.tracks;
   } else {
-    tracks = await createLocalTracks({ audio: o.audio, video: o.video });
+    tracks = await createLocalTracks({ audio: o.audio, video: o.video, getUserMedia: o.getUserMedia });
     owned = tracks;
     if (attempt.canceled) {
       owned.forEach((t) => t.stop());
@@ -87,7 +93,7 @@ async function run(token, options, attempt) {
   }
 
   // 3. Signaling.
-  const signaling = new Signaling(o.url, token);
+  const signaling = new Signaling(o.url, token, { log: log.child('signaling') });
   let peer = null;
   let room = null;
   attempt.undo = () => {
@@ -97,7 +103,12 @@ async function run(token, options, attempt) {
     owned.forEach((t) => t.stop());
   };
   try {
-    const joined = await signaling.join({ room: o.name, autoSubscribe: o.automaticSubscription, client: `salon-video.js ${VERSION}` });
+    const joined = await signaling.join({ room: o.name, autoSubscribe: o.automaticSubscription, client: `salon-video.js ${VERSION}` })
+      .catch((error) => {
+        // Salon is not where the SDK guessed: say how to tell it.
+        if (error.code === 53000 && o.urlFrom !== 'options.url') error.message += ` (Salon's address came from ${o.urlFrom}. ${HOW_TO_SAY})`;
+        throw error;
+      });
     if (attempt.canceled) throw canceled();
 
     // 4. Media session, participants, the first offer.
@@ -105,11 +116,13 @@ async function run(token, options, attempt) {
       signaling,
       iceServers: (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
       rtcConfiguration: o.rtcConfiguration,
-      preferredVideoCodecs: o.preferredVideoCodecs,
+      preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
       bitrates: { audio: o.maxAudioBitrate, video: o.maxVideoBitrate },
+      RTCPeerConnection: o.RTCPeerConnection,
+      log: log.child('webrtc'),
     });
     const localParticipant = new LocalParticipant(joined.participant, peer, signaling);
-    room = new Room(joined, localParticipant, signaling, peer, owned);
+    room = new Room(joined, localParticipant, signaling, peer, owned, log);
     const ended = new Promise((_, reject) => {
       room.once('disconnected', (_room, error) => reject(error || createTwilioError(53001, 'Disconnected while connecting')));
     });
@@ -120,15 +133,18 @@ async function run(token, options, attempt) {
       : []);
     const subscriptions = waitFor(() => [...expected].every((sid) => peer.isSubscribed(sid)), FIRST_OFFER_WAIT_MS);
     peer.hold();
+    localParticipant._holdAnnouncements();
     room._start();
     const publishing = tracks.map((t) => localParticipant.publishTrack(t).catch((error) => {
-      console.warn(`salon-video: could not publish '${t.name}':`, error);
+      log.warn(`Could not publish ${t}:`, error);
       return null;
     }));
     await Promise.race([subscriptions, ended]);
     peer.release();
     await Promise.race([Promise.all(publishing), ended]);
     if (attempt.canceled) throw canceled();
+    log.info(`Connected to ${room}, publishing ${localParticipant.tracks.size} track(s)`);
+    localParticipant._announce(tracks);
     return room;
   } catch (error) {
     attempt.undo();
@@ -156,13 +172,8 @@ function checkOptions(token, options) {
   if (typeof token !== 'string') throw typeError('token', 'string');
   if (token.length === 0) throw new TypeError('token must not be empty');
 
-  let name = options.name;
-  if (name === undefined || name === null) {
-    name = roomGrant(token);
-    if (name === null) throw new TypeError('options.name must be given: the access token has no room grant');
-  } else if (typeof name !== 'string') {
-    throw typeError('options.name', 'string');
-  }
+  const name = options.name ?? null;
+  if (name !== null && typeof name !== 'string') throw typeError('options.name', 'string');
 
   for (const kind of ['audio', 'video']) {
     const v = options[kind];
@@ -184,25 +195,35 @@ function checkOptions(token, options) {
     });
   }
 
-  for (const key of ['automaticSubscription', 'dominantSpeaker']) {
+  for (const key of ['automaticSubscription', 'dominantSpeaker', 'insights', 'enableDscp', 'dscpTagging', 'receiveTranscriptions']) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') throw typeError(`options.${key}`, 'boolean');
   }
   const nq = options.networkQuality;
-  if (nq !== undefined && typeof nq !== 'boolean' && (nq === null || typeof nq !== 'object')) {
-    throw typeError('options.networkQuality', 'boolean or an object');
-  }
-  if (options.bandwidthProfile !== undefined && (options.bandwidthProfile === null || typeof options.bandwidthProfile !== 'object')) {
-    throw typeError('options.bandwidthProfile', 'object');
-  }
-  if (options.preferredAudioCodecs !== undefined && !Array.isArray(options.preferredAudioCodecs)) {
-    throw typeError('options.preferredAudioCodecs', 'array');
-  }
+  if (nq !== undefined && typeof nq !== 'boolean') checkNetworkQualityConfiguration('options.networkQuality', nq);
+  if (options.bandwidthProfile !== undefined) checkBandwidthProfile(options.bandwidthProfile);
   if (options.rtcConfiguration !== undefined && (options.rtcConfiguration === null || typeof options.rtcConfiguration !== 'object')) {
     throw typeError('options.rtcConfiguration', 'object');
   }
+  // Deprecated in twilio-video in favour of rtcConfiguration; still honoured.
+  const rtcConfiguration = { ...(options.rtcConfiguration || {}) };
+  if (options.iceServers !== undefined) {
+    if (!Array.isArray(options.iceServers)) throw typeError('options.iceServers', 'array');
+    rtcConfiguration.iceServers = [...(rtcConfiguration.iceServers || []), ...options.iceServers];
+  }
+  if (options.iceTransportPolicy !== undefined) {
+    if (!['all', 'relay'].includes(options.iceTransportPolicy)) throw rangeError('options.iceTransportPolicy', ['all', 'relay']);
+    rtcConfiguration.iceTransportPolicy = options.iceTransportPolicy;
+  }
+  for (const key of ['RTCPeerConnection', 'getUserMedia']) {
+    if (options[key] !== undefined && typeof options[key] !== 'function') throw typeError(`options.${key}`, 'function');
+  }
+  const loggerName = options.loggerName ?? DEFAULT_LOGGER_NAME;
+  if (typeof loggerName !== 'string' || !loggerName) throw typeError('options.loggerName', 'non-empty string');
+  applyLogLevelOption(options.logLevel, loggerName);
 
-  const base = options.url ?? options.wsServer ?? defaultBaseUrl();
-  if (typeof base !== 'string') throw typeError('options.url', 'string');
+  const explicit = options.url ?? options.wsServer;
+  if (explicit !== undefined && typeof explicit !== 'string') throw typeError('options.url', 'string');
+  const where = explicit !== undefined ? { url: explicit, from: 'options.url' } : whereSalonIs();
 
   return {
     name,
@@ -210,37 +231,71 @@ function checkOptions(token, options) {
     video: options.video === undefined ? true : options.video,
     tracks,
     automaticSubscription: options.automaticSubscription !== false,
-    preferredVideoCodecs: videoCodecs(options.preferredVideoCodecs),
+    preferredVideoCodecs: codecList('options.preferredVideoCodecs', options.preferredVideoCodecs, VIDEO_CODECS, ['VP8']),
+    preferredAudioCodecs: codecList('options.preferredAudioCodecs', options.preferredAudioCodecs, AUDIO_CODECS, []),
     maxAudioBitrate: checkBitrate('options.maxAudioBitrate', options.maxAudioBitrate),
     maxVideoBitrate: checkBitrate('options.maxVideoBitrate', options.maxVideoBitrate),
-    rtcConfiguration: options.rtcConfiguration || {},
-    url: signalingUrl(base),
+    rtcConfiguration,
+    RTCPeerConnection: options.RTCPeerConnection,
+    getUserMedia: options.getUserMedia,
+    loggerName,
+    url: signalingUrl(where.url),
+    urlFrom: where.from,
   };
 }
 
-function videoCodecs(value) {
-  if (value === undefined || value === null || value === 'auto') return ['VP8'];
-  if (!Array.isArray(value)) throw typeError('options.preferredVideoCodecs', 'array or "auto"');
+/**
+ * Codec names (or `{codec}` settings) in the order given, canonically
+ * spelled; `'auto'` (video: adaptive VP8) and nothing give `fallback`.
+ */
+function codecList(what, value, known, fallback) {
+  if (value === undefined || value === null || (value === 'auto' && known === VIDEO_CODECS)) return fallback;
+  if (!Array.isArray(value)) throw typeError(what, known === VIDEO_CODECS ? 'array or "auto"' : 'array');
   const names = value.map((entry, i) => {
     const name = typeof entry === 'string' ? entry : entry && typeof entry === 'object' ? entry.codec : undefined;
-    if (typeof name !== 'string') throw typeError(`options.preferredVideoCodecs[${i}]`, 'codec name or an object with a codec');
-    const canonical = VIDEO_CODECS.find((c) => c.toLowerCase() === name.toLowerCase());
-    if (!canonical) throw rangeError(`options.preferredVideoCodecs[${i}]`, VIDEO_CODECS);
+    if (typeof name !== 'string') throw typeError(`${what}[${i}]`, 'codec name or an object with a codec');
+    const canonical = known.find((c) => c.toLowerCase() === name.toLowerCase());
+    if (!canonical) throw rangeError(`${what}[${i}]`, known);
     return canonical;
   });
-  return names.length ? names : ['VP8'];
+  return names.length ? names : fallback;
 }
 
-/** The room named in the token's video grant, or null (a token we cannot read: '' and the server says why). */
-function roomGrant(token) {
-  const parts = token.split('.');
-  if (parts.length !== 3) return '';
-  try {
-    const json = atob(parts[1].replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(parts[1].length / 4) * 4, '='));
-    const claims = JSON.parse(decodeURIComponent(escape(json)));
-    const room = claims && claims.grants && claims.grants.video && claims.grants.video.room;
-    return typeof room === 'string' && room ? room : null;
-  } catch {
-    return '';
+const BANDWIDTH_PROFILE_VIDEO = {
+  mode: ['grid', 'collaboration', 'presentation'],
+  dominantSpeakerPriority: ['low', 'standard', 'high'],
+  trackSwitchOffMode: ['detected', 'predicted', 'disabled'],
+  clientTrackSwitchOffControl: ['auto', 'manual'],
+  contentPreferencesMode: ['auto', 'manual'],
+};
+
+/**
+ * twilio-video's BandwidthProfileOptions, checked as it checks them. What
+ * they do is the server's business (adaptive video).
+ */
+function checkBandwidthProfile(profile) {
+  if (profile === null || typeof profile !== 'object' || Array.isArray(profile)) throw typeError('options.bandwidthProfile', 'object');
+  const video = profile.video;
+  if (video === undefined) return;
+  if (video === null || typeof video !== 'object' || Array.isArray(video)) throw typeError('options.bandwidthProfile.video', 'object');
+  for (const [key, values] of Object.entries(BANDWIDTH_PROFILE_VIDEO)) {
+    if (video[key] !== undefined && !values.includes(video[key])) throw rangeError(`options.bandwidthProfile.video.${key}`, values);
   }
+  for (const key of ['maxSubscriptionBitrate', 'maxTracks']) {
+    const v = video[key];
+    if (v !== undefined && v !== null && (typeof v !== 'number' || !(v >= 0))) {
+      throw typeError(`options.bandwidthProfile.video.${key}`, 'non-negative number');
+    }
+  }
+  if (video.renderDimensions !== undefined) {
+    const dims = video.renderDimensions;
+    if (dims === null || typeof dims !== 'object') throw typeError('options.bandwidthProfile.video.renderDimensions', 'object');
+    for (const priority of ['low', 'standard', 'high']) {
+      const d = dims[priority];
+      if (d !== undefined && (d === null || typeof d !== 'object' || typeof d.width !== 'number' || typeof d.height !== 'number')) {
+        throw typeError(`options.bandwidthProfile.video.renderDimensions.${priority}`, 'object with a width and a height');
+      }
+    }
+  }
+  checkPriority('options.bandwidthProfile.video.dominantSpeakerPriority', video.dominantSpeakerPriority, null);
 }

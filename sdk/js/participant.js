@@ -9,13 +9,14 @@
 // connection except through the PeerSession.
 
 import { EventEmitter } from './events.js';
-import { createTwilioError, typeError } from './errors.js';
+import { createTwilioError, rangeError, typeError } from './errors.js';
 import {
   LocalAudioTrackPublication, LocalDataTrackPublication, LocalVideoTrackPublication, remotePublication,
 } from './publication.js';
 import { LocalAudioTrack, LocalDataTrack, LocalVideoTrack } from './track.js';
 
 const MAX_TRACK_NAME = 128;
+export const PRIORITIES = ['low', 'standard', 'high'];
 
 /**
  * What both kinds of participant have.
@@ -43,6 +44,10 @@ export class Participant extends EventEmitter {
     /** Network quality is not measured by Salon yet: always null. */
     this.networkQualityLevel = null;
     this.networkQualityStats = null;
+  }
+
+  toString() {
+    return `[${this.constructor.name} ${this.sid}]`;
   }
 
   /** @protected */
@@ -161,6 +166,12 @@ export class LocalParticipant extends Participant {
   #pending = new Map();
   /** LocalTrack → its listeners, removed when unpublished. */
   #watches = new Map();
+  /**
+   * While connect() runs, `trackPublished` waits here: twilio-video emits it
+   * after connect() has resolved, when the app has had its chance to listen.
+   * @type {Array<import('./publication.js').LocalTrackPublication>|null}
+   */
+  #unannounced = null;
 
   /**
    * @param {{sid: string, identity: string}} info
@@ -179,13 +190,16 @@ export class LocalParticipant extends Participant {
    * or a MediaStreamTrack (wrapped, named by `options.name`). Publishing a
    * track that is already published resolves with its publication.
    * @param {LocalAudioTrack|LocalVideoTrack|LocalDataTrack|MediaStreamTrack} track
-   * @param {{name?: string, priority?: string}} [options]
+   * @param {{name?: string, priority?: 'low'|'standard'|'high'}} [options] `priority` (default
+   *   'standard') is the publication's; its effect on what subscribers receive is the server's
    * @returns {Promise<import('./publication.js').LocalTrackPublication>}
    */
   publishTrack(track, options = {}) {
     let local;
+    let priority;
     try {
       local = this.#asLocalTrack(track, options);
+      priority = checkPriority('options.priority', options && options.priority, 'standard');
     } catch (error) {
       return Promise.reject(error);
     }
@@ -206,14 +220,15 @@ export class LocalParticipant extends Participant {
         this.#pending.delete(local);
         if (this.state === 'disconnected') throw new Error('The LocalParticipant disconnected while the track was being published');
         const cls = { audio: LocalAudioTrackPublication, video: LocalVideoTrackPublication }[local.kind] || LocalDataTrackPublication;
-        const publication = new cls(info.sid, local, (p) => this.unpublishTrack(p.track));
+        const publication = new cls(info.sid, local, (p) => this.unpublishTrack(p.track), priority);
         this._addPublication(publication);
         this.#watch(local, publication);
         // Enabled or disabled while the offer was out: tell the server now.
         if (local.kind !== 'data' && local.isEnabled !== info.enabled) {
           this.#signaling.send({ type: 'set_track_enabled', track: info.sid, enabled: local.isEnabled });
         }
-        this.emit('trackPublished', publication);
+        if (this.#unannounced) this.#unannounced.push(publication);
+        else this.emit('trackPublished', publication);
         return publication;
       },
       (error) => {
@@ -278,9 +293,38 @@ export class LocalParticipant extends Participant {
     return this;
   }
 
-  /** Accepted for twilio-video compatibility; no effect yet. */
-  setNetworkQualityConfiguration() {
+  /**
+   * Accepted for twilio-video compatibility: `{local, remote}` verbosity
+   * 0–3. Network quality comes with the adaptive-video work on the server.
+   * @param {{local?: number, remote?: number}} configuration
+   * @returns {this}
+   */
+  setNetworkQualityConfiguration(configuration) {
+    checkNetworkQualityConfiguration('networkQualityConfiguration', configuration);
     return this;
+  }
+
+  /** @internal connect() starts: hold `trackPublished` until {@link _announce}. */
+  _holdAnnouncements() {
+    this.#unannounced = [];
+  }
+
+  /**
+   * @internal connect() has resolved: `trackPublished` for the tracks it
+   * published, in the order it was given them, on the next task (after the
+   * app's code that awaited connect()).
+   * @param {object[]} order the tracks given to connect()
+   */
+  _announce(order) {
+    const rank = (publication) => order.indexOf(publication.track);
+    const publications = (this.#unannounced || []).sort((a, b) => rank(a) - rank(b));
+    this.#unannounced = null;
+    if (publications.length === 0) return;
+    setTimeout(() => {
+      for (const publication of publications) {
+        if (this.tracks.get(publication.trackSid) === publication) this.emit('trackPublished', publication);
+      }
+    });
   }
 
   /** @internal The room is gone: every publication goes, tracks keep running. */
@@ -332,7 +376,7 @@ export class LocalParticipant extends Participant {
     const onEnabled = () => this.#switched(track, publication, true);
     const onDisabled = () => this.#switched(track, publication, false);
     const onStopped = () => this.emit('trackStopped', track);
-    const onReplaced = () => this.#peer.replaceTrack(publication.trackSid, track.mediaStreamTrack);
+    const onReplaced = () => this.#peer.replaceTrack(publication.trackSid, track._sendTrack);
     const listeners = [['enabled', onEnabled], ['disabled', onDisabled], ['stopped', onStopped], ['_replaced', onReplaced]];
     for (const [event, listener] of listeners) track.on(event, listener);
     this.#watches.set(track, listeners);
@@ -360,4 +404,31 @@ export function checkBitrate(name, value) {
   if (typeof value !== 'number' || Number.isNaN(value)) throw typeError(name, 'number');
   if (value < 0 || !Number.isFinite(value)) throw new RangeError(`${name} must be a non-negative number of bits per second`);
   return value === 0 ? null : value;
+}
+
+/**
+ * A track priority, or `fallback` when not given.
+ * @param {string} name
+ * @param {unknown} value
+ * @param {string|null} fallback
+ */
+export function checkPriority(name, value, fallback) {
+  if (value === undefined) return fallback;
+  if (value === null && fallback === null) return null;
+  if (!PRIORITIES.includes(/** @type {string} */ (value))) throw rangeError(name, PRIORITIES);
+  return /** @type {'low'|'standard'|'high'} */ (value);
+}
+
+/**
+ * connect()'s `networkQuality` object and setNetworkQualityConfiguration's
+ * argument: `{local, remote}`, each a verbosity 0–3.
+ * @param {string} name
+ * @param {unknown} value
+ */
+export function checkNetworkQualityConfiguration(name, value) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw typeError(name, 'object');
+  for (const key of ['local', 'remote']) {
+    const v = /** @type {any} */ (value)[key];
+    if (v !== undefined && ![0, 1, 2, 3].includes(v)) throw rangeError(`${name}.${key}`, [0, 1, 2, 3]);
+  }
 }

@@ -8,8 +8,13 @@
 //   `unsubscribed`) are batched into the next offer;
 // * each offer declares the m-lines it adds: `publish` (sending m-lines and
 //   their track names), `subscribe` (receiving m-lines and their track SIDs);
-// * the first offer carries a data channel, so later data tracks need no
-//   renegotiation;
+// * the first offer is made when connect() has queued what it publishes and
+//   subscribes, even if that is nothing: it carries a data channel (the
+//   m=application line), so data tracks, published or received, need no
+//   renegotiation, and a participant with only data tracks is connected;
+// * each sending m-line lists the codecs in the publisher's order of
+//   preference (`setCodecPreferences`), and Salon's answer keeps that order,
+//   so the browser sends the codec the app asked for;
 // * an incoming track (`ontrack`) is known by its transceiver's mid.
 //
 // Must not: know about participants or publications (the Room and the
@@ -20,6 +25,7 @@
 
 import { EventEmitter } from './events.js';
 import { createTwilioError } from './errors.js';
+import { Log } from './log.js';
 
 /** The data channel that gives the first offer its m=application. */
 const CONTROL_CHANNEL = 'salon';
@@ -35,8 +41,9 @@ export class PeerSession extends EventEmitter {
   /** @type {RTCPeerConnection} */
   pc;
   #signaling;
-  #preferredVideoCodecs;
+  #preferredCodecs;
   #bitrates;
+  #log;
   #revision = 0;
   /** The offer waiting for its answer. */
   #outstanding = null;
@@ -67,15 +74,20 @@ export class PeerSession extends EventEmitter {
    * @param {import('./signaling.js').Signaling} options.signaling
    * @param {RTCIceServer[]} options.iceServers from `joined`
    * @param {RTCConfiguration} [options.rtcConfiguration]
-   * @param {string[]} options.preferredVideoCodecs codec names, most wanted first
+   * @param {{audio: string[], video: string[]}} options.preferredCodecs codec names by kind, most wanted first
    * @param {{audio: number|null, video: number|null}} options.bitrates bps caps
    * @param {typeof RTCPeerConnection} [options.RTCPeerConnection]
+   * @param {Log} [options.log]
    */
-  constructor({ signaling, iceServers, rtcConfiguration = {}, preferredVideoCodecs, bitrates, RTCPeerConnection: PC = globalThis.RTCPeerConnection }) {
+  constructor({
+    signaling, iceServers, rtcConfiguration = {}, preferredCodecs, bitrates,
+    RTCPeerConnection: PC = globalThis.RTCPeerConnection, log = new Log('webrtc'),
+  }) {
     super();
     this.#signaling = signaling;
-    this.#preferredVideoCodecs = preferredVideoCodecs;
+    this.#preferredCodecs = preferredCodecs;
     this.#bitrates = bitrates;
+    this.#log = log;
     const servers = [...(rtcConfiguration.iceServers || []), ...iceServers];
     this.pc = new PC({ ...rtcConfiguration, iceServers: servers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     this.pc.addEventListener('track', (event) => {
@@ -84,6 +96,7 @@ export class PeerSession extends EventEmitter {
     });
     this.pc.addEventListener('datachannel', (event) => this.emit('datachannel', event.channel));
     this.pc.addEventListener('connectionstatechange', () => {
+      this.#log.debug('Peer connection state:', this.pc.connectionState);
       if (this.pc.connectionState === 'failed' && !this.#closed) {
         this.emit('failed', createTwilioError(53405, 'Media connection failed: ICE or DTLS to the media server failed'));
       }
@@ -106,11 +119,11 @@ export class PeerSession extends EventEmitter {
   publishMedia(track) {
     if (this.#closed) return Promise.reject(new Error('The media session is closed'));
     const maxBitrate = this.#bitrates[track.kind];
-    const transceiver = this.pc.addTransceiver(track.mediaStreamTrack, {
+    const transceiver = this.pc.addTransceiver(track._sendTrack, {
       direction: 'sendonly',
       sendEncodings: maxBitrate ? [{ maxBitrate }] : undefined,
     });
-    if (track.kind === 'video') this.#preferCodecs(transceiver);
+    this.#preferCodecs(transceiver, track.kind);
     return new Promise((resolve, reject) => {
       this.#publishQueue.push({ transceiver, track, name: track.name, kind: track.kind, enabled: track.isEnabled, resolve, reject });
       this.#negotiate();
@@ -206,7 +219,6 @@ export class PeerSession extends EventEmitter {
   subscribe(sid, kind) {
     if (this.#closed || this.#receivers.has(sid)) return;
     const transceiver = this.pc.addTransceiver(kind, { direction: 'recvonly' });
-    if (kind === 'video') this.#preferCodecs(transceiver);
     this.#receivers.set(sid, transceiver);
     this.#subscribeQueue.push({ transceiver, sid });
     this.#negotiate();
@@ -253,9 +265,13 @@ export class PeerSession extends EventEmitter {
     this.#held = true;
   }
 
-  /** Offer what was queued while held. */
+  /**
+   * Offer what was queued while held. The first offer is made even with
+   * nothing queued: it connects the transport and the data channel.
+   */
   release() {
     this.#held = false;
+    if (this.#revision === 0) this.#dirty = true;
     this.#negotiate();
   }
 
@@ -284,6 +300,8 @@ export class PeerSession extends EventEmitter {
     for (const s of live) this.#midToSid.set(s.transceiver.mid, s.sid);
     const revision = ++this.#revision;
     this.#outstanding = { revision, publish, subscribe: live, errors: [] };
+    this.#log.debug(`Offer ${revision}: publishing ${publish.map((p) => p.name).join(', ') || 'nothing'}, `
+      + `subscribing ${live.map((s) => s.sid).join(', ') || 'nothing'}`);
     this.#signaling.send({
       type: 'offer',
       revision,
@@ -300,9 +318,10 @@ export class PeerSession extends EventEmitter {
   async onAnswer(message) {
     const offer = this.#outstanding;
     if (!offer || offer.revision !== message.revision) {
-      console.warn(`salon-video: ignoring an answer to revision ${message.revision}, which is not outstanding`);
+      this.#log.warn(`Ignoring an answer to revision ${message.revision}, which is not outstanding`);
       return;
     }
+    this.#log.debug(`Answer ${message.revision}`);
     try {
       await this.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
     } catch (e) {
@@ -410,7 +429,7 @@ export class PeerSession extends EventEmitter {
         return;
       }
       if (this.#subscribeQueue.some((s) => s.sid === entry.sid)) return;
-      console.info(`salon-video: no media on m-line ${entry.transceiver.mid} (track ${entry.sid}) yet: declaring it again`);
+      this.#log.info(`No media on m-line ${entry.transceiver.mid} (track ${entry.sid}) yet: declaring it again`);
       this.#subscribeQueue.push({ transceiver: entry.transceiver, sid: entry.sid, tries: tries + 1 });
       this.#negotiate();
     }, NO_MEDIA_MS * 2 ** tries);
@@ -446,19 +465,30 @@ export class PeerSession extends EventEmitter {
     this.pc.close();
   }
 
-  #preferCodecs(transceiver) {
-    if (typeof transceiver.setCodecPreferences !== 'function' || typeof RTCRtpReceiver === 'undefined' || !RTCRtpReceiver.getCapabilities) return;
-    const caps = RTCRtpReceiver.getCapabilities('video');
-    if (!caps) return;
-    const preferred = this.#preferredVideoCodecs.map((c) => c.toLowerCase());
+  /**
+   * List the transceiver's codecs in the app's order of preference: the
+   * preferred ones first (in the order given), then the rest in the
+   * browser's order; within a codec, the variants this browser can send
+   * first (the answer keeps the order, and the browser sends the first).
+   */
+  #preferCodecs(transceiver, kind) {
+    const preferred = (this.#preferredCodecs[kind] || []).map((c) => c.toLowerCase());
+    if (preferred.length === 0 || typeof transceiver.setCodecPreferences !== 'function'
+      || typeof RTCRtpReceiver === 'undefined' || !RTCRtpReceiver.getCapabilities) return;
+    const receivable = RTCRtpReceiver.getCapabilities(kind);
+    if (!receivable) return;
+    const sendable = (typeof RTCRtpSender !== 'undefined' && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities(kind)) || { codecs: [] };
+    const canSend = (codec) => sendable.codecs.some((c) => c.mimeType === codec.mimeType && (c.sdpFmtpLine || '') === (codec.sdpFmtpLine || ''));
     const rank = (codec) => {
       const i = preferred.indexOf(codec.mimeType.split('/')[1].toLowerCase());
-      return i < 0 ? preferred.length : i;
+      return (i < 0 ? preferred.length : i) * 2 + (canSend(codec) ? 0 : 1);
     };
+    const codecs = [...receivable.codecs].sort((a, b) => rank(a) - rank(b));
     try {
-      transceiver.setCodecPreferences([...caps.codecs].sort((a, b) => rank(a) - rank(b)));
+      transceiver.setCodecPreferences(codecs);
+      this.#log.debug(`Codec preference for ${kind}:`, codecs.map((c) => c.mimeType).join(' '));
     } catch (e) {
-      console.warn('salon-video: setCodecPreferences failed; using the browser default order', e);
+      this.#log.warn(`setCodecPreferences failed; the browser's ${kind} codec order stays`, e);
     }
   }
 }

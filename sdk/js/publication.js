@@ -6,6 +6,9 @@
 // server (the participant objects do).
 
 import { EventEmitter } from './events.js';
+import { rangeError } from './errors.js';
+
+const PRIORITIES = ['low', 'standard', 'high'];
 
 /**
  * Events: `trackEnabled`(), `trackDisabled`().
@@ -30,6 +33,10 @@ export class TrackPublication extends EventEmitter {
   get isEnabled() {
     return this.isTrackEnabled;
   }
+
+  toString() {
+    return `[${this.constructor.name} ${this.trackSid}]`;
+  }
 }
 
 /** One of your tracks, published. */
@@ -40,11 +47,13 @@ export class LocalTrackPublication extends TrackPublication {
    * @param {string} trackSid
    * @param {import('./track.js').LocalAudioTrack|import('./track.js').LocalVideoTrack|import('./track.js').LocalDataTrack} track
    * @param {(publication: LocalTrackPublication) => void} unpublish
+   * @param {'low'|'standard'|'high'} [priority]
    */
-  constructor(trackSid, track, unpublish) {
+  constructor(trackSid, track, unpublish, priority = 'standard') {
     super(trackSid, track.name, track.kind);
     this.track = track;
-    this.priority = 'standard';
+    /** @type {'low'|'standard'|'high'} */
+    this.priority = priority;
     this.#unpublish = unpublish;
   }
 
@@ -53,8 +62,14 @@ export class LocalTrackPublication extends TrackPublication {
     return this.track.kind === 'data' ? true : this.track.isEnabled;
   }
 
-  /** Accepted for twilio-video compatibility; no effect. */
+  /**
+   * Change the publication's priority. What subscribers receive according
+   * to it is the server's business (adaptive video); here it is recorded.
+   * @param {'low'|'standard'|'high'} priority
+   * @returns {this}
+   */
   setPriority(priority) {
+    if (!PRIORITIES.includes(priority)) throw rangeError('priority', PRIORITIES);
     this.priority = priority;
     return this;
   }

@@ -22,6 +22,7 @@
 
 import { EventEmitter } from './events.js';
 import { createTwilioError } from './errors.js';
+import { Log } from './log.js';
 import { RemoteParticipant } from './participant.js';
 import { RemoteAudioTrack, RemoteDataTrack, RemoteVideoTrack } from './track.js';
 
@@ -56,6 +57,7 @@ export class Room extends EventEmitter {
   /** Data tracks we were told we are subscribed to, awaiting their channel. */
   #awaitedChannels = new Set();
   #resendTimer = null;
+  #log;
 
   /**
    * @param {any} joined the server's `joined` message
@@ -63,9 +65,11 @@ export class Room extends EventEmitter {
    * @param {import('./signaling.js').Signaling} signaling
    * @param {import('./peer.js').PeerSession} peer
    * @param {Array<{stop: () => void}>} ownedTracks
+   * @param {Log} [log]
    */
-  constructor(joined, localParticipant, signaling, peer, ownedTracks) {
+  constructor(joined, localParticipant, signaling, peer, ownedTracks, log = new Log('Room')) {
     super();
+    this.#log = log.child(this);
     /** @type {string} */
     this.sid = joined.room.sid;
     /** @type {string} */
@@ -77,6 +81,7 @@ export class Room extends EventEmitter {
     this.participants = new Map();
     /** Dominant speaker detection is not supported yet: always null. */
     this.dominantSpeaker = null;
+    /** Whether the room is being recorded: Salon does not record yet, so never (and no recordingStarted). */
     this.isRecording = false;
     this.mediaRegion = 'local';
     this.#signaling = signaling;
@@ -109,7 +114,7 @@ export class Room extends EventEmitter {
       try {
         this.#onMessage(message);
       } catch (error) {
-        console.error('salon-video: error handling a signaling message', message.type, error);
+        this.#log.error('Error handling a signaling message', message.type, error);
       }
     });
   }
@@ -255,7 +260,7 @@ export class Room extends EventEmitter {
         break;
       case 'error': {
         const error = createTwilioError(m.code, m.message);
-        if (!this.#peer.onError(error)) console.warn(`salon-video: server error ${error.code}: ${error.message}`);
+        if (!this.#peer.onError(error)) this.#log.warn(`Server error ${error.code}: ${error.message}`);
         break;
       }
       case 'disconnected':
@@ -386,6 +391,8 @@ export class Room extends EventEmitter {
   #end(error) {
     if (this.state === 'disconnected') return;
     this.state = 'disconnected';
+    if (error) this.#log.warn(`Disconnected: ${error.code} ${error.message}`);
+    else this.#log.info('Disconnected');
     clearTimeout(this.#resendTimer);
     this.#signaling.close();
     this.#peer.close();

@@ -14,6 +14,7 @@
 
 import { EventEmitter } from './events.js';
 import { TwilioError, createTwilioError } from './errors.js';
+import { Log } from './log.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Time allowed to open the socket and get `joined`. */
@@ -29,28 +30,96 @@ const SILENCE_LIMIT_MS = 3 * PING_INTERVAL_MS + 1_000;
 
 /**
  * The WebSocket URL for a Salon base URL: `http://host:3000` →
- * `ws://host:3000/v1/signaling`. A ws(s):// URL with a path is kept as is.
+ * `ws://host:3000/v1/signaling`, `https://host/video` (Salon behind a path)
+ * → `wss://host/video/v1/signaling`. A ws(s):// URL with a path is kept as
+ * is.
  * @param {string} base
  */
 export function signalingUrl(base) {
-  const url = new URL(base);
-  if (url.protocol === 'http:') url.protocol = 'ws:';
-  else if (url.protocol === 'https:') url.protocol = 'wss:';
-  else if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+  let url;
+  try {
+    url = new URL(base);
+  } catch {
     throw new TypeError(`options.url must be an http(s):// or ws(s):// URL, not ${base}`);
   }
-  if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/signaling';
+  if (url.protocol === 'http:' || url.protocol === 'https:') {
+    url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
+    const path = url.pathname.replace(/\/+$/, '');
+    if (!path.endsWith('/v1/signaling')) url.pathname = `${path}/v1/signaling`;
+  } else if (url.protocol === 'ws:' || url.protocol === 'wss:') {
+    if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/signaling';
+  } else {
+    throw new TypeError(`options.url must be an http(s):// or ws(s):// URL, not ${base}`);
+  }
   return url.toString();
 }
 
+// Where this code was loaded from: the module's URL when it runs as an ES
+// module, the <script>'s when it runs as the script-tag build (read now:
+// `document.currentScript` is only set while a classic script first runs).
+// A bundler may leave `import.meta.url` empty (esbuild's iife and cjs
+// formats) or make it the app's bundle or a file:// path (webpack, Rollup):
+// only the URLs of Salon's own /sdk/ files count.
+const SDK_FILES = /\/sdk\/(signaling|salon-video\.global)\.js$/;
+const LOADED_FROM = (() => {
+  const candidates = [];
+  try {
+    candidates.push(import.meta.url);
+  } catch {
+    // not a module
+  }
+  if (typeof document !== 'undefined' && document.currentScript && document.currentScript.src) {
+    candidates.push(document.currentScript.src);
+  }
+  for (const candidate of candidates) {
+    if (typeof candidate !== 'string' || !candidate) continue;
+    try {
+      const url = new URL(candidate);
+      if ((url.protocol === 'http:' || url.protocol === 'https:') && SDK_FILES.test(url.pathname)) {
+        return `${url.origin}${url.pathname.replace(SDK_FILES, '')}`;
+      }
+    } catch {
+      // not a URL
+    }
+  }
+  return null;
+})();
+
 /**
- * Where Salon is by default: the server this SDK was loaded from (Salon
- * serves it at /sdk/salon-video.js), else the page's own origin.
+ * Where Salon is when connect() is not told (`options.url`), first found:
+ *
+ * 1. `SALON_VIDEO_URL`: a global the page sets before connecting
+ *    (`window.SALON_VIDEO_URL = 'https://video.example.com'`), or a bundler
+ *    define that replaces the name (esbuild `--define:SALON_VIDEO_URL=…`,
+ *    webpack's DefinePlugin, Vite's `define`);
+ * 2. `<meta name="salon-video-url" content="https://video.example.com">` in the page;
+ * 3. the server this SDK was loaded from, when Salon served it (`/sdk/…`);
+ * 4. the page's own origin.
+ * @returns {{url: string, from: string}} the URL and where it came from (for error messages)
  */
+export function whereSalonIs() {
+  // typeof first: the name may be neither declared nor defined.
+  // eslint-disable-next-line no-undef
+  const configured = typeof SALON_VIDEO_URL !== 'undefined' ? SALON_VIDEO_URL : undefined;
+  if (typeof configured === 'string' && configured) return { url: configured, from: 'SALON_VIDEO_URL' };
+  if (typeof document !== 'undefined') {
+    const meta = document.querySelector('meta[name="salon-video-url"]');
+    const content = meta && meta.getAttribute('content');
+    if (content) return { url: new URL(content, document.baseURI).toString(), from: '<meta name="salon-video-url">' };
+  }
+  if (LOADED_FROM) return { url: LOADED_FROM, from: 'where the SDK was loaded from' };
+  if (globalThis.location && /^https?:$/.test(globalThis.location.protocol)) {
+    return { url: globalThis.location.origin, from: 'the page\'s origin' };
+  }
+  throw new TypeError(`Where is Salon? ${HOW_TO_SAY}`);
+}
+
+/** How an app says where Salon is. */
+export const HOW_TO_SAY = 'Pass options.url, or set <meta name="salon-video-url" content="https://…"> or SALON_VIDEO_URL (a global or a bundler define).';
+
+/** The URL of {@link whereSalonIs}. */
 export function defaultBaseUrl() {
-  const here = new URL(import.meta.url);
-  if (here.protocol === 'http:' || here.protocol === 'https:') return here.origin;
-  return globalThis.location ? globalThis.location.origin : 'http://localhost:3000';
+  return whereSalonIs().url;
 }
 
 /**
@@ -81,33 +150,34 @@ export class Signaling extends EventEmitter {
   #pingId = 0;
   #lastHeard = 0;
 
+  #log;
+
   /**
    * @param {string} url the WebSocket URL (see {@link signalingUrl})
    * @param {string} token
-   * @param {typeof WebSocket} [WebSocketImpl]
+   * @param {{WebSocket?: typeof WebSocket, log?: Log}} [options]
    */
-  constructor(url, token, WebSocketImpl = globalThis.WebSocket) {
+  constructor(url, token, { WebSocket: WebSocketImpl = globalThis.WebSocket, log = new Log('signaling') } = {}) {
     super();
     this.#url = url;
     this.#token = token;
     this.#WebSocket = WebSocketImpl;
+    this.#log = log;
   }
 
   /**
    * Open the socket and join the room.
-   * @param {{room: string, autoSubscribe: boolean, client: string}} request
+   * @param {{room?: string|null, autoSubscribe: boolean, client: string}} request
+   *   without `room`: the token's room grant, or a new room named by its SID
    * @returns {Promise<any>} the `joined` message
    */
   async join({ room, autoSubscribe, client }) {
+    this.#log.info(`Connecting to ${this.#url}`);
     const ws = await this.#open(CONNECT_TIMEOUT_MS);
-    const joined = await this.#first(ws, {
-      type: 'join',
-      version: PROTOCOL_VERSION,
-      token: this.#token,
-      room,
-      auto_subscribe: autoSubscribe,
-      client,
-    }, CONNECT_TIMEOUT_MS);
+    const request = { type: 'join', version: PROTOCOL_VERSION, token: this.#token, auto_subscribe: autoSubscribe, client };
+    if (typeof room === 'string') request.room = room;
+    const joined = await this.#first(ws, request, CONNECT_TIMEOUT_MS);
+    this.#log.info(`Joined room ${joined.room.name} (${joined.room.sid}) as ${joined.participant.identity} (${joined.participant.sid})`);
     this.#connected();
     return joined;
   }
@@ -224,7 +294,7 @@ export class Signaling extends EventEmitter {
     try {
       message = JSON.parse(text);
     } catch {
-      console.warn('salon-video: ignoring a signaling message that is not JSON');
+      this.#log.warn('Ignoring a signaling message that is not JSON');
       return;
     }
     if (!message || typeof message.type !== 'string') return;
@@ -246,6 +316,7 @@ export class Signaling extends EventEmitter {
       return;
     }
     if (message.type === 'pong') return;
+    this.#log.debug('Received', message.type);
     if (message.type === 'disconnected') this.#ended = true;
     this.#deliver(message);
   }
@@ -301,6 +372,7 @@ export class Signaling extends EventEmitter {
   // ---- resuming ------------------------------------------------------------
 
   async #reconnect() {
+    this.#log.warn('The signaling connection dropped: resuming the session');
     this.state = 'reconnecting';
     clearInterval(this.#pingTimer);
     this.emit('reconnecting', createTwilioError(53001));
@@ -336,6 +408,7 @@ export class Signaling extends EventEmitter {
 
   /** Runs inside the message event of `joined {resumed: true}`, before the backlog. */
   #resumed(joined) {
+    this.#log.info('Resumed the session');
     this.#connected();
     for (const s of this.#stale.splice(0)) s.close(1000);
     this.#deliver(joined);
@@ -344,6 +417,7 @@ export class Signaling extends EventEmitter {
 
   #fail(error) {
     if (this.state === 'closed') return;
+    this.#log.warn('Could not resume the session:', error.message);
     this.state = 'closed';
     clearInterval(this.#pingTimer);
     if (this.#ws) {

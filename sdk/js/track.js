@@ -14,6 +14,8 @@
 
 import { EventEmitter } from './events.js';
 import { typeError } from './errors.js';
+import { Log } from './log.js';
+import { FrameProcessing, checkProcessor } from './processor.js';
 
 /** What every track has: a kind and a name. */
 export class Track extends EventEmitter {
@@ -27,6 +29,10 @@ export class Track extends EventEmitter {
     this.kind = kind;
     /** @type {string} */
     this.name = name;
+  }
+
+  toString() {
+    return `[${this.constructor.name} ${this.name}]`;
   }
 }
 
@@ -55,6 +61,11 @@ export class MediaTrack extends Track {
     return this.mediaStreamTrack.enabled;
   }
 
+  /** @internal What elements show and a publication sends: the processed frames if a processor is set. */
+  get _sendTrack() {
+    return this.mediaStreamTrack;
+  }
+
   /**
    * Show or play the track: in `element` (an <audio>/<video> element, or a
    * CSS selector for one), or in a new element of the track's kind.
@@ -79,10 +90,11 @@ export class MediaTrack extends Track {
     if (!(stream instanceof MediaStream)) {
       stream = new MediaStream();
     }
+    const shown = this._sendTrack;
     for (const t of stream.getTracks()) {
-      if (t.kind === this.mediaStreamTrack.kind && t !== this.mediaStreamTrack) stream.removeTrack(t);
+      if (t.kind === shown.kind && t !== shown) stream.removeTrack(t);
     }
-    if (!stream.getTracks().includes(this.mediaStreamTrack)) stream.addTrack(this.mediaStreamTrack);
+    if (!stream.getTracks().includes(shown)) stream.addTrack(shown);
     if (el.srcObject !== stream) el.srcObject = stream;
     el.autoplay = true;
     if ('playsInline' in el) el.playsInline = true;
@@ -113,7 +125,7 @@ export class MediaTrack extends Track {
   #detachOne(el) {
     const stream = el.srcObject;
     if (stream instanceof MediaStream) {
-      stream.removeTrack(this.mediaStreamTrack);
+      stream.removeTrack(this._sendTrack);
       if (stream.getTracks().length === 0) el.srcObject = null;
     }
     this.#elements.delete(el);
@@ -128,14 +140,10 @@ export class MediaTrack extends Track {
   /** @protected Hook for subclasses: an element was attached. */
   _attached(_el) {}
 
-  /**
-   * @protected Swap the MediaStreamTrack (LocalTrack#restart): every element
-   * this track is attached to switches too.
-   * @param {MediaStreamTrack} next
-   */
-  _replaceMediaStreamTrack(next) {
-    const previous = this.mediaStreamTrack;
-    this.mediaStreamTrack = next;
+  /** @protected The elements show `_sendTrack` instead of `previous`. */
+  _showInElements(previous) {
+    const next = this._sendTrack;
+    if (previous === next) return;
     for (const el of this.#elements) {
       const stream = el.srcObject;
       if (stream instanceof MediaStream) {
@@ -157,17 +165,27 @@ export class MediaTrack extends Track {
 export class AudioTrack extends MediaTrack {}
 
 /**
- * A video track, with its current dimensions.
+ * A video track, with its current dimensions and an optional
+ * {@link VideoProcessor} (see processor.js).
  * Events: `dimensionsChanged`(track), and those of {@link MediaTrack}.
  */
 export class VideoTrack extends MediaTrack {
+  /** @type {FrameProcessing|null} */
+  #processing = null;
+  #processorOptions = null;
+
   constructor(mediaStreamTrack, name) {
     super(mediaStreamTrack, name);
     /** @type {{width: number|null, height: number|null}} */
     this.dimensions = { width: null, height: null };
-    /** Video processors are not supported; always null. */
+    /** The VideoProcessor added with addProcessor(), or null. */
     this.processor = null;
+    /** @type {MediaStreamTrack|null} the processor's output, or null */
     this.processedTrack = null;
+  }
+
+  get _sendTrack() {
+    return this.processedTrack || this.mediaStreamTrack;
   }
 
   _attached(el) {
@@ -184,14 +202,59 @@ export class VideoTrack extends MediaTrack {
     this.emit('dimensionsChanged', this);
   }
 
-  /** Not supported by Salon: throws. */
-  addProcessor() {
-    throw new Error('Video processors are not supported by salon-video');
+  /**
+   * Process every frame with `processor` (twilio-video's VideoProcessor:
+   * `processFrame(inputFrameBuffer, outputFrameBuffer)`). Elements the track
+   * is attached to, and what a published LocalVideoTrack sends, show the
+   * processed frames from now on.
+   * @param {{processFrame: Function}} processor
+   * @param {{inputFrameBufferType?: 'video'|'canvas'|'offscreencanvas'|'videoframe', outputFrameBufferContextType?: string}} [options]
+   * @returns {this}
+   */
+  addProcessor(processor, options) {
+    const checked = checkProcessor(processor, options);
+    if (this.processor) throw new Error('A VideoProcessor has already been added.');
+    const previous = this._sendTrack;
+    this.#processing = new FrameProcessing(this.mediaStreamTrack, processor, checked, new Log(this));
+    this.#processorOptions = checked;
+    this.processor = processor;
+    this.processedTrack = this.#processing.processedTrack;
+    this._showInElements(previous);
+    this.emit('_replaced', this);
+    return this;
   }
 
-  /** Not supported by Salon: throws. */
-  removeProcessor() {
-    throw new Error('Video processors are not supported by salon-video');
+  /**
+   * Stop processing: back to the unprocessed frames.
+   * @param {{processFrame: Function}} processor the one added
+   * @returns {this}
+   */
+  removeProcessor(processor) {
+    if (!processor) throw new Error('Received an invalid VideoProcessor from removeProcessor.');
+    if (!this.processor) throw new Error('No existing VideoProcessor detected.');
+    if (processor !== this.processor) throw new Error('The provided VideoProcessor is different than the existing one.');
+    const previous = this._sendTrack;
+    this.#processing.stop();
+    this.#processing = null;
+    this.#processorOptions = null;
+    this.processor = null;
+    this.processedTrack = null;
+    this._showInElements(previous);
+    this.emit('_replaced', this);
+    return this;
+  }
+
+  /** @protected The source track changed (restart): process the new one. */
+  _restartProcessing() {
+    if (!this.#processing) return;
+    this.#processing.stop();
+    this.#processing = new FrameProcessing(this.mediaStreamTrack, this.processor, this.#processorOptions, new Log(this));
+    this.processedTrack = this.#processing.processedTrack;
+  }
+
+  /** @protected Disabling the track blacks out the processed frames too. */
+  _processedEnabled(enabled) {
+    if (this.processedTrack) this.processedTrack.enabled = enabled;
   }
 }
 
@@ -253,6 +316,7 @@ const LocalMedia = (Base) =>
       if (typeof enabled !== 'boolean') throw typeError('enabled', 'boolean');
       if (this.mediaStreamTrack.enabled !== enabled) {
         this.mediaStreamTrack.enabled = enabled;
+        if (this._processedEnabled) this._processedEnabled(enabled);
         this.emit(enabled ? 'enabled' : 'disabled', this);
       }
       return this;
@@ -292,7 +356,10 @@ const LocalMedia = (Base) =>
       const enabled = this.mediaStreamTrack.enabled;
       this.mediaStreamTrack.stop();
       next.enabled = enabled;
-      this._replaceMediaStreamTrack(next);
+      const previous = this._sendTrack;
+      this.mediaStreamTrack = next;
+      if (this._restartProcessing) this._restartProcessing();
+      this._showInElements(previous);
       this._constraints = constraints ?? this._constraints;
       this.isStopped = false;
       this.#watch(next);
@@ -429,9 +496,14 @@ const RemoteMedia = (Base) =>
       this.emit(enabled ? 'enabled' : 'disabled', this);
     }
 
-    /** Accepted for twilio-video compatibility; no effect. */
+    /**
+     * Your priority for this track (null: the publisher's). What it changes
+     * in what you receive is the server's business (adaptive video).
+     * @param {'low'|'standard'|'high'|null} priority
+     * @returns {this}
+     */
     setPriority(priority) {
-      this.priority = priority ?? null;
+      this.priority = checkSubscriberPriority(priority);
       return this;
     }
   };
@@ -482,14 +554,20 @@ export class RemoteDataTrack extends Track {
     channel.addEventListener('message', (event) => this.emit('message', event.data, this));
   }
 
-  /** Accepted for twilio-video compatibility; no effect. */
+  /** Your priority for this track (null: the publisher's). */
   setPriority(priority) {
-    this.priority = priority ?? null;
+    this.priority = checkSubscriberPriority(priority);
     return this;
   }
 }
 
 // ---- helpers ----------------------------------------------------------------
+
+function checkSubscriberPriority(priority) {
+  if (priority === null || priority === undefined) return null;
+  if (!['low', 'standard', 'high'].includes(priority)) throw new RangeError('priority must be one of low, standard, high, null');
+  return priority;
+}
 
 function trackName(options, fallback) {
   if (options === undefined || options === null) return fallback;

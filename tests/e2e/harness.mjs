@@ -9,6 +9,7 @@
 // running after a disconnect), and asks the fake camera for 320x240 at 15
 // fps whatever the app asked, to keep three participants within two cores.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -17,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
 export const artifacts = process.env.SALON_E2E_ARTIFACTS || path.join(repo, 'target', 'e2e');
 
@@ -52,7 +53,8 @@ export const CREDENTIALS = {
   SALON_API_SECRET: 'e2e-api-secret-0123456789abcdef',
 };
 
-function freePort() {
+/** A TCP port nothing listens on now. */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
@@ -63,7 +65,7 @@ function freePort() {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start `target/debug/salon` (or $SALON_BIN) on a free port with a fresh
@@ -107,7 +109,7 @@ export async function startServer() {
       });
       return { status: r.status, body: await r.json() };
     },
-    /** A token from the tutorial route. */
+    /** A token from the tutorial route; without `roomName`, one that grants any room. */
     async token(identity, roomName) {
       const r = await fetch(`${url}/create-token`, {
         method: 'POST',
@@ -268,4 +270,93 @@ export async function tcpProxy(targetPort) {
       if (server.listening) await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * A blank page on Salon's origin with the SDK imported as `window.Video`.
+ * @param {import('playwright-core').Browser} browser
+ */
+export async function sdkPage(browser, server, identity) {
+  const page = await newPage(browser, server);
+  page.identity = identity;
+  await page.goto(`${server.url}/e2e/blank.html`);
+  await page.evaluate(async () => {
+    window.Video = await import('/sdk/salon-video.js');
+  });
+  return page;
+}
+
+/** Run `fn` in the page and describe how the promise it returns settled. */
+export const outcome = (page, fn, arg) => page.evaluate(async ({ source, arg }) => {
+  try {
+    // eslint-disable-next-line no-new-func
+    const value = await new Function('arg', `return (${source})(arg)`)(arg);
+    return { ok: true, value: value === undefined ? null : value };
+  } catch (e) {
+    return { ok: false, name: e.name, ctor: e.constructor.name, code: e.code ?? null, message: e.message };
+  }
+}, { source: fn.toString(), arg });
+
+/**
+ * Media flows into `page`: `videos` video tracks whose framesDecoded grows,
+ * and `audios` audio tracks whose packetsReceived grows.
+ */
+export async function assertReceiving(page, { videos, audios }) {
+  const count = (list, kind, key) => list.filter((s) => s.kind === kind && s[key] > 0).length;
+  let last = [];
+  const first = await eventually(async () => {
+    last = await inbound(page);
+    return count(last, 'video', 'framesDecoded') >= videos && count(last, 'audio', 'packetsReceived') >= audios && last;
+  }, `${page.identity} to decode ${videos} videos and receive ${audios} audio tracks`, 15_000).catch((e) => {
+    throw new Error(`${e.message}; inbound-rtp: ${JSON.stringify(last)}`);
+  });
+  await sleep(1_000);
+  const second = await inbound(page);
+  const grew = (kind, key) => second.filter((s) => s.kind === kind && s[key] > (first.find((f) => f.mid === s.mid)?.[key] ?? 0)).length;
+  assert.ok(grew('video', 'framesDecoded') >= videos, `${page.identity}: framesDecoded grows on ${videos} video tracks: ${JSON.stringify(second)}`);
+  assert.ok(grew('audio', 'packetsReceived') >= audios, `${page.identity}: packetsReceived grows on ${audios} audio tracks: ${JSON.stringify(second)}`);
+}
+
+/** Every RTCPeerConnection the page made is closed, and every captured track ended unless `keep`. */
+export const leftovers = (page) => page.evaluate(() => ({
+  openPeerConnections: window.__e2e.pcs.filter((pc) => pc.connectionState !== 'closed').length,
+  liveTracks: window.__e2e.streams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === 'live').length,
+}));
+
+/**
+ * What the page's peer connections send or receive, as Chromium says:
+ * `[{kind, mimeType, count}]` for `outbound-rtp` (count: packetsSent) or
+ * `inbound-rtp` (count: framesDecoded for video, packetsReceived for audio).
+ * @param {'outbound-rtp'|'inbound-rtp'} type
+ */
+export function rtpCodecs(page, type) {
+  return page.evaluate(async (type) => {
+    const out = [];
+    for (const pc of window.__e2e.pcs) {
+      if (pc.connectionState === 'closed') continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type !== type) return;
+        const count = type === 'outbound-rtp' ? s.packetsSent : s.kind === 'video' ? s.framesDecoded : s.packetsReceived;
+        out.push({ kind: s.kind, mimeType: stats.get(s.codecId)?.mimeType ?? null, count: count || 0 });
+      });
+    }
+    return out;
+  }, type);
+}
+
+/**
+ * Serve `files` (path → {body, type}) at `origin` for this page's context,
+ * as if another web server hosted an app there: the page's origin is then
+ * not Salon's, and requests to Salon are cross-origin for real.
+ * @param {import('playwright-core').Page} page
+ * @param {string} origin e.g. `http://app.test`
+ * @param {Record<string, {body: string|Buffer, type: string}>} files
+ */
+export async function serveAt(page, origin, files) {
+  await page.route(`${origin}/**`, (route) => {
+    const file = files[new URL(route.request().url()).pathname];
+    if (file) route.fulfill({ status: 200, contentType: file.type, body: file.body });
+    else route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found' });
+  });
 }

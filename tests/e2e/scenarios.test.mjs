@@ -16,9 +16,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { artifacts, eventually, inbound, launchBrowser, newPage, startServer, tcpProxy } from './harness.mjs';
+import {
+  artifacts, assertReceiving, eventually, launchBrowser, leftovers, newPage, outcome, sdkPage as openSdkPage, sleep, startServer, tcpProxy,
+} from './harness.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let server;
 let browser;
@@ -56,32 +57,6 @@ const remoteVideos = (page) => page.evaluate(() => Object.fromEntries(
   [...document.querySelectorAll('#remote-media-container .tile')]
     .map((tile) => [tile.dataset.identity, tile.querySelector('video')?.videoWidth || 0]),
 ));
-
-/**
- * Media flows into `page`: `videos` video tracks whose framesDecoded grows,
- * and `audios` audio tracks whose packetsReceived grows.
- */
-async function assertReceiving(page, { videos, audios }) {
-  const count = (list, kind, key) => list.filter((s) => s.kind === kind && s[key] > 0).length;
-  let last = [];
-  const first = await eventually(async () => {
-    last = await inbound(page);
-    return count(last, 'video', 'framesDecoded') >= videos && count(last, 'audio', 'packetsReceived') >= audios && last;
-  }, `${page.identity} to decode ${videos} videos and receive ${audios} audio tracks`, 15_000).catch((e) => {
-    throw new Error(`${e.message}; inbound-rtp: ${JSON.stringify(last)}`);
-  });
-  await sleep(1_000);
-  const second = await inbound(page);
-  const grew = (kind, key) => second.filter((s) => s.kind === kind && s[key] > (first.find((f) => f.mid === s.mid)?.[key] ?? 0)).length;
-  assert.ok(grew('video', 'framesDecoded') >= videos, `${page.identity}: framesDecoded grows on ${videos} video tracks: ${JSON.stringify(second)}`);
-  assert.ok(grew('audio', 'packetsReceived') >= audios, `${page.identity}: packetsReceived grows on ${audios} audio tracks: ${JSON.stringify(second)}`);
-}
-
-/** Every RTCPeerConnection the page made is closed, and every captured track ended unless `keep`. */
-const leftovers = (page) => page.evaluate(() => ({
-  openPeerConnections: window.__e2e.pcs.filter((pc) => pc.connectionState !== 'closed').length,
-  liveTracks: window.__e2e.streams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === 'live').length,
-}));
 
 // ---- the demo app ---------------------------------------------------------------
 
@@ -297,27 +272,7 @@ describe('join time', () => {
 // ---- the SDK: bad input, errors, cleanup, data, reconnection ---------------------------------
 
 describe('the SDK', () => {
-  /** A blank page on Salon's origin with the SDK imported as `window.Video`. */
-  async function sdkPage(identity) {
-    const page = await newPage(browser, server);
-    page.identity = identity;
-    await page.goto(`${server.url}/e2e/blank.html`);
-    await page.evaluate(async () => {
-      window.Video = await import('/sdk/salon-video.js');
-    });
-    return page;
-  }
-
-  /** Run `fn` in the page and describe how the promise it returns settled. */
-  const outcome = (page, fn, arg) => page.evaluate(async ({ source, arg }) => {
-    try {
-      // eslint-disable-next-line no-new-func
-      const value = await new Function('arg', `return (${source})(arg)`)(arg);
-      return { ok: true, value: value === undefined ? null : value };
-    } catch (e) {
-      return { ok: false, name: e.name, ctor: e.constructor.name, code: e.code ?? null, message: e.message };
-    }
-  }, { source: fn.toString(), arg });
+  const sdkPage = (identity) => openSdkPage(browser, server, identity);
 
   test('rejects bad arguments with TypeError and RangeError', async () => {
     const page = await sdkPage('checker');

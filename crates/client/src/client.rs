@@ -267,7 +267,7 @@ impl Client {
         let join = ClientMessage::Join {
             version: salon_signal::VERSION,
             token: config.token.clone(),
-            room: config.room.clone(),
+            room: Some(config.room.clone()),
             auto_subscribe: config.auto_subscribe,
             client: Some(CLIENT_NAME.into()),
         };

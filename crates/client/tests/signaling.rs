@@ -164,7 +164,7 @@ async fn a_refused_join_fails_with_the_servers_code() {
         ClientMessage::Join {
             version: 1,
             token: "expired-token".into(),
-            room: "standup".into(),
+            room: Some("standup".into()),
             auto_subscribe: true,
             client: Some(format!("salon-client {}", env!("CARGO_PKG_VERSION"))),
         }

@@ -48,6 +48,7 @@
 //! network quality levels 0–5).
 
 pub mod allocation;
+mod codec_order;
 mod demux;
 pub mod forward;
 pub mod keyframe;

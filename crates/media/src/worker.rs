@@ -31,6 +31,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
+use crate::codec_order;
 use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
@@ -315,6 +316,8 @@ impl Worker {
                 .set_rtp_mode(true)
                 .clear_codecs()
                 .enable_opus(true, false)
+                .enable_pcmu(true, false)
+                .enable_pcma(true, false)
                 .enable_vp8(true)
                 .enable_h264(true)
                 .enable_vp9(true)
@@ -1166,7 +1169,10 @@ impl Worker {
             tracing::warn!(%participant, problem, "offer binding skipped");
         }
         self.open_data_channels(participant);
-        Ok(crate::sdp::finish_answer(&answer.to_sdp_string()))
+        // The offerer's codec preference decides what it sends; every
+        // client, not only browsers, must find the candidates.
+        let answer = codec_order::follow_offer(sdp, &answer.to_sdp_string());
+        Ok(crate::sdp::finish_answer(&answer))
     }
 
     /// Send `track` to `subscriber` on its m-line `mid`. If the track's

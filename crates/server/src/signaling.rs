@@ -264,7 +264,7 @@ async fn join(
     state: AppState,
     connection: Connection,
     token: String,
-    room: String,
+    room: Option<String>,
     auto_subscribe: bool,
     client: Option<String>,
 ) {
@@ -278,7 +278,15 @@ async fn join(
     };
     let me = ParticipantSid::random();
     let new_room = RoomSid::random();
-    let room_ref = RoomRef::parse(&room);
+    // No room named: the token's room grant, or else a new room whose unique
+    // name is its SID, as Twilio does for `connect(token)` without a name.
+    let (room, room_ref) = match room.or_else(|| verified.room.clone()) {
+        Some(text) => {
+            let room_ref = RoomRef::parse(&text);
+            (text, room_ref)
+        }
+        None => (new_room.to_string(), RoomRef::Name(new_room.to_string())),
+    };
     let identity = verified.identity.clone();
     let (events_tx, events) = mpsc::channel(SESSION_QUEUE);
     let admitted = state

@@ -440,6 +440,41 @@ async fn the_demo_app_and_the_sdk_are_served() {
             20404,
         );
     }
+    // The SDK is for pages of any origin (an app imports it from Salon).
+    let from_elsewhere = s
+        .http
+        .get(format!("{}/sdk/salon-video.js", s.url))
+        .header("origin", "http://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_elsewhere.headers()["access-control-allow-origin"], "*");
+    let preflight = s
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/sdk/salon-video.js", s.url),
+        )
+        .header("origin", "http://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "x-app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    // The script-tag build (the `Twilio.Video` global) is beside the module.
+    let global = s
+        .http
+        .get(format!("{}/sdk/salon-video.global.js", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(global.status(), StatusCode::OK);
+    assert!(global.text().await.unwrap().contains("Twilio"));
+    // The demo app is not for other origins.
+    let demo = s.http.get(&s.url).send().await.unwrap();
+    assert!(!demo.headers().contains_key("access-control-allow-origin"));
     // Other methods on app paths are still Twilio-shaped errors.
     assert_error(
         &TestServer::send(s.http.post(format!("{}/index.html", s.url))).await,

@@ -105,6 +105,50 @@ async fn the_first_message_must_be_a_well_formed_join_or_resume() {
 }
 
 #[tokio::test]
+async fn a_join_without_a_room_takes_the_grant_or_makes_a_room_named_by_its_sid() {
+    let s = TestServer::start().await;
+    // A token that grants any room: a new room each time, named by its SID.
+    let mut rooms = Vec::new();
+    for identity in ["ada", "grace"] {
+        let mut socket = open(&s).await;
+        send(
+            &mut socket,
+            json!({"type": "join", "version": 1, "token": s.token(identity, None)}),
+        )
+        .await;
+        let joined = next(&mut socket).await.expect("joined");
+        assert_eq!(joined["type"], "joined", "{joined}");
+        let (sid, name) = (&joined["room"]["sid"], &joined["room"]["name"]);
+        assert!(
+            sid.as_str().is_some_and(|s| s.starts_with("RM")),
+            "{joined}"
+        );
+        assert_eq!(name, sid, "the room's unique name is its SID");
+        rooms.push((socket, sid.as_str().unwrap().to_owned()));
+    }
+    assert_ne!(
+        rooms[0].1, rooms[1].1,
+        "each join without a room makes a new one"
+    );
+    // The next participant joins that room by the name it was given.
+    let (_hopper, joined) = joined(&s, "hopper", &rooms[0].1).await;
+    assert_eq!(joined["room"]["sid"], rooms[0].1.as_str());
+    assert_eq!(joined["participants"][0]["identity"], "ada");
+    let (status, room) = s.get(&format!("/v1/Rooms/{}", rooms[0].1)).await;
+    assert_eq!(status, 200, "{room}");
+    assert_eq!(room["unique_name"], rooms[0].1.as_str());
+    // A token with a room grant: that room.
+    let mut socket = open(&s).await;
+    send(
+        &mut socket,
+        json!({"type": "join", "version": 1, "token": s.token("lin", Some("granted"))}),
+    )
+    .await;
+    let joined = next(&mut socket).await.expect("joined");
+    assert_eq!(joined["room"]["name"], "granted", "{joined}");
+}
+
+#[tokio::test]
 async fn bad_messages_during_a_session_get_errors_and_the_session_goes_on() {
     let s = TestServer::start().await;
     let (mut socket, _) = joined(&s, "alice", "r").await;

@@ -169,11 +169,14 @@ fn yes() -> bool {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// The first message of a session: who I am (the access token) and
-    /// which room I want (a unique name or an `RM` SID).
+    /// which room I want (a unique name or an `RM` SID). Without `room`: the
+    /// token's room grant, or else a new room whose unique name is its SID
+    /// (twilio-video's `connect(token)` without a `name`).
     Join {
         version: u32,
         token: String,
-        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Subscribe me to every track in the room, now and later.
         #[serde(default = "yes")]
         auto_subscribe: bool,
@@ -511,11 +514,13 @@ mod tests {
             ClientMessage::Join {
                 version: 1,
                 token: "t".into(),
-                room: "standup".into(),
+                room: Some("standup".into()),
                 auto_subscribe: true,
                 client: None
             }
         );
+        let m = ClientMessage::parse(r#"{"type":"join","version":1,"token":"t"}"#).unwrap();
+        assert!(matches!(m, ClientMessage::Join { room: None, .. }), "{m:?}");
     }
 
     #[test]

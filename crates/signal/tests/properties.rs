@@ -24,7 +24,7 @@ fn message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         (
             ".{0,64}",
-            ".{0,64}",
+            proptest::option::of(".{0,64}"),
             any::<bool>(),
             proptest::option::of(".{0,20}")
         )
