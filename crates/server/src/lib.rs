@@ -117,20 +117,23 @@ pub struct Server {
     app_routes: bool,
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
+    heartbeat: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     /// Close what a previous process left in progress, load credentials,
     /// start the room service and bind the listener.
     pub async fn bind(config: ServerConfig, store: Store) -> Result<Self, StartError> {
-        let (rooms, participants) = store.close_abandoned(Timestamp::now()).await?;
-        if rooms + participants > 0 {
+        let abandoned = store.close_abandoned(Timestamp::now()).await?;
+        if abandoned.rooms + abandoned.participants > 0 {
             tracing::warn!(
-                rooms,
-                participants,
-                "closed rooms and participants a previous process left in progress"
+                rooms = abandoned.rooms,
+                participants = abandoned.participants,
+                ended_at = %abandoned.ended_at,
+                "closed rooms and participants a previous process left in progress, as of when it was last seen"
             );
         }
+        store.heartbeat(Timestamp::now()).await?;
         let (media_events_tx, media_events) = tokio::sync::mpsc::unbounded_channel();
         let media =
             salon_media::Media::start(config.media.clone(), media_events_tx).map_err(|source| {
@@ -146,7 +149,8 @@ impl Server {
         let credentials =
             Arc::new(Credentials::load(&store, config.account, metrics.clone()).await?);
         let (stop_watcher, stop) = tokio::sync::watch::channel(false);
-        let watcher = tokio::spawn(credentials.clone().watch(store.clone(), stop));
+        let watcher = tokio::spawn(credentials.clone().watch(store.clone(), stop.clone()));
+        let heartbeat = tokio::spawn(heartbeat(store.clone(), stop));
         let core = salon_room::Rooms::new(config.rooms.clone());
         let (rooms, _task) =
             RoomService::spawn(core, store.clone(), config.account, metrics.clone());
@@ -176,6 +180,7 @@ impl Server {
             app_routes: config.app_routes,
             stop_watcher,
             watcher,
+            heartbeat,
         })
     }
 
@@ -209,6 +214,7 @@ impl Server {
         self.state.rooms.shutdown().await;
         let _ = self.stop_watcher.send(true);
         let _ = self.watcher.await;
+        let _ = self.heartbeat.await;
         self.state.store.close().await;
         Ok(())
     }
@@ -236,6 +242,27 @@ pub fn router(state: AppState, app_routes: bool) -> Router {
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// How often the server notes in the store that it is alive. After a crash,
+/// the rooms it left in progress end at its last note, so their recorded
+/// duration is off by at most this much (not by the downtime).
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Write [`Store::heartbeat`] every [`HEARTBEAT_INTERVAL`] until `stop`.
+async fn heartbeat(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(e) = store.heartbeat(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "cannot record the heartbeat");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

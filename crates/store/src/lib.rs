@@ -6,7 +6,8 @@
 //! * **Room state is written from events only.** [`Store::record`] applies
 //!   the room core's [`salon_room::Event`]s; nothing else writes rooms,
 //!   participants or tracks (except [`Store::close_abandoned`] at startup,
-//!   which ends what a previous process left behind). The REST API reads.
+//!   which ends what a previous process left behind, at the time of its
+//!   last [`Store::heartbeat`]). The REST API reads.
 //! * **Credentials** are read and written directly: they are configuration,
 //!   not room state.
 //! * **SQLite in WAL mode** by default, one file in the data directory, with
@@ -34,6 +35,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 pub use credentials::{Account, ApiKeyRecord};
+pub use events::Abandoned;
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
 pub use records::{
     ParticipantRecord, ParticipantStatus, PublishedTrackRecord, RoomRecord, RoomStatus,
