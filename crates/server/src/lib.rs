@@ -23,6 +23,7 @@
 mod app;
 mod bridge;
 mod credentials;
+pub mod http;
 pub mod metrics;
 pub mod rest;
 pub mod service;
@@ -70,6 +71,8 @@ pub struct ServerConfig {
     pub media: salon_media::MediaConfig,
     /// Signaling's timeouts.
     pub signaling: signaling::SignalingConfig,
+    /// Connections: how many, and how long they may wait.
+    pub http: http::HttpLimits,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -115,6 +118,7 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     app_routes: bool,
+    http: http::HttpLimits,
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
@@ -178,6 +182,7 @@ impl Server {
             listener,
             state,
             app_routes: config.app_routes,
+            http: config.http,
             stop_watcher,
             watcher,
             heartbeat,
@@ -207,9 +212,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = router(self.state.clone(), self.app_routes);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        http::serve(self.listener, app, self.http, shutdown).await;
         tracing::info!("HTTP stopped; ending rooms");
         self.state.rooms.shutdown().await;
         let _ = self.stop_watcher.send(true);

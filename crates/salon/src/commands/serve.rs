@@ -35,6 +35,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             ..salon_media::MediaConfig::default()
         },
         signaling: salon_server::signaling::SignalingConfig::default(),
+        http: salon_server::http::HttpLimits::default(),
     };
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();

@@ -107,15 +107,31 @@ impl From<salon_store::StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Twilio's JSON body for this error.
+    pub fn body(&self) -> String {
         let body = Body {
             code: self.code,
             message: &self.message,
             more_info: format!("https://www.twilio.com/docs/errors/{}", self.code),
             status: self.status.as_u16(),
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        // A struct of strings and numbers always serializes.
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.body(),
+        )
+            .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -35,6 +35,9 @@ pub struct Options {
     /// The media port's address (production default: the listen IP).
     pub media_bind: SocketAddr,
     pub media_workers: usize,
+    /// Connections and their deadlines (production: 10 s for a request
+    /// head, 75 s idle).
+    pub http: salon_server::http::HttpLimits,
 }
 
 impl Default for Options {
@@ -46,6 +49,10 @@ impl Default for Options {
             signaling: salon_server::signaling::SignalingConfig::default(),
             media_bind: "127.0.0.1:0".parse().unwrap(),
             media_workers: 2,
+            http: salon_server::http::HttpLimits {
+                max_connections: 1000,
+                ..salon_server::http::HttpLimits::default()
+            },
         }
     }
 }
@@ -104,6 +111,7 @@ impl TestServer {
                 ..salon_media::MediaConfig::default()
             },
             signaling: options.signaling,
+            http: options.http,
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();
