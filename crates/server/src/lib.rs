@@ -45,7 +45,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use app::TOKEN_TTL;
+pub use app::{Origins, TOKEN_TTL};
 pub use credentials::{Credentials, RELOAD_INTERVAL};
 pub use metrics::Metrics;
 use rest::error::ApiError;
@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Whether to mount the tutorial routes (they mint tokens for anyone).
     pub app_routes: bool,
+    /// Origins besides the public URL's whose pages may call the tutorial
+    /// routes from a browser (`*`: any).
+    pub cors_origins: Vec<String>,
     /// Room rules the operator chose.
     pub rooms: salon_room::Config,
     /// The account this server serves: rooms belong to it, and only its
@@ -73,6 +76,9 @@ pub struct ServerConfig {
     pub signaling: signaling::SignalingConfig,
     /// Connections: how many, and how long they may wait.
     pub http: http::HttpLimits,
+    /// Failed REST authentications allowed per client address per minute
+    /// (0: no limit).
+    pub auth_failures_per_minute: u32,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -86,6 +92,7 @@ pub struct AppState {
     pub account: AccountSid,
     pub media: salon_media::Media,
     pub signaling: Arc<signaling::Signaling>,
+    pub auth_throttle: Arc<rest::throttle::AuthThrottle>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -117,7 +124,7 @@ pub enum StartError {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    app_routes: bool,
+    app_routes: Option<app::Origins>,
     http: http::HttpLimits,
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
@@ -177,11 +184,16 @@ impl Server {
             account: config.account,
             media,
             signaling,
+            auth_throttle: Arc::new(rest::throttle::AuthThrottle::new(
+                config.auth_failures_per_minute,
+            )),
         };
         Ok(Self {
             listener,
             state,
-            app_routes: config.app_routes,
+            app_routes: config
+                .app_routes
+                .then(|| app::Origins::new(&config.public_url, &config.cors_origins)),
             http: config.http,
             stop_watcher,
             watcher,
@@ -211,7 +223,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = router(self.state.clone(), self.app_routes);
+        let app = router(self.state.clone(), self.app_routes.clone());
         http::serve(self.listener, app, self.http, shutdown).await;
         tracing::info!("HTTP stopped; ending rooms");
         self.state.rooms.shutdown().await;
@@ -223,15 +235,15 @@ impl Server {
     }
 }
 
-/// The whole HTTP surface.
-pub fn router(state: AppState, app_routes: bool) -> Router {
+/// The whole HTTP surface; the tutorial routes too, for pages of `app_routes`.
+pub fn router(state: AppState, app_routes: Option<app::Origins>) -> Router {
     let mut router = Router::new()
         .merge(rest::router(state.clone()))
         .route("/v1/signaling", get(signaling::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::serve));
-    if app_routes {
-        router = router.merge(app::router());
+    if let Some(origins) = app_routes {
+        router = router.merge(app::router(origins));
     }
     router
         .fallback(web::serve)

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use salon_server::{Server, ServerConfig};
+use salon_server::{Server, ServerConfig, http};
 
 use crate::bootstrap;
 use crate::settings::Settings;
@@ -18,10 +18,12 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         tracing::info!(file = %file.display(), "read configuration file");
     }
 
+    let max_connections = connection_limit(settings.max_connections);
     let config = ServerConfig {
         listen: settings.listen,
         public_url: settings.public_url.clone(),
         app_routes: settings.app_routes,
+        cors_origins: settings.cors_origins.clone(),
         rooms: salon_room::Config {
             group_max_participants: settings.max_participants,
             ad_hoc_rooms: settings.ad_hoc_rooms,
@@ -34,8 +36,15 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             workers: settings.media_workers,
             ..salon_media::MediaConfig::default()
         },
-        signaling: salon_server::signaling::SignalingConfig::default(),
-        http: salon_server::http::HttpLimits::default(),
+        signaling: salon_server::signaling::SignalingConfig {
+            messages_per_second: settings.signaling_messages_per_second,
+            ..salon_server::signaling::SignalingConfig::default()
+        },
+        http: salon_server::http::HttpLimits {
+            max_connections,
+            ..salon_server::http::HttpLimits::default()
+        },
+        auth_failures_per_minute: settings.auth_failures_per_minute,
     };
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
@@ -69,6 +78,37 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
     server.serve(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raise the open-file limit as far as allowed and choose the connection
+/// cap: the configured one, unless the limit leaves no room for it.
+fn connection_limit(configured: Option<usize>) -> usize {
+    let open_files = match http::raise_open_files_limit() {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            http::open_files_limit()
+        }
+    };
+    let room = open_files.map_or_else(http::default_max_connections, http::max_connections_for);
+    let chosen = match configured {
+        Some(wanted) if wanted > room => {
+            tracing::warn!(
+                wanted,
+                open_files,
+                "--max-connections is more than the open-file limit leaves room for: using {room} (raise `ulimit -n` for more)"
+            );
+            room
+        }
+        Some(wanted) => wanted,
+        None => room,
+    };
+    tracing::info!(
+        max_connections = chosen,
+        open_files,
+        "HTTP connection limit"
+    );
+    chosen
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -74,6 +74,15 @@ impl ApiError {
         )
     }
 
+    /// 429, code 20429: this address failed to authenticate too often.
+    pub fn too_many_requests() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            20429,
+            "Too Many Requests: too many failed authentications from this address; wait before trying again",
+        )
+    }
+
     /// 500, code 20500. The detail goes to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");

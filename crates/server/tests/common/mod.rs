@@ -38,6 +38,10 @@ pub struct Options {
     /// Connections and their deadlines (production: 10 s for a request
     /// head, 75 s idle).
     pub http: salon_server::http::HttpLimits,
+    /// Failed REST authentications per address per minute (production: 30).
+    pub auth_failures_per_minute: u32,
+    /// Extra origins whose pages may call the tutorial routes.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -53,6 +57,8 @@ impl Default for Options {
                 max_connections: 1000,
                 ..salon_server::http::HttpLimits::default()
             },
+            auth_failures_per_minute: 30,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -102,6 +108,7 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: "http://salon.test".into(),
             app_routes: options.app_routes,
+            cors_origins: options.cors_origins,
             rooms: options.rooms,
             account: account.sid,
             media: salon_media::MediaConfig {
@@ -112,6 +119,7 @@ impl TestServer {
             },
             signaling: options.signaling,
             http: options.http,
+            auth_failures_per_minute: options.auth_failures_per_minute,
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();
