@@ -50,7 +50,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -84,12 +84,16 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Descriptors kept out of the connection cap's reach by default: standard
 /// streams, the runtime's, the database's (pool, WAL, watcher), the media
-/// workers' sockets, and room to accept and refuse.
-const RESERVED_FDS: usize = 64;
+/// workers' sockets (about 30 to 50 in all), and the newcomers over the cap
+/// being refused ([`REFUSING`]).
+const RESERVED_FDS: usize = 80 + REFUSING;
 
-/// Most connections being refused (answered 503) at once; past it, a
+/// Most connections being refused (answered 503) at once; past that, a
 /// newcomer over the cap is simply closed.
-const REFUSING: usize = 32;
+const REFUSING: usize = 16;
+
+/// How long a newcomer waits for a slot being freed.
+const ADMIT_WAIT: Duration = Duration::from_millis(500);
 
 /// How long a refused connection is given to read its 503.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
@@ -196,16 +200,28 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
+        // A slot first: while none is free, newcomers wait in the kernel's
+        // queue, where they cost no descriptor.
+        let slot = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    door.admit(stream, peer, &router, &stopped, &mut connections);
-                }
-                Err(e) => door.accept_failed(e).await,
+            slot = door.slot() => slot,
+        };
+        let accepted = loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break None,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => break Some(accepted),
+            }
+        };
+        match accepted {
+            None => break,
+            Some(Ok((stream, peer))) => match slot {
+                Some(slot) => door.admit(stream, peer, slot, &router, &stopped, &mut connections),
+                None => door.refuse(stream, peer),
             },
+            Some(Err(e)) => door.accept_failed(e).await,
         }
     }
     drop(listener);
@@ -232,6 +248,9 @@ struct FrontDoor {
     slots: Arc<Semaphore>,
     /// Connections still speaking HTTP, by id (upgraded ones leave).
     open: Arc<Mutex<HashMap<u64, Arc<ConnState>>>>,
+    /// Connections asked to close to make room that have not closed yet:
+    /// their slots are as good as free.
+    leaving: Arc<AtomicUsize>,
     /// Connections being answered 503.
     refusing: Arc<Semaphore>,
     next_id: AtomicU64,
@@ -245,6 +264,7 @@ impl FrontDoor {
             limits,
             slots: Arc::new(Semaphore::new(max)),
             open: Arc::default(),
+            leaving: Arc::default(),
             refusing: Arc::new(Semaphore::new(REFUSING)),
             next_id: AtomicU64::new(0),
             last_complaint: Mutex::new(None),
@@ -252,41 +272,55 @@ impl FrontDoor {
     }
 
     /// Free slots the accept loop keeps in hand: when fewer are left, it
-    /// closes idle connections, so that a newcomer (a health check, a
+    /// closes waiting connections, so that a newcomer (a health check, a
     /// participant joining) rarely finds the door shut.
     fn spare(&self) -> usize {
         (self.limits.max_connections / 16).clamp(1, 64)
+    }
+
+    /// A slot for the next connection: at once if one is free, soon if a
+    /// waiting connection is closing to make room, else none (the next
+    /// connection is refused).
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        let free = self.slots.available_permits() + self.leaving.load(Ordering::Relaxed);
+        if free <= self.spare() {
+            self.close_idle(self.spare() + 1 - free);
+        }
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        if self.leaving.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        tokio::time::timeout(ADMIT_WAIT, self.slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     fn admit(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
         router: &Router,
         stopped: &watch::Receiver<bool>,
         connections: &mut JoinSet<()>,
     ) {
-        let available = self.slots.available_permits();
-        if available <= self.spare() {
-            self.close_idle(self.spare() + 1 - available);
-        }
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-            self.refuse(stream, peer);
-            return;
-        };
         let _ = stream.set_nodelay(true);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // A peer that takes nothing of what we send for a request's time is
         // gone, as far as the kernel is concerned too.
         let state = Arc::new(ConnState::new(self.limits.request_timeout));
-        lock(&self.open).insert(id, state.clone());
-        let io = ConnIo::new(stream, state.clone(), self.limits, slot);
         let front = Front {
             router: router.clone(),
             state: state.clone(),
             peer,
         };
+        lock(&self.open).insert(id, state.clone());
+        let io = ConnIo::new(stream, state.clone(), self.limits, slot);
         let open = self.open.clone();
+        let leaving = self.leaving.clone();
         let mut stopped = stopped.clone();
         connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -297,13 +331,19 @@ impl FrontDoor {
                 // cut idle keep-alive connections at the header deadline.
                 .header_read_timeout(None)
                 .keep_alive(true);
-            let connection = builder
-                .serve_connection(TokioIo::new(io), front)
-                .with_upgrades();
-            let mut connection = std::pin::pin!(connection);
+            let mut connection = Box::pin(
+                builder
+                    .serve_connection(TokioIo::new(io), front)
+                    .with_upgrades(),
+            );
             let mut stopping = false;
             loop {
                 tokio::select! {
+                    // The connection first: asked to close to make room, it
+                    // reads what has arrived before judging whether it is
+                    // still only waiting (a request that arrived makes it
+                    // busy, and it stays).
+                    biased;
                     result = connection.as_mut() => {
                         if let Err(e) = result {
                             tracing::debug!(%peer, error = %e, "HTTP connection ended");
@@ -316,6 +356,8 @@ impl FrontDoor {
                             tracing::debug!(%peer, "closed a waiting HTTP connection to make room");
                             break;
                         }
+                        state.leaving.store(false, Ordering::Relaxed);
+                        leaving.fetch_sub(1, Ordering::Relaxed);
                     }
                     _ = stopped.wait_for(|stop| *stop), if !stopping => {
                         stopping = true;
@@ -324,34 +366,40 @@ impl FrontDoor {
                 }
             }
             lock(&open).remove(&id);
+            // Closes the socket (unless upgraded) and gives its slot back.
+            drop(connection);
+            if state.leaving.swap(false, Ordering::Relaxed) {
+                leaving.fetch_sub(1, Ordering::Relaxed);
+            }
         });
     }
 
-    /// Close up to `wanted` connections that are waiting (idle, or a head
-    /// arriving), those waiting longest first. Returns how many were asked.
-    fn close_idle(&self, wanted: usize) -> usize {
+    /// Ask up to `wanted` connections that are waiting (idle, or a head
+    /// arriving) to close, those waiting longest first.
+    fn close_idle(&self, wanted: usize) {
         let open = lock(&self.open);
         let mut waiting: Vec<(u64, &Arc<ConnState>)> = open
             .values()
-            .filter(|s| s.phase().is_waiting())
+            .filter(|s| s.phase().is_waiting() && !s.leaving.load(Ordering::Relaxed))
             .map(|s| (s.since.load(Ordering::Relaxed), s))
             .collect();
         let wanted = wanted.min(waiting.len());
         if wanted == 0 {
-            return 0;
+            return;
         }
         if wanted < waiting.len() {
             waiting.select_nth_unstable_by_key(wanted - 1, |(since, _)| *since);
         }
         for (_, state) in &waiting[..wanted] {
+            state.leaving.store(true, Ordering::Relaxed);
+            self.leaving.fetch_add(1, Ordering::Relaxed);
             state.evicted.notify_one();
         }
-        wanted
     }
 
     /// Answer 503 and close, without holding a slot: in a task of its own,
     /// bounded in number and in time.
-    fn refuse(&self, mut stream: TcpStream, peer: SocketAddr) {
+    fn refuse(&self, stream: TcpStream, peer: SocketAddr) {
         self.complain(format_args!(
             "connection limit reached ({} connections): refusing new connections",
             self.limits.max_connections
@@ -361,21 +409,7 @@ impl FrontDoor {
         };
         tokio::spawn(async move {
             let _refusing = refusing;
-            let answer = error_response(&ApiError::unavailable(
-                "Too many connections: the server is at its connection limit, try again shortly",
-            ));
-            let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-                stream.write_all(&answer).await?;
-                stream.shutdown().await?;
-                // Read what the client sent until it closes: closing with
-                // unread data would reset the connection, and the client
-                // might never see the answer.
-                let mut sink = [0u8; 1024];
-                while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
-                Ok::<_, io::Error>(())
-            })
-            .await;
-            tracing::debug!(%peer, "refused a connection over the limit");
+            answer_refusal(stream, peer).await;
         });
     }
 
@@ -407,6 +441,25 @@ impl FrontDoor {
             tracing::warn!("{message}");
         }
     }
+}
+
+/// Answer 503 (20503) to a connection over the limit, and close it.
+async fn answer_refusal(mut stream: TcpStream, peer: SocketAddr) {
+    let answer = error_response(&ApiError::unavailable(
+        "Too many connections: the server is at its connection limit, try again shortly",
+    ));
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
+        // Read what the client sent until it closes: closing with unread
+        // data would reset the connection, and the client might never see
+        // the answer.
+        let mut sink = [0u8; 1024];
+        while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
+    tracing::debug!(%peer, "refused a connection over the limit");
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -446,6 +499,8 @@ pub struct ConnState {
     since: AtomicU64,
     /// Set to close the connection to make room.
     evicted: Notify,
+    /// Asked to close to make room, not closed yet.
+    leaving: AtomicBool,
     /// Close with a reset rather than a FIN (see [`SocketControl`]).
     reset_on_close: AtomicBool,
     /// `TCP_USER_TIMEOUT` asked for, in milliseconds; 0 for none.
@@ -458,6 +513,7 @@ impl ConnState {
             phase: AtomicU8::new(Phase::Head as u8),
             since: AtomicU64::new(millis(Instant::now())),
             evicted: Notify::new(),
+            leaving: AtomicBool::new(false),
             reset_on_close: AtomicBool::new(false),
             unacknowledged_ms: AtomicU32::new(
                 u32::try_from(unacknowledged.as_millis()).unwrap_or(u32::MAX),
@@ -847,8 +903,8 @@ mod tests {
 
     #[test]
     fn the_cap_leaves_descriptors_for_everything_else() {
-        assert_eq!(max_connections_for(256), 160);
-        assert_eq!(max_connections_for(1024), 832);
+        assert_eq!(max_connections_for(256), 128);
+        assert_eq!(max_connections_for(1024), 800);
         assert_eq!(max_connections_for(1 << 20), 10_000);
         assert_eq!(max_connections_for(20), 16, "a floor, however low");
     }

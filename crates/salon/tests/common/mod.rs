@@ -78,13 +78,27 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// How to start a server, beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// The data directory (default: a fresh one), to restart on one.
+    pub data_dir: Option<PathBuf>,
+    /// Run under `ulimit -n` of this many open files.
+    pub open_files: Option<u32>,
+}
+
 impl Server {
     /// Start `salon` on a free port. A port taken between choosing and
     /// binding it shows as an early exit; then try another.
     pub fn start() -> Server {
+        Self::launch(&Launch::default())
+    }
+
+    /// Start `salon` as `launch` says.
+    pub fn launch(launch: &Launch) -> Server {
         let mut last_error = String::new();
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(launch) {
                 Ok(server) => return server,
                 Err(e) => last_error = e,
             }
@@ -92,9 +106,12 @@ impl Server {
         panic!("salon did not start: {last_error}");
     }
 
-    fn try_start() -> Result<Server, String> {
+    fn try_start(launch: &Launch) -> Result<Server, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
-        let data_dir = dir.path().join("data");
+        let data_dir = launch
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let log = dir.path().join("server.log");
         let addr = free_port();
         let url = format!("http://{addr}");
@@ -102,7 +119,17 @@ impl Server {
         let log_err = log_file
             .try_clone()
             .map_err(|e| format!("cannot share the log: {e}"))?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
+        let mut command = match launch.open_files {
+            None => Command::new(env!("CARGO_BIN_EXE_salon")),
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_salon"));
+                shell
+            }
+        };
         clean_env(&mut command);
         credentials(&mut command);
         command
