@@ -50,6 +50,16 @@ pub struct Flags {
     #[arg(long, env = "SALON_APP_ROUTES", global = true, value_name = "BOOL")]
     pub app_routes: Option<bool>,
 
+    /// Another origin whose web pages may call the tutorial routes from a browser, besides the public URL's (repeat or comma-separate; `*` for any page at all)
+    #[arg(
+        long,
+        env = "SALON_CORS_ORIGINS",
+        global = true,
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
+
     /// Create a room when someone connects to a name with no room in progress [default: true]
     #[arg(long, env = "SALON_AD_HOC_ROOMS", global = true, value_name = "BOOL")]
     pub ad_hoc_rooms: Option<bool>,
@@ -71,6 +81,28 @@ pub struct Flags {
     /// Media worker threads; rooms are spread over them [default: one per CPU core]
     #[arg(long, env = "SALON_MEDIA_WORKERS", global = true, value_name = "N")]
     pub media_workers: Option<usize>,
+
+    /// Most HTTP and WebSocket connections open at once [default: what the open-file limit leaves room for, at most 10000]
+    #[arg(long, env = "SALON_MAX_CONNECTIONS", global = true, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Failed REST authentications allowed per client address per minute before it gets 429 (0: no limit) [default: 30]
+    #[arg(
+        long,
+        env = "SALON_AUTH_FAILURES_PER_MINUTE",
+        global = true,
+        value_name = "N"
+    )]
+    pub auth_failures_per_minute: Option<u32>,
+
+    /// Signaling messages a session may send per second, in bursts of ten seconds' worth; more are refused with 20429 (0: no limit) [default: 50]
+    #[arg(
+        long,
+        env = "SALON_SIGNALING_MESSAGES_PER_SECOND",
+        global = true,
+        value_name = "N"
+    )]
+    pub signaling_messages_per_second: Option<u32>,
 
     /// Most participants a `group` room may admit [default: 50]
     #[arg(long, env = "SALON_MAX_PARTICIPANTS", global = true, value_name = "N")]
@@ -170,6 +202,7 @@ pub struct FileSettings {
     pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub app_routes: Option<bool>,
+    pub cors_origins: Option<Vec<String>>,
     pub ad_hoc_rooms: Option<bool>,
     pub max_participants: Option<u32>,
     pub status_callback: Option<String>,
@@ -178,6 +211,9 @@ pub struct FileSettings {
     pub callback_timeout: Option<u64>,
     pub callback_max_attempts: Option<u32>,
     pub callback_max_age: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub auth_failures_per_minute: Option<u32>,
+    pub signaling_messages_per_second: Option<u32>,
     pub media_port: Option<u16>,
     pub media_ip: Option<Vec<IpAddr>>,
     pub media_workers: Option<usize>,
@@ -217,11 +253,17 @@ pub struct Settings {
     pub app_routes: bool,
     /// Whether `app_routes` was chosen by default (for the startup log).
     pub app_routes_defaulted: bool,
+    /// Origins besides the public URL's allowed to call the tutorial routes.
+    pub cors_origins: Vec<String>,
     pub ad_hoc_rooms: bool,
     pub max_participants: u32,
     /// Where rooms created ad hoc send their status callbacks.
     pub status_callback: Option<StatusCallback>,
     pub callbacks: CallbackSettings,
+    /// `None`: what the open-file limit allows (known once it is raised).
+    pub max_connections: Option<usize>,
+    pub auth_failures_per_minute: u32,
+    pub signaling_messages_per_second: u32,
     /// UDP address for media.
     pub media_bind: SocketAddr,
     pub media_ips: Vec<IpAddr>,
@@ -303,6 +345,18 @@ impl Settings {
         if callbacks.max_age.is_zero() {
             bail!("callback_max_age must be at least 1 second");
         }
+        let cors_origins = if flags.cors_origin.is_empty() {
+            file.cors_origins.unwrap_or_default()
+        } else {
+            flags.cors_origin.clone()
+        };
+        for origin in &cors_origins {
+            check_origin(origin)?;
+        }
+        let max_connections = flags.max_connections.or(file.max_connections);
+        if max_connections == Some(0) {
+            bail!("max_connections must be at least 1");
+        }
         let media_port = flags
             .media_port
             .or(file.media_port)
@@ -373,10 +427,20 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             app_routes: explicit_app_routes.unwrap_or_else(|| listen.ip().is_loopback()),
             app_routes_defaulted: explicit_app_routes.is_none(),
+            cors_origins,
             ad_hoc_rooms: flags.ad_hoc_rooms.or(file.ad_hoc_rooms).unwrap_or(true),
             max_participants,
             status_callback,
             callbacks,
+            max_connections,
+            auth_failures_per_minute: flags
+                .auth_failures_per_minute
+                .or(file.auth_failures_per_minute)
+                .unwrap_or(30),
+            signaling_messages_per_second: flags
+                .signaling_messages_per_second
+                .or(file.signaling_messages_per_second)
+                .unwrap_or(50),
             media_bind: SocketAddr::new(listen.ip(), media_port),
             media_ips,
             media_workers,
@@ -424,6 +488,25 @@ fn check_public_url(url: &str) -> Result<String> {
         bail!("public URL {url:?} must be an absolute http(s) URL");
     }
     Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// An origin as browsers send it (`https://app.example.com`,
+/// `http://localhost:5173`), or `*`.
+fn check_origin(origin: &str) -> Result<()> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let parsed =
+        url::Url::parse(origin).with_context(|| format!("CORS origin {origin:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || parsed.path() != "/"
+        || parsed.query().is_some()
+        || !parsed.username().is_empty()
+    {
+        bail!("CORS origin {origin:?} must be scheme://host[:port], like https://app.example.com");
+    }
+    Ok(())
 }
 
 /// `http://localhost:PORT` for loopback and wildcard addresses, otherwise
@@ -513,6 +596,21 @@ mod tests {
                 max_age: Duration::from_secs(86_400),
             }
         );
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        for ok in ["*", "https://app.example.com", "http://localhost:5173/"] {
+            assert!(check_origin(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "app.example.com",
+            "ftp://x",
+            "https://x/path",
+            "https://u@x",
+        ] {
+            assert!(check_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,9 +6,14 @@
 //!   peer, forwarder, lane or room (and the room's worker placement).
 //!   Teardown has this one path.
 //! * [`media_to_room`]: when the media server gives a peer up (its network
-//!   went silent, its session failed), the participant leaves the room.
+//!   went silent, its session failed or was closed), the participant leaves
+//!   the room — after [`MEDIA_GONE_GRACE`], so that a client that closes its
+//!   media first and then says `leave` (browsers and aiortc close the peer
+//!   connection, whose DTLS close reaches the media server first, then the
+//!   WebSocket) is counted as having left, not failed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use salon_media::{GoneReason, Media, MediaEvent};
 use salon_room::{DisconnectReason, Event};
@@ -39,6 +44,11 @@ pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc
     }
 }
 
+/// How long a participant whose media the media server gave up stays in
+/// its room, waiting for its signaling to say why. Its media is gone
+/// already; only the reason recorded (and reported in metrics) waits.
+pub const MEDIA_GONE_GRACE: Duration = Duration::from_secs(2);
+
 pub async fn media_to_room(rooms: RoomService, mut events: mpsc::UnboundedReceiver<MediaEvent>) {
     while let Some(event) = events.recv().await {
         match event {
@@ -54,10 +64,94 @@ pub async fn media_to_room(rooms: RoomService, mut events: mpsc::UnboundedReceiv
                     GoneReason::Timeout => DisconnectReason::MediaTimeout,
                     GoneReason::Failed(_) => DisconnectReason::Failed,
                 };
-                // Already gone from the room is fine: the media server may
-                // notice after the room did.
-                let _ = rooms.disconnect(participant, reason).await;
+                let rooms = rooms.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(MEDIA_GONE_GRACE).await;
+                    // Already gone from the room is fine: the client left
+                    // meanwhile, or the room noticed first.
+                    let _ = rooms.disconnect(participant, reason).await;
+                });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use salon_room::{Config, Join, RoomRef, Rooms};
+    use salon_sid::{AccountSid, ParticipantSid, RoomSid};
+    use salon_store::Store;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    async fn join(rooms: &RoomService, identity: &str) -> (RoomSid, ParticipantSid) {
+        let participant = ParticipantSid::random();
+        let admission = rooms
+            .join(Join {
+                room: RoomRef::Name("gone".into()),
+                participant,
+                identity: identity.into(),
+                auto_subscribe: true,
+                new_room: RoomSid::random(),
+            })
+            .await
+            .unwrap();
+        (admission.room, participant)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_its_media_then_says_leave_has_left_not_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (rooms, _task) = RoomService::spawn(
+            Rooms::new(Config::default()),
+            store.clone(),
+            AccountSid::random(),
+            metrics.clone(),
+        );
+        let (media_tx, media_events) = mpsc::unbounded_channel();
+        tokio::spawn(media_to_room(rooms.clone(), media_events));
+        let (room, alice) = join(&rooms, "alice").await;
+        let (_, bob) = join(&rooms, "bob").await;
+        // Both close their media sessions (the DTLS close reaches the media
+        // server first); Alice's `leave` follows a moment later, Bob never
+        // says anything.
+        for participant in [alice, bob] {
+            media_tx
+                .send(MediaEvent::Gone {
+                    room,
+                    participant,
+                    reason: GoneReason::Failed("the media session closed".into()),
+                })
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rooms
+            .disconnect(alice, DisconnectReason::Left)
+            .await
+            .unwrap();
+        tokio::time::sleep(MEDIA_GONE_GRACE + Duration::from_millis(500)).await;
+        let reason = |p| {
+            let store = store.clone();
+            async move {
+                store
+                    .participant(room, p)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .end_reason
+            }
+        };
+        assert_eq!(reason(alice).await.as_deref(), Some("left"));
+        assert_eq!(reason(bob).await.as_deref(), Some("failed"));
+        let text = metrics.render();
+        for line in [
+            r#"salon_participants_disconnected_total{reason="left"} 1"#,
+            r#"salon_participants_disconnected_total{reason="failed"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
         }
     }
 }

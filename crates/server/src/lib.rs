@@ -24,6 +24,7 @@ mod app;
 mod bridge;
 pub mod callbacks;
 mod credentials;
+pub mod http;
 pub mod metrics;
 pub mod rest;
 pub mod service;
@@ -45,7 +46,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use app::TOKEN_TTL;
+pub use app::{Origins, TOKEN_TTL};
 pub use credentials::{Credentials, RELOAD_INTERVAL};
 pub use metrics::Metrics;
 use rest::error::ApiError;
@@ -62,6 +63,9 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Whether to mount the tutorial routes (they mint tokens for anyone).
     pub app_routes: bool,
+    /// Origins besides the public URL's whose pages may call the tutorial
+    /// routes from a browser (`*`: any).
+    pub cors_origins: Vec<String>,
     /// Room rules the operator chose.
     pub rooms: salon_room::Config,
     /// The account this server serves: rooms belong to it, and only its
@@ -73,6 +77,11 @@ pub struct ServerConfig {
     pub signaling: signaling::SignalingConfig,
     /// How status callbacks are delivered.
     pub callbacks: callbacks::CallbackConfig,
+    /// Connections: how many, and how long they may wait.
+    pub http: http::HttpLimits,
+    /// Failed REST authentications allowed per client address per minute
+    /// (0: no limit).
+    pub auth_failures_per_minute: u32,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -86,6 +95,7 @@ pub struct AppState {
     pub account: AccountSid,
     pub media: salon_media::Media,
     pub signaling: Arc<signaling::Signaling>,
+    pub auth_throttle: Arc<rest::throttle::AuthThrottle>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -119,24 +129,28 @@ pub enum StartError {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    app_routes: bool,
+    app_routes: Option<app::Origins>,
+    http: http::HttpLimits,
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
     callback_sender: tokio::task::JoinHandle<()>,
+    heartbeat: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     /// Close what a previous process left in progress, load credentials,
     /// start the room service and bind the listener.
     pub async fn bind(config: ServerConfig, store: Store) -> Result<Self, StartError> {
-        let (rooms, participants) = store.close_abandoned(Timestamp::now()).await?;
-        if rooms + participants > 0 {
+        let abandoned = store.close_abandoned(Timestamp::now()).await?;
+        if abandoned.rooms + abandoned.participants > 0 {
             tracing::warn!(
-                rooms,
-                participants,
-                "closed rooms and participants a previous process left in progress"
+                rooms = abandoned.rooms,
+                participants = abandoned.participants,
+                ended_at = %abandoned.ended_at,
+                "closed rooms and participants a previous process left in progress, as of when it was last seen"
             );
         }
+        store.heartbeat(Timestamp::now()).await?;
         let (media_events_tx, media_events) = tokio::sync::mpsc::unbounded_channel();
         let media =
             salon_media::Media::start(config.media.clone(), media_events_tx).map_err(|source| {
@@ -162,7 +176,8 @@ impl Server {
         .map_err(StartError::Callbacks)?;
         let (stop_watcher, stop) = tokio::sync::watch::channel(false);
         let watcher = tokio::spawn(credentials.clone().watch(store.clone(), stop.clone()));
-        let callback_sender = tokio::spawn(sender.run(stop));
+        let callback_sender = tokio::spawn(sender.run(stop.clone()));
+        let heartbeat = tokio::spawn(heartbeat(store.clone(), stop));
         let core = salon_room::Rooms::new(config.rooms.clone());
         let (rooms, _task) =
             RoomService::spawn(core, store.clone(), config.account, metrics.clone());
@@ -185,14 +200,21 @@ impl Server {
             account: config.account,
             media,
             signaling,
+            auth_throttle: Arc::new(rest::throttle::AuthThrottle::new(
+                config.auth_failures_per_minute,
+            )),
         };
         Ok(Self {
             listener,
             state,
-            app_routes: config.app_routes,
+            app_routes: config
+                .app_routes
+                .then(|| app::Origins::new(&config.public_url, &config.cors_origins)),
+            http: config.http,
             stop_watcher,
             watcher,
             callback_sender,
+            heartbeat,
         })
     }
 
@@ -218,10 +240,8 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = router(self.state.clone(), self.app_routes);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let app = router(self.state.clone(), self.app_routes.clone());
+        http::serve(self.listener, app, self.http, shutdown).await;
         tracing::info!("HTTP stopped; ending rooms");
         self.state.rooms.shutdown().await;
         // The sender delivers what the shutdown made due for a few seconds
@@ -229,20 +249,21 @@ impl Server {
         let _ = self.stop_watcher.send(true);
         let _ = self.watcher.await;
         let _ = self.callback_sender.await;
+        let _ = self.heartbeat.await;
         self.state.store.close().await;
         Ok(())
     }
 }
 
-/// The whole HTTP surface.
-pub fn router(state: AppState, app_routes: bool) -> Router {
+/// The whole HTTP surface; the tutorial routes too, for pages of `app_routes`.
+pub fn router(state: AppState, app_routes: Option<app::Origins>) -> Router {
     let mut router = Router::new()
         .merge(rest::router(state.clone()))
         .route("/v1/signaling", get(signaling::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::serve));
-    if app_routes {
-        router = router.merge(app::router());
+    if let Some(origins) = app_routes {
+        router = router.merge(app::router(origins));
     }
     router
         .fallback(web::serve)
@@ -256,6 +277,27 @@ pub fn router(state: AppState, app_routes: bool) -> Router {
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// How often the server notes in the store that it is alive. After a crash,
+/// the rooms it left in progress end at its last note, so their recorded
+/// duration is off by at most this much (not by the downtime).
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Write [`Store::heartbeat`] every [`HEARTBEAT_INTERVAL`] until `stop`.
+async fn heartbeat(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(e) = store.heartbeat(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "cannot record the heartbeat");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -15,8 +15,9 @@
 //!  WebSocket ◀─ writer task ◀─ outgoing ─┘
 //! ```
 //!
-//! Every queue is bounded. A client that does not read its socket fills its
-//! outgoing queue and is disconnected; a client that sends nothing for
+//! Every queue is bounded. The socket's two tasks and their limits (send
+//! timeout, rate limit, frame size) are in [`connection`]. A client that
+//! does not read its socket is cut off; a client that sends nothing for
 //! [`SignalingConfig::idle_timeout`] is disconnected (53002). When a socket drops without a
 //! close frame, the session waits [`SignalingConfig::resume_grace`] for a `resume` on a new
 //! socket before giving the participant up; media keeps flowing meanwhile.
@@ -25,10 +26,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
 use salon_media::sdp::MediaSection;
 use salon_media::{MediaKind, PublishBinding, SubscribeBinding};
 use salon_room::{
@@ -36,14 +37,19 @@ use salon_room::{
 };
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use salon_signal::{
-    ClientMessage, DisconnectReason, MAX_MID_BYTES, ParticipantInfo, ProtocolError, PublishMedia,
-    Published, RoomInfo, ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes, valid_mid,
+    ClientMessage, DisconnectReason, MAX_MID_BYTES, ParticipantInfo, PublishMedia, Published,
+    RoomInfo, ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes, valid_mid,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::AppState;
+use crate::http::SocketControl;
 use crate::service::{SESSION_QUEUE, ServiceError};
+
+mod connection;
+pub use connection::{BURST_SECONDS, RATE_LIMITED};
+use connection::{Connection, Incoming};
 
 /// Signaling's timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +60,12 @@ pub struct SignalingConfig {
     pub idle_timeout: Duration,
     /// How long a session whose socket dropped waits for `resume`.
     pub resume_grace: Duration,
+    /// A client whose socket takes no data for this long is not reading:
+    /// its connection is reset (the session may still be resumed).
+    pub send_timeout: Duration,
+    /// Messages a session may send per second on average, in bursts of
+    /// ten seconds' worth; more are refused with 20429. 0: no limit.
+    pub messages_per_second: u32,
 }
 
 impl Default for SignalingConfig {
@@ -62,17 +74,13 @@ impl Default for SignalingConfig {
             join_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             resume_grace: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            messages_per_second: 50,
         }
     }
 }
-/// Messages queued for a client's socket before it counts as not reading.
-const OUTGOING_QUEUE: usize = 512;
 /// Messages kept for a detached session, to replay on `resume`.
 const BACKLOG: usize = 512;
-/// WebSocket frames larger than this are refused by the socket itself;
-/// between [`salon_signal::MAX_MESSAGE_BYTES`] and this, the client gets a
-/// clear 53004 instead.
-const MAX_FRAME: usize = 2 * salon_signal::MAX_MESSAGE_BYTES;
 
 /// Signaling's shared state: its timeouts, and the sessions that can be
 /// resumed, by session id.
@@ -130,90 +138,17 @@ impl Signaling {
 }
 
 /// `GET /v1/signaling`: upgrade to a WebSocket and run a session on it.
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| serve(state, socket))
+pub async fn upgrade(
+    State(state): State<AppState>,
+    control: Option<Extension<SocketControl>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let control = control.map(|Extension(control)| control);
+    connection::configure(ws).on_upgrade(move |socket| serve(state, socket, control))
 }
 
-// ---- the socket -------------------------------------------------------------
-
-enum Incoming {
-    Message(ClientMessage),
-    Invalid(ProtocolError),
-    /// The socket ended; `clean` when the client sent a close frame.
-    Closed {
-        clean: bool,
-    },
-}
-
-/// A WebSocket attached to a session: parsed messages in, JSON out.
-struct Connection {
-    incoming: mpsc::Receiver<Incoming>,
-    outgoing: mpsc::Sender<String>,
-}
-
-impl Connection {
-    fn spawn(socket: WebSocket) -> Self {
-        let (mut sink, mut stream) = socket.split();
-        let (incoming_tx, incoming) = mpsc::channel(64);
-        let (outgoing, mut outgoing_rx) = mpsc::channel::<String>(OUTGOING_QUEUE);
-        tokio::spawn(async move {
-            loop {
-                let item = match stream.next().await {
-                    Some(Ok(Message::Text(text))) => match ClientMessage::parse(text.as_str()) {
-                        Ok(message) => Incoming::Message(message),
-                        Err(e) => Incoming::Invalid(e),
-                    },
-                    Some(Ok(Message::Binary(_))) => Incoming::Invalid(ProtocolError::Invalid(
-                        "binary frames are not part of the protocol".into(),
-                    )),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) => Incoming::Closed { clean: true },
-                    Some(Err(_)) | None => Incoming::Closed { clean: false },
-                };
-                let closed = matches!(item, Incoming::Closed { .. });
-                if incoming_tx.send(item).await.is_err() || closed {
-                    break;
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(text) = outgoing_rx.recv().await {
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    return;
-                }
-            }
-            let _ = sink.send(Message::Close(None)).await;
-            let _ = sink.close().await;
-        });
-        Self { incoming, outgoing }
-    }
-
-    /// Queue a message; false when the client is not reading (queue full).
-    fn send(&self, message: &ServerMessage) -> bool {
-        self.outgoing.try_send(message.to_json()).is_ok()
-    }
-
-    /// Send an error and close: for refusals before a session exists.
-    async fn refuse(self, code: u32, message: String) {
-        tracing::info!(code, message, "signaling connection refused");
-        let _ = self
-            .outgoing
-            .send(
-                ServerMessage::Error {
-                    code,
-                    message,
-                    revision: None,
-                }
-                .to_json(),
-            )
-            .await;
-    }
-}
-
-async fn serve(state: AppState, socket: WebSocket) {
-    let mut connection = Connection::spawn(socket);
+async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl>) {
+    let mut connection = Connection::spawn(socket, &state.signaling.config, control);
     let join_timeout = state.signaling.config.join_timeout;
     let first = tokio::time::timeout(join_timeout, connection.incoming.recv()).await;
     match first {

@@ -260,24 +260,99 @@ async fn the_tutorial_rooms_api_works_in_its_shapes() {
 }
 
 #[tokio::test]
-async fn tutorial_routes_answer_cors_preflights() {
-    let s = TestServer::start().await;
-    let response = s
-        .http
-        .request(reqwest::Method::OPTIONS, format!("{}/create-token", s.url))
-        .header("origin", "http://localhost:5173")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await
-        .unwrap();
+async fn tutorial_routes_answer_cors_preflights_for_listed_origins_only() {
+    let s = TestServer::with(Options {
+        cors_origins: vec!["http://localhost:5173".into()],
+        ..Options::default()
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        s.http
+            .request(reqwest::Method::OPTIONS, format!("{}/create-token", s.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let response = preflight("http://localhost:5173").await.unwrap();
     assert!(response.status().is_success());
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
     let methods = response.headers()["access-control-allow-methods"]
         .to_str()
         .unwrap()
         .to_owned();
     assert!(methods.contains("POST"), "{methods}");
+    // Another page gets no permission from the browser's point of view.
+    let response = preflight("https://evil.example").await.unwrap();
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        response.headers()
+    );
+}
+
+#[tokio::test]
+async fn web_pages_of_other_origins_cannot_mint_tokens_or_complete_rooms() {
+    let s = TestServer::start().await;
+    let room = s.create_room("standup").await;
+    // A page on some other site posts to the developer's local Salon: the
+    // browser sends it (a "simple" request needs no preflight) with its
+    // Origin, and the server refuses it.
+    for (path, body) in [
+        (
+            "/create-token",
+            json!({"identity": "mallory", "roomName": "standup"}),
+        ),
+        ("/rooms/complete/standup", json!({})),
+    ] {
+        let response = TestServer::send(
+            s.http
+                .post(format!("{}{path}", s.url))
+                .header("origin", "https://evil.example")
+                .json(&body),
+        )
+        .await;
+        assert_error(&response, 403, 20403);
+    }
+    let (_, record) = s.get(&format!("/v1/Rooms/{room}")).await;
+    assert_eq!(
+        record["status"], "in-progress",
+        "the room was not completed"
+    );
+    // A site whose name was pointed at this machine (DNS rebinding) is
+    // same-origin to the browser, and still refused.
+    let response = TestServer::send(
+        s.http
+            .post(format!("{}/create-token", s.url))
+            .header("origin", "http://rebound.evil.example:3000")
+            .header("host", "rebound.evil.example:3000")
+            .json(&json!({"identity": "mallory"})),
+    )
+    .await;
+    assert_error(&response, 403, 20403);
+    // The demo app's own page (same origin, by address) and clients that
+    // are not browsers are served.
+    let host = s.addr.to_string();
+    let response = TestServer::send(
+        s.http
+            .post(format!("{}/create-token", s.url))
+            .header("origin", format!("http://{host}"))
+            .json(&json!({"identity": "alice"})),
+    )
+    .await;
+    assert_eq!(response.0, StatusCode::OK, "{}", response.1);
+    let response = TestServer::send(
+        s.http
+            .post(format!("{}/create-token", s.url))
+            .json(&json!({"identity": "bob"})),
+    )
+    .await;
+    assert_eq!(response.0, StatusCode::OK, "{}", response.1);
 }
 
 #[tokio::test]

@@ -314,6 +314,7 @@ fn quick() -> Options {
             join_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(30),
             resume_grace: Duration::from_secs(1),
+            ..SignalingConfig::default()
         },
         ..Options::default()
     }

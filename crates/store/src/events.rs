@@ -31,27 +31,71 @@ impl Store {
         Ok(())
     }
 
+    /// Note that the server is alive at `at`: the time [`Store::close_abandoned`]
+    /// ends what this process leaves in progress if it dies. One row, one
+    /// write: call it every few seconds while rooms run.
+    pub async fn heartbeat(&self, at: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO heartbeats (node, seen_at) VALUES (?1, ?2)
+             ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(NODE)
+        .bind(at.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// End everything a previous process left in progress: rooms become
     /// `completed` (reason `abandoned`), participants `disconnected`, tracks
-    /// unpublished and subscriptions ended, all at `at`, and rooms with a
-    /// status callback report it as if it happened now. Returns how many
-    /// rooms and participants were closed.
-    pub async fn close_abandoned(&self, at: Timestamp) -> Result<(u64, u64)> {
+    /// unpublished and subscriptions ended, and rooms with a status callback
+    /// report it.
+    ///
+    /// They end when that process was last seen alive: the later of its
+    /// last [`Store::heartbeat`] and the last change it recorded to anything
+    /// still in progress (nothing ends before it started). Without any
+    /// heartbeat (a database from before heartbeats) they end at `now`.
+    pub async fn close_abandoned(&self, now: Timestamp) -> Result<Abandoned> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let callbacks = callbacks::enqueue_abandoned(&mut tx, at).await?;
-        let at = at.millis();
+        let heartbeat: Option<(i64,)> =
+            sqlx::query_as("SELECT seen_at FROM heartbeats WHERE node = ?1")
+                .bind(NODE)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let seen = match heartbeat {
+            None => now.millis(),
+            Some((heartbeat,)) => {
+                let (latest,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT MAX(t) FROM (
+                         SELECT MAX(date_updated) AS t FROM rooms WHERE status = 'in-progress'
+                         UNION ALL
+                         SELECT MAX(date_updated) AS t FROM participants WHERE status = 'connected'
+                     ) AS changes",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                latest.map_or(heartbeat, |latest| latest.max(heartbeat))
+            }
+        };
+        let callbacks = callbacks::enqueue_abandoned(&mut tx, Timestamp::from_millis(seen)).await?;
+        // Tracks may have been published after `seen` was written; they end
+        // no earlier than their last change.
         sqlx::query(
-            "UPDATE subscribed_tracks SET date_unsubscribed = ?1, date_updated = ?1
+            "UPDATE subscribed_tracks
+             SET date_unsubscribed = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END,
+                 date_updated = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END
              WHERE date_unsubscribed IS NULL",
         )
-        .bind(at)
+        .bind(seen)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE published_tracks SET date_unpublished = ?1, date_updated = ?1
+            "UPDATE published_tracks
+             SET date_unpublished = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END,
+                 date_updated = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END
              WHERE date_unpublished IS NULL",
         )
-        .bind(at)
+        .bind(seen)
         .execute(&mut *tx)
         .await?;
         let participants = sqlx::query(
@@ -59,7 +103,7 @@ impl Store {
              SET status = 'disconnected', end_time = ?1, date_updated = ?1, end_reason = 'abandoned'
              WHERE status = 'connected'",
         )
-        .bind(at)
+        .bind(seen)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -68,7 +112,7 @@ impl Store {
              SET status = 'completed', end_time = ?1, date_updated = ?1, end_reason = 'abandoned'
              WHERE status = 'in-progress'",
         )
-        .bind(at)
+        .bind(seen)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -76,8 +120,27 @@ impl Store {
         if callbacks > 0 {
             self.doorbell.ring();
         }
-        Ok((rooms, participants))
+        Ok(Abandoned {
+            rooms,
+            participants,
+            ended_at: Timestamp::from_millis(seen),
+        })
     }
+}
+
+/// The node name in `heartbeats`. One server per database today; the row is
+/// keyed so that several nodes sharing a database can each keep their own.
+const NODE: &str = "local";
+
+/// What [`Store::close_abandoned`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abandoned {
+    /// Rooms completed.
+    pub rooms: u64,
+    /// Participants disconnected.
+    pub participants: u64,
+    /// When they ended: when the previous process was last seen.
+    pub ended_at: Timestamp,
 }
 
 async fn apply(

@@ -6,7 +6,8 @@
 //! * **Room state is written from events only.** [`Store::record`] applies
 //!   the room core's [`salon_room::Event`]s; nothing else writes rooms,
 //!   participants or tracks (except [`Store::close_abandoned`] at startup,
-//!   which ends what a previous process left behind). The REST API reads.
+//!   which ends what a previous process left behind, at the time of its
+//!   last [`Store::heartbeat`]). The REST API reads.
 //! * **Status callbacks** are written with the events that cause them, in the
 //!   same transaction, to an outbox the server's sender empties
 //!   ([`Store::due_callbacks`], [`Store::remove_callback`],
@@ -42,6 +43,7 @@ use sqlx::{ConnectOptions, Connection};
 
 pub use callbacks::{CallbackEvent, twilio_timestamp};
 pub use credentials::{Account, ApiKeyRecord};
+pub use events::Abandoned;
 pub use outbox::{OutboxBacklog, OutboxCallback};
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
 pub use records::{

@@ -373,7 +373,8 @@ async fn rooms_a_dead_process_left_behind_report_their_end_at_the_next_start() {
 
     // The process dies; the next one closes what it left.
     let restart = Timestamp::from_millis(f.clock + 30_000);
-    assert_eq!(f.store.close_abandoned(restart).await.unwrap(), (1, 1));
+    let abandoned = f.store.close_abandoned(restart).await.unwrap();
+    assert_eq!((abandoned.rooms, abandoned.participants), (1, 1));
     let callbacks = f.drain().await;
     assert_eq!(
         events(&callbacks),
@@ -388,6 +389,31 @@ async fn rooms_a_dead_process_left_behind_report_their_end_at_the_next_start() {
     assert_eq!(params(&callbacks[1])["ParticipantDuration"], "30");
     assert_eq!(params(&callbacks[2])["RoomStatus"], "completed");
     assert_eq!(params(&callbacks[2])["RoomDuration"], "30");
+}
+
+#[tokio::test]
+async fn an_abandoned_room_reports_the_end_its_process_was_last_seen_at() {
+    let mut f = Fixture::new().await;
+    let room = f.create("crashed", Some(CallbackMethod::Post));
+    f.join(room, "alice");
+    f.flush(1).await;
+    f.drain().await;
+
+    // Alive 10 s after the join, dead for the 50 s before the restart.
+    f.store
+        .heartbeat(Timestamp::from_millis(f.clock + 10_000))
+        .await
+        .unwrap();
+    let restart = Timestamp::from_millis(f.clock + 60_000);
+    let abandoned = f.store.close_abandoned(restart).await.unwrap();
+    assert_eq!(abandoned.ended_at, Timestamp::from_millis(f.clock + 10_000));
+    let callbacks = f.drain().await;
+    assert_eq!(
+        events(&callbacks),
+        ["participant-disconnected", "room-ended"]
+    );
+    assert_eq!(params(&callbacks[0])["ParticipantDuration"], "10");
+    assert_eq!(params(&callbacks[1])["RoomDuration"], "10");
 }
 
 #[tokio::test]

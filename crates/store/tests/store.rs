@@ -382,12 +382,14 @@ async fn startup_closes_what_a_previous_process_left_in_progress() {
         .unwrap();
     f.flush().await;
 
-    let (rooms, participants) = f
+    // A database that never saw a heartbeat: everything ends at the restart.
+    let abandoned = f
         .store
         .close_abandoned(Timestamp::from_millis(f.clock + 5_000))
         .await
         .unwrap();
-    assert_eq!((rooms, participants), (1, 1));
+    assert_eq!((abandoned.rooms, abandoned.participants), (1, 1));
+    assert_eq!(abandoned.ended_at, Timestamp::from_millis(f.clock + 5_000));
     let record = f.store.room(room).await.unwrap().unwrap();
     assert_eq!(record.status, RoomStatus::Completed);
     assert_eq!(record.end_reason.as_deref(), Some("abandoned"));
@@ -400,11 +402,57 @@ async fn startup_closes_what_a_previous_process_left_in_progress() {
             .items
             .is_empty()
     );
-    assert_eq!(
-        f.store.close_abandoned(Timestamp::now()).await.unwrap(),
-        (0, 0),
-        "idempotent"
-    );
+    let again = f.store.close_abandoned(Timestamp::now()).await.unwrap();
+    assert_eq!((again.rooms, again.participants), (0, 0), "idempotent");
+}
+
+#[tokio::test]
+async fn after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_restart() {
+    let mut f = Fixture::new().await;
+    let started = f.clock + 1;
+    let room = RoomSid::random();
+    f.rooms.create(f.now, room, &named("crashed")).unwrap();
+    let alice = f.join(room, "alice");
+    f.rooms
+        .publish(alice, TrackSid::random(), "mic", TrackKind::Audio, true)
+        .unwrap();
+    f.flush().await;
+    // The server beats for a minute, then dies; someone joined just after
+    // the last beat.
+    for second in 1..=60 {
+        f.store
+            .heartbeat(Timestamp::from_millis(started + second * 1_000))
+            .await
+            .unwrap();
+    }
+    let last_seen = started + 60_000;
+    f.clock = last_seen + 2_000;
+    let bob = f.join(room, "bob");
+    f.flush().await;
+    let bob_joined = f.clock;
+
+    // It restarts an hour later.
+    let abandoned = f
+        .store
+        .close_abandoned(Timestamp::from_millis(last_seen + 3_600_000))
+        .await
+        .unwrap();
+    assert_eq!((abandoned.rooms, abandoned.participants), (1, 2));
+    assert_eq!(abandoned.ended_at, Timestamp::from_millis(bob_joined));
+    let record = f.store.room(room).await.unwrap().unwrap();
+    assert_eq!(record.end_time, Some(Timestamp::from_millis(bob_joined)));
+    assert_eq!(record.duration(), Some(62), "not an hour and a minute");
+    for participant in [alice, bob] {
+        let p = f
+            .store
+            .participant(room, participant)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.status, ParticipantStatus::Disconnected);
+        assert_eq!(p.end_time, Some(Timestamp::from_millis(bob_joined)));
+        assert!(p.end_time >= Some(p.start_time));
+    }
 }
 
 #[tokio::test]

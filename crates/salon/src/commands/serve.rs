@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use salon_server::callbacks::CallbackConfig;
-use salon_server::{Server, ServerConfig};
+use salon_server::{Server, ServerConfig, http};
 
 use crate::bootstrap;
 use crate::settings::Settings;
@@ -19,10 +19,12 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         tracing::info!(file = %file.display(), "read configuration file");
     }
 
+    let max_connections = connection_limit(settings.max_connections);
     let config = ServerConfig {
         listen: settings.listen,
         public_url: settings.public_url.clone(),
         app_routes: settings.app_routes,
+        cors_origins: settings.cors_origins.clone(),
         rooms: salon_room::Config {
             group_max_participants: settings.max_participants,
             ad_hoc_rooms: settings.ad_hoc_rooms,
@@ -36,7 +38,15 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             workers: settings.media_workers,
             ..salon_media::MediaConfig::default()
         },
-        signaling: salon_server::signaling::SignalingConfig::default(),
+        signaling: salon_server::signaling::SignalingConfig {
+            messages_per_second: settings.signaling_messages_per_second,
+            ..salon_server::signaling::SignalingConfig::default()
+        },
+        http: salon_server::http::HttpLimits {
+            max_connections,
+            ..salon_server::http::HttpLimits::default()
+        },
+        auth_failures_per_minute: settings.auth_failures_per_minute,
         callbacks: CallbackConfig {
             allow_private_network: settings.callbacks.private_network,
             timeout: settings.callbacks.timeout,
@@ -83,9 +93,69 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         env!("CARGO_PKG_VERSION"),
         settings.public_url
     );
+    let trimming = tokio::spawn(give_back_memory());
     server.serve(shutdown_signal()).await?;
+    trimming.abort();
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often freed heap memory is handed back to the system.
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hand freed heap memory back to the system every [`TRIM_INTERVAL`].
+///
+/// glibc's allocator keeps what a burst of connections freed in its
+/// per-thread arenas, and gives back only what sits at the top of the main
+/// heap: after a thousand sessions came and went, RSS stayed where the
+/// burst took it. `malloc_trim` returns the free pages of every arena
+/// (`MADV_DONTNEED`), in well under a millisecond for a heap of this size.
+/// See docs/performance.md (memory) for the figures.
+async fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut ticks = tokio::time::interval(TRIM_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            // SAFETY: malloc_trim takes a size and touches only the
+            // allocator's own state, under its locks.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
+/// Raise the open-file limit as far as allowed and choose the connection
+/// cap: the configured one, unless the limit leaves no room for it.
+fn connection_limit(configured: Option<usize>) -> usize {
+    let open_files = match http::raise_open_files_limit() {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            http::open_files_limit()
+        }
+    };
+    let room = open_files.map_or_else(http::default_max_connections, http::max_connections_for);
+    let chosen = match configured {
+        Some(wanted) if wanted > room => {
+            tracing::warn!(
+                wanted,
+                open_files,
+                "--max-connections is more than the open-file limit leaves room for: using {room} (raise `ulimit -n` for more)"
+            );
+            room
+        }
+        Some(wanted) => wanted,
+        None => room,
+    };
+    tracing::info!(
+        max_connections = chosen,
+        open_files,
+        "HTTP connection limit"
+    );
+    chosen
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

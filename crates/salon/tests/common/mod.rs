@@ -80,19 +80,38 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// How to start a server, beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// The data directory (default: a fresh one), to restart on one.
+    pub data_dir: Option<PathBuf>,
+    /// Run under `ulimit -n` of this many open files.
+    pub open_files: Option<u32>,
+    /// Extra arguments (settings flags).
+    pub args: Vec<String>,
+}
+
 impl Server {
     /// Start `salon` on a free port. A port taken between choosing and
     /// binding it shows as an early exit; then try another.
     pub fn start() -> Server {
-        Self::start_with(&[])
+        Self::launch(&Launch::default())
     }
 
     /// Start with extra arguments (settings flags).
     pub fn start_with(args: &[&str]) -> Server {
+        Self::launch(&Launch {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            ..Launch::default()
+        })
+    }
+
+    /// Start `salon` as `launch` says.
+    pub fn launch(launch: &Launch) -> Server {
         let mut last_error = String::new();
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("a temporary directory");
-            match Self::try_start(dir, args) {
+            match Self::try_start(dir, launch) {
                 Ok(server) => return server,
                 Err((e, _)) => last_error = e,
             }
@@ -103,10 +122,14 @@ impl Server {
     /// Start again on the data directory of a server that was stopped or
     /// killed ([`Server::kill`]), with its log appended to.
     pub fn restart_in(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let launch = Launch {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            ..Launch::default()
+        };
         let mut dir = dir;
         let mut last_error = String::new();
         for _ in 0..3 {
-            match Self::try_start(dir, args) {
+            match Self::try_start(dir, &launch) {
                 Ok(server) => return server,
                 Err((e, back)) => {
                     last_error = e;
@@ -127,9 +150,12 @@ impl Server {
 
     fn try_start(
         dir: tempfile::TempDir,
-        args: &[&str],
+        launch: &Launch,
     ) -> Result<Server, (String, tempfile::TempDir)> {
-        let data_dir = dir.path().join("data");
+        let data_dir = launch
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let log = dir.path().join("server.log");
         let addr = free_port();
         let url = format!("http://{addr}");
@@ -142,7 +168,17 @@ impl Server {
             Ok(file) => file,
             Err(e) => return Err((format!("cannot share the log: {e}"), dir)),
         };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
+        let mut command = match launch.open_files {
+            None => Command::new(env!("CARGO_BIN_EXE_salon")),
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_salon"));
+                shell
+            }
+        };
         clean_env(&mut command);
         credentials(&mut command);
         command
@@ -154,7 +190,7 @@ impl Server {
             .arg(&data_dir)
             .arg("--media-port")
             .arg("0")
-            .args(args)
+            .args(&launch.args)
             .arg("serve")
             // Plain text in the log the failure messages quote.
             .env("NO_COLOR", "1")

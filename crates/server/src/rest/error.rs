@@ -74,6 +74,15 @@ impl ApiError {
         )
     }
 
+    /// 429, code 20429: this address failed to authenticate too often.
+    pub fn too_many_requests() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            20429,
+            "Too Many Requests: too many failed authentications from this address; wait before trying again",
+        )
+    }
+
     /// 500, code 20500. The detail goes to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");
@@ -107,15 +116,31 @@ impl From<salon_store::StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Twilio's JSON body for this error.
+    pub fn body(&self) -> String {
         let body = Body {
             code: self.code,
             message: &self.message,
             more_info: format!("https://www.twilio.com/docs/errors/{}", self.code),
             status: self.status.as_u16(),
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        // A struct of strings and numbers always serializes.
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.body(),
+        )
+            .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

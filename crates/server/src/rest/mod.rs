@@ -1,7 +1,8 @@
 //! The Twilio Video v1 REST API under `/v1`.
 //!
 //! Every route requires HTTP Basic auth (`APIKeySid:Secret` or
-//! `AccountSid:AuthToken`). Reads come from the store; changes go through
+//! `AccountSid:AuthToken`); an address that keeps failing it is throttled
+//! ([`throttle`]). Reads come from the store; changes go through
 //! the room service, which records them before answering. See
 //! `docs/rest-api.md` for the resources, parameters and error codes.
 
@@ -10,13 +11,16 @@ pub mod params;
 mod participants;
 pub mod resources;
 pub mod rooms;
+pub mod throttle;
+
+use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Request, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use serde::de::DeserializeOwned;
@@ -55,19 +59,34 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, require_auth))
 }
 
-/// Refuse requests without valid Basic credentials (401, code 20003).
-async fn require_auth(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// Refuse requests without valid Basic credentials (401, code 20003), and
+/// every request from an address that failed too often (429, code 20429).
+async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    let now = std::time::Instant::now();
+    if let Some(address) = address
+        && let Err(wait) = state.auth_throttle.check(address, now)
+    {
+        let mut response = ApiError::too_many_requests().into_response();
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
     let authenticated = basic_credentials(request.headers())
         .and_then(|(user, password)| state.credentials.authenticate(&user, &password))
         .is_some();
     if !authenticated {
-        return Err(ApiError::unauthenticated());
+        if let Some(address) = address {
+            state.auth_throttle.failed(address, now);
+        }
+        return ApiError::unauthenticated().into_response();
     }
-    Ok(next.run(request).await)
+    next.run(request).await
 }
 
 /// The user and password of an `Authorization: Basic …` header.

@@ -9,7 +9,10 @@
 //!
 //! Bodies over [`BODY_LIMIT`] are refused with 413 before being read in full;
 //! bytes that are not UTF-8 after percent-decoding are refused with 400, not
-//! silently replaced.
+//! silently replaced; a body of another type (XML, multipart…) is refused
+//! with 400 rather than read as no parameters. Endpoints that change things
+//! refuse parameter names they do not know ([`Params::only`]), so a typo or
+//! a Twilio feature Salon lacks is an error, not a silent default.
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
@@ -28,8 +31,16 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// Parameters of one request, in the order given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// (normalised name, value)
-    pairs: Vec<(String, String)>,
+    pairs: Vec<Param>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Param {
+    /// The name as matched: lowercase, without underscores.
+    key: String,
+    /// The name as sent, for error messages.
+    name: String,
+    value: String,
 }
 
 fn normalise(name: &str) -> String {
@@ -48,7 +59,12 @@ impl Params {
                 Some(i) => (&piece[..i], &piece[i + 1..]),
                 None => (piece, &[][..]),
             };
-            pairs.push((normalise(&decode(name)?), decode(value)?));
+            let name = decode(name)?;
+            pairs.push(Param {
+                key: normalise(&name),
+                value: decode(value)?,
+                name,
+            });
         }
         Ok(Self { pairs })
     }
@@ -66,7 +82,7 @@ impl Params {
         };
         let mut pairs = Vec::new();
         for (name, value) in map {
-            let name = normalise(&name);
+            let key = normalise(&name);
             let values = match value {
                 Value::Array(items) => items,
                 other => vec![other],
@@ -86,7 +102,11 @@ impl Params {
                         ));
                     }
                 };
-                pairs.push((name.clone(), text));
+                pairs.push(Param {
+                    key: key.clone(),
+                    name: name.clone(),
+                    value: text,
+                });
             }
         }
         Ok(Self { pairs })
@@ -97,8 +117,8 @@ impl Params {
         let key = normalise(name);
         self.pairs
             .iter()
-            .find(|(n, _)| *n == key)
-            .map(|(_, v)| v.as_str())
+            .find(|p| p.key == key)
+            .map(|p| p.value.as_str())
     }
 
     /// Every value of `name`, in order.
@@ -106,9 +126,28 @@ impl Params {
         let key = normalise(name);
         self.pairs
             .iter()
-            .filter(|(n, _)| *n == key)
-            .map(|(_, v)| v.as_str())
+            .filter(|p| p.key == key)
+            .map(|p| p.value.as_str())
             .collect()
+    }
+
+    /// Refuse (400, 20001) any parameter not named in `known`.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        let unknown = self
+            .pairs
+            .iter()
+            .find(|p| !known.iter().any(|k| normalise(k) == p.key));
+        match unknown {
+            None => Ok(()),
+            Some(p) => Err(ApiError::bad_request(
+                20001,
+                format!(
+                    "Invalid parameter {}: not a parameter of this resource (it takes {})",
+                    excerpt(&p.name),
+                    known.join(", ")
+                ),
+            )),
+        }
     }
 
     /// A non-empty string value.
@@ -223,6 +262,34 @@ pub fn excerpt(text: &str) -> String {
     out
 }
 
+/// What a request body holds, by its `Content-Type`.
+enum BodyKind {
+    /// `application/x-www-form-urlencoded`, or no type (what `curl -d` and
+    /// most form clients send is the former; some send none).
+    Form,
+    Json,
+    Other(String),
+}
+
+fn body_kind(content_type: Option<&axum::http::HeaderValue>) -> BodyKind {
+    let Some(value) = content_type else {
+        return BodyKind::Form;
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("?")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "" | "application/x-www-form-urlencoded" => BodyKind::Form,
+        "application/json" => BodyKind::Json,
+        _ => BodyKind::Other(essence),
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = ApiError;
 
@@ -244,20 +311,26 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         if declared.is_some_and(|n| n > BODY_LIMIT) {
             return Err(ApiError::too_large(BODY_LIMIT));
         }
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        let kind = body_kind(request.headers().get(header::CONTENT_TYPE));
         let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
             .await
             .map_err(|_| ApiError::too_large(BODY_LIMIT))?;
         let mut params = if bytes.iter().all(u8::is_ascii_whitespace) {
             Params::default()
-        } else if is_json {
-            Params::from_json(&bytes)?
         } else {
-            Params::from_form(&bytes)?
+            match kind {
+                BodyKind::Form => Params::from_form(&bytes)?,
+                BodyKind::Json => Params::from_json(&bytes)?,
+                BodyKind::Other(kind) => {
+                    return Err(ApiError::bad_request(
+                        20001,
+                        format!(
+                            "Invalid request: a body of type {} cannot be read; send application/x-www-form-urlencoded (or application/json)",
+                            excerpt(&kind)
+                        ),
+                    ));
+                }
+            }
         };
         // Query parameters count too, after the body's.
         if let Some(query) = query {
@@ -282,6 +355,16 @@ mod tests {
         assert_eq!(p.all("VideoCodecs"), ["VP8", "H264"]);
         assert_eq!(p.get("Empty"), Some(""));
         assert_eq!(p.text("Empty"), None);
+    }
+
+    #[test]
+    fn only_known_names_pass_and_the_refusal_names_the_parameter_as_sent() {
+        let p = Params::from_form(b"unique_name=a&Type=group").unwrap();
+        assert!(p.only(&["UniqueName", "Type"]).is_ok());
+        let p = Params::from_form(b"UniqueName=a&LargeRooms=true").unwrap();
+        let err = p.only(&["UniqueName", "LargeRoom"]).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (400, 20001));
+        assert!(err.message.contains("LargeRooms"), "{}", err.message);
     }
 
     #[test]

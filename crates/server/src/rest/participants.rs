@@ -109,6 +109,7 @@ pub async fn update(
     PathParams((room, participant)): PathParams<(String, String)>,
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
+    params.only(&["Status"])?;
     let (room, participant) = find_member(&state, &room, &participant).await?;
     match params.get("Status") {
         Some("disconnected") => {}

@@ -42,6 +42,8 @@ impl Urls {
     }
 }
 
+/// A room's `links`. Twilio's also name `recordings` and `recording_rules`:
+/// they join here with those resources, so that no link leads nowhere.
 #[derive(Serialize)]
 pub struct RoomLinks {
     pub participants: String,

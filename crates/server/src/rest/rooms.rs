@@ -16,9 +16,59 @@ use super::resources::{Listing, RoomJson, to_json};
 use super::{PathParams, service_error};
 use crate::AppState;
 
+/// The parameters of `POST /v1/Rooms` Salon acts on.
+const CREATE: &[&str] = &[
+    "UniqueName",
+    "Type",
+    "MaxParticipants",
+    "EmptyRoomTimeout",
+    "UnusedRoomTimeout",
+    "MaxParticipantDuration",
+    "StatusCallback",
+    "StatusCallbackMethod",
+    "VideoCodecs",
+    "AudioOnly",
+    "RecordParticipantsOnConnect",
+    "MediaRegion",
+];
+
+/// Twilio's other parameters of `POST /v1/Rooms`: taken and checked, with
+/// no effect (`EnableTurn` is deprecated and always on; the rest concern
+/// recording and transcription, which Salon does not do), except that
+/// asking for a large room or for transcription is refused.
+const CREATE_ACCEPTED: &[&str] = &[
+    "EnableTurn",
+    "RecordingRules",
+    "LargeRoom",
+    "TranscribeParticipantsOnConnect",
+    "TranscriptionsConfiguration",
+];
+
 /// Turn `POST /v1/Rooms` parameters into a room request, refusing bad
-/// values with Twilio's codes. Ranges are checked by the room core.
+/// values with Twilio's codes and names that are no parameter of Twilio's.
+/// Ranges are checked by the room core.
 pub fn room_request(params: &Params) -> Result<RoomRequest, ApiError> {
+    let known: Vec<&str> = CREATE.iter().chain(CREATE_ACCEPTED).copied().collect();
+    params.only(&known)?;
+    params.boolean("EnableTurn")?;
+    for name in ["RecordingRules", "TranscriptionsConfiguration"] {
+        if let Some(text) = params.text(name)
+            && !serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
+        {
+            return Err(ApiError::invalid_parameter(name, "not a JSON object"));
+        }
+    }
+    for (name, feature) in [
+        ("LargeRoom", "large rooms"),
+        ("TranscribeParticipantsOnConnect", "transcription"),
+    ] {
+        if params.boolean(name)? == Some(true) {
+            return Err(ApiError::invalid_parameter(
+                name,
+                format!("Salon does not support {feature}"),
+            ));
+        }
+    }
     let room_type = params
         .text("Type")
         .map(|t| t.parse::<RoomType>())
@@ -221,6 +271,7 @@ pub async fn update(
     PathParams(id): PathParams<String>,
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
+    params.only(&["Status"])?;
     let room = find_room(&state, &id).await?;
     let completed = complete(&state, &room, params.get("Status")).await?;
     Ok(Json(RoomJson::new(&completed, &state.urls)).into_response())

@@ -38,6 +38,13 @@ pub struct Options {
     pub media_bind: SocketAddr,
     pub media_workers: usize,
     pub callbacks: salon_server::callbacks::CallbackConfig,
+    /// Connections and their deadlines (production: 10 s for a request
+    /// head, 75 s idle).
+    pub http: salon_server::http::HttpLimits,
+    /// Failed REST authentications per address per minute (production: 30).
+    pub auth_failures_per_minute: u32,
+    /// Extra origins whose pages may call the tutorial routes.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -50,6 +57,12 @@ impl Default for Options {
             media_bind: "127.0.0.1:0".parse().unwrap(),
             media_workers: 2,
             callbacks: salon_server::callbacks::CallbackConfig::default(),
+            http: salon_server::http::HttpLimits {
+                max_connections: 1000,
+                ..salon_server::http::HttpLimits::default()
+            },
+            auth_failures_per_minute: 30,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -99,6 +112,7 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: "http://salon.test".into(),
             app_routes: options.app_routes,
+            cors_origins: options.cors_origins,
             rooms: options.rooms,
             account: account.sid,
             media: salon_media::MediaConfig {
@@ -109,6 +123,8 @@ impl TestServer {
             },
             signaling: options.signaling,
             callbacks: options.callbacks,
+            http: options.http,
+            auth_failures_per_minute: options.auth_failures_per_minute,
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();
