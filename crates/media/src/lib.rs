@@ -68,6 +68,17 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use demux::DemuxStats;
 
+/// What the fuzz targets in `fuzz/` drive that is otherwise private: the
+/// STUN reading and the 4-tuple routing of the demux, exactly as the
+/// workers use them. Not part of the API; nothing else may depend on it.
+/// (The SDP path needs no entry of its own: the targets drive a real
+/// [`Media`] through [`Media::negotiate`].)
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::demux::{Destination, Route, Router, Routes};
+    pub use crate::stun::{is_stun, recipient_ufrag};
+}
+
 /// How the media server runs.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
