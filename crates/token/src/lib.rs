@@ -36,8 +36,8 @@
 //! |------|---------------|------|
 //! | size | longer than 8 KiB (before decoding anything) | 20101 |
 //! | structure | not three dot-separated parts; header or payload not unpadded base64url | 20101 |
-//! | header | not a JSON object; `alg` not HS256/384/512 (`none`, `RS256`…); `typ` present and not `JWT`; `cty` not `twilio-fpa;v=1`; `crit` present | 20102 |
-//! | payload | not a JSON object (or not UTF-8, or a claim repeated); `jti` missing or not a string; `iat`/`nbf` not integers | 20101 |
+//! | header | not a JSON object (or not UTF-8, even in a field Salon ignores); `alg` not HS256/384/512 (`none`, `RS256`…); `typ` present and not `JWT`; `cty` not `twilio-fpa;v=1`; `crit` present | 20102 |
+//! | payload | not a JSON object (or not UTF-8, even in a claim Salon ignores, or a claim repeated); `jti` missing or not a string; `iat`/`nbf` not integers | 20101 |
 //! | issuer | `iss` missing or not an `SK` SID; key unknown; key revoked | 20103 |
 //! | signature | not the key's HMAC of `header.payload` (constant-time compare): altered, truncated, padded, other key | 20107 |
 //! | subject | `sub` missing, not an `AC` SID, or not the key's account | 20103 |

@@ -203,7 +203,7 @@ pub enum Rejection {
     },
 
     // 20102 Invalid Access Token header
-    /// The header is not JSON (or has duplicate fields).
+    /// The header is not JSON (or not UTF-8, or has duplicate fields).
     HeaderNotJson {
         /// What the JSON parser said.
         error: String,

@@ -326,7 +326,8 @@ fn decode_signature<'s>(text: &str, out: &'s mut [u8; MAX_SIGNATURE_LEN]) -> Opt
 
 /// Checks `alg`, `typ`, `cty` and `crit`; returns the algorithm.
 fn check_header(bytes: &[u8]) -> Result<Algorithm, Rejection> {
-    let header = match serde_json::from_slice::<Json<'_, Header<'_>>>(bytes) {
+    let text = json_text(bytes).map_err(|error| Rejection::HeaderNotJson { error })?;
+    let header = match serde_json::from_str::<Json<'_, Header<'_>>>(text) {
         Ok(Json::Object(header)) => header,
         Ok(other) => {
             return Err(Rejection::HeaderNotObject {
@@ -369,6 +370,15 @@ fn check_header(bytes: &[u8]) -> Result<Algorithm, Rejection> {
     Ok(algorithm)
 }
 
+/// The decoded bytes as JSON text, which is UTF-8 throughout (RFC 8259
+/// §8.1; RFC 7519 §7.2 asks verifiers to check it). `serde_json` checks
+/// the strings it reads but skips ignored ones unchecked, so a member Salon
+/// does not look at could otherwise carry bytes that are not text at all.
+fn json_text(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()))
+}
+
 /// What a header field held, for a rejection.
 fn found(value: Option<&Json<'_>>) -> Found {
     match value {
@@ -379,7 +389,8 @@ fn found(value: Option<&Json<'_>>) -> Found {
 }
 
 fn read_payload(bytes: &[u8]) -> Result<Payload<'_>, Rejection> {
-    match serde_json::from_slice::<Json<'_, Payload<'_>>>(bytes) {
+    let text = json_text(bytes).map_err(|error| Rejection::PayloadNotJson { error })?;
+    match serde_json::from_str::<Json<'_, Payload<'_>>>(text) {
         Ok(Json::Object(payload)) => Ok(payload),
         Ok(other) => Err(Rejection::PayloadNotObject {
             found: other.json_type(),

@@ -252,6 +252,34 @@ fn the_payload_must_be_a_json_object() {
 }
 
 #[test]
+fn a_claim_salon_ignores_must_still_be_text() {
+    // A correctly signed token whose payload is JSON in shape but holds bytes
+    // that are not UTF-8 in a claim nothing reads: not JSON text, so not a
+    // token (RFC 8259 §8.1).
+    let mut payload = claims().to_string().into_bytes();
+    payload.pop(); // the closing brace
+    payload.extend_from_slice(b",\"note\":\"caf\xe9 \xff\xfe\"}");
+    let token = sign_bytes(header().to_string().as_bytes(), &payload, SECRET);
+    let rejection = rejected(&token, 20101);
+    assert!(
+        matches!(&rejection, Rejection::PayloadNotJson { error } if error.contains("UTF-8")),
+        "{rejection:?}"
+    );
+    // The same in a header field nobody reads (`kid`): a bad header.
+    let mut header = header().to_string().into_bytes();
+    header.pop();
+    header.extend_from_slice(b",\"kid\":\"\xc3\x28\"}");
+    let token = sign_bytes(&header, claims().to_string().as_bytes(), SECRET);
+    assert!(matches!(
+        rejected(&token, 20102),
+        Rejection::HeaderNotJson { .. }
+    ));
+    // With the same claim as text, the token verifies.
+    let token = forge(|_, claims| claims["note"] = json!("café"));
+    assert!(verify(&token).is_ok());
+}
+
+#[test]
 fn a_repeated_claim_is_refused() {
     let payload = claims()
         .to_string()

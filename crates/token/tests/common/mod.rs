@@ -73,7 +73,13 @@ pub fn claims() -> Value {
 /// header's `alg` names (HS256 for anything that is not HMAC), without any
 /// of the crate's code: a forge for tokens no helper library would make.
 pub fn sign_text(header: &str, payload: &str, secret: &str) -> String {
-    let alg = serde_json::from_str::<Value>(header)
+    sign_bytes(header.as_bytes(), payload.as_bytes(), secret)
+}
+
+/// Like [`sign_text`], for header and payload bytes that need not be text.
+pub fn sign_bytes(header: &[u8], payload: &[u8], secret: &str) -> String {
+    // A header that is not text still names its algorithm for the forge.
+    let alg = serde_json::from_str::<Value>(&String::from_utf8_lossy(header))
         .ok()
         .and_then(|h| h["alg"].as_str().map(str::to_owned))
         .unwrap_or_default();
