@@ -7,9 +7,15 @@ use salon_sid::{AccountSid, ApiKeySid};
 use salon_token::{ApiKey, Keyring, Verifier};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(token) = std::str::from_utf8(data) else { return };
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
     let mut keys = Keyring::new();
-    keys.insert(ApiKey::new(ApiKeySid::from_bytes([1; 16]), AccountSid::from_bytes([2; 16]), "secret"));
+    keys.insert(ApiKey::new(
+        ApiKeySid::from_bytes([1; 16]),
+        AccountSid::from_bytes([2; 16]),
+        "secret",
+    ));
     if let Err(rejection) = Verifier::default().verify(token, &keys, 1_700_000_000) {
         assert!((20101..=20107).contains(&rejection.code()), "{rejection}");
     }

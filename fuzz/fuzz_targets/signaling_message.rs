@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use salon_signal::{ClientMessage, ServerMessage};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match ClientMessage::parse(text) {
         Ok(message) => {
             let again = ClientMessage::parse(&message.to_json()).expect("printed messages parse");

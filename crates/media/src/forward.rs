@@ -17,7 +17,8 @@
 //!   out-of-band signalling: `out = first_out + (in - first_in)`. Gaps from
 //!   upstream loss stay gaps (the subscriber NACKs; str0m answers from its
 //!   RTX cache when it has the packet). Packets older than the lane's start
-//!   are skipped.
+//!   are skipped, and so are packets whose extended sequence number is not
+//!   an SRTP packet index ([`MAX_SEQ`]).
 //! * **Timestamps** pass through while a lane carries one source. When a
 //!   subscriber's m-line is reused for another track (see
 //!   [`Lane::continuing`]), the new lane continues the old one's sequence
@@ -41,6 +42,14 @@ pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(300);
 /// How long a waiting lane waits before the request is repeated (the first
 /// may have been lost, or the publisher ignored it).
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
+
+/// The largest extended sequence number a lane forwards: SRTP's packet
+/// index has 48 bits (RFC 3711 §3.3.1). str0m extends a sequence number
+/// *backwards* past roll-over zero to 2^64 − 65536 + seq, which a publisher
+/// provokes by sending, early on, a packet half the sequence space behind
+/// its highest; no numbering can continue from there (the arithmetic would
+/// overflow), so such a packet is skipped.
+pub const MAX_SEQ: u64 = (1 << 48) - 1;
 
 /// A handle for a peer in its worker: slab index plus generation, so a stale
 /// reference to a removed peer never reaches its successor in the slot.
@@ -183,6 +192,9 @@ impl Lane {
 
     /// How `packet` leaves on this lane, or `None` to skip it here.
     pub fn admit(&mut self, packet: &PacketMeta) -> Option<Outgoing> {
+        if packet.seq > MAX_SEQ {
+            return None;
+        }
         let pt = self
             .pt_map
             .iter()
@@ -537,6 +549,31 @@ mod tests {
                 time: 99_000,
                 pt: 100
             })
+        );
+    }
+
+    #[test]
+    fn a_sequence_number_extended_backwards_past_zero_is_skipped() {
+        // str0m's extension of seq 40_000 arriving after seq 5 (roll-over
+        // 0): one roll-over back, which wraps to the top of u64.
+        let wrapped = u64::MAX - 65_535 + 40_000;
+        let mut f = video_forwarder();
+        f.add_lane(lane(1, 100));
+        assert_eq!(
+            send(&mut f, 0, wrapped, 0, &KEY),
+            None,
+            "not a start either"
+        );
+        assert!(f.lanes[0].waiting_for_keyframe());
+        assert_eq!(send(&mut f, 0, 5, 0, &KEY).map(|o| o.seq), Some(100));
+        assert_eq!(send(&mut f, 0, wrapped, 0, &DELTA), None);
+        assert_eq!(send(&mut f, 0, 6, 0, &DELTA).map(|o| o.seq), Some(101));
+        assert_eq!(
+            f.take_lane(peer(1), "1".into())
+                .and_then(|l| l.continuation(true))
+                .map(|c| c.seq),
+            Some(102),
+            "the skipped packet left no trace"
         );
     }
 

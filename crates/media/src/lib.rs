@@ -69,6 +69,22 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use demux::DemuxStats;
 
+/// What the fuzz targets in `fuzz/` drive that is otherwise private: the
+/// STUN reading and the 4-tuple routing of the demux, and the reading of an
+/// offer, exactly as the workers use them. Not part of the API; nothing
+/// else may depend on it. (The whole negotiation needs no entry of its
+/// own: a target drives a real [`Media`] through [`Media::negotiate`].)
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::demux::{Destination, Route, Router, Routes};
+    pub use crate::stun::{is_stun, recipient_ufrag};
+
+    /// A client's offer read as the worker reads it (`sdp::read_offer`).
+    pub fn read_offer(sdp: &str) -> Result<str0m::change::SdpOffer, crate::MediaError> {
+        crate::sdp::read_offer(sdp)
+    }
+}
+
 /// How the media server runs.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
