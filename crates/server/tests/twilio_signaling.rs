@@ -58,6 +58,52 @@ async fn body(socket: &mut Socket) -> Value {
     frame["body"].clone()
 }
 
+/// The next `update` that tells of participants (server offers and
+/// subscription snapshots come in updates of their own).
+async fn participants_update(socket: &mut Socket) -> Value {
+    loop {
+        let update = body(socket).await;
+        assert_eq!(update["type"], "update", "{update}");
+        if update["participants"].is_array() {
+            return update;
+        }
+    }
+}
+
+/// The next server offer, with the `subscribed` snapshot it comes with.
+async fn server_offer(socket: &mut Socket) -> Value {
+    loop {
+        let update = body(socket).await;
+        assert_eq!(update["type"], "update", "{update}");
+        if update["peer_connections"][0]["description"]["type"] == "offer" {
+            return update;
+        }
+    }
+}
+
+/// The next body that is not an `update`.
+async fn not_update(socket: &mut Socket) -> Value {
+    loop {
+        let body = body(socket).await;
+        if body["type"] != "update" {
+            return body;
+        }
+    }
+}
+
+/// Server offers until one sends `track`.
+async fn eventually_offer_with(socket: &mut Socket, track: &str) -> Value {
+    loop {
+        let update = server_offer(socket).await;
+        let sdp = update["peer_connections"][0]["description"]["sdp"]
+            .as_str()
+            .unwrap_or("");
+        if sdp.contains(track) {
+            return update;
+        }
+    }
+}
+
 fn hello(body: Option<Value>) -> Value {
     let mut hello = json!({"type": "hello", "id": "3f0d2c4e-0000-4000-8000-000000000001", "version": 2, "timeout": 5000});
     if let Some(body) = body {
@@ -166,6 +212,50 @@ async fn connect_in_the_hello_resolves_and_publishes_the_track_its_msid_names() 
 }
 
 #[tokio::test]
+async fn the_server_offers_a_data_channel_section_and_a_sendonly_m_line_per_subscription() {
+    let s = TestServer::start().await;
+    let (mut alice, alice_connected) =
+        connected(&s, "alice", "standup", mic(true), Some(offer("mic-id"))).await;
+    // The client's first offer has no m=application: the server's first
+    // offer adds it, under the next shared revision.
+    let first = server_offer(&mut alice).await;
+    let description = &first["peer_connections"][0]["description"];
+    assert_eq!(first["peer_connections"][0]["id"], "pc-1");
+    assert_eq!(description["revision"], 2, "{first}");
+    assert!(
+        description["sdp"]
+            .as_str()
+            .unwrap()
+            .contains("m=application"),
+        "{first}"
+    );
+    assert_eq!(first["subscribed"]["tracks"], json!([]));
+
+    // Bob subscribes to Alice's mic: a sendonly m-line whose msid appdata
+    // is the track's SID, named so in `subscribed`.
+    let mic_sid = alice_connected["published"]["tracks"][0]["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice_sid = alice_connected["participant"]["sid"].as_str().unwrap();
+    let (mut bob, _) = connected(&s, "bob", "standup", json!([]), Some(offer("nothing"))).await;
+    let update = eventually_offer_with(&mut bob, &mic_sid).await;
+    let sdp = update["peer_connections"][0]["description"]["sdp"]
+        .as_str()
+        .unwrap();
+    assert!(
+        sdp.contains(&format!("a=msid:{alice_sid} {mic_sid}")),
+        "{sdp}"
+    );
+    assert!(sdp.contains("a=sendonly"), "{sdp}");
+    let subscribed = update["subscribed"]["tracks"].as_array().unwrap();
+    assert!(
+        subscribed.contains(&json!({"sid": mic_sid, "id": mic_sid})),
+        "{update}"
+    );
+}
+
+#[tokio::test]
 async fn the_ice_form_sees_who_is_there_and_both_sides_follow_each_change() {
     let s = TestServer::start().await;
     let (mut alice, alice_connected) =
@@ -205,7 +295,7 @@ async fn the_ice_form_sees_who_is_there_and_both_sides_follow_each_change() {
     let first = others[0]["revision"].as_u64().unwrap();
 
     // Alice hears of Bob.
-    let update = body(&mut alice).await;
+    let update = participants_update(&mut alice).await;
     assert_eq!(update["type"], "update", "{update}");
     assert_eq!(update["participants"][0]["identity"], "bob");
     assert_eq!(update["participants"][0]["state"], "connected");
@@ -215,7 +305,7 @@ async fn the_ice_form_sees_who_is_there_and_both_sides_follow_each_change() {
     // Alice mutes: a higher participant revision with enabled false.
     let alice_session = alice_connected["session"].as_str().unwrap();
     send(&mut alice, json!({"type": "msg", "body": {"type": "update", "version": 2, "session": alice_session, "participant": {"revision": 2, "tracks": mic(false)}}})).await;
-    let update = body(&mut bob).await;
+    let update = participants_update(&mut bob).await;
     let alice_state = &update["participants"][0];
     assert_eq!(alice_state["sid"], alice_sid, "{update}");
     assert_eq!(alice_state["tracks"][0]["enabled"], false);
@@ -223,7 +313,7 @@ async fn the_ice_form_sees_who_is_there_and_both_sides_follow_each_change() {
     // A stale revision changes nothing; the next real change comes through.
     send(&mut alice, json!({"type": "msg", "body": {"type": "update", "version": 2, "session": alice_session, "participant": {"revision": 2, "tracks": mic(true)}}})).await;
     send(&mut alice, json!({"type": "msg", "body": {"type": "update", "version": 2, "session": alice_session, "participant": {"revision": 3, "tracks": []}}})).await;
-    let update = body(&mut bob).await;
+    let update = participants_update(&mut bob).await;
     assert_eq!(
         update["participants"][0]["tracks"],
         json!([]),
@@ -237,7 +327,7 @@ async fn the_ice_form_sees_who_is_there_and_both_sides_follow_each_change() {
     )
     .await;
     send(&mut bob, json!({"type": "bye"})).await;
-    let update = body(&mut alice).await;
+    let update = participants_update(&mut alice).await;
     assert_eq!(update["participants"][0]["identity"], "bob", "{update}");
     assert_eq!(update["participants"][0]["state"], "disconnected");
     assert!(update["participants"][0]["revision"].as_u64().unwrap() > bob_revision);
@@ -292,7 +382,7 @@ async fn a_duplicate_identity_ends_the_older_session_with_53205() {
     let s = TestServer::start().await;
     let (mut first, _) = connected(&s, "alice", "standup", json!([]), None).await;
     let (_second, _) = connected(&s, "alice", "standup", json!([]), None).await;
-    let error = body(&mut first).await;
+    let error = not_update(&mut first).await;
     assert_eq!(error["type"], "error", "{error}");
     assert_eq!(error["code"], 53205);
     assert!(next(&mut first).await.is_none(), "then the socket closes");
@@ -307,7 +397,7 @@ async fn a_room_completed_over_rest_says_completed() {
         .post(&format!("/v1/Rooms/{room}"), &[("Status", "completed")])
         .await;
     assert!(status.is_success(), "{status}");
-    let end = body(&mut alice).await;
+    let end = not_update(&mut alice).await;
     assert_eq!(end["type"], "disconnected", "{end}");
     assert_eq!(end["status"], "completed");
 }

@@ -12,10 +12,18 @@
 //! on a new socket after a drop, and the ending as `disconnected` or
 //! `error` with Twilio's code.
 //!
-//! Not yet: server-originated offers, so subscriptions carry no media to
-//! this front-end's clients (`subscribed` is never sent), and MSP channels.
+//! Subscriptions reach the client through the server's own offers:
+//! `sendonly` m-lines whose `a=msid` appdata is the track's SID, which
+//! `subscribed` names; a data-channel section in the first server offer, so
+//! the media server can open a channel per subscribed data track, labelled
+//! with its SID. Both sides share one description revision; the server is
+//! the impolite peer: one offer of its own at a time, a client offer that
+//! crosses it is dropped (the client offers again after answering).
+//!
+//! Not yet: m-line recycling (a stopped subscription's m-line stays,
+//! inactive), MSP channels, `participantReconnecting` for the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use axum::Extension;
@@ -23,7 +31,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use salon_media::{MediaKind, PublishBinding};
+use salon_media::{MediaKind, OfferedTrack, PublishBinding};
 use salon_room::{DisconnectReason as CoreReason, TrackKind as CoreKind};
 use salon_sid::{ParticipantSid, TrackSid};
 use salon_twilio_signal::rsp::{
@@ -214,11 +222,31 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
             .map(|p| (p.sid, (p.identity.clone(), 1)))
             .collect(),
         description_revision: 0,
+        pc_id: None,
+        server_offer: None,
+        lines: HashSet::new(),
+        data: HashSet::new(),
+        to_add: Vec::new(),
+        to_stop: Vec::new(),
+        sctp_offered: false,
+        subscribed_revision: 0,
+        subscribed_sent: Vec::new(),
+        batching: false,
     };
     let published = session.apply_participant(connect.participant).await;
     let answers = session.negotiate(&connect.peer_connections).await;
     let connected = session.room_state(published, answers);
     session.send(ServerBody::Connected(connected));
+    // What the room did on admission (auto-subscriptions, mostly) goes in
+    // the first server offer together.
+    session.batching = true;
+    while let Ok(event) = session.member.events.try_recv() {
+        if let Some(change) = session.member.apply(&event) {
+            session.on_change(change).await;
+        }
+    }
+    session.batching = false;
+    session.renegotiate().await;
     session.run().await;
     state.signaling.twilio.forget(&id);
 }
@@ -245,6 +273,25 @@ struct Session {
     remotes: HashMap<ParticipantSid, (String, u64)>,
     /// The peer connection's description revision, shared by both sides.
     description_revision: u64,
+    /// The client's peer connection, named by its first offer.
+    pc_id: Option<String>,
+    /// The server's offer waiting for its answer: revision and SDP.
+    server_offer: Option<(u64, String)>,
+    /// Subscribed audio and video tracks with an m-line of their own.
+    lines: HashSet<TrackSid>,
+    /// Subscribed data tracks.
+    data: HashSet<TrackSid>,
+    /// Subscriptions waiting for the next server offer.
+    to_add: Vec<(TrackSid, ParticipantSid, CoreKind)>,
+    /// Ended subscriptions whose m-lines the next server offer stops.
+    to_stop: Vec<TrackSid>,
+    /// Whether a server offer carried the data-channel section.
+    sctp_offered: bool,
+    subscribed_revision: u64,
+    /// The last `subscribed` snapshot sent.
+    subscribed_sent: Vec<TrackSid>,
+    /// Changes are being gathered for one offer: do not offer yet.
+    batching: bool,
 }
 
 /// One of the client's tracks.
@@ -279,7 +326,7 @@ impl Session {
                 incoming = recv(&mut self.connection) => self.on_incoming(incoming).await,
                 event = self.member.events.recv() => match event {
                     Some(event) => match self.member.apply(&event) {
-                        Some(change) => self.on_change(change),
+                        Some(change) => self.on_change(change).await,
                         None => Next::Continue,
                     },
                     // The room service cut us off: our queue overflowed.
@@ -403,6 +450,7 @@ impl Session {
                 if !reply.is_empty() {
                     self.send(ServerBody::Update(reply));
                 }
+                self.renegotiate().await;
                 Next::Continue
             }
             Ok(ClientBody::Disconnect(d)) if d.session == self.id => {
@@ -508,15 +556,27 @@ impl Session {
         let mut answers = Vec::new();
         for pc in pcs {
             let Some(Description {
-                kind: DescriptionType::Offer,
+                kind,
                 revision,
                 sdp: Some(sdp),
             }) = &pc.description
             else {
                 continue;
             };
-            if *revision <= self.description_revision {
+            if *kind == DescriptionType::Answer {
+                self.accept_answer(*revision, sdp).await;
                 continue;
+            }
+            if *kind != DescriptionType::Offer || *revision <= self.description_revision {
+                continue;
+            }
+            if self.server_offer.is_some() {
+                // Glare: the server's offer wins; the client rolls back,
+                // answers it and offers again.
+                continue;
+            }
+            if self.pc_id.is_none() {
+                self.pc_id = Some(pc.id.clone());
             }
             self.description_revision = *revision;
             let mut bindings = Vec::new();
@@ -559,6 +619,127 @@ impl Session {
             }
         }
         answers
+    }
+
+    /// Apply the client's answer to the server's offer of `revision`;
+    /// answers to anything else are ignored.
+    async fn accept_answer(&mut self, revision: u64, sdp: &str) {
+        if self.server_offer.as_ref().map(|(r, _)| *r) != Some(revision) {
+            return;
+        }
+        self.server_offer = None;
+        let media = &self.member.state.media;
+        let accepted = media
+            .accept_answer(self.member.room, self.member.me, sdp.to_owned())
+            .await;
+        if let Err(e) = accepted {
+            tracing::info!(participant = %self.member.me, error = %e, "answer refused");
+        }
+    }
+
+    /// Offer the client what changed in its subscriptions, unless an offer
+    /// is already out or the media session does not exist yet; tell it
+    /// which tracks it receives.
+    async fn renegotiate(&mut self) {
+        if self.batching
+            || self.server_offer.is_some()
+            || !self.member.negotiated()
+            || self.pc_id.is_none()
+        {
+            return;
+        }
+        let add: Vec<OfferedTrack> = self
+            .to_add
+            .iter()
+            .map(|(track, publisher, kind)| OfferedTrack {
+                track: *track,
+                kind: if *kind == CoreKind::Audio {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                },
+                stream: publisher.to_string(),
+                id: track.to_string(),
+            })
+            .collect();
+        let stop = std::mem::take(&mut self.to_stop);
+        if !add.is_empty() || !stop.is_empty() || !self.sctp_offered {
+            let (room, me) = (self.member.room, self.member.me);
+            let offered = self.member.state.media.offer(room, me, add, stop).await;
+            self.sctp_offered = true;
+            match offered {
+                Ok(Some(sdp)) => {
+                    for (track, _, _) in self.to_add.drain(..) {
+                        self.lines.insert(track);
+                    }
+                    self.description_revision += 1;
+                    let revision = self.description_revision;
+                    self.server_offer = Some((revision, sdp.clone()));
+                    let mut update = ServerUpdate::new();
+                    update.subscribed = self.subscribed_snapshot(true);
+                    update.peer_connections = self.offer_description(revision, sdp);
+                    self.send(ServerBody::Update(update));
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::info!(participant = %self.member.me, error = %e, "no server offer");
+                }
+            }
+        }
+        if let Some(subscribed) = self.subscribed_snapshot(false) {
+            let mut update = ServerUpdate::new();
+            update.subscribed = Some(subscribed);
+            self.send(ServerBody::Update(update));
+        }
+    }
+
+    fn offer_description(&self, revision: u64, sdp: String) -> Vec<PeerConnection> {
+        let Some(id) = self.pc_id.clone() else {
+            return Vec::new();
+        };
+        vec![PeerConnection {
+            id,
+            description: Some(Description {
+                kind: DescriptionType::Offer,
+                revision,
+                sdp: Some(sdp),
+            }),
+            ice: None,
+        }]
+    }
+
+    /// What the client receives, each track by its SID (the `a=msid`
+    /// appdata of its m-line, or its data channel's label); `None` when
+    /// that is what the client was last told, unless `always`.
+    fn subscribed_snapshot(&mut self, always: bool) -> Option<rsp::Subscribed> {
+        let mut tracks: Vec<TrackSid> = self.lines.iter().chain(&self.data).copied().collect();
+        tracks.sort_by_key(|t| t.to_string());
+        if tracks == self.subscribed_sent && !always {
+            return None;
+        }
+        self.subscribed_revision += 1;
+        self.subscribed_sent = tracks.clone();
+        Some(rsp::Subscribed {
+            revision: self.subscribed_revision,
+            tracks: tracks
+                .into_iter()
+                .map(|sid| rsp::SubscribedTrack {
+                    sid,
+                    id: Some(sid.to_string()),
+                    error: None,
+                })
+                .collect(),
+        })
+    }
+
+    /// A subscription ended (or its track did): its m-line stops.
+    fn drop_subscription(&mut self, track: TrackSid) {
+        self.to_add.retain(|(t, _, _)| *t != track);
+        self.data.remove(&track);
+        if self.lines.remove(&track) {
+            self.to_stop.push(track);
+        }
     }
 
     /// The room as the client is to see it on `connected` or `synced`.
@@ -626,13 +807,22 @@ impl Session {
             revision: self.published_revision,
             tracks: all,
         };
-        let state = self.room_state(Some(published), answers);
+        let mut state = self.room_state(Some(published), answers);
+        // The server's offer again, in case the client never got it (it
+        // ignores one it has answered already).
+        if let Some((revision, sdp)) = self.server_offer.clone() {
+            state
+                .peer_connections
+                .extend(self.offer_description(revision, sdp));
+        }
+        self.subscribed_sent.clear();
+        state.subscribed = self.subscribed_snapshot(true);
         self.send(ServerBody::Synced(state));
     }
 
     /// Tell the client what a room event changed: the participant's whole
     /// state again, under its next revision.
-    fn on_change(&mut self, change: Change) -> Next {
+    async fn on_change(&mut self, change: Change) -> Next {
         let (participant, state) = match change {
             Change::ParticipantConnected {
                 participant,
@@ -644,14 +834,29 @@ impl Session {
             Change::ParticipantDisconnected { participant } => {
                 (participant, ParticipantState::Disconnected)
             }
+            Change::TrackUnpublished { participant, track } => {
+                self.drop_subscription(track);
+                self.renegotiate().await;
+                (participant, ParticipantState::Connected)
+            }
             Change::TrackPublished { participant, .. }
-            | Change::TrackUnpublished { participant, .. }
             | Change::TrackSwitched { participant, .. } => {
                 (participant, ParticipantState::Connected)
             }
-            // Subscriptions need server offers, which this front-end does
-            // not make yet.
-            Change::Subscribed { .. } | Change::Unsubscribed { .. } => return Next::Continue,
+            Change::Subscribed { publisher, track } => {
+                if track.kind == CoreKind::Data {
+                    self.data.insert(track.sid);
+                } else if !self.lines.contains(&track.sid) {
+                    self.to_add.push((track.sid, publisher, track.kind));
+                }
+                self.renegotiate().await;
+                return Next::Continue;
+            }
+            Change::Unsubscribed { track } => {
+                self.drop_subscription(track);
+                self.renegotiate().await;
+                return Next::Continue;
+            }
             Change::Removed(reason) => {
                 self.say_goodbye(Goodbye::of(reason));
                 return Next::Ended;
