@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, here, inbound, launchBrowser, newPage, startServer } from './harness.mjs';
+import { assertReceiving, eventually, here, inbound, launchBrowser, newPage, sdkPage, startServer } from './harness.mjs';
 
 const SDK = path.join(here, 'node_modules', 'twilio-video', 'dist', 'twilio-video.min.js');
 
@@ -150,6 +150,38 @@ describe('the official twilio-video SDK', () => {
     await eventually(() => has(alice, 'trackEnabled', 'bob', 'video'), 'alice to see bob unmuted');
   });
 
+  test('unpublish and publish again: the other side follows', async () => {
+    await bob.evaluate(() => {
+      const [publication] = [...window.room.localParticipant.videoTracks.values()];
+      window.room.localParticipant.unpublishTrack(publication.track);
+      publication.track.stop();
+    });
+    await eventually(() => has(alice, 'trackUnpublished', 'bob', 'video'), 'alice to see bob unpublish');
+    await bob.evaluate(async () => {
+      const track = await window.Twilio.Video.createLocalVideoTrack({ width: 320, height: 240 });
+      await window.room.localParticipant.publishTrack(track);
+    });
+    const subscribed = async () => (await events(alice)).filter((e) => JSON.stringify(e) === '["trackSubscribed","bob","video"]').length;
+    await eventually(async () => (await subscribed()) === 2, "alice subscribed to bob's new video", 20_000);
+    const before = await framesDecoded(alice);
+    await eventually(async () => (await framesDecoded(alice)) > before + 10, "alice decoding bob's new video", 20_000);
+  });
+
+  test('a Salon SDK participant shares the room both ways', async () => {
+    const carol = await sdkPage(browser, server, 'carol');
+    const token = await server.token('carol');
+    await carol.evaluate(async ({ token }) => {
+      window.room = await window.Video.connect(token, { name: 'official', audio: true, video: { width: 320, height: 240 } });
+    }, { token });
+    // Carol receives Alice's and Bob's audio and video; Alice, Carol's.
+    await assertReceiving(carol, { videos: 2, audios: 2 });
+    await eventually(() => has(alice, 'trackSubscribed', 'carol', 'video'), "alice subscribed to carol's video", 20_000);
+    await eventually(() => has(alice, 'trackSubscribed', 'carol', 'audio'), "alice subscribed to carol's audio", 20_000);
+    await carol.evaluate(() => window.room.disconnect());
+    await eventually(() => has(alice, 'participantDisconnected', 'carol'), 'alice to see carol leave');
+    await carol.close();
+  });
+
   test('a duplicate identity ends the older session with 53205', async () => {
     const again = await officialPage('bob');
     const joined = await connect(again, 'official', { iceServers: [] });
@@ -168,6 +200,17 @@ describe('the official twilio-video SDK', () => {
       assert.equal(result.error, 20101, JSON.stringify(result));
     }
     await page.close();
+  });
+
+  test('a REST kick disconnects without an error', async () => {
+    const dave = await officialPage('dave');
+    const joined = await connect(dave, 'official', { iceServers: [] });
+    assert.ok(!joined.error, JSON.stringify(joined));
+    const r = await server.rest('POST', `/v1/Rooms/${aliceRoom.sid}/Participants/dave`, { Status: 'disconnected' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await eventually(() => has(dave, 'disconnected', null), 'dave to be disconnected');
+    await eventually(() => has(alice, 'participantDisconnected', 'dave'), 'alice to see dave go');
+    await dave.close();
   });
 
   test('a room completed over REST disconnects with 53118', async () => {
