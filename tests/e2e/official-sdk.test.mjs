@@ -10,7 +10,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { assertReceiving, eventually, here, inbound, launchBrowser, newPage, sdkPage, startServer } from './harness.mjs';
+import {
+  assertReceiving, eventually, here, inbound, launchBrowser, newPage, sdkPage, startServer, tcpProxy,
+} from './harness.mjs';
 
 const SDK = path.join(here, 'node_modules', 'twilio-video', 'dist', 'twilio-video.min.js');
 
@@ -44,8 +46,8 @@ async function officialPage(identity, token) {
  * otherwise the SDK asks for ICE servers first. Resolves with what the
  * room looked like, or rejects with the SDK's error code.
  */
-function connect(page, room, { iceServers, data = false } = {}) {
-  const wsServer = `${server.url.replace('http', 'ws')}/signaling`;
+function connect(page, room, { iceServers, data = false, via = server.url } = {}) {
+  const wsServer = `${via.replace('http', 'ws')}/signaling`;
   return page.evaluate(async ({ token, room, wsServer, iceServers, data }) => {
     const Video = window.Twilio.Video;
     const tracks = await Video.createLocalTracks({ audio: true, video: { width: 320, height: 240 } });
@@ -84,6 +86,8 @@ function connect(page, room, { iceServers, data = false } = {}) {
     });
     r.on('participantDisconnected', (p) => events.push(['participantDisconnected', p.identity]));
     r.on('disconnected', (_, e) => events.push(['disconnected', e ? e.code : null]));
+    r.on('reconnecting', (e) => events.push(['reconnecting', e ? e.code : null]));
+    r.on('reconnected', () => events.push(['reconnected']));
     return {
       sid: r.sid,
       name: r.name,
@@ -211,6 +215,25 @@ describe('the official twilio-video SDK', () => {
     await eventually(() => has(dave, 'disconnected', null), 'dave to be disconnected');
     await eventually(() => has(alice, 'participantDisconnected', 'dave'), 'alice to see dave go');
     await dave.close();
+  });
+
+  test('a dropped signaling socket is resumed with sync', async () => {
+    const proxy = await tcpProxy(server.port);
+    const erin = await officialPage('erin');
+    const joined = await connect(erin, 'official', { iceServers: [], via: proxy.url });
+    assert.ok(!joined.error, JSON.stringify(joined));
+    await eventually(() => has(alice, 'participantConnected', 'erin'), 'alice to see erin');
+    proxy.cut();
+    await eventually(() => has(erin, 'reconnecting', 53001), 'erin reconnecting (53001)', 20_000);
+    await eventually(() => has(erin, 'reconnected'), 'erin reconnected', 20_000);
+    assert.ok(!(await has(alice, 'participantDisconnected', 'erin')), 'erin never left the room');
+    assert.ok(!(await has(erin, 'disconnected', null)), 'erin is still connected');
+    // Still signaling: erin's mute reaches alice.
+    await erin.evaluate(() => window.room.localParticipant.audioTracks.forEach((p) => p.track.disable()));
+    await eventually(() => has(alice, 'trackDisabled', 'erin', 'audio'), 'alice to see erin muted after the resume');
+    await erin.evaluate(() => window.room.disconnect());
+    await erin.close();
+    await proxy.close();
   });
 
   test('a room completed over REST disconnects with 53118', async () => {
