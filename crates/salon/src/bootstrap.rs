@@ -19,12 +19,13 @@ use crate::settings::Settings;
 /// Open the store: the shared database at `--database-url` when one is set,
 /// otherwise SQLite in the data directory.
 pub async fn open_store(settings: &Settings) -> Result<Store> {
-    match &settings.database_url {
+    let store = match &settings.database_url {
         Some(url) => Store::open_url(url)
             .await
-            .with_context(|| format!("cannot open the database at {}", redacted(url))),
-        None => open_data_dir(&settings.data_dir).await,
-    }
+            .with_context(|| format!("cannot open the database at {}", redacted(url)))?,
+        None => open_data_dir(&settings.data_dir).await?,
+    };
+    Ok(store.for_node(&settings.node_id))
 }
 
 /// A database URL fit for logs and errors: without its password.

@@ -228,19 +228,21 @@ pub(crate) async fn enqueue(
     }
 }
 
-/// Write the callbacks of rooms a previous process left in progress, as
+/// Write the callbacks of rooms a previous process of `node` left in progress, as
 /// if they ended now: each participant disconnected (with its tracks
 /// removed), then the room ended. Call before `close_abandoned` changes the
 /// rows. Returns how many.
 pub(crate) async fn enqueue_abandoned(
     tx: &mut Transaction<'_, Any>,
+    node: &str,
     at: Timestamp,
 ) -> Result<usize> {
     let rooms = sqlx::query(
         "SELECT sid, account_sid FROM rooms
-         WHERE status = 'in-progress' AND status_callback IS NOT NULL
+         WHERE status = 'in-progress' AND node = $1 AND status_callback IS NOT NULL
          ORDER BY date_created, sid",
     )
+    .bind(node)
     .fetch_all(&mut **tx)
     .await?;
     let mut written = 0;

@@ -21,7 +21,7 @@ impl Store {
         let mut callbacks = 0;
         for event in events {
             callbacks += callbacks::enqueue(&mut tx, account, event, at).await?;
-            apply(&mut tx, account, event, at.millis()).await?;
+            apply(&mut tx, &self.node, account, event, at.millis()).await?;
         }
         tx.commit().await?;
         if callbacks > 0 {
@@ -38,7 +38,7 @@ impl Store {
             "INSERT INTO heartbeats (node, seen_at) VALUES ($1, $2)
              ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at",
         )
-        .bind(NODE)
+        .bind(self.node.as_ref())
         .bind(at.millis())
         .execute(&self.pool)
         .await?;
@@ -58,7 +58,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let heartbeat: Option<(i64,)> =
             sqlx::query_as("SELECT seen_at FROM heartbeats WHERE node = $1")
-                .bind(NODE)
+                .bind(self.node.as_ref())
                 .fetch_optional(&mut *tx)
                 .await?;
         let seen = match heartbeat {
@@ -66,52 +66,61 @@ impl Store {
             Some((heartbeat,)) => {
                 let (latest,): (Option<i64>,) = sqlx::query_as(
                     "SELECT MAX(t) FROM (
-                         SELECT MAX(date_updated) AS t FROM rooms WHERE status = 'in-progress'
+                         SELECT MAX(date_updated) AS t FROM rooms
+                         WHERE status = 'in-progress' AND node = $1
                          UNION ALL
-                         SELECT MAX(date_updated) AS t FROM participants WHERE status = 'connected'
+                         SELECT MAX(date_updated) AS t FROM participants
+                         WHERE status = 'connected' AND room_sid IN (SELECT sid FROM rooms
+                             WHERE status = 'in-progress' AND node = $1)
                      ) AS changes",
                 )
+                .bind(self.node.as_ref())
                 .fetch_one(&mut *tx)
                 .await?;
                 latest.map_or(heartbeat, |latest| latest.max(heartbeat))
             }
         };
-        let callbacks = callbacks::enqueue_abandoned(&mut tx, Timestamp::from_millis(seen)).await?;
+        let callbacks =
+            callbacks::enqueue_abandoned(&mut tx, &self.node, Timestamp::from_millis(seen)).await?;
         // Tracks may have been published after `seen` was written; they end
         // no earlier than their last change.
         sqlx::query(
             "UPDATE subscribed_tracks
              SET date_unsubscribed = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END,
                  date_updated = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END
-             WHERE date_unsubscribed IS NULL",
+             WHERE date_unsubscribed IS NULL AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
         )
         .bind(seen)
+        .bind(self.node.as_ref())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE published_tracks
              SET date_unpublished = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END,
                  date_updated = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END
-             WHERE date_unpublished IS NULL",
+             WHERE date_unpublished IS NULL AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
         )
         .bind(seen)
+        .bind(self.node.as_ref())
         .execute(&mut *tx)
         .await?;
         let participants = sqlx::query(
             "UPDATE participants
              SET status = 'disconnected', end_time = $1, date_updated = $1, end_reason = 'abandoned'
-             WHERE status = 'connected'",
+             WHERE status = 'connected' AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
         )
         .bind(seen)
+        .bind(self.node.as_ref())
         .execute(&mut *tx)
         .await?
         .rows_affected();
         let rooms = sqlx::query(
             "UPDATE rooms
              SET status = 'completed', end_time = $1, date_updated = $1, end_reason = 'abandoned'
-             WHERE status = 'in-progress'",
+             WHERE status = 'in-progress' AND node = $2",
         )
         .bind(seen)
+        .bind(self.node.as_ref())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -127,10 +136,6 @@ impl Store {
     }
 }
 
-/// The node name in `heartbeats`. One server per database today; the row is
-/// keyed so that several nodes sharing a database can each keep their own.
-const NODE: &str = "local";
-
 /// What [`Store::close_abandoned`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abandoned {
@@ -144,6 +149,7 @@ pub struct Abandoned {
 
 async fn apply(
     tx: &mut Transaction<'_, Any>,
+    node: &str,
     account: AccountSid,
     event: &Event,
     at: i64,
@@ -154,7 +160,7 @@ async fn apply(
             name,
             settings,
         } => {
-            insert_room(tx, account, *room, name, settings, at).await?;
+            insert_room(tx, node, account, *room, name, settings, at).await?;
         }
         Event::RoomEnded { room, reason } => {
             sqlx::query(
@@ -274,6 +280,7 @@ async fn apply(
 
 async fn insert_room(
     tx: &mut Transaction<'_, Any>,
+    node: &str,
     account: AccountSid,
     room: RoomSid,
     name: &str,
@@ -290,8 +297,8 @@ async fn insert_room(
          (sid, account_sid, unique_name, status, type, max_participants, max_participant_duration,
           empty_room_timeout, unused_room_timeout, status_callback, status_callback_method,
           video_codecs, audio_only, record_participants_on_connect, media_region,
-          date_created, date_updated)
-         VALUES ($1, $2, $3, 'in-progress', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+          date_created, date_updated, node)
+         VALUES ($1, $2, $3, 'in-progress', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)",
     )
     .bind(room.as_str())
     .bind(account.as_str())
@@ -308,6 +315,7 @@ async fn insert_room(
     .bind(settings.record_participants_on_connect)
     .bind(&settings.media_region)
     .bind(at)
+    .bind(node)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -69,6 +69,10 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The node a server is unless told otherwise: one server alone, or the
+/// rooms of databases from before nodes.
+pub const DEFAULT_NODE: &str = "local";
+
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "salon.db";
 
@@ -113,6 +117,10 @@ pub struct Store {
     options: Arc<AnyConnectOptions>,
     /// Rung after a commit that wrote status callbacks.
     doorbell: Arc<outbox::Doorbell>,
+    /// This server's name among the nodes sharing the database: the rooms
+    /// it creates are its own, and so are its heartbeats and what
+    /// [`Store::close_abandoned`] ends.
+    node: Arc<str>,
 }
 
 impl Store {
@@ -170,7 +178,19 @@ impl Store {
             backend,
             options: Arc::new(options),
             doorbell: Arc::default(),
+            node: Arc::from(DEFAULT_NODE),
         })
+    }
+
+    /// The same store, acting as node `node` (see [`DEFAULT_NODE`]).
+    pub fn for_node(mut self, node: &str) -> Self {
+        self.node = Arc::from(node);
+        self
+    }
+
+    /// The node this store acts as.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Which database this is.

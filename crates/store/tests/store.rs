@@ -452,6 +452,50 @@ async fn after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_rest
     }
 }
 
+async fn a_node_starting_up_ends_only_the_rooms_it_left_behind(db: Db) {
+    // Two nodes share the database; node B crashed and restarts while node
+    // A runs a room.
+    let mut f = Fixture::new(db).await;
+    let a = f.store.clone().for_node("node-a");
+    let b = f.store.clone().for_node("node-b");
+    let mut rooms = Vec::new();
+    for (store, name) in [(&a, "on-a"), (&b, "on-b")] {
+        let room = RoomSid::random();
+        f.rooms.create(f.now, room, &named(name)).unwrap();
+        f.join(room, "alice");
+        let events: Vec<Event> = std::iter::from_fn(|| f.rooms.poll_event()).collect();
+        f.clock += 1;
+        store
+            .record(f.account, &events, Timestamp::from_millis(f.clock))
+            .await
+            .unwrap();
+        store
+            .heartbeat(Timestamp::from_millis(f.clock))
+            .await
+            .unwrap();
+        rooms.push(room);
+    }
+    let abandoned = b
+        .close_abandoned(Timestamp::from_millis(f.clock + 60_000))
+        .await
+        .unwrap();
+    assert_eq!((abandoned.rooms, abandoned.participants), (1, 1));
+    let on_a = f.store.room(rooms[0]).await.unwrap().unwrap();
+    let on_b = f.store.room(rooms[1]).await.unwrap().unwrap();
+    assert_eq!(on_a.status, RoomStatus::InProgress, "node A's room runs on");
+    assert_eq!(on_b.status, RoomStatus::Completed);
+    let alice_on_a = f
+        .store
+        .participants(
+            rooms[0],
+            &ParticipantFilter::default(),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice_on_a.items[0].status, ParticipantStatus::Connected);
+}
+
 async fn data_survives_reopening(db: Db) {
     let room = RoomSid::random();
     {
@@ -563,6 +607,7 @@ on_both_databases!(
     participant_lists_filter_by_status_and_identity,
     startup_closes_what_a_previous_process_left_in_progress,
     after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_restart,
+    a_node_starting_up_ends_only_the_rooms_it_left_behind,
     data_survives_reopening,
     credentials_round_trip_and_revocation_is_seen_by_other_connections,
     many_events_in_one_batch_are_one_transaction,
