@@ -430,9 +430,14 @@ async fn a_session_whose_socket_dropped_is_synced_on_a_new_one() {
     let (alice, alice_connected) =
         connected(&s, "alice", "standup", mic(true), Some(offer("mic-id"))).await;
     let session = alice_connected["session"].as_str().unwrap().to_owned();
-    let (_bob, _) = connected(&s, "bob", "standup", json!([]), None).await;
+    let (mut bob, _) = connected(&s, "bob", "standup", json!([]), None).await;
     // The socket goes without a close frame, as a network change does.
     drop(alice);
+    // Bob sees Alice reconnecting, then back, each under a new revision.
+    let away = participants_update(&mut bob).await;
+    assert_eq!(away["participants"][0]["identity"], "alice", "{away}");
+    assert_eq!(away["participants"][0]["state"], "reconnecting");
+    assert_eq!(away["participants"][0]["tracks"][0]["kind"], "audio");
 
     let mut again = open(&s, "/signaling").await;
     let token = s.token("alice", None);
@@ -449,6 +454,11 @@ async fn a_session_whose_socket_dropped_is_synced_on_a_new_one() {
         alice_connected["published"]["tracks"][0]["sid"]
     );
     assert!(synced["options"]["session_timeout"].as_u64().unwrap() > 0);
+    let back = participants_update(&mut bob).await;
+    assert_eq!(back["participants"][0]["state"], "connected", "{back}");
+    assert!(
+        back["participants"][0]["revision"].as_u64() > away["participants"][0]["revision"].as_u64()
+    );
 }
 
 #[tokio::test]

@@ -35,10 +35,12 @@ use crate::service::ServiceError;
 
 mod admission;
 mod offer;
+mod presence;
 mod resume;
 
 pub use admission::{Refusal, admit};
 pub use offer::{Declared, check_offer};
+pub use presence::{Notice, Presence};
 pub use resume::{Resumables, resume};
 
 /// A participant as a session sees it.
