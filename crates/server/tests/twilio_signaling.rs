@@ -519,3 +519,32 @@ async fn updates_for_another_session_and_stray_answers_change_nothing_elsewhere(
         "{tracks}"
     );
 }
+
+#[tokio::test]
+async fn a_sync_with_the_original_token_works_after_it_expired_but_a_connect_does_not() {
+    let s = TestServer::start().await;
+    let (alice, connected_body) = connected(&s, "alice", "standup", json!([]), None).await;
+    let session = connected_body["session"].as_str().unwrap().to_owned();
+    drop(alice);
+    // Issued two hours ago, valid for one: the SDK only has this one.
+    let expired = s.token_at("alice", None, -7200);
+    let mut again = open(&s, "/signaling").await;
+    send(&mut again, hello(Some(sync(&expired, &session)))).await;
+    assert_eq!(next(&mut again).await.unwrap()["type"], "welcome");
+    let synced = not_update(&mut again).await;
+    assert_eq!(synced["type"], "synced", "{synced}");
+
+    let mut late = open(&s, "/signaling").await;
+    send(
+        &mut late,
+        hello(Some(connect(&expired, "standup", json!([]), None))),
+    )
+    .await;
+    assert_eq!(next(&mut late).await.unwrap()["type"], "welcome");
+    let error = body(&mut late).await;
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_u64()),
+        (Some("error"), Some(20104)),
+        "{error}"
+    );
+}

@@ -50,7 +50,7 @@ use tokio::time::Instant;
 use super::connection::{self, Incoming as Frame, RATE_LIMITED, Wire};
 use crate::AppState;
 use crate::http::SocketControl;
-use crate::session::{self, Change, Goodbye, Member, Notice, Participant, Refusal, Track};
+use crate::session::{self, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track};
 
 /// Twilio's protocol on a signaling socket: TCMP frames.
 pub(super) struct TwilioWire;
@@ -175,7 +175,8 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                     sync: *sync,
                 };
                 if let Err((attached, refusal)) =
-                    session::resume(&state, sessions, &token, &id, attached).await
+                    session::resume(&state, sessions, &token, &id, Expiry::Tolerated, attached)
+                        .await
                 {
                     let Attached { connection, .. } = attached;
                     connection.refuse(refusal.code, refusal.message).await;
