@@ -47,6 +47,7 @@ use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::{SESSION_QUEUE, ServiceError};
 
+mod adaptive;
 mod connection;
 pub use connection::{BURST_SECONDS, RATE_LIMITED};
 use connection::{Connection, Incoming};
@@ -333,6 +334,7 @@ async fn join(
         detached_at: None,
         last_revision: 0,
         negotiated: false,
+        adaptive: Default::default(),
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -447,6 +449,8 @@ struct Session {
     last_revision: u32,
     /// Whether an offer has been answered: the media session exists.
     negotiated: bool,
+    /// Adaptive-video requests (see [`adaptive`]).
+    adaptive: adaptive::Adaptive,
 }
 
 /// What the session loop should do next.
@@ -728,6 +732,13 @@ impl Session {
                     self.service_error(e);
                 }
             }
+            adaptive @ (ClientMessage::SetBandwidthProfile { .. }
+            | ClientMessage::SetPublishPriority { .. }
+            | ClientMessage::SetSubscribePriority { .. }
+            | ClientMessage::SwitchOff { .. }
+            | ClientMessage::SwitchOn { .. }
+            | ClientMessage::SetRenderDimensions { .. }
+            | ClientMessage::SetNetworkQuality { .. }) => self.on_adaptive(adaptive),
         }
         Next::Continue
     }
