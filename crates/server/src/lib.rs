@@ -28,6 +28,7 @@ pub mod http;
 pub mod metrics;
 pub mod rest;
 pub mod service;
+mod session;
 pub mod signaling;
 mod web;
 
