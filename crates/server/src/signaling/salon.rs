@@ -31,6 +31,8 @@ use crate::session::{
     self, Change, Declared, Expiry, Goodbye, Member, Participant, Refusal, Track, check_offer,
 };
 
+mod adaptive;
+
 type Connection = connection::Connection<SalonWire>;
 type Incoming = Frame<SalonWire>;
 
@@ -361,6 +363,13 @@ impl Session {
                 let result = self.member.unsubscribe(track).await;
                 self.check(result);
             }
+            adaptive @ (ClientMessage::SetBandwidthProfile { .. }
+            | ClientMessage::SetPublishPriority { .. }
+            | ClientMessage::SetSubscribePriority { .. }
+            | ClientMessage::SwitchOff { .. }
+            | ClientMessage::SwitchOn { .. }
+            | ClientMessage::SetRenderDimensions { .. }
+            | ClientMessage::SetNetworkQuality { .. }) => self.on_adaptive(adaptive),
         }
         Next::Continue
     }
