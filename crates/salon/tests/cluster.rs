@@ -1,0 +1,205 @@
+//! Several salon nodes on one private redis-server (a free loopback port,
+//! no persistence), as separate processes: the node registry.
+//!
+//! `SALON_REDIS=required` (as `scripts/test` sets) turns a missing
+//! redis-server into a failure; otherwise these tests skip with a note
+//! when it is missing, and `SALON_REDIS=skip` skips them.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, clean_env, free_port};
+
+/// A private redis-server, killed when dropped.
+struct Redis {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        Self::start_on(free_port())
+    }
+
+    fn start_on(addr: SocketAddr) -> Option<Redis> {
+        if std::env::var("SALON_REDIS").is_ok_and(|v| v == "skip") {
+            eprintln!("skipping (SALON_REDIS=skip)");
+            return None;
+        }
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            if std::env::var("SALON_REDIS").is_ok_and(|v| v == "required") {
+                panic!("SALON_REDIS=required but redis-server is not installed");
+            }
+            eprintln!(
+                "skipping: redis-server is not installed (SALON_REDIS=required makes this a failure)"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let redis = Redis {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node(redis: &Redis, id: &str) -> Server {
+    Server::start_with(&["--redis-url", &redis.url(), "--node-id", id])
+}
+
+fn salon(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_salon"));
+    clean_env(&mut command);
+    command
+        .current_dir(dir.path())
+        .args(["--data-dir", "data"])
+        .args(args)
+        .output()
+        .expect("run salon")
+}
+
+/// The node ids `salon nodes list` prints.
+fn listed(redis: &Redis) -> Vec<String> {
+    let output = salon(&["--redis-url", &redis.url(), "nodes", "list"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// Wait (up to `limit`) until the listed nodes are `expected`.
+fn wait_for_nodes(redis: &Redis, expected: &[&str], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let nodes = listed(redis);
+        if nodes == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes {nodes:?}, expected {expected:?} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn nodes_register_and_a_dead_node_drops_out_of_the_registry() {
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis, "node-a");
+    let b = node(&redis, "node-b");
+    let c = node(&redis, "node-c");
+    assert_eq!(listed(&redis), ["node-a", "node-b", "node-c"]);
+    let output = salon(&["--redis-url", &redis.url(), "nodes", "list"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(&b.url), "public URLs are listed: {text}");
+
+    // A second live node with the same id is refused at start.
+    let twin = salon(&[
+        "--redis-url",
+        &redis.url(),
+        "--node-id",
+        "node-b",
+        "--listen",
+        &free_port().to_string(),
+        "--media-port",
+        "0",
+        "serve",
+    ]);
+    let stderr = String::from_utf8_lossy(&twin.stderr);
+    assert!(!twin.status.success());
+    assert!(
+        stderr.contains("node id \"node-b\" is already used by a live node"),
+        "{stderr}"
+    );
+
+    // SIGKILL: the node's lease runs out (10 s).
+    let _ = c.kill();
+    wait_for_nodes(&redis, &["node-a", "node-b"], Duration::from_secs(15));
+    // SIGTERM: the node removes itself as it stops.
+    let _ = Command::new("kill")
+        .args(["-TERM", &b.child.id().to_string()])
+        .status();
+    wait_for_nodes(&redis, &["node-a"], Duration::from_secs(15));
+    drop(a);
+}
+
+#[test]
+fn nodes_register_again_after_redis_restarts() {
+    let Some(redis) = Redis::start() else { return };
+    let addr = redis.addr;
+    let _a = node(&redis, "node-a");
+    let _b = node(&redis, "node-b");
+    assert_eq!(listed(&redis), ["node-a", "node-b"]);
+    // Redis loses everything (no persistence) and comes back on its port.
+    drop(redis);
+    let redis = Redis::start_on(addr).expect("redis-server again");
+    wait_for_nodes(&redis, &["node-a", "node-b"], Duration::from_secs(15));
+}
+
+#[test]
+fn an_unreachable_redis_is_a_clear_error() {
+    let port = free_port().port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let serve = salon(&[
+        "--redis-url",
+        &url,
+        "--listen",
+        &free_port().to_string(),
+        "--media-port",
+        "0",
+        "serve",
+    ]);
+    let list = salon(&["--redis-url", &url, "nodes", "list"]);
+    for output in [serve, list] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains(&format!("cannot reach Redis at {url}")),
+            "{stderr}"
+        );
+    }
+    let without = salon(&["nodes", "list"]);
+    assert!(String::from_utf8_lossy(&without.stderr).contains("pass --redis-url"));
+}
