@@ -14,6 +14,14 @@
 //! while Redis was away takes its name back when Redis returns, and never
 //! takes it from another live node.
 //!
+//! Every node also sweeps (every second): a node that has rooms in progress
+//! in the shared database but has been missing from the registry for
+//! [`GRACE`] while Redis answers is dead; one live node (the one that takes
+//! `salon:failing:<node>` with `SET NX`) marks its rooms `failed`
+//! ([`salon_store::Store::fail_node`]), with their status callbacks. Only
+//! rooms still in progress are touched, so a dead node that comes back does
+//! not bring failed rooms back in the records.
+//!
 //! Not here yet (issue #14): placement on the least-loaded node, room →
 //! node records, cluster-wide unique-name claims, the message bus and
 //! signaling to a room on another node.
@@ -26,10 +34,17 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 /// How long a node's record outlives its last renewal.
-pub const LEASE: Duration = Duration::from_secs(10);
+pub const LEASE: Duration = Duration::from_secs(6);
 /// How often a node renews its record: three renewals fit in a lease, so one
 /// slow round trip does not make a live node look dead.
-pub const RENEW: Duration = Duration::from_secs(3);
+pub const RENEW: Duration = Duration::from_secs(2);
+/// How long a node with rooms must be missing from the registry, while
+/// Redis answers, before it is declared dead: longer than a renewal, so a
+/// Redis that restarted empty gets every live node back first. A node
+/// dies at most LEASE + SWEEP + GRACE (10 s) before it is declared dead.
+pub const GRACE: Duration = Duration::from_secs(3);
+/// How often each node looks for dead ones.
+const SWEEP: Duration = Duration::from_secs(1);
 /// A round trip to Redis that takes longer than this failed.
 const TIMEOUT: Duration = Duration::from_secs(2);
 const KEY_PREFIX: &str = "salon:node:";
@@ -243,4 +258,81 @@ pub fn record(id: &str, public_url: &str, media: &str) -> NodeRecord {
         started: now,
         renewed: now,
     }
+}
+
+/// Declare nodes dead and fail their rooms, every [`SWEEP`] until `stop`.
+pub async fn sweep(
+    mut conn: ConnectionManager,
+    store: salon_store::Store,
+    me: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(SWEEP);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Since when each node with rooms has been missing from the registry.
+    let mut missing: std::collections::HashMap<String, tokio::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        // Without an answer from Redis nobody can be declared dead.
+        let live = match tokio::time::timeout(TIMEOUT, list(&mut conn)).await {
+            Ok(Ok(nodes)) => nodes,
+            _ => {
+                missing.clear();
+                continue;
+            }
+        };
+        let with_rooms = match store.nodes_with_rooms().await {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read which nodes run rooms");
+                continue;
+            }
+        };
+        let now = tokio::time::Instant::now();
+        missing.retain(|node, _| with_rooms.iter().any(|(n, _)| n == node));
+        for (node, rooms) in with_rooms {
+            if node == me || live.iter().any(|n| n.id == node) {
+                missing.remove(&node);
+                continue;
+            }
+            let since = *missing.entry(node.clone()).or_insert(now);
+            if now.duration_since(since) < GRACE {
+                continue;
+            }
+            if !claim(&mut conn, &node, &me).await {
+                continue;
+            }
+            match store.fail_node(&node, salon_store::Timestamp::now()).await {
+                Ok(failed) => tracing::warn!(
+                    node = %node,
+                    rooms = failed.rooms,
+                    participants = failed.participants,
+                    expected_rooms = rooms,
+                    "node is dead (its lease in Redis ran out): its rooms are failed"
+                ),
+                Err(e) => {
+                    tracing::error!(node = %node, error = %e, "cannot fail a dead node's rooms")
+                }
+            }
+            missing.remove(&node);
+        }
+    }
+}
+
+/// Whether this node is the one to fail `node`'s rooms now (one sweeper at
+/// a time; the claim lapses by itself).
+async fn claim(conn: &mut ConnectionManager, node: &str, me: &str) -> bool {
+    let taken: Result<Option<String>, _> = redis::cmd("SET")
+        .arg(format!("salon:failing:{node}"))
+        .arg(me)
+        .arg("NX")
+        .arg("PX")
+        .arg(LEASE.as_millis() as u64)
+        .query_async(conn)
+        .await;
+    matches!(taken, Ok(Some(_)))
 }

@@ -6,12 +6,15 @@
 //! when it is missing, and `SALON_REDIS=skip` skips them.
 
 mod common;
+#[path = "../../store/tests/common/postgres.rs"]
+mod postgres;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, clean_env, free_port};
+use common::{API_KEY, API_SECRET, Server, clean_env, free_port};
+use serde_json::Value;
 
 /// A private redis-server, killed when dropped.
 struct Redis {
@@ -202,4 +205,85 @@ fn an_unreachable_redis_is_a_clear_error() {
     }
     let without = salon(&["nodes", "list"]);
     assert!(String::from_utf8_lossy(&without.stderr).contains("pass --redis-url"));
+}
+
+async fn rest(method: reqwest::Method, url: String, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .basic_auth(API_KEY, Some(API_SECRET))
+        .form(form)
+        .send()
+        .await
+        .expect("REST call");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn create_room(node: &Server, name: &str) -> String {
+    let (status, room) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Rooms", node.url),
+        &[("UniqueName", name)],
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    room["sid"].as_str().expect("a room SID").to_owned()
+}
+
+async fn room_status(node: &Server, sid: &str) -> String {
+    let (status, room) = rest(
+        reqwest::Method::GET,
+        format!("{}/v1/Rooms/{sid}", node.url),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{room}");
+    room["status"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_nodes_rooms_fail_and_stay_failed_when_it_returns() {
+    let Some(redis) = Redis::start() else { return };
+    let Some(database) = postgres::fresh_database().await else {
+        return;
+    };
+    let args = |id: &str| {
+        vec![
+            "--redis-url".to_owned(),
+            redis.url(),
+            "--database-url".to_owned(),
+            database.clone(),
+            "--node-id".to_owned(),
+            id.to_owned(),
+        ]
+    };
+    let start = |id: &str| {
+        let args = args(id);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tokio::task::block_in_place(|| Server::start_with(&args))
+    };
+    let a = start("node-a");
+    let _b = start("node-b");
+    let c = start("node-c");
+    let on_a = create_room(&a, "stays").await;
+    let on_c = create_room(&c, "dies").await;
+
+    let c_dir = tokio::task::block_in_place(|| c.kill());
+    let killed = Instant::now();
+    // Declared dead within 10 s of its death (the lease, a sweep, the grace
+    // period); the bound here leaves room for a slow machine.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while room_status(&a, &on_c).await != "failed" {
+        assert!(Instant::now() < deadline, "node C's room never failed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("node C's room failed {:?} after SIGKILL", killed.elapsed());
+    assert_eq!(room_status(&a, &on_a).await, "in-progress");
+
+    // Node C comes back: its failed room stays failed.
+    let args = args("node-c");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let c = tokio::task::block_in_place(|| Server::restart_in(c_dir, &args));
+    assert_eq!(room_status(&c, &on_c).await, "failed");
+    assert_eq!(room_status(&c, &on_a).await, "in-progress");
 }

@@ -66,6 +66,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         (_, Some(url)) => format!("SQLite at {}", bootstrap::redacted(url)),
         (_, None) => format!("SQLite (WAL) in {}", settings.data_dir.display()),
     };
+    let sweeper_store = store.clone();
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
     tracing::info!(
@@ -111,6 +112,12 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             );
             cluster::register(&mut conn, &record).await?;
             tracing::info!(node = %settings.node_id, redis = %bootstrap::redacted(url), "registered in the cluster");
+            tokio::spawn(cluster::sweep(
+                conn.clone(),
+                sweeper_store,
+                settings.node_id.clone(),
+                registry_stop.clone(),
+            ));
             Some(tokio::spawn(cluster::keep_registered(
                 conn,
                 record,
