@@ -17,6 +17,21 @@ impl Worker {
                 let result = self.negotiate(room, participant, &sdp, &publish, &subscribe, now);
                 let _ = reply.send(result);
             }
+            Command::Offer {
+                participant,
+                add,
+                stop,
+                reply,
+            } => {
+                let _ = reply.send(self.offer(participant, &add, &stop));
+            }
+            Command::AcceptAnswer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_answer(participant, &sdp, now));
+            }
             Command::Unpublish { participant, track } => {
                 let Some(r) = self.by_participant.get(&participant).copied() else {
                     return;
@@ -109,6 +124,28 @@ impl Worker {
                 if let Some(r) = self.by_participant.get(&participant).copied() {
                     self.remove_peer(r, None);
                 }
+            }
+            Command::Switch {
+                participant,
+                track,
+                on,
+            } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(room) = slot_peer(&mut self.slots, r).map(|p| p.room) else {
+                    return;
+                };
+                if let Some(room_state) = self.rooms.get_mut(&room) {
+                    for f in room_state
+                        .forwarders
+                        .iter_mut()
+                        .filter(|f| f.track == track)
+                    {
+                        f.switch(r, on);
+                    }
+                }
+                self.request_keyframes(room, now);
             }
             Command::Sabotage { participant } => {
                 if let Some(r) = self.by_participant.get(&participant).copied()

@@ -45,6 +45,7 @@ mod data;
 mod drain;
 mod input;
 mod negotiation;
+mod offers;
 mod peers;
 mod routing;
 
@@ -153,6 +154,10 @@ struct Peer {
     written: bool,
     /// Tests only: panic on the next input.
     sabotaged: bool,
+    /// The server's offer waiting for its answer.
+    offer: Option<offers::ServerOffer>,
+    /// Whether a server offer has carried a data-channel section.
+    sctp_offered: bool,
 }
 
 struct Slot {

@@ -61,6 +61,8 @@ impl Worker {
             pending_data: VecDeque::new(),
             written: false,
             sabotaged: false,
+            offer: None,
+            sctp_offered: false,
         };
         let index = match self.free.pop() {
             Some(index) => index,

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::service::ServiceError;
 
+pub mod adaptive;
 mod admission;
 mod offer;
 mod resume;

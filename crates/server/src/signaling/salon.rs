@@ -23,13 +23,18 @@ use salon_signal::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::connection::{self, Connection, Incoming};
+use super::connection::{self, Incoming as Frame, SalonWire};
 use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
     self, Change, Declared, Goodbye, Member, Participant, Refusal, Track, check_offer,
 };
+
+mod adaptive;
+
+type Connection = connection::Connection<SalonWire>;
+type Incoming = Frame<SalonWire>;
 
 /// Messages kept for a detached session, to replay on `resume`.
 const BACKLOG: usize = 512;
@@ -41,7 +46,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let control = control.map(|Extension(control)| control);
-    connection::configure(ws).on_upgrade(move |socket| serve(state, socket, control))
+    connection::configure::<SalonWire>(ws).on_upgrade(move |socket| serve(state, socket, control))
 }
 
 async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl>) {
@@ -215,7 +220,7 @@ impl Session {
     fn send(&mut self, message: ServerMessage) {
         match &self.connection {
             Some(connection) => {
-                if !connection.send(&message) {
+                if !connection.send(message.to_json()) {
                     tracing::warn!(participant = %self.member.me, "client is not reading its socket; detaching");
                     self.connection = None;
                     self.detached_at = Some(Instant::now());
@@ -351,6 +356,13 @@ impl Session {
                 let result = self.member.unsubscribe(track).await;
                 self.check(result);
             }
+            adaptive @ (ClientMessage::SetBandwidthProfile { .. }
+            | ClientMessage::SetPublishPriority { .. }
+            | ClientMessage::SetSubscribePriority { .. }
+            | ClientMessage::SwitchOff { .. }
+            | ClientMessage::SwitchOn { .. }
+            | ClientMessage::SetRenderDimensions { .. }
+            | ClientMessage::SetNetworkQuality { .. }) => self.on_adaptive(adaptive),
         }
         Next::Continue
     }
