@@ -104,7 +104,7 @@ pub struct RestTarget {
 
 #[derive(Debug, Subcommand)]
 pub enum NodesCommand {
-    /// List the live nodes: id, public URL, media address, since when, last renewal
+    /// List the live nodes: id, public URL, media address, rooms and participants, since when, last renewal
     List,
 }
 

@@ -34,15 +34,15 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 /// How long a node's record outlives its last renewal.
-pub const LEASE: Duration = Duration::from_secs(6);
+pub const LEASE: Duration = Duration::from_secs(5);
 /// How often a node renews its record: three renewals fit in a lease, so one
 /// slow round trip does not make a live node look dead.
-pub const RENEW: Duration = Duration::from_secs(2);
+pub const RENEW: Duration = Duration::from_millis(1500);
 /// How long a node with rooms must be missing from the registry, while
 /// Redis answers, before it is declared dead: longer than a renewal, so a
 /// Redis that restarted empty gets every live node back first. A node
-/// dies at most LEASE + SWEEP + GRACE (10 s) before it is declared dead.
-pub const GRACE: Duration = Duration::from_secs(3);
+/// dies at most LEASE + SWEEP + GRACE (8.5 s) before it is declared dead.
+pub const GRACE: Duration = Duration::from_millis(2500);
 /// How often each node looks for dead ones.
 const SWEEP: Duration = Duration::from_secs(1);
 /// A round trip to Redis that takes longer than this failed.
@@ -62,6 +62,11 @@ pub struct NodeRecord {
     pub started: i64,
     /// Unix milliseconds of the last renewal (by the node's clock).
     pub renewed: i64,
+    /// Load at the last renewal: rooms in progress, participants connected.
+    #[serde(default)]
+    pub rooms: u64,
+    #[serde(default)]
+    pub participants: u64,
 }
 
 /// A connection to Redis that reconnects by itself. The first connection is
@@ -142,6 +147,7 @@ pub async fn register(conn: &mut ConnectionManager, record: &NodeRecord) -> Resu
 pub async fn keep_registered(
     mut conn: ConnectionManager,
     mut record: NodeRecord,
+    load: impl Fn() -> (u64, u64),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(RENEW);
@@ -153,6 +159,7 @@ pub async fn keep_registered(
             _ = stop.changed() => break,
         }
         record.renewed = now_millis();
+        (record.rooms, record.participants) = load();
         match renew(&mut conn, &record).await {
             Ok(true) => {
                 if !reachable {
@@ -257,6 +264,8 @@ pub fn record(id: &str, public_url: &str, media: &str) -> NodeRecord {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started: now,
         renewed: now,
+        rooms: 0,
+        participants: 0,
     }
 }
 

@@ -268,6 +268,27 @@ async fn a_killed_nodes_rooms_fail_and_stay_failed_when_it_returns() {
     let on_a = create_room(&a, "stays").await;
     let on_c = create_room(&c, "dies").await;
 
+    // Each node reports its load with its lease: one room on A and C.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let output = salon(&["--redis-url", &redis.url(), "nodes", "list"]);
+        let rooms: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields[0].to_owned(), fields[3].to_owned())
+            })
+            .collect();
+        let expected = [("node-a", "1"), ("node-b", "0"), ("node-c", "1")]
+            .map(|(n, r)| (n.to_owned(), r.to_owned()));
+        if rooms == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "load per node: {rooms:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     let c_dir = tokio::task::block_in_place(|| c.kill());
     let killed = Instant::now();
     // Declared dead within 10 s of its death (the lease, a sweep, the grace

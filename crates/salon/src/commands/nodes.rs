@@ -19,15 +19,17 @@ pub async fn run(settings: &Settings, command: NodesCommand) -> Result<ExitCode>
             let nodes = cluster::list(&mut conn).await?;
             let now = Timestamp::now().millis();
             println!(
-                "{:<20} {:<32} {:<22} {:<21} RENEWED",
-                "NODE", "PUBLIC URL", "MEDIA", "STARTED"
+                "{:<20} {:<32} {:<22} {:>6} {:>12} {:<21} RENEWED",
+                "NODE", "PUBLIC URL", "MEDIA", "ROOMS", "PARTICIPANTS", "STARTED"
             );
             for node in &nodes {
                 println!(
-                    "{:<20} {:<32} {:<22} {:<21} {} ms ago",
+                    "{:<20} {:<32} {:<22} {:>6} {:>12} {:<21} {} ms ago",
                     node.id,
                     node.public_url,
                     node.media,
+                    node.rooms,
+                    node.participants,
                     Timestamp::from_millis(node.started).to_string(),
                     now.saturating_sub(node.renewed).max(0)
                 );

@@ -118,9 +118,11 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
                 settings.node_id.clone(),
                 registry_stop.clone(),
             ));
+            let metrics = server.state().metrics.clone();
             Some(tokio::spawn(cluster::keep_registered(
                 conn,
                 record,
+                move || metrics.load(),
                 registry_stop,
             )))
         }
