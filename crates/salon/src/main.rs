@@ -5,6 +5,7 @@ mod bootstrap;
 mod cli;
 mod commands;
 mod settings;
+mod turn_settings;
 
 use std::process::ExitCode;
 

@@ -341,7 +341,7 @@ async fn join(
         room: snapshot.room,
         participant: snapshot.me,
         participants: snapshot.others,
-        ice_servers: Vec::new(),
+        ice_servers: session.state.ice.for_identity(&session.identity),
         last_revision: 0,
     });
     session.run().await;
@@ -614,7 +614,7 @@ impl Session {
                 tracks: mine,
             },
             participants: others,
-            ice_servers: Vec::new(),
+            ice_servers: self.state.ice.for_identity(&self.identity),
             last_revision: self.last_revision,
         };
         self.send(joined);
