@@ -76,7 +76,7 @@ export async function startServer() {
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-'));
   const log = [];
-  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--data-dir', dataDir], {
+  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--turn-port', '0', '--data-dir', dataDir], {
     env: { ...process.env, ...CREDENTIALS, SALON_LOG: process.env.SALON_LOG || 'info', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
