@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage rooms through the running server's REST API
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    /// Check the TURN server clients are handed
+    #[command(subcommand)]
+    Turn(crate::commands::turn::TurnCommand),
     // Its help is the doc comment of `LoadtestArgs`.
     Loadtest(crate::commands::loadtest::LoadtestArgs),
     // Its help is the doc comment of `BenchRelayArgs`.

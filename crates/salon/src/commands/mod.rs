@@ -6,3 +6,4 @@ pub mod loadtest;
 pub mod rooms;
 pub mod serve;
 pub mod token;
+pub mod turn;
