@@ -36,7 +36,7 @@ pub enum TurnCommand {
 
 pub async fn run(settings: &Settings, command: TurnCommand) -> Result<ExitCode> {
     let TurnCommand::Check { ca, target } = command;
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, _) = bootstrap::ensure_account(&store, settings).await?;
     store.close().await;
     let base = target
