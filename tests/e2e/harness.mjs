@@ -69,14 +69,14 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start `target/debug/salon` (or $SALON_BIN) on a free port with a fresh
- * data directory, and wait for /healthz.
+ * data directory (and `extraArgs`), and wait for /healthz.
  */
-export async function startServer() {
+export async function startServer(extraArgs = []) {
   const binary = process.env.SALON_BIN || path.join(repo, 'target', 'debug', 'salon');
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-'));
   const log = [];
-  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--data-dir', dataDir], {
+  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--turn-port', '0', '--data-dir', dataDir, ...extraArgs], {
     env: { ...process.env, ...CREDENTIALS, SALON_LOG: process.env.SALON_LOG || 'info', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -39,6 +39,9 @@ pub enum Command {
     /// See the nodes of a cluster (from Redis: --redis-url)
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// Check the TURN server clients are handed
+    #[command(subcommand)]
+    Turn(crate::commands::turn::TurnCommand),
     // Its help is the doc comment of `LoadtestArgs`.
     Loadtest(crate::commands::loadtest::LoadtestArgs),
     // Its help is the doc comment of `BenchRelayArgs`.

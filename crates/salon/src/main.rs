@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod settings;
+mod turn_settings;
 
 use std::process::ExitCode;
 
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
             Command::Nodes(command) => commands::nodes::run(&settings, command).await,
+            Command::Turn(command) => commands::turn::run(&settings, command).await,
             Command::Loadtest(args) => commands::loadtest::run(&settings, args, prepared).await,
             // Handled above, before the runtime; harmless here.
             Command::BenchRelay(args) => commands::bench_relay::run(args),

@@ -204,6 +204,9 @@ pub struct Flags {
     /// Log format [default: text]
     #[arg(long, env = "SALON_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    #[command(flatten)]
+    pub turn: crate::turn_settings::TurnFlags,
 }
 
 /// The same settings in `salon.toml`.
@@ -238,6 +241,8 @@ pub struct FileSettings {
     pub api_secret: Option<String>,
     pub log: Option<String>,
     pub log_format: Option<LogFormat>,
+    /// `[turn]`: the built-in TURN server, or an external one.
+    pub turn: Option<crate::turn_settings::TurnFile>,
 }
 
 /// Credentials the operator configured (any may be absent).
@@ -292,6 +297,7 @@ pub struct Settings {
     pub credentials: Configured,
     pub log: String,
     pub log_format: LogFormat,
+    pub turn: crate::turn_settings::TurnSettings,
 }
 
 impl Settings {
@@ -482,6 +488,7 @@ impl Settings {
                 .or(file.signaling_messages_per_second)
                 .unwrap_or(50),
             media_bind: SocketAddr::new(listen.ip(), media_port),
+            turn: crate::turn_settings::TurnSettings::resolve(&flags.turn, file.turn)?,
             media_ips,
             media_workers,
             credentials,

@@ -381,3 +381,90 @@ fn rooms_commands_go_through_the_running_server() {
         stderr(&unreachable)
     );
 }
+
+/// PEM text of a DER blob.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+#[test]
+fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_file = dir.path().join("turn.pem");
+    let key_file = dir.path().join("turn.key");
+    std::fs::write(&cert_file, pem("CERTIFICATE", cert.cert.der())).unwrap();
+    std::fs::write(
+        &key_file,
+        pem("PRIVATE KEY", &cert.signing_key.serialize_der()),
+    )
+    .unwrap();
+    let server = Server::start_with(&[
+        "--turn-tls-port",
+        "0",
+        "--turn-tls-cert",
+        cert_file.to_str().unwrap(),
+        "--turn-tls-key",
+        key_file.to_str().unwrap(),
+        "--turn-tls-host",
+        "localhost",
+    ]);
+    let data_dir = server.data_dir.to_str().unwrap().to_owned();
+    let checked = salon(
+        dir.path(),
+        &[
+            "--data-dir",
+            &data_dir,
+            "turn",
+            "check",
+            "--url",
+            &server.url,
+            "--ca",
+            cert_file.to_str().unwrap(),
+        ],
+        &[("SALON_ACCOUNT_SID", ACCOUNT_SID)],
+    );
+    let out = stdout(&checked);
+    assert!(checked.status.success(), "{out}\n{}", stderr(&checked));
+    for url in [
+        "turn:127.0.0.1:",
+        "?transport=udp",
+        "?transport=tcp",
+        "turns:localhost:",
+    ] {
+        assert!(out.contains(url), "{url} not checked:\n{out}");
+    }
+    assert_eq!(out.matches("ok   ").count(), 3, "{out}");
+    drop(server);
+
+    let without = Server::start_with(&["--turn", "false"]);
+    let data_dir = without.data_dir.to_str().unwrap().to_owned();
+    let checked = salon(
+        dir.path(),
+        &[
+            "--data-dir",
+            &data_dir,
+            "turn",
+            "check",
+            "--url",
+            &without.url,
+        ],
+        &[("SALON_ACCOUNT_SID", ACCOUNT_SID)],
+    );
+    assert_eq!(checked.status.code(), Some(1));
+    assert!(
+        stdout(&checked).contains("no TURN server"),
+        "{}",
+        stdout(&checked)
+    );
+}

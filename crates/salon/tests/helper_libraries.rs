@@ -12,6 +12,8 @@
 //! | `node_rest`     | `tests/interop/node/rest.mjs`    | the Rooms API through twilio-node                  |
 //! | `python_tokens` | `tests/interop/python/tokens.py` | twilio-python tokens verify in Salon; and back     |
 //! | `python_rest`   | `tests/interop/python/rest.py`   | the Rooms API through twilio-python                |
+//! | `node_nts`      | `tests/interop/node/nts.mjs`     | `client.tokens.create()` gets Salon's ICE servers  |
+//! | `python_nts`    | `tests/interop/python/nts.py`    | the same, and its TURN credentials allocate        |
 //!
 //! When the libraries are not installed the tests print a "skipped" line and
 //! pass, unless `SALON_INTEROP=required` (as `scripts/test` sets it), which
@@ -109,4 +111,14 @@ fn python_tokens() {
 #[test]
 fn python_rest() {
     run_script("python_rest", Runtime::Python, "python/rest.py");
+}
+
+#[test]
+fn node_nts() {
+    run_script("node_nts", Runtime::Node, "node/nts.mjs");
+}
+
+#[test]
+fn python_nts() {
+    run_script("python_nts", Runtime::Python, "python/nts.py");
 }

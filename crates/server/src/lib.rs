@@ -23,6 +23,7 @@
 mod app;
 mod bridge;
 pub mod callbacks;
+pub mod connectivity;
 mod credentials;
 pub mod http;
 pub mod metrics;
@@ -83,6 +84,8 @@ pub struct ServerConfig {
     /// Failed REST authentications allowed per client address per minute
     /// (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// ICE servers for clients, and the built-in TURN server.
+    pub connectivity: connectivity::ConnectivityConfig,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -97,6 +100,8 @@ pub struct AppState {
     pub media: salon_media::Media,
     pub signaling: Arc<signaling::Signaling>,
     pub auth_throttle: Arc<rest::throttle::AuthThrottle>,
+    /// The ICE servers handed to clients.
+    pub ice: Arc<connectivity::IceServers>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -113,6 +118,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the TURN server")]
+    Turn(#[source] std::io::Error),
     #[error("cannot start the media server on UDP {addr}")]
     Media {
         addr: SocketAddr,
@@ -136,6 +143,8 @@ pub struct Server {
     watcher: tokio::task::JoinHandle<()>,
     callback_sender: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// The built-in TURN server (stops when dropped).
+    turn: Option<salon_turn::TurnServer>,
 }
 
 impl Server {
@@ -160,6 +169,13 @@ impl Server {
                     source,
                 }
             })?;
+        let (turn, ice) = connectivity::start(
+            &config.connectivity,
+            config.media.bind.ip(),
+            media.candidates().to_vec(),
+        )
+        .await
+        .map_err(StartError::Turn)?;
         let signaling = Arc::new(signaling::Signaling::new(config.signaling));
         let callback_stats = Arc::new(callbacks::CallbackStats::default());
         let mut metrics = Metrics::new();
@@ -204,6 +220,7 @@ impl Server {
             auth_throttle: Arc::new(rest::throttle::AuthThrottle::new(
                 config.auth_failures_per_minute,
             )),
+            ice: Arc::new(ice),
         };
         Ok(Self {
             listener,
@@ -216,7 +233,13 @@ impl Server {
             watcher,
             callback_sender,
             heartbeat,
+            turn,
         })
+    }
+
+    /// The built-in TURN server's addresses (UDP, TCP, TLS), if it runs.
+    pub fn turn_addrs(&self) -> Option<[Option<SocketAddr>; 3]> {
+        self.turn.as_ref().map(|t| [t.udp, t.tcp, t.tls])
     }
 
     /// The UDP address of the media server.

@@ -7,3 +7,4 @@ pub mod nodes;
 pub mod rooms;
 pub mod serve;
 pub mod token;
+pub mod turn;

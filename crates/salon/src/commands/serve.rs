@@ -22,6 +22,14 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
     }
 
     let max_connections = connection_limit(settings.max_connections);
+    let public_host = url::Url::parse(&settings.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+        .unwrap_or_else(|| "localhost".to_owned());
+    let connectivity =
+        settings
+            .turn
+            .connectivity(settings.listen.ip(), &settings.media_ips, &public_host)?;
     let config = ServerConfig {
         listen: settings.listen,
         public_url: settings.public_url.clone(),
@@ -49,6 +57,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             ..salon_server::http::HttpLimits::default()
         },
         auth_failures_per_minute: settings.auth_failures_per_minute,
+        connectivity,
         callbacks: CallbackConfig {
             allow_private_network: settings.callbacks.private_network,
             timeout: settings.callbacks.timeout,

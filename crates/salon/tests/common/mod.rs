@@ -190,6 +190,9 @@ impl Server {
             .arg(&data_dir)
             .arg("--media-port")
             .arg("0")
+            // The TURN server on free ports too (tests run side by side).
+            .arg("--turn-port")
+            .arg("0")
             .args(&launch.args)
             .arg("serve")
             // Plain text in the log the failure messages quote.

@@ -56,6 +56,12 @@ pub fn router(state: AppState) -> Router<AppState> {
             &format!("{PARTICIPANT}/SubscribedTracks/{{track}}"),
             get(participants::subscribed_track),
         )
+        // Twilio's Network Traversal Service (the helper libraries'
+        // `client.tokens.create()`), under the same Basic auth.
+        .route(
+            "/2010-04-01/Accounts/{account}/Tokens.json",
+            axum::routing::post(crate::connectivity::nts_token),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_auth))
 }
 

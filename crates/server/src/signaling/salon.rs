@@ -133,7 +133,11 @@ async fn join(
         room,
         participant: participant_info(snapshot.me),
         participants: snapshot.others.into_iter().map(participant_info).collect(),
-        ice_servers: Vec::new(),
+        ice_servers: session
+            .member
+            .state
+            .ice
+            .for_identity(&session.member.identity),
         last_revision: 0,
     });
     session.run().await;
@@ -258,7 +262,7 @@ impl Session {
             room: room_info(&self.member),
             participant: participant_info(me),
             participants: others.into_iter().map(participant_info).collect(),
-            ice_servers: Vec::new(),
+            ice_servers: self.member.state.ice.for_identity(&self.member.identity),
             last_revision: self.last_revision,
         };
         self.send(joined);

@@ -153,13 +153,24 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
             Ok(ClientBody::Ice(ice)) => {
                 // The token is checked already here (the SDK rejects
                 // `connect()` with the code).
-                if let Err(rejection) = state.credentials.verify(&ice.token) {
-                    let refusal = Refusal::from(rejection);
-                    return connection.refuse(refusal.code, refusal.message).await;
-                }
+                let verified = match state.credentials.verify(&ice.token) {
+                    Ok(verified) => verified,
+                    Err(rejection) => {
+                        let refusal = Refusal::from(rejection);
+                        return connection.refuse(refusal.code, refusal.message).await;
+                    }
+                };
+                let ice_servers = state.ice.for_identity(&verified.identity);
                 let iced = ServerBody::Iced(rsp::Iced {
                     version: rsp::VERSION,
-                    ice_servers: Vec::new(),
+                    ice_servers: ice_servers
+                        .into_iter()
+                        .map(|s| rsp::IceServer {
+                            urls: s.urls,
+                            username: s.username,
+                            credential: s.credential,
+                        })
+                        .collect(),
                 });
                 connection.send(ServerFrame::msg(iced).to_json());
             }

@@ -43,6 +43,7 @@ pub struct Options {
     pub http: salon_server::http::HttpLimits,
     /// Failed REST authentications per address per minute (production: 30).
     pub auth_failures_per_minute: u32,
+    pub connectivity: salon_server::connectivity::ConnectivityConfig,
     /// Extra origins whose pages may call the tutorial routes.
     pub cors_origins: Vec<String>,
 }
@@ -62,6 +63,7 @@ impl Default for Options {
                 ..salon_server::http::HttpLimits::default()
             },
             auth_failures_per_minute: 30,
+            connectivity: Default::default(),
             cors_origins: Vec::new(),
         }
     }
@@ -125,6 +127,7 @@ impl TestServer {
             callbacks: options.callbacks,
             http: options.http,
             auth_failures_per_minute: options.auth_failures_per_minute,
+            connectivity: options.connectivity.clone(),
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();
