@@ -35,6 +35,7 @@ use crate::codec_order;
 use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
+use crate::record::Recorders;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
     SubscribeBinding,
@@ -219,6 +220,8 @@ pub struct Worker {
     happenings: Vec<Happening>,
     /// Peers with media written and not yet released.
     written: Vec<PeerRef>,
+    /// The recordings of tracks of this worker's rooms.
+    recorders: Recorders,
 }
 
 impl Worker {
@@ -241,6 +244,7 @@ impl Worker {
             rooms: HashMap::new(),
             happenings: Vec::new(),
             written: Vec::new(),
+            recorders: Recorders::default(),
         })
     }
 
@@ -769,6 +773,12 @@ impl Worker {
             *packet.header.payload_type,
             &packet.payload,
         );
+        if !self.recorders.is_empty() {
+            let codec = forwarder.codecs.video_codec(meta.pt);
+            if self.recorders.packet(track, codec, packet) {
+                forwarder.subscriber_wants_keyframe();
+            }
+        }
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -1021,7 +1031,10 @@ impl Worker {
                 }
                 self.open_data_channels(participant);
             }
+            Command::Record(spec) => self.recorders.start(spec, &self.setup.events),
+            Command::StopRecording { track } => self.recorders.stop(track),
             Command::RoomEnded { room } => {
+                self.recorders.room_ended(room);
                 let peers: Vec<PeerRef> = self
                     .rooms
                     .get(&room)

@@ -46,6 +46,10 @@ pub struct Flags {
     #[arg(long, env = "SALON_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Directory for recording files [default: <data-dir>/recordings]
+    #[arg(long, env = "SALON_RECORDINGS_DIR", global = true, value_name = "DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
     /// Serve the tutorial routes (/create-token, /auth/token, /rooms…), which mint tokens for anyone [default: true only when listening on loopback]
     #[arg(long, env = "SALON_APP_ROUTES", global = true, value_name = "BOOL")]
     pub app_routes: Option<bool>,
@@ -201,6 +205,7 @@ pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub recordings_dir: Option<PathBuf>,
     pub app_routes: Option<bool>,
     pub cors_origins: Option<Vec<String>>,
     pub ad_hoc_rooms: Option<bool>,
@@ -250,6 +255,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub public_url: String,
     pub data_dir: PathBuf,
+    /// Where recording files go.
+    pub recordings_dir: PathBuf,
     pub app_routes: bool,
     /// Whether `app_routes` was chosen by default (for the startup log).
     pub app_routes_defaulted: bool,
@@ -416,15 +423,21 @@ impl Settings {
             bail!("an auth token needs its account: set SALON_ACCOUNT_SID as well");
         }
 
+        let data_dir: PathBuf = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         Ok(Self {
             config_file,
             listen,
             public_url,
-            data_dir: flags
-                .data_dir
+            recordings_dir: flags
+                .recordings_dir
                 .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+                .or(file.recordings_dir)
+                .unwrap_or_else(|| data_dir.join("recordings")),
+            data_dir,
             app_routes: explicit_app_routes.unwrap_or_else(|| listen.ip().is_loopback()),
             app_routes_defaulted: explicit_app_routes.is_none(),
             cors_origins,

@@ -26,6 +26,7 @@ pub mod callbacks;
 mod credentials;
 pub mod http;
 pub mod metrics;
+pub mod recording;
 pub mod rest;
 pub mod service;
 pub mod signaling;
@@ -82,6 +83,8 @@ pub struct ServerConfig {
     /// Failed REST authentications allowed per client address per minute
     /// (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// Where recordings are written, and their download links.
+    pub recordings: recording::RecordingConfig,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -96,6 +99,7 @@ pub struct AppState {
     pub media: salon_media::Media,
     pub signaling: Arc<signaling::Signaling>,
     pub auth_throttle: Arc<rest::throttle::AuthThrottle>,
+    pub recordings: recording::Recordings,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -190,7 +194,21 @@ impl Server {
                 })?;
         let room_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
         tokio::spawn(bridge::room_to_media(media.clone(), room_events));
-        tokio::spawn(bridge::media_to_room(rooms.clone(), media_events));
+        let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(bridge::media_to_room(
+            rooms.clone(),
+            media_events,
+            reports_tx,
+        ));
+        let recording_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        let recordings = recording::Recordings::spawn(
+            config.recordings.clone(),
+            store.clone(),
+            media.clone(),
+            config.account,
+            recording_events,
+            reports,
+        );
         let state = AppState {
             store,
             rooms,
@@ -203,6 +221,7 @@ impl Server {
             auth_throttle: Arc::new(rest::throttle::AuthThrottle::new(
                 config.auth_failures_per_minute,
             )),
+            recordings,
         };
         Ok(Self {
             listener,

@@ -464,3 +464,31 @@ fn parse<T: std::str::FromStr>(
 fn corrupt(table: &'static str, detail: String) -> StoreError {
     StoreError::Corrupt { table, detail }
 }
+
+/// Write a `recording-*` callback of `room` (if it has a status callback),
+/// with the room's next `SequenceNumber`. Returns how many (0 or 1).
+pub(crate) async fn enqueue_recording(
+    tx: &mut Transaction<'_, Sqlite>,
+    account: AccountSid,
+    room: RoomSid,
+    event: CallbackEvent,
+    extra: Vec<(&'static str, String)>,
+    at: Timestamp,
+) -> Result<usize> {
+    let Some(target) = room_target(tx, room).await? else {
+        return Ok(0);
+    };
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM rooms WHERE sid = ?1")
+        .bind(room.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let writer = Writer {
+        account,
+        room,
+        target,
+        at,
+    };
+    let status = status.unwrap_or_else(|| "in-progress".into());
+    writer.write(tx, event, &status, extra).await?;
+    Ok(1)
+}

@@ -28,6 +28,7 @@ mod credentials;
 mod events;
 mod outbox;
 mod queries;
+mod recordings;
 mod records;
 
 use std::path::Path;
@@ -46,6 +47,7 @@ pub use credentials::{Account, ApiKeyRecord};
 pub use events::Abandoned;
 pub use outbox::{OutboxBacklog, OutboxCallback};
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
+pub use recordings::{NewRecording, RecordingFilter, RecordingRecord, RecordingStatus};
 pub use records::{
     ParticipantRecord, ParticipantStatus, PublishedTrackRecord, RoomRecord, RoomStatus,
     SubscribedTrackRecord, Timestamp,

@@ -93,7 +93,7 @@ pub struct ParticipantFilter {
 }
 
 #[derive(Clone, Copy)]
-enum Order {
+pub(crate) enum Order {
     NewestFirst,
     OldestFirst,
 }
@@ -101,7 +101,7 @@ enum Order {
 /// Append keyset paging to a query whose rows have `{prefix}date_created`
 /// and `{prefix}{sid_column}` columns, then run it, reading one extra row to
 /// learn whether another page follows.
-async fn page<T, F>(
+pub(crate) async fn page<T, F>(
     store: &Store,
     mut query: QueryBuilder<Sqlite>,
     date_column: &str,
@@ -147,7 +147,7 @@ where
 }
 
 /// `AND date_created >= after AND date_created < before`, for the bounds given.
-fn created_between(
+pub(crate) fn created_between(
     q: &mut QueryBuilder<Sqlite>,
     after: Option<Timestamp>,
     before: Option<Timestamp>,

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod params;
 mod participants;
+pub mod recordings;
 pub mod resources;
 pub mod rooms;
 pub mod throttle;
@@ -56,7 +57,24 @@ pub fn router(state: AppState) -> Router<AppState> {
             &format!("{PARTICIPANT}/SubscribedTracks/{{track}}"),
             get(participants::subscribed_track),
         )
+        .route("/v1/Recordings", get(recordings::list))
+        .route(
+            "/v1/Recordings/{recording}",
+            get(recordings::fetch).delete(recordings::delete),
+        )
+        .route("/v1/Recordings/{recording}/Media", get(recordings::media))
+        .route("/v1/Rooms/{room}/Recordings", get(recordings::list_in_room))
+        .route(
+            "/v1/Rooms/{room}/Recordings/{recording}",
+            get(recordings::fetch_in_room),
+        )
+        .route(
+            "/v1/Rooms/{room}/RecordingRules",
+            get(recordings::rules).post(recordings::update_rules),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_auth))
+        // Signed links: their signature is their authentication.
+        .route("/media/recordings/{recording}", get(recordings::download))
 }
 
 /// Refuse requests without valid Basic credentials (401, code 20003), and

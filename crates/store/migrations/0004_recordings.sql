@@ -1,0 +1,34 @@
+-- Recordings: one row per recorded track. The file lives under the data
+-- directory (path relative to the recordings directory); the row keeps
+-- what Twilio's Recording resource reports. Same SQL for SQLite and
+-- PostgreSQL.
+CREATE TABLE recordings (
+    sid              TEXT    NOT NULL PRIMARY KEY,
+    account_sid      TEXT    NOT NULL,
+    room_sid         TEXT    NOT NULL,
+    participant_sid  TEXT    NOT NULL,
+    track_sid        TEXT    NOT NULL,
+    track_name       TEXT    NOT NULL,
+    kind             TEXT    NOT NULL CHECK (kind IN ('audio', 'video')),
+    status           TEXT    NOT NULL CHECK (status IN ('processing', 'completed', 'failed', 'deleted')),
+    codec            TEXT,              -- 'opus', 'VP8', 'H264' once known
+    container_format TEXT    NOT NULL,  -- 'mka' or 'mkv'
+    path             TEXT    NOT NULL,
+    size             BIGINT  NOT NULL,  -- bytes
+    duration         BIGINT  NOT NULL,  -- milliseconds
+    start_time       BIGINT,            -- ms since the epoch of the first frame
+    failure          TEXT,
+    date_created     BIGINT  NOT NULL,
+    date_updated     BIGINT  NOT NULL
+);
+CREATE INDEX recordings_by_date ON recordings (date_created, sid);
+CREATE INDEX recordings_by_room ON recordings (room_sid, date_created, sid);
+
+-- A room's recording rules (Twilio's RecordingRules resource), as JSON:
+-- [{"type": "include", "all": true}, ...]. No row: the room's default
+-- (everything when RecordParticipantsOnConnect, nothing otherwise).
+CREATE TABLE recording_rules (
+    room_sid     TEXT   NOT NULL PRIMARY KEY,
+    rules        TEXT   NOT NULL,
+    date_updated BIGINT NOT NULL
+);
