@@ -356,7 +356,7 @@ impl Writer {
             }
             let codec = *self.codec.get_or_insert(frame.codec);
             let data = if codec == RecordedCodec::H264 {
-                h264.to_avcc(&frame.data)
+                h264.convert(&frame.data)
             } else {
                 frame.data
             };
@@ -448,7 +448,7 @@ struct H264Converter {
 }
 
 impl H264Converter {
-    fn to_avcc(&mut self, annex_b: &[u8]) -> Vec<u8> {
+    fn convert(&mut self, annex_b: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(annex_b.len() + 16);
         for nal in nal_units(annex_b) {
             match nal.first().map(|b| b & 0x1f) {
@@ -521,7 +521,7 @@ mod tests {
             0, 0, 0, 1, 0x65, 0x88, 0x80, // IDR slice
         ];
         let mut c = H264Converter::default();
-        let avcc = c.to_avcc(&stream);
+        let avcc = c.convert(&stream);
         assert_eq!(
             avcc,
             [
