@@ -23,6 +23,7 @@
 mod app;
 mod bridge;
 pub mod callbacks;
+pub mod composition;
 mod credentials;
 pub mod http;
 pub mod metrics;
@@ -100,6 +101,7 @@ pub struct AppState {
     pub signaling: Arc<signaling::Signaling>,
     pub auth_throttle: Arc<rest::throttle::AuthThrottle>,
     pub recordings: recording::Recordings,
+    pub compositions: composition::Compositions,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -201,6 +203,11 @@ impl Server {
             reports_tx,
         ));
         let recording_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        let compositions = composition::Compositions::spawn(
+            store.clone(),
+            config.recordings.dir.join("compositions"),
+            config.recordings.dir.clone(),
+        );
         let recordings = recording::Recordings::spawn(
             config.recordings.clone(),
             store.clone(),
@@ -222,6 +229,7 @@ impl Server {
                 config.auth_failures_per_minute,
             )),
             recordings,
+            compositions,
         };
         Ok(Self {
             listener,

@@ -32,3 +32,28 @@ CREATE TABLE recording_rules (
     rules        TEXT   NOT NULL,
     date_updated BIGINT NOT NULL
 );
+
+-- Compositions: a room's recordings mixed into one file by a background
+-- job (ffmpeg). Layout and audio sources are kept as given (JSON).
+CREATE TABLE compositions (
+    sid                    TEXT    NOT NULL PRIMARY KEY,
+    account_sid            TEXT    NOT NULL,
+    room_sid               TEXT    NOT NULL,
+    status                 TEXT    NOT NULL CHECK (status IN ('enqueued', 'processing', 'completed', 'deleted', 'failed')),
+    format                 TEXT    NOT NULL CHECK (format IN ('mp4', 'webm')),
+    resolution             TEXT    NOT NULL, -- e.g. '1280x720'
+    video_layout           TEXT    NOT NULL, -- JSON
+    audio_sources          TEXT    NOT NULL, -- JSON array
+    trim                   BOOLEAN NOT NULL,
+    status_callback        TEXT,
+    status_callback_method TEXT    NOT NULL,
+    progress               INTEGER NOT NULL, -- percent
+    path                   TEXT    NOT NULL,
+    size                   BIGINT  NOT NULL,
+    duration               BIGINT  NOT NULL, -- milliseconds
+    failure                TEXT,
+    date_created           BIGINT  NOT NULL,
+    date_updated           BIGINT  NOT NULL,
+    date_completed         BIGINT
+);
+CREATE INDEX compositions_by_date ON compositions (date_created, sid);

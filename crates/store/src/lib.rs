@@ -24,6 +24,7 @@
 //! page 1.
 
 mod callbacks;
+mod compositions;
 mod credentials;
 mod events;
 mod outbox;
@@ -43,6 +44,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 pub use callbacks::{CallbackEvent, twilio_timestamp};
+pub use compositions::{CompositionFilter, CompositionRecord};
 pub use credentials::{Account, ApiKeyRecord};
 pub use events::Abandoned;
 pub use outbox::{OutboxBacklog, OutboxCallback};

@@ -6,6 +6,7 @@
 //! the room service, which records them before answering. See
 //! `docs/rest-api.md` for the resources, parameters and error codes.
 
+pub mod compositions;
 pub mod error;
 pub mod params;
 mod participants;
@@ -72,8 +73,24 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/v1/Rooms/{room}/RecordingRules",
             get(recordings::rules).post(recordings::update_rules),
         )
+        .route(
+            "/v1/Compositions",
+            get(compositions::list).post(compositions::create),
+        )
+        .route(
+            "/v1/Compositions/{composition}",
+            get(compositions::fetch).delete(compositions::delete),
+        )
+        .route(
+            "/v1/Compositions/{composition}/Media",
+            get(compositions::media),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_auth))
         // Signed links: their signature is their authentication.
+        .route(
+            "/media/compositions/{composition}",
+            get(compositions::download),
+        )
         .route("/media/recordings/{recording}", get(recordings::download))
 }
 

@@ -249,29 +249,7 @@ pub async fn download(
     PathParams(id): PathParams<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let get = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let expires = get("Expires").and_then(|e| e.parse::<u64>().ok());
-    let signature = get("Signature");
-    let forbidden = || {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            20403,
-            "The link is invalid or has expired; ask /v1/Recordings/{Sid}/Media for a new one",
-        )
-    };
-    let (Some(expires), Some(signature)) = (expires, signature) else {
-        return Err(forbidden());
-    };
-    if !state.recordings.verify(&id, expires, signature) {
+    if !signed(&state, &id, &request) {
         return Err(forbidden());
     }
     let r = find(&state, &id).await?;
@@ -289,6 +267,36 @@ pub async fn download(
     .await
     .map_err(ApiError::internal)?;
     Ok(served.into_response())
+}
+
+/// Whether `request` carries a valid, unexpired link signature for `sid`.
+pub(super) fn signed(state: &AppState, sid: &str, request: &Request) -> bool {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match (
+        get("Expires").and_then(|e| e.parse::<u64>().ok()),
+        get("Signature"),
+    ) {
+        (Some(expires), Some(signature)) => state.recordings.verify(sid, expires, signature),
+        _ => false,
+    }
+}
+
+/// 403 for a bad or expired link.
+pub(super) fn forbidden() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        20403,
+        "The link is invalid or has expired; ask the resource's /Media for a new one",
+    )
 }
 
 fn rules_json(room: RoomSid, rules: &[Rule], created: Timestamp, updated: Timestamp) -> Value {
