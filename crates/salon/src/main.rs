@@ -62,6 +62,10 @@ fn main() -> ExitCode {
             Command::Token(command) => commands::token::run(&settings, command).await,
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
+            Command::Recordings(command) => commands::media::recordings(&settings, command).await,
+            Command::Compositions(command) => {
+                commands::media::compositions(&settings, command).await
+            }
             Command::Loadtest(args) => commands::loadtest::run(&settings, args, prepared).await,
             // Handled above, before the runtime; harmless here.
             Command::BenchRelay(args) => commands::bench_relay::run(args),
