@@ -308,6 +308,40 @@ fn rules_json(room: RoomSid, rules: &[Rule], created: Timestamp, updated: Timest
     })
 }
 
+/// Read Twilio's rules: a JSON list, or an object `{"rules": [...]}` (the
+/// shape of the room's `RecordingRules` parameter). 53120 when invalid.
+pub fn parse_rules(text: &str) -> Result<Vec<Rule>, ApiError> {
+    let invalid =
+        |detail: String| ApiError::bad_request(53120, format!("Invalid recording rules: {detail}"));
+    let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let list = match value {
+        Value::Object(mut o) => o.remove("rules").unwrap_or(Value::Null),
+        other => other,
+    };
+    let rules: Vec<Rule> =
+        serde_json::from_value(list).map_err(|e| invalid(excerpt(&e.to_string())))?;
+    if let Some(bad) = rules.iter().find(|r| !r.is_valid()) {
+        return Err(invalid(format!(
+            "{} names no filter, or an unknown kind",
+            serde_json::to_string(bad).unwrap_or_default()
+        )));
+    }
+    Ok(rules)
+}
+
+/// Store `room`'s rules and apply them now.
+pub async fn set_rules(
+    state: &AppState,
+    room: RoomSid,
+    rules: Vec<Rule>,
+) -> Result<Timestamp, ApiError> {
+    let now = Timestamp::now();
+    let stored = serde_json::to_string(&rules).map_err(ApiError::internal)?;
+    state.store.set_recording_rules(room, &stored, now).await?;
+    state.recordings.set_rules(room, rules).await;
+    Ok(now)
+}
+
 /// `GET /v1/Rooms/{RoomSid}/RecordingRules`
 pub async fn rules(
     State(state): State<AppState>,
@@ -337,29 +371,7 @@ pub async fn update_rules(
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
     let room = find_room(&state, &room).await?;
-    let invalid =
-        |detail: String| ApiError::bad_request(53120, format!("Invalid recording rules: {detail}"));
-    let text = params.text("Rules").unwrap_or("[]");
-    let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    // Twilio's helper libraries send the list itself, or {"rules": [...]}.
-    let list = match value {
-        Value::Object(mut o) => o.remove("rules").unwrap_or(Value::Null),
-        other => other,
-    };
-    let rules: Vec<Rule> =
-        serde_json::from_value(list).map_err(|e| invalid(excerpt(&e.to_string())))?;
-    if let Some(bad) = rules.iter().find(|r| !r.is_valid()) {
-        return Err(invalid(format!(
-            "{} names no filter, or an unknown kind",
-            serde_json::to_string(bad).unwrap_or_default()
-        )));
-    }
-    let now = Timestamp::now();
-    let stored = serde_json::to_string(&rules).map_err(ApiError::internal)?;
-    state
-        .store
-        .set_recording_rules(room.sid, &stored, now)
-        .await?;
-    state.recordings.set_rules(room.sid, rules.clone()).await;
+    let rules = parse_rules(params.text("Rules").unwrap_or("[]"))?;
+    let now = set_rules(&state, room.sid, rules.clone()).await?;
     Ok(Json(rules_json(room.sid, &rules, room.date_created, now)))
 }
