@@ -122,6 +122,10 @@ impl ClientConfig {
 /// What happens in the room and on the connection, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
+    /// The room started being recorded, or stopped.
+    Recording {
+        recording: bool,
+    },
     ParticipantConnected {
         participant: ParticipantInfo,
     },
@@ -754,6 +758,9 @@ impl Connection {
                     track,
                     enabled,
                 });
+            }
+            ServerMessage::Recording { recording } => {
+                self.emit(ClientEvent::Recording { recording });
             }
             ServerMessage::Subscribed { participant, track } => {
                 self.media.subscribe(track.sid, track.kind);

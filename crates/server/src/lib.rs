@@ -212,6 +212,7 @@ impl Server {
             config.recordings.clone(),
             store.clone(),
             media.clone(),
+            rooms.clone(),
             config.account,
             recording_events,
             reports,

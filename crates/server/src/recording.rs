@@ -27,6 +27,8 @@ use salon_media::{Media, MediaKind, RecordSpec, RecordingEvent};
 use salon_room::{Event, TrackKind};
 use salon_sid::{AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid};
 use salon_store::{NewRecording, Store, Timestamp};
+
+use crate::service::RoomService;
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use tokio::sync::{mpsc, oneshot};
@@ -127,6 +129,9 @@ struct LiveTrack {
 #[derive(Default)]
 struct LiveRoom {
     rules: Vec<Rule>,
+    /// What the room's participants were last told: whether some track is
+    /// being recorded.
+    announced: bool,
     identities: HashMap<ParticipantSid, String>,
     tracks: HashMap<TrackSid, LiveTrack>,
 }
@@ -154,6 +159,7 @@ impl Recordings {
         config: RecordingConfig,
         store: Store,
         media: Media,
+        rooms: RoomService,
         account: AccountSid,
         room_events: mpsc::UnboundedReceiver<Arc<Event>>,
         reports: mpsc::UnboundedReceiver<RecordingEvent>,
@@ -163,6 +169,7 @@ impl Recordings {
         let controller = Controller {
             store,
             media,
+            room_service: rooms,
             account,
             dir: config.dir.clone(),
             rooms: HashMap::new(),
@@ -232,6 +239,7 @@ fn hex(bytes: &[u8]) -> String {
 struct Controller {
     store: Store,
     media: Media,
+    room_service: RoomService,
     account: AccountSid,
     dir: PathBuf,
     rooms: HashMap<RoomSid, LiveRoom>,
@@ -333,7 +341,10 @@ impl Controller {
                 );
                 self.apply_rules(*room).await;
             }
-            Event::TrackUnpublished { room, track, .. } => self.stop(*room, *track, true),
+            Event::TrackUnpublished { room, track, .. } => {
+                self.stop(*room, *track, true);
+                self.announce(*room).await;
+            }
             Event::ParticipantDisconnected {
                 room, participant, ..
             } => {
@@ -351,6 +362,7 @@ impl Controller {
                 for track in tracks {
                     self.stop(*room, track, true);
                 }
+                self.announce(*room).await;
             }
             Event::RoomEnded { room, .. } => {
                 let tracks: Vec<TrackSid> = self
@@ -387,6 +399,24 @@ impl Controller {
         for track in start {
             self.start(room, track).await;
         }
+        self.announce(room).await;
+    }
+
+    /// Tell the room (its participants, through the room core) when it
+    /// starts or stops being recorded.
+    async fn announce(&mut self, room: RoomSid) {
+        let Some(live) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let recording = live.tracks.values().any(|t| t.recording.is_some());
+        if recording == live.announced {
+            return;
+        }
+        live.announced = recording;
+        let _ = self
+            .room_service
+            .call(move |core, _| core.set_recording(room, recording))
+            .await;
     }
 
     async fn start(&mut self, room: RoomSid, track: TrackSid) {
@@ -464,14 +494,14 @@ impl Controller {
                 duration,
                 size,
             } => {
-                self.finished(*recording);
+                self.finished(*recording).await;
                 self.store
                     .recording_completed(*recording, duration.as_millis() as u64, *size, now)
                     .await
             }
             RecordingEvent::Failed { recording, reason } => {
                 tracing::warn!(%recording, reason, "recording failed");
-                self.finished(*recording);
+                self.finished(*recording).await;
                 self.store.recording_failed(*recording, reason, now).await
             }
         };
@@ -480,16 +510,19 @@ impl Controller {
         }
     }
 
-    fn finished(&mut self, recording: RecordingSid) {
-        if let Some((room, track)) = self.recording_track.remove(&recording)
-            && let Some(t) = self
-                .rooms
-                .get_mut(&room)
-                .and_then(|live| live.tracks.get_mut(&track))
+    async fn finished(&mut self, recording: RecordingSid) {
+        let Some((room, track)) = self.recording_track.remove(&recording) else {
+            return;
+        };
+        if let Some(t) = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|live| live.tracks.get_mut(&track))
             && t.recording == Some(recording)
         {
             t.recording = None;
         }
+        self.announce(room).await;
     }
 }
 

@@ -385,9 +385,11 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
     let mut info = RoomInfo {
         sid: room,
         name: String::new(),
+        recording: false,
     };
     if let Some(r) = rooms.room(room) {
         info.name = r.name().to_owned();
+        info.recording = r.recording();
         for p in r.participants() {
             let participant = ParticipantInfo {
                 sid: p.sid(),
@@ -957,6 +959,12 @@ impl Session {
                     participant: *participant,
                     track: *track,
                     enabled: *enabled,
+                });
+            }
+            Event::RecordingChanged { recording, .. } => {
+                self.room.recording = *recording;
+                self.send(ServerMessage::Recording {
+                    recording: *recording,
                 });
             }
             Event::Subscribed {

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, assert_error};
-use salon_client::TrackSpec;
+use salon_client::{ClientEvent, TrackSpec};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -108,7 +108,7 @@ async fn a_recorded_room_gives_one_completed_recording_per_track_with_a_gap_for_
     );
     let room_sid = room["sid"].as_str().unwrap().to_owned();
 
-    let alice = s
+    let mut alice = s
         .client(
             "alice",
             "recorded",
@@ -123,6 +123,14 @@ async fn a_recorded_room_gives_one_completed_recording_per_track_with_a_gap_for_
     })
     .await;
     assert!(list.iter().all(|r| r["status"] == "processing"));
+    // The participant hears that the room is being recorded.
+    alice
+        .wait_for(
+            |e| matches!(e, ClientEvent::Recording { recording: true }),
+            WAIT,
+        )
+        .await
+        .expect("told the room is recorded");
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A mute of about two seconds in the middle.
     alice.set_enabled("mic", false).await.unwrap();
@@ -238,7 +246,7 @@ async fn recording_rules_changed_during_the_room_start_and_stop_the_right_tracks
     assert_eq!(status, 200);
     assert_eq!(rules["rules"], serde_json::json!([]));
 
-    let bob = s
+    let mut bob = s
         .client(
             "bob",
             "ruled",
@@ -262,6 +270,12 @@ async fn recording_rules_changed_during_the_room_start_and_stop_the_right_tracks
     assert_eq!(rules["rules"][0]["kind"], "audio");
     let list = recordings_of(&s, &room_sid, |l| l.len() == 1 && !l[0]["codec"].is_null()).await;
     assert_eq!(list[0]["type"], "audio");
+    bob.wait_for(
+        |e| matches!(e, ClientEvent::Recording { recording: true }),
+        WAIT,
+    )
+    .await
+    .expect("told recording started");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Then nothing: the audio recording completes while Bob goes on.
@@ -269,6 +283,12 @@ async fn recording_rules_changed_during_the_room_start_and_stop_the_right_tracks
     assert_eq!(status, 200);
     let list = recordings_of(&s, &room_sid, |l| all_finished(l, 1)).await;
     assert_eq!(list[0]["status"], "completed");
+    bob.wait_for(
+        |e| matches!(e, ClientEvent::Recording { recording: false }),
+        WAIT,
+    )
+    .await
+    .expect("told recording stopped");
 
     // Unknown rule types and rules without filters are refused.
     for bad in [
