@@ -366,9 +366,18 @@ export class PeerSession extends EventEmitter {
    * A server `error` that may concern a request of ours. Returns whether it
    * was ours.
    * @param {import('./errors.js').TwilioError} error
+   * @param {number} [revision] the offer it refers to, when the server says
    */
-  onError(error) {
+  onError(error, revision) {
     const offer = this.#outstanding;
+    if (offer && error.code === 20429 && (revision == null || revision === offer.revision)) {
+      // Over the server's message rate limit the offer was not handled:
+      // the same offer goes again once the limit has refilled.
+      setTimeout(() => {
+        if (this.#outstanding === offer) this.resendOutstanding();
+      }, 1000);
+      return true;
+    }
     if (offer && error.code >= 53400 && error.code < 53500) {
       // The offer was refused: no answer will come, and the tracks it
       // published are unpublished again. Back to the last stable state.

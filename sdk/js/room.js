@@ -267,7 +267,7 @@ export class Room extends EventEmitter {
         break;
       case 'error': {
         const error = createTwilioError(m.code, m.message);
-        if (!this.#peer.onError(error)) this.#log.warn(`Server error ${error.code}: ${error.message}`);
+        if (!this.#peer.onError(error, m.revision)) this.#log.warn(`Server error ${error.code}: ${error.message}`);
         break;
       }
       case 'disconnected':

@@ -2014,9 +2014,16 @@ var Twilio;
      * A server `error` that may concern a request of ours. Returns whether it
      * was ours.
      * @param {import('./errors.js').TwilioError} error
+     * @param {number} [revision] the offer it refers to, when the server says
      */
-    onError(error) {
+    onError(error, revision) {
       const offer = this.#outstanding;
+      if (offer && error.code === 20429 && (revision == null || revision === offer.revision)) {
+        setTimeout(() => {
+          if (this.#outstanding === offer) this.resendOutstanding();
+        }, 1e3);
+        return true;
+      }
       if (offer && error.code >= 53400 && error.code < 53500) {
         this.#outstanding = null;
         this.pc.setLocalDescription({ type: "rollback" }).catch(() => {
@@ -2352,7 +2359,7 @@ var Twilio;
           break;
         case "error": {
           const error = createTwilioError(m.code, m.message);
-          if (!this.#peer.onError(error)) this.#log.warn(`Server error ${error.code}: ${error.message}`);
+          if (!this.#peer.onError(error, m.revision)) this.#log.warn(`Server error ${error.code}: ${error.message}`);
           break;
         }
         case "disconnected":

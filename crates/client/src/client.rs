@@ -51,6 +51,11 @@ const WS_READ_BUFFER: usize = 8 * 1024;
 /// When the server closes the media connection, how long to wait for the
 /// `disconnected` that says why before reporting a media failure.
 const MEDIA_CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The server's "too many messages" (20429): the message was not handled.
+const RATE_LIMITED: u32 = 20429;
+/// How long to wait before sending again an offer the server refused with
+/// [`RATE_LIMITED`]: its limit refills by one message every 1/rate seconds.
+const RATE_LIMITED_RETRY: Duration = Duration::from_secs(1);
 
 /// How to connect, and what to publish.
 #[derive(Debug, Clone)]
@@ -120,12 +125,16 @@ impl ClientConfig {
 }
 
 /// What happens in the room and on the connection, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
     /// The room started being recorded, or stopped.
     Recording {
         recording: bool,
     },
+    /// An adaptive-video message from the server, as it came:
+    /// `track_switched_off`, `track_switched_on`, `track_priority_changed`,
+    /// `dominant_speaker_changed`, `network_quality`, `layers`.
+    Adaptive(ServerMessage),
     ParticipantConnected {
         participant: ParticipantInfo,
     },
@@ -228,6 +237,8 @@ enum Command {
     SendData(String, Vec<u8>, oneshot::Sender<Result<(), ClientError>>),
     Subscribe(TrackSid),
     Unsubscribe(TrackSid),
+    /// An adaptive-video request, sent as it is.
+    Adaptive(ClientMessage),
     Leave(oneshot::Sender<()>),
     GoSilent,
 }
@@ -311,6 +322,8 @@ impl Client {
             media,
             revision: 0,
             offer_sent: None,
+            offer_message: None,
+            offer_retry: None,
             events: events_tx,
             dropped_events: 0,
             commands: commands_rx,
@@ -447,6 +460,13 @@ impl Client {
         self.command(Command::Unsubscribe(track)).await
     }
 
+    /// Send an adaptive-video request (`switch_off`, `switch_on`,
+    /// `set_bandwidth_profile`, …; see `docs/protocol.md`). Answers, if
+    /// any, arrive as [`ClientEvent::Adaptive`] or [`ClientEvent::Error`].
+    pub async fn adaptive(&self, message: ClientMessage) -> Result<(), ClientError> {
+        self.command(Command::Adaptive(message)).await
+    }
+
     /// Leave the room: send `leave`, wait (up to 5 s) for the server to close
     /// the socket, close the media session.
     pub async fn leave(mut self) {
@@ -541,6 +561,10 @@ struct Connection {
     revision: u32,
     /// The revision and send time of the outstanding offer.
     offer_sent: Option<(u32, Instant)>,
+    /// The outstanding offer, kept to send again if the server refuses it
+    /// for its rate limit, and when to send it.
+    offer_message: Option<ClientMessage>,
+    offer_retry: Option<tokio::time::Instant>,
     events: mpsc::Sender<ClientEvent>,
     dropped_events: u64,
     commands: mpsc::Receiver<Command>,
@@ -623,6 +647,18 @@ impl Connection {
                     }
                 }
                 _ = ping.tick() => self.keepalive().await?,
+                () = tokio::time::sleep_until(self.offer_retry.unwrap_or(far_future())),
+                    if self.offer_retry.is_some() =>
+                {
+                    self.offer_retry = None;
+                    if let Some(message) = &self.offer_message {
+                        if let Some((revision, _)) = self.offer_sent {
+                            self.offer_sent = Some((revision, Instant::now()));
+                        }
+                        send(&mut self.ws, message).await?;
+                        self.media.stats_handle().lock().offers_sent_again += 1;
+                    }
+                }
                 () = tokio::time::sleep_until(self.media_closed.unwrap_or(far_future())),
                     if self.media_closed.is_some() =>
                 {
@@ -653,7 +689,9 @@ impl Connection {
             publish: offer.publish,
             subscribe: offer.subscribe,
         };
-        send(&mut self.ws, &message).await
+        send(&mut self.ws, &message).await?;
+        self.offer_message = Some(message);
+        Ok(())
     }
 
     async fn keepalive(&mut self) -> Result<(), ClientError> {
@@ -699,6 +737,7 @@ impl Connection {
                     return Ok(None);
                 }
                 self.offer_sent = None;
+                self.offer_message = None;
                 tracing::trace!(revision, sdp, "answer");
                 self.media.accept_answer(&sdp)?;
                 for p in published {
@@ -782,6 +821,13 @@ impl Connection {
                 if refused && (53400..53500).contains(&code) {
                     return Err(ClientError::new(code, message));
                 }
+                // Over the rate limit the offer was not handled: the same
+                // offer (same revision) goes again once the limit refills.
+                if refused && code == RATE_LIMITED {
+                    tracing::debug!("offer refused for the rate limit; sending it again");
+                    self.offer_retry = Some(tokio::time::Instant::now() + RATE_LIMITED_RETRY);
+                    return Ok(None);
+                }
                 self.emit(ClientEvent::Error { code, message });
             }
             ServerMessage::Disconnected {
@@ -797,6 +843,12 @@ impl Connection {
             }
             ServerMessage::Pong { .. } => {}
             ServerMessage::Joined { .. } => tracing::warn!("a second `joined` ignored"),
+            adaptive @ (ServerMessage::TrackPriorityChanged { .. }
+            | ServerMessage::TrackSwitchedOff { .. }
+            | ServerMessage::TrackSwitchedOn { .. }
+            | ServerMessage::DominantSpeakerChanged { .. }
+            | ServerMessage::NetworkQuality { .. }
+            | ServerMessage::Layers { .. }) => self.emit(ClientEvent::Adaptive(adaptive)),
         }
         Ok(None)
     }
@@ -842,6 +894,7 @@ impl Connection {
             Command::Unsubscribe(track) => {
                 send(&mut self.ws, &ClientMessage::Unsubscribe { track }).await?;
             }
+            Command::Adaptive(message) => send(&mut self.ws, &message).await?,
             Command::Leave(reply) => {
                 let end = self.leave().await;
                 let _ = reply.send(());

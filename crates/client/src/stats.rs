@@ -23,6 +23,9 @@ pub struct ClientStats {
     /// Incoming RTP packets dropped on purpose before the WebRTC stack saw
     /// them (see [`crate::ClientConfig::receive_loss`]).
     pub simulated_losses: u64,
+    /// Offers the server refused for its message rate limit (20429, not
+    /// handled) and the client sent again after a pause.
+    pub offers_sent_again: u64,
 }
 
 /// What was sent on one published track.

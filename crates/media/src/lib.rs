@@ -141,6 +141,16 @@ pub struct SubscribeBinding {
     pub track: TrackSid,
 }
 
+/// A track the server offers to send on a new `sendonly` m-line, whose
+/// `a=msid:<stream> <id>` the client binds it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedTrack {
+    pub track: TrackSid,
+    pub kind: MediaKind,
+    pub stream: String,
+    pub id: String,
+}
+
 /// What the workers tell the control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -227,6 +237,17 @@ pub(crate) enum Command {
         subscribe: Vec<SubscribeBinding>,
         reply: oneshot::Sender<Result<String, MediaError>>,
     },
+    Offer {
+        participant: ParticipantSid,
+        add: Vec<OfferedTrack>,
+        stop: Vec<TrackSid>,
+        reply: oneshot::Sender<Result<Option<String>, MediaError>>,
+    },
+    AcceptAnswer {
+        participant: ParticipantSid,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
     Unpublish {
         participant: ParticipantSid,
         track: TrackSid,
@@ -258,6 +279,13 @@ pub(crate) enum Command {
     /// The room is over: drop whatever is left of it.
     RoomEnded {
         room: RoomSid,
+    },
+    /// Switch `track` off (stop forwarding it) or on again for
+    /// `participant`, a subscriber.
+    Switch {
+        participant: ParticipantSid,
+        track: TrackSid,
+        on: bool,
     },
     /// For tests: make this participant's `Rtc` panic on its next input.
     #[doc(hidden)]
@@ -471,6 +499,49 @@ impl Media {
     }
 
     /// Relay messages of `participant`'s data channel `label` as `track`.
+    /// Offer `participant` new m-lines sending `add`, `stop`'s m-lines
+    /// made inactive, and a data-channel section if it has none (for
+    /// protocols where the server offers). `None`: nothing to offer. One
+    /// offer at a time: answer it with [`Media::accept_answer`] first.
+    pub async fn offer(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        add: Vec<OfferedTrack>,
+        stop: Vec<TrackSid>,
+    ) -> Result<Option<String>, MediaError> {
+        let (reply, offer) = oneshot::channel();
+        self.send(
+            room,
+            Command::Offer {
+                participant,
+                add,
+                stop,
+                reply,
+            },
+        )?;
+        offer.await.map_err(|_| MediaError::Closed)?
+    }
+
+    /// Apply the client's answer to the server's outstanding offer.
+    pub async fn accept_answer(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        sdp: String,
+    ) -> Result<(), MediaError> {
+        let (reply, done) = oneshot::channel();
+        self.send(
+            room,
+            Command::AcceptAnswer {
+                participant,
+                sdp,
+                reply,
+            },
+        )?;
+        done.await.map_err(|_| MediaError::Closed)?
+    }
+
     pub fn publish_data(
         &self,
         room: RoomSid,
@@ -527,6 +598,19 @@ impl Media {
     /// Drop `participant`'s peer: its tracks stop, its subscriptions end.
     pub fn remove(&self, room: RoomSid, participant: ParticipantSid) {
         let _ = self.send(room, Command::Remove { participant });
+    }
+
+    /// Stop forwarding `track` to `participant` (`on: false`), keeping the
+    /// subscription, or forward it again from its next keyframe.
+    pub fn switch(&self, room: RoomSid, participant: ParticipantSid, track: TrackSid, on: bool) {
+        let _ = self.send(
+            room,
+            Command::Switch {
+                participant,
+                track,
+                on,
+            },
+        );
     }
 
     /// Make `participant`'s `Rtc` panic, to prove one peer's crash costs only

@@ -562,3 +562,71 @@ async fn data_track_messages_are_relayed_to_the_room() {
     alice.leave().await;
     bob.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_refused_for_the_rate_limit_is_sent_again_and_the_session_goes_on() {
+    // One message a second, bursts of ten: a host that renegotiates for
+    // every guest who comes and goes soon exceeds it. Its refused offers
+    // (20429, not handled) must go again, not leave it waiting for an
+    // answer that never comes.
+    let s = TestServer::with(Options {
+        signaling: salon_server::signaling::SignalingConfig {
+            messages_per_second: 1,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut host = connect(&s, "host", "busy", &[TrackSpec::audio("mic")]).await;
+    for i in 0..12 {
+        let guest = connect(
+            &s,
+            &format!("guest-{i}"),
+            "busy",
+            &[TrackSpec::audio("mic")],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        guest.leave().await;
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(50), host.next_event()).await
+        {
+            if let ClientEvent::Disconnected { .. } = event {
+                panic!("the host was disconnected: {event:?}");
+            }
+        }
+    }
+    assert!(
+        host.stats().offers_sent_again > 0,
+        "the host never reached the rate limit"
+    );
+    // The last guest stays: the host still negotiates and receives it.
+    let last = connect(&s, "last", "busy", &[TrackSpec::audio("mic")]).await;
+    let track = loop {
+        if let Some(track) = last.published_track("mic") {
+            break track;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let receiving = host
+            .stats()
+            .subscribed
+            .get(&track)
+            .is_some_and(|r| r.packets > 0);
+        if receiving {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no media from the last guest: {:#?}",
+            host.stats()
+        );
+        if let Ok(Some(e @ ClientEvent::Disconnected { .. })) =
+            tokio::time::timeout(Duration::from_millis(100), host.next_event()).await
+        {
+            panic!("the host was disconnected: {e:?}");
+        }
+    }
+}

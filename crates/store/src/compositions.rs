@@ -4,12 +4,12 @@
 
 use salon_room::CallbackMethod;
 use salon_sid::{AccountSid, CompositionSid, RoomSid};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, QueryBuilder, Row};
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use crate::callbacks::{CallbackEvent, twilio_timestamp};
 use crate::outbox::{self, NewCallback};
-use crate::queries::{Order, created_between, page};
+use crate::queries::{Order, Sql, created_between, page};
 use crate::records::{decode_err, optional_timestamp, sid, timestamp};
 use crate::{Cursor, Page, PageRequest, Result, Store, Timestamp};
 
@@ -39,8 +39,8 @@ pub struct CompositionRecord {
     pub date_completed: Option<Timestamp>,
 }
 
-impl FromRow<'_, SqliteRow> for CompositionRecord {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl FromRow<'_, AnyRow> for CompositionRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let progress: i64 = row.try_get("progress")?;
         let size: i64 = row.try_get("size")?;
         let duration: i64 = row.try_get("duration")?;
@@ -53,7 +53,7 @@ impl FromRow<'_, SqliteRow> for CompositionRecord {
             resolution: row.try_get("resolution")?,
             video_layout: row.try_get("video_layout")?,
             audio_sources: row.try_get("audio_sources")?,
-            trim: row.try_get("trim")?,
+            trim: row.try_get::<i64, _>("trim")? != 0,
             status_callback: row.try_get("status_callback")?,
             status_callback_method: row.try_get("status_callback_method")?,
             progress: u32::try_from(progress).map_err(|e| decode_err("progress", e))?,
@@ -80,12 +80,12 @@ pub struct CompositionFilter {
 impl Store {
     /// Write a new `enqueued` composition (and `composition-enqueued`).
     pub async fn insert_composition(&self, c: &CompositionRecord) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO compositions (sid, account_sid, room_sid, status, format, resolution,
                 video_layout, audio_sources, trim, status_callback, status_callback_method,
                 progress, path, size, duration, date_created, date_updated)
-             VALUES (?1, ?2, ?3, 'enqueued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, 0, 0, ?12, ?12)",
+             VALUES ($1, $2, $3, 'enqueued', $4, $5, $6, $7, $8, $9, $10, 0, $11, 0, 0, $12, $12)",
         )
         .bind(c.sid.as_str())
         .bind(c.account_sid.as_str())
@@ -94,7 +94,7 @@ impl Store {
         .bind(&c.resolution)
         .bind(&c.video_layout)
         .bind(&c.audio_sources)
-        .bind(c.trim)
+        .bind(i64::from(c.trim))
         .bind(&c.status_callback)
         .bind(&c.status_callback_method)
         .bind(&c.path)
@@ -130,8 +130,8 @@ impl Store {
         event: Option<CallbackEvent>,
         at: Timestamp,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut q = QueryBuilder::new("UPDATE compositions SET status = ");
+        let mut tx = self.begin_write().await?;
+        let mut q = Sql::new("UPDATE compositions SET status = ");
         q.push_bind(status.to_owned())
             .push(", progress = ")
             .push_bind(i64::from(progress))
@@ -149,14 +149,16 @@ impl Store {
             q.push(", failure = ").push_bind(failure.to_owned());
         }
         q.push(" WHERE sid = ")
-            .push_bind(sid.as_str())
+            .push_bind(sid.as_str().to_owned())
             .push(" AND status IN (");
-        let mut list = q.separated(", ");
-        for f in from {
-            list.push_bind((*f).to_owned());
+        for (i, f) in from.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push_bind((*f).to_owned());
         }
         q.push(")");
-        let changed = q.build().execute(&mut *tx).await?.rows_affected() > 0;
+        let changed = q.execute(&mut *tx).await? > 0;
         let mut written = false;
         if changed && let Some(event) = event {
             written = composition_callback(&mut tx, sid, event, at).await?;
@@ -169,7 +171,7 @@ impl Store {
     }
 
     pub async fn composition(&self, sid: CompositionSid) -> Result<Option<CompositionRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM compositions WHERE sid = ?1")
+        Ok(sqlx::query_as("SELECT * FROM compositions WHERE sid = $1")
             .bind(sid.as_str())
             .fetch_optional(&self.pool)
             .await?)
@@ -182,7 +184,7 @@ impl Store {
         filter: &CompositionFilter,
         request: &PageRequest,
     ) -> Result<Page<CompositionRecord>> {
-        let mut q = QueryBuilder::new("SELECT * FROM compositions WHERE 1 = 1");
+        let mut q = Sql::new("SELECT * FROM compositions WHERE 1 = 1");
         match &filter.status {
             Some(status) => {
                 q.push(" AND status = ").push_bind(status.clone());
@@ -214,12 +216,12 @@ impl Store {
 /// Write a `composition-*` callback if the composition has a status
 /// callback. Its stream is the composition's SID.
 async fn composition_callback(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     sid: CompositionSid,
     event: CallbackEvent,
     at: Timestamp,
 ) -> Result<bool> {
-    let c: CompositionRecord = sqlx::query_as("SELECT * FROM compositions WHERE sid = ?1")
+    let c: CompositionRecord = sqlx::query_as("SELECT * FROM compositions WHERE sid = $1")
         .bind(sid.as_str())
         .fetch_one(&mut **tx)
         .await?;

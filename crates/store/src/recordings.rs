@@ -7,11 +7,11 @@
 //! `StatusCallback` in the same transaction as the change that causes them.
 
 use salon_sid::{AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, QueryBuilder, Row};
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use crate::callbacks::{self, CallbackEvent};
-use crate::queries::{Order, created_between, page};
+use crate::queries::{Order, Sql, created_between, page};
 use crate::records::{decode_err, optional_timestamp, sid, timestamp};
 use crate::{Cursor, Page, PageRequest, Result, Store, Timestamp};
 
@@ -70,8 +70,8 @@ pub struct RecordingRecord {
     pub date_updated: Timestamp,
 }
 
-impl FromRow<'_, SqliteRow> for RecordingRecord {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl FromRow<'_, AnyRow> for RecordingRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let status: String = row.try_get("status")?;
         let size: i64 = row.try_get("size")?;
         let duration: i64 = row.try_get("duration")?;
@@ -132,7 +132,7 @@ impl Store {
             "INSERT INTO recordings (sid, account_sid, room_sid, participant_sid, track_sid,
                 track_name, kind, status, container_format, path, size, duration,
                 date_created, date_updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'processing', ?8, ?9, 0, 0, ?10, ?10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing', $8, $9, 0, 0, $10, $10)",
         )
         .bind(new.sid.as_str())
         .bind(new.account_sid.as_str())
@@ -203,24 +203,24 @@ impl Store {
         sid: RecordingSid,
         event: CallbackEvent,
         at: Timestamp,
-        set: impl FnOnce(&mut QueryBuilder<sqlx::Sqlite>),
+        set: impl FnOnce(&mut Sql),
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut q = QueryBuilder::new("UPDATE recordings SET ");
+        let mut tx = self.begin_write().await?;
+        let mut q = Sql::new("UPDATE recordings SET ");
         set(&mut q);
         q.push(", date_updated = ")
             .push_bind(at.millis())
             .push(" WHERE status = 'processing' AND sid = ")
-            .push_bind(sid.as_str());
-        let changed = q.build().execute(&mut *tx).await?.rows_affected();
+            .push_bind(sid.as_str().to_owned());
+        let changed = q.execute(&mut *tx).await?;
         let mut written = 0;
         if changed > 0 {
-            let row: RecordingRecord = sqlx::query_as("SELECT * FROM recordings WHERE sid = ?1")
+            let row: RecordingRecord = sqlx::query_as("SELECT * FROM recordings WHERE sid = $1")
                 .bind(sid.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
             let identity: Option<String> =
-                sqlx::query_scalar("SELECT identity FROM participants WHERE sid = ?1")
+                sqlx::query_scalar("SELECT identity FROM participants WHERE sid = $1")
                     .bind(row.participant_sid.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -264,7 +264,7 @@ impl Store {
 
     /// A recording by SID (deleted ones included: the caller decides).
     pub async fn recording(&self, sid: RecordingSid) -> Result<Option<RecordingRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM recordings WHERE sid = ?1")
+        Ok(sqlx::query_as("SELECT * FROM recordings WHERE sid = $1")
             .bind(sid.as_str())
             .fetch_optional(&self.pool)
             .await?)
@@ -277,10 +277,11 @@ impl Store {
         filter: &RecordingFilter,
         request: &PageRequest,
     ) -> Result<Page<RecordingRecord>> {
-        let mut q = QueryBuilder::new("SELECT * FROM recordings WHERE 1 = 1");
+        let mut q = Sql::new("SELECT * FROM recordings WHERE 1 = 1");
         match filter.status {
             Some(status) => {
-                q.push(" AND status = ").push_bind(status.as_str());
+                q.push(" AND status = ")
+                    .push_bind(status.as_str().to_owned());
             }
             None => {
                 q.push(" AND status <> 'deleted'");
@@ -322,8 +323,8 @@ impl Store {
     /// caller). Returns false if it is still being written.
     pub async fn delete_recording(&self, sid: RecordingSid, at: Timestamp) -> Result<bool> {
         let changed = sqlx::query(
-            "UPDATE recordings SET status = 'deleted', size = 0, date_updated = ?2
-             WHERE sid = ?1 AND status IN ('completed', 'failed')",
+            "UPDATE recordings SET status = 'deleted', size = 0, date_updated = $2
+             WHERE sid = $1 AND status IN ('completed', 'failed')",
         )
         .bind(sid.as_str())
         .bind(at.millis())
@@ -354,7 +355,7 @@ impl Store {
     /// A room's recording rules as stored (JSON), if they were ever set.
     pub async fn recording_rules(&self, room: RoomSid) -> Result<Option<(String, Timestamp)>> {
         let row =
-            sqlx::query("SELECT rules, date_updated FROM recording_rules WHERE room_sid = ?1")
+            sqlx::query("SELECT rules, date_updated FROM recording_rules WHERE room_sid = $1")
                 .bind(room.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -375,7 +376,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO recording_rules (room_sid, rules, date_updated) VALUES (?1, ?2, ?3)
+            "INSERT INTO recording_rules (room_sid, rules, date_updated) VALUES ($1, $2, $3)
              ON CONFLICT (room_sid) DO UPDATE SET rules = excluded.rules,
                  date_updated = excluded.date_updated",
         )

@@ -26,7 +26,7 @@ impl Rest {
         settings: &Settings,
         target: &crate::cli::RestTarget,
     ) -> Result<Self> {
-        let store = bootstrap::open_store(&settings.data_dir).await?;
+        let store = bootstrap::open_store(settings).await?;
         let (account, _) = bootstrap::ensure_account(&store, settings).await?;
         store.close().await;
         Ok(Self {
@@ -150,7 +150,7 @@ fn print_room(room: &Value) {
 }
 
 pub async fn run(settings: &Settings, command: RoomsCommand) -> Result<ExitCode> {
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, _) = bootstrap::ensure_account(&store, settings).await?;
     store.close().await;
     let target = match &command {

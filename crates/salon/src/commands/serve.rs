@@ -5,15 +5,16 @@ use std::process::ExitCode;
 use anyhow::Result;
 use salon_server::callbacks::CallbackConfig;
 use salon_server::{Server, ServerConfig, http};
+use salon_store::Backend;
 
 use crate::bootstrap;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings) -> Result<ExitCode> {
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, generated) = bootstrap::ensure_account(&store, settings).await?;
     if let Some(generated) = &generated {
-        generated.print(&mut std::io::stdout().lock(), &settings.data_dir)?;
+        generated.print(&mut std::io::stdout().lock(), settings)?;
     }
     if let Some(file) = &settings.config_file {
         tracing::info!(file = %file.display(), "read configuration file");
@@ -63,14 +64,19 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             ..CallbackConfig::default()
         },
     };
+    let database = match (store.backend(), &settings.database_url) {
+        (Backend::Postgres, Some(url)) => format!("PostgreSQL at {}", bootstrap::redacted(url)),
+        (_, Some(url)) => format!("SQLite at {}", bootstrap::redacted(url)),
+        (_, None) => format!("SQLite (WAL) in {}", settings.data_dir.display()),
+    };
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
     tracing::info!(
         account = %account.sid,
         api_keys = keys - revoked,
         revoked_keys = revoked,
-        data_dir = %settings.data_dir.display(),
-        "database ready (SQLite, WAL)"
+        database = %database,
+        "database ready"
     );
     match (settings.app_routes, settings.app_routes_defaulted) {
         (true, true) => tracing::info!(

@@ -1,0 +1,162 @@
+//! Commands from the control plane.
+
+use super::*;
+
+impl Worker {
+    pub(super) fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Negotiate {
+                room,
+                participant,
+                sdp,
+                publish,
+                subscribe,
+                reply,
+            } => {
+                let result = self.negotiate(room, participant, &sdp, &publish, &subscribe, now);
+                let _ = reply.send(result);
+            }
+            Command::Offer {
+                participant,
+                add,
+                stop,
+                reply,
+            } => {
+                let _ = reply.send(self.offer(participant, &add, &stop));
+            }
+            Command::AcceptAnswer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_answer(participant, &sdp, now));
+            }
+            Command::Unpublish { participant, track } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let mut retired = Vec::new();
+                if let Some(peer) = slot_peer(&mut self.slots, r) {
+                    peer.published.retain(|(_, t)| *t != track);
+                    let room = peer.room;
+                    if let Some(room) = self.rooms.get_mut(&room) {
+                        room.forwarders.retain_mut(|f| {
+                            if f.track != track {
+                                return true;
+                            }
+                            retired.push((std::mem::take(&mut f.lanes), f.video));
+                            false
+                        });
+                        room.data_tracks.remove(&track);
+                        room.data_subscribers.remove(&track);
+                        room.waiting.retain(|(t, _, _)| *t != track);
+                    }
+                }
+                for (lanes, video) in retired {
+                    self.retire(lanes, video);
+                }
+            }
+            Command::Unsubscribe { participant, track } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(peer) = slot_peer(&mut self.slots, r) else {
+                    return;
+                };
+                peer.subscribed.retain(|(_, t)| *t != track);
+                let room = peer.room;
+                let mut retired = Vec::new();
+                if let Some(room) = self.rooms.get_mut(&room) {
+                    for f in room.forwarders.iter_mut().filter(|f| f.track == track) {
+                        retired.push((f.take_subscriber(r), f.video));
+                    }
+                    if let Some(subscribers) = room.data_subscribers.get_mut(&track) {
+                        subscribers.retain(|s| *s != participant);
+                    }
+                    room.waiting.retain(|(t, s, _)| !(*t == track && *s == r));
+                }
+                for (lanes, video) in retired {
+                    self.retire(lanes, video);
+                }
+            }
+            Command::PublishData {
+                room,
+                participant,
+                label,
+                track,
+            } => {
+                self.rooms
+                    .entry(room)
+                    .or_default()
+                    .data_tracks
+                    .insert(track, (participant, label));
+            }
+            Command::SubscribeData {
+                room,
+                participant,
+                track,
+            } => {
+                let subscribers = self
+                    .rooms
+                    .entry(room)
+                    .or_default()
+                    .data_subscribers
+                    .entry(track)
+                    .or_default();
+                if !subscribers.contains(&participant) {
+                    subscribers.push(participant);
+                }
+                self.open_data_channels(participant);
+            }
+            Command::Record(spec) => self.recorders.start(spec, &self.setup.events),
+            Command::StopRecording { track } => self.recorders.stop(track),
+            Command::RoomEnded { room } => {
+                self.recorders.room_ended(room);
+                let peers: Vec<PeerRef> = self
+                    .rooms
+                    .get(&room)
+                    .map(|r| r.peers.clone())
+                    .unwrap_or_default();
+                for r in peers {
+                    self.remove_peer(r, None);
+                }
+                self.rooms.remove(&room);
+            }
+            Command::Remove { participant } => {
+                if let Some(r) = self.by_participant.get(&participant).copied() {
+                    self.remove_peer(r, None);
+                }
+            }
+            Command::Switch {
+                participant,
+                track,
+                on,
+            } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(room) = slot_peer(&mut self.slots, r).map(|p| p.room) else {
+                    return;
+                };
+                if let Some(room_state) = self.rooms.get_mut(&room) {
+                    for f in room_state
+                        .forwarders
+                        .iter_mut()
+                        .filter(|f| f.track == track)
+                    {
+                        f.switch(r, on);
+                    }
+                }
+                self.request_keyframes(room, now);
+            }
+            Command::Sabotage { participant } => {
+                if let Some(r) = self.by_participant.get(&participant).copied()
+                    && let Some(peer) = slot_peer(&mut self.slots, r)
+                {
+                    peer.sabotaged = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Data tracks: relaying data-channel messages and opening channels to
+//! subscribers.
+
+use super::*;
+
+impl Worker {
+    pub(super) fn relay_data(
+        &mut self,
+        room_sid: RoomSid,
+        source: PeerRef,
+        channel: ChannelId,
+        binary: bool,
+        data: &[u8],
+    ) {
+        let Some((publisher, label)) = slot_peer(&mut self.slots, source).and_then(|p| {
+            let label = p
+                .channels
+                .iter()
+                .find(|(id, _, _)| *id == channel)
+                .map(|(_, l, _)| l.clone())?;
+            Some((p.participant, label))
+        }) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&room_sid) else {
+            return;
+        };
+        let Some(track) = room
+            .data_tracks
+            .iter()
+            .find(|(_, (p, l))| *p == publisher && *l == label)
+            .map(|(t, _)| *t)
+        else {
+            return;
+        };
+        let track_label = track.to_string();
+        let subscribers = room
+            .data_subscribers
+            .get(&track)
+            .cloned()
+            .unwrap_or_default();
+        for subscriber in subscribers {
+            let Some(r) = self.by_participant.get(&subscriber).copied() else {
+                continue;
+            };
+            let Some(peer) = slot_peer(&mut self.slots, r) else {
+                continue;
+            };
+            let Some(&(id, _, open)) = peer.channels.iter().find(|(_, l, _)| *l == track_label)
+            else {
+                continue;
+            };
+            if !open {
+                if peer.pending_data.len() < PENDING_DATA {
+                    peer.pending_data.push_back((id, binary, data.to_vec()));
+                }
+                continue;
+            }
+            let outcome = guarded(peer, &self.setup.stats, |p| {
+                if let Some(mut ch) = p.rtc.channel(id) {
+                    let _ = ch.write(binary, data);
+                }
+                Ok(())
+            });
+            let mut ignored = Vec::new();
+            match outcome {
+                Ok(()) => drain(peer, &self.setup, &mut ignored),
+                Err(reason) => fail(peer, reason),
+            }
+        }
+    }
+
+    /// Open a data channel to `participant` for each data track it receives
+    /// and has no channel for yet. Needs its peer with its SCTP association
+    /// up; called again after each negotiation and when the association
+    /// comes up, so a subscription that came first is served then.
+    pub(super) fn open_data_channels(&mut self, participant: ParticipantSid) {
+        let Some(r) = self.by_participant.get(&participant).copied() else {
+            return;
+        };
+        let Some(peer) = slot_peer(&mut self.slots, r) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&peer.room) else {
+            return;
+        };
+        let wanted: Vec<String> = room
+            .data_subscribers
+            .iter()
+            .filter(|(_, subscribers)| subscribers.contains(&participant))
+            .map(|(track, _)| track.to_string())
+            .filter(|label| !peer.channels.iter().any(|(_, l, _)| l == label))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        for label in wanted {
+            let config = ChannelConfig {
+                label: label.clone(),
+                ordered: true,
+                reliability: Reliability::Reliable,
+                negotiated: None,
+                protocol: String::new(),
+            };
+            match guarded(peer, &self.setup.stats, |p| {
+                Ok(p.rtc.direct_api().create_data_channel(config))
+            }) {
+                Ok(id) => peer.channels.push((id, label, false)),
+                Err(reason) => return fail(peer, reason),
+            }
+        }
+        let mut ignored = Vec::new();
+        drain(peer, &self.setup, &mut ignored);
+    }
+}
+
+/// Write what waited for channel `id` to open.
+pub(super) fn flush_pending(peer: &mut Peer, id: ChannelId) {
+    let waiting: Vec<(ChannelId, bool, Vec<u8>)> = {
+        let (ready, rest): (VecDeque<_>, VecDeque<_>) =
+            peer.pending_data.drain(..).partition(|(c, _, _)| *c == id);
+        peer.pending_data = rest;
+        ready.into_iter().collect()
+    };
+    for (_, binary, data) in waiting {
+        if let Some(mut channel) = peer.rtc.channel(id) {
+            let _ = channel.write(binary, &data);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Draining a peer's `Rtc`: sending what it transmits and noting what
+//! happened for the worker to act on.
+
+use super::data::flush_pending;
+use super::*;
+
+/// Drain `peer`'s `Rtc` to its next timeout: send what it transmits, note
+/// what happened. Under `catch_unwind` like every other call into it.
+pub(super) fn drain(peer: &mut Peer, setup: &Setup, happenings: &mut Vec<Happening>) {
+    let result = catch_unwind(AssertUnwindSafe(|| drain_inner(peer, setup, happenings)));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => fail(peer, reason),
+        Err(_) => {
+            setup.stats.peer_panics.fetch_add(1, Ordering::Relaxed);
+            fail(peer, "the media session crashed while sending".into());
+        }
+    }
+}
+
+pub(super) fn drain_inner(
+    peer: &mut Peer,
+    setup: &Setup,
+    happenings: &mut Vec<Happening>,
+) -> Result<(), String> {
+    // str0m's pacer releases one queued packet per `Timeout` and then asks
+    // for another at once; answering here, instead of in the next turn of
+    // the worker loop, sends a burst (a video frame to a subscriber) in one
+    // go. Bounded, so a peer with a deep queue cannot starve the others.
+    let mut turns = 0;
+    loop {
+        let output = peer.rtc.poll_output().map_err(|e| e.to_string())?;
+        match output {
+            Output::Timeout(at) => {
+                let now = Instant::now();
+                if at <= now && turns < IMMEDIATE_TURNS {
+                    turns += 1;
+                    peer.rtc
+                        .handle_input(Input::Timeout(now))
+                        .map_err(|e| e.to_string())?;
+                    continue;
+                }
+                peer.deadline = at;
+                return Ok(());
+            }
+            Output::Transmit(t) => {
+                if setup.outbound.send(t.source, t.destination, &t.contents) {
+                    setup.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                    setup
+                        .stats
+                        .bytes_out
+                        .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                } else {
+                    setup.stats.send_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Output::Event(event) => on_event(peer, setup, event, happenings),
+        }
+    }
+}
+
+pub(super) fn on_event(
+    peer: &mut Peer,
+    setup: &Setup,
+    event: Event,
+    happenings: &mut Vec<Happening>,
+) {
+    match event {
+        Event::Connected => {
+            peer.connected = true;
+            let _ = setup.events.send(MediaEvent::Connected {
+                room: peer.room,
+                participant: peer.participant,
+            });
+        }
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+            if peer.gone.is_none() =>
+        {
+            peer.gone = Some(GoneReason::Timeout);
+        }
+        Event::RtpPacket(packet) => {
+            let mid = peer
+                .rtc
+                .direct_api()
+                .stream_rx(&packet.header.ssrc)
+                .map(|s| s.mid());
+            if let Some(track) = mid.and_then(|m| {
+                peer.published
+                    .iter()
+                    .find(|(pm, _)| *pm == m)
+                    .map(|(_, t)| *t)
+            }) {
+                happenings.push(Happening::Rtp {
+                    track,
+                    packet: Box::new(packet),
+                });
+            }
+        }
+        Event::KeyframeRequest(request) => {
+            happenings.push(Happening::KeyframeRequest { mid: request.mid })
+        }
+        Event::ChannelOpen(id, label) => {
+            if !peer.sctp_up {
+                peer.sctp_up = true;
+                happenings.push(Happening::SctpUp);
+            }
+            match peer.channels.iter_mut().find(|(cid, _, _)| *cid == id) {
+                Some(entry) => entry.2 = true,
+                None => peer.channels.push((id, label, true)),
+            }
+            flush_pending(peer, id);
+        }
+        Event::ChannelData(data) => {
+            happenings.push(Happening::Data {
+                label_of: data.id,
+                binary: data.binary,
+                data: data.data,
+            });
+        }
+        Event::ChannelClose(id) => peer.channels.retain(|(cid, _, _)| *cid != id),
+        _ => {}
+    }
+}

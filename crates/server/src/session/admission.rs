@@ -1,0 +1,164 @@
+//! Admission: a token and a room name become a [`Member`] of the room, or a
+//! refusal with Twilio's code.
+
+use salon_room::{Join, RoomError, RoomRef, Rooms};
+use salon_sid::{ParticipantSid, RoomSid};
+use salon_signal::codes;
+use tokio::sync::mpsc;
+
+use super::{Member, Participant, Snapshot, Track};
+use crate::AppState;
+use crate::service::{SESSION_QUEUE, ServiceError};
+
+/// Why a join was refused: Twilio's code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u32,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: u32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<salon_token::Rejection> for Refusal {
+    fn from(rejection: salon_token::Rejection) -> Self {
+        Self::new(rejection.code(), rejection.to_string())
+    }
+}
+
+/// Why the room core refused, inside its call.
+enum Refused {
+    Token(salon_token::Rejection),
+    Room(RoomError),
+}
+
+/// Verify `token`, then join the room named `room` (a name or an `RM…`
+/// SID), or the token's room grant, or else a new room whose unique name is
+/// its SID, as Twilio does for `connect(token)` without a name. On success
+/// the participant is in the room and its events flow to the [`Member`].
+pub async fn admit(
+    state: &AppState,
+    token: &str,
+    room: Option<String>,
+    auto_subscribe: bool,
+) -> Result<(Member, Snapshot), Refusal> {
+    let verified = state.credentials.verify(token)?;
+    let me = ParticipantSid::random();
+    let new_room = RoomSid::random();
+    let (room, room_ref) = match room.or_else(|| verified.room.clone()) {
+        Some(text) => {
+            let room_ref = RoomRef::parse(&text);
+            (text, room_ref)
+        }
+        None => (new_room.to_string(), RoomRef::Name(new_room.to_string())),
+    };
+    let (events_tx, events) = mpsc::channel(SESSION_QUEUE);
+    let admitted = state
+        .rooms
+        .call_with_listeners(move |rooms, listeners, now| {
+            let target = match &room_ref {
+                RoomRef::Sid(sid) => rooms.room(*sid).map(|r| (r.name().to_owned(), r.sid())),
+                RoomRef::Name(name) => Some(
+                    rooms
+                        .room_by_name(name)
+                        .map_or((name.clone(), new_room), |r| (r.name().to_owned(), r.sid())),
+                ),
+            };
+            if let Some((name, sid)) = &target {
+                verified
+                    .allows_room(name, sid.as_str())
+                    .map_err(Refused::Token)?;
+            }
+            let admission = rooms
+                .join(
+                    now,
+                    Join {
+                        room: room_ref,
+                        participant: me,
+                        identity: verified.identity.clone(),
+                        auto_subscribe,
+                        new_room,
+                    },
+                )
+                .map_err(Refused::Room)?;
+            listeners.attach(admission.room, me, events_tx);
+            Ok(snapshot(rooms, admission.room, me))
+        })
+        .await;
+    match admitted {
+        Ok(Ok(snapshot)) => {
+            let member = Member::new(state.clone(), &snapshot, events);
+            Ok((member, snapshot))
+        }
+        Ok(Err(Refused::Token(rejection))) => Err(rejection.into()),
+        Ok(Err(Refused::Room(RoomError::RoomNotFound(_)))) if RoomSid::has_prefix(&room) => {
+            // Joining a room by SID: say "completed" if it was.
+            let completed = match room.parse() {
+                Ok(sid) => state.store.room(sid).await.ok().flatten().is_some(),
+                Err(_) => false,
+            };
+            Err(if completed {
+                Refusal::new(53118, "Room completed")
+            } else {
+                Refusal::new(53106, format!("Room not found: {room}"))
+            })
+        }
+        Ok(Err(Refused::Room(e))) => Err(Refusal::new(e.code(), e.to_string())),
+        Err(ServiceError::Closed) => Err(Refusal::new(
+            codes::SERVER_BUSY,
+            "the server is shutting down",
+        )),
+        Err(e) => Err(Refusal::new(codes::SIGNALING_ERROR, e.to_string())),
+    }
+}
+
+/// The room as `me` finds it on joining.
+fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
+    let mut others = Vec::new();
+    let mut mine = None;
+    let mut room_name = String::new();
+    let mut recording = false;
+    if let Some(r) = rooms.room(room) {
+        room_name = r.name().to_owned();
+        recording = r.recording();
+        for p in r.participants() {
+            let participant = Participant {
+                sid: p.sid(),
+                identity: p.identity().to_owned(),
+                tracks: p
+                    .tracks()
+                    .iter()
+                    .map(|t| Track {
+                        sid: t.sid(),
+                        name: t.name().to_owned(),
+                        kind: t.kind(),
+                        enabled: t.enabled(),
+                    })
+                    .collect(),
+            };
+            if p.sid() == me {
+                mine = Some(participant);
+            } else {
+                others.push(participant);
+            }
+        }
+    }
+    let me = mine.unwrap_or(Participant {
+        sid: me,
+        identity: String::new(),
+        tracks: Vec::new(),
+    });
+    Snapshot {
+        room,
+        room_name,
+        recording,
+        me,
+        others,
+    }
+}
