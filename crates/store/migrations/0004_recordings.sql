@@ -44,10 +44,10 @@ CREATE TABLE compositions (
     resolution             TEXT    NOT NULL, -- e.g. '1280x720'
     video_layout           TEXT    NOT NULL, -- JSON
     audio_sources          TEXT    NOT NULL, -- JSON array
-    trim                   INTEGER NOT NULL, -- 0 or 1 (read through sqlx's Any driver)
+    trim                   BIGINT  NOT NULL, -- 0 or 1 (read through sqlx's Any driver)
     status_callback        TEXT,
     status_callback_method TEXT    NOT NULL,
-    progress               INTEGER NOT NULL, -- percent
+    progress               BIGINT  NOT NULL, -- percent
     path                   TEXT    NOT NULL,
     size                   BIGINT  NOT NULL,
     duration               BIGINT  NOT NULL, -- milliseconds
