@@ -729,7 +729,7 @@ export type TranscriptionEvent = {
 export class Room extends EventEmitter {
   /** With the server's adaptive video (`dominantSpeaker: true`); null until then. */
   dominantSpeaker: RemoteParticipant | null;
-  /** Salon does not record yet: false, and no recordingStarted. */
+  /** Whether some track of the room is being recorded; `recordingStarted` / `recordingStopped` say when it changes. */
   isRecording: boolean;
   localParticipant: LocalParticipant;
   mediaRegion: string;

@@ -15,6 +15,7 @@
 //                             offer → answer → ontrack → trackSubscribed
 //   subscribed (data)         the server's data channel → trackSubscribed
 //   track_switched            trackEnabled / trackDisabled
+//   recording                 recordingStarted / recordingStopped
 //   unsubscribed              m-line stopped → trackUnsubscribed
 //   track_unpublished         trackUnpublished
 //   participant_disconnected  trackUnsubscribed… → participantDisconnected
@@ -81,8 +82,8 @@ export class Room extends EventEmitter {
     this.participants = new Map();
     /** Dominant speaker detection is not supported yet: always null. */
     this.dominantSpeaker = null;
-    /** Whether the room is being recorded: Salon does not record yet, so never (and no recordingStarted). */
-    this.isRecording = false;
+    /** Whether some track of the room is being recorded (`recordingStarted` / `recordingStopped` on changes). */
+    this.isRecording = joined.room.recording === true;
     this.mediaRegion = 'local';
     this.#signaling = signaling;
     this.#peer = peer;
@@ -255,8 +256,14 @@ export class Room extends EventEmitter {
         this.#awaitedChannels.delete(m.track);
         this.#publisherOf(m.track)?._unsubscribed(m.track);
         break;
+      case 'recording':
+        this.#setRecording(m.recording === true);
+        break;
       case 'joined':
-        if (m.resumed) this.#reconcile(m);
+        if (m.resumed) {
+          this.#reconcile(m);
+          this.#setRecording(m.room?.recording === true);
+        }
         break;
       case 'error': {
         const error = createTwilioError(m.code, m.message);
@@ -347,6 +354,13 @@ export class Room extends EventEmitter {
   }
 
   /** After a resume: bring participants and tracks in line with the server's view. */
+  /** @param {boolean} recording */
+  #setRecording(recording) {
+    if (recording === this.isRecording) return;
+    this.isRecording = recording;
+    this.emit(recording ? 'recordingStarted' : 'recordingStopped');
+  }
+
   #reconcile(joined) {
     const present = new Map(joined.participants.map((p) => [p.sid, p]));
     for (const sid of [...this.participants.keys()]) {

@@ -2182,7 +2182,7 @@ var Twilio;
       this.localParticipant = localParticipant;
       this.participants = /* @__PURE__ */ new Map();
       this.dominantSpeaker = null;
-      this.isRecording = false;
+      this.isRecording = joined.room.recording === true;
       this.mediaRegion = "local";
       this.#signaling = signaling;
       this.#peer = peer;
@@ -2348,8 +2348,14 @@ var Twilio;
           this.#awaitedChannels.delete(m.track);
           this.#publisherOf(m.track)?._unsubscribed(m.track);
           break;
+        case "recording":
+          this.#setRecording(m.recording === true);
+          break;
         case "joined":
-          if (m.resumed) this.#reconcile(m);
+          if (m.resumed) {
+            this.#reconcile(m);
+            this.#setRecording(m.room?.recording === true);
+          }
           break;
         case "error": {
           const error = createTwilioError(m.code, m.message);
@@ -2431,6 +2437,12 @@ var Twilio;
       participant._disconnected();
     }
     /** After a resume: bring participants and tracks in line with the server's view. */
+    /** @param {boolean} recording */
+    #setRecording(recording) {
+      if (recording === this.isRecording) return;
+      this.isRecording = recording;
+      this.emit(recording ? "recordingStarted" : "recordingStopped");
+    }
     #reconcile(joined) {
       const present = new Map(joined.participants.map((p) => [p.sid, p]));
       for (const sid of [...this.participants.keys()]) {

@@ -127,6 +127,10 @@ impl ClientConfig {
 /// What happens in the room and on the connection, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
+    /// The room started being recorded, or stopped.
+    Recording {
+        recording: bool,
+    },
     /// An adaptive-video message from the server, as it came:
     /// `track_switched_off`, `track_switched_on`, `track_priority_changed`,
     /// `dominant_speaker_changed`, `network_quality`, `layers`.
@@ -793,6 +797,9 @@ impl Connection {
                     track,
                     enabled,
                 });
+            }
+            ServerMessage::Recording { recording } => {
+                self.emit(ClientEvent::Recording { recording });
             }
             ServerMessage::Subscribed { participant, track } => {
                 self.media.subscribe(track.sid, track.kind);

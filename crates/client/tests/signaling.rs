@@ -144,6 +144,7 @@ fn joined(me: &ParticipantInfo, others: Vec<ParticipantInfo>) -> ServerMessage {
         room: RoomInfo {
             sid: RoomSid::random(),
             name: "standup".into(),
+            recording: false,
         },
         participant: me.clone(),
         participants: others,

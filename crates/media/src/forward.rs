@@ -100,6 +100,14 @@ impl PublisherCodecs {
         Self { entries }
     }
 
+    /// The video codec of payload type `pt`, if it is one.
+    pub fn video_codec(&self, pt: u8) -> Option<VideoCodec> {
+        self.entries
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .and_then(|(_, codec)| *codec)
+    }
+
     /// Whether a packet with `pt` and `payload` begins a keyframe.
     pub fn keyframe_start(&self, pt: u8, payload: &[u8]) -> bool {
         self.entries

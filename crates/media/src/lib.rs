@@ -53,6 +53,7 @@ mod demux;
 pub mod forward;
 pub mod keyframe;
 pub mod quality;
+pub mod record;
 pub mod sdp;
 pub mod speaker;
 mod stun;
@@ -68,6 +69,7 @@ use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use tokio::sync::{mpsc, oneshot};
 
 pub use demux::DemuxStats;
+pub use record::{RecordSpec, RecordedCodec, RecordingEvent};
 
 /// What the fuzz targets in `fuzz/` drive that is otherwise private: the
 /// STUN reading and the 4-tuple routing of the demux, and the reading of an
@@ -163,6 +165,8 @@ pub enum MediaEvent {
         participant: ParticipantSid,
         reason: GoneReason,
     },
+    /// A recording started, completed or failed.
+    Recording(RecordingEvent),
 }
 
 /// Why a peer is gone.
@@ -265,6 +269,12 @@ pub(crate) enum Command {
     },
     Remove {
         participant: ParticipantSid,
+    },
+    /// Record a track (see [`record`]).
+    Record(RecordSpec),
+    /// Stop recording a track: its file is finished.
+    StopRecording {
+        track: TrackSid,
     },
     /// The room is over: drop whatever is left of it.
     RoomEnded {
@@ -561,6 +571,28 @@ impl Media {
                 track,
             },
         );
+    }
+
+    /// Record `spec.track` into `spec.path` until [`Media::stop_recording`]
+    /// or the room ends; progress comes as [`MediaEvent::Recording`].
+    pub fn record(&self, spec: RecordSpec) {
+        let room = spec.room;
+        let _ = self.send(room, Command::Record(spec));
+    }
+
+    /// Stop recording `track` (nothing happens if it is not recorded, or
+    /// its room is no longer placed: the room's end stopped it already).
+    pub fn stop_recording(&self, room: RoomSid, track: TrackSid) {
+        let worker = self
+            .inner
+            .placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&room)
+            .copied();
+        if let Some(worker) = worker {
+            let _ = self.to_worker(worker, Command::StopRecording { track });
+        }
     }
 
     /// Drop `participant`'s peer: its tracks stop, its subscriptions end.

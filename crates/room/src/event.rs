@@ -175,6 +175,9 @@ pub enum Event {
         publisher: ParticipantSid,
         track: TrackSid,
     },
+    /// Recording started (some track of the room is recorded) or stopped
+    /// (none is).
+    RecordingChanged { room: RoomSid, recording: bool },
 }
 
 impl Event {
@@ -189,7 +192,8 @@ impl Event {
             | Event::TrackUnpublished { room, .. }
             | Event::TrackSwitched { room, .. }
             | Event::Subscribed { room, .. }
-            | Event::Unsubscribed { room, .. } => *room,
+            | Event::Unsubscribed { room, .. }
+            | Event::RecordingChanged { room, .. } => *room,
         }
     }
 }

@@ -140,6 +140,9 @@ pub struct Room {
     ever_joined: bool,
     /// The armed empty- or unused-room timer, if the room is empty.
     empty_since_deadline: Option<Instant>,
+    /// Whether some track of the room is being recorded (as the recording
+    /// controller last said).
+    recording: bool,
 }
 
 impl Room {
@@ -155,6 +158,10 @@ impl Room {
     }
     pub fn created_at(&self) -> Instant {
         self.created_at
+    }
+    /// Whether some track of the room is being recorded.
+    pub fn recording(&self) -> bool {
+        self.recording
     }
     /// Connected participants, in join order.
     pub fn participants(&self) -> &[Participant] {
@@ -341,6 +348,7 @@ impl Rooms {
             participants: Vec::new(),
             ever_joined: false,
             empty_since_deadline: Some(closes_at),
+            recording: false,
         };
         Ok(self.rooms.entry(sid).or_insert(room))
     }
@@ -633,6 +641,21 @@ impl Rooms {
                 track,
                 enabled,
             });
+        }
+        Ok(())
+    }
+
+    /// Note whether some track of `room` is being recorded (the recording
+    /// controller decides); a change is announced to the room.
+    pub fn set_recording(&mut self, room: RoomSid, recording: bool) -> Result<(), RoomError> {
+        let r = self
+            .rooms
+            .get_mut(&room)
+            .ok_or_else(|| RoomError::RoomNotFound(room.to_string()))?;
+        if r.recording != recording {
+            r.recording = recording;
+            self.events
+                .push_back(Event::RecordingChanged { room, recording });
         }
         Ok(())
     }

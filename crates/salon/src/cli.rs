@@ -42,6 +42,12 @@ pub enum Command {
     /// Check the TURN server clients are handed
     #[command(subcommand)]
     Turn(crate::commands::turn::TurnCommand),
+    /// List and download recordings through the running server's REST API
+    #[command(subcommand)]
+    Recordings(RecordingsCommand),
+    /// Compose a room's recordings into one file, list and download compositions
+    #[command(subcommand)]
+    Compositions(CompositionsCommand),
     // Its help is the doc comment of `LoadtestArgs`.
     Loadtest(crate::commands::loadtest::LoadtestArgs),
     // Its help is the doc comment of `BenchRelayArgs`.
@@ -95,7 +101,7 @@ pub enum KeysCommand {
 }
 
 /// Where the `rooms` commands send their REST calls.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct RestTarget {
     /// Base URL of the running server [default: the public URL]
     #[arg(long, value_name = "URL")]
@@ -159,6 +165,82 @@ pub enum RoomsCommand {
     /// Complete a room: everyone in it is disconnected
     Complete {
         room: String,
+        #[command(flatten)]
+        target: RestTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordingsCommand {
+    /// List recordings, newest first
+    List {
+        /// Only this room's recordings
+        #[arg(long)]
+        room: Option<String>,
+        /// processing, completed, failed or deleted
+        #[arg(long)]
+        status: Option<String>,
+        /// Stop after this many recordings
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        target: RestTarget,
+    },
+    /// Show a recording
+    Get {
+        recording: String,
+        #[command(flatten)]
+        target: RestTarget,
+    },
+    /// Download a recording's file (.mka or .mkv)
+    Download {
+        recording: String,
+        /// Where to write it [default: <RecordingSid>.<container>]
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        target: RestTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CompositionsCommand {
+    /// Compose an ended room's recordings (a grid of every video, all audio mixed, by default)
+    Create {
+        /// The room (SID)
+        room: String,
+        /// Twilio's VideoLayout JSON
+        #[arg(long, default_value = r#"{"grid":{"video_sources":["*"]}}"#)]
+        layout: String,
+        /// Audio sources (track names, `*`, or recording SIDs), comma-separated
+        #[arg(long, default_value = "*")]
+        audio: String,
+        /// mp4 or webm
+        #[arg(long, default_value = "mp4", value_parser = ["mp4", "webm"])]
+        format: String,
+        /// WIDTHxHEIGHT
+        #[arg(long, default_value = "640x480")]
+        resolution: String,
+        #[command(flatten)]
+        target: RestTarget,
+    },
+    /// List compositions, newest first
+    List {
+        /// Only this room's compositions
+        #[arg(long)]
+        room: Option<String>,
+        /// Stop after this many compositions
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        target: RestTarget,
+    },
+    /// Download a composition's file
+    Download {
+        composition: String,
+        /// Where to write it [default: <CompositionSid>.<format>]
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
         #[command(flatten)]
         target: RestTarget,
     },

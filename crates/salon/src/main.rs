@@ -66,6 +66,10 @@ fn main() -> ExitCode {
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
             Command::Nodes(command) => commands::nodes::run(&settings, command).await,
             Command::Turn(command) => commands::turn::run(&settings, command).await,
+            Command::Recordings(command) => commands::media::recordings(&settings, command).await,
+            Command::Compositions(command) => {
+                commands::media::compositions(&settings, command).await
+            }
             Command::Loadtest(args) => commands::loadtest::run(&settings, args, prepared).await,
             // Handled above, before the runtime; harmless here.
             Command::BenchRelay(args) => commands::bench_relay::run(args),

@@ -46,6 +46,9 @@ pub struct Flags {
     #[arg(long, env = "SALON_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Directory for recording files [default: <data-dir>/recordings]
+    #[arg(long, env = "SALON_RECORDINGS_DIR", global = true, value_name = "DIR")]
+    pub recordings_dir: Option<PathBuf>,
     /// Shared database for several nodes, `postgres://user:password@host:port/database` (or a `sqlite:` URL) [default: salon.db in the data directory]
     #[arg(long, env = "SALON_DATABASE_URL", global = true, value_name = "URL")]
     pub database_url: Option<String>,
@@ -216,6 +219,7 @@ pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub recordings_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub node_id: Option<String>,
     pub redis_url: Option<String>,
@@ -270,6 +274,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub public_url: String,
     pub data_dir: PathBuf,
+    /// Where recording files go.
+    pub recordings_dir: PathBuf,
     /// The database, when not SQLite in the data directory.
     pub database_url: Option<String>,
     /// This server's name among nodes sharing the database.
@@ -443,6 +449,11 @@ impl Settings {
             bail!("an auth token needs its account: set SALON_ACCOUNT_SID as well");
         }
 
+        let data_dir: PathBuf = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         let node_id = flags
             .node_id
             .clone()
@@ -463,11 +474,12 @@ impl Settings {
             config_file,
             listen,
             public_url,
-            data_dir: flags
-                .data_dir
+            recordings_dir: flags
+                .recordings_dir
                 .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+                .or(file.recordings_dir)
+                .unwrap_or_else(|| data_dir.join("recordings")),
+            data_dir,
             database_url: flags.database_url.clone().or(file.database_url),
             node_id,
             redis_url: flags.redis_url.clone().or(file.redis_url),

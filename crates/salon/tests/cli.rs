@@ -294,6 +294,10 @@ fn help_describes_every_command() {
         "token",
         "keys",
         "rooms",
+        "recordings",
+        "compositions",
+        "--recordings-dir",
+        "SALON_RECORDINGS_DIR",
         "--listen",
         "--public-url",
         "--data-dir",
@@ -319,6 +323,16 @@ fn help_describes_every_command() {
             ],
         ),
         (&["rooms", "list", "--help"], &["--status", "--limit"]),
+        (
+            &["recordings", "list", "--help"],
+            &["--room", "--status", "--limit"],
+        ),
+        (&["recordings", "download", "--help"], &["--output"]),
+        (
+            &["compositions", "create", "--help"],
+            &["--layout", "--audio", "--format", "--resolution"],
+        ),
+        (&["compositions", "download", "--help"], &["--output"]),
     ] {
         let text = stdout(&salon(dir.path(), args, &[]));
         for word in words {
@@ -467,4 +481,42 @@ fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
         "{}",
         stdout(&checked)
     );
+}
+
+#[test]
+fn recordings_and_compositions_commands_go_through_the_running_server() {
+    let server = Server::start();
+    let data_dir = server.data_dir.to_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--data-dir", &data_dir];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &server.url]);
+        salon(dir.path(), &all, &[("SALON_ACCOUNT_SID", ACCOUNT_SID)])
+    };
+    let listed = run(&["recordings", "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(stdout(&listed).starts_with("SID"), "{}", stdout(&listed));
+    let json = run(&["recordings", "list", "--json"]);
+    assert_eq!(stdout(&json).trim(), "[]");
+    let missing = run(&["recordings", "get", "RT0123456789abcdef0123456789abcdef"]);
+    assert!(stderr(&missing).contains("20404"), "{}", stderr(&missing));
+    let missing = run(&[
+        "recordings",
+        "download",
+        "RT0123456789abcdef0123456789abcdef",
+    ]);
+    assert!(!missing.status.success());
+
+    let created = run(&["rooms", "create", "--name", "live", "--json"]);
+    let room: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+    let sid = room["sid"].as_str().unwrap();
+    let refused = run(&["compositions", "create", sid]);
+    assert!(
+        stderr(&refused).contains("still in progress"),
+        "{}",
+        stderr(&refused)
+    );
+    let listed = run(&["compositions", "list", "--room", sid]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
 }

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use salon_media::{GoneReason, Media, MediaEvent};
+use salon_media::{GoneReason, Media, MediaEvent, RecordingEvent};
 use salon_room::{DisconnectReason, Event};
 use tokio::sync::mpsc;
 
@@ -49,11 +49,19 @@ pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc
 /// already; only the reason recorded (and reported in metrics) waits.
 pub const MEDIA_GONE_GRACE: Duration = Duration::from_secs(2);
 
-pub async fn media_to_room(rooms: RoomService, mut events: mpsc::UnboundedReceiver<MediaEvent>) {
+/// Recording reports go on to the recording controller (`recordings`).
+pub async fn media_to_room(
+    rooms: RoomService,
+    mut events: mpsc::UnboundedReceiver<MediaEvent>,
+    recordings: mpsc::UnboundedSender<RecordingEvent>,
+) {
     while let Some(event) = events.recv().await {
         match event {
             MediaEvent::Connected { room, participant } => {
                 tracing::debug!(%room, %participant, "media connected");
+            }
+            MediaEvent::Recording(report) => {
+                let _ = recordings.send(report);
             }
             MediaEvent::Gone {
                 participant,
@@ -112,7 +120,8 @@ mod tests {
             metrics.clone(),
         );
         let (media_tx, media_events) = mpsc::unbounded_channel();
-        tokio::spawn(media_to_room(rooms.clone(), media_events));
+        let (reports, _) = mpsc::unbounded_channel();
+        tokio::spawn(media_to_room(rooms.clone(), media_events, reports));
         let (room, alice) = join(&rooms, "alice").await;
         let (_, bob) = join(&rooms, "bob").await;
         // Both close their media sessions (the DTLS close reaches the media

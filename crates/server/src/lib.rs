@@ -24,9 +24,11 @@ mod app;
 mod bridge;
 pub mod callbacks;
 pub mod connectivity;
+pub mod composition;
 mod credentials;
 pub mod http;
 pub mod metrics;
+pub mod recording;
 pub mod rest;
 pub mod service;
 mod session;
@@ -86,6 +88,8 @@ pub struct ServerConfig {
     pub auth_failures_per_minute: u32,
     /// ICE servers for clients, and the built-in TURN server.
     pub connectivity: connectivity::ConnectivityConfig,
+    /// Where recordings are written, and their download links.
+    pub recordings: recording::RecordingConfig,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -102,6 +106,8 @@ pub struct AppState {
     pub auth_throttle: Arc<rest::throttle::AuthThrottle>,
     /// The ICE servers handed to clients.
     pub ice: Arc<connectivity::IceServers>,
+    pub recordings: recording::Recordings,
+    pub compositions: composition::Compositions,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -207,7 +213,27 @@ impl Server {
                 })?;
         let room_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
         tokio::spawn(bridge::room_to_media(media.clone(), room_events));
-        tokio::spawn(bridge::media_to_room(rooms.clone(), media_events));
+        let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(bridge::media_to_room(
+            rooms.clone(),
+            media_events,
+            reports_tx,
+        ));
+        let recording_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        let compositions = composition::Compositions::spawn(
+            store.clone(),
+            config.recordings.dir.join("compositions"),
+            config.recordings.dir.clone(),
+        );
+        let recordings = recording::Recordings::spawn(
+            config.recordings.clone(),
+            store.clone(),
+            media.clone(),
+            rooms.clone(),
+            config.account,
+            recording_events,
+            reports,
+        );
         let state = AppState {
             store,
             rooms,
@@ -221,6 +247,8 @@ impl Server {
                 config.auth_failures_per_minute,
             )),
             ice: Arc::new(ice),
+            recordings,
+            compositions,
         };
         Ok(Self {
             listener,

@@ -10,6 +10,8 @@
 //! | [`RoomSid`]     | `RM`   | a room                             |
 //! | [`ParticipantSid`] | `PA` | one connection of one identity    |
 //! | [`TrackSid`]    | `MT`   | a published media or data track    |
+//! | [`RecordingSid`] | `RT`  | a recording of one track           |
+//! | [`CompositionSid`] | `CJ` | a composition of a room's recordings |
 //!
 //! A SID is `Copy` and compares by value. Parsing accepts either case of hex
 //! digit (Twilio's documented pattern is `^RM[0-9a-fA-F]{32}$`) and stores the
@@ -65,6 +67,10 @@ kinds! {
     Participant / ParticipantSid = "PA", "participant";
     /// A track a participant publishes.
     Track / TrackSid = "MT", "track";
+    /// A recording of one published track.
+    Recording / RecordingSid = "RT", "recording";
+    /// A composition: a room's recordings mixed into one file.
+    Composition / CompositionSid = "CJ", "composition";
 }
 
 /// A resource identifier of kind `K`, stored as its 34 ASCII bytes.

@@ -118,6 +118,9 @@ pub struct ParticipantInfo {
 pub struct RoomInfo {
     pub sid: RoomSid,
     pub name: String,
+    /// Whether some track of the room is being recorded.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 /// An audio or video m-line the client sends on, declared in its offer.
@@ -452,6 +455,10 @@ pub enum ServerMessage {
         track: TrackSid,
         enabled: bool,
     },
+    /// The room started being recorded (some track is), or stopped (none is).
+    Recording {
+        recording: bool,
+    },
     /// You now receive `track`. For audio and video, add a receiving m-line
     /// for it in your next offer (listing it in `subscribe`); for data, the
     /// server opens a data channel labelled with the track's SID.
@@ -573,6 +580,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "track_published",
     "track_unpublished",
     "track_switched",
+    "recording",
     "subscribed",
     "unsubscribed",
     "error",

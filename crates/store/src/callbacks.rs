@@ -105,7 +105,10 @@ pub(crate) async fn enqueue(
 ) -> Result<usize> {
     let target = match event {
         // Twilio has no callbacks for subscriptions.
-        Event::Subscribed { .. } | Event::Unsubscribed { .. } => return Ok(0),
+        // Recording callbacks come from the recordings themselves.
+        Event::Subscribed { .. } | Event::Unsubscribed { .. } | Event::RecordingChanged { .. } => {
+            return Ok(0);
+        }
         Event::RoomCreated { name, settings, .. } => match &settings.status_callback {
             None => return Ok(0),
             Some(callback) => RoomTarget {
@@ -128,7 +131,9 @@ pub(crate) async fn enqueue(
         at,
     };
     match event {
-        Event::Subscribed { .. } | Event::Unsubscribed { .. } => Ok(0),
+        Event::Subscribed { .. } | Event::Unsubscribed { .. } | Event::RecordingChanged { .. } => {
+            Ok(0)
+        }
         Event::RoomCreated { .. } => {
             room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())
                 .await?;
@@ -462,4 +467,32 @@ fn parse<T: std::str::FromStr>(
 
 fn corrupt(table: &'static str, detail: String) -> StoreError {
     StoreError::Corrupt { table, detail }
+}
+
+/// Write a `recording-*` callback of `room` (if it has a status callback),
+/// with the room's next `SequenceNumber`. Returns how many (0 or 1).
+pub(crate) async fn enqueue_recording(
+    tx: &mut Transaction<'_, Any>,
+    account: AccountSid,
+    room: RoomSid,
+    event: CallbackEvent,
+    extra: Vec<(&'static str, String)>,
+    at: Timestamp,
+) -> Result<usize> {
+    let Some(target) = room_target(tx, room).await? else {
+        return Ok(0);
+    };
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM rooms WHERE sid = $1")
+        .bind(room.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let writer = Writer {
+        account,
+        room,
+        target,
+        at,
+    };
+    let status = status.unwrap_or_else(|| "in-progress".into());
+    writer.write(tx, event, &status, extra).await?;
+    Ok(1)
 }

@@ -215,6 +215,8 @@ async fn apply(
     at: i64,
 ) -> Result<()> {
     match event {
+        // Recording rows are the recording controller's to write.
+        Event::RecordingChanged { .. } => {}
         Event::RoomCreated {
             room,
             name,

@@ -29,10 +29,12 @@
 //! page 1.
 
 mod callbacks;
+mod compositions;
 mod credentials;
 mod events;
 mod outbox;
 mod queries;
+mod recordings;
 mod records;
 
 use std::path::Path;
@@ -44,10 +46,12 @@ use sqlx::{AnyConnection, AnyPool};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 pub use callbacks::{CallbackEvent, twilio_timestamp};
+pub use compositions::{CompositionFilter, CompositionRecord};
 pub use credentials::{Account, ApiKeyRecord};
 pub use events::Abandoned;
 pub use outbox::{OutboxBacklog, OutboxCallback};
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
+pub use recordings::{NewRecording, RecordingFilter, RecordingRecord, RecordingStatus};
 pub use records::{
     ParticipantRecord, ParticipantStatus, PublishedTrackRecord, RoomRecord, RoomStatus,
     SubscribedTrackRecord, Timestamp,
@@ -234,7 +238,7 @@ impl Store {
     }
 
     /// Begin a transaction that reads and then writes.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(self.pool.begin_with(self.backend.begin_write()).await?)
     }
 }

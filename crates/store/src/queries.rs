@@ -95,14 +95,14 @@ pub struct ParticipantFilter {
 /// A statement built from pieces, with numbered placeholders (`$1`, `$2`…)
 /// that both SQLite and PostgreSQL read. (sqlx's `QueryBuilder` writes `?`
 /// for its `Any` driver, which PostgreSQL does not accept.)
-struct Sql {
+pub(crate) struct Sql {
     text: String,
     args: AnyArguments,
     count: usize,
 }
 
 impl Sql {
-    fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         Self {
             text: text.to_owned(),
             args: AnyArguments::default(),
@@ -110,12 +110,12 @@ impl Sql {
         }
     }
 
-    fn push(&mut self, text: impl AsRef<str>) -> &mut Self {
+    pub(crate) fn push(&mut self, text: impl AsRef<str>) -> &mut Self {
         self.text.push_str(text.as_ref());
         self
     }
 
-    fn push_bind<T>(&mut self, value: T) -> &mut Self
+    pub(crate) fn push_bind<T>(&mut self, value: T) -> &mut Self
     where
         T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
     {
@@ -126,10 +126,21 @@ impl Sql {
         let _ = self.args.add(value);
         self
     }
+
+    /// Run the statement (no rows back); how many rows it changed.
+    pub(crate) async fn execute<'c, E>(self, executor: E) -> Result<u64>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.text), self.args)
+            .execute(executor)
+            .await?
+            .rows_affected())
+    }
 }
 
 #[derive(Clone, Copy)]
-enum Order {
+pub(crate) enum Order {
     NewestFirst,
     OldestFirst,
 }
@@ -137,7 +148,7 @@ enum Order {
 /// Append keyset paging to a query whose rows have `{prefix}date_created`
 /// and `{prefix}{sid_column}` columns, then run it, reading one extra row to
 /// learn whether another page follows.
-async fn page<T, F>(
+pub(crate) async fn page<T, F>(
     store: &Store,
     mut query: Sql,
     date_column: &str,
@@ -185,7 +196,7 @@ where
 }
 
 /// `AND date_created >= after AND date_created < before`, for the bounds given.
-fn created_between(q: &mut Sql, after: Option<Timestamp>, before: Option<Timestamp>) {
+pub(crate) fn created_between(q: &mut Sql, after: Option<Timestamp>, before: Option<Timestamp>) {
     if let Some(after) = after {
         q.push(" AND date_created >= ").push_bind(after.millis());
     }

@@ -205,29 +205,32 @@ pub struct SubscribedTrackRecord {
 
 // ---- decoding rows -------------------------------------------------------
 
-fn decode_err(column: &str, detail: impl fmt::Display) -> sqlx::Error {
+pub(crate) fn decode_err(column: &str, detail: impl fmt::Display) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: column.to_owned(),
         source: detail.to_string().into(),
     }
 }
 
-fn sid<K: salon_sid::Kind>(row: &AnyRow, column: &str) -> Result<Sid<K>, sqlx::Error> {
+pub(crate) fn sid<K: salon_sid::Kind>(row: &AnyRow, column: &str) -> Result<Sid<K>, sqlx::Error> {
     let text: &str = row.try_get(column)?;
     text.parse().map_err(|e| decode_err(column, e))
 }
 
-fn parsed<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error> {
+pub(crate) fn parsed<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error> {
     let text: &str = row.try_get(column)?;
     text.parse()
         .map_err(|_| decode_err(column, format!("unexpected value {text:?}")))
 }
 
-fn timestamp(row: &AnyRow, column: &str) -> Result<Timestamp, sqlx::Error> {
+pub(crate) fn timestamp(row: &AnyRow, column: &str) -> Result<Timestamp, sqlx::Error> {
     Ok(Timestamp(row.try_get(column)?))
 }
 
-fn optional_timestamp(row: &AnyRow, column: &str) -> Result<Option<Timestamp>, sqlx::Error> {
+pub(crate) fn optional_timestamp(
+    row: &AnyRow,
+    column: &str,
+) -> Result<Option<Timestamp>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp))
 }
 

@@ -109,7 +109,10 @@ impl Worker {
                 }
                 self.open_data_channels(participant);
             }
+            Command::Record(spec) => self.recorders.start(spec, &self.setup.events),
+            Command::StopRecording { track } => self.recorders.stop(track),
             Command::RoomEnded { room } => {
+                self.recorders.room_ended(room);
                 let peers: Vec<PeerRef> = self
                     .rooms
                     .get(&room)

@@ -234,6 +234,8 @@ pub struct Worker {
     happenings: Vec<Happening>,
     /// Peers with media written and not yet released.
     written: Vec<PeerRef>,
+    /// The recordings of tracks of this worker's rooms.
+    recorders: crate::record::Recorders,
 }
 
 impl Worker {
@@ -256,6 +258,7 @@ impl Worker {
             rooms: HashMap::new(),
             happenings: Vec::new(),
             written: Vec::new(),
+            recorders: crate::record::Recorders::default(),
         })
     }
 

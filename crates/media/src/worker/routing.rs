@@ -68,6 +68,12 @@ impl Worker {
             *packet.header.payload_type,
             &packet.payload,
         );
+        if !self.recorders.is_empty() {
+            let codec = forwarder.codecs.video_codec(meta.pt);
+            if self.recorders.packet(track, codec, packet) {
+                forwarder.subscriber_wants_keyframe();
+            }
+        }
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,

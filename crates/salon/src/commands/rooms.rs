@@ -12,15 +12,93 @@ use crate::bootstrap;
 use crate::cli::RoomsCommand;
 use crate::settings::Settings;
 
-struct Rest {
+pub(crate) struct Rest {
     client: reqwest::Client,
-    base: String,
+    pub(crate) base: String,
     user: String,
     password: String,
 }
 
 impl Rest {
-    async fn call(&self, method: Method, path: &str, form: &[(&str, String)]) -> Result<Value> {
+    /// The server at `target` (or the public URL), as this data
+    /// directory's account.
+    pub(crate) async fn connect(
+        settings: &Settings,
+        target: &crate::cli::RestTarget,
+    ) -> Result<Self> {
+        let store = bootstrap::open_store(settings).await?;
+        let (account, _) = bootstrap::ensure_account(&store, settings).await?;
+        store.close().await;
+        Ok(Self {
+            client: reqwest::Client::new(),
+            base: target
+                .url
+                .clone()
+                .unwrap_or_else(|| settings.public_url.clone())
+                .trim_end_matches('/')
+                .to_owned(),
+            user: account.sid.to_string(),
+            password: account.auth_token.clone(),
+        })
+    }
+
+    /// Every item of a list, following `next_page_url`, up to `limit`.
+    pub(crate) async fn list(
+        &self,
+        path: &str,
+        key: &str,
+        mut query: Vec<(&str, String)>,
+        limit: usize,
+    ) -> Result<Vec<Value>> {
+        query.push(("PageSize", limit.clamp(1, 1000).to_string()));
+        let mut items = Vec::new();
+        let mut page = self.call(Method::GET, path, &query).await?;
+        loop {
+            items.extend(page[key].as_array().cloned().unwrap_or_default());
+            match page["meta"]["next_page_url"].as_str().map(str::to_owned) {
+                Some(url) if items.len() < limit => {
+                    let path = url.strip_prefix(&self.base).unwrap_or(&url).to_owned();
+                    page = self.call(Method::GET, &path, &[]).await?;
+                }
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    /// Follow a resource's `/Media` redirect and write the file to `out`.
+    pub(crate) async fn download(&self, path: &str, out: &std::path::Path) -> Result<u64> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .client
+            .get(&url)
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Salon at {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!(
+                "{} (HTTP {})",
+                body["message"].as_str().unwrap_or("download failed"),
+                status.as_u16()
+            );
+        }
+        let bytes = response.bytes().await.context("download interrupted")?;
+        std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+        Ok(bytes.len() as u64)
+    }
+}
+
+impl Rest {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, String)],
+    ) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut request = self
             .client
@@ -197,7 +275,7 @@ pub async fn run(settings: &Settings, command: RoomsCommand) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(json: bool, value: &Value, human: fn(&Value)) {
+pub(crate) fn show(json: bool, value: &Value, human: fn(&Value)) {
     if json {
         println!(
             "{}",
@@ -209,7 +287,7 @@ fn show(json: bool, value: &Value, human: fn(&Value)) {
 }
 
 /// Percent-encode a room name for use as one path segment.
-fn path_segment(text: &str) -> String {
+pub(crate) fn path_segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

@@ -58,6 +58,10 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         },
         auth_failures_per_minute: settings.auth_failures_per_minute,
         connectivity,
+        recordings: salon_server::recording::RecordingConfig {
+            dir: settings.recordings_dir.clone(),
+            media_url_ttl: std::time::Duration::from_secs(600),
+        },
         callbacks: CallbackConfig {
             allow_private_network: settings.callbacks.private_network,
             timeout: settings.callbacks.timeout,

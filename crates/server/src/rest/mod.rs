@@ -6,9 +6,11 @@
 //! the room service, which records them before answering. See
 //! `docs/rest-api.md` for the resources, parameters and error codes.
 
+pub mod compositions;
 pub mod error;
 pub mod params;
 mod participants;
+pub mod recordings;
 pub mod resources;
 pub mod rooms;
 pub mod throttle;
@@ -62,7 +64,40 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/2010-04-01/Accounts/{account}/Tokens.json",
             axum::routing::post(crate::connectivity::nts_token),
         )
+        .route("/v1/Recordings", get(recordings::list))
+        .route(
+            "/v1/Recordings/{recording}",
+            get(recordings::fetch).delete(recordings::delete),
+        )
+        .route("/v1/Recordings/{recording}/Media", get(recordings::media))
+        .route("/v1/Rooms/{room}/Recordings", get(recordings::list_in_room))
+        .route(
+            "/v1/Rooms/{room}/Recordings/{recording}",
+            get(recordings::fetch_in_room),
+        )
+        .route(
+            "/v1/Rooms/{room}/RecordingRules",
+            get(recordings::rules).post(recordings::update_rules),
+        )
+        .route(
+            "/v1/Compositions",
+            get(compositions::list).post(compositions::create),
+        )
+        .route(
+            "/v1/Compositions/{composition}",
+            get(compositions::fetch).delete(compositions::delete),
+        )
+        .route(
+            "/v1/Compositions/{composition}/Media",
+            get(compositions::media),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_auth))
+        // Signed links: their signature is their authentication.
+        .route(
+            "/media/compositions/{composition}",
+            get(compositions::download),
+        )
+        .route("/media/recordings/{recording}", get(recordings::download))
 }
 
 /// Refuse requests without valid Basic credentials (401, code 20003), and

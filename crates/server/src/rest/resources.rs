@@ -42,11 +42,12 @@ impl Urls {
     }
 }
 
-/// A room's `links`. Twilio's also name `recordings` and `recording_rules`:
-/// they join here with those resources, so that no link leads nowhere.
+/// A room's `links`, as Twilio's.
 #[derive(Serialize)]
 pub struct RoomLinks {
     pub participants: String,
+    pub recordings: String,
+    pub recording_rules: String,
 }
 
 /// A Room resource.
@@ -109,6 +110,8 @@ impl<'a> RoomJson<'a> {
             url: urls.room(sid),
             links: RoomLinks {
                 participants: urls.participants(sid),
+                recordings: format!("{}/Recordings", urls.room(sid)),
+                recording_rules: format!("{}/RecordingRules", urls.room(sid)),
             },
         }
     }

@@ -51,7 +51,15 @@ pub fn room_request(params: &Params) -> Result<RoomRequest, ApiError> {
     let known: Vec<&str> = CREATE.iter().chain(CREATE_ACCEPTED).copied().collect();
     params.only(&known)?;
     params.boolean("EnableTurn")?;
-    for name in ["RecordingRules", "TranscriptionsConfiguration"] {
+    if let Some(text) = params.text("RecordingRules") {
+        super::recordings::parse_rules(text).map_err(|_| {
+            ApiError::invalid_parameter(
+                "RecordingRules",
+                r#"not valid recording rules: {"rules": [{"type": "include", "all": true}, …]}"#,
+            )
+        })?;
+    }
+    for name in ["TranscriptionsConfiguration"] {
         if let Some(text) = params.text(name)
             && !serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
         {
@@ -212,6 +220,10 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let request = room_request(&params)?;
     let sid = state.rooms.create(request).await.map_err(service_error)?;
+    if let Some(text) = params.text("RecordingRules") {
+        let rules = super::recordings::parse_rules(text)?;
+        super::recordings::set_rules(&state, sid, rules).await?;
+    }
     let room = state
         .store
         .room(sid)

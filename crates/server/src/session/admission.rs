@@ -123,8 +123,10 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
     let mut others = Vec::new();
     let mut mine = None;
     let mut room_name = String::new();
+    let mut recording = false;
     if let Some(r) = rooms.room(room) {
         room_name = r.name().to_owned();
+        recording = r.recording();
         for p in r.participants() {
             let participant = Participant {
                 sid: p.sid(),
@@ -155,6 +157,7 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
     Snapshot {
         room,
         room_name,
+        recording,
         me,
         others,
     }

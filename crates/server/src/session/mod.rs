@@ -65,6 +65,8 @@ pub struct Track {
 pub struct Snapshot {
     pub room: RoomSid,
     pub room_name: String,
+    /// Whether some track of the room is being recorded.
+    pub recording: bool,
     pub me: Participant,
     /// Everyone else, in the room's order.
     pub others: Vec<Participant>,
@@ -102,6 +104,10 @@ pub enum Change {
     Unsubscribed {
         track: TrackSid,
     },
+    /// The room started being recorded, or stopped.
+    Recording {
+        recording: bool,
+    },
     /// The room removed this participant: the session is over, and the
     /// client is to be told why.
     Removed(DisconnectReason),
@@ -113,6 +119,8 @@ pub struct Member {
     pub state: AppState,
     pub room: RoomSid,
     pub room_name: String,
+    /// Whether some track of the room is being recorded, as last heard.
+    pub recording: bool,
     pub me: ParticipantSid,
     pub identity: String,
     /// The room's events for this participant.
@@ -139,6 +147,7 @@ impl Member {
             state,
             room: snapshot.room,
             room_name: snapshot.room_name.clone(),
+            recording: snapshot.recording,
             me: snapshot.me.sid,
             identity: snapshot.me.identity.clone(),
             events,
@@ -272,6 +281,12 @@ impl Member {
                     participant: *participant,
                     track: *track,
                     enabled: *enabled,
+                }
+            }
+            Event::RecordingChanged { recording, .. } => {
+                self.recording = *recording;
+                Change::Recording {
+                    recording: *recording,
                 }
             }
             Event::Subscribed {

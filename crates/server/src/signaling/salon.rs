@@ -505,6 +505,7 @@ impl Session {
                 track,
                 enabled,
             },
+            Change::Recording { recording } => ServerMessage::Recording { recording },
             Change::Subscribed { publisher, track } => ServerMessage::Subscribed {
                 participant: publisher,
                 track: track_info(track),
@@ -550,6 +551,7 @@ fn room_info(member: &Member) -> RoomInfo {
     RoomInfo {
         sid: member.room,
         name: member.room_name.clone(),
+        recording: member.recording,
     }
 }
 

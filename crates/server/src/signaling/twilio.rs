@@ -914,6 +914,9 @@ impl Session {
     /// state again, under its next revision.
     async fn on_change(&mut self, change: Change) -> Next {
         let (participant, state) = match change {
+            // Twilio's protocol reports recording in the room state it
+            // sends; Salon's Twilio front-end does not yet.
+            Change::Recording { .. } => return Next::Continue,
             Change::ParticipantConnected {
                 participant,
                 identity,

@@ -128,6 +128,10 @@ impl TestServer {
             http: options.http,
             auth_failures_per_minute: options.auth_failures_per_minute,
             connectivity: options.connectivity.clone(),
+            recordings: salon_server::recording::RecordingConfig {
+                dir: dir.path().join("recordings"),
+                media_url_ttl: std::time::Duration::from_secs(600),
+            },
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();

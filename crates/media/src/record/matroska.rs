@@ -1,0 +1,387 @@
+//! A Matroska writer for one track: the few EBML elements a player needs.
+//!
+//! Layout of a file (Matroska v4, RFC 9559):
+//!
+//! ```text
+//! EBML header   DocType "matroska" (Opus: .mka; H.264: .mkv) or "webm" (VP8)
+//! Segment       size patched on finish
+//!   Info        TimestampScale 1 ms, Duration (patched on finish)
+//!   Tracks      one TrackEntry: A_OPUS (+ OpusHead), V_VP8 or V_MPEG4/ISO/AVC
+//!   Cluster*    Timestamp + SimpleBlocks; a new one at each video keyframe,
+//!               after 5 s, or when a block's offset would overflow 16 bits
+//! ```
+//!
+//! Why our own: the crates that write Matroska either wrap libwebm's C++
+//! muxer (WebM codecs only, no H.264) or only read. What a per-track
+//! recording needs is a header, blocks and two patched numbers; the code
+//! below is all of it. Clusters are built in memory (at most 5 s of one
+//! track) and written whole, so each has an exact size and the file is
+//! readable up to its last complete cluster even if the process dies.
+
+use std::io::{self, Seek, SeekFrom, Write};
+
+/// The codec of a recorded track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedCodec {
+    Opus,
+    Vp8,
+    H264,
+}
+
+impl RecordedCodec {
+    /// Twilio's `codec` value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordedCodec::Opus => "opus",
+            RecordedCodec::Vp8 => "VP8",
+            RecordedCodec::H264 => "H264",
+        }
+    }
+
+    /// Twilio's `container_format`: `mka` for audio, `mkv` for video.
+    pub const fn container(self) -> &'static str {
+        match self {
+            RecordedCodec::Opus => "mka",
+            RecordedCodec::Vp8 | RecordedCodec::H264 => "mkv",
+        }
+    }
+
+    pub const fn is_video(self) -> bool {
+        !matches!(self, RecordedCodec::Opus)
+    }
+
+    /// RTP clock rate.
+    pub const fn clock_rate(self) -> u64 {
+        match self {
+            RecordedCodec::Opus => 48_000,
+            RecordedCodec::Vp8 | RecordedCodec::H264 => 90_000,
+        }
+    }
+}
+
+/// Longest cluster, in milliseconds.
+const CLUSTER_SPAN_MS: i64 = 5_000;
+
+// Element IDs (RFC 9559 §5.1).
+const EBML: u32 = 0x1A45_DFA3;
+const EBML_VERSION: u32 = 0x4286;
+const EBML_READ_VERSION: u32 = 0x42F7;
+const EBML_MAX_ID_LENGTH: u32 = 0x42F2;
+const EBML_MAX_SIZE_LENGTH: u32 = 0x42F3;
+const DOC_TYPE: u32 = 0x4282;
+const DOC_TYPE_VERSION: u32 = 0x4287;
+const DOC_TYPE_READ_VERSION: u32 = 0x4285;
+const SEGMENT: u32 = 0x1853_8067;
+const INFO: u32 = 0x1549_A966;
+const TIMESTAMP_SCALE: u32 = 0x2A_D7B1;
+const MUXING_APP: u32 = 0x4D80;
+const WRITING_APP: u32 = 0x5741;
+const DURATION: u32 = 0x4489;
+const TRACKS: u32 = 0x1654_AE6B;
+const TRACK_ENTRY: u32 = 0xAE;
+const TRACK_NUMBER: u32 = 0xD7;
+const TRACK_UID: u32 = 0x73C5;
+const TRACK_TYPE: u32 = 0x83;
+const FLAG_LACING: u32 = 0x9C;
+const CODEC_ID: u32 = 0x86;
+const CODEC_PRIVATE: u32 = 0x63A2;
+const SEEK_PRE_ROLL: u32 = 0x56BB;
+const VIDEO: u32 = 0xE0;
+const PIXEL_WIDTH: u32 = 0xB0;
+const PIXEL_HEIGHT: u32 = 0xBA;
+const AUDIO: u32 = 0xE1;
+const SAMPLING_FREQUENCY: u32 = 0xB5;
+const CHANNELS: u32 = 0x9F;
+const CLUSTER: u32 = 0x1F43_B675;
+const CLUSTER_TIMESTAMP: u32 = 0xE7;
+const SIMPLE_BLOCK: u32 = 0xA3;
+
+/// What the track header says beyond the codec.
+#[derive(Debug, Clone, Default)]
+pub struct TrackHeader {
+    pub width: u16,
+    pub height: u16,
+    /// `CodecPrivate` for H.264 (an `avcC` record); Opus's is built here.
+    pub codec_private: Vec<u8>,
+}
+
+/// Writes one track's frames into a Matroska file.
+pub struct MatroskaWriter<W: Write + Seek> {
+    out: W,
+    codec: RecordedCodec,
+    /// File offset of the Segment's size field, and of its first child.
+    segment_size_at: u64,
+    segment_data_at: u64,
+    /// File offset of the Duration value (an 8-byte float).
+    duration_at: u64,
+    cluster: Vec<u8>,
+    cluster_start: Option<i64>,
+    last_ms: i64,
+    /// Typical frame spacing, added to the last block's time for the
+    /// duration.
+    frame_ms: i64,
+    written: u64,
+}
+
+impl<W: Write + Seek> MatroskaWriter<W> {
+    /// Write the file's header for `codec` and `header`.
+    pub fn new(mut out: W, codec: RecordedCodec, header: &TrackHeader) -> io::Result<Self> {
+        let mut head = Vec::with_capacity(256);
+        let doc_type = match codec {
+            RecordedCodec::Vp8 => "webm",
+            _ => "matroska",
+        };
+        let mut ebml = Vec::new();
+        uint(&mut ebml, EBML_VERSION, 1);
+        uint(&mut ebml, EBML_READ_VERSION, 1);
+        uint(&mut ebml, EBML_MAX_ID_LENGTH, 4);
+        uint(&mut ebml, EBML_MAX_SIZE_LENGTH, 8);
+        bytes(&mut ebml, DOC_TYPE, doc_type.as_bytes());
+        uint(&mut ebml, DOC_TYPE_VERSION, 4);
+        uint(&mut ebml, DOC_TYPE_READ_VERSION, 2);
+        bytes(&mut head, EBML, &ebml);
+
+        id(&mut head, SEGMENT);
+        let segment_size_at = head.len() as u64;
+        head.extend_from_slice(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        let segment_data_at = head.len() as u64;
+
+        let mut info = Vec::new();
+        uint(&mut info, TIMESTAMP_SCALE, 1_000_000);
+        bytes(&mut info, MUXING_APP, b"salon");
+        bytes(&mut info, WRITING_APP, b"salon");
+        id(&mut info, DURATION);
+        size(&mut info, 8);
+        let duration_in_info = info.len();
+        info.extend_from_slice(&0f64.to_be_bytes());
+        id(&mut head, INFO);
+        size(&mut head, info.len() as u64);
+        let duration_at = (head.len() + duration_in_info) as u64;
+        head.extend_from_slice(&info);
+
+        let mut entry = Vec::new();
+        uint(&mut entry, TRACK_NUMBER, 1);
+        uint(&mut entry, TRACK_UID, 1);
+        uint(&mut entry, TRACK_TYPE, if codec.is_video() { 1 } else { 2 });
+        uint(&mut entry, FLAG_LACING, 0);
+        match codec {
+            RecordedCodec::Opus => {
+                bytes(&mut entry, CODEC_ID, b"A_OPUS");
+                bytes(&mut entry, CODEC_PRIVATE, &opus_head());
+                uint(&mut entry, SEEK_PRE_ROLL, 80_000_000);
+                let mut audio = Vec::new();
+                float(&mut audio, SAMPLING_FREQUENCY, 48_000.0);
+                uint(&mut audio, CHANNELS, 2);
+                bytes(&mut entry, AUDIO, &audio);
+            }
+            RecordedCodec::Vp8 | RecordedCodec::H264 => {
+                if codec == RecordedCodec::Vp8 {
+                    bytes(&mut entry, CODEC_ID, b"V_VP8");
+                } else {
+                    bytes(&mut entry, CODEC_ID, b"V_MPEG4/ISO/AVC");
+                    bytes(&mut entry, CODEC_PRIVATE, &header.codec_private);
+                }
+                let mut video = Vec::new();
+                uint(&mut video, PIXEL_WIDTH, u64::from(header.width));
+                uint(&mut video, PIXEL_HEIGHT, u64::from(header.height));
+                bytes(&mut entry, VIDEO, &video);
+            }
+        }
+        let mut tracks = Vec::new();
+        bytes(&mut tracks, TRACK_ENTRY, &entry);
+        bytes(&mut head, TRACKS, &tracks);
+
+        out.write_all(&head)?;
+        Ok(Self {
+            out,
+            codec,
+            segment_size_at,
+            segment_data_at,
+            duration_at,
+            cluster: Vec::with_capacity(64 * 1024),
+            cluster_start: None,
+            last_ms: 0,
+            frame_ms: if codec.is_video() { 33 } else { 20 },
+            written: head.len() as u64,
+        })
+    }
+
+    /// Add a frame at `ms` milliseconds from the start of the recording.
+    /// Times must not go backwards (a frame that would is placed at the
+    /// previous frame's time).
+    pub fn frame(&mut self, ms: i64, keyframe: bool, data: &[u8]) -> io::Result<()> {
+        let ms = ms.max(self.last_ms);
+        let starts_cluster = match self.cluster_start {
+            None => true,
+            Some(start) => {
+                (self.codec.is_video() && keyframe)
+                    || ms - start >= CLUSTER_SPAN_MS
+                    || ms - start > i64::from(i16::MAX)
+            }
+        };
+        if starts_cluster {
+            self.flush_cluster()?;
+            self.cluster_start = Some(ms);
+            uint(&mut self.cluster, CLUSTER_TIMESTAMP, ms as u64);
+        }
+        let relative = (ms - self.cluster_start.unwrap_or(ms)) as i16;
+        if ms > self.last_ms && self.codec.is_video() {
+            // Video frame spacing varies; keep the last one seen.
+            self.frame_ms = (ms - self.last_ms).min(1_000);
+        }
+        self.last_ms = ms;
+        id(&mut self.cluster, SIMPLE_BLOCK);
+        size(&mut self.cluster, 4 + data.len() as u64);
+        self.cluster.push(0x81); // track number 1 as a 1-byte vint
+        self.cluster.extend_from_slice(&relative.to_be_bytes());
+        self.cluster.push(if keyframe { 0x80 } else { 0x00 });
+        self.cluster.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Bytes written to the file so far (the open cluster not included).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Bytes buffered in the open cluster.
+    pub fn buffered(&self) -> usize {
+        self.cluster.len()
+    }
+
+    fn flush_cluster(&mut self) -> io::Result<()> {
+        if self.cluster.is_empty() {
+            return Ok(());
+        }
+        let mut head = Vec::with_capacity(12);
+        id(&mut head, CLUSTER);
+        size(&mut head, self.cluster.len() as u64);
+        self.out.write_all(&head)?;
+        self.out.write_all(&self.cluster)?;
+        self.written += (head.len() + self.cluster.len()) as u64;
+        self.cluster.clear();
+        Ok(())
+    }
+
+    /// Write the last cluster and patch the sizes. Returns the duration in
+    /// milliseconds and the file's size.
+    pub fn finish(mut self) -> io::Result<(u64, u64)> {
+        self.flush_cluster()?;
+        let duration = if self.cluster_start.is_some() {
+            self.last_ms + self.frame_ms
+        } else {
+            0
+        };
+        let segment_size = self.written - self.segment_data_at;
+        self.out.seek(SeekFrom::Start(self.segment_size_at))?;
+        let mut field = segment_size.to_be_bytes();
+        field[0] = 0x01; // an 8-byte vint: 0x01 then 56 bits of size
+        self.out.write_all(&field)?;
+        self.out.seek(SeekFrom::Start(self.duration_at))?;
+        self.out.write_all(&(duration as f64).to_be_bytes())?;
+        self.out.seek(SeekFrom::End(0))?;
+        self.out.flush()?;
+        Ok((duration as u64, self.written))
+    }
+}
+
+/// Opus's identification header (RFC 7845 §5.1), Matroska's `CodecPrivate`
+/// for `A_OPUS`: WebRTC's Opus is 48 kHz stereo-capable.
+fn opus_head() -> [u8; 19] {
+    let mut head = [0u8; 19];
+    head[..8].copy_from_slice(b"OpusHead");
+    head[8] = 1; // version
+    head[9] = 2; // channels
+    head[10..12].copy_from_slice(&0u16.to_le_bytes()); // pre-skip
+    head[12..16].copy_from_slice(&48_000u32.to_le_bytes());
+    head
+}
+
+fn id(out: &mut Vec<u8>, id: u32) {
+    let bytes = id.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+/// An element size as the shortest EBML variable-length integer.
+fn size(out: &mut Vec<u8>, n: u64) {
+    // A length of k bytes holds 7k bits; all-ones is reserved (unknown).
+    for k in 1..=8u32 {
+        if n < (1u64 << (7 * k)) - 1 {
+            let marked = n | (1u64 << (7 * k));
+            out.extend_from_slice(&marked.to_be_bytes()[(8 - k as usize)..]);
+            return;
+        }
+    }
+    out.extend_from_slice(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]);
+}
+
+fn uint(out: &mut Vec<u8>, element: u32, value: u64) {
+    let bytes = value.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count().min(7);
+    id(out, element);
+    size(out, (8 - skip) as u64);
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+fn float(out: &mut Vec<u8>, element: u32, value: f64) {
+    id(out, element);
+    size(out, 8);
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+fn bytes(out: &mut Vec<u8>, element: u32, value: &[u8]) {
+    id(out, element);
+    size(out, value.len() as u64);
+    out.extend_from_slice(value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn sizes_are_the_shortest_vint() {
+        let mut out = Vec::new();
+        size(&mut out, 5);
+        assert_eq!(out, [0x85]);
+        out.clear();
+        size(&mut out, 200);
+        assert_eq!(out, [0x40, 200]);
+        out.clear();
+        size(&mut out, 126);
+        assert_eq!(out, [0xFE]);
+        out.clear();
+        size(&mut out, 127);
+        assert_eq!(out, [0x40, 127]);
+    }
+
+    #[test]
+    fn a_finished_file_has_its_segment_size_and_duration_patched() {
+        let mut file = Cursor::new(Vec::new());
+        let mut w =
+            MatroskaWriter::new(&mut file, RecordedCodec::Opus, &TrackHeader::default()).unwrap();
+        for i in 0..100 {
+            w.frame(i * 20, true, &[0xfc, 1, 2, 3]).unwrap();
+        }
+        let (segment_size_at, segment_data_at, duration_at) = (
+            w.segment_size_at as usize,
+            w.segment_data_at,
+            w.duration_at as usize,
+        );
+        let (duration, size) = w.finish().unwrap();
+        assert_eq!(duration, 2_000);
+        let file = file.into_inner();
+        assert_eq!(file.len() as u64, size);
+        assert_eq!(&file[..4], &[0x1A, 0x45, 0xDF, 0xA3]);
+        let mut field = [0u8; 8];
+        field.copy_from_slice(&file[segment_size_at..segment_size_at + 8]);
+        assert_eq!(field[0], 0x01);
+        field[0] = 0;
+        assert_eq!(u64::from_be_bytes(field), size - segment_data_at);
+        let mut d = [0u8; 8];
+        d.copy_from_slice(&file[duration_at..duration_at + 8]);
+        assert_eq!(f64::from_be_bytes(d), 2_000.0);
+    }
+}

@@ -1,0 +1,356 @@
+//! Twilio's Compositions resource: `POST /v1/Compositions` (`RoomSid`,
+//! `VideoLayout`, `AudioSources`, `Format` mp4|webm, `Resolution`,
+//! `Trim`, `StatusCallback`, `StatusCallbackMethod`), `GET` list (filters
+//! `Status`, `RoomSid`, `DateCreatedAfter`, `DateCreatedBefore`), `GET`
+//! and `DELETE /v1/Compositions/{Sid}`, and `GET …/Media` (a redirect to a
+//! signed link, as for recordings).
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use salon_sid::CompositionSid;
+use salon_store::{
+    CompositionFilter, CompositionRecord, PageRequest, RecordingFilter, RecordingStatus,
+    RoomStatus, Timestamp,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::PathParams;
+use super::error::ApiError;
+use super::params::{Params, excerpt};
+use super::resources::{Listing, Urls};
+use super::rooms::find_room;
+use crate::AppState;
+use crate::composition::{Job, Layout, Plan};
+
+fn composition_json(c: &CompositionRecord, urls: &Urls) -> Value {
+    let sid = c.sid.as_str();
+    let layout: Value = serde_json::from_str(&c.video_layout).unwrap_or(json!({}));
+    let audio: Value = serde_json::from_str(&c.audio_sources).unwrap_or(json!([]));
+    let done = c.status == "completed";
+    json!({
+        "account_sid": c.account_sid.as_str(),
+        "status": c.status,
+        "date_created": c.date_created.to_string(),
+        "date_completed": c.date_completed.map(|t| t.to_string()),
+        "date_deleted": (c.status == "deleted").then(|| c.date_updated.to_string()),
+        "sid": sid,
+        "room_sid": c.room_sid.as_str(),
+        "audio_sources": audio,
+        "audio_sources_excluded": [],
+        "video_layout": layout,
+        "resolution": c.resolution,
+        "trim": c.trim,
+        "format": c.format,
+        "bitrate": if done && c.duration_ms > 0 { c.size * 8 / c.duration_ms } else { 0 },
+        "size": c.size,
+        "duration": if done { c.duration_ms.div_ceil(1000) } else { 0 },
+        "media_external_location": null,
+        "status_callback": c.status_callback,
+        "status_callback_method": c.status_callback_method,
+        "progress": c.progress,
+        "url": format!("{}/v1/Compositions/{sid}", urls.base()),
+        "links": { "media": format!("{}/v1/Compositions/{sid}/Media", urls.base()) },
+    })
+}
+
+/// `POST /v1/Compositions`
+pub async fn create(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let room_id = params
+        .text("RoomSid")
+        .ok_or_else(|| ApiError::invalid_parameter("RoomSid", "is required"))?;
+    let room = find_room(&state, room_id).await?;
+    if room.status == RoomStatus::InProgress {
+        return Err(ApiError::invalid_parameter(
+            "RoomSid",
+            "the room is still in progress; compose it once it has ended",
+        ));
+    }
+    let layout_text = params.text("VideoLayout");
+    let layout =
+        Layout::parse(layout_text).map_err(|e| ApiError::invalid_parameter("VideoLayout", e))?;
+    let audio_sources: Vec<String> = params
+        .all("AudioSources")
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if layout == Layout::None && audio_sources.is_empty() {
+        return Err(ApiError::invalid_parameter(
+            "VideoLayout",
+            "give a VideoLayout, AudioSources or both",
+        ));
+    }
+    let format = params.text("Format").unwrap_or("webm").to_owned();
+    if !matches!(format.as_str(), "mp4" | "webm") {
+        return Err(ApiError::invalid_parameter("Format", "not mp4 or webm"));
+    }
+    let resolution = params.text("Resolution").unwrap_or("640x480").to_owned();
+    let (width, height) = resolution
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|(w, h)| (16..=1920).contains(w) && (16..=1920).contains(h) && w * h <= 921_600)
+        .ok_or_else(|| {
+            ApiError::invalid_parameter(
+                "Resolution",
+                "WIDTHxHEIGHT, each 16 to 1920, at most 921600 pixels",
+            )
+        })?;
+    let trim = params.boolean("Trim")?.unwrap_or(true);
+    let status_callback = params.text("StatusCallback").map(str::to_owned);
+    if let Some(url) = &status_callback
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ApiError::invalid_parameter(
+            "StatusCallback",
+            "not an http(s) URL",
+        ));
+    }
+    let method = params
+        .text("StatusCallbackMethod")
+        .unwrap_or("POST")
+        .to_ascii_uppercase();
+    if !matches!(method.as_str(), "GET" | "POST") {
+        return Err(ApiError::invalid_parameter(
+            "StatusCallbackMethod",
+            "not GET or POST",
+        ));
+    }
+    let filter = RecordingFilter {
+        status: Some(RecordingStatus::Completed),
+        room_sid: Some(room.sid),
+        ..RecordingFilter::default()
+    };
+    let recordings = state
+        .store
+        .recordings(
+            &filter,
+            &PageRequest {
+                size: 1000,
+                ..PageRequest::default()
+            },
+        )
+        .await?
+        .items;
+    if recordings.is_empty() {
+        return Err(ApiError::invalid_parameter(
+            "RoomSid",
+            "the room has no completed recordings",
+        ));
+    }
+    let sid = CompositionSid::random();
+    let now = Timestamp::now();
+    let record = CompositionRecord {
+        sid,
+        account_sid: state.account,
+        room_sid: room.sid,
+        status: "enqueued".into(),
+        format: format.clone(),
+        resolution,
+        video_layout: layout_text.unwrap_or("{}").to_owned(),
+        audio_sources: serde_json::to_string(&audio_sources).unwrap_or_else(|_| "[]".into()),
+        trim,
+        status_callback,
+        status_callback_method: method,
+        progress: 0,
+        path: format!("{sid}.{format}"),
+        size: 0,
+        duration_ms: 0,
+        failure: None,
+        date_created: now,
+        date_updated: now,
+        date_completed: None,
+    };
+    state.store.insert_composition(&record).await?;
+    let job = Job {
+        sid,
+        plan: Plan {
+            layout,
+            audio_sources,
+            width,
+            height,
+            format,
+            trim,
+            room_start: room.date_created,
+        },
+        recordings,
+    };
+    if !state.compositions.enqueue(job) {
+        state
+            .store
+            .composition_change(
+                sid,
+                &["enqueued"],
+                "failed",
+                0,
+                None,
+                Some("too many compositions waiting"),
+                None,
+                Timestamp::now(),
+            )
+            .await?;
+        return Err(ApiError::unavailable(
+            "Too many compositions are waiting; try again later",
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(composition_json(&record, &state.urls)),
+    )
+        .into_response())
+}
+
+/// `GET /v1/Compositions`
+pub async fn list(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<impl IntoResponse, ApiError> {
+    let status = params.text("Status").map(str::to_owned);
+    if let Some(s) = &status
+        && !matches!(
+            s.as_str(),
+            "enqueued" | "processing" | "completed" | "deleted" | "failed"
+        )
+    {
+        return Err(ApiError::invalid_parameter(
+            "Status",
+            "not a composition status",
+        ));
+    }
+    let room_sid = match params.text("RoomSid") {
+        Some(id) => Some(
+            id.parse()
+                .map_err(|_| ApiError::invalid_parameter("RoomSid", "not a room SID"))?,
+        ),
+        None => None,
+    };
+    let filter = CompositionFilter {
+        status,
+        room_sid,
+        created_after: params.datetime("DateCreatedAfter")?,
+        created_before: params.datetime("DateCreatedBefore")?,
+    };
+    let request = params.page()?;
+    let page = state.store.compositions(&filter, &request).await?;
+    let mut filters = Vec::new();
+    for name in ["Status", "RoomSid", "DateCreatedAfter", "DateCreatedBefore"] {
+        if let Some(value) = params.text(name) {
+            filters.push((name, value.to_owned()));
+        }
+    }
+    let listing = Listing {
+        collection: format!("{}/v1/Compositions", state.urls.base()),
+        key: "compositions",
+        filters,
+        page_size: request.size,
+        page_number: request.number,
+        page_token: request.after.as_ref(),
+    };
+    Ok(Json(
+        listing.body(&page, |c| composition_json(c, &state.urls)),
+    ))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<CompositionRecord, ApiError> {
+    let not_found = || ApiError::not_found(&format!("/v1/Compositions/{}", excerpt(id)));
+    let sid: CompositionSid = id.parse().map_err(|_| not_found())?;
+    state
+        .store
+        .composition(sid)
+        .await?
+        .filter(|c| c.status != "deleted")
+        .ok_or_else(not_found)
+}
+
+/// `GET /v1/Compositions/{Sid}`
+pub async fn fetch(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let c = find(&state, &id).await?;
+    Ok(Json(composition_json(&c, &state.urls)))
+}
+
+/// `DELETE /v1/Compositions/{Sid}`: 204; a queued one never runs, a
+/// finished one's file is removed. One being composed now is refused.
+pub async fn delete(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let c = find(&state, &id).await?;
+    let deleted = state
+        .store
+        .composition_change(
+            c.sid,
+            &["enqueued", "completed", "failed"],
+            "deleted",
+            c.progress,
+            None,
+            None,
+            None,
+            Timestamp::now(),
+        )
+        .await?;
+    if !deleted {
+        return Err(ApiError::bad_request(
+            53116,
+            "The composition is being composed and cannot be deleted now",
+        ));
+    }
+    let _ = tokio::fs::remove_file(state.compositions.dir().join(&c.path)).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/Compositions/{Sid}/Media`
+pub async fn media(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let c = find(&state, &id).await?;
+    if c.status != "completed" {
+        return Err(ApiError::not_found(&format!(
+            "/v1/Compositions/{}/Media",
+            c.sid
+        )));
+    }
+    let location = format!(
+        "{}/media/compositions/{}?{}",
+        state.urls.base(),
+        c.sid,
+        state.recordings.signed_query(c.sid.as_str())
+    );
+    Ok((
+        StatusCode::FOUND,
+        [(header::LOCATION, location.clone())],
+        Json(json!({ "redirect_to": location })),
+    )
+        .into_response())
+}
+
+/// `GET /media/compositions/{Sid}?Expires=…&Signature=…`
+pub async fn download(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if !super::recordings::signed(&state, &id, &request) {
+        return Err(super::recordings::forbidden());
+    }
+    let c = find(&state, &id).await?;
+    let mime = if c.format == "mp4" {
+        "video/mp4"
+    } else {
+        "video/webm"
+    };
+    let served = tower_http::services::ServeFile::new_with_mime(
+        state.compositions.dir().join(&c.path),
+        &mime.parse().map_err(ApiError::internal)?,
+    )
+    .oneshot(request)
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(served.into_response())
+}

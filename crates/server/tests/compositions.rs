@@ -1,0 +1,314 @@
+//! Compositions end to end: real Matroska recordings (made by ffmpeg from
+//! test patterns and tones, recorded in the store as a room's recordings),
+//! composed by the server's ffmpeg job into a grid, checked with ffprobe
+//! and by looking at the pixels.
+//!
+//! Needs Debian's ffmpeg: skipped without it unless `SALON_FFMPEG=required`
+//! (as `scripts/test` sets).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, assert_error};
+use salon_sid::{ParticipantSid, RecordingSid, RoomSid, TrackSid};
+use salon_store::{NewRecording, Timestamp};
+use serde_json::Value;
+
+fn ffmpeg_present() -> bool {
+    let found = Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var("SALON_FFMPEG").as_deref() == Ok("required") {
+        panic!("ffmpeg is required (SALON_FFMPEG=required) but not installed");
+    }
+    found
+}
+
+fn ffmpeg(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-y", "-v", "error"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Record a finished recording of `seconds` starting `at` ms after `t0`.
+#[allow(clippy::too_many_arguments)]
+async fn add_recording(
+    s: &TestServer,
+    room: RoomSid,
+    participant: ParticipantSid,
+    name: &str,
+    kind: &str,
+    source: &str,
+    t0: i64,
+    at: i64,
+    seconds: u32,
+) {
+    let sid = RecordingSid::random();
+    let ext = if kind == "audio" { "mka" } else { "mkv" };
+    let relative = format!("{room}/{sid}.{ext}");
+    let path = s.dir.path().join("recordings").join(&relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let t = seconds.to_string();
+    let path_text = path.display().to_string();
+    if kind == "audio" {
+        ffmpeg(&[
+            "-f", "lavfi", "-i", source, "-t", &t, "-c:a", "libopus", &path_text,
+        ]);
+    } else {
+        ffmpeg(&[
+            "-f", "lavfi", "-i", source, "-t", &t, "-c:v", "libvpx", &path_text,
+        ]);
+    }
+    let store = &s.state.store;
+    let new = NewRecording {
+        sid,
+        account_sid: s.account,
+        room_sid: room,
+        participant_sid: participant,
+        track_sid: TrackSid::random(),
+        track_name: name,
+        kind,
+        container_format: ext,
+        path: &relative,
+    };
+    store
+        .insert_recording(&new, Timestamp::now())
+        .await
+        .unwrap();
+    let codec = if kind == "audio" { "opus" } else { "VP8" };
+    store
+        .recording_started(
+            sid,
+            codec,
+            Timestamp::from_millis(t0 + at),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    store
+        .recording_completed(sid, u64::from(seconds) * 1000, size, Timestamp::now())
+        .await
+        .unwrap();
+}
+
+/// Mean brightness of the left and right halves of the frame at `t`.
+fn halves(file: &Path, t: f64) -> (u8, u8) {
+    let out = ffmpeg(&[
+        "-ss",
+        &format!("{t}"),
+        "-i",
+        &file.display().to_string(),
+        "-frames:v",
+        "1",
+        "-vf",
+        "scale=2:1:flags=area,format=gray",
+        "-f",
+        "rawvideo",
+        "-",
+    ]);
+    (out[0], out[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_composition_of_two_participants_has_both_videos_and_mixed_audio() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let s = TestServer::start().await;
+    let (status, room) = s.post("/v1/Rooms", &[("UniqueName", "composed")]).await;
+    assert_eq!(status, 201);
+    let room_sid: RoomSid = room["sid"].as_str().unwrap().parse().unwrap();
+    let path = format!("/v1/Rooms/{room_sid}");
+
+    // A room in progress, and a room without recordings, are refused.
+    let form = [
+        ("RoomSid", room_sid.as_str()),
+        ("VideoLayout", r#"{"grid":{"video_sources":["*"]}}"#),
+        ("AudioSources", "*"),
+        ("Format", "mp4"),
+        ("Resolution", "640x480"),
+    ];
+    assert_error(&s.post("/v1/Compositions", &form).await, 400, 20001);
+    let (status, _) = s.post(&path, &[("Status", "completed")]).await;
+    assert_eq!(status, 200);
+    assert_error(&s.post("/v1/Compositions", &form).await, 400, 20001);
+
+    // Alice from the start, Bob a second later.
+    let t0 = Timestamp::now().millis() - 60_000;
+    let (alice, bob) = (ParticipantSid::random(), ParticipantSid::random());
+    add_recording(
+        &s,
+        room_sid,
+        alice,
+        "alice-cam",
+        "video",
+        "testsrc=size=320x240:rate=15",
+        t0,
+        0,
+        4,
+    )
+    .await;
+    add_recording(
+        &s,
+        room_sid,
+        alice,
+        "alice-mic",
+        "audio",
+        "sine=frequency=440",
+        t0,
+        0,
+        4,
+    )
+    .await;
+    add_recording(
+        &s,
+        room_sid,
+        bob,
+        "bob-cam",
+        "video",
+        "testsrc2=size=320x240:rate=15",
+        t0,
+        1_000,
+        4,
+    )
+    .await;
+    add_recording(
+        &s,
+        room_sid,
+        bob,
+        "bob-mic",
+        "audio",
+        "sine=frequency=660",
+        t0,
+        1_000,
+        4,
+    )
+    .await;
+
+    for (name, value) in [
+        ("Format", "avi"),
+        ("Resolution", "big"),
+        ("VideoLayout", "{\"a\":{}}"),
+    ] {
+        let mut bad: Vec<(&str, &str)> = form.iter().filter(|(k, _)| *k != name).copied().collect();
+        bad.push((name, value));
+        assert_error(&s.post("/v1/Compositions", &bad).await, 400, 20001);
+    }
+
+    let (status, created) = s.post("/v1/Compositions", &form).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "enqueued");
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done: Value = loop {
+        let (_, c) = s.get(&format!("/v1/Compositions/{sid}")).await;
+        if c["status"] != "enqueued" && c["status"] != "processing" {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "still composing: {c:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["duration"], 5);
+    let (_, listed) = s.get(&format!("/v1/Compositions?RoomSid={room_sid}")).await;
+    assert_eq!(listed["compositions"].as_array().unwrap().len(), 1);
+
+    let file = s
+        .dir
+        .path()
+        .join("recordings/compositions")
+        .join(format!("{sid}.mp4"));
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = info["streams"].as_array().unwrap();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
+    assert_eq!(video["codec_name"], "h264");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert_eq!(audio["codec_name"], "aac");
+    let duration: f64 = info["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((duration - 5.0).abs() < 0.5, "composed {duration} s");
+    // Every frame decodes.
+    let decoded = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success() && decoded.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    // Bob's cell is black before he arrives, and both show a picture after.
+    let (left, right) = halves(&file, 0.4);
+    assert!(left > 40 && right < 20, "at 0.4 s: {left} {right}");
+    let (left, right) = halves(&file, 2.5);
+    assert!(left > 40 && right > 40, "at 2.5 s: {left} {right}");
+
+    // The media link redirects to a signed URL Salon serves.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects
+        .get(format!("{}/v1/Compositions/{sid}/Media", s.url))
+        .basic_auth(s.key, Some(&s.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .replace("http://salon.test", &s.url);
+    let body = reqwest::get(&location)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len() as u64, std::fs::metadata(&file).unwrap().len());
+
+    let (status, _) = s
+        .rest(
+            reqwest::Method::DELETE,
+            &format!("/v1/Compositions/{sid}"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(!file.exists());
+    assert_error(&s.get(&format!("/v1/Compositions/{sid}")).await, 404, 20404);
+}
