@@ -125,8 +125,12 @@ impl ClientConfig {
 }
 
 /// What happens in the room and on the connection, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
+    /// An adaptive-video message from the server, as it came:
+    /// `track_switched_off`, `track_switched_on`, `track_priority_changed`,
+    /// `dominant_speaker_changed`, `network_quality`, `layers`.
+    Adaptive(ServerMessage),
     ParticipantConnected {
         participant: ParticipantInfo,
     },
@@ -229,6 +233,8 @@ enum Command {
     SendData(String, Vec<u8>, oneshot::Sender<Result<(), ClientError>>),
     Subscribe(TrackSid),
     Unsubscribe(TrackSid),
+    /// An adaptive-video request, sent as it is.
+    Adaptive(ClientMessage),
     Leave(oneshot::Sender<()>),
     GoSilent,
 }
@@ -448,6 +454,13 @@ impl Client {
     /// Stop receiving `track`.
     pub async fn unsubscribe(&self, track: TrackSid) -> Result<(), ClientError> {
         self.command(Command::Unsubscribe(track)).await
+    }
+
+    /// Send an adaptive-video request (`switch_off`, `switch_on`,
+    /// `set_bandwidth_profile`, …; see `docs/protocol.md`). Answers, if
+    /// any, arrive as [`ClientEvent::Adaptive`] or [`ClientEvent::Error`].
+    pub async fn adaptive(&self, message: ClientMessage) -> Result<(), ClientError> {
+        self.command(Command::Adaptive(message)).await
     }
 
     /// Leave the room: send `leave`, wait (up to 5 s) for the server to close
@@ -823,6 +836,12 @@ impl Connection {
             }
             ServerMessage::Pong { .. } => {}
             ServerMessage::Joined { .. } => tracing::warn!("a second `joined` ignored"),
+            adaptive @ (ServerMessage::TrackPriorityChanged { .. }
+            | ServerMessage::TrackSwitchedOff { .. }
+            | ServerMessage::TrackSwitchedOn { .. }
+            | ServerMessage::DominantSpeakerChanged { .. }
+            | ServerMessage::NetworkQuality { .. }
+            | ServerMessage::Layers { .. }) => self.emit(ClientEvent::Adaptive(adaptive)),
         }
         Ok(None)
     }
@@ -868,6 +887,7 @@ impl Connection {
             Command::Unsubscribe(track) => {
                 send(&mut self.ws, &ClientMessage::Unsubscribe { track }).await?;
             }
+            Command::Adaptive(message) => send(&mut self.ws, &message).await?,
             Command::Leave(reply) => {
                 let end = self.leave().await;
                 let _ = reply.send(());

@@ -129,6 +129,8 @@ pub struct Lane {
     time_offset: u32,
     /// The last packet sent: to continue from when the lane ends.
     last: Option<Outgoing>,
+    /// The subscriber switched the track off: nothing is forwarded.
+    off: bool,
     /// Packets admitted, for statistics.
     pub forwarded: u64,
 }
@@ -153,6 +155,7 @@ impl Lane {
             continue_at: None,
             time_offset: 0,
             last: None,
+            off: false,
             forwarded: 0,
         }
     }
@@ -185,14 +188,41 @@ impl Lane {
         })
     }
 
-    /// Whether this lane still waits for a keyframe.
+    /// Whether this lane still waits for a keyframe (a switched-off lane
+    /// waits for nothing).
     pub fn waiting_for_keyframe(&self) -> bool {
-        self.waiting_for_keyframe
+        self.waiting_for_keyframe && !self.off
+    }
+
+    /// Whether the subscriber switched the track off.
+    pub fn is_off(&self) -> bool {
+        self.off
+    }
+
+    /// Switch the lane off (forward nothing) or on again. On again, it
+    /// continues where it stopped — the next sequence number, timestamps
+    /// rebased to follow on — from the next keyframe (video), so the
+    /// subscriber sees one stream with no gap to ask retransmission for.
+    /// Whether anything changed.
+    pub fn switch(&mut self, on: bool, video: bool) -> bool {
+        if on != self.off {
+            return false;
+        }
+        self.off = !on;
+        if on {
+            if let Some(from) = self.continuation(video) {
+                self.base_out = from.seq;
+                self.continue_at = Some(from.time);
+                self.start = None;
+            }
+            self.waiting_for_keyframe = video;
+        }
+        true
     }
 
     /// How `packet` leaves on this lane, or `None` to skip it here.
     pub fn admit(&mut self, packet: &PacketMeta) -> Option<Outgoing> {
-        if packet.seq > MAX_SEQ {
+        if packet.seq > MAX_SEQ || self.off {
             return None;
         }
         let pt = self
@@ -294,6 +324,19 @@ impl Forwarder {
             .iter()
             .position(|l| l.subscriber == subscriber && l.mid == mid)?;
         Some(self.lanes.remove(index))
+    }
+
+    /// Switch `subscriber`'s lanes off or on (see [`Lane::switch`]).
+    /// Switching video on makes the forwarder want a keyframe.
+    pub fn switch(&mut self, subscriber: PeerRef, on: bool) {
+        let video = self.video;
+        let mut changed = false;
+        for lane in self.lanes.iter_mut().filter(|l| l.subscriber == subscriber) {
+            changed |= lane.switch(on, video);
+        }
+        if changed && on && video {
+            self.keyframe_wanted = true;
+        }
     }
 
     /// A subscriber asked for a keyframe (PLI or FIR).
@@ -601,5 +644,43 @@ mod tests {
         assert_eq!(f.lanes[0].admit(&m).map(|o| o.time), Some(u32::MAX - 100));
         let m = f.meta(2, 50 + 960, 111, &[0]);
         assert_eq!(f.lanes[0].admit(&m).map(|o| o.time), Some(859));
+    }
+
+    #[test]
+    fn a_switched_off_lane_forwards_nothing_and_resumes_seamlessly_at_a_keyframe() {
+        let mut f = video_forwarder();
+        f.add_lane(lane(1, 500));
+        f.add_lane(lane(2, 900));
+        let t0 = Instant::now();
+        assert!(f.poll_keyframe_request(t0));
+        assert_eq!(send(&mut f, 0, 10, 3_000, &KEY).map(|o| o.seq), Some(500));
+        assert_eq!(send(&mut f, 1, 10, 3_000, &KEY).map(|o| o.seq), Some(900));
+        assert_eq!(send(&mut f, 0, 11, 6_000, &DELTA).map(|o| o.seq), Some(501));
+        f.switch(peer(1), false);
+        assert!(f.lanes[0].is_off() && !f.lanes[1].is_off());
+        // Off: nothing, not even a keyframe; the other lane goes on, and an
+        // off lane does not keep asking for keyframes.
+        for seq in 12..20 {
+            assert_eq!(send(&mut f, 0, seq, seq as u32 * 3_000, &KEY), None);
+            assert!(send(&mut f, 1, seq, seq as u32 * 3_000, &DELTA).is_some());
+        }
+        assert!(!f.poll_keyframe_request(t0 + KEYFRAME_RETRY * 2));
+        // On again: a keyframe is wanted, deltas wait, and the stream
+        // continues with the next sequence number and a following timestamp.
+        f.switch(peer(1), true);
+        assert!(f.poll_keyframe_request(t0 + KEYFRAME_RETRY * 3));
+        assert_eq!(send(&mut f, 0, 20, 60_000, &DELTA), None);
+        let resumed = send(&mut f, 0, 21, 63_000, &KEY).unwrap();
+        assert_eq!((resumed.seq, resumed.time), (502, 9_000));
+        assert_eq!(
+            send(&mut f, 0, 22, 66_000, &DELTA).map(|o| (o.seq, o.time)),
+            Some((503, 12_000))
+        );
+        // Switching on twice changes nothing.
+        f.switch(peer(1), true);
+        assert_eq!(
+            send(&mut f, 0, 23, 69_000, &DELTA).map(|o| o.seq),
+            Some(504)
+        );
     }
 }

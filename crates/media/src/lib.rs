@@ -270,6 +270,13 @@ pub(crate) enum Command {
     RoomEnded {
         room: RoomSid,
     },
+    /// Switch `track` off (stop forwarding it) or on again for
+    /// `participant`, a subscriber.
+    Switch {
+        participant: ParticipantSid,
+        track: TrackSid,
+        on: bool,
+    },
     /// For tests: make this participant's `Rtc` panic on its next input.
     #[doc(hidden)]
     Sabotage {
@@ -559,6 +566,19 @@ impl Media {
     /// Drop `participant`'s peer: its tracks stop, its subscriptions end.
     pub fn remove(&self, room: RoomSid, participant: ParticipantSid) {
         let _ = self.send(room, Command::Remove { participant });
+    }
+
+    /// Stop forwarding `track` to `participant` (`on: false`), keeping the
+    /// subscription, or forward it again from its next keyframe.
+    pub fn switch(&self, room: RoomSid, participant: ParticipantSid, track: TrackSid, on: bool) {
+        let _ = self.send(
+            room,
+            Command::Switch {
+                participant,
+                track,
+                on,
+            },
+        );
     }
 
     /// Make `participant`'s `Rtc` panic, to prove one peer's crash costs only

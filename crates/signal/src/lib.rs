@@ -159,6 +159,112 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// A track priority: Twilio's `Track.Priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Standard,
+    High,
+}
+
+/// How a subscriber's bandwidth is shared among its video tracks:
+/// Twilio's `BandwidthProfileMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BandwidthMode {
+    #[default]
+    Grid,
+    Collaboration,
+    Presentation,
+}
+
+/// When tracks are switched off for bandwidth: Twilio's
+/// `TrackSwitchOffMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackSwitchOffMode {
+    Detected,
+    #[default]
+    Predicted,
+    Disabled,
+}
+
+/// Width and height in pixels (render dimensions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Dimensions {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Render dimensions a client may ask for: each side 1 to this.
+pub const MAX_RENDER_SIDE: u32 = 16_384;
+
+/// Network quality of one participant, in `network_quality`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkQualityLevel {
+    pub participant: ParticipantSid,
+    /// 0 (broken) to 5 (excellent).
+    pub level: u8,
+    /// Present at verbosity 2 (`moderate`) and 3 (`detailed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<NetworkQualityMedia>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<NetworkQualityMedia>,
+}
+
+/// Twilio's `NetworkQualityAudioStats` / `NetworkQualityVideoStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkQualityMedia {
+    pub send: u8,
+    pub recv: u8,
+    /// Present at verbosity 3 (`detailed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_stats: Option<NetworkQualityPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_stats: Option<NetworkQualityPath>,
+}
+
+/// Twilio's `NetworkQualitySendOrRecvStats`: the last interval's
+/// measurements and the level each alone scores.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NetworkQualityPath {
+    /// Bits per second carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_actual: Option<u64>,
+    /// Bits per second the path is estimated to carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_available: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_level: Option<u8>,
+    /// 0.0 to 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction_lost: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction_lost_level: Option<u8>,
+    /// Seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<f64>,
+    /// Seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_level: Option<u8>,
+}
+
+/// One simulcast layer of a published video track, in `layers`: whether
+/// the publisher should send it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerHint {
+    /// 0 is the lowest resolution.
+    pub layer: u8,
+    /// The layer's `a=rid`, when the track was published with RIDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    pub active: bool,
+}
+
 fn yes() -> bool {
     true
 }
@@ -223,6 +329,48 @@ pub enum ClientMessage {
     },
     /// Leave the room. The server closes the socket.
     Leave {},
+    /// How this participant's downlink is shared among the video tracks it
+    /// receives: Twilio's `bandwidthProfile.video`. Absent fields keep
+    /// their value (Twilio's defaults at first).
+    SetBandwidthProfile {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<BandwidthMode>,
+        /// Bits per second of video; 0 removes the cap.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_subscription_bitrate: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dominant_speaker_priority: Option<Priority>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        track_switch_off_mode: Option<TrackSwitchOffMode>,
+        /// Deprecated `maxTracks`; 0 removes the limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tracks: Option<u32>,
+    },
+    /// The priority of one of my published tracks (`publishPriority`,
+    /// `LocalTrackPublication.setPriority`).
+    SetPublishPriority { track: TrackSid, priority: Priority },
+    /// My own priority for a track I receive
+    /// (`RemoteVideoTrack.setPriority`); `null` goes back to the
+    /// publisher's.
+    SetSubscribePriority {
+        track: TrackSid,
+        priority: Option<Priority>,
+    },
+    /// Stop forwarding a video track to me, keeping the subscription
+    /// (`RemoteVideoTrack.switchOff()`).
+    SwitchOff { track: TrackSid },
+    /// Forward it again (`switchOn()`).
+    SwitchOn { track: TrackSid },
+    /// The size I render a video track at
+    /// (`setContentPreferences({renderDimensions})`); `null` for no limit.
+    SetRenderDimensions {
+        track: TrackSid,
+        dimensions: Option<Dimensions>,
+    },
+    /// Ask for `network_quality` messages: Twilio's
+    /// `NetworkQualityConfiguration`, verbosity 0 (none) to 3 (detailed)
+    /// for myself and for the others.
+    SetNetworkQuality { local: u8, remote: u8 },
 }
 
 /// Why the server ended a session.
@@ -250,7 +398,7 @@ pub enum DisconnectReason {
 /// What the server sends. A client ignores fields it does not know; one
 /// message of a type it does not know fails [`ServerMessage::parse`] as
 /// [`ProtocolError::UnknownType`], which a client skips.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The answer to `join` (and to `resume`, with `resumed: true`).
@@ -333,6 +481,39 @@ pub enum ServerMessage {
     Pong {
         id: u64,
     },
+    /// A publisher changed a track's priority (`trackPublishPriorityChanged`).
+    TrackPriorityChanged {
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: Priority,
+    },
+    /// A video track you receive stopped being forwarded to you; `reason`
+    /// is Twilio's `switchOffReason` (`disabled-by-subscriber`,
+    /// `network-congestion`, `max-bandwidth-reached`,
+    /// `max-tracks-switched-on`, `disabled-by-publisher`).
+    TrackSwitchedOff {
+        track: TrackSid,
+        reason: String,
+    },
+    /// It is forwarded again (from its next keyframe).
+    TrackSwitchedOn {
+        track: TrackSid,
+    },
+    /// The room's dominant speaker changed; `null` when they left.
+    DominantSpeakerChanged {
+        participant: Option<ParticipantSid>,
+    },
+    /// Network quality levels (and stats, by the verbosity asked for), sent
+    /// when one changes, only after `set_network_quality`.
+    NetworkQuality {
+        participants: Vec<NetworkQualityLevel>,
+    },
+    /// Which simulcast layers of your published video track someone
+    /// receives: pause the others (`RTCRtpEncodingParameters.active`).
+    Layers {
+        track: TrackSid,
+        layers: Vec<LayerHint>,
+    },
 }
 
 /// Why a message could not be read. Always [`codes::INVALID_MESSAGE`].
@@ -373,6 +554,13 @@ pub const CLIENT_TYPES: &[&str] = &[
     "unsubscribe",
     "ping",
     "leave",
+    "set_bandwidth_profile",
+    "set_publish_priority",
+    "set_subscribe_priority",
+    "switch_off",
+    "switch_on",
+    "set_render_dimensions",
+    "set_network_quality",
 ];
 
 /// The `type`s of [`ServerMessage`].
@@ -390,6 +578,12 @@ pub const SERVER_TYPES: &[&str] = &[
     "error",
     "disconnected",
     "pong",
+    "track_priority_changed",
+    "track_switched_off",
+    "track_switched_on",
+    "dominant_speaker_changed",
+    "network_quality",
+    "layers",
 ];
 
 /// Read one message of `M`, enforcing the size limit. When it does not
@@ -466,6 +660,13 @@ impl ClientMessage {
             ClientMessage::Unsubscribe { .. } => "unsubscribe",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Leave {} => "leave",
+            ClientMessage::SetBandwidthProfile { .. } => "set_bandwidth_profile",
+            ClientMessage::SetPublishPriority { .. } => "set_publish_priority",
+            ClientMessage::SetSubscribePriority { .. } => "set_subscribe_priority",
+            ClientMessage::SwitchOff { .. } => "switch_off",
+            ClientMessage::SwitchOn { .. } => "switch_on",
+            ClientMessage::SetRenderDimensions { .. } => "set_render_dimensions",
+            ClientMessage::SetNetworkQuality { .. } => "set_network_quality",
         }
     }
 }
@@ -481,7 +682,7 @@ impl ServerMessage {
     /// The message as JSON text.
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: no maps with non-string keys,
-        // no floats.
+        // and the only floats (network quality stats) are finite.
         serde_json::to_string(self).unwrap_or_default()
     }
 }
@@ -631,5 +832,79 @@ mod tests {
             r#"{"type":"disconnected","reason":"room-completed","code":53118,"message":"Room completed"}"#
         );
         assert_eq!(ServerMessage::parse(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn adaptive_video_messages_read_and_bad_words_are_named() {
+        let m = ClientMessage::parse(
+            r#"{"type":"set_bandwidth_profile","mode":"collaboration","max_subscription_bitrate":2400000}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::SetBandwidthProfile {
+                mode: Some(BandwidthMode::Collaboration),
+                max_subscription_bitrate: Some(2_400_000),
+                dominant_speaker_priority: None,
+                track_switch_off_mode: None,
+                max_tracks: None,
+            }
+        );
+        let track = "MT0123456789abcdef0123456789abcdef";
+        let m = ClientMessage::parse(&format!(
+            r#"{{"type":"set_render_dimensions","track":"{track}","dimensions":{{"width":320,"height":180}}}}"#
+        ))
+        .unwrap();
+        assert!(
+            matches!(
+                m,
+                ClientMessage::SetRenderDimensions {
+                    dimensions: Some(Dimensions {
+                        width: 320,
+                        height: 180
+                    }),
+                    ..
+                }
+            ),
+            "{m:?}"
+        );
+        let m = ClientMessage::parse(&format!(
+            r#"{{"type":"set_subscribe_priority","track":"{track}","priority":null}}"#
+        ))
+        .unwrap();
+        assert!(matches!(
+            m,
+            ClientMessage::SetSubscribePriority { priority: None, .. }
+        ));
+        for (text, word) in [
+            (
+                format!(
+                    r#"{{"type":"set_publish_priority","track":"{track}","priority":"urgent"}}"#
+                ),
+                "urgent",
+            ),
+            (
+                r#"{"type":"set_bandwidth_profile","mode":"Grid"}"#.to_owned(),
+                "Grid",
+            ),
+            (
+                r#"{"type":"set_network_quality","local":1,"remote":-1}"#.to_owned(),
+                "-1",
+            ),
+        ] {
+            let err = ClientMessage::parse(&text).unwrap_err();
+            assert_eq!(err.code(), 53004);
+            assert!(err.to_string().contains(word), "{err}");
+        }
+        let m = ServerMessage::DominantSpeakerChanged { participant: None };
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"dominant_speaker_changed","participant":null}"#
+        );
+        let m = ServerMessage::TrackSwitchedOff {
+            track: TrackSid::from_bytes([7; 16]),
+            reason: "network-congestion".into(),
+        };
+        assert_eq!(ServerMessage::parse(&m.to_json()).unwrap(), m);
     }
 }

@@ -125,6 +125,28 @@ impl Worker {
                     self.remove_peer(r, None);
                 }
             }
+            Command::Switch {
+                participant,
+                track,
+                on,
+            } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(room) = slot_peer(&mut self.slots, r).map(|p| p.room) else {
+                    return;
+                };
+                if let Some(room_state) = self.rooms.get_mut(&room) {
+                    for f in room_state
+                        .forwarders
+                        .iter_mut()
+                        .filter(|f| f.track == track)
+                    {
+                        f.switch(r, on);
+                    }
+                }
+                self.request_keyframes(room, now);
+            }
             Command::Sabotage { participant } => {
                 if let Some(r) = self.by_participant.get(&participant).copied()
                     && let Some(peer) = slot_peer(&mut self.slots, r)

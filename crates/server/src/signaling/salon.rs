@@ -28,8 +28,10 @@ use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
-    self, Change, Declared, Goodbye, Member, Participant, Refusal, Track, check_offer,
+    self, Change, Declared, Expiry, Goodbye, Member, Participant, Refusal, Track, check_offer,
 };
+
+mod adaptive;
 
 type Connection = connection::Connection<SalonWire>;
 type Incoming = Frame<SalonWire>;
@@ -63,8 +65,15 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
         }
         Ok(Some(Incoming::Message(ClientMessage::Resume { token, session, .. }))) => {
             let sessions = &state.signaling.salon;
-            if let Err((connection, refusal)) =
-                session::resume(&state, sessions, &token, &session, connection).await
+            if let Err((connection, refusal)) = session::resume(
+                &state,
+                sessions,
+                &token,
+                &session,
+                Expiry::Enforced,
+                connection,
+            )
+            .await
             {
                 connection.refuse(refusal.code, refusal.message).await;
             }
@@ -358,6 +367,13 @@ impl Session {
                 let result = self.member.unsubscribe(track).await;
                 self.check(result);
             }
+            adaptive @ (ClientMessage::SetBandwidthProfile { .. }
+            | ClientMessage::SetPublishPriority { .. }
+            | ClientMessage::SetSubscribePriority { .. }
+            | ClientMessage::SwitchOff { .. }
+            | ClientMessage::SwitchOn { .. }
+            | ClientMessage::SetRenderDimensions { .. }
+            | ClientMessage::SetNetworkQuality { .. }) => self.on_adaptive(adaptive),
         }
         Next::Continue
     }

@@ -1,0 +1,216 @@
+//! Adaptive video end to end: real Rust clients (`salon-client`) over real
+//! UDP on loopback. Switching a track off stops its packets and switching
+//! it on resumes the same stream; nonsense is refused with 53004.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use salon_client::{Client, ClientEvent, TrackKind, TrackSid, TrackSpec};
+use salon_signal::{ClientMessage, Dimensions, ServerMessage};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn av() -> Vec<TrackSpec> {
+    vec![
+        TrackSpec::audio("microphone"),
+        TrackSpec::video("camera").bitrate(300_000).fps(15),
+    ]
+}
+
+/// Packets received on `client`'s subscribed track of `kind`, and its
+/// keyframes and loss.
+fn received(client: &Client, kind: TrackKind) -> (TrackSid, u64, u64, f64) {
+    let stats = client.stats();
+    let (track, r) = stats
+        .subscribed
+        .iter()
+        .find(|(_, r)| r.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} track received: {stats:#?}"));
+    (*track, r.packets, r.keyframes, r.loss_fraction())
+}
+
+/// Wait for an event `pick` accepts, and return what it made of it.
+async fn event<T>(client: &mut Client, mut pick: impl FnMut(&ClientEvent) -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, client.next_event()).await {
+            Ok(Some(e)) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+            }
+            Ok(None) => panic!("the session ended"),
+            Err(_) => panic!("no such event within {WAIT:?}"),
+        }
+    }
+}
+
+/// Wait until `f` holds of `client`, reading its events meanwhile.
+async fn until(client: &mut Client, what: &str, f: impl Fn(&Client) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f(client) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {WAIT:?}: {:#?}",
+            client.stats()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(100), client.next_event()).await;
+    }
+}
+
+async fn error_code(client: &mut Client) -> (u32, String) {
+    event(client, |e| match e {
+        ClientEvent::Error { code, message } => Some((*code, message.clone())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_a_track_off_stops_its_packets_and_on_resumes_the_same_stream() {
+    let s = TestServer::start().await;
+    let alice = s.client("alice", "grid", &av()).await;
+    let mut bob = s.client("bob", "grid", &[]).await;
+    until(&mut bob, "audio and video arrive", |c| {
+        c.stats()
+            .subscribed
+            .values()
+            .filter(|r| r.packets > 0)
+            .count()
+            == 2
+    })
+    .await;
+    let (video, ..) = received(&bob, TrackKind::Video);
+
+    bob.adaptive(ClientMessage::SwitchOff { track: video })
+        .await
+        .unwrap();
+    let reason = event(&mut bob, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { track, reason })
+            if *track == video =>
+        {
+            Some(reason.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, "disabled-by-subscriber");
+    // What was in flight lands; then nothing more of the video comes, while
+    // the audio goes on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, video_off, keyframes_off, _) = received(&bob, TrackKind::Video);
+    let (_, audio_off, ..) = received(&bob, TrackKind::Audio);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, video_later, ..) = received(&bob, TrackKind::Video);
+    let (_, audio_later, ..) = received(&bob, TrackKind::Audio);
+    assert_eq!(video_later, video_off, "no video while switched off");
+    assert!(
+        audio_later > audio_off + 20,
+        "audio goes on: {audio_off} → {audio_later}"
+    );
+
+    bob.adaptive(ClientMessage::SwitchOn { track: video })
+        .await
+        .unwrap();
+    event(&mut bob, |e| {
+        matches!(e, ClientEvent::Adaptive(ServerMessage::TrackSwitchedOn { track }) if *track == video)
+            .then_some(())
+    })
+    .await;
+    until(&mut bob, "video resumes", |c| {
+        received(c, TrackKind::Video).1 > video_off + 30
+    })
+    .await;
+    let (_, _, keyframes_on, loss) = received(&bob, TrackKind::Video);
+    assert!(keyframes_on > keyframes_off, "resumed at a keyframe");
+    // The stream continued: no sequence gap for the time it was off.
+    assert!(loss < 0.05, "loss {loss} after switching on");
+    alice.leave().await;
+    bob.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_requests_that_make_no_sense_are_refused_with_53004() {
+    let s = TestServer::start().await;
+    let alice = s.client("alice", "grid", &av()).await;
+    let mut bob = s.client("bob", "grid", &[]).await;
+    until(&mut bob, "audio and video arrive", |c| {
+        c.stats()
+            .subscribed
+            .values()
+            .filter(|r| r.packets > 0)
+            .count()
+            == 2
+    })
+    .await;
+    let (audio, ..) = received(&bob, TrackKind::Audio);
+    let (video, ..) = received(&bob, TrackKind::Video);
+
+    bob.adaptive(ClientMessage::SwitchOff { track: audio })
+        .await
+        .unwrap();
+    let (code, message) = error_code(&mut bob).await;
+    assert_eq!(code, 53004);
+    assert!(
+        message.contains("switch_off") && message.contains("not a video track"),
+        "{message}"
+    );
+
+    for dimensions in [
+        Dimensions {
+            width: 0,
+            height: 0,
+        },
+        Dimensions {
+            width: 100_000,
+            height: 90,
+        },
+    ] {
+        bob.adaptive(ClientMessage::SetRenderDimensions {
+            track: video,
+            dimensions: Some(dimensions),
+        })
+        .await
+        .unwrap();
+        let (code, message) = error_code(&mut bob).await;
+        assert_eq!(code, 53004);
+        assert!(message.contains("1 to 16384"), "{message}");
+    }
+    bob.adaptive(ClientMessage::SetNetworkQuality {
+        local: 7,
+        remote: 1,
+    })
+    .await
+    .unwrap();
+    let (code, message) = error_code(&mut bob).await;
+    assert_eq!(
+        (code, message.contains("verbosity")),
+        (53004, true),
+        "{message}"
+    );
+    // Publishing priority is for one's own tracks.
+    bob.adaptive(ClientMessage::SetPublishPriority {
+        track: video,
+        priority: salon_signal::Priority::High,
+    })
+    .await
+    .unwrap();
+    let (code, message) = error_code(&mut bob).await;
+    assert_eq!(
+        (code, message.contains("not one you publish")),
+        (53004, true),
+        "{message}"
+    );
+
+    // The session goes on, and so does the media.
+    let (_, before, ..) = received(&bob, TrackKind::Video);
+    until(&mut bob, "video goes on", |c| {
+        received(c, TrackKind::Video).1 > before + 10
+    })
+    .await;
+    alice.leave().await;
+    bob.leave().await;
+}
