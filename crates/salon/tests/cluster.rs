@@ -148,6 +148,8 @@ fn nodes_register_and_a_dead_node_drops_out_of_the_registry() {
         &free_port().to_string(),
         "--media-port",
         "0",
+        "--turn-port",
+        "0",
         "serve",
     ]);
     let stderr = String::from_utf8_lossy(&twin.stderr);
@@ -191,6 +193,8 @@ fn an_unreachable_redis_is_a_clear_error() {
         "--listen",
         &free_port().to_string(),
         "--media-port",
+        "0",
+        "--turn-port",
         "0",
         "serve",
     ]);
