@@ -274,6 +274,8 @@ pub struct Forwarder {
     keyframe_wanted: bool,
     /// Packets received from the publisher, for statistics.
     pub received: u64,
+    /// An audio track's voice in the room's dominant speaker detection.
+    pub voice: Option<crate::speaker::Voice>,
 }
 
 impl Forwarder {
@@ -294,6 +296,7 @@ impl Forwarder {
             keyframe_requested_at: None,
             keyframe_wanted: false,
             received: 0,
+            voice: None,
         }
     }
 

@@ -147,6 +147,12 @@ pub enum MediaEvent {
         room: RoomSid,
         participant: ParticipantSid,
     },
+    /// The room's dominant speaker changed (from the RFC 6464 audio
+    /// levels of its audio tracks); `None` when the holder left.
+    DominantSpeaker {
+        room: RoomSid,
+        participant: Option<ParticipantSid>,
+    },
     /// The peer is gone and its media state is dropped.
     Gone {
         room: RoomSid,

@@ -168,6 +168,12 @@ pub enum Event {
         publisher: ParticipantSid,
         track: TrackSid,
     },
+    /// The room's dominant speaker changed (the media server decides, from
+    /// audio levels); `None` when the last one left.
+    DominantSpeakerChanged {
+        room: RoomSid,
+        participant: Option<ParticipantSid>,
+    },
     /// `subscriber` no longer receives `track`.
     Unsubscribed {
         room: RoomSid,
@@ -189,6 +195,7 @@ impl Event {
             | Event::TrackUnpublished { room, .. }
             | Event::TrackSwitched { room, .. }
             | Event::Subscribed { room, .. }
+            | Event::DominantSpeakerChanged { room, .. }
             | Event::Unsubscribed { room, .. } => *room,
         }
     }

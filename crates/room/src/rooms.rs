@@ -612,6 +612,20 @@ impl Rooms {
         Ok(())
     }
 
+    /// The media server found a new dominant speaker in `room` (`None`:
+    /// the last one left). Ignored for a room not in progress or a
+    /// participant not in it.
+    pub fn set_dominant_speaker(&mut self, room: RoomSid, participant: Option<ParticipantSid>) {
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        if participant.is_some_and(|p| state.participant(p).is_none()) {
+            return;
+        }
+        self.events
+            .push_back(Event::DominantSpeakerChanged { room, participant });
+    }
+
     /// Enable or disable (mute) a published track. No event if unchanged.
     pub fn set_track_enabled(
         &mut self,

@@ -214,3 +214,37 @@ async fn adaptive_requests_that_make_no_sense_are_refused_with_53004() {
     alice.leave().await;
     bob.leave().await;
 }
+
+/// The next `dominant_speaker_changed` `client` hears.
+async fn dominant(client: &mut Client) -> Option<salon_client::ParticipantSid> {
+    event(client, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::DominantSpeakerChanged { participant }) => {
+            Some(*participant)
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dominant_speaker_follows_the_audio_levels() {
+    let s = TestServer::start().await;
+    let speaking = |name: &str| vec![TrackSpec::audio(name).audio_level(20)];
+    let silent = vec![TrackSpec::audio("microphone").audio_level(127)];
+    let mut carol = s.client("carol", "talk", &[]).await;
+    let bob = s.client("bob", "talk", &silent).await;
+    let alice = s.client("alice", "talk", &speaking("microphone")).await;
+    let alice_sid = alice.participant().sid;
+    // Alice speaks at −20 dBov, Bob's microphone is silent: the floor is
+    // Alice's, and only hers.
+    assert_eq!(dominant(&mut carol).await, Some(alice_sid));
+    // She leaves: nobody holds the floor (Bob is still silent).
+    alice.leave().await;
+    assert_eq!(dominant(&mut carol).await, None);
+    // Dave speaks: the floor is his.
+    let dave = s.client("dave", "talk", &speaking("voice")).await;
+    assert_eq!(dominant(&mut carol).await, Some(dave.participant().sid));
+    for c in [bob, dave, carol] {
+        c.leave().await;
+    }
+}

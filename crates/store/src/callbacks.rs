@@ -104,8 +104,10 @@ pub(crate) async fn enqueue(
     at: Timestamp,
 ) -> Result<usize> {
     let target = match event {
-        // Twilio has no callbacks for subscriptions.
-        Event::Subscribed { .. } | Event::Unsubscribed { .. } => return Ok(0),
+        // Twilio has no callbacks for subscriptions or dominant speakers.
+        Event::Subscribed { .. }
+        | Event::Unsubscribed { .. }
+        | Event::DominantSpeakerChanged { .. } => return Ok(0),
         Event::RoomCreated { name, settings, .. } => match &settings.status_callback {
             None => return Ok(0),
             Some(callback) => RoomTarget {
@@ -128,7 +130,9 @@ pub(crate) async fn enqueue(
         at,
     };
     match event {
-        Event::Subscribed { .. } | Event::Unsubscribed { .. } => Ok(0),
+        Event::Subscribed { .. }
+        | Event::Unsubscribed { .. }
+        | Event::DominantSpeakerChanged { .. } => Ok(0),
         Event::RoomCreated { .. } => {
             room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())
                 .await?;

@@ -150,6 +150,8 @@ async fn apply(
     at: i64,
 ) -> Result<()> {
     match event {
+        // Nothing of it is kept: the REST API has no dominant speaker.
+        Event::DominantSpeakerChanged { .. } => {}
         Event::RoomCreated {
             room,
             name,

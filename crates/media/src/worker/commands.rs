@@ -26,9 +26,13 @@ impl Worker {
                     peer.published.retain(|(_, t)| *t != track);
                     let room = peer.room;
                     if let Some(room) = self.rooms.get_mut(&room) {
+                        let speaker = &mut room.speaker;
                         room.forwarders.retain_mut(|f| {
                             if f.track != track {
                                 return true;
+                            }
+                            if let Some(voice) = f.voice {
+                                speaker.remove(voice);
                             }
                             retired.push((std::mem::take(&mut f.lanes), f.video));
                             false

@@ -256,5 +256,6 @@ impl Worker {
         for (r, reason) in leaving {
             self.remove_peer(r, Some(reason));
         }
+        self.tick_speakers(now);
     }
 }

@@ -35,11 +35,13 @@ use crate::codec_order;
 use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
+use crate::speaker::DominantSpeaker;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
     SubscribeBinding,
 };
 
+mod adaptive;
 mod commands;
 mod data;
 mod drain;
@@ -174,6 +176,9 @@ struct MediaRoom {
     /// Subscriptions bound before their track's media existed: (track,
     /// subscriber, its m-line).
     waiting: Vec<(TrackSid, PeerRef, Mid)>,
+    /// Dominant speaker detection over the room's audio tracks (each audio
+    /// forwarder holds its voice).
+    speaker: DominantSpeaker<ParticipantSid>,
 }
 
 impl MediaRoom {

@@ -112,9 +112,13 @@ impl Worker {
         if let Some(room) = self.rooms.get_mut(&peer.room) {
             room.peers.retain(|p| *p != r);
             // Its tracks stop: the lanes to their subscribers end.
+            let speaker = &mut room.speaker;
             room.forwarders.retain_mut(|f| {
                 if f.publisher != r {
                     return true;
+                }
+                if let Some(voice) = f.voice {
+                    speaker.remove(voice);
                 }
                 retired.push((std::mem::take(&mut f.lanes), f.video));
                 false

@@ -100,6 +100,11 @@ pub enum Change {
     Unsubscribed {
         track: TrackSid,
     },
+    /// The room's dominant speaker (this participant or one the client
+    /// heard of); `None` when the last one left.
+    DominantSpeaker {
+        participant: Option<ParticipantSid>,
+    },
     /// The room removed this participant: the session is over, and the
     /// client is to be told why.
     Removed(DisconnectReason),
@@ -293,6 +298,13 @@ impl Member {
             } if *subscriber == me => {
                 self.subscribed.remove(track);
                 Change::Unsubscribed { track: *track }
+            }
+            Event::DominantSpeakerChanged { participant, .. }
+                if participant.is_none_or(|p| p == me || self.others.contains_key(&p)) =>
+            {
+                Change::DominantSpeaker {
+                    participant: *participant,
+                }
             }
             _ => return None,
         };

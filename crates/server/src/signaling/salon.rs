@@ -496,6 +496,9 @@ impl Session {
                 track: track_info(track),
             },
             Change::Unsubscribed { track } => ServerMessage::Unsubscribed { track },
+            Change::DominantSpeaker { participant } => {
+                ServerMessage::DominantSpeakerChanged { participant }
+            }
             Change::Removed(reason) => {
                 self.say_goodbye(Goodbye::of(reason));
                 return Next::Ended;
