@@ -153,6 +153,13 @@ pub enum MediaEvent {
         room: RoomSid,
         participant: Option<ParticipantSid>,
     },
+    /// A participant's network quality level (0–5) changed, or is known
+    /// for the first time.
+    NetworkQuality {
+        room: RoomSid,
+        participant: ParticipantSid,
+        level: u8,
+    },
     /// The peer is gone and its media state is dropped.
     Gone {
         room: RoomSid,

@@ -174,6 +174,13 @@ pub enum Event {
         room: RoomSid,
         participant: Option<ParticipantSid>,
     },
+    /// A participant's network quality level (0–5, the media server's
+    /// measure) changed.
+    NetworkQualityChanged {
+        room: RoomSid,
+        participant: ParticipantSid,
+        level: u8,
+    },
     /// `subscriber` no longer receives `track`.
     Unsubscribed {
         room: RoomSid,
@@ -196,6 +203,7 @@ impl Event {
             | Event::TrackSwitched { room, .. }
             | Event::Subscribed { room, .. }
             | Event::DominantSpeakerChanged { room, .. }
+            | Event::NetworkQualityChanged { room, .. }
             | Event::Unsubscribed { room, .. } => *room,
         }
     }

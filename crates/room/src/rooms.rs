@@ -626,6 +626,19 @@ impl Rooms {
             .push_back(Event::DominantSpeakerChanged { room, participant });
     }
 
+    /// The media server measured a new network quality level (0–5) for a
+    /// participant. Ignored for one not in a room.
+    pub fn set_network_quality(&mut self, participant: ParticipantSid, level: u8) {
+        let Some(room) = self.where_is.get(&participant).copied() else {
+            return;
+        };
+        self.events.push_back(Event::NetworkQualityChanged {
+            room,
+            participant,
+            level,
+        });
+    }
+
     /// Enable or disable (mute) a published track. No event if unchanged.
     pub fn set_track_enabled(
         &mut self,

@@ -55,6 +55,13 @@ pub async fn media_to_room(rooms: RoomService, mut events: mpsc::UnboundedReceiv
             MediaEvent::Connected { room, participant } => {
                 tracing::debug!(%room, %participant, "media connected");
             }
+            MediaEvent::NetworkQuality {
+                participant, level, ..
+            } => {
+                let _ = rooms
+                    .call(move |r, _| r.set_network_quality(participant, level))
+                    .await;
+            }
             MediaEvent::DominantSpeaker { room, participant } => {
                 let _ = rooms
                     .call(move |r, _| r.set_dominant_speaker(room, participant))

@@ -248,3 +248,43 @@ async fn the_dominant_speaker_follows_the_audio_levels() {
         c.leave().await;
     }
 }
+
+/// The next network quality level `client` hears for itself.
+async fn own_level(client: &mut Client, accept: impl Fn(u8) -> bool) -> u8 {
+    let me = client.participant().sid;
+    event(client, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::NetworkQuality { participants }) => participants
+            .iter()
+            .find(|p| p.participant == me && accept(p.level))
+            .map(|p| p.level),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_quality_is_high_on_a_clean_link_and_falls_with_loss() {
+    let s = TestServer::start().await;
+    let alice = s.client("alice", "nq", &av()).await;
+    let mut carol = s.client("carol", "nq", &[]).await;
+    // Bob's network drops every fourth packet sent to him.
+    let config = salon_client::ClientConfig::new(s.signaling_url(), s.token("bob", None), "nq")
+        .receive_loss(4);
+    let mut bob = Client::connect(config).await.unwrap();
+    for c in [&carol, &bob] {
+        c.adaptive(ClientMessage::SetNetworkQuality {
+            local: 1,
+            remote: 0,
+        })
+        .await
+        .unwrap();
+    }
+    let clean = own_level(&mut carol, |_| true).await;
+    assert!(clean >= 4, "a clean loopback link scores {clean}");
+    let lossy = own_level(&mut bob, |level| level <= 2).await;
+    assert!((1..=2).contains(&lossy), "25% loss scores {lossy}");
+    // Nothing about the others was asked for: only one's own levels come.
+    alice.leave().await;
+    bob.leave().await;
+    carol.leave().await;
+}

@@ -104,10 +104,12 @@ pub(crate) async fn enqueue(
     at: Timestamp,
 ) -> Result<usize> {
     let target = match event {
-        // Twilio has no callbacks for subscriptions or dominant speakers.
+        // Twilio has no callbacks for subscriptions, dominant speakers or
+        // network quality.
         Event::Subscribed { .. }
         | Event::Unsubscribed { .. }
-        | Event::DominantSpeakerChanged { .. } => return Ok(0),
+        | Event::DominantSpeakerChanged { .. }
+        | Event::NetworkQualityChanged { .. } => return Ok(0),
         Event::RoomCreated { name, settings, .. } => match &settings.status_callback {
             None => return Ok(0),
             Some(callback) => RoomTarget {
@@ -132,7 +134,8 @@ pub(crate) async fn enqueue(
     match event {
         Event::Subscribed { .. }
         | Event::Unsubscribed { .. }
-        | Event::DominantSpeakerChanged { .. } => Ok(0),
+        | Event::DominantSpeakerChanged { .. }
+        | Event::NetworkQualityChanged { .. } => Ok(0),
         Event::RoomCreated { .. } => {
             room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())
                 .await?;

@@ -150,8 +150,8 @@ async fn apply(
     at: i64,
 ) -> Result<()> {
     match event {
-        // Nothing of it is kept: the REST API has no dominant speaker.
-        Event::DominantSpeakerChanged { .. } => {}
+        // Nothing of them is kept: the REST API has neither.
+        Event::DominantSpeakerChanged { .. } | Event::NetworkQualityChanged { .. } => {}
         Event::RoomCreated {
             room,
             name,

@@ -257,5 +257,6 @@ impl Worker {
             self.remove_peer(r, Some(reason));
         }
         self.tick_speakers(now);
+        self.tick_quality(now);
     }
 }

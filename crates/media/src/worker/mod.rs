@@ -35,6 +35,7 @@ use crate::codec_order;
 use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
+use crate::quality::NetworkQuality;
 use crate::speaker::DominantSpeaker;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
@@ -155,6 +156,11 @@ struct Peer {
     written: bool,
     /// Tests only: panic on the next input.
     sabotaged: bool,
+    /// The participant's network quality, from str0m's per-stream stats.
+    quality: NetworkQuality,
+    /// Each stream's packet and byte totals at its last stats event:
+    /// (m-line, incoming, packets, bytes).
+    totals: Vec<(Mid, bool, u64, u64)>,
 }
 
 struct Slot {

@@ -33,6 +33,7 @@ impl Worker {
                 .enable_h264(true)
                 .enable_vp9(true)
                 .enable_bwe(Some(Bitrate::kbps(1_500)))
+                .set_stats_interval(Some(crate::quality::INTERVAL))
                 .build(now);
             for addr in candidates {
                 if let Ok(candidate) = Candidate::host(addr, "udp") {
@@ -61,6 +62,8 @@ impl Worker {
             pending_data: VecDeque::new(),
             written: false,
             sabotaged: false,
+            quality: NetworkQuality::new(now),
+            totals: Vec::new(),
         };
         let index = match self.free.pop() {
             Some(index) => index,

@@ -105,6 +105,12 @@ pub enum Change {
     DominantSpeaker {
         participant: Option<ParticipantSid>,
     },
+    /// A participant's network quality level (this one's, or one the
+    /// client heard of).
+    NetworkQuality {
+        participant: ParticipantSid,
+        level: u8,
+    },
     /// The room removed this participant: the session is over, and the
     /// client is to be told why.
     Removed(DisconnectReason),
@@ -298,6 +304,14 @@ impl Member {
             } if *subscriber == me => {
                 self.subscribed.remove(track);
                 Change::Unsubscribed { track: *track }
+            }
+            Event::NetworkQualityChanged {
+                participant, level, ..
+            } if *participant == me || self.others.contains_key(participant) => {
+                Change::NetworkQuality {
+                    participant: *participant,
+                    level: *level,
+                }
             }
             Event::DominantSpeakerChanged { participant, .. }
                 if participant.is_none_or(|p| p == me || self.others.contains_key(&p)) =>

@@ -17,8 +17,8 @@ use salon_media::{MediaKind, PublishBinding, SubscribeBinding};
 use salon_room::{DisconnectReason as CoreReason, TrackKind as CoreKind};
 use salon_sid::TrackSid;
 use salon_signal::{
-    ClientMessage, DisconnectReason, ParticipantInfo, PublishMedia, Published, RoomInfo,
-    ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes,
+    ClientMessage, DisconnectReason, NetworkQualityLevel, ParticipantInfo, PublishMedia, Published,
+    RoomInfo, ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -115,6 +115,7 @@ async fn join(
         last_heard: Instant::now(),
         detached_at: None,
         last_revision: 0,
+        network_quality: (0, 0),
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -143,6 +144,9 @@ struct Session {
     detached_at: Option<Instant>,
     /// The revision of the last offer handled.
     last_revision: u32,
+    /// Network quality verbosity asked for (`set_network_quality`): for
+    /// this participant, for the others; 0 sends nothing.
+    network_quality: (u8, u8),
 }
 
 /// What the session loop should do next.
@@ -498,6 +502,25 @@ impl Session {
             Change::Unsubscribed { track } => ServerMessage::Unsubscribed { track },
             Change::DominantSpeaker { participant } => {
                 ServerMessage::DominantSpeakerChanged { participant }
+            }
+            Change::NetworkQuality { participant, level } => {
+                let (local, remote) = self.network_quality;
+                let verbosity = if participant == self.member.me {
+                    local
+                } else {
+                    remote
+                };
+                if verbosity == 0 {
+                    return Next::Continue;
+                }
+                ServerMessage::NetworkQuality {
+                    participants: vec![NetworkQualityLevel {
+                        participant,
+                        level,
+                        audio: None,
+                        video: None,
+                    }],
+                }
             }
             Change::Removed(reason) => {
                 self.say_goodbye(Goodbye::of(reason));

@@ -36,6 +36,7 @@ impl Session {
                 .and_then(|()| member.receives_video("set_render_dimensions", track)),
             ClientMessage::SetNetworkQuality { local, remote } => {
                 check_network_quality(local, remote)
+                    .map(|()| self.network_quality = (local, remote))
             }
             // Accepted; acted on when layer selection lands.
             _ => Ok(()),
