@@ -160,12 +160,54 @@ pub enum MediaEvent {
         participant: ParticipantSid,
         level: u8,
     },
+    /// A video track `participant` receives was switched off (`off`:
+    /// Twilio's `switchOffReason`) or on again (`None`).
+    Switched {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        off: Option<&'static str>,
+    },
     /// The peer is gone and its media state is dropped.
     Gone {
         room: RoomSid,
         participant: ParticipantSid,
         reason: GoneReason,
     },
+}
+
+/// A change to a participant's bandwidth profile: `None` keeps a field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub mode: Option<allocation::Mode>,
+    /// Bits per second of video; 0 removes the cap.
+    pub max_subscription_bitrate: Option<u64>,
+    pub dominant_speaker_priority: Option<allocation::Priority>,
+    pub track_switch_off_mode: Option<allocation::SwitchOffMode>,
+    /// 0 removes the limit.
+    pub max_tracks: Option<usize>,
+}
+
+impl ProfileUpdate {
+    /// `profile` with this update applied.
+    pub fn apply(&self, mut profile: allocation::BandwidthProfile) -> allocation::BandwidthProfile {
+        if let Some(mode) = self.mode {
+            profile.mode = mode;
+        }
+        if let Some(cap) = self.max_subscription_bitrate {
+            profile.max_subscription_bitrate = (cap > 0).then_some(cap);
+        }
+        if let Some(priority) = self.dominant_speaker_priority {
+            profile.dominant_speaker_priority = priority;
+        }
+        if let Some(mode) = self.track_switch_off_mode {
+            profile.track_switch_off_mode = mode;
+        }
+        if let Some(max) = self.max_tracks {
+            profile.max_tracks = (max > 0).then_some(max);
+        }
+        profile
+    }
 }
 
 /// Why a peer is gone.
@@ -268,6 +310,12 @@ pub(crate) enum Command {
         participant: ParticipantSid,
         track: TrackSid,
         on: bool,
+    },
+    /// Change `participant`'s bandwidth profile (fields left `None` keep
+    /// their value).
+    Profile {
+        participant: ParticipantSid,
+        update: ProfileUpdate,
     },
     /// For tests: make this participant's `Rtc` panic on its next input.
     #[doc(hidden)]
@@ -526,6 +574,18 @@ impl Media {
                 participant,
                 track,
                 on,
+            },
+        );
+    }
+
+    /// Change `participant`'s bandwidth profile; it applies to its next
+    /// allocation (and waits for its peer if it has none yet).
+    pub fn set_profile(&self, room: RoomSid, participant: ParticipantSid, update: ProfileUpdate) {
+        let _ = self.send(
+            room,
+            Command::Profile {
+                participant,
+                update,
             },
         );
     }

@@ -181,6 +181,14 @@ pub enum Event {
         participant: ParticipantSid,
         level: u8,
     },
+    /// The media server switched a video track `subscriber` receives off
+    /// (`off`: Twilio's `switchOffReason`) or on again (`None`).
+    SubscriptionSwitched {
+        room: RoomSid,
+        subscriber: ParticipantSid,
+        track: TrackSid,
+        off: Option<&'static str>,
+    },
     /// `subscriber` no longer receives `track`.
     Unsubscribed {
         room: RoomSid,
@@ -204,6 +212,7 @@ impl Event {
             | Event::Subscribed { room, .. }
             | Event::DominantSpeakerChanged { room, .. }
             | Event::NetworkQualityChanged { room, .. }
+            | Event::SubscriptionSwitched { room, .. }
             | Event::Unsubscribed { room, .. } => *room,
         }
     }

@@ -626,6 +626,33 @@ impl Rooms {
             .push_back(Event::DominantSpeakerChanged { room, participant });
     }
 
+    /// The media server switched a video track `subscriber` receives off
+    /// (`off`: Twilio's `switchOffReason`) or on again. Ignored unless it
+    /// still receives the track.
+    pub fn set_switched(
+        &mut self,
+        subscriber: ParticipantSid,
+        track: TrackSid,
+        off: Option<&'static str>,
+    ) {
+        let Some(room) = self.where_is.get(&subscriber).copied() else {
+            return;
+        };
+        let receives = self
+            .rooms
+            .get(&room)
+            .and_then(|r| r.participant(subscriber))
+            .is_some_and(|p| p.is_subscribed(track));
+        if receives {
+            self.events.push_back(Event::SubscriptionSwitched {
+                room,
+                subscriber,
+                track,
+                off,
+            });
+        }
+    }
+
     /// The media server measured a new network quality level (0–5) for a
     /// participant. Ignored for one not in a room.
     pub fn set_network_quality(&mut self, participant: ParticipantSid, level: u8) {

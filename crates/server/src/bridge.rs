@@ -62,6 +62,16 @@ pub async fn media_to_room(rooms: RoomService, mut events: mpsc::UnboundedReceiv
                     .call(move |r, _| r.set_network_quality(participant, level))
                     .await;
             }
+            MediaEvent::Switched {
+                participant,
+                track,
+                off,
+                ..
+            } => {
+                let _ = rooms
+                    .call(move |r, _| r.set_switched(participant, track, off))
+                    .await;
+            }
             MediaEvent::DominantSpeaker { room, participant } => {
                 let _ = rooms
                     .call(move |r, _| r.set_dominant_speaker(room, participant))

@@ -288,3 +288,85 @@ async fn network_quality_is_high_on_a_clean_link_and_falls_with_loss() {
     bob.leave().await;
     carol.leave().await;
 }
+
+/// Video packets received per track, in track order.
+fn video_counts(client: &Client) -> Vec<(TrackSid, u64)> {
+    let mut counts: Vec<(TrackSid, u64)> = client
+        .stats()
+        .subscribed
+        .iter()
+        .filter(|(_, r)| r.kind == TrackKind::Video)
+        .map(|(t, r)| (*t, r.packets))
+        .collect();
+    counts.sort();
+    counts
+}
+
+/// Wait for a second in which exactly `n` video tracks got packets.
+async fn flowing(client: &mut Client, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let before = video_counts(client);
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            let _ = tokio::time::timeout(Duration::from_millis(100), client.next_event()).await;
+        }
+        let after = video_counts(client);
+        let moving = before
+            .iter()
+            .zip(&after)
+            .filter(|((_, a), (_, b))| b > a)
+            .count();
+        if moving == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{moving} video tracks flowing, not {n}: {after:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_subscription_bitrate_switches_tracks_off_and_on_again() {
+    let s = TestServer::start().await;
+    let camera = || vec![TrackSpec::video("camera").bitrate(300_000).fps(15)];
+    let alice = s.client("alice", "cap", &camera()).await;
+    let dave = s.client("dave", "cap", &camera()).await;
+    let mut bob = s.client("bob", "cap", &[]).await;
+    flowing(&mut bob, 2).await;
+
+    // Room for one 300 kbit/s camera, not two.
+    let cap = |bps| ClientMessage::SetBandwidthProfile {
+        mode: None,
+        max_subscription_bitrate: Some(bps),
+        dominant_speaker_priority: None,
+        track_switch_off_mode: None,
+        max_tracks: None,
+    };
+    bob.adaptive(cap(450_000)).await.unwrap();
+    let reason = event(&mut bob, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { reason, .. }) => {
+            Some(reason.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, "max-bandwidth-reached");
+    flowing(&mut bob, 1).await;
+
+    // No cap: both again, and told so.
+    bob.adaptive(cap(0)).await.unwrap();
+    event(&mut bob, |e| {
+        matches!(
+            e,
+            ClientEvent::Adaptive(ServerMessage::TrackSwitchedOn { .. })
+        )
+        .then_some(())
+    })
+    .await;
+    flowing(&mut bob, 2).await;
+    for c in [alice, dave, bob] {
+        c.leave().await;
+    }
+}

@@ -104,12 +104,13 @@ pub(crate) async fn enqueue(
     at: Timestamp,
 ) -> Result<usize> {
     let target = match event {
-        // Twilio has no callbacks for subscriptions, dominant speakers or
-        // network quality.
+        // Twilio has no callbacks for subscriptions, dominant speakers,
+        // network quality or switched-off tracks.
         Event::Subscribed { .. }
         | Event::Unsubscribed { .. }
         | Event::DominantSpeakerChanged { .. }
-        | Event::NetworkQualityChanged { .. } => return Ok(0),
+        | Event::NetworkQualityChanged { .. }
+        | Event::SubscriptionSwitched { .. } => return Ok(0),
         Event::RoomCreated { name, settings, .. } => match &settings.status_callback {
             None => return Ok(0),
             Some(callback) => RoomTarget {
@@ -135,7 +136,8 @@ pub(crate) async fn enqueue(
         Event::Subscribed { .. }
         | Event::Unsubscribed { .. }
         | Event::DominantSpeakerChanged { .. }
-        | Event::NetworkQualityChanged { .. } => Ok(0),
+        | Event::NetworkQualityChanged { .. }
+        | Event::SubscriptionSwitched { .. } => Ok(0),
         Event::RoomCreated { .. } => {
             room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())
                 .await?;

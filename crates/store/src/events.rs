@@ -150,8 +150,10 @@ async fn apply(
     at: i64,
 ) -> Result<()> {
     match event {
-        // Nothing of them is kept: the REST API has neither.
-        Event::DominantSpeakerChanged { .. } | Event::NetworkQualityChanged { .. } => {}
+        // Nothing of them is kept: the REST API has none of them.
+        Event::DominantSpeakerChanged { .. }
+        | Event::NetworkQualityChanged { .. }
+        | Event::SubscriptionSwitched { .. } => {}
         Event::RoomCreated {
             room,
             name,

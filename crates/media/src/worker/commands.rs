@@ -134,8 +134,25 @@ impl Worker {
                         f.switch(r, on);
                     }
                 }
+                self.allocate(r, now);
                 self.request_keyframes(room, now);
             }
+            Command::Profile {
+                participant,
+                update,
+            } => match self.by_participant.get(&participant).copied() {
+                Some(r) => {
+                    if let Some(peer) = slot_peer(&mut self.slots, r) {
+                        let profile = update.apply(*peer.allocator.profile());
+                        peer.allocator.set_profile(profile);
+                    }
+                    self.allocate(r, now);
+                }
+                None => {
+                    let profile = self.profiles.entry(participant).or_default();
+                    *profile = update.apply(*profile);
+                }
+            },
             Command::Sabotage { participant } => {
                 if let Some(r) = self.by_participant.get(&participant).copied()
                     && let Some(peer) = slot_peer(&mut self.slots, r)

@@ -31,6 +31,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
+use crate::allocation::Allocator;
 use crate::codec_order;
 use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
@@ -161,6 +162,9 @@ struct Peer {
     /// Each stream's packet and byte totals at its last stats event:
     /// (m-line, incoming, packets, bytes).
     totals: Vec<(Mid, bool, u64, u64)>,
+    /// Which of the video tracks it receives are forwarded
+    /// ([`crate::allocation`]).
+    allocator: Allocator<TrackSid>,
 }
 
 struct Slot {
@@ -240,6 +244,8 @@ pub struct Worker {
     happenings: Vec<Happening>,
     /// Peers with media written and not yet released.
     written: Vec<PeerRef>,
+    /// Bandwidth profiles set before their participant's peer existed.
+    profiles: HashMap<ParticipantSid, crate::allocation::BandwidthProfile>,
 }
 
 impl Worker {
@@ -262,6 +268,7 @@ impl Worker {
             rooms: HashMap::new(),
             happenings: Vec::new(),
             written: Vec::new(),
+            profiles: HashMap::new(),
         })
     }
 

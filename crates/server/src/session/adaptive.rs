@@ -19,6 +19,11 @@ impl Member {
         Ok(())
     }
 
+    /// Change this member's bandwidth profile (what it receives).
+    pub fn set_bandwidth_profile(&self, update: salon_media::ProfileUpdate) {
+        self.state.media.set_profile(self.room, self.me, update);
+    }
+
     /// Whether `track` is a video track this member receives.
     pub fn receives_video(&self, what: &str, track: TrackSid) -> Result<(), String> {
         if self.kind_of(&track) == Some(TrackKind::Video) && self.is_subscribed(&track) {

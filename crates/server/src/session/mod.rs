@@ -111,6 +111,12 @@ pub enum Change {
         participant: ParticipantSid,
         level: u8,
     },
+    /// A video track this participant receives was switched off (`off`:
+    /// Twilio's `switchOffReason`) or on again.
+    Switched {
+        track: TrackSid,
+        off: Option<&'static str>,
+    },
     /// The room removed this participant: the session is over, and the
     /// client is to be told why.
     Removed(DisconnectReason),
@@ -313,6 +319,15 @@ impl Member {
                     level: *level,
                 }
             }
+            Event::SubscriptionSwitched {
+                subscriber,
+                track,
+                off,
+                ..
+            } if *subscriber == me && self.subscribed.contains(track) => Change::Switched {
+                track: *track,
+                off: *off,
+            },
             Event::DominantSpeakerChanged { participant, .. }
                 if participant.is_none_or(|p| p == me || self.others.contains_key(&p)) =>
             {

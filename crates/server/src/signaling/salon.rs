@@ -500,6 +500,14 @@ impl Session {
                 track: track_info(track),
             },
             Change::Unsubscribed { track } => ServerMessage::Unsubscribed { track },
+            Change::Switched { track, off: None } => ServerMessage::TrackSwitchedOn { track },
+            Change::Switched {
+                track,
+                off: Some(reason),
+            } => ServerMessage::TrackSwitchedOff {
+                track,
+                reason: reason.into(),
+            },
             Change::DominantSpeaker { participant } => {
                 ServerMessage::DominantSpeakerChanged { participant }
             }
