@@ -298,6 +298,8 @@ pub struct Forwarder {
     pub received: u64,
     /// An audio track's voice in the room's dominant speaker detection.
     pub voice: Option<crate::speaker::Voice>,
+    /// The publisher's priority for the track (`publishPriority`).
+    pub priority: crate::allocation::Priority,
     /// Payload bytes received from the publisher.
     pub bytes: u64,
     /// Bits per second received, measured by [`Forwarder::measure`].
@@ -324,6 +326,7 @@ impl Forwarder {
             keyframe_wanted: false,
             received: 0,
             voice: None,
+            priority: crate::allocation::Priority::Standard,
             bytes: 0,
             bitrate: 0,
             measured: None,

@@ -311,6 +311,14 @@ pub(crate) enum Command {
         track: TrackSid,
         on: bool,
     },
+    /// Set a track's priority: the publisher's own (`subscriber: false`),
+    /// or `participant`'s as a subscriber (`None`: back to the publisher's).
+    Priority {
+        participant: ParticipantSid,
+        track: TrackSid,
+        subscriber: bool,
+        priority: Option<allocation::Priority>,
+    },
     /// Change `participant`'s bandwidth profile (fields left `None` keep
     /// their value).
     Profile {
@@ -576,6 +584,41 @@ impl Media {
                 on,
             },
         );
+    }
+
+    /// Set `track`'s priority as its publisher `participant` gives it.
+    pub fn set_publish_priority(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: allocation::Priority,
+    ) {
+        let command = Command::Priority {
+            participant,
+            track,
+            subscriber: false,
+            priority: Some(priority),
+        };
+        let _ = self.send(room, command);
+    }
+
+    /// Set `track`'s priority for subscriber `participant` (`None`: the
+    /// publisher's again).
+    pub fn set_subscribe_priority(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: Option<allocation::Priority>,
+    ) {
+        let command = Command::Priority {
+            participant,
+            track,
+            subscriber: true,
+            priority,
+        };
+        let _ = self.send(room, command);
     }
 
     /// Change `participant`'s bandwidth profile; it applies to its next

@@ -345,15 +345,51 @@ async fn max_subscription_bitrate_switches_tracks_off_and_on_again() {
         max_tracks: None,
     };
     bob.adaptive(cap(450_000)).await.unwrap();
-    let reason = event(&mut bob, |e| match e {
-        ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { reason, .. }) => {
-            Some(reason.clone())
+    let (off, reason) = event(&mut bob, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { track, reason }) => {
+            Some((*track, reason.clone()))
         }
         _ => None,
     })
     .await;
     assert_eq!(reason, "max-bandwidth-reached");
     flowing(&mut bob, 1).await;
+
+    // Bob puts the track he lost first: it comes back, the other goes.
+    bob.adaptive(ClientMessage::SetSubscribePriority {
+        track: off,
+        priority: Some(salon_signal::Priority::High),
+    })
+    .await
+    .unwrap();
+    let (mut on, mut other_off) = (false, None);
+    while !on || other_off.is_none() {
+        match event(&mut bob, |e| match e {
+            ClientEvent::Adaptive(
+                m
+                @ (ServerMessage::TrackSwitchedOn { .. } | ServerMessage::TrackSwitchedOff { .. }),
+            ) => Some(m.clone()),
+            _ => None,
+        })
+        .await
+        {
+            ServerMessage::TrackSwitchedOn { track } => on |= track == off,
+            ServerMessage::TrackSwitchedOff { track, .. } if track != off => {
+                other_off = Some(track)
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+    }
+    flowing(&mut bob, 1).await;
+    let counts = video_counts(&bob);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = video_counts(&bob);
+    let grew = |t: TrackSid| {
+        let at = |v: &[(TrackSid, u64)]| v.iter().find(|(x, _)| *x == t).map(|(_, n)| *n);
+        at(&later) > at(&counts)
+    };
+    assert!(grew(off), "the high-priority track flows");
+    assert!(!grew(other_off.unwrap()), "the other is off");
 
     // No cap: both again, and told so.
     bob.adaptive(cap(0)).await.unwrap();

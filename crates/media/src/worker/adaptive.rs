@@ -85,22 +85,32 @@ impl Worker {
                 .and_then(|s| s.peer.as_ref())
                 .map(|p| p.participant);
             let speaking = publisher.is_some() && publisher == dominant;
-            tracks.push((f.track, layer, lane.is_off(), speaking));
+            tracks.push((f.track, layer, lane.is_off(), speaking, f.priority));
         }
         if tracks.is_empty() {
             return;
         }
-        let subscriptions: Vec<VideoSubscription<'_, TrackSid>> = tracks
-            .iter()
-            .map(|(track, layer, off, speaking)| VideoSubscription {
-                switched_off_by_subscriber: *off,
-                dominant_speaker: *speaking,
-                ..VideoSubscription::new(*track, layer)
-            })
-            .collect();
         let Some(peer) = slot_peer(&mut self.slots, r) else {
             return;
         };
+        let own = |track: &TrackSid| {
+            peer.priorities
+                .iter()
+                .find(|(t, _)| t == track)
+                .map(|(_, p)| *p)
+        };
+        let subscriptions: Vec<VideoSubscription<'_, TrackSid>> = tracks
+            .iter()
+            .map(
+                |(track, layer, off, speaking, priority)| VideoSubscription {
+                    switched_off_by_subscriber: *off,
+                    dominant_speaker: *speaking,
+                    publish_priority: *priority,
+                    subscribe_priority: own(track),
+                    ..VideoSubscription::new(*track, layer)
+                },
+            )
+            .collect();
         let input = Input {
             estimate: UNLIMITED,
             can_probe: false,

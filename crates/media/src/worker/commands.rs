@@ -137,6 +137,39 @@ impl Worker {
                 self.allocate(r, now);
                 self.request_keyframes(room, now);
             }
+            Command::Priority {
+                participant,
+                track,
+                subscriber,
+                priority,
+            } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(peer) = slot_peer(&mut self.slots, r) else {
+                    return;
+                };
+                let room = peer.room;
+                if subscriber {
+                    peer.priorities.retain(|(t, _)| *t != track);
+                    peer.priorities.extend(priority.map(|p| (track, p)));
+                    self.allocate(r, now);
+                    return;
+                }
+                if let (Some(state), Some(priority)) = (self.rooms.get_mut(&room), priority) {
+                    for f in state.forwarders.iter_mut().filter(|f| f.track == track) {
+                        f.priority = priority;
+                    }
+                }
+                let peers = self
+                    .rooms
+                    .get(&room)
+                    .map(|s| s.peers.clone())
+                    .unwrap_or_default();
+                for p in peers {
+                    self.allocate(p, now);
+                }
+            }
             Command::Profile {
                 participant,
                 update,

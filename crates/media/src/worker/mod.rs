@@ -165,6 +165,9 @@ struct Peer {
     /// Which of the video tracks it receives are forwarded
     /// ([`crate::allocation`]).
     allocator: Allocator<TrackSid>,
+    /// Its own priorities for tracks it receives
+    /// (`RemoteVideoTrack.setPriority`).
+    priorities: Vec<(TrackSid, crate::allocation::Priority)>,
 }
 
 struct Slot {

@@ -63,6 +63,7 @@ impl Worker {
             written: false,
             sabotaged: false,
             quality: NetworkQuality::new(now),
+            priorities: Vec::new(),
             allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default()),
             totals: Vec::new(),
         };

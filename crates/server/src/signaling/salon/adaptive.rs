@@ -16,11 +16,11 @@ impl Session {
     pub(super) fn on_adaptive(&mut self, message: ClientMessage) {
         let member = &self.member;
         let result = match message {
-            ClientMessage::SetPublishPriority { track, .. } => {
-                member.publishes("set_publish_priority", track)
+            ClientMessage::SetPublishPriority { track, priority } => {
+                member.set_publish_priority(track, media_priority(priority))
             }
-            ClientMessage::SetSubscribePriority { track, .. } => {
-                member.receives_video("set_subscribe_priority", track)
+            ClientMessage::SetSubscribePriority { track, priority } => {
+                member.set_subscribe_priority(track, priority.map(media_priority))
             }
             // Answered by the media server's allocation, through the room.
             ClientMessage::SwitchOff { track } => member.switch("switch_off", track, false),
