@@ -189,6 +189,13 @@ pub enum Event {
         track: TrackSid,
         off: Option<&'static str>,
     },
+    /// A publisher set a track's priority (`low`, `standard`, `high`).
+    TrackPriorityChanged {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: &'static str,
+    },
     /// `subscriber` no longer receives `track`.
     Unsubscribed {
         room: RoomSid,
@@ -213,6 +220,7 @@ impl Event {
             | Event::DominantSpeakerChanged { room, .. }
             | Event::NetworkQualityChanged { room, .. }
             | Event::SubscriptionSwitched { room, .. }
+            | Event::TrackPriorityChanged { room, .. }
             | Event::Unsubscribed { room, .. } => *room,
         }
     }

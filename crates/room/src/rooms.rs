@@ -653,6 +653,32 @@ impl Rooms {
         }
     }
 
+    /// A publisher set the priority (`low`, `standard`, `high`) of one of
+    /// its tracks. Ignored unless it publishes the track.
+    pub fn set_track_priority(
+        &mut self,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: &'static str,
+    ) {
+        let Some(room) = self.where_is.get(&participant).copied() else {
+            return;
+        };
+        let publishes = self
+            .rooms
+            .get(&room)
+            .and_then(|r| r.participant(participant))
+            .is_some_and(|p| p.track(track).is_some());
+        if publishes {
+            self.events.push_back(Event::TrackPriorityChanged {
+                room,
+                participant,
+                track,
+                priority,
+            });
+        }
+    }
+
     /// The media server measured a new network quality level (0–5) for a
     /// participant. Ignored for one not in a room.
     pub fn set_network_quality(&mut self, participant: ParticipantSid, level: u8) {

@@ -211,6 +211,33 @@ async fn adaptive_requests_that_make_no_sense_are_refused_with_53004() {
         received(c, TrackKind::Video).1 > before + 10
     })
     .await;
+
+    // Alice's own track is hers to rank; Bob hears of it.
+    let camera = alice.published_track("camera").unwrap();
+    alice
+        .adaptive(ClientMessage::SetPublishPriority {
+            track: camera,
+            priority: salon_signal::Priority::High,
+        })
+        .await
+        .unwrap();
+    let heard = event(&mut bob, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::TrackPriorityChanged {
+            participant,
+            track,
+            priority,
+        }) => Some((*participant, *track, *priority)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        heard,
+        (
+            alice.participant().sid,
+            camera,
+            salon_signal::Priority::High
+        )
+    );
     alice.leave().await;
     bob.leave().await;
 }

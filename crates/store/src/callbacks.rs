@@ -105,12 +105,13 @@ pub(crate) async fn enqueue(
 ) -> Result<usize> {
     let target = match event {
         // Twilio has no callbacks for subscriptions, dominant speakers,
-        // network quality or switched-off tracks.
+        // network quality, switched-off tracks or priorities.
         Event::Subscribed { .. }
         | Event::Unsubscribed { .. }
         | Event::DominantSpeakerChanged { .. }
         | Event::NetworkQualityChanged { .. }
-        | Event::SubscriptionSwitched { .. } => return Ok(0),
+        | Event::SubscriptionSwitched { .. }
+        | Event::TrackPriorityChanged { .. } => return Ok(0),
         Event::RoomCreated { name, settings, .. } => match &settings.status_callback {
             None => return Ok(0),
             Some(callback) => RoomTarget {
@@ -137,7 +138,8 @@ pub(crate) async fn enqueue(
         | Event::Unsubscribed { .. }
         | Event::DominantSpeakerChanged { .. }
         | Event::NetworkQualityChanged { .. }
-        | Event::SubscriptionSwitched { .. } => Ok(0),
+        | Event::SubscriptionSwitched { .. }
+        | Event::TrackPriorityChanged { .. } => Ok(0),
         Event::RoomCreated { .. } => {
             room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())
                 .await?;

@@ -153,7 +153,8 @@ async fn apply(
         // Nothing of them is kept: the REST API has none of them.
         Event::DominantSpeakerChanged { .. }
         | Event::NetworkQualityChanged { .. }
-        | Event::SubscriptionSwitched { .. } => {}
+        | Event::SubscriptionSwitched { .. }
+        | Event::TrackPriorityChanged { .. } => {}
         Event::RoomCreated {
             room,
             name,

@@ -28,6 +28,14 @@ impl Member {
         self.publishes("set_publish_priority", track)?;
         let media = &self.state.media;
         media.set_publish_priority(self.room, self.me, track, priority);
+        let (me, word) = (self.me, priority.as_str());
+        let rooms = self.state.rooms.clone();
+        // Tell the others (through the room, like every change they see).
+        tokio::spawn(async move {
+            let _ = rooms
+                .call(move |r, _| r.set_track_priority(me, track, word))
+                .await;
+        });
         Ok(())
     }
 

@@ -117,6 +117,12 @@ pub enum Change {
         track: TrackSid,
         off: Option<&'static str>,
     },
+    /// Another participant set a track's priority.
+    TrackPriority {
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: &'static str,
+    },
     /// The room removed this participant: the session is over, and the
     /// client is to be told why.
     Removed(DisconnectReason),
@@ -327,6 +333,16 @@ impl Member {
             } if *subscriber == me && self.subscribed.contains(track) => Change::Switched {
                 track: *track,
                 off: *off,
+            },
+            Event::TrackPriorityChanged {
+                participant,
+                track,
+                priority,
+                ..
+            } if *participant != me && self.tracks.contains_key(track) => Change::TrackPriority {
+                participant: *participant,
+                track: *track,
+                priority,
             },
             Event::DominantSpeakerChanged { participant, .. }
                 if participant.is_none_or(|p| p == me || self.others.contains_key(&p)) =>

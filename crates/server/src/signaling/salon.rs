@@ -508,6 +508,19 @@ impl Session {
                 track,
                 reason: reason.into(),
             },
+            Change::TrackPriority {
+                participant,
+                track,
+                priority,
+            } => ServerMessage::TrackPriorityChanged {
+                participant,
+                track,
+                priority: match priority {
+                    "low" => salon_signal::Priority::Low,
+                    "high" => salon_signal::Priority::High,
+                    _ => salon_signal::Priority::Standard,
+                },
+            },
             Change::DominantSpeaker { participant } => {
                 ServerMessage::DominantSpeakerChanged { participant }
             }
