@@ -133,13 +133,16 @@ export async function startServer() {
 function instrument() {
   const probe = { pcs: [], streams: [] };
   window.__e2e = probe;
-  const PC = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends PC {
-    constructor(...args) {
-      super(...args);
-      probe.pcs.push(this);
-    }
-  };
+  // A Proxy, not a subclass: RTCPeerConnection.prototype stays the native
+  // one, whose own properties the official twilio-video SDK proxies (its
+  // `ontrack` among them; a subclass's prototype has none).
+  window.RTCPeerConnection = new Proxy(window.RTCPeerConnection, {
+    construct(target, args, newTarget) {
+      const pc = Reflect.construct(target, args, newTarget);
+      probe.pcs.push(pc);
+      return pc;
+    },
+  });
   const devices = navigator.mediaDevices;
   const gum = devices.getUserMedia.bind(devices);
   devices.getUserMedia = async (constraints = {}) => {

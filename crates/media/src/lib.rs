@@ -139,6 +139,16 @@ pub struct SubscribeBinding {
     pub track: TrackSid,
 }
 
+/// A track the server offers to send on a new `sendonly` m-line, whose
+/// `a=msid:<stream> <id>` the client binds it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedTrack {
+    pub track: TrackSid,
+    pub kind: MediaKind,
+    pub stream: String,
+    pub id: String,
+}
+
 /// What the workers tell the control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -277,6 +287,17 @@ pub(crate) enum Command {
         publish: Vec<PublishBinding>,
         subscribe: Vec<SubscribeBinding>,
         reply: oneshot::Sender<Result<String, MediaError>>,
+    },
+    Offer {
+        participant: ParticipantSid,
+        add: Vec<OfferedTrack>,
+        stop: Vec<TrackSid>,
+        reply: oneshot::Sender<Result<Option<String>, MediaError>>,
+    },
+    AcceptAnswer {
+        participant: ParticipantSid,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Unpublish {
         participant: ParticipantSid,
@@ -537,6 +558,49 @@ impl Media {
     }
 
     /// Relay messages of `participant`'s data channel `label` as `track`.
+    /// Offer `participant` new m-lines sending `add`, `stop`'s m-lines
+    /// made inactive, and a data-channel section if it has none (for
+    /// protocols where the server offers). `None`: nothing to offer. One
+    /// offer at a time: answer it with [`Media::accept_answer`] first.
+    pub async fn offer(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        add: Vec<OfferedTrack>,
+        stop: Vec<TrackSid>,
+    ) -> Result<Option<String>, MediaError> {
+        let (reply, offer) = oneshot::channel();
+        self.send(
+            room,
+            Command::Offer {
+                participant,
+                add,
+                stop,
+                reply,
+            },
+        )?;
+        offer.await.map_err(|_| MediaError::Closed)?
+    }
+
+    /// Apply the client's answer to the server's outstanding offer.
+    pub async fn accept_answer(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        sdp: String,
+    ) -> Result<(), MediaError> {
+        let (reply, done) = oneshot::channel();
+        self.send(
+            room,
+            Command::AcceptAnswer {
+                participant,
+                sdp,
+                reply,
+            },
+        )?;
+        done.await.map_err(|_| MediaError::Closed)?
+    }
+
     pub fn publish_data(
         &self,
         room: RoomSid,

@@ -16,8 +16,32 @@ use salon_store::{Account, ApiKeyRecord, Store, Timestamp};
 
 use crate::settings::Settings;
 
+/// Open the store: the shared database at `--database-url` when one is set,
+/// otherwise SQLite in the data directory.
+pub async fn open_store(settings: &Settings) -> Result<Store> {
+    let store = match &settings.database_url {
+        Some(url) => Store::open_url(url)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redacted(url)))?,
+        None => open_data_dir(&settings.data_dir).await?,
+    };
+    Ok(store.for_node(&settings.node_id))
+}
+
+/// A database URL fit for logs and errors: without its password.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(an unreadable URL)".to_owned(),
+    }
+}
+
 /// Create the data directory (owner-only: it holds secrets) and open the store.
-pub async fn open_store(data_dir: &Path) -> Result<Store> {
+async fn open_data_dir(data_dir: &Path) -> Result<Store> {
     if !data_dir.exists() {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -42,17 +66,21 @@ pub struct Generated {
 
 impl Generated {
     /// Print the ready-to-paste block.
-    pub fn print(&self, out: &mut impl Write, data_dir: &Path) -> std::io::Result<()> {
+    pub fn print(&self, out: &mut impl Write, settings: &Settings) -> std::io::Result<()> {
+        let place = match &settings.database_url {
+            Some(url) => redacted(url),
+            None => settings
+                .data_dir
+                .join(salon_store::DATABASE_FILE)
+                .display()
+                .to_string(),
+        };
         writeln!(out)?;
         writeln!(
             out,
             "Salon generated development credentials. They are stored in"
         )?;
-        writeln!(
-            out,
-            "{} and shown only this once:",
-            data_dir.join(salon_store::DATABASE_FILE).display()
-        )?;
+        writeln!(out, "{place} and shown only this once:")?;
         writeln!(out)?;
         writeln!(out, "    SALON_ACCOUNT_SID={}", self.account_sid)?;
         writeln!(out, "    SALON_AUTH_TOKEN={}", self.auth_token)?;

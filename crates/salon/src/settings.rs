@@ -46,6 +46,18 @@ pub struct Flags {
     #[arg(long, env = "SALON_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Shared database for several nodes, `postgres://user:password@host:port/database` (or a `sqlite:` URL) [default: salon.db in the data directory]
+    #[arg(long, env = "SALON_DATABASE_URL", global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// This server's name among the nodes sharing a database (letters, digits, `.`, `_`, `-`; unique per node) [default: local]
+    #[arg(long, env = "SALON_NODE_ID", global = true, value_name = "NAME")]
+    pub node_id: Option<String>,
+
+    /// Redis for several nodes, `redis://[:password@]host:port[/db]`: the node registers itself there with a lease [default: none, one node]
+    #[arg(long, env = "SALON_REDIS_URL", global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+
     /// Serve the tutorial routes (/create-token, /auth/token, /rooms…), which mint tokens for anyone [default: true only when listening on loopback]
     #[arg(long, env = "SALON_APP_ROUTES", global = true, value_name = "BOOL")]
     pub app_routes: Option<bool>,
@@ -201,6 +213,9 @@ pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub node_id: Option<String>,
+    pub redis_url: Option<String>,
     pub app_routes: Option<bool>,
     pub cors_origins: Option<Vec<String>>,
     pub ad_hoc_rooms: Option<bool>,
@@ -250,6 +265,12 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub public_url: String,
     pub data_dir: PathBuf,
+    /// The database, when not SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// This server's name among nodes sharing the database.
+    pub node_id: String,
+    /// The cluster's Redis, when this node is one of several.
+    pub redis_url: Option<String>,
     pub app_routes: bool,
     /// Whether `app_routes` was chosen by default (for the startup log).
     pub app_routes_defaulted: bool,
@@ -416,6 +437,22 @@ impl Settings {
             bail!("an auth token needs its account: set SALON_ACCOUNT_SID as well");
         }
 
+        let node_id = flags
+            .node_id
+            .clone()
+            .or(file.node_id)
+            .unwrap_or_else(|| salon_store::DEFAULT_NODE.to_owned());
+        if node_id.is_empty()
+            || node_id.len() > 64
+            || !node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            bail!(
+                "SALON_NODE_ID / node_id: {node_id:?} is not a node name: 1 to 64 letters, digits, '.', '_' or '-'"
+            );
+        }
+
         Ok(Self {
             config_file,
             listen,
@@ -425,6 +462,9 @@ impl Settings {
                 .clone()
                 .or(file.data_dir)
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            database_url: flags.database_url.clone().or(file.database_url),
+            node_id,
+            redis_url: flags.redis_url.clone().or(file.redis_url),
             app_routes: explicit_app_routes.unwrap_or_else(|| listen.ip().is_loopback()),
             app_routes_defaulted: explicit_app_routes.is_none(),
             cors_origins,

@@ -261,6 +261,8 @@ pub fn router(state: AppState, app_routes: Option<app::Origins>) -> Router {
     let mut router = Router::new()
         .merge(rest::router(state.clone()))
         .route("/v1/signaling", get(signaling::upgrade))
+        .route("/signaling", get(signaling::twilio::upgrade))
+        .route("/insights", get(signaling::twilio::insights))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::serve));
     if let Some(origins) = app_routes {

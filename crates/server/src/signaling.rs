@@ -3,8 +3,10 @@
 //! Each front-end is a wire protocol and nothing else; what a session does
 //! underneath (admission, the room service, media negotiation, resume,
 //! teardown) is [`crate::session`]. Salon's own protocol, `/v1/signaling`
-//! (`salon-signal`, documented in `docs/protocol.md`), is [`salon`]; its
-//! socket and the limits on it are [`connection`].
+//! (`salon-signal`, documented in `docs/protocol.md`), is [`salon`];
+//! Twilio's, `/signaling` (`salon-twilio-signal`), which the official
+//! `twilio-video` SDK speaks, is [`twilio`]. Their socket and the limits on
+//! it are [`connection`].
 //!
 //! ```text
 //!  WebSocket ─▶ reader task ─▶ incoming ─┐
@@ -22,13 +24,15 @@
 
 use std::time::Duration;
 
-use crate::session::Resumables;
+use crate::session::{Presence, Resumables};
 
 mod connection;
 mod salon;
-use connection::Connection;
+pub mod twilio;
 pub use connection::{BURST_SECONDS, RATE_LIMITED};
+use connection::{Connection, SalonWire};
 pub use salon::upgrade;
+use twilio::Attached;
 
 /// Signaling's timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +69,11 @@ impl Default for SignalingConfig {
 pub struct Signaling {
     config: SignalingConfig,
     /// Sessions of Salon's own protocol.
-    salon: Resumables<Connection>,
+    salon: Resumables<Connection<SalonWire>>,
+    /// Sessions of Twilio's protocol.
+    twilio: Resumables<Attached>,
+    /// Participants whose signaling is reconnecting, as they come and go.
+    presence: Presence,
 }
 
 impl Signaling {
@@ -73,12 +81,14 @@ impl Signaling {
         Self {
             config,
             salon: Resumables::default(),
+            twilio: Resumables::default(),
+            presence: Presence::default(),
         }
     }
 
     /// Sessions open now.
     pub fn len(&self) -> usize {
-        self.salon.len()
+        self.salon.len() + self.twilio.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -35,7 +35,7 @@
 
 use salon_room::{CallbackMethod, DisconnectReason, EndReason, Event, RoomType, TrackKind};
 use salon_sid::{AccountSid, ParticipantSid, RoomSid, TrackSid};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use crate::outbox::{self, NewCallback};
 use crate::{Result, StoreError, Timestamp};
@@ -98,7 +98,7 @@ struct RoomTarget {
 /// Write the callbacks `event` causes, if its room has a status callback.
 /// Call before the event's own rows are written. Returns how many.
 pub(crate) async fn enqueue(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     account: AccountSid,
     event: &Event,
     at: Timestamp,
@@ -239,19 +239,21 @@ pub(crate) async fn enqueue(
     }
 }
 
-/// Write the callbacks of rooms a previous process left in progress, as
+/// Write the callbacks of rooms a previous process of `node` left in progress, as
 /// if they ended now: each participant disconnected (with its tracks
 /// removed), then the room ended. Call before `close_abandoned` changes the
 /// rows. Returns how many.
 pub(crate) async fn enqueue_abandoned(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
+    node: &str,
     at: Timestamp,
 ) -> Result<usize> {
     let rooms = sqlx::query(
         "SELECT sid, account_sid FROM rooms
-         WHERE status = 'in-progress' AND status_callback IS NOT NULL
+         WHERE status = 'in-progress' AND node = $1 AND status_callback IS NOT NULL
          ORDER BY date_created, sid",
     )
+    .bind(node)
     .fetch_all(&mut **tx)
     .await?;
     let mut written = 0;
@@ -260,7 +262,7 @@ pub(crate) async fn enqueue_abandoned(
         let account: AccountSid = parse(&row, "rooms", "account_sid")?;
         let participants = sqlx::query(
             "SELECT sid, identity FROM participants
-             WHERE room_sid = ?1 AND status = 'connected'
+             WHERE room_sid = $1 AND status = 'connected'
              ORDER BY start_time, sid",
         )
         .bind(room.as_str())
@@ -295,7 +297,7 @@ struct Writer {
 impl Writer {
     async fn write(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         event: CallbackEvent,
         room_status: &str,
         extra: Vec<(&'static str, String)>,
@@ -367,13 +369,10 @@ pub fn twilio_timestamp(at: Timestamp) -> String {
     )
 }
 
-async fn room_target(
-    tx: &mut Transaction<'_, Sqlite>,
-    room: RoomSid,
-) -> Result<Option<RoomTarget>> {
+async fn room_target(tx: &mut Transaction<'_, Any>, room: RoomSid) -> Result<Option<RoomTarget>> {
     let Some(row) = sqlx::query(
         "SELECT unique_name, type, status_callback, status_callback_method, date_created
-         FROM rooms WHERE sid = ?1 AND status_callback IS NOT NULL",
+         FROM rooms WHERE sid = $1 AND status_callback IS NOT NULL",
     )
     .bind(room.as_str())
     .fetch_optional(&mut **tx)
@@ -400,11 +399,11 @@ async fn room_target(
 }
 
 async fn participant_identity(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     participant: ParticipantSid,
 ) -> Result<String> {
     let identity: Option<String> =
-        sqlx::query_scalar("SELECT identity FROM participants WHERE sid = ?1")
+        sqlx::query_scalar("SELECT identity FROM participants WHERE sid = $1")
             .bind(participant.as_str())
             .fetch_optional(&mut **tx)
             .await?;
@@ -412,11 +411,11 @@ async fn participant_identity(
 }
 
 async fn participant_start(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     participant: ParticipantSid,
 ) -> Result<Option<Timestamp>> {
     let start: Option<i64> =
-        sqlx::query_scalar("SELECT start_time FROM participants WHERE sid = ?1")
+        sqlx::query_scalar("SELECT start_time FROM participants WHERE sid = $1")
             .bind(participant.as_str())
             .fetch_optional(&mut **tx)
             .await?;
@@ -424,10 +423,10 @@ async fn participant_start(
 }
 
 async fn published_track(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     track: TrackSid,
 ) -> Result<Option<PublishedTrack>> {
-    let row = sqlx::query("SELECT sid, name, kind FROM published_tracks WHERE sid = ?1")
+    let row = sqlx::query("SELECT sid, name, kind FROM published_tracks WHERE sid = $1")
         .bind(track.as_str())
         .fetch_optional(&mut **tx)
         .await?;
@@ -436,12 +435,12 @@ async fn published_track(
 
 /// The tracks `participant` still publishes, in publication order.
 async fn published_tracks(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     participant: ParticipantSid,
 ) -> Result<Vec<PublishedTrack>> {
     let rows = sqlx::query(
         "SELECT sid, name, kind FROM published_tracks
-         WHERE participant_sid = ?1 AND date_unpublished IS NULL
+         WHERE participant_sid = $1 AND date_unpublished IS NULL
          ORDER BY date_created, sid",
     )
     .bind(participant.as_str())
@@ -450,7 +449,7 @@ async fn published_tracks(
     rows.iter().map(track_row).collect()
 }
 
-fn track_row(row: &sqlx::sqlite::SqliteRow) -> Result<PublishedTrack> {
+fn track_row(row: &sqlx::any::AnyRow) -> Result<PublishedTrack> {
     let kind: String = row.try_get("kind")?;
     Ok(PublishedTrack {
         sid: parse(row, "published_tracks", "sid")?,
@@ -463,7 +462,7 @@ fn track_row(row: &sqlx::sqlite::SqliteRow) -> Result<PublishedTrack> {
 }
 
 fn parse<T: std::str::FromStr>(
-    row: &sqlx::sqlite::SqliteRow,
+    row: &sqlx::any::AnyRow,
     table: &'static str,
     column: &str,
 ) -> Result<T> {

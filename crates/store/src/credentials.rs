@@ -2,7 +2,7 @@
 
 use salon_sid::{AccountSid, ApiKeySid};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::records::Timestamp;
 use crate::{Result, Store, StoreError};
@@ -58,7 +58,7 @@ fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn account_from(row: &SqliteRow) -> Result<Account> {
+fn account_from(row: &AnyRow) -> Result<Account> {
     let sid: &str = row.try_get("sid")?;
     Ok(Account {
         sid: sid.parse().map_err(|e| corrupt("accounts", e))?,
@@ -68,7 +68,7 @@ fn account_from(row: &SqliteRow) -> Result<Account> {
     })
 }
 
-fn key_from(row: &SqliteRow) -> Result<ApiKeyRecord> {
+fn key_from(row: &AnyRow) -> Result<ApiKeyRecord> {
     let sid: &str = row.try_get("sid")?;
     let account: &str = row.try_get("account_sid")?;
     Ok(ApiKeyRecord {
@@ -96,7 +96,7 @@ impl Store {
     pub async fn put_account(&self, account: &Account) -> Result<()> {
         sqlx::query(
             "INSERT INTO accounts (sid, auth_token, friendly_name, date_created, date_updated)
-             VALUES (?1, ?2, ?3, ?4, ?4)
+             VALUES ($1, $2, $3, $4, $4)
              ON CONFLICT (sid) DO UPDATE SET auth_token = excluded.auth_token,
                  friendly_name = excluded.friendly_name, date_updated = excluded.date_updated",
         )
@@ -119,7 +119,7 @@ impl Store {
 
     /// One API key by SID.
     pub async fn api_key(&self, sid: ApiKeySid) -> Result<Option<ApiKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE sid = ?1")
+        let row = sqlx::query("SELECT * FROM api_keys WHERE sid = $1")
             .bind(sid.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -132,7 +132,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO api_keys
              (sid, account_sid, secret, friendly_name, date_created, date_updated, date_revoked)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+             VALUES ($1, $2, $3, $4, $5, $5, $6)
              ON CONFLICT (sid) DO UPDATE SET account_sid = excluded.account_sid,
                  secret = excluded.secret, friendly_name = excluded.friendly_name,
                  date_updated = excluded.date_updated, date_revoked = excluded.date_revoked",
@@ -152,8 +152,8 @@ impl Store {
     /// it was already revoked.
     pub async fn revoke_api_key(&self, sid: ApiKeySid, at: Timestamp) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE api_keys SET date_revoked = ?1, date_updated = ?1
-             WHERE sid = ?2 AND date_revoked IS NULL",
+            "UPDATE api_keys SET date_revoked = $1, date_updated = $1
+             WHERE sid = $2 AND date_revoked IS NULL",
         )
         .bind(at.millis())
         .bind(sid.as_str())

@@ -3,7 +3,7 @@
 
 use salon_room::{Event, RoomSettings};
 use salon_sid::{AccountSid, ParticipantSid, RoomSid};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::{Result, Store, Timestamp, callbacks};
 
@@ -15,14 +15,13 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        // IMMEDIATE: the transaction reads (for callbacks) before it writes,
-        // and a deferred one could then not upgrade to a writer if another
-        // connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // A writing transaction: it reads (for callbacks) before it writes
+        // (see `Backend::begin_write`).
+        let mut tx = self.begin_write().await?;
         let mut callbacks = 0;
         for event in events {
             callbacks += callbacks::enqueue(&mut tx, account, event, at).await?;
-            apply(&mut tx, account, event, at.millis()).await?;
+            apply(&mut tx, &self.node, account, event, at.millis()).await?;
         }
         tx.commit().await?;
         if callbacks > 0 {
@@ -36,10 +35,10 @@ impl Store {
     /// write: call it every few seconds while rooms run.
     pub async fn heartbeat(&self, at: Timestamp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO heartbeats (node, seen_at) VALUES (?1, ?2)
+            "INSERT INTO heartbeats (node, seen_at) VALUES ($1, $2)
              ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at",
         )
-        .bind(NODE)
+        .bind(self.node.as_ref())
         .bind(at.millis())
         .execute(&self.pool)
         .await?;
@@ -56,10 +55,10 @@ impl Store {
     /// still in progress (nothing ends before it started). Without any
     /// heartbeat (a database from before heartbeats) they end at `now`.
     pub async fn close_abandoned(&self, now: Timestamp) -> Result<Abandoned> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let heartbeat: Option<(i64,)> =
-            sqlx::query_as("SELECT seen_at FROM heartbeats WHERE node = ?1")
-                .bind(NODE)
+            sqlx::query_as("SELECT seen_at FROM heartbeats WHERE node = $1")
+                .bind(self.node.as_ref())
                 .fetch_optional(&mut *tx)
                 .await?;
         let seen = match heartbeat {
@@ -67,84 +66,150 @@ impl Store {
             Some((heartbeat,)) => {
                 let (latest,): (Option<i64>,) = sqlx::query_as(
                     "SELECT MAX(t) FROM (
-                         SELECT MAX(date_updated) AS t FROM rooms WHERE status = 'in-progress'
+                         SELECT MAX(date_updated) AS t FROM rooms
+                         WHERE status = 'in-progress' AND node = $1
                          UNION ALL
-                         SELECT MAX(date_updated) AS t FROM participants WHERE status = 'connected'
+                         SELECT MAX(date_updated) AS t FROM participants
+                         WHERE status = 'connected' AND room_sid IN (SELECT sid FROM rooms
+                             WHERE status = 'in-progress' AND node = $1)
                      ) AS changes",
                 )
+                .bind(self.node.as_ref())
                 .fetch_one(&mut *tx)
                 .await?;
                 latest.map_or(heartbeat, |latest| latest.max(heartbeat))
             }
         };
-        let callbacks = callbacks::enqueue_abandoned(&mut tx, Timestamp::from_millis(seen)).await?;
-        // Tracks may have been published after `seen` was written; they end
-        // no earlier than their last change.
-        sqlx::query(
-            "UPDATE subscribed_tracks
-             SET date_unsubscribed = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END,
-                 date_updated = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END
-             WHERE date_unsubscribed IS NULL",
-        )
-        .bind(seen)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE published_tracks
-             SET date_unpublished = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END,
-                 date_updated = CASE WHEN date_updated > ?1 THEN date_updated ELSE ?1 END
-             WHERE date_unpublished IS NULL",
-        )
-        .bind(seen)
-        .execute(&mut *tx)
-        .await?;
-        let participants = sqlx::query(
-            "UPDATE participants
-             SET status = 'disconnected', end_time = ?1, date_updated = ?1, end_reason = 'abandoned'
-             WHERE status = 'connected'",
-        )
-        .bind(seen)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let rooms = sqlx::query(
-            "UPDATE rooms
-             SET status = 'completed', end_time = ?1, date_updated = ?1, end_reason = 'abandoned'
-             WHERE status = 'in-progress'",
-        )
-        .bind(seen)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let ended = end_rooms_of(&mut tx, &self.node, seen, "completed", "abandoned").await?;
         tx.commit().await?;
-        if callbacks > 0 {
+        if ended.callbacks > 0 {
             self.doorbell.ring();
         }
         Ok(Abandoned {
-            rooms,
-            participants,
+            rooms: ended.rooms,
+            participants: ended.participants,
             ended_at: Timestamp::from_millis(seen),
+        })
+    }
+
+    /// Rooms in progress per node (the nodes that run rooms, as the shared
+    /// database knows them).
+    pub async fn nodes_with_rooms(&self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT node, COUNT(*) FROM rooms WHERE status = 'in-progress' GROUP BY node ORDER BY node",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(node, n)| (node, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Another node died: its rooms in progress become `failed` (reason
+    /// `node-failed`) as of `at`, their participants `disconnected`, and
+    /// rooms with a status callback report it. Idempotent: a room that is
+    /// no longer in progress is left alone, so a node that comes back
+    /// cannot bring its rooms back to life through the records.
+    pub async fn fail_node(&self, node: &str, at: Timestamp) -> Result<Abandoned> {
+        let mut tx = self.begin_write().await?;
+        let ended = end_rooms_of(&mut tx, node, at.millis(), "failed", "node-failed").await?;
+        tx.commit().await?;
+        if ended.callbacks > 0 {
+            self.doorbell.ring();
+        }
+        Ok(Abandoned {
+            rooms: ended.rooms,
+            participants: ended.participants,
+            ended_at: at,
         })
     }
 }
 
-/// The node name in `heartbeats`. One server per database today; the row is
-/// keyed so that several nodes sharing a database can each keep their own.
-const NODE: &str = "local";
+struct Ended {
+    rooms: u64,
+    participants: u64,
+    callbacks: usize,
+}
 
-/// What [`Store::close_abandoned`] ended.
+/// End every room `node` has in progress at `seen` (milliseconds) with
+/// `status` and `reason`, with everything in them, and write their
+/// callbacks.
+async fn end_rooms_of(
+    tx: &mut Transaction<'_, Any>,
+    node: &str,
+    seen: i64,
+    status: &str,
+    reason: &str,
+) -> Result<Ended> {
+    let callbacks = callbacks::enqueue_abandoned(tx, node, Timestamp::from_millis(seen)).await?;
+    // Tracks may have been published after `seen` was written; they end
+    // no earlier than their last change.
+    sqlx::query(
+            "UPDATE subscribed_tracks
+             SET date_unsubscribed = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END,
+                 date_updated = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END
+             WHERE date_unsubscribed IS NULL AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
+        )
+        .bind(seen)
+        .bind(node)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+            "UPDATE published_tracks
+             SET date_unpublished = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END,
+                 date_updated = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END
+             WHERE date_unpublished IS NULL AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
+        )
+        .bind(seen)
+        .bind(node)
+        .execute(&mut **tx)
+        .await?;
+    let participants = sqlx::query(
+            "UPDATE participants
+             SET status = 'disconnected', end_time = $1, date_updated = $1, end_reason = $3
+             WHERE status = 'connected' AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
+        )
+        .bind(seen)
+        .bind(node)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let rooms = sqlx::query(
+        "UPDATE rooms
+             SET status = $3, end_time = $1, date_updated = $1, end_reason = $4
+             WHERE status = 'in-progress' AND node = $2",
+    )
+    .bind(seen)
+    .bind(node)
+    .bind(status)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(Ended {
+        rooms,
+        participants,
+        callbacks,
+    })
+}
+
+/// What [`Store::close_abandoned`] or [`Store::fail_node`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abandoned {
-    /// Rooms completed.
+    /// Rooms ended.
     pub rooms: u64,
     /// Participants disconnected.
     pub participants: u64,
-    /// When they ended: when the previous process was last seen.
+    /// When they ended (for `close_abandoned`: when the previous process
+    /// was last seen).
     pub ended_at: Timestamp,
 }
 
 async fn apply(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
+    node: &str,
     account: AccountSid,
     event: &Event,
     at: i64,
@@ -160,12 +225,12 @@ async fn apply(
             name,
             settings,
         } => {
-            insert_room(tx, account, *room, name, settings, at).await?;
+            insert_room(tx, node, account, *room, name, settings, at).await?;
         }
         Event::RoomEnded { room, reason } => {
             sqlx::query(
-                "UPDATE rooms SET status = 'completed', end_time = ?1, date_updated = ?1, end_reason = ?2
-                 WHERE sid = ?3",
+                "UPDATE rooms SET status = 'completed', end_time = $1, date_updated = $1, end_reason = $2
+                 WHERE sid = $3",
             )
             .bind(at)
             .bind(reason.as_str())
@@ -181,7 +246,7 @@ async fn apply(
             sqlx::query(
                 "INSERT INTO participants
                  (sid, room_sid, account_sid, identity, status, date_created, date_updated, start_time)
-                 VALUES (?1, ?2, ?3, ?4, 'connected', ?5, ?5, ?5)",
+                 VALUES ($1, $2, $3, $4, 'connected', $5, $5, $5)",
             )
             .bind(participant.as_str())
             .bind(room.as_str())
@@ -209,7 +274,7 @@ async fn apply(
             sqlx::query(
                 "INSERT INTO published_tracks
                  (sid, room_sid, participant_sid, name, kind, enabled, date_created, date_updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
             )
             .bind(track.as_str())
             .bind(room.as_str())
@@ -223,7 +288,7 @@ async fn apply(
         }
         Event::TrackUnpublished { track, .. } => {
             sqlx::query(
-                "UPDATE published_tracks SET date_unpublished = ?1, date_updated = ?1 WHERE sid = ?2",
+                "UPDATE published_tracks SET date_unpublished = $1, date_updated = $1 WHERE sid = $2",
             )
             .bind(at)
             .bind(track.as_str())
@@ -232,7 +297,7 @@ async fn apply(
         }
         Event::TrackSwitched { track, enabled, .. } => {
             sqlx::query(
-                "UPDATE published_tracks SET enabled = ?1, date_updated = ?2 WHERE sid = ?3",
+                "UPDATE published_tracks SET enabled = $1, date_updated = $2 WHERE sid = $3",
             )
             .bind(enabled)
             .bind(at)
@@ -249,7 +314,7 @@ async fn apply(
             sqlx::query(
                 "INSERT INTO subscribed_tracks
                  (subscriber_sid, track_sid, publisher_sid, room_sid, date_created, date_updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 VALUES ($1, $2, $3, $4, $5, $5)
                  ON CONFLICT (subscriber_sid, track_sid)
                  DO UPDATE SET date_unsubscribed = NULL, date_updated = excluded.date_updated",
             )
@@ -265,8 +330,8 @@ async fn apply(
             subscriber, track, ..
         } => {
             sqlx::query(
-                "UPDATE subscribed_tracks SET date_unsubscribed = ?1, date_updated = ?1
-                 WHERE subscriber_sid = ?2 AND track_sid = ?3",
+                "UPDATE subscribed_tracks SET date_unsubscribed = $1, date_updated = $1
+                 WHERE subscriber_sid = $2 AND track_sid = $3",
             )
             .bind(at)
             .bind(subscriber.as_str())
@@ -279,7 +344,8 @@ async fn apply(
 }
 
 async fn insert_room(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
+    node: &str,
     account: AccountSid,
     room: RoomSid,
     name: &str,
@@ -296,8 +362,8 @@ async fn insert_room(
          (sid, account_sid, unique_name, status, type, max_participants, max_participant_duration,
           empty_room_timeout, unused_room_timeout, status_callback, status_callback_method,
           video_codecs, audio_only, record_participants_on_connect, media_region,
-          date_created, date_updated)
-         VALUES (?1, ?2, ?3, 'in-progress', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+          date_created, date_updated, node)
+         VALUES ($1, $2, $3, 'in-progress', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)",
     )
     .bind(room.as_str())
     .bind(account.as_str())
@@ -314,6 +380,7 @@ async fn insert_room(
     .bind(settings.record_participants_on_connect)
     .bind(&settings.media_region)
     .bind(at)
+    .bind(node)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -322,22 +389,22 @@ async fn insert_room(
 /// A participant's leaving implies its tracks are unpublished and every
 /// subscription to or from it ended (see `Event::ParticipantDisconnected`).
 async fn disconnect_participant(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     participant: ParticipantSid,
     reason: &str,
     at: i64,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE subscribed_tracks SET date_unsubscribed = ?1, date_updated = ?1
-         WHERE (subscriber_sid = ?2 OR publisher_sid = ?2) AND date_unsubscribed IS NULL",
+        "UPDATE subscribed_tracks SET date_unsubscribed = $1, date_updated = $1
+         WHERE (subscriber_sid = $2 OR publisher_sid = $2) AND date_unsubscribed IS NULL",
     )
     .bind(at)
     .bind(participant.as_str())
     .execute(&mut **tx)
     .await?;
     sqlx::query(
-        "UPDATE published_tracks SET date_unpublished = ?1, date_updated = ?1
-         WHERE participant_sid = ?2 AND date_unpublished IS NULL",
+        "UPDATE published_tracks SET date_unpublished = $1, date_updated = $1
+         WHERE participant_sid = $2 AND date_unpublished IS NULL",
     )
     .bind(at)
     .bind(participant.as_str())
@@ -345,8 +412,8 @@ async fn disconnect_participant(
     .await?;
     sqlx::query(
         "UPDATE participants
-         SET status = 'disconnected', end_time = ?1, date_updated = ?1, end_reason = ?2
-         WHERE sid = ?3",
+         SET status = 'disconnected', end_time = $1, date_updated = $1, end_reason = $2
+         WHERE sid = $3",
     )
     .bind(at)
     .bind(reason)

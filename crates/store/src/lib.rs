@@ -15,9 +15,14 @@
 //!   was recorded.
 //! * **Credentials** are read and written directly: they are configuration,
 //!   not room state.
-//! * **SQLite in WAL mode** by default, one file in the data directory, with
-//!   migrations applied on open. The SQL sticks to what PostgreSQL also
-//!   understands, for the multi-node future.
+//! * **SQLite in WAL mode** by default, one file in the data directory, or
+//!   **PostgreSQL** ([`Store::open_url`] with a `postgres://` URL) for
+//!   several nodes sharing one database. One set of migrations and one set
+//!   of statements serve both, through sqlx's `Any` driver: the SQL sticks
+//!   to what both understand (numbered `$1` placeholders, `ON CONFLICT`,
+//!   `RETURNING`, partial indexes, row values), and the only difference is
+//!   how a connection is set up and how a writing transaction begins
+//!   ([`Backend`]).
 //!
 //! Lists page by keyset ([`Cursor`]): a page is "the next N rows after this
 //! one", stable while rows are being added, and as cheap on page 1,000 as on
@@ -31,15 +36,12 @@ mod queries;
 mod records;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{ConnectOptions, Connection, Executor};
 
 pub use callbacks::{CallbackEvent, twilio_timestamp};
 pub use credentials::{Account, ApiKeyRecord};
@@ -59,68 +61,144 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL scheme {scheme:?}: use sqlite: or postgres://")]
+    UnsupportedUrl { scheme: String },
     #[error("corrupt record in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The node a server is unless told otherwise: one server alone, or the
+/// rooms of databases from before nodes.
+pub const DEFAULT_NODE: &str = "local";
+
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "salon.db";
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if Salon supports it.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0;
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    /// How a transaction that reads and then writes begins. SQLite needs
+    /// IMMEDIATE: a deferred transaction that read could not upgrade to a
+    /// writer if another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT).
+    /// PostgreSQL's row locks serialize the writes that matter (the outbox's
+    /// sequence row is updated, not read), so a plain BEGIN does.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres => "BEGIN",
+        }
+    }
+}
 
 /// A handle to the database. Cheap to clone; all clones share one pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     /// For the change watcher's own connection. Shared: handlers clone the
-    /// store per request, and the options are a sizeable map of pragmas.
-    options: Arc<SqliteConnectOptions>,
+    /// store per request.
+    options: Arc<AnyConnectOptions>,
     /// Rung after a commit that wrote status callbacks.
     doorbell: Arc<outbox::Doorbell>,
+    /// This server's name among the nodes sharing the database: the rooms
+    /// it creates are its own, and so are its heartbeats and what
+    /// [`Store::close_abandoned`] ends.
+    node: Arc<str>,
 }
 
 impl Store {
     /// Open (creating if needed) `salon.db` in `data_dir`, in WAL mode, and
     /// bring its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(data_dir.join(DATABASE_FILE))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable across process crashes; only a power
-            // loss can drop the last commits, never corrupt the file.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            .log_statements(tracing::log::LevelFilter::Trace);
-        Self::connect(options).await
+        Self::open_url(&sqlite_url(&data_dir.join(DATABASE_FILE))).await
     }
 
-    /// Open a database from a `sqlite:` URL (tests, tools).
+    /// Open a database from a URL: `sqlite:` (created if missing) or
+    /// `postgres://user:password@host:port/database` (which must exist),
+    /// and bring its schema up to date.
     pub async fn open_url(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect(options).await
-    }
-
-    async fn connect(options: SqliteConnectOptions) -> Result<Self> {
-        let pool = SqlitePoolOptions::new()
+        let backend = Backend::of_url(url).ok_or_else(|| StoreError::UnsupportedUrl {
+            scheme: url
+                .split_once(':')
+                .map_or(url, |(s, _)| s)
+                .chars()
+                .take(32)
+                .collect(),
+        })?;
+        sqlx::any::install_default_drivers();
+        let url = match backend {
+            // Create the file when missing (sqlx's own default for SQLite
+            // options, but not for URLs).
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options: AnyConnectOptions = url
+            .parse::<AnyConnectOptions>()?
+            .log_statements(tracing::log::LevelFilter::Trace);
+        // One connection first: an unreachable server or a wrong password
+        // then reads as itself, not as the pool's "timed out".
+        AnyConnection::connect_with(&options).await?.close().await?;
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        set_up_sqlite(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self {
             pool,
+            backend,
             options: Arc::new(options),
             doorbell: Arc::default(),
+            node: Arc::from(DEFAULT_NODE),
         })
     }
 
-    /// Close every connection, checkpointing the WAL.
+    /// The same store, acting as node `node` (see [`DEFAULT_NODE`]).
+    pub fn for_node(mut self, node: &str) -> Self {
+        self.node = Arc::from(node);
+        self
+    }
+
+    /// The node this store acts as.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Close every connection (on SQLite, checkpointing the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -131,35 +209,77 @@ impl Store {
         Ok(())
     }
 
-    /// The journal mode SQLite reports (`wal` unless the file system refused).
-    pub async fn journal_mode(&self) -> Result<String> {
+    /// SQLite's journal mode (`wal` unless the file system refused);
+    /// `None` on PostgreSQL, which has none.
+    pub async fn journal_mode(&self) -> Result<Option<String>> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
             .fetch_one(&self.pool)
             .await?;
-        Ok(mode)
+        Ok(Some(mode))
     }
 
     /// A watcher that notices commits made by *other* connections, such as
     /// `salon keys revoke` run while the server is up.
     pub async fn watch(&self) -> Result<ChangeWatcher> {
-        let mut conn = self.options.connect().await?;
-        let version = data_version(&mut conn).await?;
-        Ok(ChangeWatcher { conn, version })
+        let mut conn = AnyConnection::connect_with(&self.options).await?;
+        let version = data_version(self.backend, &mut conn).await?;
+        Ok(ChangeWatcher {
+            conn,
+            backend: self.backend,
+            version,
+        })
+    }
+
+    /// Begin a transaction that reads and then writes.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
     }
 }
 
-/// Notices when the database file changed under us (see [`Store::watch`]).
+/// A `sqlite:` URL for a file, whatever characters its path holds.
+fn sqlite_url(path: &Path) -> String {
+    let mut url = String::from("sqlite://");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            c => url.push(c),
+        }
+    }
+    url
+}
+
+/// Every SQLite connection: WAL (durable across process crashes with
+/// NORMAL; only a power loss can drop the last commits, never corrupt the
+/// file), foreign keys enforced, and a writer waits for another up to 5 s.
+async fn set_up_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(sqlx::raw_sql(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Notices when the database changed under us (see [`Store::watch`]).
 pub struct ChangeWatcher {
-    conn: SqliteConnection,
+    conn: AnyConnection,
+    backend: Backend,
     version: i64,
 }
 
 impl ChangeWatcher {
-    /// Whether any other connection committed since the last call. Costs one
-    /// `PRAGMA data_version`, which reads no table.
+    /// Whether any other connection committed since the last call. On
+    /// SQLite this costs one `PRAGMA data_version`, which reads no table.
+    /// PostgreSQL keeps no such counter, so there every call answers yes
+    /// (the caller then rereads what it caches: a few rows).
     pub async fn changed(&mut self) -> Result<bool> {
-        let version = data_version(&mut self.conn).await?;
-        let changed = version != self.version;
+        let version = data_version(self.backend, &mut self.conn).await?;
+        let changed = self.backend == Backend::Postgres || version != self.version;
         self.version = version;
         Ok(changed)
     }
@@ -169,9 +289,12 @@ impl ChangeWatcher {
     }
 }
 
-async fn data_version(conn: &mut SqliteConnection) -> Result<i64> {
-    let (version,): (i64,) = sqlx::query_as("PRAGMA data_version")
-        .fetch_one(conn)
-        .await?;
+async fn data_version(backend: Backend, conn: &mut AnyConnection) -> Result<i64> {
+    let statement = match backend {
+        Backend::Sqlite => "PRAGMA data_version",
+        // Still a round trip, so a lost connection shows as an error.
+        Backend::Postgres => "SELECT CAST(0 AS BIGINT)",
+    };
+    let (version,): (i64,) = sqlx::query_as(statement).fetch_one(conn).await?;
     Ok(version)
 }

@@ -14,7 +14,7 @@
 
 use salon_room::CallbackMethod;
 use salon_sid::AccountSid;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 use tokio::sync::Notify;
 
 use crate::{Result, Store, StoreError, Timestamp};
@@ -72,9 +72,9 @@ impl Doorbell {
 }
 
 /// The next place in `stream`, creating the stream at 0.
-pub(crate) async fn next_sequence(tx: &mut Transaction<'_, Sqlite>, stream: &str) -> Result<i64> {
+pub(crate) async fn next_sequence(tx: &mut Transaction<'_, Any>, stream: &str) -> Result<i64> {
     let row = sqlx::query(
-        "INSERT INTO status_callback_streams (sid, next_sequence) VALUES (?1, 1)
+        "INSERT INTO status_callback_streams (sid, next_sequence) VALUES ($1, 1)
          ON CONFLICT (sid) DO UPDATE SET next_sequence = status_callback_streams.next_sequence + 1
          RETURNING next_sequence - 1 AS sequence",
     )
@@ -87,7 +87,7 @@ pub(crate) async fn next_sequence(tx: &mut Transaction<'_, Sqlite>, stream: &str
 /// Append `callback` to its stream at `sequence`. It is due at once if its
 /// stream was empty; otherwise it waits for the ones before it.
 pub(crate) async fn push(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     callback: &NewCallback<'_>,
     sequence: i64,
     at: Timestamp,
@@ -98,8 +98,8 @@ pub(crate) async fn push(
     sqlx::query(
         "INSERT INTO status_callbacks
          (stream, sequence, account_sid, event, url, method, params, date_created, attempts, next_attempt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0,
-                 CASE WHEN EXISTS (SELECT 1 FROM status_callbacks WHERE stream = ?1) THEN NULL ELSE ?8 END)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0,
+                 CASE WHEN EXISTS (SELECT 1 FROM status_callbacks WHERE stream = $1) THEN NULL ELSE $8 END)",
     )
     .bind(callback.stream)
     .bind(sequence)
@@ -127,9 +127,9 @@ impl Store {
             "SELECT stream, sequence, account_sid, event, url, method, params, date_created,
                     attempts, last_error
              FROM status_callbacks
-             WHERE next_attempt IS NOT NULL AND next_attempt <= ?1
+             WHERE next_attempt IS NOT NULL AND next_attempt <= $1
              ORDER BY next_attempt, stream
-             LIMIT ?2",
+             LIMIT $2",
         )
         .bind(now.millis())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -152,15 +152,15 @@ impl Store {
     /// its stream becomes due at `now`.
     pub async fn remove_callback(&self, stream: &str, sequence: i64, now: Timestamp) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM status_callbacks WHERE stream = ?1 AND sequence = ?2")
+        sqlx::query("DELETE FROM status_callbacks WHERE stream = $1 AND sequence = $2")
             .bind(stream)
             .bind(sequence)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE status_callbacks SET next_attempt = ?2
-             WHERE stream = ?1
-               AND sequence = (SELECT MIN(sequence) FROM status_callbacks WHERE stream = ?1)",
+            "UPDATE status_callbacks SET next_attempt = $2
+             WHERE stream = $1
+               AND sequence = (SELECT MIN(sequence) FROM status_callbacks WHERE stream = $1)",
         )
         .bind(stream)
         .bind(now.millis())
@@ -179,7 +179,7 @@ impl Store {
         until: Timestamp,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE status_callbacks SET next_attempt = ?3 WHERE stream = ?1 AND sequence = ?2",
+            "UPDATE status_callbacks SET next_attempt = $3 WHERE stream = $1 AND sequence = $2",
         )
         .bind(stream)
         .bind(sequence)
@@ -199,8 +199,8 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE status_callbacks
-             SET attempts = attempts + 1, next_attempt = ?3, last_error = ?4
-             WHERE stream = ?1 AND sequence = ?2",
+             SET attempts = attempts + 1, next_attempt = $3, last_error = $4
+             WHERE stream = $1 AND sequence = $2",
         )
         .bind(stream)
         .bind(sequence)
@@ -216,7 +216,7 @@ impl Store {
     /// count). Returns how many heads were moved.
     pub async fn rearm_callbacks(&self, now: Timestamp) -> Result<u64> {
         Ok(
-            sqlx::query("UPDATE status_callbacks SET next_attempt = ?1 WHERE next_attempt > ?1")
+            sqlx::query("UPDATE status_callbacks SET next_attempt = $1 WHERE next_attempt > $1")
                 .bind(now.millis())
                 .execute(&self.pool)
                 .await?
@@ -243,7 +243,7 @@ impl Store {
     }
 }
 
-fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<OutboxCallback> {
+fn decode(row: &sqlx::any::AnyRow) -> Result<OutboxCallback> {
     let corrupt = |detail: String| StoreError::Corrupt {
         table: "status_callbacks",
         detail,

@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
-use sqlx::QueryBuilder;
-use sqlx::sqlite::Sqlite;
+use sqlx::Arguments;
+use sqlx::any::{AnyArguments, AnyRow};
 
 use crate::records::{
     ParticipantRecord, ParticipantStatus, PublishedTrackRecord, RoomRecord, RoomStatus,
@@ -92,6 +92,42 @@ pub struct ParticipantFilter {
     pub created_before: Option<Timestamp>,
 }
 
+/// A statement built from pieces, with numbered placeholders (`$1`, `$2`…)
+/// that both SQLite and PostgreSQL read. (sqlx's `QueryBuilder` writes `?`
+/// for its `Any` driver, which PostgreSQL does not accept.)
+struct Sql {
+    text: String,
+    args: AnyArguments,
+    count: usize,
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: AnyArguments::default(),
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, text: impl AsRef<str>) -> &mut Self {
+        self.text.push_str(text.as_ref());
+        self
+    }
+
+    fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
+        self.count += 1;
+        self.text.push_str(&format!("${}", self.count));
+        // Encoding an integer or a string into Any's arguments cannot fail;
+        // if it ever did, the statement would fail on a missing parameter.
+        let _ = self.args.add(value);
+        self
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Order {
     NewestFirst,
@@ -103,7 +139,7 @@ enum Order {
 /// learn whether another page follows.
 async fn page<T, F>(
     store: &Store,
-    mut query: QueryBuilder<Sqlite>,
+    mut query: Sql,
     date_column: &str,
     sid_column: &str,
     order: Order,
@@ -111,7 +147,7 @@ async fn page<T, F>(
     cursor_of: F,
 ) -> Result<Page<T>>
 where
-    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
     F: Fn(&T) -> Cursor,
 {
     let (cmp, dir) = match order {
@@ -136,7 +172,9 @@ where
             .push(" OFFSET ")
             .push_bind(i64::from(request.number) * i64::from(size));
     }
-    let mut items: Vec<T> = query.build_query_as().fetch_all(&store.pool).await?;
+    let mut items: Vec<T> = sqlx::query_as_with(sqlx::AssertSqlSafe(query.text), query.args)
+        .fetch_all(&store.pool)
+        .await?;
     let next = if items.len() > size as usize {
         items.truncate(size as usize);
         items.last().map(&cursor_of)
@@ -147,11 +185,7 @@ where
 }
 
 /// `AND date_created >= after AND date_created < before`, for the bounds given.
-fn created_between(
-    q: &mut QueryBuilder<Sqlite>,
-    after: Option<Timestamp>,
-    before: Option<Timestamp>,
-) {
+fn created_between(q: &mut Sql, after: Option<Timestamp>, before: Option<Timestamp>) {
     if let Some(after) = after {
         q.push(" AND date_created >= ").push_bind(after.millis());
     }
@@ -160,28 +194,44 @@ fn created_between(
     }
 }
 
+// Columns are named, not `*`: sqlx's `Any` driver refuses a column SQLite
+// declares BOOLEAN, so booleans are read as integers (`records::flag`), which
+// both databases can cast them to.
+const ROOMS: &str = "SELECT sid, account_sid, unique_name, status, type, max_participants,
+        max_participant_duration, empty_room_timeout, unused_room_timeout, status_callback,
+        status_callback_method, video_codecs, CAST(audio_only AS INTEGER) AS audio_only,
+        CAST(record_participants_on_connect AS INTEGER) AS record_participants_on_connect,
+        media_region, date_created, date_updated, end_time, end_reason
+     FROM rooms";
+
+const PUBLISHED_TRACKS: &str = "SELECT sid, room_sid, participant_sid, name, kind,
+        CAST(enabled AS INTEGER) AS enabled, date_created, date_updated, date_unpublished
+     FROM published_tracks";
+
 const SUBSCRIBED_COLUMNS: &str =
     "SELECT s.subscriber_sid, s.track_sid, s.publisher_sid, s.room_sid,
-        s.date_created, s.date_updated, t.name, t.kind, t.enabled
+        s.date_created, s.date_updated, t.name, t.kind, CAST(t.enabled AS INTEGER) AS enabled
      FROM subscribed_tracks s JOIN published_tracks t ON t.sid = s.track_sid";
 
 impl Store {
     /// A room by SID, whatever its status.
     pub async fn room(&self, sid: RoomSid) -> Result<Option<RoomRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM rooms WHERE sid = ?1")
-            .bind(sid.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{ROOMS} WHERE sid = $1")))
+                .bind(sid.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The room in progress with this unique name.
     pub async fn room_in_progress_by_name(&self, name: &str) -> Result<Option<RoomRecord>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM rooms WHERE unique_name = ?1 AND status = 'in-progress'")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{ROOMS} WHERE unique_name = $1 AND status = 'in-progress'"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Rooms matching `filter`, newest first.
@@ -190,9 +240,10 @@ impl Store {
         filter: &RoomFilter,
         request: &PageRequest,
     ) -> Result<Page<RoomRecord>> {
-        let mut q = QueryBuilder::new("SELECT * FROM rooms WHERE 1 = 1");
+        let mut q = Sql::new(&format!("{ROOMS} WHERE 1 = 1"));
         if let Some(status) = filter.status {
-            q.push(" AND status = ").push_bind(status.as_str());
+            q.push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if let Some(name) = &filter.unique_name {
             q.push(" AND unique_name = ").push_bind(name.clone());
@@ -220,7 +271,7 @@ impl Store {
         sid: ParticipantSid,
     ) -> Result<Option<ParticipantRecord>> {
         Ok(
-            sqlx::query_as("SELECT * FROM participants WHERE sid = ?1 AND room_sid = ?2")
+            sqlx::query_as("SELECT * FROM participants WHERE sid = $1 AND room_sid = $2")
                 .bind(sid.as_str())
                 .bind(room.as_str())
                 .fetch_optional(&self.pool)
@@ -235,7 +286,7 @@ impl Store {
         identity: &str,
     ) -> Result<Option<ParticipantRecord>> {
         Ok(sqlx::query_as(
-            "SELECT * FROM participants WHERE room_sid = ?1 AND identity = ?2 AND status = 'connected'",
+            "SELECT * FROM participants WHERE room_sid = $1 AND identity = $2 AND status = 'connected'",
         )
         .bind(room.as_str())
         .bind(identity)
@@ -251,10 +302,11 @@ impl Store {
         filter: &ParticipantFilter,
         request: &PageRequest,
     ) -> Result<Page<ParticipantRecord>> {
-        let mut q = QueryBuilder::new("SELECT * FROM participants WHERE room_sid = ");
+        let mut q = Sql::new("SELECT * FROM participants WHERE room_sid = ");
         q.push_bind(room.to_string());
         if let Some(status) = filter.status {
-            q.push(" AND status = ").push_bind(status.as_str());
+            q.push(" AND status = ")
+                .push_bind(status.as_str().to_owned());
         }
         if let Some(identity) = &filter.identity {
             q.push(" AND identity = ").push_bind(identity.clone());
@@ -281,9 +333,9 @@ impl Store {
         participant: ParticipantSid,
         request: &PageRequest,
     ) -> Result<Page<PublishedTrackRecord>> {
-        let mut q = QueryBuilder::new(
-            "SELECT * FROM published_tracks WHERE date_unpublished IS NULL AND participant_sid = ",
-        );
+        let mut q = Sql::new(&format!(
+            "{PUBLISHED_TRACKS} WHERE date_unpublished IS NULL AND participant_sid = "
+        ));
         q.push_bind(participant.to_string());
         page(
             self,
@@ -306,10 +358,10 @@ impl Store {
         participant: ParticipantSid,
         track: TrackSid,
     ) -> Result<Option<PublishedTrackRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM published_tracks
-             WHERE sid = ?1 AND participant_sid = ?2 AND date_unpublished IS NULL",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{PUBLISHED_TRACKS}
+             WHERE sid = $1 AND participant_sid = $2 AND date_unpublished IS NULL"
+        )))
         .bind(track.as_str())
         .bind(participant.as_str())
         .fetch_optional(&self.pool)
@@ -322,7 +374,7 @@ impl Store {
         participant: ParticipantSid,
         request: &PageRequest,
     ) -> Result<Page<SubscribedTrackRecord>> {
-        let mut q = QueryBuilder::new(SUBSCRIBED_COLUMNS);
+        let mut q = Sql::new(SUBSCRIBED_COLUMNS);
         q.push(" WHERE s.date_unsubscribed IS NULL AND s.subscriber_sid = ");
         q.push_bind(participant.to_string());
         page(
@@ -347,7 +399,7 @@ impl Store {
         track: TrackSid,
     ) -> Result<Option<SubscribedTrackRecord>> {
         let sql = format!(
-            "{SUBSCRIBED_COLUMNS} WHERE s.subscriber_sid = ?1 AND s.track_sid = ?2
+            "{SUBSCRIBED_COLUMNS} WHERE s.subscriber_sid = $1 AND s.track_sid = $2
              AND s.date_unsubscribed IS NULL"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))

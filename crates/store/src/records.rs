@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use salon_room::{RoomType, TrackKind};
 use salon_sid::{AccountSid, ParticipantSid, RoomSid, Sid, TrackSid};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 use time::OffsetDateTime;
 
@@ -212,37 +212,44 @@ fn decode_err(column: &str, detail: impl fmt::Display) -> sqlx::Error {
     }
 }
 
-fn sid<K: salon_sid::Kind>(row: &SqliteRow, column: &str) -> Result<Sid<K>, sqlx::Error> {
+fn sid<K: salon_sid::Kind>(row: &AnyRow, column: &str) -> Result<Sid<K>, sqlx::Error> {
     let text: &str = row.try_get(column)?;
     text.parse().map_err(|e| decode_err(column, e))
 }
 
-fn parsed<T: FromStr>(row: &SqliteRow, column: &str) -> Result<T, sqlx::Error> {
+fn parsed<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, sqlx::Error> {
     let text: &str = row.try_get(column)?;
     text.parse()
         .map_err(|_| decode_err(column, format!("unexpected value {text:?}")))
 }
 
-fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp, sqlx::Error> {
+fn timestamp(row: &AnyRow, column: &str) -> Result<Timestamp, sqlx::Error> {
     Ok(Timestamp(row.try_get(column)?))
 }
 
-fn optional_timestamp(row: &SqliteRow, column: &str) -> Result<Option<Timestamp>, sqlx::Error> {
+fn optional_timestamp(row: &AnyRow, column: &str) -> Result<Option<Timestamp>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp))
 }
 
-fn unsigned(row: &SqliteRow, column: &str) -> Result<u32, sqlx::Error> {
+fn unsigned(row: &AnyRow, column: &str) -> Result<u32, sqlx::Error> {
     let value: i64 = row.try_get(column)?;
     u32::try_from(value).map_err(|e| decode_err(column, e))
 }
 
-fn track_kind(row: &SqliteRow, column: &str) -> Result<TrackKind, sqlx::Error> {
+/// A `BOOLEAN` column, selected as `CAST(column AS INTEGER)`: sqlx's `Any`
+/// driver cannot read a column SQLite declares BOOLEAN, and both databases
+/// cast a boolean to 0 or 1.
+pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+fn track_kind(row: &AnyRow, column: &str) -> Result<TrackKind, sqlx::Error> {
     let text: &str = row.try_get(column)?;
     TrackKind::parse(text).ok_or_else(|| decode_err(column, format!("unexpected kind {text:?}")))
 }
 
-impl FromRow<'_, SqliteRow> for RoomRecord {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl FromRow<'_, AnyRow> for RoomRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let codecs: &str = row.try_get("video_codecs")?;
         let room_type: &str = row.try_get("type")?;
         Ok(Self {
@@ -264,8 +271,8 @@ impl FromRow<'_, SqliteRow> for RoomRecord {
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            audio_only: row.try_get("audio_only")?,
-            record_participants_on_connect: row.try_get("record_participants_on_connect")?,
+            audio_only: flag(row, "audio_only")?,
+            record_participants_on_connect: flag(row, "record_participants_on_connect")?,
             media_region: row.try_get("media_region")?,
             date_created: timestamp(row, "date_created")?,
             date_updated: timestamp(row, "date_updated")?,
@@ -275,8 +282,8 @@ impl FromRow<'_, SqliteRow> for RoomRecord {
     }
 }
 
-impl FromRow<'_, SqliteRow> for ParticipantRecord {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl FromRow<'_, AnyRow> for ParticipantRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             sid: sid(row, "sid")?,
             room_sid: sid(row, "room_sid")?,
@@ -292,23 +299,23 @@ impl FromRow<'_, SqliteRow> for ParticipantRecord {
     }
 }
 
-impl FromRow<'_, SqliteRow> for PublishedTrackRecord {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl FromRow<'_, AnyRow> for PublishedTrackRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             sid: sid(row, "sid")?,
             room_sid: sid(row, "room_sid")?,
             participant_sid: sid(row, "participant_sid")?,
             name: row.try_get("name")?,
             kind: track_kind(row, "kind")?,
-            enabled: row.try_get("enabled")?,
+            enabled: flag(row, "enabled")?,
             date_created: timestamp(row, "date_created")?,
             date_updated: timestamp(row, "date_updated")?,
         })
     }
 }
 
-impl FromRow<'_, SqliteRow> for SubscribedTrackRecord {
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+impl FromRow<'_, AnyRow> for SubscribedTrackRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             sid: sid(row, "track_sid")?,
             room_sid: sid(row, "room_sid")?,
@@ -316,7 +323,7 @@ impl FromRow<'_, SqliteRow> for SubscribedTrackRecord {
             publisher_sid: sid(row, "publisher_sid")?,
             name: row.try_get("name")?,
             kind: track_kind(row, "kind")?,
-            enabled: row.try_get("enabled")?,
+            enabled: flag(row, "enabled")?,
             date_created: timestamp(row, "date_created")?,
             date_updated: timestamp(row, "date_updated")?,
         })

@@ -1,7 +1,10 @@
-//! The status callback outbox against a real SQLite file, fed by the real
-//! room core: what each event says, in which order, and how the queue
+//! The status callback outbox against a real SQLite file and a real
+//! PostgreSQL database, fed by the real room core: what each event says, in which order, and how the queue
 //! behaves for the sender.
 
+mod common;
+
+use common::Db;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -15,7 +18,7 @@ use salon_store::{OutboxCallback, Store, Timestamp};
 const CALLBACK: &str = "https://app.example.com/rooms?tenant=7";
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _db: Db,
     store: Store,
     rooms: Rooms,
     account: AccountSid,
@@ -25,11 +28,10 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+    async fn new(db: Db) -> Self {
+        let store = db.open().await;
         Self {
-            _dir: dir,
+            _db: db,
             store,
             rooms: Rooms::new(Config::default()),
             account: AccountSid::random(),
@@ -116,9 +118,8 @@ fn events(callbacks: &[OutboxCallback]) -> Vec<&str> {
     callbacks.iter().map(|c| c.event.as_str()).collect()
 }
 
-#[tokio::test]
-async fn a_rooms_life_is_reported_with_twilios_events_and_parameters() {
-    let mut f = Fixture::new().await;
+async fn a_rooms_life_is_reported_with_twilios_events_and_parameters(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = f.create("standup", Some(CallbackMethod::Post));
     f.flush(0).await;
     let alice = f.join(room, "alice");
@@ -249,9 +250,8 @@ async fn a_rooms_life_is_reported_with_twilios_events_and_parameters() {
     assert!(!p(11).contains_key("ParticipantSid"));
 }
 
-#[tokio::test]
-async fn rooms_without_a_callback_and_subscriptions_write_nothing() {
-    let mut f = Fixture::new().await;
+async fn rooms_without_a_callback_and_subscriptions_write_nothing(db: Db) {
+    let mut f = Fixture::new(db).await;
     let quiet = f.create("quiet", None);
     let alice = f.join(quiet, "alice");
     let _bob = f.join(quiet, "bob");
@@ -286,9 +286,8 @@ async fn rooms_without_a_callback_and_subscriptions_write_nothing() {
     assert!(callbacks.iter().all(|c| c.method == CallbackMethod::Get));
 }
 
-#[tokio::test]
-async fn each_room_is_a_queue_of_its_own_whose_head_alone_is_due() {
-    let mut f = Fixture::new().await;
+async fn each_room_is_a_queue_of_its_own_whose_head_alone_is_due(db: Db) {
+    let mut f = Fixture::new(db).await;
     let a = f.create("a", Some(CallbackMethod::Post));
     let b = f.create("b", Some(CallbackMethod::Post));
     f.flush(1).await;
@@ -340,9 +339,8 @@ async fn each_room_is_a_queue_of_its_own_whose_head_alone_is_due() {
     assert_eq!((due[0].sequence, due[0].attempts), (0, 1));
 }
 
-#[tokio::test]
-async fn a_lease_keeps_a_head_from_being_taken_twice() {
-    let mut f = Fixture::new().await;
+async fn a_lease_keeps_a_head_from_being_taken_twice(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = f.create("leased", Some(CallbackMethod::Post));
     f.flush(1).await;
     let now = Timestamp::from_millis(f.clock);
@@ -358,9 +356,8 @@ async fn a_lease_keeps_a_head_from_being_taken_twice() {
     assert_eq!(f.store.callback_backlog().await.unwrap().callbacks, 2);
 }
 
-#[tokio::test]
-async fn rooms_a_dead_process_left_behind_report_their_end_at_the_next_start() {
-    let mut f = Fixture::new().await;
+async fn rooms_a_dead_process_left_behind_report_their_end_at_the_next_start(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = f.create("crashed", Some(CallbackMethod::Post));
     let alice = f.join(room, "alice");
     let mic = TrackSid::random();
@@ -391,9 +388,8 @@ async fn rooms_a_dead_process_left_behind_report_their_end_at_the_next_start() {
     assert_eq!(params(&callbacks[2])["RoomDuration"], "30");
 }
 
-#[tokio::test]
-async fn an_abandoned_room_reports_the_end_its_process_was_last_seen_at() {
-    let mut f = Fixture::new().await;
+async fn an_abandoned_room_reports_the_end_its_process_was_last_seen_at(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = f.create("crashed", Some(CallbackMethod::Post));
     f.join(room, "alice");
     f.flush(1).await;
@@ -416,9 +412,8 @@ async fn an_abandoned_room_reports_the_end_its_process_was_last_seen_at() {
     assert_eq!(params(&callbacks[1])["RoomDuration"], "10");
 }
 
-#[tokio::test]
-async fn the_doorbell_rings_after_a_commit_with_callbacks() {
-    let mut f = Fixture::new().await;
+async fn the_doorbell_rings_after_a_commit_with_callbacks(db: Db) {
+    let mut f = Fixture::new(db).await;
     f.create("quiet", None);
     f.flush(1).await;
     let rang = tokio::time::timeout(
@@ -437,3 +432,13 @@ async fn the_doorbell_rings_after_a_commit_with_callbacks() {
     .await
     .expect("the sender is woken");
 }
+
+on_both_databases!(
+    a_rooms_life_is_reported_with_twilios_events_and_parameters,
+    rooms_without_a_callback_and_subscriptions_write_nothing,
+    each_room_is_a_queue_of_its_own_whose_head_alone_is_due,
+    a_lease_keeps_a_head_from_being_taken_twice,
+    rooms_a_dead_process_left_behind_report_their_end_at_the_next_start,
+    an_abandoned_room_reports_the_end_its_process_was_last_seen_at,
+    the_doorbell_rings_after_a_commit_with_callbacks,
+);

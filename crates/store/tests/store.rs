@@ -1,5 +1,9 @@
-//! The store against a real SQLite file, fed by the real room core.
+//! The store against a real SQLite file and a real PostgreSQL database, fed
+//! by the real room core.
 
+mod common;
+
+use common::Db;
 use std::time::Instant;
 
 use salon_room::{Config, DisconnectReason, Event, Join, RoomRef, RoomRequest, Rooms, TrackKind};
@@ -10,7 +14,7 @@ use salon_store::{
 };
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _db: Db,
     store: Store,
     rooms: Rooms,
     account: AccountSid,
@@ -19,11 +23,10 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+    async fn new(db: Db) -> Self {
+        let store = db.open().await;
         Self {
-            _dir: dir,
+            _db: db,
             store,
             rooms: Rooms::new(Config::default()),
             account: AccountSid::random(),
@@ -67,9 +70,8 @@ fn named(name: &str) -> RoomRequest {
     }
 }
 
-#[tokio::test]
-async fn a_room_and_its_participants_are_recorded_from_events() {
-    let mut f = Fixture::new().await;
+async fn a_room_and_its_participants_are_recorded_from_events(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = RoomSid::random();
     f.rooms.create(f.now, room, &named("standup")).unwrap();
     f.flush().await;
@@ -196,9 +198,8 @@ async fn a_room_and_its_participants_are_recorded_from_events() {
     assert_eq!(bob_record.end_reason.as_deref(), Some("room-completed"));
 }
 
-#[tokio::test]
-async fn a_unique_name_can_be_reused_once_its_room_has_ended() {
-    let mut f = Fixture::new().await;
+async fn a_unique_name_can_be_reused_once_its_room_has_ended(db: Db) {
+    let mut f = Fixture::new(db).await;
     let first = RoomSid::random();
     f.rooms.create(f.now, first, &named("weekly")).unwrap();
     f.rooms.complete(f.now, first).unwrap();
@@ -229,9 +230,8 @@ async fn a_unique_name_can_be_reused_once_its_room_has_ended() {
     );
 }
 
-#[tokio::test]
-async fn room_lists_filter_and_page_by_keyset_newest_first() {
-    let mut f = Fixture::new().await;
+async fn room_lists_filter_and_page_by_keyset_newest_first(db: Db) {
+    let mut f = Fixture::new(db).await;
     let mut sids = Vec::new();
     for i in 0..7 {
         let sid = RoomSid::random();
@@ -315,9 +315,8 @@ async fn room_lists_filter_and_page_by_keyset_newest_first() {
     assert_eq!(page.items.len(), 2);
 }
 
-#[tokio::test]
-async fn participant_lists_filter_by_status_and_identity() {
-    let mut f = Fixture::new().await;
+async fn participant_lists_filter_by_status_and_identity(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = RoomSid::random();
     f.rooms
         .create(f.now, room, &RoomRequest::default())
@@ -371,9 +370,8 @@ async fn participant_lists_filter_by_status_and_identity() {
     );
 }
 
-#[tokio::test]
-async fn startup_closes_what_a_previous_process_left_in_progress() {
-    let mut f = Fixture::new().await;
+async fn startup_closes_what_a_previous_process_left_in_progress(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = RoomSid::random();
     f.rooms.create(f.now, room, &named("crashed")).unwrap();
     let alice = f.join(room, "alice");
@@ -406,9 +404,8 @@ async fn startup_closes_what_a_previous_process_left_in_progress() {
     assert_eq!((again.rooms, again.participants), (0, 0), "idempotent");
 }
 
-#[tokio::test]
-async fn after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_restart() {
-    let mut f = Fixture::new().await;
+async fn after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_restart(db: Db) {
+    let mut f = Fixture::new(db).await;
     let started = f.clock + 1;
     let room = RoomSid::random();
     f.rooms.create(f.now, room, &named("crashed")).unwrap();
@@ -455,12 +452,92 @@ async fn after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_rest
     }
 }
 
-#[tokio::test]
-async fn data_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_node_starting_up_ends_only_the_rooms_it_left_behind(db: Db) {
+    // Two nodes share the database; node B crashed and restarts while node
+    // A runs a room.
+    let mut f = Fixture::new(db).await;
+    let a = f.store.clone().for_node("node-a");
+    let b = f.store.clone().for_node("node-b");
+    let mut rooms = Vec::new();
+    for (store, name) in [(&a, "on-a"), (&b, "on-b")] {
+        let room = RoomSid::random();
+        f.rooms.create(f.now, room, &named(name)).unwrap();
+        f.join(room, "alice");
+        let events: Vec<Event> = std::iter::from_fn(|| f.rooms.poll_event()).collect();
+        f.clock += 1;
+        store
+            .record(f.account, &events, Timestamp::from_millis(f.clock))
+            .await
+            .unwrap();
+        store
+            .heartbeat(Timestamp::from_millis(f.clock))
+            .await
+            .unwrap();
+        rooms.push(room);
+    }
+    let abandoned = b
+        .close_abandoned(Timestamp::from_millis(f.clock + 60_000))
+        .await
+        .unwrap();
+    assert_eq!((abandoned.rooms, abandoned.participants), (1, 1));
+    let on_a = f.store.room(rooms[0]).await.unwrap().unwrap();
+    let on_b = f.store.room(rooms[1]).await.unwrap().unwrap();
+    assert_eq!(on_a.status, RoomStatus::InProgress, "node A's room runs on");
+    assert_eq!(on_b.status, RoomStatus::Completed);
+    let alice_on_a = f
+        .store
+        .participants(
+            rooms[0],
+            &ParticipantFilter::default(),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice_on_a.items[0].status, ParticipantStatus::Connected);
+}
+
+async fn a_dead_nodes_rooms_fail_once_and_other_nodes_rooms_run_on(db: Db) {
+    let mut f = Fixture::new(db).await;
+    let a = f.store.clone().for_node("node-a");
+    let c = f.store.clone().for_node("node-c");
+    let mut rooms = Vec::new();
+    for (store, name) in [(&a, "on-a"), (&c, "on-c")] {
+        let room = RoomSid::random();
+        f.rooms.create(f.now, room, &named(name)).unwrap();
+        f.join(room, "alice");
+        let events: Vec<Event> = std::iter::from_fn(|| f.rooms.poll_event()).collect();
+        f.clock += 1;
+        store
+            .record(f.account, &events, Timestamp::from_millis(f.clock))
+            .await
+            .unwrap();
+        rooms.push(room);
+    }
+    assert_eq!(
+        a.nodes_with_rooms().await.unwrap(),
+        [("node-a".to_owned(), 1), ("node-c".to_owned(), 1)]
+    );
+    let failed_at = Timestamp::from_millis(f.clock + 10_000);
+    let failed = a.fail_node("node-c", failed_at).await.unwrap();
+    assert_eq!((failed.rooms, failed.participants), (1, 1));
+    let on_c = f.store.room(rooms[1]).await.unwrap().unwrap();
+    assert_eq!(on_c.status, RoomStatus::Failed);
+    assert_eq!(on_c.end_reason.as_deref(), Some("node-failed"));
+    assert_eq!(on_c.end_time, Some(failed_at));
+    let on_a = f.store.room(rooms[0]).await.unwrap().unwrap();
+    assert_eq!(on_a.status, RoomStatus::InProgress);
+    let again = a.fail_node("node-c", Timestamp::now()).await.unwrap();
+    assert_eq!((again.rooms, again.participants), (0, 0), "once");
+    assert_eq!(
+        a.nodes_with_rooms().await.unwrap(),
+        [("node-a".to_owned(), 1)]
+    );
+}
+
+async fn data_survives_reopening(db: Db) {
     let room = RoomSid::random();
     {
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = db.open().await;
         let mut rooms = Rooms::new(Config::default());
         rooms
             .create(Instant::now(), room, &named("durable"))
@@ -472,21 +549,27 @@ async fn data_survives_reopening() {
             .unwrap();
         store.close().await;
     }
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = db.open().await;
     assert_eq!(
         store.room(room).await.unwrap().unwrap().unique_name,
         "durable"
     );
-    assert_eq!(store.journal_mode().await.unwrap(), "wal");
+    let journal = store.journal_mode().await.unwrap();
+    if db.is_sqlite() {
+        assert_eq!(journal.as_deref(), Some("wal"));
+    } else {
+        assert_eq!(journal, None);
+    }
 }
 
-#[tokio::test]
-async fn credentials_round_trip_and_revocation_is_seen_by_other_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Store::open(dir.path()).await.unwrap();
-    let cli = Store::open(dir.path()).await.unwrap();
+async fn credentials_round_trip_and_revocation_is_seen_by_other_connections(db: Db) {
+    let server = db.open().await;
+    let cli = db.open().await;
     let mut watcher = server.watch().await.unwrap();
-    assert!(!watcher.changed().await.unwrap());
+    // SQLite tells whether anything changed; on PostgreSQL every check
+    // answers yes (see `ChangeWatcher::changed`).
+    let quiet = !db.is_sqlite();
+    assert_eq!(watcher.changed().await.unwrap(), quiet);
 
     let account = Account {
         sid: AccountSid::random(),
@@ -508,7 +591,7 @@ async fn credentials_round_trip_and_revocation_is_seen_by_other_connections() {
         watcher.changed().await.unwrap(),
         "another connection's commit is noticed"
     );
-    assert!(!watcher.changed().await.unwrap());
+    assert_eq!(watcher.changed().await.unwrap(), quiet);
 
     assert_eq!(server.accounts().await.unwrap(), [account]);
     assert_eq!(server.api_keys().await.unwrap(), std::slice::from_ref(&key));
@@ -530,9 +613,8 @@ async fn credentials_round_trip_and_revocation_is_seen_by_other_connections() {
     assert!(format!("{key:?}").contains("<redacted>") && !format!("{key:?}").contains("ssss"));
 }
 
-#[tokio::test]
-async fn many_events_in_one_batch_are_one_transaction() {
-    let mut f = Fixture::new().await;
+async fn many_events_in_one_batch_are_one_transaction(db: Db) {
+    let mut f = Fixture::new(db).await;
     let room = RoomSid::random();
     f.rooms
         .create(f.now, room, &RoomRequest::default())
@@ -555,3 +637,17 @@ async fn many_events_in_one_batch_are_one_transaction() {
         .unwrap();
     assert_eq!(page.items.len(), 50);
 }
+
+on_both_databases!(
+    a_room_and_its_participants_are_recorded_from_events,
+    a_unique_name_can_be_reused_once_its_room_has_ended,
+    room_lists_filter_and_page_by_keyset_newest_first,
+    participant_lists_filter_by_status_and_identity,
+    startup_closes_what_a_previous_process_left_in_progress,
+    after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_restart,
+    a_node_starting_up_ends_only_the_rooms_it_left_behind,
+    a_dead_nodes_rooms_fail_once_and_other_nodes_rooms_run_on,
+    data_survives_reopening,
+    credentials_round_trip_and_revocation_is_seen_by_other_connections,
+    many_events_in_one_batch_are_one_transaction,
+);

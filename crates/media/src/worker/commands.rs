@@ -17,6 +17,21 @@ impl Worker {
                 let result = self.negotiate(room, participant, &sdp, &publish, &subscribe, now);
                 let _ = reply.send(result);
             }
+            Command::Offer {
+                participant,
+                add,
+                stop,
+                reply,
+            } => {
+                let _ = reply.send(self.offer(participant, &add, &stop));
+            }
+            Command::AcceptAnswer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_answer(participant, &sdp, now));
+            }
             Command::Unpublish { participant, track } => {
                 let Some(r) = self.by_participant.get(&participant).copied() else {
                     return;

@@ -49,6 +49,7 @@ mod data;
 mod drain;
 mod input;
 mod negotiation;
+mod offers;
 mod peers;
 mod routing;
 
@@ -168,6 +169,10 @@ struct Peer {
     /// Its own priorities for tracks it receives
     /// (`RemoteVideoTrack.setPriority`).
     priorities: Vec<(TrackSid, crate::allocation::Priority)>,
+    /// The server's offer waiting for its answer.
+    offer: Option<offers::ServerOffer>,
+    /// Whether a server offer has carried a data-channel section.
+    sctp_offered: bool,
 }
 
 struct Slot {

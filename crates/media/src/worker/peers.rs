@@ -66,6 +66,8 @@ impl Worker {
             priorities: Vec::new(),
             allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default()),
             totals: Vec::new(),
+            offer: None,
+            sctp_offered: false,
         };
         let index = match self.free.pop() {
             Some(index) => index,

@@ -12,10 +12,10 @@ use crate::cli::KeysCommand;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, command: KeysCommand) -> Result<ExitCode> {
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, generated) = bootstrap::ensure_account(&store, settings).await?;
     if let Some(generated) = generated {
-        generated.print(&mut std::io::stderr().lock(), &settings.data_dir)?;
+        generated.print(&mut std::io::stderr().lock(), settings)?;
     }
     let result = match command {
         KeysCommand::Create { name } => {

@@ -519,13 +519,13 @@ async fn signing_key(settings: &Settings) -> Result<ApiKey> {
         return Ok(ApiKey::new(key, account, secret.clone()));
     }
     let database = settings.data_dir.join(salon_store::DATABASE_FILE);
-    if !database.exists() {
+    if settings.database_url.is_none() && !database.exists() {
         bail!(
             "no credentials to sign tokens with: {} does not exist. Point --data-dir at the server's data directory, or pass --account-sid, --api-key and --api-secret",
             database.display()
         );
     }
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, _) = bootstrap::ensure_account(&store, settings).await?;
     let credentials = Credentials::load(&store, account.sid, Arc::new(Metrics::new())).await?;
     store.close().await;

@@ -72,7 +72,7 @@ fn print_room(room: &Value) {
 }
 
 pub async fn run(settings: &Settings, command: RoomsCommand) -> Result<ExitCode> {
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, _) = bootstrap::ensure_account(&store, settings).await?;
     store.close().await;
     let target = match &command {

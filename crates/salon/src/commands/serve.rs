@@ -5,15 +5,17 @@ use std::process::ExitCode;
 use anyhow::Result;
 use salon_server::callbacks::CallbackConfig;
 use salon_server::{Server, ServerConfig, http};
+use salon_store::Backend;
 
 use crate::bootstrap;
+use crate::cluster;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings) -> Result<ExitCode> {
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, generated) = bootstrap::ensure_account(&store, settings).await?;
     if let Some(generated) = &generated {
-        generated.print(&mut std::io::stdout().lock(), &settings.data_dir)?;
+        generated.print(&mut std::io::stdout().lock(), settings)?;
     }
     if let Some(file) = &settings.config_file {
         tracing::info!(file = %file.display(), "read configuration file");
@@ -59,14 +61,20 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             ..CallbackConfig::default()
         },
     };
+    let database = match (store.backend(), &settings.database_url) {
+        (Backend::Postgres, Some(url)) => format!("PostgreSQL at {}", bootstrap::redacted(url)),
+        (_, Some(url)) => format!("SQLite at {}", bootstrap::redacted(url)),
+        (_, None) => format!("SQLite (WAL) in {}", settings.data_dir.display()),
+    };
+    let sweeper_store = store.clone();
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
     tracing::info!(
         account = %account.sid,
         api_keys = keys - revoked,
         revoked_keys = revoked,
-        data_dir = %settings.data_dir.display(),
-        "database ready (SQLite, WAL)"
+        database = %database,
+        "database ready"
     );
     match (settings.app_routes, settings.app_routes_defaulted) {
         (true, true) => tracing::info!(
@@ -93,8 +101,40 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         env!("CARGO_PKG_VERSION"),
         settings.public_url
     );
+    let (stop_registry, registry_stop) = tokio::sync::watch::channel(false);
+    let registry = match &settings.redis_url {
+        Some(url) => {
+            let mut conn = cluster::connect(url).await?;
+            let record = cluster::record(
+                &settings.node_id,
+                &settings.public_url,
+                &server.media_addr().to_string(),
+            );
+            cluster::register(&mut conn, &record).await?;
+            tracing::info!(node = %settings.node_id, redis = %bootstrap::redacted(url), "registered in the cluster");
+            tokio::spawn(cluster::sweep(
+                conn.clone(),
+                sweeper_store,
+                settings.node_id.clone(),
+                registry_stop.clone(),
+            ));
+            let metrics = server.state().metrics.clone();
+            Some(tokio::spawn(cluster::keep_registered(
+                conn,
+                record,
+                move || metrics.load(),
+                registry_stop,
+            )))
+        }
+        None => None,
+    };
     let trimming = tokio::spawn(give_back_memory());
-    server.serve(shutdown_signal()).await?;
+    let served = server.serve(shutdown_signal()).await;
+    let _ = stop_registry.send(true);
+    if let Some(registry) = registry {
+        let _ = registry.await;
+    }
+    served?;
     trimming.abort();
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

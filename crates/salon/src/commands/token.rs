@@ -16,11 +16,11 @@ use crate::cli::TokenCommand;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, command: TokenCommand) -> Result<ExitCode> {
-    let store = bootstrap::open_store(&settings.data_dir).await?;
+    let store = bootstrap::open_store(settings).await?;
     let (account, generated) = bootstrap::ensure_account(&store, settings).await?;
     if let Some(generated) = generated {
         // stdout is for the token; the one-time credentials go to stderr.
-        generated.print(&mut std::io::stderr().lock(), &settings.data_dir)?;
+        generated.print(&mut std::io::stderr().lock(), settings)?;
     }
     let credentials = Credentials::load(&store, account.sid, Arc::new(Metrics::new())).await?;
     store.close().await;

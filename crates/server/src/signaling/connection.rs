@@ -23,11 +23,12 @@
 //!   [`BURST_SECONDS`] worth. A message over the limit is not handled: it is
 //!   answered with error 20429 (naming the offer's revision, for an offer).
 //! - **Every close says why**: code 1000 after the session's last word; 1009
-//!   for a frame over [`MAX_FRAME`]; 1008 when the session let the
+//!   for a frame over [`Wire::MAX_FRAME`]; 1008 when the session let the
 //!   connection go because it could not keep up with the room.
 //!
 //! This module knows frames and queues, not rooms: what a message means is
-//! the session's business.
+//! the session's business. Which protocol the frames carry is a [`Wire`]:
+//! Salon's own ([`SalonWire`]) or Twilio's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -36,7 +37,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use salon_signal::{ClientMessage, ProtocolError, ServerMessage};
+use salon_signal::{ClientMessage, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -51,17 +52,10 @@ const OUTGOING_QUEUE: usize = 512;
 const HEADROOM: usize = OUTGOING_QUEUE / 2;
 /// Parsed messages waiting for the session.
 const INCOMING_QUEUE: usize = 64;
-/// WebSocket frames (and messages) larger than this are refused by the
-/// socket itself, which then closes with 1009; between
-/// [`salon_signal::MAX_MESSAGE_BYTES`] and this, the client gets a clear
-/// 53004 instead and the session goes on.
-pub(super) const MAX_FRAME: usize = 2 * salon_signal::MAX_MESSAGE_BYTES;
 /// The socket's read buffer. Messages are small; the buffer grows for a
 /// large one and shrinks back. (tungstenite's default, 128 KiB, is filled
 /// in full on the first read: 128 KiB of memory per session.)
 const READ_BUFFER: usize = 4 * 1024;
-/// Most bytes buffered for writing: a few of the largest messages.
-const MAX_WRITE_BUFFER: usize = 4 * MAX_FRAME;
 /// A rate limit allows bursts of this many seconds' worth of messages.
 pub const BURST_SECONDS: u32 = 10;
 /// How long the closing handshake may take once our close frame is out.
@@ -75,19 +69,79 @@ const NORMAL: u16 = 1000;
 const POLICY: u16 = 1008;
 const TOO_BIG: u16 = 1009;
 
-/// The WebSocket settings of a signaling socket.
-pub(super) fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
-    upgrade
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
+/// A signaling protocol, as far as its socket is concerned: how a text
+/// frame parses, and what the connection itself says to a client.
+pub(super) trait Wire: 'static {
+    type Message: Send + 'static;
+    type Error: Send + 'static;
+    /// WebSocket frames (and messages) larger than this are refused by the
+    /// socket itself, which then closes with 1009; between the protocol's
+    /// own message limit and this, the client gets a clear error instead
+    /// and the session goes on.
+    const MAX_FRAME: usize;
+    fn parse(text: &str) -> Result<Self::Message, Self::Error>;
+    /// The error for a binary frame: no protocol here uses them.
+    fn binary() -> Self::Error;
+    /// A refusal before a session exists, as a frame.
+    fn refusal(code: u32, message: String) -> String;
+    /// The answer to `message`, which is over the rate limit and will not be
+    /// handled.
+    fn rate_limited(message: Option<&Self::Message>, explanation: String) -> String;
 }
 
-pub(super) enum Incoming {
-    Message(ClientMessage),
-    Invalid(ProtocolError),
+/// Salon's own protocol (`salon-signal`).
+pub(super) struct SalonWire;
+
+impl Wire for SalonWire {
+    type Message = ClientMessage;
+    type Error = salon_signal::ProtocolError;
+    const MAX_FRAME: usize = 2 * salon_signal::MAX_MESSAGE_BYTES;
+
+    fn parse(text: &str) -> Result<ClientMessage, Self::Error> {
+        ClientMessage::parse(text)
+    }
+
+    fn binary() -> Self::Error {
+        salon_signal::ProtocolError::Invalid("binary frames are not part of the protocol".into())
+    }
+
+    fn refusal(code: u32, message: String) -> String {
+        ServerMessage::Error {
+            code,
+            message,
+            revision: None,
+        }
+        .to_json()
+    }
+
+    fn rate_limited(message: Option<&ClientMessage>, explanation: String) -> String {
+        let revision = match message {
+            Some(ClientMessage::Offer { revision, .. }) => Some(*revision),
+            _ => None,
+        };
+        ServerMessage::Error {
+            code: RATE_LIMITED,
+            message: explanation,
+            revision,
+        }
+        .to_json()
+    }
+}
+
+/// The WebSocket settings of a signaling socket of protocol `W`.
+pub(super) fn configure<W: Wire>(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .max_message_size(W::MAX_FRAME)
+        .max_frame_size(W::MAX_FRAME)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        // A few of the largest messages.
+        .max_write_buffer_size(4 * W::MAX_FRAME)
+}
+
+pub(super) enum Incoming<W: Wire> {
+    Message(W::Message),
+    Invalid(W::Error),
     /// The socket ended; `clean` when the client sent a close frame.
     Closed {
         clean: bool,
@@ -95,8 +149,8 @@ pub(super) enum Incoming {
 }
 
 /// A WebSocket attached to a session: parsed messages in, JSON out.
-pub(super) struct Connection {
-    pub(super) incoming: mpsc::Receiver<Incoming>,
+pub(super) struct Connection<W: Wire> {
+    pub(super) incoming: mpsc::Receiver<Incoming<W>>,
     pub(super) outgoing: mpsc::Sender<String>,
     /// The close code the writer ends with.
     close: Arc<AtomicU16>,
@@ -112,7 +166,7 @@ enum Writer {
     Gone,
 }
 
-impl Connection {
+impl<W: Wire> Connection<W> {
     pub(super) fn spawn(
         socket: WebSocket,
         config: &SignalingConfig,
@@ -130,7 +184,7 @@ impl Connection {
         let (outgoing, outgoing_rx) = mpsc::channel::<String>(OUTGOING_QUEUE);
         let (writer_tx, writer) = watch::channel(Writer::Open);
         let close = Arc::new(AtomicU16::new(NORMAL));
-        let reader = Reader {
+        let reader = Reader::<W> {
             stream,
             incoming: incoming_tx,
             // Weak: the queue closes (and the writer finishes) when the
@@ -142,6 +196,7 @@ impl Connection {
         };
         tokio::spawn(reader.run());
         tokio::spawn(write(
+            W::MAX_FRAME,
             sink,
             outgoing_rx,
             config.send_timeout,
@@ -159,8 +214,8 @@ impl Connection {
     /// Queue a message; false when the queue is full: the client cannot keep
     /// up, and the session should let this connection go (it then closes
     /// with 1008 once what is queued is sent).
-    pub(super) fn send(&self, message: &ServerMessage) -> bool {
-        match self.outgoing.try_send(message.to_json()) {
+    pub(super) fn send(&self, text: String) -> bool {
+        match self.outgoing.try_send(text) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.close.store(POLICY, Ordering::Relaxed);
@@ -173,23 +228,13 @@ impl Connection {
     /// Send an error and close: for refusals before a session exists.
     pub(super) async fn refuse(self, code: u32, message: String) {
         tracing::info!(code, message, "signaling connection refused");
-        let _ = self
-            .outgoing
-            .send(
-                ServerMessage::Error {
-                    code,
-                    message,
-                    revision: None,
-                }
-                .to_json(),
-            )
-            .await;
+        let _ = self.outgoing.send(W::refusal(code, message)).await;
     }
 }
 
-struct Reader {
+struct Reader<W: Wire> {
     stream: SplitStream<WebSocket>,
-    incoming: mpsc::Sender<Incoming>,
+    incoming: mpsc::Sender<Incoming<W>>,
     outgoing: mpsc::WeakSender<String>,
     writer: watch::Receiver<Writer>,
     allowance: Allowance,
@@ -206,7 +251,7 @@ enum End {
     WriterGone,
 }
 
-impl Reader {
+impl<W: Wire> Reader<W> {
     async fn run(mut self) {
         let end = loop {
             if let Some(end) = self.wait_for_room().await {
@@ -218,13 +263,11 @@ impl Reader {
                 state = self.writer.wait_for(|w| *w != Writer::Open) => break writer_end(state.map(|w| *w)),
             };
             let item = match frame {
-                Some(Ok(Message::Text(text))) => match ClientMessage::parse(text.as_str()) {
+                Some(Ok(Message::Text(text))) => match W::parse(text.as_str()) {
                     Ok(message) => Incoming::Message(message),
                     Err(e) => Incoming::Invalid(e),
                 },
-                Some(Ok(Message::Binary(_))) => Incoming::Invalid(ProtocolError::Invalid(
-                    "binary frames are not part of the protocol".into(),
-                )),
+                Some(Ok(Message::Binary(_))) => Incoming::Invalid(W::binary()),
                 // tungstenite answers pings itself; they still count.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                     self.allowance.take(Instant::now());
@@ -233,7 +276,10 @@ impl Reader {
                 Some(Ok(Message::Close(_))) => break End::Client { clean: true },
                 Some(Err(e)) => {
                     if too_big(e) {
-                        tracing::info!("signaling frame over {MAX_FRAME} bytes: closing with 1009");
+                        tracing::info!(
+                            "signaling frame over {} bytes: closing with 1009",
+                            W::MAX_FRAME
+                        );
                         self.close.store(TOO_BIG, Ordering::Relaxed);
                     }
                     break End::Client { clean: false };
@@ -272,22 +318,18 @@ impl Reader {
     }
 
     /// Answer a message over the rate limit, without handling it.
-    fn refuse(&self, item: &Incoming) {
-        let revision = match item {
-            Incoming::Message(ClientMessage::Offer { revision, .. }) => Some(*revision),
+    fn refuse(&self, item: &Incoming<W>) {
+        let message = match item {
+            Incoming::Message(message) => Some(message),
             _ => None,
         };
-        let refusal = ServerMessage::Error {
-            code: RATE_LIMITED,
-            message: format!(
-                "Too many messages: at most {} a second (bursts of {}); this one was not handled",
-                self.allowance.per_second, self.allowance.burst
-            ),
-            revision,
-        };
+        let explanation = format!(
+            "Too many messages: at most {} a second (bursts of {}); this one was not handled",
+            self.allowance.per_second, self.allowance.burst
+        );
         if let Some(outgoing) = self.outgoing.upgrade() {
             // There is room: `wait_for_room` saw to it.
-            let _ = outgoing.try_send(refusal.to_json());
+            let _ = outgoing.try_send(W::rate_limited(message, explanation));
         }
     }
 
@@ -333,6 +375,7 @@ fn too_big(error: axum::Error) -> bool {
 }
 
 async fn write(
+    max_frame: usize,
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: mpsc::Receiver<String>,
     send_timeout: Duration,
@@ -362,7 +405,7 @@ async fn write(
     }
     let code = close.load(Ordering::Relaxed);
     let reason = match code {
-        TOO_BIG => format!("message over {MAX_FRAME} bytes"),
+        TOO_BIG => format!("message over {max_frame} bytes"),
         POLICY => "not reading fast enough: resume the session".to_owned(),
         _ => String::new(),
     };

@@ -23,15 +23,18 @@ use salon_signal::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::connection::{self, Connection, Incoming};
+use super::connection::{self, Incoming as Frame, SalonWire};
 use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
-    self, Change, Declared, Goodbye, Member, Participant, Refusal, Track, check_offer,
+    self, Change, Declared, Expiry, Goodbye, Member, Participant, Refusal, Track, check_offer,
 };
 
 mod adaptive;
+
+type Connection = connection::Connection<SalonWire>;
+type Incoming = Frame<SalonWire>;
 
 /// Messages kept for a detached session, to replay on `resume`.
 const BACKLOG: usize = 512;
@@ -43,7 +46,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let control = control.map(|Extension(control)| control);
-    connection::configure(ws).on_upgrade(move |socket| serve(state, socket, control))
+    connection::configure::<SalonWire>(ws).on_upgrade(move |socket| serve(state, socket, control))
 }
 
 async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl>) {
@@ -62,8 +65,15 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
         }
         Ok(Some(Incoming::Message(ClientMessage::Resume { token, session, .. }))) => {
             let sessions = &state.signaling.salon;
-            if let Err((connection, refusal)) =
-                session::resume(&state, sessions, &token, &session, connection).await
+            if let Err((connection, refusal)) = session::resume(
+                &state,
+                sessions,
+                &token,
+                &session,
+                Expiry::Enforced,
+                connection,
+            )
+            .await
             {
                 connection.refuse(refusal.code, refusal.message).await;
             }
@@ -221,7 +231,7 @@ impl Session {
     fn send(&mut self, message: ServerMessage) {
         match &self.connection {
             Some(connection) => {
-                if !connection.send(&message) {
+                if !connection.send(message.to_json()) {
                     tracing::warn!(participant = %self.member.me, "client is not reading its socket; detaching");
                     self.connection = None;
                     self.detached_at = Some(Instant::now());

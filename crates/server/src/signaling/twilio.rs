@@ -1,0 +1,1090 @@
+//! Twilio's signaling protocol, as the official `twilio-video` SDK speaks
+//! it (`salon-twilio-signal`; the contract is `twilio-signaling.md` in the
+//! planning documents), on `/signaling`; and `/insights`, the SDK's
+//! telemetry socket, accepted and discarded.
+//!
+//! One task per session translates between TCMP frames carrying RSP bodies
+//! and a [`Member`] of the room, like Salon's own front-end: the handshake
+//! (`hello` → `welcome`, then `ice`/`iced` or straight to `connect`),
+//! `connected` with the room as it is, client `update`s (the participant's
+//! full track list, offers) as calls on the member, each [`Change`] as a
+//! participant state with its own revision, heartbeats both ways, `sync`
+//! on a new socket after a drop, and the ending as `disconnected` or
+//! `error` with Twilio's code.
+//!
+//! Subscriptions reach the client through the server's own offers:
+//! `sendonly` m-lines whose `a=msid` appdata is the track's SID, which
+//! `subscribed` names; a data-channel section in the first server offer, so
+//! the media server can open a channel per subscribed data track, labelled
+//! with its SID. Both sides share one description revision; the server is
+//! the impolite peer: one offer of its own at a time, a client offer that
+//! crosses it is dropped (the client offers again after answering).
+//!
+//! While a session waits for its `sync`, the room's other Twilio sessions
+//! show it `reconnecting` ([`crate::session::Presence`]).
+//!
+//! Not yet: m-line recycling (a stopped subscription's m-line stays,
+//! inactive), MSP channels.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use salon_media::{MediaKind, OfferedTrack, PublishBinding};
+use salon_room::{DisconnectReason as CoreReason, TrackKind as CoreKind};
+use salon_sid::{ParticipantSid, TrackSid};
+use salon_twilio_signal::rsp::{
+    self, ClientBody, Description, DescriptionType, LocalParticipantInfo, LocalParticipantState,
+    ParticipantState, PeerConnection, Priority, PublishedTrack, RemoteParticipant, RemoteTrack,
+    RoomState, ServerBody, ServerUpdate, SessionOptions,
+};
+use salon_twilio_signal::tcmp::{self, ClientFrame, ServerFrame};
+use salon_twilio_signal::{ProtocolError, codes};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::connection::{self, Incoming as Frame, RATE_LIMITED, Wire};
+use crate::AppState;
+use crate::http::SocketControl;
+use crate::session::{self, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track};
+
+/// Twilio's protocol on a signaling socket: TCMP frames.
+pub(super) struct TwilioWire;
+
+impl Wire for TwilioWire {
+    type Message = ClientFrame;
+    type Error = ProtocolError;
+    const MAX_FRAME: usize = 2 * salon_twilio_signal::MAX_MESSAGE_BYTES;
+
+    fn parse(text: &str) -> Result<ClientFrame, ProtocolError> {
+        ClientFrame::parse(text)
+    }
+
+    fn binary() -> ProtocolError {
+        ProtocolError::Invalid("binary frames are not part of TCMP".into())
+    }
+
+    fn refusal(code: u32, message: String) -> String {
+        ServerFrame::msg(ServerBody::error(code, message)).to_json()
+    }
+
+    fn rate_limited(_: Option<&ClientFrame>, explanation: String) -> String {
+        // Errors end a session in the SDK: a flood ends it too.
+        Self::refusal(RATE_LIMITED, explanation)
+    }
+}
+
+type Connection = connection::Connection<TwilioWire>;
+type Incoming = Frame<TwilioWire>;
+
+/// A new socket for a session, with the client's `sync`.
+pub(super) struct Attached {
+    connection: Connection,
+    sync: rsp::Sync,
+}
+
+/// `GET /signaling`: upgrade to a WebSocket and run a session on it.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    control: Option<Extension<SocketControl>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let control = control.map(|Extension(control)| control);
+    connection::configure::<TwilioWire>(ws).on_upgrade(move |socket| serve(state, socket, control))
+}
+
+/// The client's first RSP bodies, until `connect` or `sync`.
+async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl>) {
+    let mut connection = Connection::spawn(socket, &state.signaling.config, control);
+    let deadline = Instant::now() + state.signaling.config.join_timeout;
+    let mut heartbeat = None;
+    loop {
+        let incoming = tokio::time::timeout_at(deadline, connection.incoming.recv()).await;
+        let body = match incoming {
+            Ok(Some(Frame::Message(ClientFrame::Hello(hello)))) => {
+                let negotiated = tcmp::negotiate_timeout(hello.timeout);
+                heartbeat = Some(Duration::from_millis(negotiated));
+                let welcome = ServerFrame::Welcome {
+                    id: Some(hello.id),
+                    negotiated_timeout: negotiated,
+                };
+                connection.send(welcome.to_json());
+                match hello.body {
+                    Some(body) => body,
+                    // SDKs before 2.5 send `connect` in a `msg` next.
+                    None => continue,
+                }
+            }
+            Ok(Some(Frame::Message(ClientFrame::Msg { body }))) if heartbeat.is_some() => body,
+            Ok(Some(Frame::Message(ClientFrame::Heartbeat))) => continue,
+            Ok(Some(Frame::Message(other))) => {
+                let bad = ServerFrame::Bad {
+                    reason: format!("expected hello, not {}", other.kind()),
+                };
+                connection.send(bad.to_json());
+                return;
+            }
+            // Unknown frame types are ignored, as the SDK does.
+            Ok(Some(Frame::Invalid(ProtocolError::UnknownType(_)))) => continue,
+            Ok(Some(Frame::Invalid(e))) => {
+                if heartbeat.is_some() {
+                    return connection.refuse(e.code(), e.to_string()).await;
+                }
+                connection.send(
+                    ServerFrame::Bad {
+                        reason: e.to_string(),
+                    }
+                    .to_json(),
+                );
+                return;
+            }
+            Ok(Some(Frame::Closed { .. }) | None) => return,
+            Err(_) => {
+                let message = "no connect within the join timeout".to_owned();
+                return connection.refuse(codes::SIGNALING_TIMEOUT, message).await;
+            }
+        };
+        let heartbeat = heartbeat.unwrap_or(Duration::from_millis(tcmp::MAX_TIMEOUT_MS));
+        match ClientBody::from_json(body) {
+            Ok(ClientBody::Ice(ice)) => {
+                // The token is checked already here (the SDK rejects
+                // `connect()` with the code).
+                if let Err(rejection) = state.credentials.verify(&ice.token) {
+                    let refusal = Refusal::from(rejection);
+                    return connection.refuse(refusal.code, refusal.message).await;
+                }
+                let iced = ServerBody::Iced(rsp::Iced {
+                    version: rsp::VERSION,
+                    ice_servers: Vec::new(),
+                });
+                connection.send(ServerFrame::msg(iced).to_json());
+            }
+            Ok(ClientBody::Connect(connect)) => {
+                return join(state, connection, *connect, heartbeat).await;
+            }
+            Ok(ClientBody::Sync(sync)) => {
+                let sessions = &state.signaling.twilio;
+                let token = sync.token.clone();
+                let id = sync.session.clone();
+                let attached = Attached {
+                    connection,
+                    sync: *sync,
+                };
+                if let Err((attached, refusal)) =
+                    session::resume(&state, sessions, &token, &id, Expiry::Tolerated, attached)
+                        .await
+                {
+                    let Attached { connection, .. } = attached;
+                    connection.refuse(refusal.code, refusal.message).await;
+                }
+                return;
+            }
+            Ok(other) => {
+                let message = format!("expected connect or sync, not {}", other.kind());
+                return connection.refuse(codes::INVALID_MESSAGE, message).await;
+            }
+            Err(e) => return connection.refuse(e.code(), e.to_string()).await,
+        }
+    }
+}
+
+async fn join(state: AppState, connection: Connection, connect: rsp::Connect, heartbeat: Duration) {
+    let automatic = connect.subscribe.as_ref().is_none_or(|s| s.automatic());
+    let admitted = session::admit(&state, &connect.token, connect.name.clone(), automatic).await;
+    let (member, snapshot) = match admitted {
+        Ok(admitted) => admitted,
+        Err(Refusal { code, message }) => return connection.refuse(code, message).await,
+    };
+    tracing::info!(
+        room = %member.room,
+        participant = %member.me,
+        identity = member.identity,
+        client = connect.publisher.as_ref().and_then(|p| p.sdk_version.as_deref()).unwrap_or("-"),
+        "twilio signaling session joined"
+    );
+    let id = session::random_id();
+    let attach = state.signaling.twilio.register(&id, &member.identity);
+    let mut session = Session {
+        member,
+        id: id.clone(),
+        attach,
+        connection: Some(connection),
+        heartbeat,
+        last_heard: Instant::now(),
+        last_sent: Instant::now(),
+        detached_at: None,
+        participant_revision: 0,
+        local: HashMap::new(),
+        published_revision: 0,
+        remotes: snapshot
+            .others
+            .iter()
+            .map(|p| (p.sid, (p.identity.clone(), 1)))
+            .collect(),
+        description_revision: 0,
+        pc_id: None,
+        server_offer: None,
+        lines: HashSet::new(),
+        data: HashSet::new(),
+        to_add: Vec::new(),
+        to_stop: Vec::new(),
+        sctp_offered: false,
+        subscribed_revision: 0,
+        subscribed_sent: Vec::new(),
+        batching: false,
+        presence: state.signaling.presence.watch(),
+        reconnecting: HashSet::new(),
+    };
+    let published = session.apply_participant(connect.participant).await;
+    let answers = session.negotiate(&connect.peer_connections).await;
+    let connected = session.room_state(published, answers);
+    session.send(ServerBody::Connected(connected));
+    // What the room did on admission (auto-subscriptions, mostly) goes in
+    // the first server offer together.
+    session.batching = true;
+    while let Ok(event) = session.member.events.try_recv() {
+        if let Some(change) = session.member.apply(&event) {
+            session.on_change(change).await;
+        }
+    }
+    session.batching = false;
+    session.renegotiate().await;
+    session.run().await;
+    state.signaling.twilio.forget(&id);
+}
+
+// ---- the session ------------------------------------------------------------
+
+struct Session {
+    member: Member,
+    id: String,
+    attach: mpsc::Receiver<Attached>,
+    connection: Option<Connection>,
+    /// The negotiated heartbeat period.
+    heartbeat: Duration,
+    last_heard: Instant,
+    last_sent: Instant,
+    detached_at: Option<Instant>,
+    /// The client's participant revision last applied.
+    participant_revision: u64,
+    /// The client's tracks, by the client's id.
+    local: HashMap<String, Local>,
+    published_revision: u64,
+    /// Everyone else the client knows: identity and the revision of the
+    /// state last sent.
+    remotes: HashMap<ParticipantSid, (String, u64)>,
+    /// The peer connection's description revision, shared by both sides.
+    description_revision: u64,
+    /// The client's peer connection, named by its first offer.
+    pc_id: Option<String>,
+    /// The server's offer waiting for its answer: revision and SDP.
+    server_offer: Option<(u64, String)>,
+    /// Subscribed audio and video tracks with an m-line of their own.
+    lines: HashSet<TrackSid>,
+    /// Subscribed data tracks.
+    data: HashSet<TrackSid>,
+    /// Subscriptions waiting for the next server offer.
+    to_add: Vec<(TrackSid, ParticipantSid, CoreKind)>,
+    /// Ended subscriptions whose m-lines the next server offer stops.
+    to_stop: Vec<TrackSid>,
+    /// Whether a server offer carried the data-channel section.
+    sctp_offered: bool,
+    subscribed_revision: u64,
+    /// The last `subscribed` snapshot sent.
+    subscribed_sent: Vec<TrackSid>,
+    /// Changes are being gathered for one offer: do not offer yet.
+    batching: bool,
+    /// Who is reconnecting, as every session announces it.
+    presence: broadcast::Receiver<Notice>,
+    /// Others in the room whose signaling is reconnecting.
+    reconnecting: HashSet<ParticipantSid>,
+}
+
+/// One of the client's tracks.
+struct Local {
+    kind: rsp::TrackKind,
+    /// The track, once published in the room.
+    sid: Option<TrackSid>,
+    enabled: bool,
+    /// Whether the media server carries its m-line.
+    bound: bool,
+}
+
+/// What the session loop should do next.
+enum Next {
+    Continue,
+    End(Goodbye),
+    /// The room already removed us and the client was told.
+    Ended,
+}
+
+impl Session {
+    async fn run(&mut self) {
+        let goodbye = loop {
+            let config = self.member.state.signaling.config;
+            let deadline = match self.detached_at {
+                Some(at) => at + config.resume_grace,
+                // The client sends at least a heartbeat per period: three
+                // missed ones and the socket is taken as dropped.
+                None => (self.last_heard + 3 * self.heartbeat).min(self.last_sent + self.heartbeat),
+            };
+            let next = tokio::select! {
+                incoming = recv(&mut self.connection) => self.on_incoming(incoming).await,
+                event = self.member.events.recv() => match event {
+                    Some(event) => match self.member.apply(&event) {
+                        Some(change) => self.on_change(change).await,
+                        None => Next::Continue,
+                    },
+                    // The room service cut us off: our queue overflowed.
+                    None => Next::End(Goodbye::of(CoreReason::Failed)),
+                },
+                Some(attached) = self.attach.recv() => {
+                    self.reattach(attached).await;
+                    Next::Continue
+                }
+                notice = self.presence.recv() => {
+                    match notice {
+                        Ok(notice) => self.on_notice(notice),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        // The server is going away.
+                        Err(broadcast::error::RecvError::Closed) => {
+                            self.presence = broadcast::channel(1).1;
+                        }
+                    }
+                    Next::Continue
+                }
+                _ = tokio::time::sleep_until(deadline) => self.on_deadline(),
+            };
+            match next {
+                Next::Continue => {}
+                Next::End(goodbye) => break Some(goodbye),
+                Next::Ended => break None,
+            }
+        };
+        if let Some(goodbye) = goodbye {
+            self.member.leave(goodbye.reason).await;
+            self.say_goodbye(goodbye);
+        }
+    }
+
+    fn on_deadline(&mut self) -> Next {
+        let now = Instant::now();
+        if self.detached_at.is_some() {
+            tracing::info!(participant = %self.member.me, "session not resumed in time");
+            return Next::End(Goodbye::of(CoreReason::Failed));
+        }
+        if now >= self.last_heard + 3 * self.heartbeat {
+            tracing::info!(participant = %self.member.me, "no heartbeat; waiting for sync");
+            self.detach();
+        } else if now >= self.last_sent + self.heartbeat {
+            self.send_frame(ServerFrame::Heartbeat);
+        }
+        Next::Continue
+    }
+
+    fn detach(&mut self) {
+        if self.detached_at.is_none() {
+            self.announce(true);
+        }
+        self.connection = None;
+        self.detached_at = Some(Instant::now());
+    }
+
+    /// Tell the room's other sessions that this participant's signaling is
+    /// (or is no longer) reconnecting.
+    fn announce(&self, reconnecting: bool) {
+        self.member.state.signaling.presence.announce(Notice {
+            room: self.member.room,
+            participant: self.member.me,
+            reconnecting,
+        });
+    }
+
+    /// Another participant's signaling went away or came back: its state,
+    /// under its next revision.
+    fn on_notice(&mut self, notice: Notice) {
+        if notice.room != self.member.room || notice.participant == self.member.me {
+            return;
+        }
+        let changed = if notice.reconnecting {
+            self.reconnecting.insert(notice.participant)
+        } else {
+            self.reconnecting.remove(&notice.participant)
+        };
+        if changed {
+            self.send_participant(notice.participant);
+        }
+    }
+
+    /// Send a known participant's whole state under its next revision.
+    fn send_participant(&mut self, participant: ParticipantSid) {
+        let Some((_, revision)) = self.remotes.get_mut(&participant) else {
+            return;
+        };
+        *revision += 1;
+        let revision = *revision;
+        let (_, others) = self.member.roster();
+        let Some(snapshot) = others.into_iter().find(|p| p.sid == participant) else {
+            return;
+        };
+        let state = self.state_of(participant);
+        let mut update = ServerUpdate::new();
+        update.participants.push(remote(snapshot, state, revision));
+        self.send(ServerBody::Update(update));
+    }
+
+    fn state_of(&self, participant: ParticipantSid) -> ParticipantState {
+        if self.reconnecting.contains(&participant) {
+            ParticipantState::Reconnecting
+        } else {
+            ParticipantState::Connected
+        }
+    }
+
+    /// The ending as the SDK reads it: `disconnected` (with `completed`
+    /// for a room that ended) when there is no error to report, otherwise
+    /// an `error` with the code.
+    fn say_goodbye(&mut self, goodbye: Goodbye) {
+        let body = match (goodbye.reason, goodbye.code) {
+            (CoreReason::RoomCompleted | CoreReason::Shutdown, _) => {
+                ServerBody::Disconnected(rsp::Disconnected {
+                    version: rsp::VERSION,
+                    status: Some(rsp::DisconnectStatus::Completed),
+                })
+            }
+            (_, Some(code)) => ServerBody::error(code, goodbye.message),
+            (_, None) => ServerBody::Disconnected(rsp::Disconnected {
+                version: rsp::VERSION,
+                status: None,
+            }),
+        };
+        self.send(body);
+        // Dropping the connection closes the socket (code 1000: done) once
+        // the writer has sent what is queued.
+        self.connection = None;
+    }
+
+    fn send(&mut self, body: ServerBody) {
+        self.send_frame(ServerFrame::msg(body));
+    }
+
+    /// Queue a frame for the client. While detached nothing is kept: a
+    /// `sync` gets the whole state again.
+    fn send_frame(&mut self, frame: ServerFrame) {
+        if let Some(connection) = &self.connection {
+            if connection.send(frame.to_json()) {
+                self.last_sent = Instant::now();
+            } else {
+                tracing::warn!(participant = %self.member.me, "client is not reading its socket; detaching");
+                self.detach();
+            }
+        }
+    }
+
+    fn error(&mut self, code: u32, message: impl Into<String>) -> Next {
+        Next::End(Goodbye {
+            reason: CoreReason::Failed,
+            code: Some(code),
+            message: message.into(),
+        })
+    }
+
+    async fn on_incoming(&mut self, incoming: Option<Incoming>) -> Next {
+        let frame = match incoming {
+            Some(Frame::Message(frame)) => frame,
+            Some(Frame::Invalid(ProtocolError::UnknownType(_))) => return Next::Continue,
+            Some(Frame::Invalid(e)) => return self.error(e.code(), e.to_string()),
+            Some(Frame::Closed { clean: true }) => {
+                return Next::End(Goodbye::of(CoreReason::Left));
+            }
+            Some(Frame::Closed { clean: false }) | None => {
+                tracing::info!(participant = %self.member.me, "socket dropped; waiting for sync");
+                self.detach();
+                return Next::Continue;
+            }
+        };
+        self.last_heard = Instant::now();
+        let body = match frame {
+            ClientFrame::Msg { body } => body,
+            ClientFrame::Heartbeat | ClientFrame::Hello(_) => return Next::Continue,
+            ClientFrame::Bye => return Next::End(Goodbye::of(CoreReason::Left)),
+        };
+        match ClientBody::from_json(body) {
+            Ok(ClientBody::Update(update)) if update.session == self.id => {
+                let mut reply = ServerUpdate::new();
+                if let Some(participant) = update.participant {
+                    reply.published = self.apply_participant(participant).await;
+                }
+                if let Some(pcs) = &update.peer_connections {
+                    reply.peer_connections = self.negotiate(pcs).await;
+                }
+                if !reply.is_empty() {
+                    self.send(ServerBody::Update(reply));
+                }
+                self.renegotiate().await;
+                Next::Continue
+            }
+            Ok(ClientBody::Disconnect(d)) if d.session == self.id => {
+                Next::End(Goodbye::of(CoreReason::Left))
+            }
+            Ok(ClientBody::Update(_) | ClientBody::Disconnect(_)) => {
+                self.error(codes::INVALID_MESSAGE, "not this socket's session")
+            }
+            Ok(other) => self.error(
+                codes::INVALID_MESSAGE,
+                format!("{} only opens a session", other.kind()),
+            ),
+            Err(e) => self.error(e.code(), e.to_string()),
+        }
+    }
+
+    /// Bring the room in line with the client's full track list: publish
+    /// what is new, unpublish what is gone, switch what flipped. What the
+    /// client learns about its publications.
+    async fn apply_participant(&mut self, state: LocalParticipantState) -> Option<rsp::Published> {
+        if state.revision <= self.participant_revision && self.participant_revision > 0 {
+            return None;
+        }
+        self.participant_revision = state.revision;
+        let mut results = Vec::new();
+        let listed: Vec<&str> = state.tracks.iter().map(|t| t.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .local
+            .keys()
+            .filter(|id| !listed.contains(&id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(Local { sid: Some(sid), .. }) = self.local.remove(&id) {
+                if let Err(e) = self.member.unpublish(sid).await {
+                    tracing::debug!(error = %e, "unpublishing a track the room no longer had");
+                }
+            }
+        }
+        for track in state.tracks {
+            if let Some(local) = self.local.get_mut(&track.id) {
+                if let Some(sid) = local.sid
+                    && local.enabled != track.enabled
+                {
+                    local.enabled = track.enabled;
+                    if let Err(e) = self.member.set_track_enabled(sid, track.enabled).await {
+                        let (code, message) = session::service_failure(e);
+                        tracing::debug!(code, message, "switching a track");
+                    }
+                }
+                continue;
+            }
+            let published = match track.kind {
+                rsp::TrackKind::Data => {
+                    // Its messages arrive on a data channel labelled with
+                    // the track's id.
+                    self.member.publish_data(track.name, track.id.clone()).await
+                }
+                rsp::TrackKind::Audio => {
+                    self.member
+                        .publish(track.name, CoreKind::Audio, track.enabled)
+                        .await
+                }
+                rsp::TrackKind::Video => {
+                    self.member
+                        .publish(track.name, CoreKind::Video, track.enabled)
+                        .await
+                }
+            };
+            let sid = match published {
+                Ok(published) => {
+                    results.push(PublishedTrack::ready(track.id.clone(), published.sid));
+                    Some(published.sid)
+                }
+                Err(e) => {
+                    let (code, message) = session::service_failure(e);
+                    results.push(PublishedTrack::failed(track.id.clone(), code, message));
+                    None
+                }
+            };
+            let local = Local {
+                kind: track.kind,
+                sid,
+                enabled: track.enabled,
+                bound: track.kind == rsp::TrackKind::Data,
+            };
+            self.local.insert(track.id, local);
+        }
+        if results.is_empty() {
+            return None;
+        }
+        self.published_revision += 1;
+        Some(rsp::Published {
+            revision: self.published_revision,
+            tracks: results,
+        })
+    }
+
+    /// Answer the client's offers that are newer than the last
+    /// negotiation, binding the m-lines whose `a=msid` names a published
+    /// track.
+    async fn negotiate(&mut self, pcs: &[PeerConnection]) -> Vec<PeerConnection> {
+        let mut answers = Vec::new();
+        for pc in pcs {
+            let Some(Description {
+                kind,
+                revision,
+                sdp: Some(sdp),
+            }) = &pc.description
+            else {
+                continue;
+            };
+            if *kind == DescriptionType::Answer {
+                self.accept_answer(*revision, sdp).await;
+                continue;
+            }
+            if *kind != DescriptionType::Offer || *revision <= self.description_revision {
+                continue;
+            }
+            if self.server_offer.is_some() {
+                // Glare: the server's offer wins; the client rolls back,
+                // answers it and offers again.
+                continue;
+            }
+            if self.pc_id.is_none() {
+                self.pc_id = Some(pc.id.clone());
+            }
+            self.description_revision = *revision;
+            let mut bindings = Vec::new();
+            for (mid, id) in msid_tracks(sdp) {
+                let Some(local) = self.local.get_mut(id) else {
+                    continue;
+                };
+                let (Some(sid), false) = (local.sid, local.bound) else {
+                    continue;
+                };
+                let kind = match local.kind {
+                    rsp::TrackKind::Audio => MediaKind::Audio,
+                    rsp::TrackKind::Video => MediaKind::Video,
+                    rsp::TrackKind::Data => continue,
+                };
+                local.bound = true;
+                bindings.push(PublishBinding {
+                    mid: mid.to_owned(),
+                    track: sid,
+                    kind,
+                });
+            }
+            match self
+                .member
+                .negotiate(sdp.clone(), bindings, Vec::new(), &[])
+                .await
+            {
+                Ok(answer) => answers.push(PeerConnection {
+                    id: pc.id.clone(),
+                    description: Some(Description {
+                        kind: DescriptionType::Answer,
+                        revision: *revision,
+                        sdp: Some(answer),
+                    }),
+                    ice: None,
+                }),
+                Err(e) => {
+                    tracing::info!(participant = %self.member.me, error = %e, "offer refused");
+                }
+            }
+        }
+        answers
+    }
+
+    /// Apply the client's answer to the server's offer of `revision`;
+    /// answers to anything else are ignored.
+    async fn accept_answer(&mut self, revision: u64, sdp: &str) {
+        if self.server_offer.as_ref().map(|(r, _)| *r) != Some(revision) {
+            return;
+        }
+        self.server_offer = None;
+        let media = &self.member.state.media;
+        let accepted = media
+            .accept_answer(self.member.room, self.member.me, sdp.to_owned())
+            .await;
+        if let Err(e) = accepted {
+            tracing::info!(participant = %self.member.me, error = %e, "answer refused");
+        }
+    }
+
+    /// Offer the client what changed in its subscriptions, unless an offer
+    /// is already out or the media session does not exist yet; tell it
+    /// which tracks it receives.
+    async fn renegotiate(&mut self) {
+        if self.batching
+            || self.server_offer.is_some()
+            || !self.member.negotiated()
+            || self.pc_id.is_none()
+        {
+            return;
+        }
+        let add: Vec<OfferedTrack> = self
+            .to_add
+            .iter()
+            .map(|(track, publisher, kind)| OfferedTrack {
+                track: *track,
+                kind: if *kind == CoreKind::Audio {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                },
+                stream: publisher.to_string(),
+                id: track.to_string(),
+            })
+            .collect();
+        let stop = std::mem::take(&mut self.to_stop);
+        if !add.is_empty() || !stop.is_empty() || !self.sctp_offered {
+            let (room, me) = (self.member.room, self.member.me);
+            let offered = self.member.state.media.offer(room, me, add, stop).await;
+            self.sctp_offered = true;
+            match offered {
+                Ok(Some(sdp)) => {
+                    for (track, _, _) in self.to_add.drain(..) {
+                        self.lines.insert(track);
+                    }
+                    self.description_revision += 1;
+                    let revision = self.description_revision;
+                    self.server_offer = Some((revision, sdp.clone()));
+                    let mut update = ServerUpdate::new();
+                    update.subscribed = self.subscribed_snapshot(true);
+                    update.peer_connections = self.offer_description(revision, sdp);
+                    self.send(ServerBody::Update(update));
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::info!(participant = %self.member.me, error = %e, "no server offer");
+                }
+            }
+        }
+        if let Some(subscribed) = self.subscribed_snapshot(false) {
+            let mut update = ServerUpdate::new();
+            update.subscribed = Some(subscribed);
+            self.send(ServerBody::Update(update));
+        }
+    }
+
+    fn offer_description(&self, revision: u64, sdp: String) -> Vec<PeerConnection> {
+        let Some(id) = self.pc_id.clone() else {
+            return Vec::new();
+        };
+        vec![PeerConnection {
+            id,
+            description: Some(Description {
+                kind: DescriptionType::Offer,
+                revision,
+                sdp: Some(sdp),
+            }),
+            ice: None,
+        }]
+    }
+
+    /// What the client receives, each track by its SID (the `a=msid`
+    /// appdata of its m-line, or its data channel's label); `None` when
+    /// that is what the client was last told, unless `always`.
+    fn subscribed_snapshot(&mut self, always: bool) -> Option<rsp::Subscribed> {
+        let mut tracks: Vec<TrackSid> = self.lines.iter().chain(&self.data).copied().collect();
+        tracks.sort_by_key(|t| t.to_string());
+        if tracks == self.subscribed_sent && !always {
+            return None;
+        }
+        self.subscribed_revision += 1;
+        self.subscribed_sent = tracks.clone();
+        Some(rsp::Subscribed {
+            revision: self.subscribed_revision,
+            tracks: tracks
+                .into_iter()
+                .map(|sid| rsp::SubscribedTrack {
+                    sid,
+                    id: Some(sid.to_string()),
+                    error: None,
+                })
+                .collect(),
+        })
+    }
+
+    /// A subscription ended (or its track did): its m-line stops.
+    fn drop_subscription(&mut self, track: TrackSid) {
+        self.to_add.retain(|(t, _, _)| *t != track);
+        self.data.remove(&track);
+        if self.lines.remove(&track) {
+            self.to_stop.push(track);
+        }
+    }
+
+    /// The room as the client is to see it on `connected` or `synced`.
+    fn room_state(
+        &self,
+        published: Option<rsp::Published>,
+        peer_connections: Vec<PeerConnection>,
+    ) -> RoomState {
+        let (me, others) = self.member.roster();
+        let participants = others
+            .into_iter()
+            .map(|p| {
+                let revision = self.remotes.get(&p.sid).map_or(1, |(_, r)| *r);
+                let state = self.state_of(p.sid);
+                remote(p, state, revision)
+            })
+            .collect();
+        RoomState {
+            version: rsp::VERSION,
+            sid: self.member.room,
+            name: self.member.room_name.clone(),
+            session: self.id.clone(),
+            participant: LocalParticipantInfo {
+                sid: me.sid,
+                identity: me.identity,
+            },
+            options: SessionOptions {
+                session_timeout: self.member.state.signaling.config.resume_grace.as_secs(),
+                media_region: None,
+                signaling_region: None,
+            },
+            participants,
+            published,
+            subscribed: None,
+            peer_connections,
+            media_signaling: Default::default(),
+            recording: None,
+        }
+    }
+
+    /// A resumed session: the new socket gets the whole state, and an
+    /// answer to an offer not answered yet.
+    async fn reattach(&mut self, attached: Attached) {
+        tracing::info!(participant = %self.member.me, "session synced");
+        if self.detached_at.is_some() {
+            self.announce(false);
+        }
+        self.connection = Some(attached.connection);
+        self.detached_at = None;
+        self.last_heard = Instant::now();
+        let mut published = self.apply_participant(attached.sync.participant).await;
+        let answers = self.negotiate(&attached.sync.peer_connections).await;
+        // All publications, not only new ones: the client may have missed
+        // any of them.
+        let mut all: Vec<PublishedTrack> = self
+            .local
+            .iter()
+            .filter_map(|(id, l)| l.sid.map(|sid| PublishedTrack::ready(id.clone(), sid)))
+            .collect();
+        if let Some(p) = published.as_mut() {
+            for track in p.tracks.drain(..) {
+                if !all.iter().any(|t| t.id == track.id) {
+                    all.push(track);
+                }
+            }
+        }
+        self.published_revision += 1;
+        let published = rsp::Published {
+            revision: self.published_revision,
+            tracks: all,
+        };
+        let mut state = self.room_state(Some(published), answers);
+        // The server's offer again, in case the client never got it (it
+        // ignores one it has answered already).
+        if let Some((revision, sdp)) = self.server_offer.clone() {
+            state
+                .peer_connections
+                .extend(self.offer_description(revision, sdp));
+        }
+        self.subscribed_sent.clear();
+        state.subscribed = self.subscribed_snapshot(true);
+        self.send(ServerBody::Synced(state));
+    }
+
+    /// Tell the client what a room event changed: the participant's whole
+    /// state again, under its next revision.
+    async fn on_change(&mut self, change: Change) -> Next {
+        let (participant, state) = match change {
+            Change::ParticipantConnected {
+                participant,
+                identity,
+            } => {
+                self.remotes.insert(participant, (identity, 0));
+                (participant, ParticipantState::Connected)
+            }
+            Change::ParticipantDisconnected { participant } => {
+                (participant, ParticipantState::Disconnected)
+            }
+            Change::TrackUnpublished { participant, track } => {
+                self.drop_subscription(track);
+                self.renegotiate().await;
+                (participant, ParticipantState::Connected)
+            }
+            Change::TrackPublished { participant, .. }
+            | Change::TrackSwitched { participant, .. } => {
+                (participant, ParticipantState::Connected)
+            }
+            Change::Subscribed { publisher, track } => {
+                if track.kind == CoreKind::Data {
+                    self.data.insert(track.sid);
+                } else if !self.lines.contains(&track.sid) {
+                    self.to_add.push((track.sid, publisher, track.kind));
+                }
+                self.renegotiate().await;
+                return Next::Continue;
+            }
+            Change::Unsubscribed { track } => {
+                self.drop_subscription(track);
+                self.renegotiate().await;
+                return Next::Continue;
+            }
+            Change::Removed(reason) => {
+                self.say_goodbye(Goodbye::of(reason));
+                return Next::Ended;
+            }
+            // Adaptive video (dominant speaker, network quality, switched
+            // tracks, priorities) is not on Twilio's wire here yet.
+            Change::DominantSpeaker { .. }
+            | Change::NetworkQuality { .. }
+            | Change::Switched { .. }
+            | Change::TrackPriority { .. } => return Next::Continue,
+        };
+        let state = match state {
+            ParticipantState::Connected => self.state_of(participant),
+            other => {
+                self.reconnecting.remove(&participant);
+                other
+            }
+        };
+        let Some((identity, revision)) = self.remotes.get_mut(&participant) else {
+            return Next::Continue;
+        };
+        *revision += 1;
+        let (identity, revision) = (identity.clone(), *revision);
+        let snapshot = if state == ParticipantState::Disconnected {
+            self.remotes.remove(&participant);
+            Participant {
+                sid: participant,
+                identity,
+                tracks: Vec::new(),
+            }
+        } else {
+            let (_, others) = self.member.roster();
+            match others.into_iter().find(|p| p.sid == participant) {
+                Some(p) => p,
+                None => return Next::Continue,
+            }
+        };
+        let mut update = ServerUpdate::new();
+        update.participants.push(remote(snapshot, state, revision));
+        self.send(ServerBody::Update(update));
+        Next::Continue
+    }
+}
+
+async fn recv(connection: &mut Option<Connection>) -> Option<Incoming> {
+    match connection {
+        Some(c) => c.incoming.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn remote(participant: Participant, state: ParticipantState, revision: u64) -> RemoteParticipant {
+    RemoteParticipant {
+        sid: participant.sid,
+        identity: participant.identity,
+        state,
+        revision,
+        tracks: participant.tracks.into_iter().map(remote_track).collect(),
+    }
+}
+
+fn remote_track(track: Track) -> RemoteTrack {
+    RemoteTrack {
+        sid: track.sid,
+        kind: match track.kind {
+            CoreKind::Audio => rsp::TrackKind::Audio,
+            CoreKind::Video => rsp::TrackKind::Video,
+            CoreKind::Data => rsp::TrackKind::Data,
+        },
+        name: track.name,
+        enabled: track.enabled,
+        priority: Priority::Standard,
+    }
+}
+
+/// Each m-line's `mid` and the track id of its `a=msid:<stream> <track>`
+/// (the client writes its own track ids there).
+fn msid_tracks(sdp: &str) -> Vec<(&str, &str)> {
+    sdp.split("\nm=")
+        .skip(1)
+        .filter_map(|section| {
+            let mut mid = None;
+            let mut track = None;
+            for line in section.lines().map(str::trim_end) {
+                if let Some(value) = line.strip_prefix("a=mid:") {
+                    mid = Some(value.trim());
+                } else if let Some(value) = line.strip_prefix("a=msid:") {
+                    track = value.split_whitespace().nth(1);
+                }
+            }
+            Some((mid?, track?))
+        })
+        .collect()
+}
+
+// ---- insights ----------------------------------------------------------------
+
+/// Largest insights frame read (stats reports are a few KB).
+const INSIGHTS_FRAME: usize = 256 * 1024;
+/// An insights socket that sends nothing for this long is closed.
+const INSIGHTS_IDLE: Duration = Duration::from_secs(60);
+
+/// `GET /insights`: the SDK's telemetry socket. Its `connect` is answered
+/// (the SDK queues its events until it is) and everything else is read
+/// and dropped. Closed with 1000, which the SDK does not retry.
+pub async fn insights(ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(INSIGHTS_FRAME)
+        .max_frame_size(INSIGHTS_FRAME)
+        .on_upgrade(sink)
+}
+
+async fn sink(socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+    let mut answered = false;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(INSIGHTS_IDLE, rx.next()).await {
+        match frame {
+            Message::Text(text) if !answered && text.contains("\"connect\"") => {
+                answered = true;
+                let connected = serde_json::json!({
+                    "type": "connected",
+                    "session": session::random_id(),
+                });
+                let reply = Message::Text(connected.to_string().into());
+                if tx.send(reply).await.is_err() {
+                    return;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let _ = tx
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: tcmp::CLOSE_DONE,
+            reason: "".into(),
+        })))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msids_name_the_clients_track_ids_by_mid() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=msid:s1 mic-id\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=msid:- cam-id\r\na=mid:1\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\nm=application 9 x\r\na=mid:3\r\n";
+        assert_eq!(msid_tracks(sdp), vec![("0", "mic-id"), ("1", "cam-id")]);
+        assert!(msid_tracks("garbage").is_empty());
+    }
+}
