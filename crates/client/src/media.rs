@@ -70,7 +70,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequest, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
@@ -101,6 +101,9 @@ pub struct TrackSpec {
     pub fps: u32,
     /// Start enabled (sending) or disabled (muted: nothing is sent).
     pub enabled: bool,
+    /// Audio: the RFC 6464 audio level every packet carries, 0 (loudest)
+    /// to 127 (silence), flagged as voice when below 127; `None` for none.
+    pub audio_level: Option<u8>,
 }
 
 impl TrackSpec {
@@ -112,6 +115,7 @@ impl TrackSpec {
             bitrate_bps: 40_000,
             fps: 50,
             enabled: true,
+            audio_level: None,
         }
     }
 
@@ -123,6 +127,7 @@ impl TrackSpec {
             bitrate_bps: 1_500_000,
             fps: 30,
             enabled: true,
+            audio_level: None,
         }
     }
 
@@ -135,6 +140,7 @@ impl TrackSpec {
             bitrate_bps: 0,
             fps: 0,
             enabled: true,
+            audio_level: None,
         }
     }
 
@@ -145,6 +151,13 @@ impl TrackSpec {
 
     pub fn fps(mut self, fps: u32) -> Self {
         self.fps = fps.max(1);
+        self
+    }
+
+    /// Audio: send this RFC 6464 audio level (0 loudest … 127 silence)
+    /// in every packet, as a speaker (voice activity set below 127).
+    pub fn audio_level(mut self, level: u8) -> Self {
+        self.audio_level = Some(level.min(127));
         self
     }
 
@@ -971,6 +984,11 @@ impl MediaSession {
             p.next_seq += packets.len() as u64;
             let name = p.spec.name.clone();
             let is_audio = p.spec.kind == TrackKind::Audio;
+            let mut exts = ExtensionValues::default();
+            if let (true, Some(level)) = (is_audio, p.spec.audio_level) {
+                exts.audio_level = Some(-(level.min(127) as i8));
+                exts.voice_activity = Some(level < 127);
+            }
 
             let count = packets.len();
             let mut sent_bytes = 0;
@@ -982,6 +1000,7 @@ impl MediaSession {
                 let write =
                     RtpWrite::new(pt, (first_seq + k as u64).into(), rtp_time, now, payload)
                         .marker(marker)
+                        .ext_vals(exts.clone())
                         .nackable(true);
                 match self.rtc.direct_api().stream_tx_by_mid(mid, None) {
                     Some(stream) => stream.write_rtp(write),

@@ -139,6 +139,9 @@ pub struct Lane {
     last: Option<Outgoing>,
     /// The subscriber switched the track off: nothing is forwarded.
     off: bool,
+    /// The allocation switched it off (no bandwidth for it): nothing is
+    /// forwarded.
+    starved: bool,
     /// Packets admitted, for statistics.
     pub forwarded: u64,
 }
@@ -164,6 +167,7 @@ impl Lane {
             time_offset: 0,
             last: None,
             off: false,
+            starved: false,
             forwarded: 0,
         }
     }
@@ -199,7 +203,7 @@ impl Lane {
     /// Whether this lane still waits for a keyframe (a switched-off lane
     /// waits for nothing).
     pub fn waiting_for_keyframe(&self) -> bool {
-        self.waiting_for_keyframe && !self.off
+        self.waiting_for_keyframe && !self.off && !self.starved
     }
 
     /// Whether the subscriber switched the track off.
@@ -213,10 +217,28 @@ impl Lane {
     /// subscriber sees one stream with no gap to ask retransmission for.
     /// Whether anything changed.
     pub fn switch(&mut self, on: bool, video: bool) -> bool {
-        if on != self.off {
+        self.set(!on, self.starved, video)
+    }
+
+    /// Whether the allocation switched the lane off.
+    pub fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// Switch the lane off or on for the allocation (see [`Lane::switch`];
+    /// it stays off while the subscriber has it off).
+    pub fn starve(&mut self, starved: bool, video: bool) -> bool {
+        self.set(self.off, starved, video)
+    }
+
+    fn set(&mut self, off: bool, starved: bool, video: bool) -> bool {
+        let was_on = !self.off && !self.starved;
+        self.off = off;
+        self.starved = starved;
+        let on = !off && !starved;
+        if on == was_on {
             return false;
         }
-        self.off = !on;
         if on {
             if let Some(from) = self.continuation(video) {
                 self.base_out = from.seq;
@@ -230,7 +252,7 @@ impl Lane {
 
     /// How `packet` leaves on this lane, or `None` to skip it here.
     pub fn admit(&mut self, packet: &PacketMeta) -> Option<Outgoing> {
-        if packet.seq > MAX_SEQ || self.off {
+        if packet.seq > MAX_SEQ || self.off || self.starved {
             return None;
         }
         let pt = self
@@ -282,6 +304,15 @@ pub struct Forwarder {
     keyframe_wanted: bool,
     /// Packets received from the publisher, for statistics.
     pub received: u64,
+    /// An audio track's voice in the room's dominant speaker detection.
+    pub voice: Option<crate::speaker::Voice>,
+    /// The publisher's priority for the track (`publishPriority`).
+    pub priority: crate::allocation::Priority,
+    /// Payload bytes received from the publisher.
+    pub bytes: u64,
+    /// Bits per second received, measured by [`Forwarder::measure`].
+    pub bitrate: u64,
+    measured: Option<(Instant, u64)>,
 }
 
 impl Forwarder {
@@ -302,6 +333,11 @@ impl Forwarder {
             keyframe_requested_at: None,
             keyframe_wanted: false,
             received: 0,
+            voice: None,
+            priority: crate::allocation::Priority::Standard,
+            bytes: 0,
+            bitrate: 0,
+            measured: None,
         }
     }
 
@@ -347,6 +383,18 @@ impl Forwarder {
         }
     }
 
+    /// Switch `subscriber`'s lanes off or on for the allocation.
+    pub fn starve(&mut self, subscriber: PeerRef, starved: bool) {
+        let video = self.video;
+        let mut changed = false;
+        for lane in self.lanes.iter_mut().filter(|l| l.subscriber == subscriber) {
+            changed |= lane.starve(starved, video);
+        }
+        if changed && !starved && video {
+            self.keyframe_wanted = true;
+        }
+    }
+
     /// A subscriber asked for a keyframe (PLI or FIR).
     pub fn subscriber_wants_keyframe(&mut self) {
         if self.video {
@@ -376,9 +424,24 @@ impl Forwarder {
         due
     }
 
+    /// Update [`Forwarder::bitrate`] from the bytes received since the
+    /// last call (a second or more apart, else nothing changes).
+    pub fn measure(&mut self, now: Instant) {
+        match self.measured {
+            Some((at, bytes)) if now.saturating_duration_since(at) >= Duration::from_secs(1) => {
+                let secs = now.saturating_duration_since(at).as_secs_f64();
+                self.bitrate = ((self.bytes - bytes) as f64 * 8.0 / secs) as u64;
+                self.measured = Some((now, self.bytes));
+            }
+            Some(_) => {}
+            None => self.measured = Some((now, self.bytes)),
+        }
+    }
+
     /// Describe a packet for the lanes.
     pub fn meta(&mut self, seq: u64, time: u32, pt: u8, payload: &[u8]) -> PacketMeta {
         self.received += 1;
+        self.bytes += payload.len() as u64;
         let keyframe_start = self.video && self.codecs.keyframe_start(pt, payload);
         PacketMeta {
             seq,

@@ -159,6 +159,27 @@ pub enum MediaEvent {
         room: RoomSid,
         participant: ParticipantSid,
     },
+    /// The room's dominant speaker changed (from the RFC 6464 audio
+    /// levels of its audio tracks); `None` when the holder left.
+    DominantSpeaker {
+        room: RoomSid,
+        participant: Option<ParticipantSid>,
+    },
+    /// A participant's network quality level (0–5) changed, or is known
+    /// for the first time.
+    NetworkQuality {
+        room: RoomSid,
+        participant: ParticipantSid,
+        level: u8,
+    },
+    /// A video track `participant` receives was switched off (`off`:
+    /// Twilio's `switchOffReason`) or on again (`None`).
+    Switched {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        off: Option<&'static str>,
+    },
     /// The peer is gone and its media state is dropped.
     Gone {
         room: RoomSid,
@@ -167,6 +188,40 @@ pub enum MediaEvent {
     },
     /// A recording started, completed or failed.
     Recording(RecordingEvent),
+}
+
+/// A change to a participant's bandwidth profile: `None` keeps a field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub mode: Option<allocation::Mode>,
+    /// Bits per second of video; 0 removes the cap.
+    pub max_subscription_bitrate: Option<u64>,
+    pub dominant_speaker_priority: Option<allocation::Priority>,
+    pub track_switch_off_mode: Option<allocation::SwitchOffMode>,
+    /// 0 removes the limit.
+    pub max_tracks: Option<usize>,
+}
+
+impl ProfileUpdate {
+    /// `profile` with this update applied.
+    pub fn apply(&self, mut profile: allocation::BandwidthProfile) -> allocation::BandwidthProfile {
+        if let Some(mode) = self.mode {
+            profile.mode = mode;
+        }
+        if let Some(cap) = self.max_subscription_bitrate {
+            profile.max_subscription_bitrate = (cap > 0).then_some(cap);
+        }
+        if let Some(priority) = self.dominant_speaker_priority {
+            profile.dominant_speaker_priority = priority;
+        }
+        if let Some(mode) = self.track_switch_off_mode {
+            profile.track_switch_off_mode = mode;
+        }
+        if let Some(max) = self.max_tracks {
+            profile.max_tracks = (max > 0).then_some(max);
+        }
+        profile
+    }
 }
 
 /// Why a peer is gone.
@@ -286,6 +341,20 @@ pub(crate) enum Command {
         participant: ParticipantSid,
         track: TrackSid,
         on: bool,
+    },
+    /// Set a track's priority: the publisher's own (`subscriber: false`),
+    /// or `participant`'s as a subscriber (`None`: back to the publisher's).
+    Priority {
+        participant: ParticipantSid,
+        track: TrackSid,
+        subscriber: bool,
+        priority: Option<allocation::Priority>,
+    },
+    /// Change `participant`'s bandwidth profile (fields left `None` keep
+    /// their value).
+    Profile {
+        participant: ParticipantSid,
+        update: ProfileUpdate,
     },
     /// For tests: make this participant's `Rtc` panic on its next input.
     #[doc(hidden)]
@@ -609,6 +678,53 @@ impl Media {
                 participant,
                 track,
                 on,
+            },
+        );
+    }
+
+    /// Set `track`'s priority as its publisher `participant` gives it.
+    pub fn set_publish_priority(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: allocation::Priority,
+    ) {
+        let command = Command::Priority {
+            participant,
+            track,
+            subscriber: false,
+            priority: Some(priority),
+        };
+        let _ = self.send(room, command);
+    }
+
+    /// Set `track`'s priority for subscriber `participant` (`None`: the
+    /// publisher's again).
+    pub fn set_subscribe_priority(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: Option<allocation::Priority>,
+    ) {
+        let command = Command::Priority {
+            participant,
+            track,
+            subscriber: true,
+            priority,
+        };
+        let _ = self.send(room, command);
+    }
+
+    /// Change `participant`'s bandwidth profile; it applies to its next
+    /// allocation (and waits for its peer if it has none yet).
+    pub fn set_profile(&self, room: RoomSid, participant: ParticipantSid, update: ProfileUpdate) {
+        let _ = self.send(
+            room,
+            Command::Profile {
+                participant,
+                update,
             },
         );
     }

@@ -168,6 +168,34 @@ pub enum Event {
         publisher: ParticipantSid,
         track: TrackSid,
     },
+    /// The room's dominant speaker changed (the media server decides, from
+    /// audio levels); `None` when the last one left.
+    DominantSpeakerChanged {
+        room: RoomSid,
+        participant: Option<ParticipantSid>,
+    },
+    /// A participant's network quality level (0–5, the media server's
+    /// measure) changed.
+    NetworkQualityChanged {
+        room: RoomSid,
+        participant: ParticipantSid,
+        level: u8,
+    },
+    /// The media server switched a video track `subscriber` receives off
+    /// (`off`: Twilio's `switchOffReason`) or on again (`None`).
+    SubscriptionSwitched {
+        room: RoomSid,
+        subscriber: ParticipantSid,
+        track: TrackSid,
+        off: Option<&'static str>,
+    },
+    /// A publisher set a track's priority (`low`, `standard`, `high`).
+    TrackPriorityChanged {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: &'static str,
+    },
     /// `subscriber` no longer receives `track`.
     Unsubscribed {
         room: RoomSid,
@@ -192,8 +220,12 @@ impl Event {
             | Event::TrackUnpublished { room, .. }
             | Event::TrackSwitched { room, .. }
             | Event::Subscribed { room, .. }
-            | Event::Unsubscribed { room, .. }
-            | Event::RecordingChanged { room, .. } => *room,
+            | Event::RecordingChanged { room, .. }
+            | Event::DominantSpeakerChanged { room, .. }
+            | Event::NetworkQualityChanged { room, .. }
+            | Event::SubscriptionSwitched { room, .. }
+            | Event::TrackPriorityChanged { room, .. }
+            | Event::Unsubscribed { room, .. } => *room,
         }
     }
 }

@@ -620,6 +620,86 @@ impl Rooms {
         Ok(())
     }
 
+    /// The media server found a new dominant speaker in `room` (`None`:
+    /// the last one left). Ignored for a room not in progress or a
+    /// participant not in it.
+    pub fn set_dominant_speaker(&mut self, room: RoomSid, participant: Option<ParticipantSid>) {
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        if participant.is_some_and(|p| state.participant(p).is_none()) {
+            return;
+        }
+        self.events
+            .push_back(Event::DominantSpeakerChanged { room, participant });
+    }
+
+    /// The media server switched a video track `subscriber` receives off
+    /// (`off`: Twilio's `switchOffReason`) or on again. Ignored unless it
+    /// still receives the track.
+    pub fn set_switched(
+        &mut self,
+        subscriber: ParticipantSid,
+        track: TrackSid,
+        off: Option<&'static str>,
+    ) {
+        let Some(room) = self.where_is.get(&subscriber).copied() else {
+            return;
+        };
+        let receives = self
+            .rooms
+            .get(&room)
+            .and_then(|r| r.participant(subscriber))
+            .is_some_and(|p| p.is_subscribed(track));
+        if receives {
+            self.events.push_back(Event::SubscriptionSwitched {
+                room,
+                subscriber,
+                track,
+                off,
+            });
+        }
+    }
+
+    /// A publisher set the priority (`low`, `standard`, `high`) of one of
+    /// its tracks. Ignored unless it publishes the track.
+    pub fn set_track_priority(
+        &mut self,
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: &'static str,
+    ) {
+        let Some(room) = self.where_is.get(&participant).copied() else {
+            return;
+        };
+        let publishes = self
+            .rooms
+            .get(&room)
+            .and_then(|r| r.participant(participant))
+            .is_some_and(|p| p.track(track).is_some());
+        if publishes {
+            self.events.push_back(Event::TrackPriorityChanged {
+                room,
+                participant,
+                track,
+                priority,
+            });
+        }
+    }
+
+    /// The media server measured a new network quality level (0–5) for a
+    /// participant. Ignored for one not in a room.
+    pub fn set_network_quality(&mut self, participant: ParticipantSid, level: u8) {
+        let Some(room) = self.where_is.get(&participant).copied() else {
+            return;
+        };
+        self.events.push_back(Event::NetworkQualityChanged {
+            room,
+            participant,
+            level,
+        });
+    }
+
     /// Enable or disable (mute) a published track. No event if unchanged.
     pub fn set_track_enabled(
         &mut self,

@@ -63,6 +63,28 @@ pub async fn media_to_room(
             MediaEvent::Recording(report) => {
                 let _ = recordings.send(report);
             }
+            MediaEvent::NetworkQuality {
+                participant, level, ..
+            } => {
+                let _ = rooms
+                    .call(move |r, _| r.set_network_quality(participant, level))
+                    .await;
+            }
+            MediaEvent::Switched {
+                participant,
+                track,
+                off,
+                ..
+            } => {
+                let _ = rooms
+                    .call(move |r, _| r.set_switched(participant, track, off))
+                    .await;
+            }
+            MediaEvent::DominantSpeaker { room, participant } => {
+                let _ = rooms
+                    .call(move |r, _| r.set_dominant_speaker(room, participant))
+                    .await;
+            }
             MediaEvent::Gone {
                 participant,
                 reason,

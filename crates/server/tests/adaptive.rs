@@ -211,6 +211,225 @@ async fn adaptive_requests_that_make_no_sense_are_refused_with_53004() {
         received(c, TrackKind::Video).1 > before + 10
     })
     .await;
+
+    // Alice's own track is hers to rank; Bob hears of it.
+    let camera = alice.published_track("camera").unwrap();
+    alice
+        .adaptive(ClientMessage::SetPublishPriority {
+            track: camera,
+            priority: salon_signal::Priority::High,
+        })
+        .await
+        .unwrap();
+    let heard = event(&mut bob, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::TrackPriorityChanged {
+            participant,
+            track,
+            priority,
+        }) => Some((*participant, *track, *priority)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        heard,
+        (
+            alice.participant().sid,
+            camera,
+            salon_signal::Priority::High
+        )
+    );
     alice.leave().await;
     bob.leave().await;
+}
+
+/// The next `dominant_speaker_changed` `client` hears.
+async fn dominant(client: &mut Client) -> Option<salon_client::ParticipantSid> {
+    event(client, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::DominantSpeakerChanged { participant }) => {
+            Some(*participant)
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dominant_speaker_follows_the_audio_levels() {
+    let s = TestServer::start().await;
+    let speaking = |name: &str| vec![TrackSpec::audio(name).audio_level(20)];
+    let silent = vec![TrackSpec::audio("microphone").audio_level(127)];
+    let mut carol = s.client("carol", "talk", &[]).await;
+    let bob = s.client("bob", "talk", &silent).await;
+    let alice = s.client("alice", "talk", &speaking("microphone")).await;
+    let alice_sid = alice.participant().sid;
+    // Alice speaks at −20 dBov, Bob's microphone is silent: the floor is
+    // Alice's, and only hers.
+    assert_eq!(dominant(&mut carol).await, Some(alice_sid));
+    // She leaves: nobody holds the floor (Bob is still silent).
+    alice.leave().await;
+    assert_eq!(dominant(&mut carol).await, None);
+    // Dave speaks: the floor is his.
+    let dave = s.client("dave", "talk", &speaking("voice")).await;
+    assert_eq!(dominant(&mut carol).await, Some(dave.participant().sid));
+    for c in [bob, dave, carol] {
+        c.leave().await;
+    }
+}
+
+/// The next network quality level `client` hears for itself.
+async fn own_level(client: &mut Client, accept: impl Fn(u8) -> bool) -> u8 {
+    let me = client.participant().sid;
+    event(client, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::NetworkQuality { participants }) => participants
+            .iter()
+            .find(|p| p.participant == me && accept(p.level))
+            .map(|p| p.level),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_quality_is_high_on_a_clean_link_and_falls_with_loss() {
+    let s = TestServer::start().await;
+    let alice = s.client("alice", "nq", &av()).await;
+    let mut carol = s.client("carol", "nq", &[]).await;
+    // Bob's network drops every fourth packet sent to him.
+    let config = salon_client::ClientConfig::new(s.signaling_url(), s.token("bob", None), "nq")
+        .receive_loss(4);
+    let mut bob = Client::connect(config).await.unwrap();
+    for c in [&carol, &bob] {
+        c.adaptive(ClientMessage::SetNetworkQuality {
+            local: 1,
+            remote: 0,
+        })
+        .await
+        .unwrap();
+    }
+    let clean = own_level(&mut carol, |_| true).await;
+    assert!(clean >= 4, "a clean loopback link scores {clean}");
+    let lossy = own_level(&mut bob, |level| level <= 2).await;
+    assert!((1..=2).contains(&lossy), "25% loss scores {lossy}");
+    // Nothing about the others was asked for: only one's own levels come.
+    alice.leave().await;
+    bob.leave().await;
+    carol.leave().await;
+}
+
+/// Video packets received per track, in track order.
+fn video_counts(client: &Client) -> Vec<(TrackSid, u64)> {
+    let mut counts: Vec<(TrackSid, u64)> = client
+        .stats()
+        .subscribed
+        .iter()
+        .filter(|(_, r)| r.kind == TrackKind::Video)
+        .map(|(t, r)| (*t, r.packets))
+        .collect();
+    counts.sort();
+    counts
+}
+
+/// Wait for a second in which exactly `n` video tracks got packets.
+async fn flowing(client: &mut Client, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let before = video_counts(client);
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            let _ = tokio::time::timeout(Duration::from_millis(100), client.next_event()).await;
+        }
+        let after = video_counts(client);
+        let moving = before
+            .iter()
+            .zip(&after)
+            .filter(|((_, a), (_, b))| b > a)
+            .count();
+        if moving == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{moving} video tracks flowing, not {n}: {after:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_subscription_bitrate_switches_tracks_off_and_on_again() {
+    let s = TestServer::start().await;
+    let camera = || vec![TrackSpec::video("camera").bitrate(300_000).fps(15)];
+    let alice = s.client("alice", "cap", &camera()).await;
+    let dave = s.client("dave", "cap", &camera()).await;
+    let mut bob = s.client("bob", "cap", &[]).await;
+    flowing(&mut bob, 2).await;
+
+    // Room for one 300 kbit/s camera, not two.
+    let cap = |bps| ClientMessage::SetBandwidthProfile {
+        mode: None,
+        max_subscription_bitrate: Some(bps),
+        dominant_speaker_priority: None,
+        track_switch_off_mode: None,
+        max_tracks: None,
+    };
+    bob.adaptive(cap(450_000)).await.unwrap();
+    let (off, reason) = event(&mut bob, |e| match e {
+        ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { track, reason }) => {
+            Some((*track, reason.clone()))
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, "max-bandwidth-reached");
+    flowing(&mut bob, 1).await;
+
+    // Bob puts the track he lost first: it comes back, the other goes.
+    bob.adaptive(ClientMessage::SetSubscribePriority {
+        track: off,
+        priority: Some(salon_signal::Priority::High),
+    })
+    .await
+    .unwrap();
+    let (mut on, mut other_off) = (false, None);
+    while !on || other_off.is_none() {
+        match event(&mut bob, |e| match e {
+            ClientEvent::Adaptive(
+                m
+                @ (ServerMessage::TrackSwitchedOn { .. } | ServerMessage::TrackSwitchedOff { .. }),
+            ) => Some(m.clone()),
+            _ => None,
+        })
+        .await
+        {
+            ServerMessage::TrackSwitchedOn { track } => on |= track == off,
+            ServerMessage::TrackSwitchedOff { track, .. } if track != off => {
+                other_off = Some(track)
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+    }
+    flowing(&mut bob, 1).await;
+    let counts = video_counts(&bob);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = video_counts(&bob);
+    let grew = |t: TrackSid| {
+        let at = |v: &[(TrackSid, u64)]| v.iter().find(|(x, _)| *x == t).map(|(_, n)| *n);
+        at(&later) > at(&counts)
+    };
+    assert!(grew(off), "the high-priority track flows");
+    assert!(!grew(other_off.unwrap()), "the other is off");
+
+    // No cap: both again, and told so.
+    bob.adaptive(cap(0)).await.unwrap();
+    event(&mut bob, |e| {
+        matches!(
+            e,
+            ClientEvent::Adaptive(ServerMessage::TrackSwitchedOn { .. })
+        )
+        .then_some(())
+    })
+    .await;
+    flowing(&mut bob, 2).await;
+    for c in [alice, dave, bob] {
+        c.leave().await;
+    }
 }

@@ -104,11 +104,16 @@ pub(crate) async fn enqueue(
     at: Timestamp,
 ) -> Result<usize> {
     let target = match event {
-        // Twilio has no callbacks for subscriptions.
-        // Recording callbacks come from the recordings themselves.
-        Event::Subscribed { .. } | Event::Unsubscribed { .. } | Event::RecordingChanged { .. } => {
-            return Ok(0);
-        }
+        // Twilio has no callbacks for subscriptions, dominant speakers,
+        // network quality, switched-off tracks or priorities; recording
+        // callbacks come from the recordings themselves.
+        Event::Subscribed { .. }
+        | Event::Unsubscribed { .. }
+        | Event::RecordingChanged { .. }
+        | Event::DominantSpeakerChanged { .. }
+        | Event::NetworkQualityChanged { .. }
+        | Event::SubscriptionSwitched { .. }
+        | Event::TrackPriorityChanged { .. } => return Ok(0),
         Event::RoomCreated { name, settings, .. } => match &settings.status_callback {
             None => return Ok(0),
             Some(callback) => RoomTarget {
@@ -131,9 +136,13 @@ pub(crate) async fn enqueue(
         at,
     };
     match event {
-        Event::Subscribed { .. } | Event::Unsubscribed { .. } | Event::RecordingChanged { .. } => {
-            Ok(0)
-        }
+        Event::Subscribed { .. }
+        | Event::Unsubscribed { .. }
+        | Event::RecordingChanged { .. }
+        | Event::DominantSpeakerChanged { .. }
+        | Event::NetworkQualityChanged { .. }
+        | Event::SubscriptionSwitched { .. }
+        | Event::TrackPriorityChanged { .. } => Ok(0),
         Event::RoomCreated { .. } => {
             room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())
                 .await?;

@@ -217,6 +217,11 @@ async fn apply(
     match event {
         // Recording rows are the recording controller's to write.
         Event::RecordingChanged { .. } => {}
+        // Nothing of them is kept: the REST API has none of them.
+        Event::DominantSpeakerChanged { .. }
+        | Event::NetworkQualityChanged { .. }
+        | Event::SubscriptionSwitched { .. }
+        | Event::TrackPriorityChanged { .. } => {}
         Event::RoomCreated {
             room,
             name,

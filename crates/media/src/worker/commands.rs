@@ -41,9 +41,13 @@ impl Worker {
                     peer.published.retain(|(_, t)| *t != track);
                     let room = peer.room;
                     if let Some(room) = self.rooms.get_mut(&room) {
+                        let speaker = &mut room.speaker;
                         room.forwarders.retain_mut(|f| {
                             if f.track != track {
                                 return true;
+                            }
+                            if let Some(voice) = f.voice {
+                                speaker.remove(voice);
                             }
                             retired.push((std::mem::take(&mut f.lanes), f.video));
                             false
@@ -148,8 +152,58 @@ impl Worker {
                         f.switch(r, on);
                     }
                 }
+                self.allocate(r, now);
                 self.request_keyframes(room, now);
             }
+            Command::Priority {
+                participant,
+                track,
+                subscriber,
+                priority,
+            } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(peer) = slot_peer(&mut self.slots, r) else {
+                    return;
+                };
+                let room = peer.room;
+                if subscriber {
+                    peer.priorities.retain(|(t, _)| *t != track);
+                    peer.priorities.extend(priority.map(|p| (track, p)));
+                    self.allocate(r, now);
+                    return;
+                }
+                if let (Some(state), Some(priority)) = (self.rooms.get_mut(&room), priority) {
+                    for f in state.forwarders.iter_mut().filter(|f| f.track == track) {
+                        f.priority = priority;
+                    }
+                }
+                let peers = self
+                    .rooms
+                    .get(&room)
+                    .map(|s| s.peers.clone())
+                    .unwrap_or_default();
+                for p in peers {
+                    self.allocate(p, now);
+                }
+            }
+            Command::Profile {
+                participant,
+                update,
+            } => match self.by_participant.get(&participant).copied() {
+                Some(r) => {
+                    if let Some(peer) = slot_peer(&mut self.slots, r) {
+                        let profile = update.apply(*peer.allocator.profile());
+                        peer.allocator.set_profile(profile);
+                    }
+                    self.allocate(r, now);
+                }
+                None => {
+                    let profile = self.profiles.entry(participant).or_default();
+                    *profile = update.apply(*profile);
+                }
+            },
             Command::Sabotage { participant } => {
                 if let Some(r) = self.by_participant.get(&participant).copied()
                     && let Some(peer) = slot_peer(&mut self.slots, r)

@@ -3,6 +3,7 @@
 
 use super::data::flush_pending;
 use super::*;
+use crate::quality::{Direction, PathSample};
 
 /// Drain `peer`'s `Rtc` to its next timeout: send what it transmits, note
 /// what happened. Under `catch_unwind` like every other call into it.
@@ -118,6 +119,73 @@ pub(super) fn on_event(
             });
         }
         Event::ChannelClose(id) => peer.channels.retain(|(cid, _, _)| *cid != id),
+        Event::MediaIngressStats(s) => {
+            let jitter = (s.jitter > 0).then_some(s.jitter);
+            record_stats(peer, s.mid, true, s.packets, s.bytes, s.loss, s.rtt, jitter);
+        }
+        Event::MediaEgressStats(s) => {
+            let jitter = s.remote.as_ref().map(|r| r.jitter);
+            record_stats(
+                peer, s.mid, false, s.packets, s.bytes, s.loss, s.rtt, jitter,
+            );
+        }
         _ => {}
     }
+}
+
+/// Fold one stream's stats event (totals since it began) into the peer's
+/// network quality as one interval's sample. `jitter` is in RTP timestamp
+/// units.
+#[allow(clippy::too_many_arguments)]
+fn record_stats(
+    peer: &mut Peer,
+    mid: Mid,
+    incoming: bool,
+    packets: u64,
+    bytes: u64,
+    loss: Option<f32>,
+    rtt: Option<Duration>,
+    jitter: Option<u32>,
+) {
+    let Some(kind) = peer.rtc.media(mid).map(|m| m.kind()) else {
+        return;
+    };
+    let (kind, clock) = if kind == StrMediaKind::Video {
+        (MediaKind::Video, 90_000.0)
+    } else {
+        (MediaKind::Audio, 48_000.0)
+    };
+    let (last_packets, last_bytes) = match peer
+        .totals
+        .iter_mut()
+        .find(|(m, i, _, _)| *m == mid && *i == incoming)
+    {
+        Some(entry) => {
+            let last = (entry.2, entry.3);
+            (entry.2, entry.3) = (packets, bytes);
+            last
+        }
+        None => {
+            peer.totals.push((mid, incoming, packets, bytes));
+            (0, 0)
+        }
+    };
+    let interval = crate::quality::INTERVAL.as_secs_f64();
+    let sample = PathSample {
+        active: true,
+        packets: packets.saturating_sub(last_packets),
+        loss: loss.map(f64::from),
+        rtt,
+        jitter: jitter.map(|j| Duration::from_secs_f64(f64::from(j) / clock)),
+        bitrate: Some((bytes.saturating_sub(last_bytes) as f64 * 8.0 / interval) as u64),
+        available: None,
+        wanted: None,
+    };
+    // What the server receives is what the participant sends.
+    let direction = if incoming {
+        Direction::Send
+    } else {
+        Direction::Recv
+    };
+    peer.quality.record(kind, direction, sample);
 }

@@ -256,5 +256,8 @@ impl Worker {
         for (r, reason) in leaving {
             self.remove_peer(r, Some(reason));
         }
+        self.tick_speakers(now);
+        self.tick_quality(now);
+        self.allocate_all(now);
     }
 }

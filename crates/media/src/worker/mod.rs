@@ -31,15 +31,19 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
+use crate::allocation::Allocator;
 use crate::codec_order;
 use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route, Router, Routes};
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
+use crate::quality::NetworkQuality;
+use crate::speaker::DominantSpeaker;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
     SubscribeBinding,
 };
 
+mod adaptive;
 mod commands;
 mod data;
 mod drain;
@@ -154,6 +158,17 @@ struct Peer {
     written: bool,
     /// Tests only: panic on the next input.
     sabotaged: bool,
+    /// The participant's network quality, from str0m's per-stream stats.
+    quality: NetworkQuality,
+    /// Each stream's packet and byte totals at its last stats event:
+    /// (m-line, incoming, packets, bytes).
+    totals: Vec<(Mid, bool, u64, u64)>,
+    /// Which of the video tracks it receives are forwarded
+    /// ([`crate::allocation`]).
+    allocator: Allocator<TrackSid>,
+    /// Its own priorities for tracks it receives
+    /// (`RemoteVideoTrack.setPriority`).
+    priorities: Vec<(TrackSid, crate::allocation::Priority)>,
     /// The server's offer waiting for its answer.
     offer: Option<offers::ServerOffer>,
     /// Whether a server offer has carried a data-channel section.
@@ -179,6 +194,9 @@ struct MediaRoom {
     /// Subscriptions bound before their track's media existed: (track,
     /// subscriber, its m-line).
     waiting: Vec<(TrackSid, PeerRef, Mid)>,
+    /// Dominant speaker detection over the room's audio tracks (each audio
+    /// forwarder holds its voice).
+    speaker: DominantSpeaker<ParticipantSid>,
 }
 
 impl MediaRoom {
@@ -236,6 +254,8 @@ pub struct Worker {
     written: Vec<PeerRef>,
     /// The recordings of tracks of this worker's rooms.
     recorders: crate::record::Recorders,
+    /// Bandwidth profiles set before their participant's peer existed.
+    profiles: HashMap<ParticipantSid, crate::allocation::BandwidthProfile>,
 }
 
 impl Worker {
@@ -259,6 +279,7 @@ impl Worker {
             happenings: Vec::new(),
             written: Vec::new(),
             recorders: crate::record::Recorders::default(),
+            profiles: HashMap::new(),
         })
     }
 

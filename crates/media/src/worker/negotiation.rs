@@ -88,10 +88,18 @@ impl Worker {
         }
         let new_tracks: Vec<TrackSid> = forwarders.iter().map(|f| f.track).collect();
         let room_state = self.rooms.entry(room).or_default();
-        for f in forwarders {
-            room_state
-                .forwarders
-                .retain(|existing| existing.track != f.track);
+        for mut f in forwarders {
+            let speaker = &mut room_state.speaker;
+            room_state.forwarders.retain(|existing| {
+                let keep = existing.track != f.track;
+                if let (false, Some(voice)) = (keep, existing.voice) {
+                    speaker.remove(voice);
+                }
+                keep
+            });
+            if !f.video {
+                f.voice = Some(room_state.speaker.add(participant, now));
+            }
             room_state.forwarders.push(f);
         }
         // Subscriptions that arrived before these tracks' media existed.

@@ -33,6 +33,7 @@ impl Worker {
                 .enable_h264(true)
                 .enable_vp9(true)
                 .enable_bwe(Some(Bitrate::kbps(1_500)))
+                .set_stats_interval(Some(crate::quality::INTERVAL))
                 .build(now);
             for addr in candidates {
                 if let Ok(candidate) = Candidate::host(addr, "udp") {
@@ -61,6 +62,10 @@ impl Worker {
             pending_data: VecDeque::new(),
             written: false,
             sabotaged: false,
+            quality: NetworkQuality::new(now),
+            priorities: Vec::new(),
+            allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default()),
+            totals: Vec::new(),
             offer: None,
             sctp_offered: false,
         };
@@ -114,9 +119,13 @@ impl Worker {
         if let Some(room) = self.rooms.get_mut(&peer.room) {
             room.peers.retain(|p| *p != r);
             // Its tracks stop: the lanes to their subscribers end.
+            let speaker = &mut room.speaker;
             room.forwarders.retain_mut(|f| {
                 if f.publisher != r {
                     return true;
+                }
+                if let Some(voice) = f.voice {
+                    speaker.remove(voice);
                 }
                 retired.push((std::mem::take(&mut f.lanes), f.video));
                 false

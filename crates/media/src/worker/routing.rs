@@ -62,6 +62,12 @@ impl Worker {
             return;
         };
         self.setup.stats.rtp_in.fetch_add(1, Ordering::Relaxed);
+        if let (Some(voice), Some(level)) = (forwarder.voice, packet.header.ext_vals.audio_level) {
+            // RFC 6464 levels are −dBov: str0m reads them as 0 to −127.
+            let level = level.unsigned_abs().min(127);
+            room.speaker
+                .observe(voice, level, packet.header.ext_vals.voice_activity);
+        }
         let meta = forwarder.meta(
             *packet.seq_no,
             packet.header.timestamp,

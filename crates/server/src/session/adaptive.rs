@@ -19,6 +19,43 @@ impl Member {
         Ok(())
     }
 
+    /// Set the priority of a track this member publishes.
+    pub fn set_publish_priority(
+        &self,
+        track: TrackSid,
+        priority: salon_media::allocation::Priority,
+    ) -> Result<(), String> {
+        self.publishes("set_publish_priority", track)?;
+        let media = &self.state.media;
+        media.set_publish_priority(self.room, self.me, track, priority);
+        let (me, word) = (self.me, priority.as_str());
+        let rooms = self.state.rooms.clone();
+        // Tell the others (through the room, like every change they see).
+        tokio::spawn(async move {
+            let _ = rooms
+                .call(move |r, _| r.set_track_priority(me, track, word))
+                .await;
+        });
+        Ok(())
+    }
+
+    /// Set this member's own priority for a video track it receives.
+    pub fn set_subscribe_priority(
+        &self,
+        track: TrackSid,
+        priority: Option<salon_media::allocation::Priority>,
+    ) -> Result<(), String> {
+        self.receives_video("set_subscribe_priority", track)?;
+        let media = &self.state.media;
+        media.set_subscribe_priority(self.room, self.me, track, priority);
+        Ok(())
+    }
+
+    /// Change this member's bandwidth profile (what it receives).
+    pub fn set_bandwidth_profile(&self, update: salon_media::ProfileUpdate) {
+        self.state.media.set_profile(self.room, self.me, update);
+    }
+
     /// Whether `track` is a video track this member receives.
     pub fn receives_video(&self, what: &str, track: TrackSid) -> Result<(), String> {
         if self.kind_of(&track) == Some(TrackKind::Video) && self.is_subscribed(&track) {

@@ -108,6 +108,29 @@ pub enum Change {
     Recording {
         recording: bool,
     },
+    /// The room's dominant speaker (this participant or one the client
+    /// heard of); `None` when the last one left.
+    DominantSpeaker {
+        participant: Option<ParticipantSid>,
+    },
+    /// A participant's network quality level (this one's, or one the
+    /// client heard of).
+    NetworkQuality {
+        participant: ParticipantSid,
+        level: u8,
+    },
+    /// A video track this participant receives was switched off (`off`:
+    /// Twilio's `switchOffReason`) or on again.
+    Switched {
+        track: TrackSid,
+        off: Option<&'static str>,
+    },
+    /// Another participant set a track's priority.
+    TrackPriority {
+        participant: ParticipantSid,
+        track: TrackSid,
+        priority: &'static str,
+    },
     /// The room removed this participant: the session is over, and the
     /// client is to be told why.
     Removed(DisconnectReason),
@@ -310,6 +333,40 @@ impl Member {
             } if *subscriber == me => {
                 self.subscribed.remove(track);
                 Change::Unsubscribed { track: *track }
+            }
+            Event::NetworkQualityChanged {
+                participant, level, ..
+            } if *participant == me || self.others.contains_key(participant) => {
+                Change::NetworkQuality {
+                    participant: *participant,
+                    level: *level,
+                }
+            }
+            Event::SubscriptionSwitched {
+                subscriber,
+                track,
+                off,
+                ..
+            } if *subscriber == me && self.subscribed.contains(track) => Change::Switched {
+                track: *track,
+                off: *off,
+            },
+            Event::TrackPriorityChanged {
+                participant,
+                track,
+                priority,
+                ..
+            } if *participant != me && self.tracks.contains_key(track) => Change::TrackPriority {
+                participant: *participant,
+                track: *track,
+                priority,
+            },
+            Event::DominantSpeakerChanged { participant, .. }
+                if participant.is_none_or(|p| p == me || self.others.contains_key(&p)) =>
+            {
+                Change::DominantSpeaker {
+                    participant: *participant,
+                }
             }
             _ => return None,
         };

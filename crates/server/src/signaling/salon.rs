@@ -17,8 +17,8 @@ use salon_media::{MediaKind, PublishBinding, SubscribeBinding};
 use salon_room::{DisconnectReason as CoreReason, TrackKind as CoreKind};
 use salon_sid::TrackSid;
 use salon_signal::{
-    ClientMessage, DisconnectReason, ParticipantInfo, PublishMedia, Published, RoomInfo,
-    ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes,
+    ClientMessage, DisconnectReason, NetworkQualityLevel, ParticipantInfo, PublishMedia, Published,
+    RoomInfo, ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -125,6 +125,7 @@ async fn join(
         last_heard: Instant::now(),
         detached_at: None,
         last_revision: 0,
+        network_quality: (0, 0),
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -157,6 +158,9 @@ struct Session {
     detached_at: Option<Instant>,
     /// The revision of the last offer handled.
     last_revision: u32,
+    /// Network quality verbosity asked for (`set_network_quality`): for
+    /// this participant, for the others; 0 sends nothing.
+    network_quality: (u8, u8),
 }
 
 /// What the session loop should do next.
@@ -511,6 +515,49 @@ impl Session {
                 track: track_info(track),
             },
             Change::Unsubscribed { track } => ServerMessage::Unsubscribed { track },
+            Change::Switched { track, off: None } => ServerMessage::TrackSwitchedOn { track },
+            Change::Switched {
+                track,
+                off: Some(reason),
+            } => ServerMessage::TrackSwitchedOff {
+                track,
+                reason: reason.into(),
+            },
+            Change::TrackPriority {
+                participant,
+                track,
+                priority,
+            } => ServerMessage::TrackPriorityChanged {
+                participant,
+                track,
+                priority: match priority {
+                    "low" => salon_signal::Priority::Low,
+                    "high" => salon_signal::Priority::High,
+                    _ => salon_signal::Priority::Standard,
+                },
+            },
+            Change::DominantSpeaker { participant } => {
+                ServerMessage::DominantSpeakerChanged { participant }
+            }
+            Change::NetworkQuality { participant, level } => {
+                let (local, remote) = self.network_quality;
+                let verbosity = if participant == self.member.me {
+                    local
+                } else {
+                    remote
+                };
+                if verbosity == 0 {
+                    return Next::Continue;
+                }
+                ServerMessage::NetworkQuality {
+                    participants: vec![NetworkQualityLevel {
+                        participant,
+                        level,
+                        audio: None,
+                        video: None,
+                    }],
+                }
+            }
             Change::Removed(reason) => {
                 self.say_goodbye(Goodbye::of(reason));
                 return Next::Ended;

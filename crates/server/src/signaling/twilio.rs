@@ -954,6 +954,12 @@ impl Session {
                 self.say_goodbye(Goodbye::of(reason));
                 return Next::Ended;
             }
+            // Adaptive video (dominant speaker, network quality, switched
+            // tracks, priorities) is not on Twilio's wire here yet.
+            Change::DominantSpeaker { .. }
+            | Change::NetworkQuality { .. }
+            | Change::Switched { .. }
+            | Change::TrackPriority { .. } => return Next::Continue,
         };
         let state = match state {
             ParticipantState::Connected => self.state_of(participant),
