@@ -5,9 +5,13 @@
 //   node --test tests/e2e/adaptive.test.mjs      (needs target/debug/salon; see DEVELOPERS.md)
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { eventually, inbound, launchBrowser, sdkPage, startServer } from './harness.mjs';
+import { chromium } from 'playwright-core';
+import { CHROMIUM_FLAGS, eventually, inbound, launchBrowser, sdkPage, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -38,13 +42,15 @@ async function join(page, room, options) {
     t.room.participants.forEach((p) => {
       for (const event of ['trackSwitchedOff', 'trackSwitchedOn', 'trackPublishPriorityChanged']) p.on(event, log(`participant.${event}`));
     });
-    t.room.on('trackSubscribed', (track, publication) => {
-      if (track.kind !== 'video') return;
+    const subscribed = (track, publication) => {
+      if (track.kind !== 'video' || t.video) return;
       t.video = track;
       track.attach();
       for (const event of ['switchedOff', 'switchedOn']) track.on(event, log(`track.${event}`));
       for (const event of ['trackSwitchedOff', 'trackSwitchedOn', 'publishPriorityChanged']) publication.on(event, log(`publication.${event}`));
-    });
+    };
+    t.room.on('trackSubscribed', subscribed);
+    t.room.participants.forEach((p) => p.videoTracks.forEach((publication) => publication.track && subscribed(publication.track, publication)));
   }, { token, room, options });
 }
 
@@ -62,7 +68,8 @@ describe('adaptive video', () => {
       });
       await eventually(async () => (await framesDecoded(bob)) > 0, 'bob to decode alice');
 
-      // Not allowed in auto mode (alice has no bandwidth profile: disabled).
+      // Not allowed unless manual (alice has no bandwidth profile).
+      await eventually(() => alice.evaluate(() => Boolean(window.t.video)), 'alice to subscribe to bob');
       const auto = await alice.evaluate(() => {
         try {
           window.t.video?.switchOff();
@@ -130,6 +137,88 @@ describe('adaptive video', () => {
       await sleep(1_000);
       assert.deepEqual([...alice.errors, ...bob.errors], []);
       assert.equal(await bob.evaluate(() => window.t.room.state), 'connected');
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+});
+
+/** A WAV file of a steady 440 Hz tone (16-bit mono, 48 kHz, 2 s; Chromium loops it). */
+function toneWav() {
+  const rate = 48_000;
+  const samples = rate * 2;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(12_000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'salon-tone-')), 'tone.wav');
+  writeFileSync(file, Buffer.concat([header, data]));
+  return file;
+}
+
+describe('dominant speaker and network quality', () => {
+  let toneBrowser;
+  before(async () => {
+    toneBrowser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      args: [...CHROMIUM_FLAGS, `--use-file-for-fake-audio-capture=${toneWav()}`],
+    });
+  });
+  after(async () => {
+    await toneBrowser?.close();
+  });
+
+  test('the dominant speaker is the one whose audio is on; network quality arrives for local and remote', async () => {
+    const alice = await sdkPage(toneBrowser, server, 'alice');
+    const bob = await sdkPage(toneBrowser, server, 'bob');
+    const connectBoth = async (page, speaking) => {
+      const token = await server.token(page.identity);
+      await page.evaluate(async ({ token, speaking }) => {
+        const t = { speakers: [], local: [], remote: [] };
+        window.t = t;
+        const audio = await window.Video.createLocalAudioTrack();
+        if (!speaking) audio.disable();
+        t.room = await window.Video.connect(token, {
+          name: 'speakers', tracks: [audio], dominantSpeaker: true, networkQuality: { local: 1, remote: 1 },
+        });
+        t.room.on('dominantSpeakerChanged', (p) => t.speakers.push(p ? p.identity : null));
+        t.room.localParticipant.on('networkQualityLevelChanged', (level) => t.local.push(level));
+        const watch = (p) => p.on('networkQualityLevelChanged', (level) => t.remote.push([p.identity, level]));
+        t.room.participants.forEach(watch);
+        t.room.on('participantConnected', watch);
+      }, { token, speaking });
+    };
+    try {
+      await connectBoth(alice, true);
+      await connectBoth(bob, false);
+      // Bob hears alice's tone and his own track is muted: alice holds the floor.
+      await eventually(() => bob.evaluate(() => window.t.room.dominantSpeaker?.identity === 'alice'), 'bob to see alice as the dominant speaker', 20_000);
+      const seen = await bob.evaluate(() => window.t.speakers);
+      assert.ok(seen.includes('alice') && !seen.includes('bob'), `bob's dominantSpeakerChanged: ${JSON.stringify(seen)}`);
+      // Alice is not her own dominant speaker (a RemoteParticipant), and bob never is.
+      assert.ok(!(await alice.evaluate(() => window.t.speakers)).includes('bob'));
+
+      for (const page of [alice, bob]) {
+        const other = page === alice ? 'bob' : 'alice';
+        await eventually(() => page.evaluate(() => window.t.local.length > 0), `${page.identity}'s own network quality`, 15_000);
+        await eventually(() => page.evaluate((other) => window.t.remote.some(([who]) => who === other), other), `${page.identity} to hear ${other}'s network quality`, 15_000);
+        const levels = await page.evaluate(() => ({ level: window.t.room.localParticipant.networkQualityLevel, local: window.t.local }));
+        assert.ok(levels.level >= 0 && levels.level <= 5, JSON.stringify(levels));
+      }
+      assert.deepEqual([...alice.errors, ...bob.errors], []);
     } finally {
       await alice.close();
       await bob.close();
