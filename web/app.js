@@ -128,8 +128,9 @@ ui.form.addEventListener('submit', async (event) => {
     const room = await connect(body.token, {
       name: roomName,
       tracks,
-      // Adaptive video: three simulcast layers, the server picks per viewer;
-      // tiles that are hidden or small get less (the SDK's auto mode).
+      // Adaptive video: three simulcast layers, the server picking one per
+      // viewer (the SDK sends one until the server says it selects layers);
+      // tiles that are hidden or small ask for less (the SDK's auto mode).
       preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }],
       bandwidthProfile: { video: { mode: 'grid', dominantSpeakerPriority: 'high' } },
       dominantSpeaker: true,

@@ -118,7 +118,9 @@ async function run(token, options, attempt) {
       rtcConfiguration: o.rtcConfiguration,
       preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
       bitrates: { audio: o.maxAudioBitrate, video: o.maxVideoBitrate },
-      simulcast: o.simulcast,
+      // docs/protocol.md: "until layer selection lands, publish one
+      // encoding". A server that selects layers says so in `joined`.
+      simulcast: o.simulcast && joined.simulcast === true,
       RTCPeerConnection: o.RTCPeerConnection,
       log: log.child('webrtc'),
     });
