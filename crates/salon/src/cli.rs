@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage rooms through the running server's REST API
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    /// See the nodes of a cluster (from Redis: --redis-url)
+    #[command(subcommand)]
+    Nodes(NodesCommand),
     // Its help is the doc comment of `LoadtestArgs`.
     Loadtest(crate::commands::loadtest::LoadtestArgs),
     // Its help is the doc comment of `BenchRelayArgs`.
@@ -97,6 +100,12 @@ pub struct RestTarget {
     /// Print the raw JSON response
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// List the live nodes: id, public URL, media address, rooms and participants, since when, last renewal
+    List,
 }
 
 #[derive(Debug, Subcommand)]

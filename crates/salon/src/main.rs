@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod cli;
+mod cluster;
 mod commands;
 mod settings;
 
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
             Command::Token(command) => commands::token::run(&settings, command).await,
             Command::Keys(command) => commands::keys::run(&settings, command).await,
             Command::Rooms(command) => commands::rooms::run(&settings, command).await,
+            Command::Nodes(command) => commands::nodes::run(&settings, command).await,
             Command::Loadtest(args) => commands::loadtest::run(&settings, args, prepared).await,
             // Handled above, before the runtime; harmless here.
             Command::BenchRelay(args) => commands::bench_relay::run(args),

@@ -54,6 +54,10 @@ pub struct Flags {
     #[arg(long, env = "SALON_NODE_ID", global = true, value_name = "NAME")]
     pub node_id: Option<String>,
 
+    /// Redis for several nodes, `redis://[:password@]host:port[/db]`: the node registers itself there with a lease [default: none, one node]
+    #[arg(long, env = "SALON_REDIS_URL", global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+
     /// Serve the tutorial routes (/create-token, /auth/token, /rooms…), which mint tokens for anyone [default: true only when listening on loopback]
     #[arg(long, env = "SALON_APP_ROUTES", global = true, value_name = "BOOL")]
     pub app_routes: Option<bool>,
@@ -211,6 +215,7 @@ pub struct FileSettings {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub node_id: Option<String>,
+    pub redis_url: Option<String>,
     pub app_routes: Option<bool>,
     pub cors_origins: Option<Vec<String>>,
     pub ad_hoc_rooms: Option<bool>,
@@ -264,6 +269,8 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// This server's name among nodes sharing the database.
     pub node_id: String,
+    /// The cluster's Redis, when this node is one of several.
+    pub redis_url: Option<String>,
     pub app_routes: bool,
     /// Whether `app_routes` was chosen by default (for the startup log).
     pub app_routes_defaulted: bool,
@@ -457,6 +464,7 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             database_url: flags.database_url.clone().or(file.database_url),
             node_id,
+            redis_url: flags.redis_url.clone().or(file.redis_url),
             app_routes: explicit_app_routes.unwrap_or_else(|| listen.ip().is_loopback()),
             app_routes_defaulted: explicit_app_routes.is_none(),
             cors_origins,

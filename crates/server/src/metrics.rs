@@ -139,6 +139,16 @@ impl Metrics {
         self.participants_connected.set(participants as i64);
     }
 
+    /// Rooms in progress and participants connected on this node: the load
+    /// a node reports to the cluster.
+    pub fn load(&self) -> (u64, u64) {
+        let count = |g: &Gauge| u64::try_from(g.get()).unwrap_or(0);
+        (
+            count(&self.rooms_in_progress),
+            count(&self.participants_connected),
+        )
+    }
+
     pub fn token_verified(&self, rejection_code: Option<u32>) {
         let result = rejection_code.map_or_else(|| "ok".to_owned(), |c| c.to_string());
         self.token_verifications

@@ -80,70 +80,130 @@ impl Store {
                 latest.map_or(heartbeat, |latest| latest.max(heartbeat))
             }
         };
-        let callbacks =
-            callbacks::enqueue_abandoned(&mut tx, &self.node, Timestamp::from_millis(seen)).await?;
-        // Tracks may have been published after `seen` was written; they end
-        // no earlier than their last change.
-        sqlx::query(
+        let ended = end_rooms_of(&mut tx, &self.node, seen, "completed", "abandoned").await?;
+        tx.commit().await?;
+        if ended.callbacks > 0 {
+            self.doorbell.ring();
+        }
+        Ok(Abandoned {
+            rooms: ended.rooms,
+            participants: ended.participants,
+            ended_at: Timestamp::from_millis(seen),
+        })
+    }
+
+    /// Rooms in progress per node (the nodes that run rooms, as the shared
+    /// database knows them).
+    pub async fn nodes_with_rooms(&self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT node, COUNT(*) FROM rooms WHERE status = 'in-progress' GROUP BY node ORDER BY node",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(node, n)| (node, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Another node died: its rooms in progress become `failed` (reason
+    /// `node-failed`) as of `at`, their participants `disconnected`, and
+    /// rooms with a status callback report it. Idempotent: a room that is
+    /// no longer in progress is left alone, so a node that comes back
+    /// cannot bring its rooms back to life through the records.
+    pub async fn fail_node(&self, node: &str, at: Timestamp) -> Result<Abandoned> {
+        let mut tx = self.begin_write().await?;
+        let ended = end_rooms_of(&mut tx, node, at.millis(), "failed", "node-failed").await?;
+        tx.commit().await?;
+        if ended.callbacks > 0 {
+            self.doorbell.ring();
+        }
+        Ok(Abandoned {
+            rooms: ended.rooms,
+            participants: ended.participants,
+            ended_at: at,
+        })
+    }
+}
+
+struct Ended {
+    rooms: u64,
+    participants: u64,
+    callbacks: usize,
+}
+
+/// End every room `node` has in progress at `seen` (milliseconds) with
+/// `status` and `reason`, with everything in them, and write their
+/// callbacks.
+async fn end_rooms_of(
+    tx: &mut Transaction<'_, Any>,
+    node: &str,
+    seen: i64,
+    status: &str,
+    reason: &str,
+) -> Result<Ended> {
+    let callbacks = callbacks::enqueue_abandoned(tx, node, Timestamp::from_millis(seen)).await?;
+    // Tracks may have been published after `seen` was written; they end
+    // no earlier than their last change.
+    sqlx::query(
             "UPDATE subscribed_tracks
              SET date_unsubscribed = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END,
                  date_updated = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END
              WHERE date_unsubscribed IS NULL AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
         )
         .bind(seen)
-        .bind(self.node.as_ref())
-        .execute(&mut *tx)
+        .bind(node)
+        .execute(&mut **tx)
         .await?;
-        sqlx::query(
+    sqlx::query(
             "UPDATE published_tracks
              SET date_unpublished = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END,
                  date_updated = CASE WHEN date_updated > $1 THEN date_updated ELSE $1 END
              WHERE date_unpublished IS NULL AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
         )
         .bind(seen)
-        .bind(self.node.as_ref())
-        .execute(&mut *tx)
+        .bind(node)
+        .execute(&mut **tx)
         .await?;
-        let participants = sqlx::query(
+    let participants = sqlx::query(
             "UPDATE participants
-             SET status = 'disconnected', end_time = $1, date_updated = $1, end_reason = 'abandoned'
+             SET status = 'disconnected', end_time = $1, date_updated = $1, end_reason = $3
              WHERE status = 'connected' AND room_sid IN (SELECT sid FROM rooms WHERE status = 'in-progress' AND node = $2)",
         )
         .bind(seen)
-        .bind(self.node.as_ref())
-        .execute(&mut *tx)
+        .bind(node)
+        .bind(reason)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
-        let rooms = sqlx::query(
-            "UPDATE rooms
-             SET status = 'completed', end_time = $1, date_updated = $1, end_reason = 'abandoned'
+    let rooms = sqlx::query(
+        "UPDATE rooms
+             SET status = $3, end_time = $1, date_updated = $1, end_reason = $4
              WHERE status = 'in-progress' AND node = $2",
-        )
-        .bind(seen)
-        .bind(self.node.as_ref())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        if callbacks > 0 {
-            self.doorbell.ring();
-        }
-        Ok(Abandoned {
-            rooms,
-            participants,
-            ended_at: Timestamp::from_millis(seen),
-        })
-    }
+    )
+    .bind(seen)
+    .bind(node)
+    .bind(status)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(Ended {
+        rooms,
+        participants,
+        callbacks,
+    })
 }
 
-/// What [`Store::close_abandoned`] ended.
+/// What [`Store::close_abandoned`] or [`Store::fail_node`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abandoned {
-    /// Rooms completed.
+    /// Rooms ended.
     pub rooms: u64,
     /// Participants disconnected.
     pub participants: u64,
-    /// When they ended: when the previous process was last seen.
+    /// When they ended (for `close_abandoned`: when the previous process
+    /// was last seen).
     pub ended_at: Timestamp,
 }
 

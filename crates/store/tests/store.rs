@@ -496,6 +496,44 @@ async fn a_node_starting_up_ends_only_the_rooms_it_left_behind(db: Db) {
     assert_eq!(alice_on_a.items[0].status, ParticipantStatus::Connected);
 }
 
+async fn a_dead_nodes_rooms_fail_once_and_other_nodes_rooms_run_on(db: Db) {
+    let mut f = Fixture::new(db).await;
+    let a = f.store.clone().for_node("node-a");
+    let c = f.store.clone().for_node("node-c");
+    let mut rooms = Vec::new();
+    for (store, name) in [(&a, "on-a"), (&c, "on-c")] {
+        let room = RoomSid::random();
+        f.rooms.create(f.now, room, &named(name)).unwrap();
+        f.join(room, "alice");
+        let events: Vec<Event> = std::iter::from_fn(|| f.rooms.poll_event()).collect();
+        f.clock += 1;
+        store
+            .record(f.account, &events, Timestamp::from_millis(f.clock))
+            .await
+            .unwrap();
+        rooms.push(room);
+    }
+    assert_eq!(
+        a.nodes_with_rooms().await.unwrap(),
+        [("node-a".to_owned(), 1), ("node-c".to_owned(), 1)]
+    );
+    let failed_at = Timestamp::from_millis(f.clock + 10_000);
+    let failed = a.fail_node("node-c", failed_at).await.unwrap();
+    assert_eq!((failed.rooms, failed.participants), (1, 1));
+    let on_c = f.store.room(rooms[1]).await.unwrap().unwrap();
+    assert_eq!(on_c.status, RoomStatus::Failed);
+    assert_eq!(on_c.end_reason.as_deref(), Some("node-failed"));
+    assert_eq!(on_c.end_time, Some(failed_at));
+    let on_a = f.store.room(rooms[0]).await.unwrap().unwrap();
+    assert_eq!(on_a.status, RoomStatus::InProgress);
+    let again = a.fail_node("node-c", Timestamp::now()).await.unwrap();
+    assert_eq!((again.rooms, again.participants), (0, 0), "once");
+    assert_eq!(
+        a.nodes_with_rooms().await.unwrap(),
+        [("node-a".to_owned(), 1)]
+    );
+}
+
 async fn data_survives_reopening(db: Db) {
     let room = RoomSid::random();
     {
@@ -608,6 +646,7 @@ on_both_databases!(
     startup_closes_what_a_previous_process_left_in_progress,
     after_a_crash_rooms_end_when_their_server_was_last_seen_not_at_the_restart,
     a_node_starting_up_ends_only_the_rooms_it_left_behind,
+    a_dead_nodes_rooms_fail_once_and_other_nodes_rooms_run_on,
     data_survives_reopening,
     credentials_round_trip_and_revocation_is_seen_by_other_connections,
     many_events_in_one_batch_are_one_transaction,

@@ -8,6 +8,7 @@ use salon_server::{Server, ServerConfig, http};
 use salon_store::Backend;
 
 use crate::bootstrap;
+use crate::cluster;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings) -> Result<ExitCode> {
@@ -65,6 +66,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         (_, Some(url)) => format!("SQLite at {}", bootstrap::redacted(url)),
         (_, None) => format!("SQLite (WAL) in {}", settings.data_dir.display()),
     };
+    let sweeper_store = store.clone();
     let server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
     tracing::info!(
@@ -99,8 +101,40 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         env!("CARGO_PKG_VERSION"),
         settings.public_url
     );
+    let (stop_registry, registry_stop) = tokio::sync::watch::channel(false);
+    let registry = match &settings.redis_url {
+        Some(url) => {
+            let mut conn = cluster::connect(url).await?;
+            let record = cluster::record(
+                &settings.node_id,
+                &settings.public_url,
+                &server.media_addr().to_string(),
+            );
+            cluster::register(&mut conn, &record).await?;
+            tracing::info!(node = %settings.node_id, redis = %bootstrap::redacted(url), "registered in the cluster");
+            tokio::spawn(cluster::sweep(
+                conn.clone(),
+                sweeper_store,
+                settings.node_id.clone(),
+                registry_stop.clone(),
+            ));
+            let metrics = server.state().metrics.clone();
+            Some(tokio::spawn(cluster::keep_registered(
+                conn,
+                record,
+                move || metrics.load(),
+                registry_stop,
+            )))
+        }
+        None => None,
+    };
     let trimming = tokio::spawn(give_back_memory());
-    server.serve(shutdown_signal()).await?;
+    let served = server.serve(shutdown_signal()).await;
+    let _ = stop_registry.send(true);
+    if let Some(registry) = registry {
+        let _ = registry.await;
+    }
+    served?;
     trimming.abort();
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
