@@ -140,6 +140,7 @@ export class RemoteParticipant extends Participant {
     const publication = this.tracks.get(sid);
     if (!publication || !publication.track) return;
     const track = publication._unsubscribed();
+    if (track && typeof track._release === 'function') track._release();
     this.emit('trackUnsubscribed', track, publication);
   }
 

@@ -1181,6 +1181,15 @@ var Twilio;
       if (contentPreferences && contentPreferences.renderDimensions) this.#sendDimensions(contentPreferences.renderDimensions);
       return this;
     }
+    /** @internal Unsubscribed: stop watching the page and the elements. */
+    _release() {
+      clearTimeout(this.#turnOff);
+      this.#intersection?.disconnect();
+      this.#resize?.disconnect();
+      if (this.#onVisibility) document.removeEventListener("visibilitychange", this.#onVisibility);
+      this.#onVisibility = null;
+      this.#send = null;
+    }
     /** @internal The server switched the track off or on; returns whether it changed. */
     _setSwitchedOff(off, reason) {
       if (this.isSwitchedOff === off) return false;
@@ -1590,6 +1599,7 @@ var Twilio;
       const publication = this.tracks.get(sid);
       if (!publication || !publication.track) return;
       const track = publication._unsubscribed();
+      if (track && typeof track._release === "function") track._release();
       this.emit("trackUnsubscribed", track, publication);
     }
     /** @internal */

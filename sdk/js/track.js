@@ -612,6 +612,16 @@ export class RemoteVideoTrack extends RemoteMedia(VideoTrack) {
     return this;
   }
 
+  /** @internal Unsubscribed: stop watching the page and the elements. */
+  _release() {
+    clearTimeout(this.#turnOff);
+    this.#intersection?.disconnect();
+    this.#resize?.disconnect();
+    if (this.#onVisibility) document.removeEventListener('visibilitychange', this.#onVisibility);
+    this.#onVisibility = null;
+    this.#send = null;
+  }
+
   /** @internal The server switched the track off or on; returns whether it changed. */
   _setSwitchedOff(off, reason) {
     if (this.isSwitchedOff === off) return false;

@@ -107,6 +107,48 @@ describe('adaptive video', () => {
     }
   });
 
+  test('auto mode: hiding the only element switches the track off, showing it switches it on', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    try {
+      await join(alice, 'auto-switch', { audio: false });
+      await join(bob, 'auto-switch', { audio: false, bandwidthProfile: { video: { mode: 'grid' } } });
+      await eventually(async () => (await framesDecoded(bob)) > 0, 'bob to decode alice');
+      const manual = await bob.evaluate(() => {
+        try {
+          window.t.video.switchOff();
+          return 'accepted';
+        } catch (e) {
+          return e.message;
+        }
+      });
+      assert.match(manual, /clientTrackSwitchOffControl/, 'switchOff() is refused in auto mode');
+      await bob.evaluate(() => {
+        const el = window.t.video._elements[0];
+        el.style.width = '160px';
+        el.style.height = '90px';
+        document.body.appendChild(el);
+      });
+      // An element outside the document is not visible either: on once it is in.
+      await eventually(() => bob.evaluate(() => !window.t.video.isSwitchedOff), 'the track in the page to be on');
+      await bob.evaluate(() => {
+        window.t.video._elements[0].style.display = 'none';
+      });
+      await eventually(() => bob.evaluate(() => window.t.video.isSwitchedOff), 'the hidden track to be switched off');
+      assert.equal(await bob.evaluate(() => window.t.video.switchOffReason), 'disabled-by-subscriber');
+      await bob.evaluate(() => {
+        window.t.video._elements[0].style.display = '';
+      });
+      await eventually(() => bob.evaluate(() => !window.t.video.isSwitchedOff), 'the shown track to be switched on');
+      const stopped = await framesDecoded(bob);
+      await eventually(async () => (await framesDecoded(bob)) > stopped, 'frames again once shown');
+      assert.deepEqual([...alice.errors, ...bob.errors], []);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
   test('setContentPreferences() and setPriority() are checked and accepted by the server', async () => {
     const alice = await sdkPage(browser, server, 'alice');
     const bob = await sdkPage(browser, server, 'bob');
