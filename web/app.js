@@ -125,7 +125,17 @@ ui.form.addEventListener('submit', async (event) => {
     if (!response.ok) throw Object.assign(new Error(body.message || `HTTP ${response.status}`), { code: body.code });
     await preview;
     const tracks = [state.audio, state.video].filter(Boolean);
-    const room = await connect(body.token, { name: roomName, tracks, preferredVideoCodecs: ['VP8'] });
+    const room = await connect(body.token, {
+      name: roomName,
+      tracks,
+      // Adaptive video: three simulcast layers, the server picking one per
+      // viewer (the SDK sends one until the server says it selects layers);
+      // tiles that are hidden or small ask for less (the SDK's auto mode).
+      preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }],
+      bandwidthProfile: { video: { mode: 'grid', dominantSpeakerPriority: 'high' } },
+      dominantSpeaker: true,
+      networkQuality: { local: 1, remote: 1 },
+    });
     localStorage.setItem('salon.room', roomName);
     sessionStorage.setItem('salon.name', identity);
     state.identity = identity;
@@ -178,6 +188,11 @@ function enter(room) {
     note('trackDisabled', participant.identity, publication.kind);
     refreshTile(participant);
   });
+  room.on('dominantSpeakerChanged', (participant) => {
+    note('dominantSpeakerChanged', participant ? participant.identity : null);
+    for (const [key, tile] of state.tiles) tile.classList.toggle('dominant', Boolean(participant) && key === participant.sid);
+  });
+  showNetworkQuality(room.localParticipant, ui.local);
   room.on('reconnecting', () => {
     ui.connection.hidden = false;
     ui.connection.textContent = 'Reconnecting…';
@@ -212,7 +227,7 @@ function leave(error) {
 // ---- participants and their tiles ------------------------------------------------
 
 function addParticipant(participant) {
-  tileFor(participant.sid, participant.identity);
+  showNetworkQuality(participant, tileFor(participant.sid, participant.identity));
   participant.tracks.forEach((publication) => {
     if (publication.track) attachTrack(publication.track, publication, participant);
   });
@@ -278,6 +293,18 @@ function detachTrack(track, publication, participant) {
     layout();
   }
   refreshTile(participant);
+}
+
+/** Network bars (0–5) on a tile, from the participant's networkQualityLevel. */
+function showNetworkQuality(participant, tile) {
+  const bars = tile.querySelector('.network');
+  if (!bars) return;
+  const show = (level) => {
+    bars.dataset.level = level === null ? '' : String(level);
+    bars.title = level === null ? 'Network quality: unknown' : `Network quality: ${level} of 5`;
+  };
+  show(participant.networkQualityLevel);
+  participant.on('networkQualityLevelChanged', show);
 }
 
 /** Show camera-off and mic-off on a participant's tile. */

@@ -45,9 +45,9 @@ const FIRST_OFFER_WAIT_MS = 150;
  * @property {Array<'opus'|'PCMU'|'PCMA'|'isac'|{codec: string, dtx?: boolean}>} [preferredAudioCodecs] default: the browser's order (Opus first)
  * @property {number|null} [maxAudioBitrate] bits per second
  * @property {number|null} [maxVideoBitrate] bits per second
- * @property {boolean} [dominantSpeaker] validated; takes effect with the server's adaptive video
- * @property {boolean|{local?: number, remote?: number}} [networkQuality] validated; likewise
- * @property {object} [bandwidthProfile] validated; likewise
+ * @property {boolean} [dominantSpeaker] `room.dominantSpeaker` and `dominantSpeakerChanged`
+ * @property {boolean|{local?: number, remote?: number}} [networkQuality] network quality levels (true: `{local: 1, remote: 0}`)
+ * @property {object} [bandwidthProfile] sent to the server (`set_bandwidth_profile`); switch-off and content preferences `auto` by default
  * @property {RTCConfiguration} [rtcConfiguration] extra ICE servers and the like
  * @property {string} [url] where Salon is (`https://video.example.com`); default: see whereSalonIs() in signaling.js
  * @property {string} [loggerName] the logger to log to (default 'twilio-video')
@@ -118,11 +118,17 @@ async function run(token, options, attempt) {
       rtcConfiguration: o.rtcConfiguration,
       preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
       bitrates: { audio: o.maxAudioBitrate, video: o.maxVideoBitrate },
+      // docs/protocol.md: "until layer selection lands, publish one
+      // encoding". A server that selects layers says so in `joined`.
+      simulcast: o.simulcast && joined.simulcast === true,
       RTCPeerConnection: o.RTCPeerConnection,
       log: log.child('webrtc'),
     });
     const localParticipant = new LocalParticipant(joined.participant, peer, signaling);
-    room = new Room(joined, localParticipant, signaling, peer, owned, log);
+    room = new Room(joined, localParticipant, signaling, peer, owned, log, o.adaptive);
+    // Adaptive video settings go to the server before anything else.
+    if (o.bandwidthProfileMessage) signaling.send(o.bandwidthProfileMessage);
+    if (o.networkQuality) localParticipant.setNetworkQualityConfiguration(o.networkQuality);
     const ended = new Promise((_, reject) => {
       room.once('disconnected', (_room, error) => reject(error || createTwilioError(53001, 'Disconnected while connecting')));
     });
@@ -231,6 +237,17 @@ function checkOptions(token, options) {
     video: options.video === undefined ? true : options.video,
     tracks,
     automaticSubscription: options.automaticSubscription !== false,
+    simulcast: options.preferredVideoCodecs === 'auto'
+      || (Array.isArray(options.preferredVideoCodecs) && options.preferredVideoCodecs.some((c) => c && typeof c === 'object' && c.simulcast === true)),
+    bandwidthProfileMessage: bandwidthProfileMessage(options.bandwidthProfile),
+    networkQuality: nq === true ? { local: 1, remote: 0 } : nq && typeof nq === 'object' ? { local: nq.local ?? 1, remote: nq.remote ?? 0 } : null,
+    adaptive: {
+      dominantSpeaker: options.dominantSpeaker === true,
+      clientTrackSwitchOffControl: options.bandwidthProfile?.video?.clientTrackSwitchOffControl
+        ?? (options.bandwidthProfile?.video ? 'auto' : 'disabled'),
+      contentPreferencesMode: options.bandwidthProfile?.video?.contentPreferencesMode
+        ?? (options.bandwidthProfile?.video ? 'auto' : 'disabled'),
+    },
     preferredVideoCodecs: codecList('options.preferredVideoCodecs', options.preferredVideoCodecs, VIDEO_CODECS, ['VP8']),
     preferredAudioCodecs: codecList('options.preferredAudioCodecs', options.preferredAudioCodecs, AUDIO_CODECS, []),
     maxAudioBitrate: checkBitrate('options.maxAudioBitrate', options.maxAudioBitrate),
@@ -259,6 +276,24 @@ function codecList(what, value, known, fallback) {
     return canonical;
   });
   return names.length ? names : fallback;
+}
+
+/**
+ * The `set_bandwidth_profile` message for connect()'s bandwidthProfile, or
+ * null when there is none. clientTrackSwitchOffControl and
+ * contentPreferencesMode stay in the SDK (RemoteVideoTrack's auto mode).
+ * @param {any} profile checked by checkBandwidthProfile
+ */
+function bandwidthProfileMessage(profile) {
+  const video = profile && profile.video;
+  if (!video) return null;
+  const message = { type: 'set_bandwidth_profile' };
+  if (video.mode !== undefined) message.mode = video.mode;
+  if (video.maxSubscriptionBitrate !== undefined) message.max_subscription_bitrate = video.maxSubscriptionBitrate ?? 0;
+  if (video.dominantSpeakerPriority !== undefined) message.dominant_speaker_priority = video.dominantSpeakerPriority;
+  if (video.trackSwitchOffMode !== undefined) message.track_switch_off_mode = video.trackSwitchOffMode;
+  if (video.maxTracks !== undefined) message.max_tracks = video.maxTracks ?? 0;
+  return message;
 }
 
 const BANDWIDTH_PROFILE_VIDEO = {

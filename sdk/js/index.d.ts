@@ -339,7 +339,7 @@ export class LocalDataTrack extends Track {
 export class RemoteAudioTrack extends AudioTrack {
   sid: Track.SID;
   priority: Track.Priority | null;
-  /** Switch-off comes with the server's adaptive video; false until then. */
+  /** Salon switches off video only: always false for audio. */
   isSwitchedOff: boolean;
   isEnabled: boolean;
 
@@ -361,13 +361,16 @@ export class RemoteVideoTrack extends VideoTrack {
   sid: Track.SID;
   priority: Track.Priority | null;
   isSwitchedOff: boolean;
+  /** Salon's addition: why the server switched the track off (`disabled-by-subscriber`, `network-congestion`, `max-bandwidth-reached`, `max-tracks-switched-on`, `disabled-by-publisher`), null while on. */
+  switchOffReason: string | null;
   isEnabled: boolean;
 
+  /** Your priority for the track (`set_subscribe_priority`); null goes back to the publisher's. */
   setPriority(priority: Track.Priority | null): this;
-  /** With the server's adaptive video (`clientTrackSwitchOffControl: 'manual'`); accepted until then. */
+  /** Only with `bandwidthProfile.video.clientTrackSwitchOffControl: 'manual'` (throws otherwise, as twilio-video does). */
   switchOn(): this;
   switchOff(): this;
-  /** With the server's adaptive video (`contentPreferencesMode: 'manual'`); accepted until then. */
+  /** Only with `bandwidthProfile.video.contentPreferencesMode: 'manual'`: the server forwards the smallest simulcast layer that covers it. */
   setContentPreferences(content: VideoContentPreferences): this;
 
   on(event: 'dimensionsChanged', listener: (track: this) => void): this;
@@ -423,7 +426,7 @@ export class LocalTrackPublication extends TrackPublication {
   priority: Track.Priority;
   track: LocalTrack;
 
-  /** Recorded; what it changes for subscribers is the server's adaptive video. */
+  /** Sent to the server (`set_publish_priority`); subscribers hear `trackPublishPriorityChanged`. */
   setPriority(priority: Track.Priority): this;
   unpublish(): this;
 
@@ -562,7 +565,7 @@ export class Participant extends EventEmitter {
   audioTracks: Map<Track.SID, AudioTrackPublication>;
   dataTracks: Map<Track.SID, DataTrackPublication>;
   identity: Participant.Identity;
-  /** With the server's adaptive video; null until then. */
+  /** From the server's reports (connect()'s `networkQuality`); null until the first. */
   networkQualityLevel: NetworkQualityLevel | null;
   networkQualityStats: NetworkQualityStats | null;
   sid: Participant.SID;
@@ -602,7 +605,7 @@ export class LocalParticipant extends Participant {
   publishTrack(track: LocalTrack, options?: LocalTrackPublishOptions): Promise<LocalTrackPublication>;
   publishTrack(track: MediaStreamTrack, options?: MediaStreamTrackPublishOptions): Promise<LocalTrackPublication>;
   publishTracks(tracks: Array<LocalTrack | MediaStreamTrack>): Promise<LocalTrackPublication[]>;
-  /** Checked; network quality comes with the server's adaptive video. */
+  /** Sent to the server (`set_network_quality`). */
   setNetworkQualityConfiguration(networkQualityConfiguration: NetworkQualityConfiguration): this;
   setParameters(encodingParameters?: EncodingParameters | null): this;
   unpublishTrack(track: LocalTrack | MediaStreamTrack): LocalTrackPublication | null;
@@ -727,7 +730,7 @@ export type TranscriptionEvent = {
 };
 
 export class Room extends EventEmitter {
-  /** With the server's adaptive video (`dominantSpeaker: true`); null until then. */
+  /** The loudest participant, with `dominantSpeaker: true`; null until the server names one. */
   dominantSpeaker: RemoteParticipant | null;
   /** Whether some track of the room is being recorded; `recordingStarted` / `recordingStopped` say when it changes. */
   isRecording: boolean;
@@ -793,7 +796,7 @@ export interface VideoCodecSettings {
 
 export interface VP8CodecSettings extends VideoCodecSettings {
   codec: 'VP8';
-  /** With the server's adaptive video. */
+  /** Publish three RID layers (¼, ½, full size); layers no one receives are paused. */
   simulcast?: boolean;
 }
 
@@ -811,7 +814,7 @@ export interface VideoRenderDimensions {
   standard?: VideoTrack.Dimensions;
 }
 
-/** Validated by connect(); what it does is the server's adaptive video. */
+/** Sent to the server (`set_bandwidth_profile`), except clientTrackSwitchOffControl and contentPreferencesMode (the SDK's; `auto` by default). */
 export interface VideoBandwidthProfileOptions {
   contentPreferencesMode?: VideoContentPreferencesMode;
   dominantSpeakerPriority?: Track.Priority;

@@ -41,9 +41,24 @@ export class Participant extends EventEmitter {
     this.audioTracks = new Map();
     this.videoTracks = new Map();
     this.dataTracks = new Map();
-    /** Network quality is not measured by Salon yet: always null. */
+    /** @type {number|null} 0 (broken) to 5 (excellent), once the server reports it (connect()'s `networkQuality`) */
     this.networkQualityLevel = null;
+    /** @type {object|null} twilio-video's NetworkQualityStats, at verbosity 2 and up */
     this.networkQualityStats = null;
+  }
+
+  /**
+   * @internal One entry of the server's `network_quality`:
+   * `networkQualityLevelChanged`(level, stats) when the level or stats change.
+   */
+  _networkQuality(entry) {
+    if (!entry || typeof entry.level !== 'number') return;
+    const stats = networkQualityStats(entry);
+    const same = this.networkQualityLevel === entry.level
+      && JSON.stringify(this.networkQualityStats) === JSON.stringify(stats);
+    this.networkQualityLevel = entry.level;
+    this.networkQualityStats = stats;
+    if (!same) this.emit('networkQualityLevelChanged', entry.level, stats && (stats.audio || stats.video) ? stats : null);
   }
 
   toString() {
@@ -78,7 +93,9 @@ export class Participant extends EventEmitter {
  * `trackSubscribed`(track, publication), `trackUnsubscribed`(track, publication),
  * `trackSubscriptionFailed`(error, publication), `trackEnabled`(publication),
  * `trackDisabled`(publication), `trackMessage`(data, track), `trackStarted`(track),
- * `trackDimensionsChanged`(track), `disconnected`(participant).
+ * `trackDimensionsChanged`(track), `trackSwitchedOff`(track, publication),
+ * `trackSwitchedOn`(track, publication), `trackPublishPriorityChanged`(priority, publication),
+ * `networkQualityLevelChanged`(level, stats), `disconnected`(participant).
  */
 export class RemoteParticipant extends Participant {
   /**
@@ -123,6 +140,7 @@ export class RemoteParticipant extends Participant {
     const publication = this.tracks.get(sid);
     if (!publication || !publication.track) return;
     const track = publication._unsubscribed();
+    if (track && typeof track._release === 'function') track._release();
     this.emit('trackUnsubscribed', track, publication);
   }
 
@@ -140,6 +158,25 @@ export class RemoteParticipant extends Participant {
     if (publication && publication._setEnabled(enabled)) {
       this.emit(enabled ? 'trackEnabled' : 'trackDisabled', publication);
     }
+  }
+
+  /** @internal The server switched a video track off (or on) for us. */
+  _switchedOff(sid, off, reason) {
+    const publication = this.tracks.get(sid);
+    const track = publication && publication.track;
+    if (!track || track.kind !== 'video') return;
+    if (!track._setSwitchedOff(off, reason)) return;
+    publication.emit(off ? 'trackSwitchedOff' : 'trackSwitchedOn', track);
+    this.emit(off ? 'trackSwitchedOff' : 'trackSwitchedOn', track, publication);
+  }
+
+  /** @internal The publisher changed a track's priority. */
+  _priorityChanged(sid, priority) {
+    const publication = this.tracks.get(sid);
+    if (!publication || !PRIORITIES.includes(priority) || publication.publishPriority === priority) return;
+    publication.publishPriority = priority;
+    publication.emit('publishPriorityChanged', priority);
+    this.emit('trackPublishPriorityChanged', priority, publication);
   }
 
   /** @internal */
@@ -162,6 +199,8 @@ export class RemoteParticipant extends Participant {
 export class LocalParticipant extends Participant {
   #peer;
   #signaling;
+  /** The verbosities last asked for. */
+  #networkQuality = { local: 1, remote: 0 };
   /** LocalTrack → Promise<publication> while being published. */
   #pending = new Map();
   /** LocalTrack → its listeners, removed when unpublished. */
@@ -220,9 +259,11 @@ export class LocalParticipant extends Participant {
         this.#pending.delete(local);
         if (this.state === 'disconnected') throw new Error('The LocalParticipant disconnected while the track was being published');
         const cls = { audio: LocalAudioTrackPublication, video: LocalVideoTrackPublication }[local.kind] || LocalDataTrackPublication;
-        const publication = new cls(info.sid, local, (p) => this.unpublishTrack(p.track), priority);
+        const publication = new cls(info.sid, local, (p) => this.unpublishTrack(p.track), priority,
+          (p) => this.state !== 'disconnected' && this.#signaling.send({ type: 'set_publish_priority', track: p.trackSid, priority: p.priority }));
         this._addPublication(publication);
         this.#watch(local, publication);
+        if (priority !== 'standard') this.#signaling.send({ type: 'set_publish_priority', track: info.sid, priority });
         // Enabled or disabled while the offer was out: tell the server now.
         if (local.kind !== 'data' && local.isEnabled !== info.enabled) {
           this.#signaling.send({ type: 'set_track_enabled', track: info.sid, enabled: local.isEnabled });
@@ -294,13 +335,16 @@ export class LocalParticipant extends Participant {
   }
 
   /**
-   * Accepted for twilio-video compatibility: `{local, remote}` verbosity
-   * 0–3. Network quality comes with the adaptive-video work on the server.
+   * Change how much network quality detail the server reports:
+   * `{local, remote}` verbosity 0 (none) to 3 (detailed), for you and for
+   * the others (`set_network_quality`). An absent side keeps its value.
    * @param {{local?: number, remote?: number}} configuration
    * @returns {this}
    */
   setNetworkQualityConfiguration(configuration) {
     checkNetworkQualityConfiguration('networkQualityConfiguration', configuration);
+    this.#networkQuality = { ...this.#networkQuality, ...dropUndefined(configuration) };
+    if (this.state !== 'disconnected') this.#signaling.send({ type: 'set_network_quality', ...this.#networkQuality });
     return this;
   }
 
@@ -392,6 +436,27 @@ export class LocalParticipant extends Participant {
     publication.emit(enabled ? 'trackEnabled' : 'trackDisabled');
     this.emit(enabled ? 'trackEnabled' : 'trackDisabled', track);
   }
+}
+
+function dropUndefined(object) {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * twilio-video's NetworkQualityStats from a `network_quality` entry (level
+ * only at verbosity 1: audio and video null).
+ * @param {any} entry
+ */
+function networkQualityStats(entry) {
+  const sideStats = (s) => (s && typeof s === 'object' ? {
+    bandwidth: { actual: s.bandwidth_actual ?? null, available: s.bandwidth_available ?? null, level: s.bandwidth_level ?? null },
+    fractionLost: { fractionLost: s.fraction_lost ?? null, level: s.fraction_lost_level ?? null },
+    latency: { jitter: s.jitter ?? null, rtt: s.rtt ?? null, level: s.latency_level ?? null },
+  } : null);
+  const media = (m) => (m && typeof m === 'object' ? {
+    send: m.send ?? null, recv: m.recv ?? null, sendStats: sideStats(m.send_stats), recvStats: sideStats(m.recv_stats),
+  } : null);
+  return { level: entry.level, audio: media(entry.audio), video: media(entry.video) };
 }
 
 /**

@@ -37,6 +37,13 @@ const CONTROL_CHANNEL = 'salon';
 const NO_MEDIA_MS = 1_500;
 const NO_MEDIA_TRIES = 4;
 
+/** Simulcast layers, lowest first: Twilio's VP8 simulcast sizes (¼, ½, full). */
+const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 export class PeerSession extends EventEmitter {
   /** @type {RTCPeerConnection} */
   pc;
@@ -66,6 +73,8 @@ export class PeerSession extends EventEmitter {
   /** Track SID → the data channel publishing it. */
   #dataChannels = new Map();
   #closed = false;
+  /** Publish video as three simulcast layers (preferredVideoCodecs simulcast or 'auto'). */
+  #simulcast = false;
   /** While held, changes queue up without an offer (connect() batches the first one). */
   #held = false;
 
@@ -76,16 +85,18 @@ export class PeerSession extends EventEmitter {
    * @param {RTCConfiguration} [options.rtcConfiguration]
    * @param {{audio: string[], video: string[]}} options.preferredCodecs codec names by kind, most wanted first
    * @param {{audio: number|null, video: number|null}} options.bitrates bps caps
+   * @param {boolean} [options.simulcast] publish video in three RID layers
    * @param {typeof RTCPeerConnection} [options.RTCPeerConnection]
    * @param {Log} [options.log]
    */
   constructor({
-    signaling, iceServers, rtcConfiguration = {}, preferredCodecs, bitrates,
+    signaling, iceServers, rtcConfiguration = {}, preferredCodecs, bitrates, simulcast = false,
     RTCPeerConnection: PC = globalThis.RTCPeerConnection, log = new Log('webrtc'),
   }) {
     super();
     this.#signaling = signaling;
     this.#preferredCodecs = preferredCodecs;
+    this.#simulcast = simulcast;
     this.#bitrates = bitrates;
     this.#log = log;
     const servers = [...(rtcConfiguration.iceServers || []), ...iceServers];
@@ -119,10 +130,12 @@ export class PeerSession extends EventEmitter {
   publishMedia(track) {
     if (this.#closed) return Promise.reject(new Error('The media session is closed'));
     const maxBitrate = this.#bitrates[track.kind];
-    const transceiver = this.pc.addTransceiver(track._sendTrack, {
-      direction: 'sendonly',
-      sendEncodings: maxBitrate ? [{ maxBitrate }] : undefined,
-    });
+    let sendEncodings = maxBitrate ? [{ maxBitrate }] : undefined;
+    if (track.kind === 'video' && this.#simulcast) {
+      // Three RID layers, lowest first, as docs/protocol.md (Simulcast) says.
+      sendEncodings = SIMULCAST_LAYERS.map((layer) => ({ ...layer, maxBitrate: maxBitrate ? Math.min(layer.maxBitrate, maxBitrate) : layer.maxBitrate }));
+    }
+    const transceiver = this.pc.addTransceiver(track._sendTrack, { direction: 'sendonly', sendEncodings });
     this.#preferCodecs(transceiver, track.kind);
     return new Promise((resolve, reject) => {
       this.#publishQueue.push({ transceiver, track, name: track.name, kind: track.kind, enabled: track.isEnabled, resolve, reject });
@@ -207,6 +220,30 @@ export class PeerSession extends EventEmitter {
       }
       await transceiver.sender.setParameters(params).catch(() => {});
     }
+  }
+
+  /**
+   * The server's `layers`: pause the simulcast layers no one receives
+   * (`active: false`) and resume the others. Layers are matched by `rid`,
+   * else by position (lowest first).
+   * @param {string} sid the published track
+   * @param {Array<{layer: number, rid?: string, active: boolean}>} layers
+   */
+  async setLayers(sid, layers) {
+    const transceiver = this.#senders.get(sid);
+    if (!transceiver || !Array.isArray(layers)) return;
+    const params = transceiver.sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    for (const layer of layers) {
+      if (!layer || typeof layer.active !== 'boolean') continue;
+      const encoding = (layer.rid && params.encodings.find((e) => e.rid === layer.rid)) || params.encodings[layer.layer];
+      if (encoding && encoding.active !== layer.active) {
+        encoding.active = layer.active;
+        changed = true;
+      }
+    }
+    if (changed) await transceiver.sender.setParameters(params).catch((error) => this.#log.warn('Could not pause or resume a simulcast layer:', error));
   }
 
   // ---- subscribing ---------------------------------------------------------

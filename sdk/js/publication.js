@@ -42,19 +42,22 @@ export class TrackPublication extends EventEmitter {
 /** One of your tracks, published. */
 export class LocalTrackPublication extends TrackPublication {
   #unpublish;
+  #prioritize;
 
   /**
    * @param {string} trackSid
    * @param {import('./track.js').LocalAudioTrack|import('./track.js').LocalVideoTrack|import('./track.js').LocalDataTrack} track
    * @param {(publication: LocalTrackPublication) => void} unpublish
    * @param {'low'|'standard'|'high'} [priority]
+   * @param {(publication: LocalTrackPublication) => void} [prioritize] tells the server a new priority
    */
-  constructor(trackSid, track, unpublish, priority = 'standard') {
+  constructor(trackSid, track, unpublish, priority = 'standard', prioritize = () => {}) {
     super(trackSid, track.name, track.kind);
     this.track = track;
     /** @type {'low'|'standard'|'high'} */
     this.priority = priority;
     this.#unpublish = unpublish;
+    this.#prioritize = prioritize;
   }
 
   /** Whether the track is enabled (data tracks always are). */
@@ -63,14 +66,16 @@ export class LocalTrackPublication extends TrackPublication {
   }
 
   /**
-   * Change the publication's priority. What subscribers receive according
-   * to it is the server's business (adaptive video); here it is recorded.
+   * Change the publication's priority: the server weighs it when it shares
+   * subscribers' bandwidth, and subscribers hear `publishPriorityChanged`.
    * @param {'low'|'standard'|'high'} priority
    * @returns {this}
    */
   setPriority(priority) {
     if (!PRIORITIES.includes(priority)) throw rangeError('priority', PRIORITIES);
+    if (this.priority === priority) return this;
     this.priority = priority;
+    this.#prioritize(this);
     return this;
   }
 
@@ -91,7 +96,8 @@ export class LocalDataTrackPublication extends LocalTrackPublication {}
 /**
  * Someone else's track. `track` is set while you are subscribed.
  * Events: `subscribed`(track), `unsubscribed`(track), `trackEnabled`(),
- * `trackDisabled`(), `subscriptionFailed`(error).
+ * `trackDisabled`(), `subscriptionFailed`(error), `publishPriorityChanged`(priority),
+ * `trackSwitchedOff`(track), `trackSwitchedOn`(track).
  */
 export class RemoteTrackPublication extends TrackPublication {
   #enabled;
@@ -104,7 +110,13 @@ export class RemoteTrackPublication extends TrackPublication {
     this.#enabled = info.enabled;
     /** @type {import('./track.js').RemoteAudioTrack|import('./track.js').RemoteVideoTrack|import('./track.js').RemoteDataTrack|null} */
     this.track = null;
-    this.publishPriority = 'standard';
+    /** @type {'low'|'standard'|'high'} */
+    this.publishPriority = info.priority || 'standard';
+  }
+
+  /** Whether the server has switched the track off for you (false when not subscribed). */
+  get isTrackSwitchedOff() {
+    return Boolean(this.track && this.track.isSwitchedOff);
   }
 
   get isSubscribed() {

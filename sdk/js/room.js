@@ -19,6 +19,11 @@
 //   unsubscribed              m-line stopped → trackUnsubscribed
 //   track_unpublished         trackUnpublished
 //   participant_disconnected  trackUnsubscribed… → participantDisconnected
+//   track_switched_off/on     switchedOff/switchedOn → trackSwitchedOff/On
+//   track_priority_changed    publishPriorityChanged → trackPublishPriorityChanged
+//   dominant_speaker_changed  dominantSpeakerChanged
+//   network_quality           participants' networkQualityLevelChanged
+//   layers                    simulcast encodings paused or resumed
 //   disconnected              disconnected(room, error)
 
 import { EventEmitter } from './events.js';
@@ -34,6 +39,7 @@ const RESEND_AFTER_RESUME_MS = 1_500;
 const PARTICIPANT_EVENTS = [
   'trackDimensionsChanged', 'trackDisabled', 'trackEnabled', 'trackMessage', 'trackPublished',
   'trackStarted', 'trackSubscribed', 'trackSubscriptionFailed', 'trackUnpublished', 'trackUnsubscribed',
+  'trackSwitchedOff', 'trackSwitchedOn', 'trackPublishPriorityChanged',
 ];
 
 /**
@@ -60,6 +66,9 @@ export class Room extends EventEmitter {
   #resendTimer = null;
   #log;
 
+  /** connect()'s adaptive options: dominantSpeaker, clientTrackSwitchOffControl, contentPreferencesMode. */
+  #adaptive;
+
   /**
    * @param {any} joined the server's `joined` message
    * @param {import('./participant.js').LocalParticipant} localParticipant
@@ -67,10 +76,14 @@ export class Room extends EventEmitter {
    * @param {import('./peer.js').PeerSession} peer
    * @param {Array<{stop: () => void}>} ownedTracks
    * @param {Log} [log]
+   * @param {{dominantSpeaker: boolean, clientTrackSwitchOffControl: string, contentPreferencesMode: string}} [adaptive]
    */
-  constructor(joined, localParticipant, signaling, peer, ownedTracks, log = new Log('Room')) {
+  constructor(joined, localParticipant, signaling, peer, ownedTracks, log = new Log('Room'), adaptive = {
+    dominantSpeaker: false, clientTrackSwitchOffControl: 'disabled', contentPreferencesMode: 'disabled',
+  }) {
     super();
     this.#log = log.child(this);
+    this.#adaptive = adaptive;
     /** @type {string} */
     this.sid = joined.room.sid;
     /** @type {string} */
@@ -80,7 +93,7 @@ export class Room extends EventEmitter {
     this.localParticipant = localParticipant;
     /** @type {Map<string, RemoteParticipant>} everyone else, by participant SID */
     this.participants = new Map();
-    /** Dominant speaker detection is not supported yet: always null. */
+    /** @type {RemoteParticipant|null} the loudest participant (connect() with `dominantSpeaker: true`) */
     this.dominantSpeaker = null;
     /** Whether some track of the room is being recorded (`recordingStarted` / `recordingStopped` on changes). */
     this.isRecording = joined.room.recording === true;
@@ -259,6 +272,34 @@ export class Room extends EventEmitter {
       case 'recording':
         this.#setRecording(m.recording === true);
         break;
+      case 'track_switched_off':
+      case 'track_switched_on': {
+        const participant = this.#publisherOf(m.track);
+        participant?._switchedOff(m.track, m.type === 'track_switched_off', m.reason ?? null);
+        break;
+      }
+      case 'track_priority_changed':
+        this.participants.get(m.participant)?._priorityChanged(m.track, m.priority);
+        break;
+      case 'dominant_speaker_changed': {
+        if (!this.#adaptive.dominantSpeaker) break;
+        const speaker = (m.participant && this.participants.get(m.participant)) || null;
+        if (speaker !== this.dominantSpeaker) {
+          this.dominantSpeaker = speaker;
+          this.emit('dominantSpeakerChanged', speaker);
+        }
+        break;
+      }
+      case 'network_quality':
+        for (const entry of Array.isArray(m.participants) ? m.participants : []) {
+          const participant = entry.participant === this.localParticipant.sid
+            ? this.localParticipant : this.participants.get(entry.participant);
+          participant?._networkQuality(entry);
+        }
+        break;
+      case 'layers':
+        this.#peer.setLayers(m.track, m.layers);
+        break;
       case 'joined':
         if (m.resumed) {
           this.#reconcile(m);
@@ -300,7 +341,11 @@ export class Room extends EventEmitter {
     const publication = participant?.tracks.get(sid);
     if (!publication || publication.track) return;
     const Track = publication.kind === 'audio' ? RemoteAudioTrack : RemoteVideoTrack;
-    participant._subscribed(sid, new Track(sid, mediaStreamTrack, publication.trackName, publication.isTrackEnabled));
+    const track = new Track(sid, mediaStreamTrack, publication.trackName, publication.isTrackEnabled);
+    if (publication.kind === 'video') {
+      track._control((message) => this.#signaling.send({ ...message, track: sid }), this.#adaptive);
+    }
+    participant._subscribed(sid, track);
   }
 
   #onDataChannel(channel) {
@@ -337,6 +382,10 @@ export class Room extends EventEmitter {
     });
     participant.once('disconnected', () => {
       this.participants.delete(participant.sid);
+      if (this.dominantSpeaker === participant) {
+        this.dominantSpeaker = null;
+        this.emit('dominantSpeakerChanged', null);
+      }
       for (const [event, forward] of forwarders) participant.removeListener(event, forward);
       this.emit('participantDisconnected', participant);
     });

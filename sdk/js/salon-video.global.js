@@ -789,6 +789,7 @@ var Twilio;
         if (stream.getTracks().length === 0) el.srcObject = null;
       }
       this.#elements.delete(el);
+      this._detached(el);
       return el;
     }
     /** Elements this track is attached to now. */
@@ -797,6 +798,9 @@ var Twilio;
     }
     /** @protected Hook for subclasses: an element was attached. */
     _attached(_el) {
+    }
+    /** @protected Hook for subclasses: an element was detached. */
+    _detached(_el) {
     }
     /** @protected The elements show `_sendTrack` instead of `previous`. */
     _showInElements(previous) {
@@ -1094,24 +1098,164 @@ var Twilio;
      * @returns {this}
      */
     setPriority(priority) {
-      this.priority = checkSubscriberPriority(priority);
+      const next = checkSubscriberPriority(priority);
+      if (next === this.priority) return this;
+      this.priority = next;
+      this._sendControl({ type: "set_subscribe_priority", priority: next });
       return this;
+    }
+    /** @protected Send an adaptive-video message about this track (set by the Room). */
+    _sendControl(_message) {
     }
   };
   var RemoteAudioTrack = class extends RemoteMedia(AudioTrack) {
   };
+  var TURN_OFF_DELAY_MS = 50;
   var RemoteVideoTrack = class extends RemoteMedia(VideoTrack) {
-    /** Accepted for twilio-video compatibility; no effect. */
+    /** @type {string|null} why the server switched the track off (twilio-video's switchOffReason) */
+    switchOffReason = null;
+    #send = null;
+    #switchControl = "disabled";
+    #contentMode = "disabled";
+    /** Last hints sent, so nothing is sent twice. */
+    #hintEnabled = true;
+    #hintDimensions = null;
+    #visible = /* @__PURE__ */ new Set();
+    #intersection = null;
+    #resize = null;
+    #turnOff = null;
+    #onVisibility = null;
+    /**
+     * @internal The Room wires the track to the server.
+     * @param {(message: object) => void} send
+     * @param {{clientTrackSwitchOffControl: string, contentPreferencesMode: string}} modes
+     */
+    _control(send, modes) {
+      this.#send = send;
+      this.#switchControl = modes.clientTrackSwitchOffControl;
+      this.#contentMode = modes.contentPreferencesMode;
+      if (this.#switchControl === "auto" && typeof document !== "undefined") {
+        this.#onVisibility = () => this.#updateEnabled();
+        document.addEventListener("visibilitychange", this.#onVisibility);
+      }
+    }
+    /** @protected */
+    _sendControl(message) {
+      if (this.#send) this.#send(message);
+    }
+    /**
+     * Ask the server to forward this track again (`clientTrackSwitchOffControl: 'manual'`).
+     * @returns {this}
+     */
     switchOn() {
+      if (this.#switchControl !== "manual") {
+        throw new Error('Invalid state. You can call switchOn only when bandwidthProfile.video.clientTrackSwitchOffControl is set to "manual"');
+      }
+      this.#hintEnabled = true;
+      this._sendControl({ type: "switch_on" });
       return this;
     }
-    /** Accepted for twilio-video compatibility; no effect. */
+    /**
+     * Ask the server to stop forwarding this track, keeping the subscription
+     * (`clientTrackSwitchOffControl: 'manual'`). `switchedOff` follows.
+     * @returns {this}
+     */
     switchOff() {
+      if (this.#switchControl !== "manual") {
+        throw new Error('Invalid state. You can call switchOff only when bandwidthProfile.video.clientTrackSwitchOffControl is set to "manual"');
+      }
+      this.#hintEnabled = false;
+      this._sendControl({ type: "switch_off" });
       return this;
     }
-    /** Accepted for twilio-video compatibility; no effect. */
-    setContentPreferences() {
+    /**
+     * The size you render the track at (`contentPreferencesMode: 'manual'`):
+     * the server forwards the smallest simulcast layer that covers it.
+     * @param {{renderDimensions?: {width: number, height: number}}} contentPreferences
+     * @returns {this}
+     */
+    setContentPreferences(contentPreferences) {
+      if (this.#contentMode !== "manual") {
+        throw new Error('Invalid state. You can call setContentPreferences only when bandwidthProfile.video.contentPreferencesMode is set to "manual"');
+      }
+      if (contentPreferences && contentPreferences.renderDimensions) this.#sendDimensions(contentPreferences.renderDimensions);
       return this;
+    }
+    /** @internal Unsubscribed: stop watching the page and the elements. */
+    _release() {
+      clearTimeout(this.#turnOff);
+      this.#intersection?.disconnect();
+      this.#resize?.disconnect();
+      if (this.#onVisibility) document.removeEventListener("visibilitychange", this.#onVisibility);
+      this.#onVisibility = null;
+      this.#send = null;
+    }
+    /** @internal The server switched the track off or on; returns whether it changed. */
+    _setSwitchedOff(off, reason) {
+      if (this.isSwitchedOff === off) return false;
+      this.isSwitchedOff = off;
+      this.switchOffReason = off ? reason : null;
+      this.emit(off ? "switchedOff" : "switchedOn", this);
+      return true;
+    }
+    /** @protected */
+    _attached(el) {
+      super._attached(el);
+      if (this.#switchControl === "auto" && typeof IntersectionObserver !== "undefined") {
+        this.#intersection ??= new IntersectionObserver((entries) => {
+          for (const entry of entries) {
+            if (entry.isIntersecting) this.#visible.add(entry.target);
+            else this.#visible.delete(entry.target);
+          }
+          this.#updateEnabled();
+        });
+        this.#intersection.observe(el);
+      }
+      if (this.#contentMode === "auto" && typeof ResizeObserver !== "undefined") {
+        this.#resize ??= new ResizeObserver(() => this.#updateDimensions());
+        this.#resize.observe(el);
+      }
+    }
+    /** @protected */
+    _detached(el) {
+      super._detached(el);
+      this.#visible.delete(el);
+      this.#intersection?.unobserve(el);
+      this.#resize?.unobserve(el);
+      if (this.#switchControl === "auto") this.#updateEnabled();
+      if (this.#contentMode === "auto") this.#updateDimensions();
+    }
+    #updateEnabled() {
+      const shown = this.#visible.size > 0 && (typeof document === "undefined" || document.visibilityState !== "hidden");
+      clearTimeout(this.#turnOff);
+      if (shown && !this.#hintEnabled) {
+        this.#hintEnabled = true;
+        this._sendControl({ type: "switch_on" });
+      } else if (!shown && this.#hintEnabled) {
+        this.#turnOff = setTimeout(() => {
+          this.#hintEnabled = false;
+          this._sendControl({ type: "switch_off" });
+        }, TURN_OFF_DELAY_MS);
+      }
+    }
+    #updateDimensions() {
+      let best = null;
+      for (const el of this._elements) {
+        const width = el.clientWidth;
+        const height = el.clientHeight;
+        if (width > 0 && height > 0 && (!best || width * height > best.width * best.height)) best = { width, height };
+      }
+      if (best) this.#sendDimensions(best);
+    }
+    #sendDimensions(dimensions) {
+      const width = Math.round(dimensions.width);
+      const height = Math.round(dimensions.height);
+      if (!(width >= 1 && height >= 1)) throw new RangeError("renderDimensions must have a positive width and height");
+      const clamp = (v) => Math.min(v, 16384);
+      const next = { width: clamp(width), height: clamp(height) };
+      if (this.#hintDimensions && this.#hintDimensions.width === next.width && this.#hintDimensions.height === next.height) return;
+      this.#hintDimensions = next;
+      this._sendControl({ type: "set_render_dimensions", dimensions: next });
     }
   };
   var RemoteDataTrack = class extends Track {
@@ -1262,31 +1406,37 @@ var Twilio;
   };
   var LocalTrackPublication = class extends TrackPublication {
     #unpublish;
+    #prioritize;
     /**
      * @param {string} trackSid
      * @param {import('./track.js').LocalAudioTrack|import('./track.js').LocalVideoTrack|import('./track.js').LocalDataTrack} track
      * @param {(publication: LocalTrackPublication) => void} unpublish
      * @param {'low'|'standard'|'high'} [priority]
+     * @param {(publication: LocalTrackPublication) => void} [prioritize] tells the server a new priority
      */
-    constructor(trackSid, track, unpublish, priority = "standard") {
+    constructor(trackSid, track, unpublish, priority = "standard", prioritize = () => {
+    }) {
       super(trackSid, track.name, track.kind);
       this.track = track;
       this.priority = priority;
       this.#unpublish = unpublish;
+      this.#prioritize = prioritize;
     }
     /** Whether the track is enabled (data tracks always are). */
     get isTrackEnabled() {
       return this.track.kind === "data" ? true : this.track.isEnabled;
     }
     /**
-     * Change the publication's priority. What subscribers receive according
-     * to it is the server's business (adaptive video); here it is recorded.
+     * Change the publication's priority: the server weighs it when it shares
+     * subscribers' bandwidth, and subscribers hear `publishPriorityChanged`.
      * @param {'low'|'standard'|'high'} priority
      * @returns {this}
      */
     setPriority(priority) {
       if (!PRIORITIES.includes(priority)) throw rangeError("priority", PRIORITIES);
+      if (this.priority === priority) return this;
       this.priority = priority;
+      this.#prioritize(this);
       return this;
     }
     /**
@@ -1313,7 +1463,11 @@ var Twilio;
       super(info.sid, info.name, info.kind);
       this.#enabled = info.enabled;
       this.track = null;
-      this.publishPriority = "standard";
+      this.publishPriority = info.priority || "standard";
+    }
+    /** Whether the server has switched the track off for you (false when not subscribed). */
+    get isTrackSwitchedOff() {
+      return Boolean(this.track && this.track.isSwitchedOff);
     }
     get isSubscribed() {
       return this.track !== null;
@@ -1374,6 +1528,18 @@ var Twilio;
       this.networkQualityLevel = null;
       this.networkQualityStats = null;
     }
+    /**
+     * @internal One entry of the server's `network_quality`:
+     * `networkQualityLevelChanged`(level, stats) when the level or stats change.
+     */
+    _networkQuality(entry) {
+      if (!entry || typeof entry.level !== "number") return;
+      const stats = networkQualityStats(entry);
+      const same = this.networkQualityLevel === entry.level && JSON.stringify(this.networkQualityStats) === JSON.stringify(stats);
+      this.networkQualityLevel = entry.level;
+      this.networkQualityStats = stats;
+      if (!same) this.emit("networkQualityLevelChanged", entry.level, stats && (stats.audio || stats.video) ? stats : null);
+    }
     toString() {
       return `[${this.constructor.name} ${this.sid}]`;
     }
@@ -1433,6 +1599,7 @@ var Twilio;
       const publication = this.tracks.get(sid);
       if (!publication || !publication.track) return;
       const track = publication._unsubscribed();
+      if (track && typeof track._release === "function") track._release();
       this.emit("trackUnsubscribed", track, publication);
     }
     /** @internal */
@@ -1449,6 +1616,23 @@ var Twilio;
         this.emit(enabled ? "trackEnabled" : "trackDisabled", publication);
       }
     }
+    /** @internal The server switched a video track off (or on) for us. */
+    _switchedOff(sid, off, reason) {
+      const publication = this.tracks.get(sid);
+      const track = publication && publication.track;
+      if (!track || track.kind !== "video") return;
+      if (!track._setSwitchedOff(off, reason)) return;
+      publication.emit(off ? "trackSwitchedOff" : "trackSwitchedOn", track);
+      this.emit(off ? "trackSwitchedOff" : "trackSwitchedOn", track, publication);
+    }
+    /** @internal The publisher changed a track's priority. */
+    _priorityChanged(sid, priority) {
+      const publication = this.tracks.get(sid);
+      if (!publication || !PRIORITIES2.includes(priority) || publication.publishPriority === priority) return;
+      publication.publishPriority = priority;
+      publication.emit("publishPriorityChanged", priority);
+      this.emit("trackPublishPriorityChanged", priority, publication);
+    }
     /** @internal */
     _disconnected() {
       if (this.state === "disconnected") return;
@@ -1460,6 +1644,8 @@ var Twilio;
   var LocalParticipant = class extends Participant {
     #peer;
     #signaling;
+    /** The verbosities last asked for. */
+    #networkQuality = { local: 1, remote: 0 };
     /** LocalTrack → Promise<publication> while being published. */
     #pending = /* @__PURE__ */ new Map();
     /** LocalTrack → its listeners, removed when unpublished. */
@@ -1516,9 +1702,16 @@ var Twilio;
           this.#pending.delete(local);
           if (this.state === "disconnected") throw new Error("The LocalParticipant disconnected while the track was being published");
           const cls = { audio: LocalAudioTrackPublication, video: LocalVideoTrackPublication }[local.kind] || LocalDataTrackPublication;
-          const publication = new cls(info.sid, local, (p) => this.unpublishTrack(p.track), priority);
+          const publication = new cls(
+            info.sid,
+            local,
+            (p) => this.unpublishTrack(p.track),
+            priority,
+            (p) => this.state !== "disconnected" && this.#signaling.send({ type: "set_publish_priority", track: p.trackSid, priority: p.priority })
+          );
           this._addPublication(publication);
           this.#watch(local, publication);
+          if (priority !== "standard") this.#signaling.send({ type: "set_publish_priority", track: info.sid, priority });
           if (local.kind !== "data" && local.isEnabled !== info.enabled) {
             this.#signaling.send({ type: "set_track_enabled", track: info.sid, enabled: local.isEnabled });
           }
@@ -1584,13 +1777,16 @@ var Twilio;
       return this;
     }
     /**
-     * Accepted for twilio-video compatibility: `{local, remote}` verbosity
-     * 0–3. Network quality comes with the adaptive-video work on the server.
+     * Change how much network quality detail the server reports:
+     * `{local, remote}` verbosity 0 (none) to 3 (detailed), for you and for
+     * the others (`set_network_quality`). An absent side keeps its value.
      * @param {{local?: number, remote?: number}} configuration
      * @returns {this}
      */
     setNetworkQualityConfiguration(configuration) {
       checkNetworkQualityConfiguration("networkQualityConfiguration", configuration);
+      this.#networkQuality = { ...this.#networkQuality, ...dropUndefined(configuration) };
+      if (this.state !== "disconnected") this.#signaling.send({ type: "set_network_quality", ...this.#networkQuality });
       return this;
     }
     /** @internal connect() starts: hold `trackPublished` until {@link _announce}. */
@@ -1670,6 +1866,23 @@ var Twilio;
       this.emit(enabled ? "trackEnabled" : "trackDisabled", track);
     }
   };
+  function dropUndefined(object) {
+    return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== void 0));
+  }
+  function networkQualityStats(entry) {
+    const sideStats = (s) => s && typeof s === "object" ? {
+      bandwidth: { actual: s.bandwidth_actual ?? null, available: s.bandwidth_available ?? null, level: s.bandwidth_level ?? null },
+      fractionLost: { fractionLost: s.fraction_lost ?? null, level: s.fraction_lost_level ?? null },
+      latency: { jitter: s.jitter ?? null, rtt: s.rtt ?? null, level: s.latency_level ?? null }
+    } : null;
+    const media = (m) => m && typeof m === "object" ? {
+      send: m.send ?? null,
+      recv: m.recv ?? null,
+      sendStats: sideStats(m.send_stats),
+      recvStats: sideStats(m.recv_stats)
+    } : null;
+    return { level: entry.level, audio: media(entry.audio), video: media(entry.video) };
+  }
   function checkBitrate(name, value) {
     if (value === null || value === void 0) return null;
     if (typeof value !== "number" || Number.isNaN(value)) throw typeError(name, "number");
@@ -1703,6 +1916,11 @@ var Twilio;
   var CONTROL_CHANNEL = "salon";
   var NO_MEDIA_MS = 1500;
   var NO_MEDIA_TRIES = 4;
+  var SIMULCAST_LAYERS = [
+    { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 15e4 },
+    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 5e5 },
+    { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 15e5 }
+  ];
   var PeerSession = class extends EventEmitter {
     /** @type {RTCPeerConnection} */
     pc;
@@ -1732,6 +1950,8 @@ var Twilio;
     /** Track SID → the data channel publishing it. */
     #dataChannels = /* @__PURE__ */ new Map();
     #closed = false;
+    /** Publish video as three simulcast layers (preferredVideoCodecs simulcast or 'auto'). */
+    #simulcast = false;
     /** While held, changes queue up without an offer (connect() batches the first one). */
     #held = false;
     /**
@@ -1741,6 +1961,7 @@ var Twilio;
      * @param {RTCConfiguration} [options.rtcConfiguration]
      * @param {{audio: string[], video: string[]}} options.preferredCodecs codec names by kind, most wanted first
      * @param {{audio: number|null, video: number|null}} options.bitrates bps caps
+     * @param {boolean} [options.simulcast] publish video in three RID layers
      * @param {typeof RTCPeerConnection} [options.RTCPeerConnection]
      * @param {Log} [options.log]
      */
@@ -1750,12 +1971,14 @@ var Twilio;
       rtcConfiguration = {},
       preferredCodecs,
       bitrates,
+      simulcast = false,
       RTCPeerConnection: PC = globalThis.RTCPeerConnection,
       log: log2 = new Log("webrtc")
     }) {
       super();
       this.#signaling = signaling;
       this.#preferredCodecs = preferredCodecs;
+      this.#simulcast = simulcast;
       this.#bitrates = bitrates;
       this.#log = log2;
       const servers = [...rtcConfiguration.iceServers || [], ...iceServers];
@@ -1786,10 +2009,11 @@ var Twilio;
     publishMedia(track) {
       if (this.#closed) return Promise.reject(new Error("The media session is closed"));
       const maxBitrate = this.#bitrates[track.kind];
-      const transceiver = this.pc.addTransceiver(track._sendTrack, {
-        direction: "sendonly",
-        sendEncodings: maxBitrate ? [{ maxBitrate }] : void 0
-      });
+      let sendEncodings = maxBitrate ? [{ maxBitrate }] : void 0;
+      if (track.kind === "video" && this.#simulcast) {
+        sendEncodings = SIMULCAST_LAYERS.map((layer) => ({ ...layer, maxBitrate: maxBitrate ? Math.min(layer.maxBitrate, maxBitrate) : layer.maxBitrate }));
+      }
+      const transceiver = this.pc.addTransceiver(track._sendTrack, { direction: "sendonly", sendEncodings });
       this.#preferCodecs(transceiver, track.kind);
       return new Promise((resolve, reject) => {
         this.#publishQueue.push({ transceiver, track, name: track.name, kind: track.kind, enabled: track.isEnabled, resolve, reject });
@@ -1870,6 +2094,29 @@ var Twilio;
         await transceiver.sender.setParameters(params).catch(() => {
         });
       }
+    }
+    /**
+     * The server's `layers`: pause the simulcast layers no one receives
+     * (`active: false`) and resume the others. Layers are matched by `rid`,
+     * else by position (lowest first).
+     * @param {string} sid the published track
+     * @param {Array<{layer: number, rid?: string, active: boolean}>} layers
+     */
+    async setLayers(sid, layers) {
+      const transceiver = this.#senders.get(sid);
+      if (!transceiver || !Array.isArray(layers)) return;
+      const params = transceiver.sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) return;
+      let changed = false;
+      for (const layer of layers) {
+        if (!layer || typeof layer.active !== "boolean") continue;
+        const encoding = layer.rid && params.encodings.find((e) => e.rid === layer.rid) || params.encodings[layer.layer];
+        if (encoding && encoding.active !== layer.active) {
+          encoding.active = layer.active;
+          changed = true;
+        }
+      }
+      if (changed) await transceiver.sender.setParameters(params).catch((error) => this.#log.warn("Could not pause or resume a simulcast layer:", error));
     }
     // ---- subscribing ---------------------------------------------------------
     /**
@@ -2152,7 +2399,10 @@ var Twilio;
     "trackSubscribed",
     "trackSubscriptionFailed",
     "trackUnpublished",
-    "trackUnsubscribed"
+    "trackUnsubscribed",
+    "trackSwitchedOff",
+    "trackSwitchedOn",
+    "trackPublishPriorityChanged"
   ];
   var Room = class extends EventEmitter {
     #signaling;
@@ -2165,6 +2415,8 @@ var Twilio;
     #awaitedChannels = /* @__PURE__ */ new Set();
     #resendTimer = null;
     #log;
+    /** connect()'s adaptive options: dominantSpeaker, clientTrackSwitchOffControl, contentPreferencesMode. */
+    #adaptive;
     /**
      * @param {any} joined the server's `joined` message
      * @param {import('./participant.js').LocalParticipant} localParticipant
@@ -2172,10 +2424,16 @@ var Twilio;
      * @param {import('./peer.js').PeerSession} peer
      * @param {Array<{stop: () => void}>} ownedTracks
      * @param {Log} [log]
+     * @param {{dominantSpeaker: boolean, clientTrackSwitchOffControl: string, contentPreferencesMode: string}} [adaptive]
      */
-    constructor(joined, localParticipant, signaling, peer, ownedTracks, log2 = new Log("Room")) {
+    constructor(joined, localParticipant, signaling, peer, ownedTracks, log2 = new Log("Room"), adaptive = {
+      dominantSpeaker: false,
+      clientTrackSwitchOffControl: "disabled",
+      contentPreferencesMode: "disabled"
+    }) {
       super();
       this.#log = log2.child(this);
+      this.#adaptive = adaptive;
       this.sid = joined.room.sid;
       this.name = joined.room.name;
       this.state = "connected";
@@ -2351,6 +2609,33 @@ var Twilio;
         case "recording":
           this.#setRecording(m.recording === true);
           break;
+        case "track_switched_off":
+        case "track_switched_on": {
+          const participant = this.#publisherOf(m.track);
+          participant?._switchedOff(m.track, m.type === "track_switched_off", m.reason ?? null);
+          break;
+        }
+        case "track_priority_changed":
+          this.participants.get(m.participant)?._priorityChanged(m.track, m.priority);
+          break;
+        case "dominant_speaker_changed": {
+          if (!this.#adaptive.dominantSpeaker) break;
+          const speaker = m.participant && this.participants.get(m.participant) || null;
+          if (speaker !== this.dominantSpeaker) {
+            this.dominantSpeaker = speaker;
+            this.emit("dominantSpeakerChanged", speaker);
+          }
+          break;
+        }
+        case "network_quality":
+          for (const entry of Array.isArray(m.participants) ? m.participants : []) {
+            const participant = entry.participant === this.localParticipant.sid ? this.localParticipant : this.participants.get(entry.participant);
+            participant?._networkQuality(entry);
+          }
+          break;
+        case "layers":
+          this.#peer.setLayers(m.track, m.layers);
+          break;
         case "joined":
           if (m.resumed) {
             this.#reconcile(m);
@@ -2390,7 +2675,11 @@ var Twilio;
       const publication = participant?.tracks.get(sid);
       if (!publication || publication.track) return;
       const Track2 = publication.kind === "audio" ? RemoteAudioTrack : RemoteVideoTrack;
-      participant._subscribed(sid, new Track2(sid, mediaStreamTrack, publication.trackName, publication.isTrackEnabled));
+      const track = new Track2(sid, mediaStreamTrack, publication.trackName, publication.isTrackEnabled);
+      if (publication.kind === "video") {
+        track._control((message) => this.#signaling.send({ ...message, track: sid }), this.#adaptive);
+      }
+      participant._subscribed(sid, track);
     }
     #onDataChannel(channel) {
       const sid = channel.label;
@@ -2422,6 +2711,10 @@ var Twilio;
       });
       participant.once("disconnected", () => {
         this.participants.delete(participant.sid);
+        if (this.dominantSpeaker === participant) {
+          this.dominantSpeaker = null;
+          this.emit("dominantSpeakerChanged", null);
+        }
         for (const [event, forward] of forwarders) participant.removeListener(event, forward);
         this.emit("participantDisconnected", participant);
       });
@@ -2903,11 +3196,16 @@ var Twilio;
         rtcConfiguration: o.rtcConfiguration,
         preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
         bitrates: { audio: o.maxAudioBitrate, video: o.maxVideoBitrate },
+        // docs/protocol.md: "until layer selection lands, publish one
+        // encoding". A server that selects layers says so in `joined`.
+        simulcast: o.simulcast && joined.simulcast === true,
         RTCPeerConnection: o.RTCPeerConnection,
         log: log2.child("webrtc")
       });
       const localParticipant = new LocalParticipant(joined.participant, peer, signaling);
-      room = new Room(joined, localParticipant, signaling, peer, owned, log2);
+      room = new Room(joined, localParticipant, signaling, peer, owned, log2, o.adaptive);
+      if (o.bandwidthProfileMessage) signaling.send(o.bandwidthProfileMessage);
+      if (o.networkQuality) localParticipant.setNetworkQualityConfiguration(o.networkQuality);
       const ended = new Promise((_, reject) => {
         room.once("disconnected", (_room, error) => reject(error || createTwilioError(53001, "Disconnected while connecting")));
       });
@@ -3002,6 +3300,14 @@ var Twilio;
       video: options.video === void 0 ? true : options.video,
       tracks,
       automaticSubscription: options.automaticSubscription !== false,
+      simulcast: options.preferredVideoCodecs === "auto" || Array.isArray(options.preferredVideoCodecs) && options.preferredVideoCodecs.some((c) => c && typeof c === "object" && c.simulcast === true),
+      bandwidthProfileMessage: bandwidthProfileMessage(options.bandwidthProfile),
+      networkQuality: nq === true ? { local: 1, remote: 0 } : nq && typeof nq === "object" ? { local: nq.local ?? 1, remote: nq.remote ?? 0 } : null,
+      adaptive: {
+        dominantSpeaker: options.dominantSpeaker === true,
+        clientTrackSwitchOffControl: options.bandwidthProfile?.video?.clientTrackSwitchOffControl ?? (options.bandwidthProfile?.video ? "auto" : "disabled"),
+        contentPreferencesMode: options.bandwidthProfile?.video?.contentPreferencesMode ?? (options.bandwidthProfile?.video ? "auto" : "disabled")
+      },
       preferredVideoCodecs: codecList("options.preferredVideoCodecs", options.preferredVideoCodecs, VIDEO_CODECS, ["VP8"]),
       preferredAudioCodecs: codecList("options.preferredAudioCodecs", options.preferredAudioCodecs, AUDIO_CODECS, []),
       maxAudioBitrate: checkBitrate("options.maxAudioBitrate", options.maxAudioBitrate),
@@ -3025,6 +3331,17 @@ var Twilio;
       return canonical;
     });
     return names.length ? names : fallback;
+  }
+  function bandwidthProfileMessage(profile) {
+    const video = profile && profile.video;
+    if (!video) return null;
+    const message = { type: "set_bandwidth_profile" };
+    if (video.mode !== void 0) message.mode = video.mode;
+    if (video.maxSubscriptionBitrate !== void 0) message.max_subscription_bitrate = video.maxSubscriptionBitrate ?? 0;
+    if (video.dominantSpeakerPriority !== void 0) message.dominant_speaker_priority = video.dominantSpeakerPriority;
+    if (video.trackSwitchOffMode !== void 0) message.track_switch_off_mode = video.trackSwitchOffMode;
+    if (video.maxTracks !== void 0) message.max_tracks = video.maxTracks ?? 0;
+    return message;
   }
   var BANDWIDTH_PROFILE_VIDEO = {
     mode: ["grid", "collaboration", "presentation"],

@@ -129,6 +129,7 @@ export class MediaTrack extends Track {
       if (stream.getTracks().length === 0) el.srcObject = null;
     }
     this.#elements.delete(el);
+    this._detached(el);
     return el;
   }
 
@@ -139,6 +140,9 @@ export class MediaTrack extends Track {
 
   /** @protected Hook for subclasses: an element was attached. */
   _attached(_el) {}
+
+  /** @protected Hook for subclasses: an element was detached. */
+  _detached(_el) {}
 
   /** @protected The elements show `_sendTrack` instead of `previous`. */
   _showInElements(previous) {
@@ -503,29 +507,193 @@ const RemoteMedia = (Base) =>
      * @returns {this}
      */
     setPriority(priority) {
-      this.priority = checkSubscriberPriority(priority);
+      const next = checkSubscriberPriority(priority);
+      if (next === this.priority) return this;
+      this.priority = next;
+      this._sendControl({ type: 'set_subscribe_priority', priority: next });
       return this;
     }
+
+    /** @protected Send an adaptive-video message about this track (set by the Room). */
+    _sendControl(_message) {}
   };
 
 /** Someone else's audio. */
 export class RemoteAudioTrack extends RemoteMedia(AudioTrack) {}
 
-/** Someone else's video. */
+/** An element hidden for this long switches the track off (twilio-video's delay). */
+const TURN_OFF_DELAY_MS = 50;
+
+/**
+ * Someone else's video.
+ * Events (besides VideoTrack's): `switchedOff`(track), `switchedOn`(track); why it
+ * was switched off is in `switchOffReason` (a Salon addition).
+ *
+ * With a bandwidth profile, `clientTrackSwitchOffControl` and
+ * `contentPreferencesMode` are `auto` unless set: the track is switched off
+ * while none of its elements is visible (IntersectionObserver, page
+ * visibility) and its render dimensions follow the largest element
+ * (ResizeObserver). In `manual`, the app calls switchOff()/switchOn() and
+ * setContentPreferences().
+ */
 export class RemoteVideoTrack extends RemoteMedia(VideoTrack) {
-  /** Accepted for twilio-video compatibility; no effect. */
+  /** @type {string|null} why the server switched the track off (twilio-video's switchOffReason) */
+  switchOffReason = null;
+  #send = null;
+  #switchControl = 'disabled';
+  #contentMode = 'disabled';
+  /** Last hints sent, so nothing is sent twice. */
+  #hintEnabled = true;
+  #hintDimensions = null;
+  #visible = new Set();
+  #intersection = null;
+  #resize = null;
+  #turnOff = null;
+  #onVisibility = null;
+
+  /**
+   * @internal The Room wires the track to the server.
+   * @param {(message: object) => void} send
+   * @param {{clientTrackSwitchOffControl: string, contentPreferencesMode: string}} modes
+   */
+  _control(send, modes) {
+    this.#send = send;
+    this.#switchControl = modes.clientTrackSwitchOffControl;
+    this.#contentMode = modes.contentPreferencesMode;
+    if (this.#switchControl === 'auto' && typeof document !== 'undefined') {
+      this.#onVisibility = () => this.#updateEnabled();
+      document.addEventListener('visibilitychange', this.#onVisibility);
+    }
+  }
+
+  /** @protected */
+  _sendControl(message) {
+    if (this.#send) this.#send(message);
+  }
+
+  /**
+   * Ask the server to forward this track again (`clientTrackSwitchOffControl: 'manual'`).
+   * @returns {this}
+   */
   switchOn() {
+    if (this.#switchControl !== 'manual') {
+      throw new Error('Invalid state. You can call switchOn only when bandwidthProfile.video.clientTrackSwitchOffControl is set to "manual"');
+    }
+    this.#hintEnabled = true;
+    this._sendControl({ type: 'switch_on' });
     return this;
   }
 
-  /** Accepted for twilio-video compatibility; no effect. */
+  /**
+   * Ask the server to stop forwarding this track, keeping the subscription
+   * (`clientTrackSwitchOffControl: 'manual'`). `switchedOff` follows.
+   * @returns {this}
+   */
   switchOff() {
+    if (this.#switchControl !== 'manual') {
+      throw new Error('Invalid state. You can call switchOff only when bandwidthProfile.video.clientTrackSwitchOffControl is set to "manual"');
+    }
+    this.#hintEnabled = false;
+    this._sendControl({ type: 'switch_off' });
     return this;
   }
 
-  /** Accepted for twilio-video compatibility; no effect. */
-  setContentPreferences() {
+  /**
+   * The size you render the track at (`contentPreferencesMode: 'manual'`):
+   * the server forwards the smallest simulcast layer that covers it.
+   * @param {{renderDimensions?: {width: number, height: number}}} contentPreferences
+   * @returns {this}
+   */
+  setContentPreferences(contentPreferences) {
+    if (this.#contentMode !== 'manual') {
+      throw new Error('Invalid state. You can call setContentPreferences only when bandwidthProfile.video.contentPreferencesMode is set to "manual"');
+    }
+    if (contentPreferences && contentPreferences.renderDimensions) this.#sendDimensions(contentPreferences.renderDimensions);
     return this;
+  }
+
+  /** @internal Unsubscribed: stop watching the page and the elements. */
+  _release() {
+    clearTimeout(this.#turnOff);
+    this.#intersection?.disconnect();
+    this.#resize?.disconnect();
+    if (this.#onVisibility) document.removeEventListener('visibilitychange', this.#onVisibility);
+    this.#onVisibility = null;
+    this.#send = null;
+  }
+
+  /** @internal The server switched the track off or on; returns whether it changed. */
+  _setSwitchedOff(off, reason) {
+    if (this.isSwitchedOff === off) return false;
+    this.isSwitchedOff = off;
+    /** @type {string|null} twilio-video's switchOffReason */
+    this.switchOffReason = off ? reason : null;
+    this.emit(off ? 'switchedOff' : 'switchedOn', this);
+    return true;
+  }
+
+  /** @protected */
+  _attached(el) {
+    super._attached(el);
+    if (this.#switchControl === 'auto' && typeof IntersectionObserver !== 'undefined') {
+      this.#intersection ??= new IntersectionObserver((entries) => {
+        for (const entry of entries) {
+          if (entry.isIntersecting) this.#visible.add(entry.target);
+          else this.#visible.delete(entry.target);
+        }
+        this.#updateEnabled();
+      });
+      this.#intersection.observe(el);
+    }
+    if (this.#contentMode === 'auto' && typeof ResizeObserver !== 'undefined') {
+      this.#resize ??= new ResizeObserver(() => this.#updateDimensions());
+      this.#resize.observe(el);
+    }
+  }
+
+  /** @protected */
+  _detached(el) {
+    super._detached(el);
+    this.#visible.delete(el);
+    this.#intersection?.unobserve(el);
+    this.#resize?.unobserve(el);
+    if (this.#switchControl === 'auto') this.#updateEnabled();
+    if (this.#contentMode === 'auto') this.#updateDimensions();
+  }
+
+  #updateEnabled() {
+    const shown = this.#visible.size > 0 && (typeof document === 'undefined' || document.visibilityState !== 'hidden');
+    clearTimeout(this.#turnOff);
+    if (shown && !this.#hintEnabled) {
+      this.#hintEnabled = true;
+      this._sendControl({ type: 'switch_on' });
+    } else if (!shown && this.#hintEnabled) {
+      this.#turnOff = setTimeout(() => {
+        this.#hintEnabled = false;
+        this._sendControl({ type: 'switch_off' });
+      }, TURN_OFF_DELAY_MS);
+    }
+  }
+
+  #updateDimensions() {
+    let best = null;
+    for (const el of this._elements) {
+      const width = el.clientWidth;
+      const height = el.clientHeight;
+      if (width > 0 && height > 0 && (!best || width * height > best.width * best.height)) best = { width, height };
+    }
+    if (best) this.#sendDimensions(best);
+  }
+
+  #sendDimensions(dimensions) {
+    const width = Math.round(dimensions.width);
+    const height = Math.round(dimensions.height);
+    if (!(width >= 1 && height >= 1)) throw new RangeError('renderDimensions must have a positive width and height');
+    const clamp = (v) => Math.min(v, 16_384);
+    const next = { width: clamp(width), height: clamp(height) };
+    if (this.#hintDimensions && this.#hintDimensions.width === next.width && this.#hintDimensions.height === next.height) return;
+    this.#hintDimensions = next;
+    this._sendControl({ type: 'set_render_dimensions', dimensions: next });
   }
 }
 
