@@ -23,8 +23,8 @@
 mod app;
 mod bridge;
 pub mod callbacks;
-pub mod connectivity;
 pub mod composition;
+pub mod connectivity;
 mod credentials;
 pub mod http;
 pub mod metrics;

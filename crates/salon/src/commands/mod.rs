@@ -3,8 +3,8 @@
 pub mod bench_relay;
 pub mod keys;
 pub mod loadtest;
-pub mod nodes;
 pub mod media;
+pub mod nodes;
 pub mod rooms;
 pub mod serve;
 pub mod token;
