@@ -48,6 +48,9 @@ pub enum EndReason {
     UnusedRoomTimeout,
     /// The server is shutting down.
     Shutdown,
+    /// The node holding the room stopped renewing its lease (several
+    /// nodes): another node ended the room as `failed`.
+    NodeFailed,
 }
 
 impl EndReason {
@@ -57,6 +60,7 @@ impl EndReason {
             EndReason::EmptyRoomTimeout => "empty-room-timeout",
             EndReason::UnusedRoomTimeout => "unused-room-timeout",
             EndReason::Shutdown => "shutdown",
+            EndReason::NodeFailed => "node-failed",
         }
     }
 }

@@ -372,7 +372,7 @@ impl Rooms {
 
     fn end_room(&mut self, now: Instant, sid: RoomSid, reason: EndReason) {
         let participant_reason = match reason {
-            EndReason::Shutdown => DisconnectReason::Shutdown,
+            EndReason::Shutdown | EndReason::NodeFailed => DisconnectReason::Shutdown,
             _ => DisconnectReason::RoomCompleted,
         };
         let members: Vec<ParticipantSid> = match self.rooms.get(&sid) {

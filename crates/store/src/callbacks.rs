@@ -148,12 +148,16 @@ pub(crate) async fn enqueue(
                 .await?;
             Ok(1)
         }
-        Event::RoomEnded { .. } => {
+        Event::RoomEnded { reason, .. } => {
             let duration = room.target.created.seconds_until(at);
+            let status = match reason {
+                EndReason::NodeFailed => "failed",
+                _ => "completed",
+            };
             room.write(
                 tx,
                 CallbackEvent::RoomEnded,
-                "completed",
+                status,
                 vec![("RoomDuration", duration.to_string())],
             )
             .await?;
@@ -244,12 +248,14 @@ pub(crate) async fn enqueue(
 
 /// Write the callbacks of rooms a previous process of `node` left in progress, as
 /// if they ended now: each participant disconnected (with its tracks
-/// removed), then the room ended. Call before `close_abandoned` changes the
-/// rows. Returns how many.
+/// removed), then the room ended for `reason` (`NodeFailed`: a `failed`
+/// room, as another node declared `node` dead). Call before the rows
+/// change. Returns how many.
 pub(crate) async fn enqueue_abandoned(
     tx: &mut Transaction<'_, Any>,
     node: &str,
     at: Timestamp,
+    reason: EndReason,
 ) -> Result<usize> {
     let rooms = sqlx::query(
         "SELECT sid, account_sid FROM rooms
@@ -280,10 +286,7 @@ pub(crate) async fn enqueue_abandoned(
             };
             written += enqueue(tx, account, &event, at).await?;
         }
-        let event = Event::RoomEnded {
-            room,
-            reason: EndReason::Shutdown,
-        };
+        let event = Event::RoomEnded { room, reason };
         written += enqueue(tx, account, &event, at).await?;
     }
     Ok(written)

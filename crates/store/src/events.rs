@@ -1,7 +1,7 @@
 //! Writing the room core's events: the only way room state enters the store
 //! (with the status callbacks they cause, in the same transaction).
 
-use salon_room::{Event, RoomSettings};
+use salon_room::{EndReason, Event, RoomSettings};
 use salon_sid::{AccountSid, ParticipantSid, RoomSid};
 use sqlx::{Any, Transaction};
 
@@ -142,7 +142,12 @@ async fn end_rooms_of(
     status: &str,
     reason: &str,
 ) -> Result<Ended> {
-    let callbacks = callbacks::enqueue_abandoned(tx, node, Timestamp::from_millis(seen)).await?;
+    let end = match status {
+        "failed" => EndReason::NodeFailed,
+        _ => EndReason::Shutdown,
+    };
+    let callbacks =
+        callbacks::enqueue_abandoned(tx, node, Timestamp::from_millis(seen), end).await?;
     // Tracks may have been published after `seen` was written; they end
     // no earlier than their last change.
     sqlx::query(

@@ -412,6 +412,31 @@ async fn an_abandoned_room_reports_the_end_its_process_was_last_seen_at(db: Db) 
     assert_eq!(params(&callbacks[1])["RoomDuration"], "10");
 }
 
+async fn the_rooms_of_a_dead_node_report_their_end_as_failed(db: Db) {
+    let mut f = Fixture::new(db).await;
+    let room = f.create("on-a-dead-node", Some(CallbackMethod::Post));
+    f.join(room, "alice");
+    f.flush(1).await;
+    f.drain().await;
+
+    // Another node declares this one (`local`) dead.
+    let failed = f
+        .store
+        .clone()
+        .for_node("node-b")
+        .fail_node("local", Timestamp::from_millis(f.clock + 10_000))
+        .await
+        .unwrap();
+    assert_eq!(failed.rooms, 1);
+    let callbacks = f.drain().await;
+    assert_eq!(
+        events(&callbacks),
+        ["participant-disconnected", "room-ended"]
+    );
+    assert_eq!(params(&callbacks[1])["RoomStatus"], "failed");
+    assert_eq!(params(&callbacks[1])["RoomDuration"], "10");
+}
+
 async fn the_doorbell_rings_after_a_commit_with_callbacks(db: Db) {
     let mut f = Fixture::new(db).await;
     f.create("quiet", None);
@@ -440,5 +465,6 @@ on_both_databases!(
     a_lease_keeps_a_head_from_being_taken_twice,
     rooms_a_dead_process_left_behind_report_their_end_at_the_next_start,
     an_abandoned_room_reports_the_end_its_process_was_last_seen_at,
+    the_rooms_of_a_dead_node_report_their_end_as_failed,
     the_doorbell_rings_after_a_commit_with_callbacks,
 );
