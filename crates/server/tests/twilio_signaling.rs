@@ -548,3 +548,37 @@ async fn a_sync_with_the_original_token_works_after_it_expired_but_a_connect_doe
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn the_rooms_recording_state_is_in_connected_and_in_an_update_when_it_starts() {
+    let s = TestServer::start().await;
+    let (status, room) = s
+        .post(
+            "/v1/Rooms",
+            &[
+                ("UniqueName", "taped"),
+                ("RecordParticipantsOnConnect", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let (mut watcher, connected) = connected(&s, "watcher", "taped", json!([]), None).await;
+    // room.isRecording: false until a track is recorded.
+    assert_eq!(connected["recording"]["is_recording"], false, "{connected}");
+    let first = connected["recording"]["revision"].as_u64().unwrap();
+
+    // A publisher's tracks start recording: recordingStarted, under a
+    // later revision (the SDK ignores a revision it has seen).
+    let _bob = s
+        .client("bob", "taped", &[salon_client::TrackSpec::audio("mic")])
+        .await;
+    let update = loop {
+        let update = body(&mut watcher).await;
+        assert_eq!(update["type"], "update", "{update}");
+        if update["recording"].is_object() {
+            break update;
+        }
+    };
+    assert_eq!(update["recording"]["is_recording"], true, "{update}");
+    assert!(update["recording"]["revision"].as_u64().unwrap() > first);
+}

@@ -231,6 +231,7 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         participant_revision: 0,
         local: HashMap::new(),
         published_revision: 0,
+        recording_revision: 1,
         remotes: snapshot
             .others
             .iter()
@@ -285,6 +286,9 @@ struct Session {
     /// The client's tracks, by the client's id.
     local: HashMap<String, Local>,
     published_revision: u64,
+    /// The revision of the room's recording state last sent (`connected`
+    /// sends the first).
+    recording_revision: u64,
     /// Everyone else the client knows: identity and the revision of the
     /// state last sent.
     remotes: HashMap<ParticipantSid, (String, u64)>,
@@ -862,7 +866,16 @@ impl Session {
             subscribed: None,
             peer_connections,
             media_signaling: Default::default(),
-            recording: None,
+            recording: Some(self.recording()),
+        }
+    }
+
+    /// The room's recording state under its current revision: the SDK's
+    /// `room.isRecording`, `recordingStarted` / `recordingStopped`.
+    fn recording(&self) -> rsp::Recording {
+        rsp::Recording {
+            revision: self.recording_revision,
+            is_recording: self.member.recording,
         }
     }
 
@@ -914,9 +927,14 @@ impl Session {
     /// state again, under its next revision.
     async fn on_change(&mut self, change: Change) -> Next {
         let (participant, state) = match change {
-            // Twilio's protocol reports recording in the room state it
-            // sends; Salon's Twilio front-end does not yet.
-            Change::Recording { .. } => return Next::Continue,
+            Change::Recording { .. } => {
+                // `member.recording` already says how it stands now.
+                self.recording_revision += 1;
+                let mut update = ServerUpdate::new();
+                update.recording = Some(self.recording());
+                self.send(ServerBody::Update(update));
+                return Next::Continue;
+            }
             Change::ParticipantConnected {
                 participant,
                 identity,
