@@ -143,6 +143,8 @@ pub struct Room {
     /// Whether some track of the room is being recorded (as the recording
     /// controller last said).
     recording: bool,
+    /// The dominant speaker the media server last named.
+    dominant_speaker: Option<ParticipantSid>,
 }
 
 impl Room {
@@ -162,6 +164,11 @@ impl Room {
     /// Whether some track of the room is being recorded.
     pub fn recording(&self) -> bool {
         self.recording
+    }
+    /// The dominant speaker, if one was named and is still here.
+    pub fn dominant_speaker(&self) -> Option<ParticipantSid> {
+        self.dominant_speaker
+            .filter(|p| self.participant(*p).is_some())
     }
     /// Connected participants, in join order.
     pub fn participants(&self) -> &[Participant] {
@@ -349,6 +356,7 @@ impl Rooms {
             ever_joined: false,
             empty_since_deadline: Some(closes_at),
             recording: false,
+            dominant_speaker: None,
         };
         Ok(self.rooms.entry(sid).or_insert(room))
     }
@@ -624,12 +632,13 @@ impl Rooms {
     /// the last one left). Ignored for a room not in progress or a
     /// participant not in it.
     pub fn set_dominant_speaker(&mut self, room: RoomSid, participant: Option<ParticipantSid>) {
-        let Some(state) = self.rooms.get(&room) else {
+        let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
         if participant.is_some_and(|p| state.participant(p).is_none()) {
             return;
         }
+        state.dominant_speaker = participant;
         self.events
             .push_back(Event::DominantSpeakerChanged { room, participant });
     }

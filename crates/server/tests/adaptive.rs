@@ -271,7 +271,11 @@ async fn the_dominant_speaker_follows_the_audio_levels() {
     // Dave speaks: the floor is his.
     let dave = s.client("dave", "talk", &speaking("voice")).await;
     assert_eq!(dominant(&mut carol).await, Some(dave.participant().sid));
-    for c in [bob, dave, carol] {
+    // Someone who joins now is told who holds the floor at once, not at
+    // the next change.
+    let mut erin = s.client("erin", "talk", &[]).await;
+    assert_eq!(dominant(&mut erin).await, Some(dave.participant().sid));
+    for c in [bob, dave, carol, erin] {
         c.leave().await;
     }
 }

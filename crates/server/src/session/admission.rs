@@ -124,9 +124,11 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
     let mut mine = None;
     let mut room_name = String::new();
     let mut recording = false;
+    let mut dominant_speaker = None;
     if let Some(r) = rooms.room(room) {
         room_name = r.name().to_owned();
         recording = r.recording();
+        dominant_speaker = r.dominant_speaker();
         for p in r.participants() {
             let participant = Participant {
                 sid: p.sid(),
@@ -158,6 +160,7 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
         room,
         room_name,
         recording,
+        dominant_speaker,
         me,
         others,
     }

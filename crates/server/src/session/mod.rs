@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub room_name: String,
     /// Whether some track of the room is being recorded.
     pub recording: bool,
+    /// The room's dominant speaker, if there is one.
+    pub dominant_speaker: Option<ParticipantSid>,
     pub me: Participant,
     /// Everyone else, in the room's order.
     pub others: Vec<Participant>,

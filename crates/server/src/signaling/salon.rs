@@ -116,6 +116,7 @@ async fn join(
     let id = session::random_id();
     let attach = state.signaling.salon.register(&id, &member.identity);
     let room = room_info(&member);
+    let dominant_speaker = snapshot.dominant_speaker;
     let mut session = Session {
         member,
         id: id.clone(),
@@ -141,6 +142,12 @@ async fn join(
             .for_identity(&session.member.identity),
         last_revision: 0,
     });
+    // Changes come as they happen; the speaker already chosen, now.
+    if let Some(speaker) = dominant_speaker {
+        session.send(ServerMessage::DominantSpeakerChanged {
+            participant: Some(speaker),
+        });
+    }
     session.run().await;
     state.signaling.salon.forget(&id);
 }
