@@ -133,6 +133,7 @@ fn track(name: &str, kind: TrackKind) -> TrackInfo {
         name: name.into(),
         kind,
         enabled: true,
+        priority: Default::default(),
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Track {
     name: String,
     kind: TrackKind,
     enabled: bool,
+    /// The publisher's priority: `low`, `standard` (until it says) or `high`.
+    priority: &'static str,
 }
 
 impl Track {
@@ -75,6 +77,9 @@ impl Track {
     }
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+    pub fn priority(&self) -> &'static str {
+        self.priority
     }
 }
 
@@ -572,6 +577,7 @@ impl Rooms {
             name: name.to_owned(),
             kind,
             enabled,
+            priority: "standard",
         });
         self.events.push_back(Event::TrackPublished {
             room: room_sid,
@@ -681,12 +687,13 @@ impl Rooms {
         let Some(room) = self.where_is.get(&participant).copied() else {
             return;
         };
-        let publishes = self
+        let published = self
             .rooms
-            .get(&room)
-            .and_then(|r| r.participant(participant))
-            .is_some_and(|p| p.track(track).is_some());
-        if publishes {
+            .get_mut(&room)
+            .and_then(|r| r.participants.iter_mut().find(|p| p.sid == participant))
+            .and_then(|p| p.tracks.iter_mut().find(|t| t.sid == track));
+        if let Some(published) = published {
+            published.priority = priority;
             self.events.push_back(Event::TrackPriorityChanged {
                 room,
                 participant,

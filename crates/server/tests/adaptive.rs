@@ -238,8 +238,19 @@ async fn adaptive_requests_that_make_no_sense_are_refused_with_53004() {
             salon_signal::Priority::High
         )
     );
+    // Someone who joins later finds the priority in `joined`.
+    let room = alice.room().name.clone();
+    let carol = s.client("carol", &room, &[]).await;
+    let priority = carol
+        .participants()
+        .iter()
+        .flat_map(|p| p.tracks.iter())
+        .find(|t| t.sid == camera)
+        .map(|t| t.priority);
+    assert_eq!(priority, Some(salon_signal::Priority::High));
     alice.leave().await;
     bob.leave().await;
+    carol.leave().await;
 }
 
 /// The next `dominant_speaker_changed` `client` hears.

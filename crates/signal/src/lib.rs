@@ -103,6 +103,10 @@ pub struct TrackInfo {
     pub kind: TrackKind,
     /// False while the publisher has disabled (muted) it.
     pub enabled: bool,
+    /// The publisher's priority (`publishPriority`); `standard` until it
+    /// sets one. Later changes come as `track_priority_changed`.
+    #[serde(default)]
+    pub priority: Priority,
 }
 
 /// A participant and what it publishes.

@@ -141,6 +141,7 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
                         name: t.name().to_owned(),
                         kind: t.kind(),
                         enabled: t.enabled(),
+                        priority: t.priority(),
                     })
                     .collect(),
             };

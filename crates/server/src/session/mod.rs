@@ -59,6 +59,8 @@ pub struct Track {
     pub name: String,
     pub kind: TrackKind,
     pub enabled: bool,
+    /// The publisher's priority (`low`, `standard`, `high`).
+    pub priority: &'static str,
 }
 
 /// The room as the joiner found it.
@@ -276,6 +278,7 @@ impl Member {
                     name: name.clone(),
                     kind: *kind,
                     enabled: *enabled,
+                    priority: "standard",
                 };
                 self.tracks.insert(*track, (*participant, info.clone()));
                 Change::TrackPublished {
@@ -358,11 +361,16 @@ impl Member {
                 track,
                 priority,
                 ..
-            } if *participant != me && self.tracks.contains_key(track) => Change::TrackPriority {
-                participant: *participant,
-                track: *track,
-                priority,
-            },
+            } if *participant != me && self.tracks.contains_key(track) => {
+                if let Some((_, info)) = self.tracks.get_mut(track) {
+                    info.priority = priority;
+                }
+                Change::TrackPriority {
+                    participant: *participant,
+                    track: *track,
+                    priority,
+                }
+            }
             Event::DominantSpeakerChanged { participant, .. }
                 if participant.is_none_or(|p| p == me || self.others.contains_key(&p)) =>
             {
@@ -393,6 +401,7 @@ impl Member {
             name,
             kind,
             enabled,
+            priority: "standard",
         };
         self.tracks.insert(sid, (self.me, track.clone()));
         Ok(track)

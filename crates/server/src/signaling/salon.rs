@@ -537,11 +537,7 @@ impl Session {
             } => ServerMessage::TrackPriorityChanged {
                 participant,
                 track,
-                priority: match priority {
-                    "low" => salon_signal::Priority::Low,
-                    "high" => salon_signal::Priority::High,
-                    _ => salon_signal::Priority::Standard,
-                },
+                priority: wire_priority(priority),
             },
             Change::DominantSpeaker { participant } => {
                 ServerMessage::DominantSpeakerChanged { participant }
@@ -623,6 +619,16 @@ fn track_info(track: Track) -> TrackInfo {
         name: track.name,
         kind: wire_kind(track.kind),
         enabled: track.enabled,
+        priority: wire_priority(track.priority),
+    }
+}
+
+/// The room core's priority word on the wire (`standard` for any other).
+fn wire_priority(priority: &str) -> salon_signal::Priority {
+    match priority {
+        "low" => salon_signal::Priority::Low,
+        "high" => salon_signal::Priority::High,
+        _ => salon_signal::Priority::Standard,
     }
 }
 

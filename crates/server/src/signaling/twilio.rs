@@ -1039,7 +1039,11 @@ fn remote_track(track: Track) -> RemoteTrack {
         },
         name: track.name,
         enabled: track.enabled,
-        priority: Priority::Standard,
+        priority: match track.priority {
+            "low" => Priority::Low,
+            "high" => Priority::High,
+            _ => Priority::Standard,
+        },
     }
 }
 
