@@ -85,6 +85,8 @@ function connect(page, room, { iceServers, data = false, via = server.url } = {}
       watch(p);
     });
     r.on('participantDisconnected', (p) => events.push(['participantDisconnected', p.identity]));
+    r.on('participantReconnecting', (p) => events.push(['participantReconnecting', p.identity]));
+    r.on('participantReconnected', (p) => events.push(['participantReconnected', p.identity]));
     r.on('disconnected', (_, e) => events.push(['disconnected', e ? e.code : null]));
     r.on('reconnecting', (e) => events.push(['reconnecting', e ? e.code : null]));
     r.on('reconnected', () => events.push(['reconnected']));
@@ -226,6 +228,8 @@ describe('the official twilio-video SDK', () => {
     proxy.cut();
     await eventually(() => has(erin, 'reconnecting', 53001), 'erin reconnecting (53001)', 20_000);
     await eventually(() => has(erin, 'reconnected'), 'erin reconnected', 20_000);
+    await eventually(() => has(alice, 'participantReconnecting', 'erin'), 'alice to see erin reconnecting');
+    await eventually(() => has(alice, 'participantReconnected', 'erin'), 'alice to see erin reconnected');
     assert.ok(!(await has(alice, 'participantDisconnected', 'erin')), 'erin never left the room');
     assert.ok(!(await has(erin, 'disconnected', null)), 'erin is still connected');
     // Still signaling: erin's mute reaches alice.

@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use crate::session::Resumables;
+use crate::session::{Presence, Resumables};
 
 mod connection;
 mod salon;
@@ -72,6 +72,8 @@ pub struct Signaling {
     salon: Resumables<Connection<SalonWire>>,
     /// Sessions of Twilio's protocol.
     twilio: Resumables<Attached>,
+    /// Participants whose signaling is reconnecting, as they come and go.
+    presence: Presence,
 }
 
 impl Signaling {
@@ -80,6 +82,7 @@ impl Signaling {
             config,
             salon: Resumables::default(),
             twilio: Resumables::default(),
+            presence: Presence::default(),
         }
     }
 

@@ -415,3 +415,136 @@ async fn the_insights_sink_answers_connect_and_takes_events() {
     }
     socket.close(None).await.expect("closed cleanly");
 }
+
+fn sync(token: &str, session: &str) -> Value {
+    json!({
+        "type": "sync", "version": 2, "session": session, "token": token, "name": "standup",
+        "participant": {"revision": 1, "tracks": mic(true)},
+        "peer_connections": []
+    })
+}
+
+#[tokio::test]
+async fn a_session_whose_socket_dropped_is_synced_on_a_new_one() {
+    let s = TestServer::start().await;
+    let (alice, alice_connected) =
+        connected(&s, "alice", "standup", mic(true), Some(offer("mic-id"))).await;
+    let session = alice_connected["session"].as_str().unwrap().to_owned();
+    let (mut bob, _) = connected(&s, "bob", "standup", json!([]), None).await;
+    // The socket goes without a close frame, as a network change does.
+    drop(alice);
+    // Bob sees Alice reconnecting, then back, each under a new revision.
+    let away = participants_update(&mut bob).await;
+    assert_eq!(away["participants"][0]["identity"], "alice", "{away}");
+    assert_eq!(away["participants"][0]["state"], "reconnecting");
+    assert_eq!(away["participants"][0]["tracks"][0]["kind"], "audio");
+
+    let mut again = open(&s, "/signaling").await;
+    let token = s.token("alice", None);
+    send(&mut again, hello(Some(sync(&token, &session)))).await;
+    assert_eq!(next(&mut again).await.unwrap()["type"], "welcome");
+    let synced = not_update(&mut again).await;
+    assert_eq!(synced["type"], "synced", "{synced}");
+    assert_eq!(synced["session"], session.as_str());
+    assert_eq!(synced["participant"], alice_connected["participant"]);
+    assert_eq!(synced["participants"][0]["identity"], "bob", "{synced}");
+    // Alice's mic is still hers, under the same SID.
+    assert_eq!(
+        synced["published"]["tracks"][0]["sid"],
+        alice_connected["published"]["tracks"][0]["sid"]
+    );
+    assert!(synced["options"]["session_timeout"].as_u64().unwrap() > 0);
+    let back = participants_update(&mut bob).await;
+    assert_eq!(back["participants"][0]["state"], "connected", "{back}");
+    assert!(
+        back["participants"][0]["revision"].as_u64() > away["participants"][0]["revision"].as_u64()
+    );
+}
+
+#[tokio::test]
+async fn a_sync_for_an_unknown_or_foreign_session_is_refused() {
+    let s = TestServer::start().await;
+    let (_alice, alice_connected) = connected(&s, "alice", "standup", json!([]), None).await;
+    let session = alice_connected["session"].as_str().unwrap();
+    for (identity, session, code) in [
+        ("alice", "0123456789abcdef0123456789abcdef", 53001),
+        ("mallory", session, 20106),
+    ] {
+        let mut socket = open(&s, "/signaling").await;
+        send(
+            &mut socket,
+            hello(Some(sync(&s.token(identity, None), session))),
+        )
+        .await;
+        assert_eq!(next(&mut socket).await.unwrap()["type"], "welcome");
+        let error = body(&mut socket).await;
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(error["code"], code, "{identity}: {error}");
+        assert!(next(&mut socket).await.is_none(), "then the socket closes");
+    }
+}
+
+#[tokio::test]
+async fn updates_for_another_session_and_stray_answers_change_nothing_elsewhere() {
+    let s = TestServer::start().await;
+    let (_alice, alice_connected) =
+        connected(&s, "alice", "standup", mic(true), Some(offer("mic-id"))).await;
+    let (mut bob, bob_connected) = connected(&s, "bob", "standup", json!([]), None).await;
+    // An answer to an offer the server never made is ignored.
+    let session = alice_connected["session"].as_str().unwrap();
+    let bob_session = bob_connected["session"].as_str().unwrap();
+    send(&mut bob, json!({"type": "msg", "body": {"type": "update", "version": 2, "session": bob_session,
+        "peer_connections": [{"id": "pc-9", "description": {"type": "answer", "revision": 7, "sdp": "v=0\r\n"}}]}})).await;
+    // Alice's session id used on Bob's socket: an error for Bob only.
+    send(
+        &mut bob,
+        json!({"type": "msg", "body": {"type": "update", "version": 2, "session": session,
+        "participant": {"revision": 9, "tracks": []}}}),
+    )
+    .await;
+    let error = not_update(&mut bob).await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["code"], 53004);
+    // Alice's mic is still published.
+    let room = alice_connected["sid"].as_str().unwrap();
+    let me = alice_connected["participant"]["sid"].as_str().unwrap();
+    let (_, tracks) = s
+        .get(&format!(
+            "/v1/Rooms/{room}/Participants/{me}/PublishedTracks"
+        ))
+        .await;
+    assert_eq!(
+        tracks["published_tracks"].as_array().unwrap().len(),
+        1,
+        "{tracks}"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_with_the_original_token_works_after_it_expired_but_a_connect_does_not() {
+    let s = TestServer::start().await;
+    let (alice, connected_body) = connected(&s, "alice", "standup", json!([]), None).await;
+    let session = connected_body["session"].as_str().unwrap().to_owned();
+    drop(alice);
+    // Issued two hours ago, valid for one: the SDK only has this one.
+    let expired = s.token_at("alice", None, -7200);
+    let mut again = open(&s, "/signaling").await;
+    send(&mut again, hello(Some(sync(&expired, &session)))).await;
+    assert_eq!(next(&mut again).await.unwrap()["type"], "welcome");
+    let synced = not_update(&mut again).await;
+    assert_eq!(synced["type"], "synced", "{synced}");
+
+    let mut late = open(&s, "/signaling").await;
+    send(
+        &mut late,
+        hello(Some(connect(&expired, "standup", json!([]), None))),
+    )
+    .await;
+    assert_eq!(next(&mut late).await.unwrap()["type"], "welcome");
+    let error = body(&mut late).await;
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_u64()),
+        (Some("error"), Some(20104)),
+        "{error}"
+    );
+}

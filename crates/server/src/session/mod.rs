@@ -36,11 +36,13 @@ use crate::service::ServiceError;
 pub mod adaptive;
 mod admission;
 mod offer;
+mod presence;
 mod resume;
 
 pub use admission::{Refusal, admit};
 pub use offer::{Declared, check_offer};
-pub use resume::{Resumables, resume};
+pub use presence::{Notice, Presence};
+pub use resume::{Expiry, Resumables, resume};
 
 /// A participant as a session sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

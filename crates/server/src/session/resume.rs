@@ -65,6 +65,16 @@ impl<C> Resumables<C> {
     }
 }
 
+/// How a resume judges its token's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// An expired token is refused (20104).
+    Enforced,
+    /// An expired token still proves its identity (the official SDK sends
+    /// its original token again, whatever its age).
+    Tolerated,
+}
+
 /// Hand `connection` to the session `session` if `token` is valid and
 /// names the session's identity; otherwise the refusal, and the connection
 /// back to say it on.
@@ -73,9 +83,14 @@ pub async fn resume<C>(
     sessions: &Resumables<C>,
     token: &str,
     session: &str,
+    expiry: Expiry,
     connection: C,
 ) -> Result<(), (C, Refusal)> {
-    let verified = match state.credentials.verify(token) {
+    let verified = match expiry {
+        Expiry::Enforced => state.credentials.verify(token),
+        Expiry::Tolerated => state.credentials.verify_for_resume(token),
+    };
+    let verified = match verified {
         Ok(verified) => verified,
         Err(rejection) => return Err((connection, rejection.into())),
     };

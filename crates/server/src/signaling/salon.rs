@@ -28,7 +28,7 @@ use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
-    self, Change, Declared, Goodbye, Member, Participant, Refusal, Track, check_offer,
+    self, Change, Declared, Expiry, Goodbye, Member, Participant, Refusal, Track, check_offer,
 };
 
 mod adaptive;
@@ -65,8 +65,15 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
         }
         Ok(Some(Incoming::Message(ClientMessage::Resume { token, session, .. }))) => {
             let sessions = &state.signaling.salon;
-            if let Err((connection, refusal)) =
-                session::resume(&state, sessions, &token, &session, connection).await
+            if let Err((connection, refusal)) = session::resume(
+                &state,
+                sessions,
+                &token,
+                &session,
+                Expiry::Enforced,
+                connection,
+            )
+            .await
             {
                 connection.refuse(refusal.code, refusal.message).await;
             }

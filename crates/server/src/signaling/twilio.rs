@@ -20,8 +20,11 @@
 //! the impolite peer: one offer of its own at a time, a client offer that
 //! crosses it is dropped (the client offers again after answering).
 //!
+//! While a session waits for its `sync`, the room's other Twilio sessions
+//! show it `reconnecting` ([`crate::session::Presence`]).
+//!
 //! Not yet: m-line recycling (a stopped subscription's m-line stays,
-//! inactive), MSP channels, `participantReconnecting` for the others.
+//! inactive), MSP channels.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -41,13 +44,13 @@ use salon_twilio_signal::rsp::{
 };
 use salon_twilio_signal::tcmp::{self, ClientFrame, ServerFrame};
 use salon_twilio_signal::{ProtocolError, codes};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::connection::{self, Incoming as Frame, RATE_LIMITED, Wire};
 use crate::AppState;
 use crate::http::SocketControl;
-use crate::session::{self, Change, Goodbye, Member, Participant, Refusal, Track};
+use crate::session::{self, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track};
 
 /// Twilio's protocol on a signaling socket: TCMP frames.
 pub(super) struct TwilioWire;
@@ -172,7 +175,8 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                     sync: *sync,
                 };
                 if let Err((attached, refusal)) =
-                    session::resume(&state, sessions, &token, &id, attached).await
+                    session::resume(&state, sessions, &token, &id, Expiry::Tolerated, attached)
+                        .await
                 {
                     let Attached { connection, .. } = attached;
                     connection.refuse(refusal.code, refusal.message).await;
@@ -232,6 +236,8 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         subscribed_revision: 0,
         subscribed_sent: Vec::new(),
         batching: false,
+        presence: state.signaling.presence.watch(),
+        reconnecting: HashSet::new(),
     };
     let published = session.apply_participant(connect.participant).await;
     let answers = session.negotiate(&connect.peer_connections).await;
@@ -292,6 +298,10 @@ struct Session {
     subscribed_sent: Vec<TrackSid>,
     /// Changes are being gathered for one offer: do not offer yet.
     batching: bool,
+    /// Who is reconnecting, as every session announces it.
+    presence: broadcast::Receiver<Notice>,
+    /// Others in the room whose signaling is reconnecting.
+    reconnecting: HashSet<ParticipantSid>,
 }
 
 /// One of the client's tracks.
@@ -336,6 +346,17 @@ impl Session {
                     self.reattach(attached).await;
                     Next::Continue
                 }
+                notice = self.presence.recv() => {
+                    match notice {
+                        Ok(notice) => self.on_notice(notice),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        // The server is going away.
+                        Err(broadcast::error::RecvError::Closed) => {
+                            self.presence = broadcast::channel(1).1;
+                        }
+                    }
+                    Next::Continue
+                }
                 _ = tokio::time::sleep_until(deadline) => self.on_deadline(),
             };
             match next {
@@ -366,8 +387,62 @@ impl Session {
     }
 
     fn detach(&mut self) {
+        if self.detached_at.is_none() {
+            self.announce(true);
+        }
         self.connection = None;
         self.detached_at = Some(Instant::now());
+    }
+
+    /// Tell the room's other sessions that this participant's signaling is
+    /// (or is no longer) reconnecting.
+    fn announce(&self, reconnecting: bool) {
+        self.member.state.signaling.presence.announce(Notice {
+            room: self.member.room,
+            participant: self.member.me,
+            reconnecting,
+        });
+    }
+
+    /// Another participant's signaling went away or came back: its state,
+    /// under its next revision.
+    fn on_notice(&mut self, notice: Notice) {
+        if notice.room != self.member.room || notice.participant == self.member.me {
+            return;
+        }
+        let changed = if notice.reconnecting {
+            self.reconnecting.insert(notice.participant)
+        } else {
+            self.reconnecting.remove(&notice.participant)
+        };
+        if changed {
+            self.send_participant(notice.participant);
+        }
+    }
+
+    /// Send a known participant's whole state under its next revision.
+    fn send_participant(&mut self, participant: ParticipantSid) {
+        let Some((_, revision)) = self.remotes.get_mut(&participant) else {
+            return;
+        };
+        *revision += 1;
+        let revision = *revision;
+        let (_, others) = self.member.roster();
+        let Some(snapshot) = others.into_iter().find(|p| p.sid == participant) else {
+            return;
+        };
+        let state = self.state_of(participant);
+        let mut update = ServerUpdate::new();
+        update.participants.push(remote(snapshot, state, revision));
+        self.send(ServerBody::Update(update));
+    }
+
+    fn state_of(&self, participant: ParticipantSid) -> ParticipantState {
+        if self.reconnecting.contains(&participant) {
+            ParticipantState::Reconnecting
+        } else {
+            ParticipantState::Connected
+        }
     }
 
     /// The ending as the SDK reads it: `disconnected` (with `completed`
@@ -753,7 +828,8 @@ impl Session {
             .into_iter()
             .map(|p| {
                 let revision = self.remotes.get(&p.sid).map_or(1, |(_, r)| *r);
-                remote(p, ParticipantState::Connected, revision)
+                let state = self.state_of(p.sid);
+                remote(p, state, revision)
             })
             .collect();
         RoomState {
@@ -783,6 +859,9 @@ impl Session {
     /// answer to an offer not answered yet.
     async fn reattach(&mut self, attached: Attached) {
         tracing::info!(participant = %self.member.me, "session synced");
+        if self.detached_at.is_some() {
+            self.announce(false);
+        }
         self.connection = Some(attached.connection);
         self.detached_at = None;
         self.last_heard = Instant::now();
@@ -860,6 +939,13 @@ impl Session {
             Change::Removed(reason) => {
                 self.say_goodbye(Goodbye::of(reason));
                 return Next::Ended;
+            }
+        };
+        let state = match state {
+            ParticipantState::Connected => self.state_of(participant),
+            other => {
+                self.reconnecting.remove(&participant);
+                other
             }
         };
         let Some((identity, revision)) = self.remotes.get_mut(&participant) else {
