@@ -57,6 +57,54 @@ async fn nodes_share_rooms_and_a_restarting_node_ends_only_its_own() {
     drop((a, b));
 }
 
+async fn create_named(url: String, name: String) -> (u16, Value) {
+    rest(
+        reqwest::Method::POST,
+        format!("{url}/v1/Rooms"),
+        &[("UniqueName", name.as_str())],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_asked_for_the_same_unique_name_at_once_make_one_room() {
+    let Some(database) = postgres::fresh_database().await else {
+        return;
+    };
+    let node = |name: &str| {
+        tokio::task::block_in_place(|| {
+            Server::start_with(&["--database-url", &database, "--node-id", name])
+        })
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    for round in 0..5 {
+        let name = format!("contested-{round}");
+        let create = |server: &Server| create_named(server.url.clone(), name.clone());
+        let (on_a, on_b) = tokio::join!(create(&a), create(&b));
+        let mut statuses = [on_a.0, on_b.0];
+        statuses.sort();
+        assert_eq!(statuses, [201, 400], "{on_a:?} {on_b:?}");
+        let refused = if on_a.0 == 400 { &on_a.1 } else { &on_b.1 };
+        assert_eq!(refused["code"], 53113, "{refused}");
+        // Asking again on either node is refused the same way.
+        for server in [&a, &b] {
+            let (status, body) = create(server).await;
+            assert_eq!((status, body["code"].clone()), (400, 53113.into()));
+        }
+        let (_, listed) = rest(
+            reqwest::Method::GET,
+            format!("{}/v1/Rooms?UniqueName={name}&Status=in-progress", a.url),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            listed["rooms"].as_array().map(Vec::len),
+            Some(1),
+            "{listed}"
+        );
+    }
+}
+
 #[test]
 fn an_unreachable_database_is_a_clear_error_at_start() {
     let port = common::free_port().port();

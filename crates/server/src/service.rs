@@ -164,8 +164,25 @@ impl RoomService {
     /// Create a room with a fresh SID.
     pub async fn create(&self, request: RoomRequest) -> Result<RoomSid, ServiceError> {
         let sid = RoomSid::random();
-        self.command(move |rooms, now| rooms.create(now, sid, &request).map(|room| room.sid()))
-            .await
+        let name = request.unique_name.clone();
+        let created = self
+            .command(move |rooms, now| rooms.create(now, sid, &request).map(|room| room.sid()))
+            .await;
+        match created {
+            // Nodes sharing a database: another node runs a room of this
+            // name, and the database's unique index refused ours. End it
+            // here too (nothing of it was recorded) and answer as the core
+            // would have, had it known.
+            Err(ServiceError::Store(e)) if e.is_unique_violation() => {
+                let _ = self
+                    .command(move |rooms, now| rooms.complete(now, sid))
+                    .await;
+                Err(ServiceError::Room(RoomError::RoomExists(
+                    name.unwrap_or_else(|| sid.to_string()),
+                )))
+            }
+            other => other,
+        }
     }
 
     /// Complete a room in progress, disconnecting everyone (53118).

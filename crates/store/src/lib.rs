@@ -71,6 +71,14 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
 }
 
+impl StoreError {
+    /// Whether a unique index refused the write: for rooms, another room in
+    /// progress has the unique name (another node's, on a shared database).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The node a server is unless told otherwise: one server alone, or the
