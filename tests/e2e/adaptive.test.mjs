@@ -156,7 +156,10 @@ describe('adaptive video', () => {
       await join(alice, 'priorities', { audio: false });
       await join(bob, 'priorities', {
         audio: false,
-        bandwidthProfile: { video: { mode: 'grid', contentPreferencesMode: 'manual' } },
+        // Switch-off control manual too: in the automatic mode the track,
+        // attached to no element in the page, would be switched off as
+        // invisible, racing the first decoded frame this test waits for.
+        bandwidthProfile: { video: { mode: 'grid', contentPreferencesMode: 'manual', clientTrackSwitchOffControl: 'manual' } },
         networkQuality: { local: 2, remote: 1 },
         dominantSpeaker: true,
       });
