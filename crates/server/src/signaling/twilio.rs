@@ -883,9 +883,12 @@ impl Session {
     /// answer to an offer not answered yet.
     async fn reattach(&mut self, attached: Attached) {
         tracing::info!(participant = %self.member.me, "session synced");
-        if self.detached_at.is_some() {
-            self.announce(false);
+        // The client lost its socket, whether or not the server noticed
+        // before the sync came: the others see it reconnect either way.
+        if self.detached_at.is_none() {
+            self.announce(true);
         }
+        self.announce(false);
         self.connection = Some(attached.connection);
         self.detached_at = None;
         self.last_heard = Instant::now();
