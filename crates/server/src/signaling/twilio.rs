@@ -205,10 +205,30 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
 
 async fn join(state: AppState, connection: Connection, connect: rsp::Connect, heartbeat: Duration) {
     let automatic = connect.subscribe.as_ref().is_none_or(|s| s.automatic());
-    let admitted = session::admit(&state, &connect.token, connect.name.clone(), automatic).await;
+    // RSP has no redirect: a new room is made where the client connected
+    // (unless this node is draining), and a room on another node is refused
+    // with where it is.
+    let admitted = session::admit(
+        &state,
+        &connect.token,
+        connect.name.clone(),
+        automatic,
+        true,
+    )
+    .await;
     let (member, snapshot) = match admitted {
         Ok(admitted) => admitted,
-        Err(Refusal { code, message }) => return connection.refuse(code, message).await,
+        Err(Refusal {
+            redirect: Some(node),
+            ..
+        }) => {
+            let message = format!(
+                "The room is served by node {} ({}): connect there",
+                node.id, node.public_url
+            );
+            return connection.refuse(codes::SIGNALING_ERROR, message).await;
+        }
+        Err(Refusal { code, message, .. }) => return connection.refuse(code, message).await,
     };
     tracing::info!(
         room = %member.room,
