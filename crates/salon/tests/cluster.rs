@@ -816,3 +816,79 @@ async fn rooms_go_on_while_redis_is_away_and_nothing_is_lost_when_it_returns() {
     );
     let _ = cluster.database;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+        return;
+    };
+    let mut alice = participant(&cluster.nodes[0], "alice", "proxied", false).await;
+    let holder = cluster
+        .node_with("participants_connected", 1)
+        .await
+        .expect("a node holds the room");
+    let other = &cluster.nodes[1 - holder];
+
+    // Twilio's protocol (TCMP + RSP), as twilio-video.js speaks it, to the
+    // node that does not hold the room.
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/signaling", other.addr))
+            .await
+            .expect("open /signaling");
+    let connect = serde_json::json!({
+        "type": "connect", "version": 2, "token": token("bob"), "name": "proxied",
+        "participant": {"revision": 1, "tracks": []},
+        "media_signaling": {},
+        "subscribe": {"rules": [{"type": "include", "all": true}], "revision": 1},
+        "format": "unified",
+        "publisher": {"name": "twilio-video.js", "sdk_version": "2.36.0", "user_agent": "test"}
+    });
+    let hello = serde_json::json!({
+        "type": "hello", "id": "3f0d2c4e-0000-4000-8000-000000000001",
+        "version": 2, "timeout": 5000, "body": connect
+    });
+    socket
+        .send(Message::text(hello.to_string()))
+        .await
+        .expect("send hello");
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket stays open")
+            .expect("a frame");
+        if let Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).expect("JSON");
+            if value["type"] != "heartbeat" {
+                frames.push(value);
+            }
+        }
+    }
+    assert_eq!(frames[0]["type"], "welcome", "one welcome: {frames:?}");
+    let connected = &frames[1]["body"];
+    assert_eq!(connected["type"], "connected", "{frames:?}");
+    assert_eq!(
+        connected["sid"],
+        alice.room().sid.to_string(),
+        "{connected}"
+    );
+    assert_eq!(
+        connected["participants"][0]["identity"], "alice",
+        "{connected}"
+    );
+    alice
+        .wait_for(
+            |e| matches!(e, ClientEvent::ParticipantConnected { participant } if participant.identity == "bob"),
+            WAIT,
+        )
+        .await
+        .expect("alice sees bob, who came through the other node");
+    let log = std::fs::read_to_string(&other.log).unwrap_or_default();
+    assert!(
+        log.contains("twilio signaling proxied to the room's node"),
+        "{log}"
+    );
+}
