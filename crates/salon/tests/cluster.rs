@@ -892,3 +892,103 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
         "{log}"
     );
 }
+
+// ---- benchmarks (run by hand: `cargo test --test cluster -- --ignored --nocapture bench_`) ----
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Join time (socket opened to `joined`, the redirect included) through
+/// the room's node and through a node that redirects to it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: figures in docs/performance.md"]
+async fn bench_join_through_the_rooms_node_and_through_another() {
+    let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
+        return;
+    };
+    let _host = participant(&cluster.nodes[0], "host", "bench", false).await;
+    let holder = cluster
+        .node_with("participants_connected", 1)
+        .await
+        .expect("a node holds the room");
+    let other = (holder + 1) % 3;
+    const JOINS: usize = 50;
+    for (label, node) in [
+        ("the room's node", holder),
+        ("another node (redirect)", other),
+    ] {
+        let mut times = Vec::new();
+        for i in 0..JOINS {
+            let config = ClientConfig::new(
+                signaling(&cluster.nodes[node]),
+                token(&format!("guest-{i}")),
+                "bench",
+            );
+            let started = Instant::now();
+            let guest = Client::connect(config).await.expect("joined");
+            times.push(started.elapsed());
+            guest.leave().await;
+        }
+        times.sort();
+        eprintln!(
+            "join through {label}: median {:?}, p90 {:?}, max {:?} ({JOINS} joins)",
+            percentile(&times, 0.5),
+            percentile(&times, 0.9),
+            times[times.len() - 1]
+        );
+    }
+}
+
+/// A ramp of 100 rooms created one after another, all through node A:
+/// where placement puts them, and how long a create takes on A itself and
+/// on another node (over the bus).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: figures in docs/performance.md"]
+async fn bench_placement_of_a_ramp_of_100_rooms() {
+    let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
+        return;
+    };
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for i in 0..100 {
+        let entry = 0;
+        let before: Vec<u64> = {
+            let mut v = Vec::new();
+            for node in &cluster.nodes {
+                v.push(gauge(node, "rooms_in_progress").await);
+            }
+            v
+        };
+        let started = Instant::now();
+        create_room(&cluster.nodes[entry], &format!("ramp-{i}")).await;
+        let took = started.elapsed();
+        let after = gauge(&cluster.nodes[entry], "rooms_in_progress").await;
+        if after > before[entry] {
+            local.push(took);
+        } else {
+            remote.push(took);
+        }
+    }
+    let mut per_node = Vec::new();
+    for node in &cluster.nodes {
+        per_node.push(gauge(node, "rooms_in_progress").await);
+    }
+    local.sort();
+    remote.sort();
+    eprintln!("100 rooms over A, B, C: {per_node:?}");
+    for (label, times) in [
+        ("on the node asked", &local),
+        ("placed on another node (bus)", &remote),
+    ] {
+        if !times.is_empty() {
+            eprintln!(
+                "create {label}: {} rooms, median {:?}, p90 {:?}",
+                times.len(),
+                percentile(times, 0.5),
+                percentile(times, 0.9)
+            );
+        }
+    }
+}
