@@ -459,6 +459,9 @@ pub const BUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Commands from other nodes run at once here, at most this many.
 const BUS_CONCURRENCY: usize = 64;
 const BUS_PREFIX: &str = "salon:bus:";
+/// Larger bus messages are dropped: the largest command carries a REST
+/// request's parameters, whose body is limited to 64 KiB.
+const BUS_MAX_MESSAGE: usize = 256 * 1024;
 
 fn bus_channel(node: &str) -> String {
     format!("{BUS_PREFIX}{node}")
@@ -519,14 +522,10 @@ impl RedisCluster {
             .map_err(|e| ClusterError::Unreachable(format!("the database: {e}")))?
             .into_iter()
             .collect();
-        let chosen = nodes
-            .iter()
-            // This node knows it drains before its record says so.
-            .filter(|n| !(n.draining || (n.id == self.me && self.draining.is_on())))
-            .map(|n| (n.load(rooms.get(&n.id).copied().unwrap_or(0)), n))
-            .min_by(|(a, x), (b, y)| a.total_cmp(b).then_with(|| x.id.cmp(&y.id)));
-        match chosen {
-            Some((_, node)) => Ok(NodeInfo {
+        // This node knows it drains before its record says so.
+        let draining_here = self.draining.is_on().then_some(self.me.as_str());
+        match choose(&nodes, &rooms, draining_here) {
+            Some(node) => Ok(NodeInfo {
                 id: node.id.clone(),
                 public_url: node.public_url.clone(),
             }),
@@ -589,6 +588,21 @@ impl RedisCluster {
         lock(&self.pending).remove(&id);
         result
     }
+}
+
+/// The node for a new room: the least loaded of `nodes` (rooms counted in
+/// the database, `rooms`) that is not draining, ties to the smaller id.
+fn choose<'a>(
+    nodes: &'a [NodeRecord],
+    rooms: &HashMap<String, u64>,
+    also_draining: Option<&str>,
+) -> Option<&'a NodeRecord> {
+    nodes
+        .iter()
+        .filter(|n| !(n.draining || also_draining == Some(n.id.as_str())))
+        .map(|n| (n.load(rooms.get(&n.id).copied().unwrap_or(0)), n))
+        .min_by(|(a, x), (b, y)| a.total_cmp(b).then_with(|| x.id.cmp(&y.id)))
+        .map(|(_, n)| n)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -682,6 +696,13 @@ pub async fn serve_bus(
                     continue;
                 }
             };
+            if payload.len() > BUS_MAX_MESSAGE {
+                tracing::warn!(
+                    bytes = payload.len(),
+                    "dropping a bus message over {BUS_MAX_MESSAGE} bytes"
+                );
+                continue;
+            }
             match serde_json::from_str::<Envelope>(&payload) {
                 Ok(Envelope::Reply { id, outcome }) => {
                     if let Some(waiting) = lock(&cluster.pending).remove(&id) {
@@ -756,6 +777,38 @@ mod tests {
         assert_eq!(node("a", 0, 0.4).load(2), idle.load(2));
         // …and a node using its whole machine weighs more than several rooms.
         assert!(node("a", 0, 1.0).load(0) > idle.load(4));
+    }
+
+    #[test]
+    fn placement_takes_the_least_loaded_node_that_is_not_draining() {
+        let nodes = vec![node("a", 0, 0.0), node("b", 0, 0.0), node("c", 0, 0.0)];
+        let rooms: HashMap<String, u64> = [("a".to_owned(), 2), ("b".to_owned(), 1)].into();
+        assert_eq!(
+            choose(&nodes, &rooms, None).map(|n| n.id.as_str()),
+            Some("c")
+        );
+        // Ties go to the smaller id.
+        let even: HashMap<String, u64> = HashMap::new();
+        assert_eq!(
+            choose(&nodes, &even, None).map(|n| n.id.as_str()),
+            Some("a")
+        );
+        // A draining node is skipped, by its record or by its own word.
+        let mut draining = nodes.clone();
+        draining[2].draining = true;
+        assert_eq!(
+            choose(&draining, &rooms, None).map(|n| n.id.as_str()),
+            Some("b")
+        );
+        assert_eq!(
+            choose(&nodes, &rooms, Some("c")).map(|n| n.id.as_str()),
+            Some("b")
+        );
+        // Participants and a busy CPU count too.
+        let busy = vec![node("a", 8, 0.0), node("b", 0, 0.95)];
+        assert_eq!(choose(&busy, &even, None).map(|n| n.id.as_str()), Some("a"));
+        let all_draining: Vec<NodeRecord> = draining.into_iter().filter(|n| n.draining).collect();
+        assert!(choose(&all_draining, &even, None).is_none());
     }
 
     #[test]
