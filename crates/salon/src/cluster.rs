@@ -56,6 +56,9 @@ pub const RENEW: Duration = Duration::from_millis(1500);
 pub const GRACE: Duration = Duration::from_millis(2500);
 /// How often each node looks for dead ones.
 const SWEEP: Duration = Duration::from_secs(1);
+/// Weight of the newest CPU measurement in the reported figure (an
+/// exponential average: a sustained load shows within a few renewals).
+const CPU_SMOOTHING: f64 = 0.3;
 /// A round trip to Redis that takes longer than this failed.
 const TIMEOUT: Duration = Duration::from_secs(2);
 const KEY_PREFIX: &str = "salon:node:";
@@ -81,8 +84,8 @@ pub struct NodeRecord {
     /// RTP packets forwarded per second since the previous renewal.
     #[serde(default)]
     pub packets_per_second: u64,
-    /// The process's CPU time since the previous renewal, as a share of all
-    /// the machine's cores (0 to 1).
+    /// The process's CPU time as a share of all the machine's cores (0 to
+    /// 1), averaged over the last few renewals.
     #[serde(default)]
     pub cpu: f64,
     /// Stopping (SIGTERM): no new rooms are placed here.
@@ -223,10 +226,13 @@ pub async fn keep_registered(
         record.participants = now.participants;
         record.packets_per_second =
             (now.forwarded.saturating_sub(previous.1) as f64 / elapsed) as u64;
-        record.cpu = match (cpu, previous.2) {
+        // Smoothed over a few renewals: one busy moment (a burst of joins)
+        // should not send the next rooms elsewhere.
+        let share = match (cpu, previous.2) {
             (Some(cpu), Some(before)) => ((cpu - before) / elapsed / cores()).clamp(0.0, 1.0),
             _ => 0.0,
         };
+        record.cpu = record.cpu * (1.0 - CPU_SMOOTHING) + share * CPU_SMOOTHING;
         record.draining = draining.is_on();
         previous = (at, now.forwarded, cpu);
         match renew(&mut conn, &record).await {

@@ -891,6 +891,47 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
         log.contains("twilio signaling proxied to the room's node"),
         "{log}"
     );
+
+    // The socket drops; the SDK's new one reaches the node that does not
+    // hold the session (behind one address, any node may take it): its
+    // `sync` is proxied to the session's node, which resumes it.
+    let session = connected["session"].as_str().expect("a session").to_owned();
+    assert!(
+        session.starts_with(&format!("{}~", ["node-a", "node-b"][holder])),
+        "{session}"
+    );
+    drop(socket);
+    let (mut again, _) = tokio_tungstenite::connect_async(format!("ws://{}/signaling", other.addr))
+        .await
+        .expect("open /signaling again");
+    let sync = serde_json::json!({
+        "type": "sync", "version": 2, "session": session, "token": token("bob"), "name": "proxied",
+        "participant": {"revision": 1, "tracks": []},
+        "peer_connections": []
+    });
+    let hello = serde_json::json!({
+        "type": "hello", "id": "3f0d2c4e-0000-4000-8000-000000000002",
+        "version": 2, "timeout": 5000, "body": sync
+    });
+    again
+        .send(Message::text(hello.to_string()))
+        .await
+        .expect("send hello");
+    let synced = loop {
+        let frame = tokio::time::timeout(WAIT, again.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket stays open")
+            .expect("a frame");
+        let Message::Text(text) = frame else { continue };
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        if value["type"] == "msg" && value["body"]["type"] != "update" {
+            break value["body"].clone();
+        }
+    };
+    assert_eq!(synced["type"], "synced", "{synced}");
+    assert_eq!(synced["session"], session.as_str(), "{synced}");
+    assert_eq!(synced["participants"][0]["identity"], "alice", "{synced}");
 }
 
 // ---- benchmarks (run by hand: `cargo test --test cluster -- --ignored --nocapture bench_`) ----

@@ -225,6 +225,12 @@ impl<W: Wire> Connection<W> {
         }
     }
 
+    /// Close with `code` once what is queued is sent (a proxied
+    /// connection closes as the node behind it did).
+    pub(super) fn close_with(&self, code: u16) {
+        self.close.store(code, Ordering::Relaxed);
+    }
+
     /// Send `text` and close: a last word before a session exists (a
     /// redirect).
     pub(super) async fn last_word(self, text: String) {

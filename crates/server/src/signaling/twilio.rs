@@ -202,6 +202,18 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                         .await
                 {
                     let Attached { connection, .. } = attached;
+                    // A session of another node (behind one address, the
+                    // SDK's new socket may reach any node): proxy it there.
+                    if refusal.code == codes::SIGNALING_DISCONNECTED
+                        && let (Some(node), Some(hello)) =
+                            (session_node(&state, &id).await, handshake)
+                    {
+                        let hello = tcmp::Hello {
+                            body: Some(raw),
+                            ..hello
+                        };
+                        return proxy(connection, node, hello).await;
+                    }
                     connection.refuse(refusal.code, refusal.message).await;
                 }
                 return;
@@ -255,7 +267,7 @@ async fn join(
         client = connect.publisher.as_ref().and_then(|p| p.sdk_version.as_deref()).unwrap_or("-"),
         "twilio signaling session joined"
     );
-    let id = session::random_id();
+    let id = session_id(&state);
     let attach = state.signaling.twilio.register(&id, &member.identity);
     let mut session = Session {
         member,
@@ -1115,6 +1127,32 @@ const INSIGHTS_FRAME: usize = 256 * 1024;
 /// An insights socket that sends nothing for this long is closed.
 const INSIGHTS_IDLE: Duration = Duration::from_secs(60);
 
+/// Separates a node's id from the rest of a session id (`~` is in no node id).
+const SESSION_NODE_SEPARATOR: char = '~';
+
+/// A new session id; in a cluster it starts with this node's id, so a
+/// `sync` that reaches another node finds its way here.
+fn session_id(state: &AppState) -> String {
+    match &state.cluster {
+        Some(cluster) => format!(
+            "{}{SESSION_NODE_SEPARATOR}{}",
+            cluster.node(),
+            session::random_id()
+        ),
+        None => session::random_id(),
+    }
+}
+
+/// The live node, other than this one, whose session `id` is.
+async fn session_node(state: &AppState, id: &str) -> Option<crate::cluster::NodeInfo> {
+    let cluster = state.cluster.as_ref()?;
+    let (node, _) = id.split_once(SESSION_NODE_SEPARATOR)?;
+    if node == cluster.node() {
+        return None;
+    }
+    cluster.find(node).await.ok().flatten()
+}
+
 /// How long the room's node may take to accept a proxied connection.
 const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -1160,7 +1198,11 @@ async fn proxy(mut connection: Connection, node: crate::cluster::NodeInfo, hello
         return connection.refuse(codes::SIGNALING_ERROR, message).await;
     }
     let mut welcomed = false;
-    loop {
+    // Each side's end is passed on as it came: a clean close as a close,
+    // a dropped socket as a dropped socket (the session's node then keeps
+    // the session for a resume), the node's close code to the client (the
+    // SDK resumes after 1001, not after 1000).
+    let clean = loop {
         tokio::select! {
             from_node = upstream.next() => match from_node {
                 Some(Ok(Message::Text(text))) => {
@@ -1172,26 +1214,39 @@ async fn proxy(mut connection: Connection, node: crate::cluster::NodeInfo, hello
                         continue;
                     }
                     if !connection.send(text.to_string()) {
-                        break;
+                        break true;
                     }
                 }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(Message::Close(frame))) => {
+                    if let Some(frame) = frame {
+                        connection.close_with(u16::from(frame.code));
+                    }
+                    break true;
+                }
+                // The node went away: so does this socket, resumably.
+                Some(Err(_)) | None => {
+                    connection.close_with(tcmp::CLOSE_GOING_AWAY);
+                    return;
+                }
                 Some(Ok(_)) => {}
             },
             from_client = connection.incoming.recv() => match from_client {
                 Some(Frame::Message(frame)) => {
                     let Ok(text) = serde_json::to_string(&frame) else { continue };
                     if upstream.send(Message::text(text)).await.is_err() {
-                        break;
+                        break true;
                     }
                 }
                 // The room's node would refuse it too.
                 Some(Frame::Invalid(e)) => tracing::debug!(error = %e, "proxied frame dropped"),
-                Some(Frame::Closed { .. }) | None => break,
+                Some(Frame::Closed { clean }) => break clean,
+                None => break false,
             },
         }
+    };
+    if clean {
+        let _ = upstream.close(None).await;
     }
-    let _ = upstream.close(None).await;
 }
 
 /// `GET /insights`: the SDK's telemetry socket. Its `connect` is answered
