@@ -3,14 +3,15 @@
 //
 // Owns: opening the socket, the `join` handshake, keepalive pings, and
 // resuming the session on a new socket when the old one drops (the server
-// keeps the participant in the room for 10 s). Hands every other server
+// keeps the participant in the room for its session timeout, which
+// `joined` tells: 30 s unless the operator changed it). Hands every other server
 // message, in order, to one handler (the Room).
 // Must not: interpret room state or touch media.
 //
 //   join() ──▶ socket open ──▶ {type: join} ──▶ joined ──▶ handler(message)…
 //   socket drops ──▶ 'reconnecting' ──▶ new socket ──▶ {type: resume}
 //        ├─ joined {resumed: true} ──▶ handler(joined), backlog… ──▶ 'reconnected'
-//        └─ refused, or 10 s pass ──▶ 'failed'(error)
+//        └─ refused, or the session timeout passes ──▶ 'failed'(error)
 
 import { EventEmitter } from './events.js';
 import { TwilioError, createTwilioError } from './errors.js';
@@ -19,7 +20,7 @@ import { Log } from './log.js';
 export const PROTOCOL_VERSION = 1;
 /** Time allowed to open the socket and get `joined`. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** How long the server keeps a dropped session for `resume`. */
+/** How long the server keeps a dropped session for `resume`, when `joined` does not say (older servers). */
 const RESUME_WINDOW_MS = 10_000;
 /** One resume attempt: open the socket and get `joined`. */
 const RESUME_ATTEMPT_MS = 3_000;
@@ -136,6 +137,8 @@ export class Signaling extends EventEmitter {
   /** Sockets given up as dead, closed once a resume has replaced them. */
   #stale = [];
   #session = null;
+  /** The server's session timeout (`joined.session_timeout`), in ms. */
+  #resumeWindowMs = RESUME_WINDOW_MS;
   /** Set by the server's `disconnected`: the session is over, do not resume. */
   #ended = false;
   /** @type {((message: any) => void)|null} */
@@ -304,6 +307,9 @@ export class Signaling extends EventEmitter {
       this.#waiter = null;
       if (message.type === 'joined') {
         this.#session = message.session;
+        if (typeof message.session_timeout === 'number' && message.session_timeout > 0) {
+          this.#resumeWindowMs = message.session_timeout * 1000;
+        }
         if (message.resumed) this.#resumed(message);
         waiter.onJoined(message);
       } else if (message.type === 'error') {
@@ -376,7 +382,7 @@ export class Signaling extends EventEmitter {
     this.state = 'reconnecting';
     clearInterval(this.#pingTimer);
     this.emit('reconnecting', createTwilioError(53001));
-    const deadline = Date.now() + RESUME_WINDOW_MS;
+    const deadline = Date.now() + this.#resumeWindowMs;
     let delay = 0;
     while (this.state === 'reconnecting') {
       if (delay) await sleep(delay);
@@ -402,7 +408,7 @@ export class Signaling extends EventEmitter {
       delay = Math.min(delay ? delay * 2 : 250, 1_000);
     }
     if (this.state === 'reconnecting') {
-      this.#fail(createTwilioError(53001, 'Signaling connection disconnected: the session could not be resumed within 10 s'));
+      this.#fail(createTwilioError(53001, `Signaling connection disconnected: the session could not be resumed within ${this.#resumeWindowMs / 1000} s`));
     }
   }
 

@@ -98,7 +98,13 @@ pub struct MediaConfig {
     /// Worker threads; rooms are spread over them.
     pub workers: usize,
     /// A connected peer silent for this long (no ICE consent checks, no
-    /// packets) is gone.
+    /// packets) is interrupted ([`MediaEvent::Interrupted`]): its network
+    /// went away, and it is kept, with its publications and subscriptions,
+    /// for the client to come back (from another address, or with an ICE
+    /// restart). Browsers send consent checks every 2.5 s at least.
+    pub silence: Duration,
+    /// A connected peer silent for this long is gone: the session timeout
+    /// (Twilio's is 30 s).
     pub peer_timeout: Duration,
     /// A peer that has not connected this long after its first answer is
     /// gone. str0m's ICE-lite agent gives up a candidate pair that has seen
@@ -113,7 +119,8 @@ impl Default for MediaConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 7882)),
             public_ips: Vec::new(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            peer_timeout: Duration::from_secs(10),
+            silence: Duration::from_secs(3),
+            peer_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(15),
         }
     }
@@ -179,6 +186,20 @@ pub enum MediaEvent {
         participant: ParticipantSid,
         track: TrackSid,
         off: Option<&'static str>,
+    },
+    /// A connected peer went silent (its network went away, or its ICE
+    /// consent lapsed): it is kept, bound as it was, until it is heard
+    /// from again ([`MediaEvent::Restored`]) or `peer_timeout` runs out
+    /// ([`MediaEvent::Gone`]).
+    Interrupted {
+        room: RoomSid,
+        participant: ParticipantSid,
+    },
+    /// An interrupted peer was heard from again (the same path came back,
+    /// or the client restarted ICE, perhaps from another address).
+    Restored {
+        room: RoomSid,
+        participant: ParticipantSid,
     },
     /// The peer is gone and its media state is dropped.
     Gone {
@@ -440,6 +461,7 @@ impl Media {
                 demux_stats: demux_stats.clone(),
                 load: load.clone(),
                 peer_timeout: config.peer_timeout,
+                silence: config.silence,
                 connect_timeout: config.connect_timeout,
                 stop: stop.clone(),
             };

@@ -10,7 +10,10 @@
 //!   the room — after [`MEDIA_GONE_GRACE`], so that a client that closes its
 //!   media first and then says `leave` (browsers and aiortc close the peer
 //!   connection, whose DTLS close reaches the media server first, then the
-//!   WebSocket) is counted as having left, not failed.
+//!   WebSocket) is counted as having left, not failed. A peer whose media
+//!   went silent is not gone yet: it is kept for the session timeout, and
+//!   the room's sessions are told it is reconnecting ([`crate::session::Presence`]) until
+//!   it is heard from again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,8 @@ use salon_room::{DisconnectReason, Event};
 use tokio::sync::mpsc;
 
 use crate::service::RoomService;
+use crate::session::{Cause, Notice};
+use crate::signaling::Signaling;
 
 pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc<Event>>) {
     while let Some(event) = events.recv().await {
@@ -52,6 +57,7 @@ pub const MEDIA_GONE_GRACE: Duration = Duration::from_secs(2);
 /// Recording reports go on to the recording controller (`recordings`).
 pub async fn media_to_room(
     rooms: RoomService,
+    signaling: Arc<Signaling>,
     mut events: mpsc::UnboundedReceiver<MediaEvent>,
     recordings: mpsc::UnboundedSender<RecordingEvent>,
 ) {
@@ -59,6 +65,17 @@ pub async fn media_to_room(
         match event {
             MediaEvent::Connected { room, participant } => {
                 tracing::debug!(%room, %participant, "media connected");
+            }
+            MediaEvent::Interrupted { room, participant }
+            | MediaEvent::Restored { room, participant } => {
+                let reconnecting = matches!(event, MediaEvent::Interrupted { .. });
+                tracing::info!(%room, %participant, reconnecting, "media presence");
+                signaling.presence().announce(Notice {
+                    room,
+                    participant,
+                    cause: Cause::Media,
+                    reconnecting,
+                });
             }
             MediaEvent::Recording(report) => {
                 let _ = recordings.send(report);
@@ -143,7 +160,12 @@ mod tests {
         );
         let (media_tx, media_events) = mpsc::unbounded_channel();
         let (reports, _) = mpsc::unbounded_channel();
-        tokio::spawn(media_to_room(rooms.clone(), media_events, reports));
+        tokio::spawn(media_to_room(
+            rooms.clone(),
+            Arc::new(Signaling::default()),
+            media_events,
+            reports,
+        ));
         let (room, alice) = join(&rooms, "alice").await;
         let (_, bob) = join(&rooms, "bob").await;
         // Both close their media sessions (the DTLS close reaches the media

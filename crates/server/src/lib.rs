@@ -216,6 +216,7 @@ impl Server {
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(bridge::media_to_room(
             rooms.clone(),
+            signaling.clone(),
             media_events,
             reports_tx,
         ));

@@ -99,6 +99,7 @@ pub struct Setup {
     /// Peers on each worker (this one at `index`), for room placement.
     pub load: Arc<Vec<std::sync::atomic::AtomicU64>>,
     pub peer_timeout: Duration,
+    pub silence: Duration,
     pub connect_timeout: Duration,
     pub stop: Arc<AtomicBool>,
 }
@@ -135,6 +136,9 @@ struct Peer {
     created: Instant,
     last_heard: Instant,
     connected: bool,
+    /// Silent for [`Setup::silence`] (or ICE said disconnected): the
+    /// control plane was told [`MediaEvent::Interrupted`].
+    interrupted: bool,
     /// Set when the peer must go; it is removed at the next housekeeping.
     gone: Option<GoneReason>,
     /// Incoming m-lines and the tracks they publish.
@@ -365,4 +369,24 @@ fn fail(peer: &mut Peer, reason: String) {
         tracing::warn!(room = %peer.room, participant = %peer.participant, reason, "media peer failed");
         peer.gone = Some(GoneReason::Failed(reason));
     }
+}
+
+/// The peer went silent: tell the control plane, once.
+fn interrupted(peer: &mut Peer, setup: &Setup) {
+    peer.interrupted = true;
+    tracing::info!(room = %peer.room, participant = %peer.participant, "media interrupted");
+    let _ = setup.events.send(MediaEvent::Interrupted {
+        room: peer.room,
+        participant: peer.participant,
+    });
+}
+
+/// An interrupted peer was heard from: tell the control plane, once.
+fn restored(peer: &mut Peer, setup: &Setup) {
+    peer.interrupted = false;
+    tracing::info!(room = %peer.room, participant = %peer.participant, "media restored");
+    let _ = setup.events.send(MediaEvent::Restored {
+        room: peer.room,
+        participant: peer.participant,
+    });
 }

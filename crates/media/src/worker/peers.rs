@@ -53,6 +53,7 @@ impl Worker {
             created: now,
             last_heard: now,
             connected: false,
+            interrupted: false,
             gone: None,
             published: Vec::new(),
             subscribed: Vec::new(),

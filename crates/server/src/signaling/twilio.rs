@@ -50,7 +50,9 @@ use tokio::time::Instant;
 use super::connection::{self, Incoming as Frame, RATE_LIMITED, Wire};
 use crate::AppState;
 use crate::http::SocketControl;
-use crate::session::{self, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track};
+use crate::session::{
+    self, Away, Cause, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track,
+};
 
 /// Twilio's protocol on a signaling socket: TCMP frames.
 pub(super) struct TwilioWire;
@@ -249,7 +251,7 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         subscribed_sent: Vec::new(),
         batching: false,
         presence: state.signaling.presence.watch(),
-        reconnecting: HashSet::new(),
+        reconnecting: Away::default(),
     };
     let published = session.apply_participant(connect.participant).await;
     let answers = session.negotiate(&connect.peer_connections).await;
@@ -315,8 +317,8 @@ struct Session {
     batching: bool,
     /// Who is reconnecting, as every session announces it.
     presence: broadcast::Receiver<Notice>,
-    /// Others in the room whose signaling is reconnecting.
-    reconnecting: HashSet<ParticipantSid>,
+    /// Others in the room whose signaling or media is reconnecting.
+    reconnecting: Away,
 }
 
 /// One of the client's tracks.
@@ -415,22 +417,18 @@ impl Session {
         self.member.state.signaling.presence.announce(Notice {
             room: self.member.room,
             participant: self.member.me,
+            cause: Cause::Signaling,
             reconnecting,
         });
     }
 
-    /// Another participant's signaling went away or came back: its state,
+    /// Another participant's signaling or media went away or came back: its state,
     /// under its next revision.
     fn on_notice(&mut self, notice: Notice) {
         if notice.room != self.member.room || notice.participant == self.member.me {
             return;
         }
-        let changed = if notice.reconnecting {
-            self.reconnecting.insert(notice.participant)
-        } else {
-            self.reconnecting.remove(&notice.participant)
-        };
-        if changed {
+        if self.reconnecting.apply(notice).is_some() {
             self.send_participant(notice.participant);
         }
     }
@@ -453,7 +451,7 @@ impl Session {
     }
 
     fn state_of(&self, participant: ParticipantSid) -> ParticipantState {
-        if self.reconnecting.contains(&participant) {
+        if self.reconnecting.is_away(participant) {
             ParticipantState::Reconnecting
         } else {
             ParticipantState::Connected
@@ -985,7 +983,7 @@ impl Session {
         let state = match state {
             ParticipantState::Connected => self.state_of(participant),
             other => {
-                self.reconnecting.remove(&participant);
+                self.reconnecting.forget(participant);
                 other
             }
         };
