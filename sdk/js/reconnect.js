@@ -11,7 +11,8 @@
 // Must not: read signaling messages or touch room state; it only asks the
 // PeerSession for ICE restarts.
 //
-//   media 'interrupted' (ICE disconnected or failed) ─┐
+//   media 'interrupted' (ICE disconnected or failed) ─┐  (and the socket is
+//                                                      │   probed: a ping)
 //   signaling 'reconnecting' (socket dropped) ────────┴─▶ 'reconnecting'(error)
 //        ICE restart: at once when ICE failed, after RESTART_AFTER_MS when
 //        only disconnected, again every RETRY_MS until media flows; and at
@@ -135,6 +136,9 @@ export class Reconnection extends EventEmitter {
     if (first) {
       this.#log.warn(`The media connection ${failed ? 'failed' : 'was interrupted'}`);
       this.#enter(createTwilioError(53405, 'Media connection failed or Media activity ceased'));
+      // Whatever took the media path may have taken the socket too (a new
+      // address): find out now, not at the next keepalive.
+      this.#signaling.probe();
       clearTimeout(this.#sessionTimer);
       this.#sessionTimer = setTimeout(() => this.#timedOut(), this.#sessionTimeoutMs);
     }

@@ -2037,6 +2037,10 @@ var Twilio;
       this.#restartWanted = true;
       this.#negotiate();
     }
+    /** Forget an ICE restart not offered yet (media came back meanwhile). */
+    cancelRestart() {
+      this.#restartWanted = false;
+    }
     /** Whether an offer is outstanding or queued (for tests and getStats). */
     get isNegotiating() {
       return this.#making || this.#outstanding !== null;
@@ -2524,6 +2528,7 @@ var Twilio;
       if (first) {
         this.#log.warn(`The media connection ${failed ? "failed" : "was interrupted"}`);
         this.#enter(createTwilioError(53405, "Media connection failed or Media activity ceased"));
+        this.#signaling.probe();
         clearTimeout(this.#sessionTimer);
         this.#sessionTimer = setTimeout(() => this.#timedOut(), this.#sessionTimeoutMs);
       }
@@ -2538,6 +2543,7 @@ var Twilio;
       if (this.#mediaUp) return;
       this.#log.info("The media connection is back");
       this.#mediaUp = true;
+      this.#peer.cancelRestart();
       clearTimeout(this.#sessionTimer);
       clearTimeout(this.#restartTimer);
       this.#sessionTimer = this.#restartTimer = null;
@@ -3009,6 +3015,7 @@ var Twilio;
   var RESUME_WINDOW_MS = 1e4;
   var RESUME_ATTEMPT_MS = 3e3;
   var PING_INTERVAL_MS = 5e3;
+  var PROBE_MS = 3e3;
   var SILENCE_LIMIT_MS = 3 * PING_INTERVAL_MS + 1e3;
   function signalingUrl(base) {
     let url;
@@ -3094,6 +3101,7 @@ var Twilio;
     #pingTimer = null;
     #pingId = 0;
     #lastHeard = 0;
+    #probeTimer = null;
     #log;
     /**
      * @param {string} url the WebSocket URL (see {@link signalingUrl})
@@ -3154,6 +3162,7 @@ var Twilio;
       const wasConnected = this.state === "connected";
       this.state = "closed";
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       const ws = this.#ws;
       this.#ws = null;
       if (ws) {
@@ -3275,6 +3284,7 @@ var Twilio;
       if (this.#ended) {
         this.state = "closed";
         clearInterval(this.#pingTimer);
+        clearTimeout(this.#probeTimer);
         return;
       }
       this.#reconnect();
@@ -3283,6 +3293,7 @@ var Twilio;
       this.state = "connected";
       this.#lastHeard = Date.now();
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
       const waiting = this.#outbox.splice(0);
       for (const message of waiting) this.send(message);
@@ -3290,20 +3301,45 @@ var Twilio;
     #keepalive() {
       if (this.state !== "connected") return;
       if (Date.now() - this.#lastHeard > SILENCE_LIMIT_MS && this.#ws) {
-        const dead = this.#ws;
-        dead.onmessage = dead.onclose = null;
-        this.#stale.push(dead);
-        this.#ws = null;
-        this.#reconnect();
+        this.#abandon();
         return;
       }
       this.send({ type: "ping", id: ++this.#pingId });
+    }
+    /**
+     * Check the socket now rather than at the next keepalive (the media
+     * connection was just lost: the network may have gone under both). A
+     * `ping`; if nothing at all comes back within `ms`, the socket is taken
+     * for dead and the session resumed on a new one.
+     * @param {number} [ms]
+     */
+    probe(ms = PROBE_MS) {
+      if (this.state !== "connected" || !this.#ws) return;
+      const sent = Date.now();
+      this.send({ type: "ping", id: ++this.#pingId });
+      clearTimeout(this.#probeTimer);
+      this.#probeTimer = setTimeout(() => {
+        if (this.state === "connected" && this.#ws && this.#lastHeard < sent) this.#abandon();
+      }, ms);
+    }
+    /**
+     * The socket is dead without having closed (a half-open TCP connection):
+     * resume on a new one. Do not close it now: a close frame that does get
+     * through would end the session. Close it after the resume.
+     */
+    #abandon() {
+      const dead = this.#ws;
+      dead.onmessage = dead.onclose = null;
+      this.#stale.push(dead);
+      this.#ws = null;
+      this.#reconnect();
     }
     // ---- resuming ------------------------------------------------------------
     async #reconnect() {
       this.#log.warn("The signaling connection dropped: resuming the session");
       this.state = "reconnecting";
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       this.emit("reconnecting", createTwilioError(53001));
       const deadline = Date.now() + this.#resumeWindowMs;
       let delay = 0;
@@ -3346,6 +3382,7 @@ var Twilio;
       this.#log.warn("Could not resume the session:", error.message);
       this.state = "closed";
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       if (this.#ws) {
         this.#ws.onmessage = this.#ws.onclose = null;
         this.#ws.close();

@@ -26,6 +26,8 @@ const RESUME_WINDOW_MS = 10_000;
 const RESUME_ATTEMPT_MS = 3_000;
 /** Keepalive: the server ends sessions silent for 30 s. */
 const PING_INTERVAL_MS = 5_000;
+/** A probe's ping unanswered this long: the socket is dead. */
+const PROBE_MS = 3_000;
 /** No message (not even a pong) for this long: the socket is dead. */
 const SILENCE_LIMIT_MS = 3 * PING_INTERVAL_MS + 1_000;
 
@@ -152,6 +154,7 @@ export class Signaling extends EventEmitter {
   #pingTimer = null;
   #pingId = 0;
   #lastHeard = 0;
+  #probeTimer = null;
 
   #log;
 
@@ -218,6 +221,7 @@ export class Signaling extends EventEmitter {
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     const ws = this.#ws;
     this.#ws = null;
     if (ws) {
@@ -345,6 +349,7 @@ export class Signaling extends EventEmitter {
     if (this.#ended) {
       this.state = 'closed';
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       return;
     }
     this.#reconnect();
@@ -354,6 +359,7 @@ export class Signaling extends EventEmitter {
     this.state = 'connected';
     this.#lastHeard = Date.now();
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
     const waiting = this.#outbox.splice(0);
     for (const message of waiting) this.send(message);
@@ -362,17 +368,40 @@ export class Signaling extends EventEmitter {
   #keepalive() {
     if (this.state !== 'connected') return;
     if (Date.now() - this.#lastHeard > SILENCE_LIMIT_MS && this.#ws) {
-      // The socket is dead without having closed (a half-open TCP
-      // connection). Do not close it now: a close frame that does get
-      // through would end the session. Close it after the resume.
-      const dead = this.#ws;
-      dead.onmessage = dead.onclose = null;
-      this.#stale.push(dead);
-      this.#ws = null;
-      this.#reconnect();
+      this.#abandon();
       return;
     }
     this.send({ type: 'ping', id: ++this.#pingId });
+  }
+
+  /**
+   * Check the socket now rather than at the next keepalive (the media
+   * connection was just lost: the network may have gone under both). A
+   * `ping`; if nothing at all comes back within `ms`, the socket is taken
+   * for dead and the session resumed on a new one.
+   * @param {number} [ms]
+   */
+  probe(ms = PROBE_MS) {
+    if (this.state !== 'connected' || !this.#ws) return;
+    const sent = Date.now();
+    this.send({ type: 'ping', id: ++this.#pingId });
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = setTimeout(() => {
+      if (this.state === 'connected' && this.#ws && this.#lastHeard < sent) this.#abandon();
+    }, ms);
+  }
+
+  /**
+   * The socket is dead without having closed (a half-open TCP connection):
+   * resume on a new one. Do not close it now: a close frame that does get
+   * through would end the session. Close it after the resume.
+   */
+  #abandon() {
+    const dead = this.#ws;
+    dead.onmessage = dead.onclose = null;
+    this.#stale.push(dead);
+    this.#ws = null;
+    this.#reconnect();
   }
 
   // ---- resuming ------------------------------------------------------------
@@ -381,6 +410,7 @@ export class Signaling extends EventEmitter {
     this.#log.warn('The signaling connection dropped: resuming the session');
     this.state = 'reconnecting';
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     this.emit('reconnecting', createTwilioError(53001));
     const deadline = Date.now() + this.#resumeWindowMs;
     let delay = 0;
@@ -426,6 +456,7 @@ export class Signaling extends EventEmitter {
     this.#log.warn('Could not resume the session:', error.message);
     this.state = 'closed';
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     if (this.#ws) {
       this.#ws.onmessage = this.#ws.onclose = null;
       this.#ws.close();

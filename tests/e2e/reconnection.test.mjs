@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_FLAGS, assertReceiving, eventually, newPage, outcome, sleep, startServer } from './harness.mjs';
+import { CHROMIUM_FLAGS, assertReceiving, eventually, inbound, newPage, outcome, sleep, startServer } from './harness.mjs';
 
 const tag = String(process.pid % 100000);
 const ns = `rc${tag}`;
@@ -50,10 +50,15 @@ before(async () => {
   inNs('link', 'set', 'lo', 'up');
   inNs('addr', 'add', `${roamerIp}/24`, 'dev', nsIf);
   inNs('link', 'set', nsIf, 'up');
+  // Removing the first address of a subnet removes the others too unless
+  // they are promoted: the move below adds the new address, then removes
+  // the old one.
+  execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${nsIf}.promote_secondaries=1`]);
   // The normal session timeout (30 s) for outages that heal, a short one
   // for the outage that does not.
-  servers.normal = await startServer([], { host: hostIp });
-  servers.short = await startServer(['--session-timeout', '4'], { host: hostIp });
+  // Off loopback the tutorial routes (the tests' tokens) must be asked for.
+  servers.normal = await startServer(['--app-routes', 'true'], { host: hostIp });
+  servers.short = await startServer(['--app-routes', 'true', '--session-timeout', '4'], { host: hostIp });
   // Pages on http://10.x are not secure contexts: no getUserMedia. Say
   // these origins are.
   const secure = `--unsafely-treat-insecure-origin-as-secure=${servers.normal.url},${servers.short.url}`;
@@ -84,8 +89,9 @@ async function participant(browser, server, identity, room) {
   page.identity = identity;
   await page.goto(`${server.url}/e2e/blank.html`);
   const token = await server.token(identity, room);
-  const joined = await outcome(page, async ({ token, room }) => {
+  const joined = await outcome(page, async ({ token, room, debug }) => {
     window.Video = await import('/sdk/salon-video.js');
+    if (debug) window.Video.Logger.getLogger('twilio-video').setLevel('debug');
     window.events = [];
     const r = await window.Video.connect(token, { name: room, audio: true, video: { width: 320 } });
     window.room = r;
@@ -97,7 +103,7 @@ async function participant(browser, server, identity, room) {
     r.on('participantReconnected', (p) => log('participantReconnected', p.identity, p.state));
     r.on('participantDisconnected', (p) => log('participantDisconnected', p.identity));
     return r.sid;
-  }, { token, room });
+  }, { token, room, debug: !!process.env.SALON_E2E_VERBOSE });
   assert.equal(joined.ok, true, `${identity} joins: ${JSON.stringify(joined)}`);
   return page;
 }
@@ -114,6 +120,24 @@ const selectedAddress = (page) => page.evaluate(async () => {
   const pair = stats.find((s) => s.id === transport?.selectedCandidatePairId);
   return stats.find((s) => s.id === pair?.localCandidateId)?.address ?? null;
 });
+
+/**
+ * Media flows into `page` again: within `ms`, a second in which its video
+ * decodes frames and its audio receives packets (after a network change
+ * the path, a keyframe and the ICE restart's answer may take a moment).
+ */
+async function flowsAgain(page, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  let last = [];
+  for (;;) {
+    const before = await inbound(page);
+    await sleep(1_000);
+    last = await inbound(page);
+    const grew = (kind, key) => last.some((s) => s.kind === kind && s[key] > (before.find((b) => b.mid === s.mid)?.[key] ?? 0));
+    if (grew('video', 'framesDecoded') && grew('audio', 'packetsReceived')) return Date.now() + ms - deadline;
+    assert.ok(Date.now() < deadline, `${page.identity}: media flows again within ${ms} ms: ${JSON.stringify(last)}`);
+  }
+}
 
 async function pair(server, room) {
   const steady = await participant(hostBrowser, server, 'steady', room);
@@ -142,10 +166,8 @@ describe('a participant whose network changes', () => {
     inNs('link', 'set', nsIf, 'up');
     await eventually(async () => names(await events(roamer)).includes('reconnected'), 'the roamer reconnected', 30_000);
     await eventually(async () => names(await events(steady)).includes('participantReconnected'), 'the steady one told it is back', 30_000);
-    await Promise.all([
-      assertReceiving(roamer, { videos: 1, audios: 1 }),
-      assertReceiving(steady, { videos: 1, audios: 1 }),
-    ]);
+    const took = await Promise.all([flowsAgain(roamer), flowsAgain(steady)]);
+    console.log(`# media flowing again ${took.join(' and ')} ms after reconnected`);
     const roamerEvents = await events(roamer);
     assert.deepEqual(roamerEvents.find((e) => e[0] === 'reconnecting'), ['reconnecting', 53405], JSON.stringify(roamerEvents));
     assert.ok(!names(roamerEvents).includes('disconnected'), JSON.stringify(roamerEvents));
@@ -163,10 +185,7 @@ describe('a participant whose network changes', () => {
     inNs('addr', 'add', `${movedIp}/24`, 'dev', nsIf);
     inNs('addr', 'del', `${roamerIp}/24`, 'dev', nsIf);
     await eventually(async () => (await selectedAddress(roamer)) === movedIp, 'the roamer on its new address', 30_000);
-    await Promise.all([
-      assertReceiving(roamer, { videos: 1, audios: 1 }),
-      assertReceiving(steady, { videos: 1, audios: 1 }),
-    ]);
+    await Promise.all([flowsAgain(roamer), flowsAgain(steady)]);
     assert.equal(await roamer.evaluate(() => window.room.state), 'connected');
     assert.ok(!names(await events(steady)).includes('participantDisconnected'), JSON.stringify(await events(steady)));
     assert.ok(!names(await events(roamer)).includes('disconnected'), JSON.stringify(await events(roamer)));
