@@ -8,6 +8,8 @@
 //   sees `participantReconnecting` / `participantReconnected`, never
 //   `participantDisconnected`;
 // - the roamer moves to another address: ICE restarts, media resumes;
+// - the official twilio-video SDK, moved the same way, restarts ICE through
+//   /signaling and its media resumes;
 // - the link stays down longer than the session timeout (shortened here):
 //   the roamer is disconnected with 53405, the steady one sees it go.
 //
@@ -23,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_FLAGS, assertReceiving, eventually, inbound, newPage, outcome, sleep, startServer } from './harness.mjs';
+import { CHROMIUM_FLAGS, assertReceiving, eventually, here, inbound, newPage, outcome, sleep, startServer } from './harness.mjs';
 
 const tag = String(process.pid % 100000);
 const ns = `rc${tag}`;
@@ -107,6 +109,38 @@ async function participant(browser, server, identity, room) {
   assert.equal(joined.ok, true, `${identity} joins: ${JSON.stringify(joined)}`);
   return page;
 }
+
+/** The official twilio-video SDK (its script-tag bundle), joined on Salon's /signaling, with the same `window.events`. */
+async function officialParticipant(browser, server, identity, room) {
+  const page = await newPage(browser, server);
+  page.identity = identity;
+  await page.goto(`${server.url}/e2e/blank.html`);
+  await page.addScriptTag({ path: path.join(here, 'node_modules', 'twilio-video', 'dist', 'twilio-video.min.js') });
+  const token = await server.token(identity, room);
+  const joined = await outcome(page, async ({ token, room, wsServer }) => {
+    const Video = window.Twilio.Video;
+    window.events = [];
+    const tracks = await Video.createLocalTracks({ audio: true, video: { width: 320, height: 240 } });
+    const r = await Video.connect(token, { name: room, tracks, wsServer, insights: false });
+    window.room = r;
+    const log = (...e) => window.events.push(e);
+    const attach = (p) => p.on('trackSubscribed', (track) => document.body.appendChild(track.attach()));
+    r.participants.forEach(attach);
+    r.on('participantConnected', attach);
+    r.on('reconnecting', (error) => log('reconnecting', error?.code ?? null));
+    r.on('reconnected', () => log('reconnected'));
+    r.on('disconnected', (_room, error) => log('disconnected', error?.code ?? null));
+    return r.sid;
+  }, { token, room, wsServer: `${server.url.replace('http', 'ws')}/signaling` });
+  assert.equal(joined.ok, true, `${identity} joins: ${JSON.stringify(joined)}`);
+  return page;
+}
+
+/** The ICE ufrag of the page's live peer connection's local description. */
+const localUfrag = (page) => page.evaluate(() => {
+  const pc = window.__e2e.pcs.find((p) => p.connectionState !== 'closed');
+  return pc?.localDescription?.sdp.match(/a=ice-ufrag:(\S+)/)?.[1] ?? null;
+});
 
 const events = (page) => page.evaluate(() => window.events);
 const names = (list) => list.map((e) => e[0]);
@@ -192,6 +226,32 @@ describe('a participant whose network changes', () => {
     await leave(roamer, steady);
     inNs('addr', 'add', `${roamerIp}/24`, 'dev', nsIf);
     inNs('addr', 'del', `${movedIp}/24`, 'dev', nsIf);
+  });
+
+  test('the official twilio-video SDK moved to a new address restarts ICE through /signaling, and media resumes', async () => {
+    const room = 'e2e-rc-official';
+    const steady = await participant(hostBrowser, servers.normal, 'steady', room);
+    const roamer = await officialParticipant(nsBrowser, servers.normal, 'official-roamer', room);
+    await Promise.all([flowsAgain(roamer), flowsAgain(steady)]);
+    const before = await localUfrag(roamer);
+    inNs('addr', 'add', `${movedIp}/24`, 'dev', nsIf);
+    inNs('addr', 'del', `${roamerIp}/24`, 'dev', nsIf);
+    try {
+      // The SDK restarts ICE when its connection fails (a new offer with
+      // new credentials, over its resumed socket); Salon answers it.
+      await eventually(async () => {
+        const ufrag = await localUfrag(roamer);
+        return ufrag && ufrag !== before && (await selectedAddress(roamer)) === movedIp;
+      }, 'the official SDK restarted ICE from its new address', 40_000);
+      await Promise.all([flowsAgain(roamer), flowsAgain(steady)]);
+    } finally {
+      inNs('addr', 'add', `${roamerIp}/24`, 'dev', nsIf);
+      inNs('addr', 'del', `${movedIp}/24`, 'dev', nsIf);
+    }
+    const roamerEvents = await events(roamer);
+    assert.ok(!names(roamerEvents).includes('disconnected'), JSON.stringify(roamerEvents));
+    assert.ok(!names(await events(steady)).includes('participantDisconnected'), JSON.stringify(await events(steady)));
+    await leave(roamer, steady);
   });
 
   test('an outage longer than the session timeout: disconnected with 53405', async () => {
