@@ -148,6 +148,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn silent_media_is_announced_as_reconnecting_until_it_is_heard_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (rooms, _task) = RoomService::spawn(
+            Rooms::new(Config::default()),
+            store,
+            AccountSid::random(),
+            Arc::new(Metrics::new()),
+        );
+        let signaling = Arc::new(Signaling::default());
+        let mut notices = signaling.presence().watch();
+        let (media_tx, media_events) = mpsc::unbounded_channel();
+        let (reports, _) = mpsc::unbounded_channel();
+        tokio::spawn(media_to_room(rooms, signaling, media_events, reports));
+        let (room, participant) = (RoomSid::random(), ParticipantSid::random());
+        media_tx
+            .send(MediaEvent::Interrupted { room, participant })
+            .unwrap();
+        media_tx
+            .send(MediaEvent::Restored { room, participant })
+            .unwrap();
+        for reconnecting in [true, false] {
+            let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                notice,
+                Notice {
+                    room,
+                    participant,
+                    cause: Cause::Media,
+                    reconnecting
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_client_that_closes_its_media_then_says_leave_has_left_not_failed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
