@@ -301,6 +301,10 @@ pub struct MediaStats {
     pub send_failures: AtomicU64,
     /// Peers whose `Rtc` panicked (each one dropped alone).
     pub peer_panics: AtomicU64,
+    /// Connected peers that went silent ([`MediaEvent::Interrupted`]).
+    pub interruptions: AtomicU64,
+    /// Offers that restarted ICE (new ICE credentials).
+    pub ice_restarts: AtomicU64,
     /// Peers connected now.
     pub peers: AtomicU64,
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestServer};
@@ -157,6 +158,9 @@ async fn an_outage_shorter_than_the_session_timeout_is_a_reconnection_not_a_depa
     let stats = roamer.stats();
     assert!(stats.ice_restarts >= 1, "{stats:#?}");
     assert_eq!(stats.reconnections, 1, "{stats:#?}");
+    let media = s.state.media.stats();
+    assert!(media.interruptions.load(Relaxed) >= 1);
+    assert!(media.ice_restarts.load(Relaxed) >= 1);
     let room = roamer.room().sid;
     let (_, p) = s
         .get(&format!("/v1/Rooms/{room}/Participants/{roamer_sid}"))
@@ -180,6 +184,7 @@ async fn a_participant_that_moves_to_a_new_address_restarts_ice_and_its_media_re
     flowing(&mut roamer, 100, "media to the moved roamer").await;
     flowing(&mut steady, 100, "media from the moved roamer").await;
     assert_eq!(roamer.stats().ice_restarts, 1);
+    assert_eq!(s.state.media.stats().ice_restarts.load(Relaxed), 1);
 
     // Nobody left: the steady one heard nothing of a departure, and the
     // server still has both.
@@ -195,14 +200,7 @@ async fn a_participant_that_moves_to_a_new_address_restarts_ice_and_its_media_re
             .any(|e| about(roamer_sid)(e) == Some("disconnected")),
         "{steady_saw:#?}"
     );
-    assert_eq!(
-        s.state
-            .media
-            .stats()
-            .peers
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    assert_eq!(s.state.media.stats().peers.load(Relaxed), 2);
     let _ = moved;
     roamer.leave().await;
     steady.leave().await;

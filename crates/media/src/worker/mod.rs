@@ -374,6 +374,7 @@ fn fail(peer: &mut Peer, reason: String) {
 /// The peer went silent: tell the control plane, once.
 fn interrupted(peer: &mut Peer, setup: &Setup) {
     peer.interrupted = true;
+    setup.stats.interruptions.fetch_add(1, Ordering::Relaxed);
     tracing::info!(room = %peer.room, participant = %peer.participant, "media interrupted");
     let _ = setup.events.send(MediaEvent::Interrupted {
         room: peer.room,

@@ -157,6 +157,10 @@ impl Worker {
         }
         let old = std::mem::replace(&mut peer.ufrag, ufrag);
         tracing::info!(room = %peer.room, participant = %peer.participant, "ICE restart");
+        self.setup
+            .stats
+            .ice_restarts
+            .fetch_add(1, Ordering::Relaxed);
         self.setup.routes.remove(&old);
         self.setup.routes.insert(
             &peer.ufrag,
