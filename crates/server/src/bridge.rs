@@ -3,8 +3,8 @@
 //! * [`room_to_media`]: when the room core removes a participant, a track, a
 //!   subscription or a whole room — for whatever reason: leaving, a REST
 //!   kick, a completed room, a timeout — the media server drops the matching
-//!   peer, forwarder, lane or room (and the room's worker placement).
-//!   Teardown has this one path.
+//!   peer, forwarder, lane or room (and the room's worker placement), and
+//!   who is reconnecting forgets it. Teardown has this one path.
 //! * [`media_to_room`]: when the media server gives a peer up (its network
 //!   went silent, its session failed or was closed), the participant leaves
 //!   the room — after [`MEDIA_GONE_GRACE`], so that a client that closes its
@@ -27,12 +27,19 @@ use crate::service::RoomService;
 use crate::session::{Cause, Notice};
 use crate::signaling::Signaling;
 
-pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc<Event>>) {
+pub async fn room_to_media(
+    media: Media,
+    signaling: Arc<Signaling>,
+    mut events: mpsc::UnboundedReceiver<Arc<Event>>,
+) {
     while let Some(event) = events.recv().await {
         match &*event {
             Event::ParticipantDisconnected {
                 room, participant, ..
-            } => media.remove(*room, *participant),
+            } => {
+                media.remove(*room, *participant);
+                signaling.presence().forget(*room, Some(*participant));
+            }
             Event::TrackUnpublished {
                 room,
                 participant,
@@ -44,7 +51,10 @@ pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc
                 track,
                 ..
             } => media.unsubscribe(*room, *subscriber, *track),
-            Event::RoomEnded { room, .. } => media.room_ended(*room),
+            Event::RoomEnded { room, .. } => {
+                media.room_ended(*room);
+                signaling.presence().forget(*room, None);
+            }
             _ => {}
         }
     }

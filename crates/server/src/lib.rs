@@ -212,7 +212,11 @@ impl Server {
                     source,
                 })?;
         let room_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
-        tokio::spawn(bridge::room_to_media(media.clone(), room_events));
+        tokio::spawn(bridge::room_to_media(
+            media.clone(),
+            signaling.clone(),
+            room_events,
+        ));
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(bridge::media_to_room(
             rooms.clone(),

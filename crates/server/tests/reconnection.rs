@@ -2,7 +2,7 @@
 //! media path goes away is kept for the session timeout and shown to the
 //! others as reconnecting; its client restarts ICE (from a new address if it
 //! moved) and media flows again; after the session timeout it is gone, with
-//! Twilio's 53405.
+//! Twilio's 53405. One who joins meanwhile is told it is reconnecting.
 
 mod common;
 
@@ -130,6 +130,17 @@ async fn an_outage_shorter_than_the_session_timeout_is_a_reconnection_not_a_depa
         "the others are told",
     )
     .await;
+    // One who joins meanwhile is told too.
+    let mut late = s.client("late", "outage", &[]).await;
+    let mut late_saw = Vec::new();
+    until(
+        &mut late,
+        &mut late_saw,
+        |e| about(roamer_sid)(e).is_some(),
+        WAIT,
+        "a late joiner is told",
+    )
+    .await;
     until(
         &mut roamer,
         &mut roamer_saw,
@@ -146,6 +157,16 @@ async fn an_outage_shorter_than_the_session_timeout_is_a_reconnection_not_a_depa
         "the others are told it is back",
     )
     .await;
+    until(
+        &mut late,
+        &mut late_saw,
+        |e| about(roamer_sid)(e) == Some("reconnected"),
+        WAIT,
+        "the late joiner is told it is back",
+    )
+    .await;
+    let told: Vec<_> = late_saw.iter().filter_map(about(roamer_sid)).collect();
+    assert_eq!(told, ["reconnecting", "reconnected"], "{late_saw:#?}");
     flowing(&mut roamer, 50, "media to the roamer").await;
     flowing(&mut steady, 50, "media from the roamer").await;
 
@@ -168,6 +189,7 @@ async fn an_outage_shorter_than_the_session_timeout_is_a_reconnection_not_a_depa
     assert_eq!(p["status"], "connected");
     roamer.leave().await;
     steady.leave().await;
+    late.leave().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

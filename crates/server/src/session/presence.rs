@@ -13,8 +13,12 @@
 //! A broadcast to every session, each keeping what concerns its room. Such
 //! notices are rare (a dropped socket, a network change); a session that
 //! falls behind skips the ones it missed rather than holding anyone up.
+//! Who is away now is also kept here, so that a session that starts later
+//! (a late joiner) knows ([`Presence::away_in`]); the room-to-media bridge
+//! forgets participants that left ([`Presence::forget`]).
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use salon_sid::{ParticipantSid, RoomSid};
 use tokio::sync::broadcast;
@@ -43,24 +47,61 @@ pub struct Notice {
 
 pub struct Presence {
     notices: broadcast::Sender<Notice>,
+    /// Who is away now, and why: (room, participant, cause).
+    away: Mutex<HashSet<(RoomSid, ParticipantSid, Cause)>>,
 }
 
 impl Default for Presence {
     fn default() -> Self {
         Self {
             notices: broadcast::channel(BACKLOG).0,
+            away: Mutex::default(),
         }
     }
 }
 
 impl Presence {
     pub fn announce(&self, notice: Notice) {
+        {
+            let mut away = self.lock();
+            let key = (notice.room, notice.participant, notice.cause);
+            if notice.reconnecting {
+                away.insert(key);
+            } else {
+                away.remove(&key);
+            }
+        }
         // No session listening is fine.
         let _ = self.notices.send(notice);
     }
 
+    /// Notices from now on. Watch before reading [`Presence::away_in`]:
+    /// a notice in between is then seen twice, which [`Away`] tolerates,
+    /// rather than missed.
     pub fn watch(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()
+    }
+
+    /// Who in `room` is away now, as a session's starting view.
+    pub fn away_in(&self, room: RoomSid) -> Away {
+        let away = self
+            .lock()
+            .iter()
+            .filter(|(r, _, _)| *r == room)
+            .map(|(_, p, c)| (*p, *c))
+            .collect();
+        Away { away }
+    }
+
+    /// `participant` left `room` (or, with `None`, the room ended): nothing
+    /// of it is away any more.
+    pub fn forget(&self, room: RoomSid, participant: Option<ParticipantSid>) {
+        self.lock()
+            .retain(|(r, p, _)| *r != room || participant.is_some_and(|gone| *p != gone));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(RoomSid, ParticipantSid, Cause)>> {
+        self.away.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -118,5 +159,33 @@ mod tests {
         away.apply(notice(Cause::Signaling, true));
         away.forget(p);
         assert!(!away.is_away(p));
+    }
+
+    #[test]
+    fn a_late_session_starts_knowing_who_is_away_until_they_leave() {
+        let presence = Presence::default();
+        let (room, other_room) = (RoomSid::random(), RoomSid::random());
+        let (p, q) = (ParticipantSid::random(), ParticipantSid::random());
+        for (room, participant) in [(room, p), (room, q), (other_room, q)] {
+            presence.announce(Notice {
+                room,
+                participant,
+                cause: Cause::Media,
+                reconnecting: true,
+            });
+        }
+        presence.announce(Notice {
+            room,
+            participant: q,
+            cause: Cause::Media,
+            reconnecting: false,
+        });
+        let away = presence.away_in(room);
+        assert!(away.is_away(p) && !away.is_away(q));
+        presence.forget(room, Some(p));
+        assert!(!presence.away_in(room).is_away(p));
+        assert!(presence.away_in(other_room).is_away(q));
+        presence.forget(other_room, None);
+        assert!(!presence.away_in(other_room).is_away(q));
     }
 }

@@ -121,6 +121,16 @@ async fn join(
     let attach = state.signaling.salon.register(&id, &member.identity);
     let room = room_info(&member);
     let dominant_speaker = snapshot.dominant_speaker;
+    // Who is reconnecting now, and every change from here on (watched
+    // first: a notice in between comes twice, which Away takes).
+    let presence = state.signaling.presence().watch();
+    let away = state.signaling.presence().away_in(member.room);
+    let reconnecting: Vec<_> = snapshot
+        .others
+        .iter()
+        .map(|p| p.sid)
+        .filter(|p| away.is_away(*p))
+        .collect();
     let mut session = Session {
         member,
         id: id.clone(),
@@ -131,8 +141,8 @@ async fn join(
         detached_at: None,
         last_revision: 0,
         network_quality: (0, 0),
-        presence: state.signaling.presence().watch(),
-        away: Away::default(),
+        presence,
+        away,
         quality_sent: HashMap::new(),
     };
     session.send(ServerMessage::Joined {
@@ -155,6 +165,9 @@ async fn join(
         session.send(ServerMessage::DominantSpeakerChanged {
             participant: Some(speaker),
         });
+    }
+    for participant in reconnecting {
+        session.send(ServerMessage::ParticipantReconnecting { participant });
     }
     session.run().await;
     state.signaling.salon.forget(&id);

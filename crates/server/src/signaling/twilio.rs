@@ -221,6 +221,7 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
     );
     let id = session::random_id();
     let attach = state.signaling.twilio.register(&id, &member.identity);
+    let member_room = member.room;
     let mut session = Session {
         member,
         id: id.clone(),
@@ -251,7 +252,8 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         subscribed_sent: Vec::new(),
         batching: false,
         presence: state.signaling.presence.watch(),
-        reconnecting: Away::default(),
+        // After watching: a notice in between comes twice, which Away takes.
+        reconnecting: state.signaling.presence.away_in(member_room),
     };
     let published = session.apply_participant(connect.participant).await;
     let answers = session.negotiate(&connect.peer_connections).await;
