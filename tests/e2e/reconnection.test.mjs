@@ -6,7 +6,8 @@
 // - the roamer's link goes down for 5 s: it sees `reconnecting` (53405)
 //   then `reconnected`, media flows again both ways, and the steady one
 //   sees `participantReconnecting` / `participantReconnected`, never
-//   `participantDisconnected`;
+//   `participantDisconnected` (and so does an official twilio-video SDK,
+//   through Twilio's participant state `reconnecting`);
 // - the roamer moves to another address: ICE restarts, media resumes;
 // - the official twilio-video SDK, moved the same way, restarts ICE through
 //   /signaling and its media resumes;
@@ -130,6 +131,9 @@ async function officialParticipant(browser, server, identity, room) {
     r.on('reconnecting', (error) => log('reconnecting', error?.code ?? null));
     r.on('reconnected', () => log('reconnected'));
     r.on('disconnected', (_room, error) => log('disconnected', error?.code ?? null));
+    r.on('participantReconnecting', (p) => log('participantReconnecting', p.identity, p.state));
+    r.on('participantReconnected', (p) => log('participantReconnected', p.identity, p.state));
+    r.on('participantDisconnected', (p) => log('participantDisconnected', p.identity));
     return r.sid;
   }, { token, room, wsServer: `${server.url.replace('http', 'ws')}/signaling` });
   assert.equal(joined.ok, true, `${identity} joins: ${JSON.stringify(joined)}`);
@@ -193,6 +197,8 @@ async function leave(...pages) {
 describe('a participant whose network changes', () => {
   test('a 5 s outage: reconnecting, reconnected, media again; the others see it reconnect, never leave', async () => {
     const { steady, roamer } = await pair(servers.normal, 'e2e-rc-outage');
+    // The official SDK watches too: Twilio's participant state `reconnecting`.
+    const observer = await officialParticipant(hostBrowser, servers.normal, 'observer', 'e2e-rc-outage');
     inNs('link', 'set', nsIf, 'down');
     await eventually(async () => names(await events(roamer)).includes('reconnecting'), 'the roamer reconnecting', 10_000);
     await eventually(async () => names(await events(steady)).includes('participantReconnecting'), 'the steady one told', 10_000);
@@ -210,7 +216,10 @@ describe('a participant whose network changes', () => {
     assert.deepEqual(steadyEvents.find((e) => e[0] === 'participantReconnected'), ['participantReconnected', 'roamer', 'connected']);
     assert.ok(!names(steadyEvents).includes('participantDisconnected'), JSON.stringify(steadyEvents));
     assert.equal(await roamer.evaluate(() => window.room.state), 'connected');
-    await leave(roamer, steady);
+    await eventually(async () => names(await events(observer)).includes('participantReconnected'), 'the official SDK told it is back');
+    const observed = (await events(observer)).filter((e) => e[1] === 'roamer');
+    assert.deepEqual(observed, [['participantReconnecting', 'roamer', 'reconnecting'], ['participantReconnected', 'roamer', 'connected']]);
+    await leave(roamer, steady, observer);
   });
 
   test('a new address: ICE restarts from it and media resumes', async () => {
