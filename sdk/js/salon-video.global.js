@@ -3012,6 +3012,7 @@ var Twilio;
   var import_meta = {};
   var PROTOCOL_VERSION = 1;
   var CONNECT_TIMEOUT_MS = 1e4;
+  var MAX_REDIRECTS = 3;
   var RESUME_WINDOW_MS = 1e4;
   var RESUME_ATTEMPT_MS = 3e3;
   var PING_INTERVAL_MS = 5e3;
@@ -3122,11 +3123,23 @@ var Twilio;
      * @returns {Promise<any>} the `joined` message
      */
     async join({ room, autoSubscribe, client }) {
-      this.#log.info(`Connecting to ${this.#url}`);
-      const ws = await this.#open(CONNECT_TIMEOUT_MS);
       const request2 = { type: "join", version: PROTOCOL_VERSION, token: this.#token, auto_subscribe: autoSubscribe, client };
       if (typeof room === "string") request2.room = room;
-      const joined = await this.#first(ws, request2, CONNECT_TIMEOUT_MS);
+      let joined;
+      for (let redirects = 0; ; redirects++) {
+        this.#log.info(`Connecting to ${this.#url}`);
+        const ws = await this.#open(CONNECT_TIMEOUT_MS);
+        try {
+          joined = await this.#first(ws, request2, CONNECT_TIMEOUT_MS);
+          break;
+        } catch (error) {
+          if (!error.redirect || redirects >= MAX_REDIRECTS) throw error;
+          this.#log.info(`Redirected to node ${error.node}`);
+          ws.onmessage = ws.onclose = null;
+          ws.close(1e3);
+          this.#url = error.redirect;
+        }
+      }
       this.#log.info(`Joined room ${joined.room.name} (${joined.room.sid}) as ${joined.participant.identity} (${joined.participant.sid})`);
       this.#connected();
       return joined;
@@ -3253,6 +3266,11 @@ var Twilio;
           }
           if (message.resumed) this.#resumed(message);
           waiter.onJoined(message);
+        } else if (message.type === "redirect" && typeof message.url === "string") {
+          const error = createTwilioError(53e3, `Signaling connection error: the room is on node ${message.node}`);
+          Object.defineProperty(error, "redirect", { value: message.url });
+          Object.defineProperty(error, "node", { value: message.node });
+          waiter.onError(error);
         } else if (message.type === "error") {
           const error = createTwilioError(message.code, message.message);
           Object.defineProperty(error, "fromServer", { value: true });

@@ -20,6 +20,8 @@ import { Log } from './log.js';
 export const PROTOCOL_VERSION = 1;
 /** Time allowed to open the socket and get `joined`. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Redirects to another node of a cluster followed by one join. */
+const MAX_REDIRECTS = 3;
 /** How long the server keeps a dropped session for `resume`, when `joined` does not say (older servers). */
 const RESUME_WINDOW_MS = 10_000;
 /** One resume attempt: open the socket and get `joined`. */
@@ -178,11 +180,25 @@ export class Signaling extends EventEmitter {
    * @returns {Promise<any>} the `joined` message
    */
   async join({ room, autoSubscribe, client }) {
-    this.#log.info(`Connecting to ${this.#url}`);
-    const ws = await this.#open(CONNECT_TIMEOUT_MS);
     const request = { type: 'join', version: PROTOCOL_VERSION, token: this.#token, auto_subscribe: autoSubscribe, client };
     if (typeof room === 'string') request.room = room;
-    const joined = await this.#first(ws, request, CONNECT_TIMEOUT_MS);
+    let joined;
+    for (let redirects = 0; ; redirects++) {
+      this.#log.info(`Connecting to ${this.#url}`);
+      const ws = await this.#open(CONNECT_TIMEOUT_MS);
+      try {
+        joined = await this.#first(ws, request, CONNECT_TIMEOUT_MS);
+        break;
+      } catch (error) {
+        // A cluster serves the room on another node: join there (and
+        // resume there later). A few redirects at most.
+        if (!error.redirect || redirects >= MAX_REDIRECTS) throw error;
+        this.#log.info(`Redirected to node ${error.node}`);
+        ws.onmessage = ws.onclose = null;
+        ws.close(1000);
+        this.#url = error.redirect;
+      }
+    }
     this.#log.info(`Joined room ${joined.room.name} (${joined.room.sid}) as ${joined.participant.identity} (${joined.participant.sid})`);
     this.#connected();
     return joined;
@@ -316,6 +332,11 @@ export class Signaling extends EventEmitter {
         }
         if (message.resumed) this.#resumed(message);
         waiter.onJoined(message);
+      } else if (message.type === 'redirect' && typeof message.url === 'string') {
+        const error = createTwilioError(53000, `Signaling connection error: the room is on node ${message.node}`);
+        Object.defineProperty(error, 'redirect', { value: message.url });
+        Object.defineProperty(error, 'node', { value: message.node });
+        waiter.onError(error);
       } else if (message.type === 'error') {
         const error = createTwilioError(message.code, message.message);
         Object.defineProperty(error, 'fromServer', { value: true });

@@ -58,6 +58,13 @@ const RESTART_AFTER: Duration = Duration::from_secs(1);
 const RESTART_RETRY: Duration = Duration::from_secs(4);
 /// The server's session timeout when `joined` does not say.
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Redirects followed by one join (a cluster sends at most one or two).
+const MAX_REDIRECTS: u32 = 3;
+/// How long a rejoin ([`ClientConfig::rejoin`]) keeps trying: a dead
+/// node's rooms are failed within 10 s, then a new room can be made.
+const REJOIN_WINDOW: Duration = Duration::from_secs(30);
+/// Between rejoin attempts.
+const REJOIN_RETRY: Duration = Duration::from_millis(500);
 /// The server's "too many messages" (20429): the message was not handled.
 const RATE_LIMITED: u32 = 20429;
 /// How long to wait before sending again an offer the server refused with
@@ -89,6 +96,13 @@ pub struct ClientConfig {
     /// Drop every Nth incoming RTP packet, as a lossy network would
     /// (default none): for testing retransmission and loss handling.
     pub receive_loss: Option<NonZeroU32>,
+    /// When the connection to the room's node is lost (its socket drops
+    /// without a `disconnected`, or the node says it is shutting down),
+    /// join the room again by name through `url`, with the same tracks
+    /// (default false): in a cluster, a dead node's room is failed and the
+    /// first to come back makes a new room of that name on a live node.
+    /// [`ClientEvent::Rejoining`] and [`ClientEvent::Rejoined`] tell.
+    pub rejoin: bool,
 }
 
 impl ClientConfig {
@@ -104,7 +118,14 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(5),
             receive_loss: None,
+            rejoin: false,
         }
+    }
+
+    /// Rejoin by name when the room's node is lost (see [`ClientConfig::rejoin`]).
+    pub fn rejoin(mut self, on: bool) -> Self {
+        self.rejoin = on;
+        self
     }
 
     /// Add a track to publish.
@@ -212,6 +233,21 @@ pub enum ClientEvent {
         code: u32,
         message: String,
     },
+    /// The connection to the room's node was lost; joining the room again
+    /// by name ([`ClientConfig::rejoin`]). Remote participants and
+    /// subscriptions are gone until [`ClientEvent::Rejoined`].
+    Rejoining {
+        code: u32,
+        message: String,
+    },
+    /// In the room again, as a new participant (perhaps in a new room of
+    /// the same name, on another node); the published tracks are offered
+    /// again, and `participants` are the others now.
+    Rejoined {
+        room: RoomInfo,
+        participant: ParticipantInfo,
+        participants: Vec<ParticipantInfo>,
+    },
     /// The session is over. `reason` is the server's, when it said one;
     /// `code` the Twilio code when it is an error from the client's view
     /// (53001 when the socket dropped, 53405 when media failed).
@@ -287,63 +323,15 @@ impl Client {
     }
 
     async fn join(config: ClientConfig) -> Result<Client, ClientError> {
-        let mut media = MediaSession::bind(config.bind_ip, &config.data_channel_label).await?;
-        media.set_receive_loss(config.receive_loss);
-        for spec in &config.publish {
-            media.publish(spec.clone())?;
-        }
-
-        // tungstenite zeroes `read_buffer_size` bytes on every read attempt
-        // (128 KiB by default), and the session task polls the socket each
-        // time any of its inputs wakes it, media included: keep it small.
-        // Larger messages still arrive whole.
-        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(WS_READ_BUFFER);
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-            config.url.as_str(),
-            Some(ws_config),
-            false,
-        )
-        .await
-        .map_err(|e| ClientError::signaling(format!("cannot open {}: {e}", config.url)))?;
-        let join = ClientMessage::Join {
-            version: salon_signal::VERSION,
-            token: config.token.clone(),
-            room: Some(config.room.clone()),
-            auto_subscribe: config.auto_subscribe,
-            client: Some(CLIENT_NAME.into()),
-        };
-        send(&mut ws, &join).await?;
-
-        let (session, room, participant, participants, session_timeout) = loop {
-            match read(&mut ws).await? {
-                ServerMessage::Joined {
-                    session,
-                    room,
-                    participant,
-                    participants,
-                    session_timeout,
-                    ..
-                } => {
-                    let session_timeout = session_timeout
-                        .map_or(DEFAULT_SESSION_TIMEOUT, |s| Duration::from_secs(s.into()));
-                    break (session, room, participant, participants, session_timeout);
-                }
-                // A refusal: the `error` (or `disconnected`) says why, then
-                // the server closes.
-                ServerMessage::Error { code, message, .. } => {
-                    return Err(ClientError::new(code, message));
-                }
-                ServerMessage::Disconnected { code, message, .. } => {
-                    return Err(ClientError::new(
-                        code.unwrap_or(codes::SIGNALING_ERROR),
-                        message,
-                    ));
-                }
-                other => tracing::debug!("before joined, ignored: {other:?}"),
-            }
-        };
-        tracing::debug!(%room.sid, %participant.sid, "joined {}", room.name);
+        let Opened {
+            ws,
+            media,
+            session,
+            room,
+            participant,
+            participants,
+            session_timeout,
+        } = open(&config, &config.publish, None).await?;
 
         let participants = Arc::new(Mutex::new(participants));
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
@@ -367,6 +355,8 @@ impl Client {
             media_lost: None,
             restart_at: None,
             session_timeout,
+            published: config.publish.clone(),
+            config,
         };
         let span = tracing::debug_span!("client", identity = %participant.identity, participant = %participant.sid);
         let task = tokio::spawn(connection.run().instrument(span));
@@ -635,16 +625,44 @@ struct Connection {
     restart_at: Option<tokio::time::Instant>,
     /// How long the server keeps us without media (`joined`).
     session_timeout: Duration,
+    /// How this client connected, to rejoin the same way.
+    config: ClientConfig,
+    /// The tracks published now, to publish again on a rejoin.
+    published: Vec<TrackSpec>,
 }
 
 impl Connection {
     async fn run(mut self) {
-        let end = match self.serve().await {
-            Ok(end) => end,
-            Err(e) => {
-                // A local failure: tell the server we are going, if it listens.
-                let _ = send(&mut self.ws, &ClientMessage::Leave {}).await;
-                End::from_error(e)
+        let end = loop {
+            let end = match self.serve().await {
+                Ok(end) => end,
+                Err(e) => {
+                    // A local failure: tell the server we are going, if it listens.
+                    let _ = send(&mut self.ws, &ClientMessage::Leave {}).await;
+                    End::from_error(e)
+                }
+            };
+            match (&end, self.config.rejoin) {
+                (
+                    End::Report {
+                        code,
+                        message,
+                        reason,
+                    },
+                    true,
+                ) if node_lost(*code, *reason) => {
+                    let code = code.unwrap_or(codes::SIGNALING_DISCONNECTED);
+                    tracing::info!(code, message, "lost the room's node: rejoining");
+                    self.emit(ClientEvent::Rejoining {
+                        code,
+                        message: message.clone(),
+                    });
+                    match self.rejoin().await {
+                        Ok(()) => continue,
+                        Err(e) => break End::from_error(e),
+                    }
+                }
+                _ => break end,
             }
         };
         self.media.close();
@@ -742,6 +760,64 @@ impl Connection {
             }
             while let Some(event) = self.media.poll_event() {
                 self.on_media_event(event).await?;
+            }
+        }
+    }
+
+    /// Join the room again by name through the configured URL, with a new
+    /// media session publishing the same tracks, until it works or
+    /// [`REJOIN_WINDOW`] passes. A token refusal ends it at once.
+    async fn rejoin(&mut self) -> Result<(), ClientError> {
+        self.media.close();
+        let _ = self.ws.close(None).await;
+        let deadline = tokio::time::Instant::now() + REJOIN_WINDOW;
+        let stats = self.media.stats_handle();
+        loop {
+            let attempt = tokio::time::timeout(
+                self.config.connect_timeout,
+                open(&self.config, &self.published, Some(stats.clone())),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::new(
+                    codes::SIGNALING_TIMEOUT,
+                    "no `joined` in time",
+                ))
+            });
+            match attempt {
+                Ok(opened) => {
+                    self.ws = opened.ws;
+                    self.media = opened.media;
+                    self.revision = 0;
+                    self.offer_sent = None;
+                    self.offer_message = None;
+                    self.offer_retry = None;
+                    self.heard_at = Instant::now();
+                    self.media_closed = None;
+                    self.update_participants(|list| *list = opened.participants.clone());
+                    tracing::info!(room = %opened.room.sid, participant = %opened.participant.sid, "rejoined {}", opened.room.name);
+                    self.emit(ClientEvent::Rejoined {
+                        room: opened.room,
+                        participant: opened.participant,
+                        participants: opened.participants,
+                    });
+                    return Ok(());
+                }
+                Err(e) if (20101..=20107).contains(&e.code) => return Err(e),
+                Err(e) if tokio::time::Instant::now() + REJOIN_RETRY >= deadline => {
+                    return Err(ClientError::new(
+                        e.code,
+                        format!("could not rejoin within {REJOIN_WINDOW:?}: {}", e.message),
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        code = e.code,
+                        message = e.message,
+                        "rejoin attempt failed; trying again"
+                    );
+                    tokio::time::sleep(REJOIN_RETRY).await;
+                }
             }
         }
     }
@@ -924,6 +1000,7 @@ impl Connection {
             }
             ServerMessage::Pong { .. } => {}
             ServerMessage::Joined { .. } => tracing::warn!("a second `joined` ignored"),
+            ServerMessage::Redirect { .. } => tracing::warn!("a `redirect` after `joined` ignored"),
             adaptive @ (ServerMessage::TrackPriorityChanged { .. }
             | ServerMessage::TrackSwitchedOff { .. }
             | ServerMessage::TrackSwitchedOn { .. }
@@ -944,11 +1021,18 @@ impl Connection {
     async fn on_command(&mut self, command: Command) -> Result<Option<End>, ClientError> {
         match command {
             Command::Publish(spec, reply) => {
-                let _ = reply.send(self.media.publish(spec));
+                let result = self.media.publish(spec.clone());
+                if result.is_ok() {
+                    self.published.push(spec);
+                }
+                let _ = reply.send(result);
             }
             Command::Unpublish(name, reply) => {
                 let track = self.media.stats_handle().published_track(&name);
                 let result = self.media.unpublish(&name);
+                if result.is_ok() {
+                    self.published.retain(|spec| spec.name != name);
+                }
                 if let (Ok(()), Some(track)) = (&result, track) {
                     send(&mut self.ws, &ClientMessage::Unpublish { track }).await?;
                 }
@@ -1074,6 +1158,121 @@ impl Connection {
                     dropped = self.dropped_events,
                     "client events are not being read; dropping"
                 );
+            }
+        }
+    }
+}
+
+/// Whether a session's end means its node is gone (or going), so a
+/// rejoin may find the room elsewhere: the socket dropped or went silent
+/// without a `disconnected`, or the server said it is shutting down.
+fn node_lost(code: Option<u32>, reason: Option<DisconnectReason>) -> bool {
+    match reason {
+        Some(reason) => reason == DisconnectReason::Shutdown,
+        None => matches!(
+            code,
+            Some(codes::SIGNALING_DISCONNECTED | codes::SIGNALING_TIMEOUT)
+        ),
+    }
+}
+
+/// A signaling socket that said `joined`, and its media session.
+struct Opened {
+    ws: Socket,
+    media: MediaSession,
+    session: String,
+    room: RoomInfo,
+    participant: ParticipantInfo,
+    participants: Vec<ParticipantInfo>,
+    /// How long the server keeps this participant without media or
+    /// signaling (`joined`).
+    session_timeout: Duration,
+}
+
+/// Open the signaling socket at `config.url` and join, following the
+/// cluster's redirects (at most [`MAX_REDIRECTS`]), with a new media session
+/// publishing `publish` (counting into `stats` when given).
+async fn open(
+    config: &ClientConfig,
+    publish: &[TrackSpec],
+    stats: Option<StatsHandle>,
+) -> Result<Opened, ClientError> {
+    let mut media = MediaSession::bind(config.bind_ip, &config.data_channel_label).await?;
+    if let Some(stats) = stats {
+        media.share_stats(stats);
+    }
+    media.set_receive_loss(config.receive_loss);
+    for spec in publish {
+        media.publish(spec.clone())?;
+    }
+    let join = ClientMessage::Join {
+        version: salon_signal::VERSION,
+        token: config.token.clone(),
+        room: Some(config.room.clone()),
+        auto_subscribe: config.auto_subscribe,
+        client: Some(CLIENT_NAME.into()),
+    };
+    let mut url = config.url.clone();
+    let mut redirects = 0;
+    'socket: loop {
+        // tungstenite zeroes `read_buffer_size` bytes on every read attempt
+        // (128 KiB by default), and the session task polls the socket each
+        // time any of its inputs wakes it, media included: keep it small.
+        // Larger messages still arrive whole.
+        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER);
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), false)
+                .await
+                .map_err(|e| ClientError::signaling(format!("cannot open {url}: {e}")))?;
+        send(&mut ws, &join).await?;
+        loop {
+            match read(&mut ws).await? {
+                ServerMessage::Joined {
+                    session,
+                    room,
+                    participant,
+                    participants,
+                    session_timeout,
+                    ..
+                } => {
+                    tracing::debug!(%room.sid, %participant.sid, url, "joined {}", room.name);
+                    return Ok(Opened {
+                        ws,
+                        media,
+                        session,
+                        room,
+                        participant,
+                        participants,
+                        session_timeout: session_timeout
+                            .map_or(DEFAULT_SESSION_TIMEOUT, |s| Duration::from_secs(s.into())),
+                    });
+                }
+                // The room is on another node of the cluster: join there.
+                ServerMessage::Redirect { url: to, node } => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(ClientError::signaling(format!(
+                            "more than {MAX_REDIRECTS} redirects (last to node {node} at {to})"
+                        )));
+                    }
+                    tracing::debug!(node, to, "redirected");
+                    let _ = ws.close(None).await;
+                    url = to;
+                    continue 'socket;
+                }
+                // A refusal: the `error` (or `disconnected`) says why, then
+                // the server closes.
+                ServerMessage::Error { code, message, .. } => {
+                    return Err(ClientError::new(code, message));
+                }
+                ServerMessage::Disconnected { code, message, .. } => {
+                    return Err(ClientError::new(
+                        code.unwrap_or(codes::SIGNALING_ERROR),
+                        message,
+                    ));
+                }
+                other => tracing::debug!("before joined, ignored: {other:?}"),
             }
         }
     }

@@ -399,6 +399,13 @@ impl MediaSession {
         Ok(session)
     }
 
+    /// Count into `stats` instead of a fresh handle: a session that
+    /// replaces another (a rejoin on another node) goes on with the same
+    /// figures. Call before anything is published.
+    pub fn share_stats(&mut self, stats: StatsHandle) {
+        self.stats = stats;
+    }
+
     /// Drop every `nth` incoming RTP packet (not RTCP, STUN or DTLS) before
     /// str0m sees it, as a lossy network would: the receiver then asks for
     /// retransmissions (NACK) as it would for real loss. `None` stops it.

@@ -61,6 +61,10 @@ pub struct Flags {
     #[arg(long, env = "SALON_REDIS_URL", global = true, value_name = "URL")]
     pub redis_url: Option<String>,
 
+    /// With --redis-url, how long SIGTERM lets this node's rooms go on (no new rooms are placed here meanwhile) before it ends them and exits, in seconds [default: 300]
+    #[arg(long, env = "SALON_DRAIN_TIMEOUT", global = true, value_name = "SECS")]
+    pub drain_timeout: Option<u64>,
+
     /// Serve the tutorial routes (/create-token, /auth/token, /rooms…), which mint tokens for anyone [default: true only when listening on loopback]
     #[arg(long, env = "SALON_APP_ROUTES", global = true, value_name = "BOOL")]
     pub app_routes: Option<bool>,
@@ -232,6 +236,7 @@ pub struct FileSettings {
     pub database_url: Option<String>,
     pub node_id: Option<String>,
     pub redis_url: Option<String>,
+    pub drain_timeout: Option<u64>,
     pub app_routes: Option<bool>,
     pub cors_origins: Option<Vec<String>>,
     pub ad_hoc_rooms: Option<bool>,
@@ -292,6 +297,8 @@ pub struct Settings {
     pub node_id: String,
     /// The cluster's Redis, when this node is one of several.
     pub redis_url: Option<String>,
+    /// How long a draining node (SIGTERM, in a cluster) waits for its rooms.
+    pub drain_timeout: Duration,
     pub app_routes: bool,
     /// Whether `app_routes` was chosen by default (for the startup log).
     pub app_routes_defaulted: bool,
@@ -487,6 +494,12 @@ impl Settings {
             );
         }
 
+        let drain_timeout =
+            Duration::from_secs(flags.drain_timeout.or(file.drain_timeout).unwrap_or(300));
+        if drain_timeout > Duration::from_secs(86_400) {
+            bail!("drain_timeout must be at most 86400 seconds");
+        }
+
         Ok(Self {
             config_file,
             listen,
@@ -500,6 +513,7 @@ impl Settings {
             database_url: flags.database_url.clone().or(file.database_url),
             node_id,
             redis_url: flags.redis_url.clone().or(file.redis_url),
+            drain_timeout,
             app_routes: explicit_app_routes.unwrap_or_else(|| listen.ip().is_loopback()),
             app_routes_defaulted: explicit_app_routes.is_none(),
             cors_origins,

@@ -54,7 +54,22 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("salon");
+        Self::for_node(None)
+    }
+
+    /// Metrics of one node of a cluster: each carries `node="<id>"`.
+    pub fn for_node(node: Option<&str>) -> Self {
+        let mut registry = match node {
+            None => Registry::with_prefix("salon"),
+            Some(node) => Registry::with_prefix_and_labels(
+                "salon",
+                [(
+                    std::borrow::Cow::Borrowed("node"),
+                    std::borrow::Cow::Owned(node.to_owned()),
+                )]
+                .into_iter(),
+            ),
+        };
         let rooms_in_progress = Gauge::default();
         registry.register(
             "rooms_in_progress",

@@ -507,6 +507,15 @@ pub enum ServerMessage {
     Pong {
         id: u64,
     },
+    /// The answer to `join` when the room is served by another node of the
+    /// cluster (or a new room is placed there): open `url` (a WebSocket URL
+    /// of this protocol) and send the same `join` there. The server closes
+    /// the socket after this. A client follows a few redirects at most.
+    Redirect {
+        url: String,
+        /// The node's id, for logs.
+        node: String,
+    },
     /// A publisher changed a track's priority (`trackPublishPriorityChanged`).
     TrackPriorityChanged {
         participant: ParticipantSid,
@@ -607,6 +616,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "error",
     "disconnected",
     "pong",
+    "redirect",
     "track_priority_changed",
     "track_switched_off",
     "track_switched_on",

@@ -10,8 +10,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use axum::Extension;
-use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use salon_media::{MediaKind, PublishBinding, SubscribeBinding};
 use salon_room::{
@@ -47,13 +47,38 @@ const BACKLOG: usize = 512;
 pub async fn upgrade(
     State(state): State<AppState>,
     control: Option<Extension<SocketControl>>,
+    Query(query): Query<NodeHint>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let control = control.map(|Extension(control)| control);
-    connection::configure::<SalonWire>(ws).on_upgrade(move |socket| serve(state, socket, control))
+    let placed_here = query.placed_here(&state);
+    connection::configure::<SalonWire>(ws)
+        .on_upgrade(move |socket| serve(state, socket, control, placed_here))
 }
 
-async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl>) {
+/// `?node=<id>` on a signaling URL: the client was redirected here by
+/// placement, to create its room on this node.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct NodeHint {
+    #[serde(default)]
+    node: Option<String>,
+}
+
+impl NodeHint {
+    pub fn placed_here(&self, state: &AppState) -> bool {
+        match (&self.node, &state.cluster) {
+            (Some(node), Some(cluster)) => node == cluster.node(),
+            _ => false,
+        }
+    }
+}
+
+async fn serve(
+    state: AppState,
+    socket: WebSocket,
+    control: Option<SocketControl>,
+    placed_here: bool,
+) {
     let mut connection = Connection::spawn(socket, &state.signaling.config, control);
     let join_timeout = state.signaling.config.join_timeout;
     let first = tokio::time::timeout(join_timeout, connection.incoming.recv()).await;
@@ -65,7 +90,16 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
             client,
             ..
         }))) => {
-            join(state, connection, token, room, auto_subscribe, client).await;
+            join(
+                state,
+                connection,
+                token,
+                room,
+                auto_subscribe,
+                client,
+                placed_here,
+            )
+            .await;
         }
         Ok(Some(Incoming::Message(ClientMessage::Resume { token, session, .. }))) => {
             let sessions = &state.signaling.salon;
@@ -105,10 +139,21 @@ async fn join(
     room: Option<String>,
     auto_subscribe: bool,
     client: Option<String>,
+    placed_here: bool,
 ) {
-    let (member, snapshot) = match session::admit(&state, &token, room, auto_subscribe).await {
+    let admitted = session::admit(&state, &token, room, auto_subscribe, placed_here).await;
+    let (member, snapshot) = match admitted {
         Ok(admitted) => admitted,
-        Err(Refusal { code, message }) => return connection.refuse(code, message).await,
+        Err(Refusal {
+            redirect: Some(node),
+            ..
+        }) => {
+            let url = crate::cluster::signaling_url(&node, "/v1/signaling");
+            tracing::info!(node = node.id, url, "join redirected to the room's node");
+            let redirect = ServerMessage::Redirect { url, node: node.id };
+            return connection.last_word(redirect.to_json()).await;
+        }
+        Err(Refusal { code, message, .. }) => return connection.refuse(code, message).await,
     };
     tracing::info!(
         room = %member.room,

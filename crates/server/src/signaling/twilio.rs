@@ -104,10 +104,17 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
     let mut connection = Connection::spawn(socket, &state.signaling.config, control);
     let deadline = Instant::now() + state.signaling.config.join_timeout;
     let mut heartbeat = None;
+    // The handshake as the client made it, to make it again on the room's
+    // node when this connection is proxied there.
+    let mut handshake = None;
     loop {
         let incoming = tokio::time::timeout_at(deadline, connection.incoming.recv()).await;
         let body = match incoming {
             Ok(Some(Frame::Message(ClientFrame::Hello(hello)))) => {
+                handshake = Some(tcmp::Hello {
+                    body: None,
+                    ..hello.clone()
+                });
                 let negotiated = tcmp::negotiate_timeout(hello.timeout);
                 heartbeat = Some(Duration::from_millis(negotiated));
                 let welcome = ServerFrame::Welcome {
@@ -151,6 +158,7 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
             }
         };
         let heartbeat = heartbeat.unwrap_or(Duration::from_millis(tcmp::MAX_TIMEOUT_MS));
+        let raw = body.clone();
         match ClientBody::from_json(body) {
             Ok(ClientBody::Ice(ice)) => {
                 // The token is checked already here (the SDK rejects
@@ -177,7 +185,11 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                 connection.send(ServerFrame::msg(iced).to_json());
             }
             Ok(ClientBody::Connect(connect)) => {
-                return join(state, connection, *connect, heartbeat).await;
+                let handshake = handshake.map(|hello| tcmp::Hello {
+                    body: Some(raw),
+                    ..hello
+                });
+                return join(state, connection, *connect, heartbeat, handshake).await;
             }
             Ok(ClientBody::Sync(sync)) => {
                 let sessions = &state.signaling.twilio;
@@ -205,12 +217,38 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
     }
 }
 
-async fn join(state: AppState, connection: Connection, connect: rsp::Connect, heartbeat: Duration) {
+async fn join(
+    state: AppState,
+    connection: Connection,
+    connect: rsp::Connect,
+    heartbeat: Duration,
+    handshake: Option<tcmp::Hello>,
+) {
     let automatic = connect.subscribe.as_ref().is_none_or(|s| s.automatic());
-    let admitted = session::admit(&state, &connect.token, connect.name.clone(), automatic).await;
+    // RSP has no redirect: a new room is made where the client connected
+    // (unless this node is draining), and the session of a room on another
+    // node is proxied there.
+    let admitted = session::admit(
+        &state,
+        &connect.token,
+        connect.name.clone(),
+        automatic,
+        true,
+    )
+    .await;
     let (member, snapshot) = match admitted {
         Ok(admitted) => admitted,
-        Err(Refusal { code, message }) => return connection.refuse(code, message).await,
+        Err(Refusal {
+            redirect: Some(node),
+            ..
+        }) => {
+            let Some(hello) = handshake else {
+                let message = format!("The room is served by node {}", node.id);
+                return connection.refuse(codes::SIGNALING_ERROR, message).await;
+            };
+            return proxy(connection, node, hello).await;
+        }
+        Err(Refusal { code, message, .. }) => return connection.refuse(code, message).await,
     };
     tracing::info!(
         room = %member.room,
@@ -1076,6 +1114,85 @@ fn msid_tracks(sdp: &str) -> Vec<(&str, &str)> {
 const INSIGHTS_FRAME: usize = 256 * 1024;
 /// An insights socket that sends nothing for this long is closed.
 const INSIGHTS_IDLE: Duration = Duration::from_secs(60);
+
+/// How long the room's node may take to accept a proxied connection.
+const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serve this connection's session on the room's `node`: open `/signaling`
+/// there, make the client's handshake again (with its `connect`), swallow
+/// that node's `welcome` (the client has had ours), then copy frames both
+/// ways until either side ends. Frames are re-encoded as read, through this
+/// connection's bounded queues and rate limit; nothing of the session is
+/// kept here. A `sync` (resume) that reaches a node other than the room's
+/// is refused as an unknown session, and the SDK connects again.
+async fn proxy(mut connection: Connection, node: crate::cluster::NodeInfo, hello: tcmp::Hello) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = crate::cluster::signaling_url(&node, "/signaling");
+    let opened = tokio::time::timeout(
+        PROXY_CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async(&url),
+    )
+    .await;
+    let mut upstream = match opened {
+        Ok(Ok((upstream, _))) => upstream,
+        Ok(Err(e)) => {
+            tracing::warn!(node = node.id, url, error = %e, "cannot proxy signaling to the room's node");
+            let message = format!("The room's node {} cannot be reached", node.id);
+            return connection.refuse(codes::SIGNALING_ERROR, message).await;
+        }
+        Err(_) => {
+            let message = format!("The room's node {} did not answer in time", node.id);
+            return connection.refuse(codes::SIGNALING_ERROR, message).await;
+        }
+    };
+    tracing::info!(
+        node = node.id,
+        url,
+        "twilio signaling proxied to the room's node"
+    );
+    let first = match serde_json::to_string(&ClientFrame::Hello(hello)) {
+        Ok(text) => text,
+        Err(e) => return tracing::error!(error = %e, "cannot encode a hello"),
+    };
+    if upstream.send(Message::text(first)).await.is_err() {
+        let message = format!("The room's node {} closed the connection", node.id);
+        return connection.refuse(codes::SIGNALING_ERROR, message).await;
+    }
+    let mut welcomed = false;
+    loop {
+        tokio::select! {
+            from_node = upstream.next() => match from_node {
+                Some(Ok(Message::Text(text))) => {
+                    if !welcomed
+                        && serde_json::from_str::<serde_json::Value>(&text)
+                            .is_ok_and(|v| v["type"] == "welcome")
+                    {
+                        welcomed = true;
+                        continue;
+                    }
+                    if !connection.send(text.to_string()) {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            from_client = connection.incoming.recv() => match from_client {
+                Some(Frame::Message(frame)) => {
+                    let Ok(text) = serde_json::to_string(&frame) else { continue };
+                    if upstream.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                // The room's node would refuse it too.
+                Some(Frame::Invalid(e)) => tracing::debug!(error = %e, "proxied frame dropped"),
+                Some(Frame::Closed { .. }) | None => break,
+            },
+        }
+    }
+    let _ = upstream.close(None).await;
+}
 
 /// `GET /insights`: the SDK's telemetry socket. Its `connect` is answered
 /// (the SDK queues its events until it is) and everything else is read

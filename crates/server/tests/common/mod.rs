@@ -133,6 +133,7 @@ impl TestServer {
                 dir: dir.path().join("recordings"),
                 media_url_ttl: std::time::Duration::from_secs(600),
             },
+            node: None,
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();
