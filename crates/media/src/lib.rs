@@ -151,6 +151,20 @@ pub struct OfferedTrack {
     pub id: String,
 }
 
+/// A text message a client sent on one of the signaling channels the
+/// server opened to it ([`Media::open_signaling`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalingMessage {
+    pub label: String,
+    pub text: String,
+}
+
+/// Longest signaling-channel message passed on, in bytes; longer ones, and
+/// binary ones, are dropped.
+pub const MAX_SIGNALING_MESSAGE: usize = 64 * 1024;
+/// Signaling channels one peer may have.
+pub const MAX_SIGNALING_CHANNELS: usize = 16;
+
 /// What the workers tell the control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -324,6 +338,20 @@ pub(crate) enum Command {
     },
     Remove {
         participant: ParticipantSid,
+    },
+    /// Open data channels labelled `labels` to `participant` (once its
+    /// SCTP association is up) for a signaling protocol of its own; what
+    /// the client sends on them goes to `inbox`.
+    OpenSignaling {
+        participant: ParticipantSid,
+        labels: Vec<String>,
+        inbox: mpsc::Sender<SignalingMessage>,
+    },
+    /// Send `text` on `participant`'s signaling channel `label`.
+    Signal {
+        participant: ParticipantSid,
+        label: String,
+        text: String,
     },
     /// Record a track (see [`record`]).
     Record(RecordSpec),
@@ -638,6 +666,47 @@ impl Media {
                 room,
                 participant,
                 track,
+            },
+        );
+    }
+
+    /// Open data channels labelled `labels` to `participant`, for media
+    /// signaling over data channels (Twilio's MSP): created by the server
+    /// once the client's SCTP association is up (after a negotiation that
+    /// carried a data-channel section), and again on a later negotiation
+    /// if the client closed one. Text the client sends on them goes to
+    /// `inbox` (bounded: when the session does not keep up, messages are
+    /// dropped); binary messages and messages over
+    /// [`MAX_SIGNALING_MESSAGE`] are dropped. A channel the client opens
+    /// itself with one of these labels is not one of them. Needs the
+    /// participant's peer: call it after its first negotiation.
+    pub fn open_signaling(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        labels: Vec<String>,
+        inbox: mpsc::Sender<SignalingMessage>,
+    ) {
+        let _ = self.send(
+            room,
+            Command::OpenSignaling {
+                participant,
+                labels,
+                inbox,
+            },
+        );
+    }
+
+    /// Send `text` on `participant`'s signaling channel `label`; kept
+    /// until the channel opens (a few messages at most), dropped if the
+    /// channel was never asked for.
+    pub fn signal(&self, room: RoomSid, participant: ParticipantSid, label: String, text: String) {
+        let _ = self.send(
+            room,
+            Command::Signal {
+                participant,
+                label,
+                text,
             },
         );
     }

@@ -94,9 +94,16 @@ pub struct Participant {
     tracks: Vec<Track>,
     /// Tracks of others this participant receives, with their publishers.
     subscriptions: Vec<(TrackSid, ParticipantSid)>,
+    /// The network quality level (0–5) last measured, if any.
+    network_quality: Option<u8>,
 }
 
 impl Participant {
+    /// The network quality level (0–5) last measured, for a joiner to
+    /// start from (changes come as [`Event::NetworkQualityChanged`]).
+    pub fn network_quality(&self) -> Option<u8> {
+        self.network_quality
+    }
     pub fn sid(&self) -> ParticipantSid {
         self.sid
     }
@@ -469,6 +476,7 @@ impl Rooms {
             auto_subscribe: join.auto_subscribe,
             tracks: Vec::new(),
             subscriptions: Vec::new(),
+            network_quality: None,
         };
         self.events.push_back(Event::ParticipantConnected {
             room: room_sid,
@@ -709,6 +717,13 @@ impl Rooms {
         let Some(room) = self.where_is.get(&participant).copied() else {
             return;
         };
+        if let Some(p) = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|r| r.participants.iter_mut().find(|p| p.sid == participant))
+        {
+            p.network_quality = Some(level);
+        }
         self.events.push_back(Event::NetworkQualityChanged {
             room,
             participant,

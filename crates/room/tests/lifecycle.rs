@@ -573,6 +573,26 @@ fn muting_a_track_is_reported_once() {
 }
 
 #[test]
+fn a_participants_network_quality_level_is_kept_for_joiners() {
+    let mut w = World::new();
+    let room = w.create(RoomRequest::default());
+    let alice = w.join(RoomRef::Sid(room), "alice").unwrap();
+    let level = |w: &World| w.rooms.participant(alice).unwrap().1.network_quality();
+    assert_eq!(level(&w), None);
+    w.events();
+    w.rooms.set_network_quality(alice, 4);
+    assert_eq!(
+        w.events(),
+        [Event::NetworkQualityChanged {
+            room,
+            participant: alice,
+            level: 4
+        }]
+    );
+    assert_eq!(level(&w), Some(4));
+}
+
+#[test]
 fn manual_subscription_for_participants_without_auto_subscribe() {
     let mut w = World::new();
     let room = w.create(RoomRequest::default());

@@ -59,6 +59,8 @@ impl Worker {
             continuations: Vec::new(),
             channels: Vec::new(),
             sctp_up: false,
+            signaling: Vec::new(),
+            inbox: None,
             pending_data: VecDeque::new(),
             written: false,
             sabotaged: false,

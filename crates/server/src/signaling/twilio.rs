@@ -23,8 +23,12 @@
 //! While a session waits for its `sync`, the room's other Twilio sessions
 //! show it `reconnecting` ([`crate::session::Presence`]).
 //!
-//! Not yet: m-line recycling (a stopped subscription's m-line stays,
-//! inactive), MSP channels.
+//! Media signaling (MSP: dominant speaker, network quality, track
+//! priorities, switch-off, render hints) is [`msp`]; the bandwidth profile
+//! of `connect` and `update` goes to the media server's allocator.
+//!
+//! Not yet: server-side m-line recycling (a stopped subscription's m-line
+//! stays, inactive; a new one is added), `publisher_hints`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -48,6 +52,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::connection::{self, Incoming as Frame, RATE_LIMITED, Wire};
+
+mod msp;
+
 use crate::AppState;
 use crate::http::SocketControl;
 use crate::session::{self, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track};
@@ -250,7 +257,15 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         batching: false,
         presence: state.signaling.presence.watch(),
         reconnecting: HashSet::new(),
+        msp: msp::Msp::new(&connect.media_signaling, snapshot.dominant_speaker),
     };
+    session
+        .msp
+        .levels
+        .extend(snapshot.network_quality.iter().copied());
+    if let Some(profile) = &connect.bandwidth_profile {
+        session.apply_bandwidth_profile(profile);
+    }
     let published = session.apply_participant(connect.participant).await;
     let answers = session.negotiate(&connect.peer_connections).await;
     let connected = session.room_state(published, answers);
@@ -317,6 +332,8 @@ struct Session {
     presence: broadcast::Receiver<Notice>,
     /// Others in the room whose signaling is reconnecting.
     reconnecting: HashSet<ParticipantSid>,
+    /// Media signaling on data channels.
+    msp: msp::Msp,
 }
 
 /// One of the client's tracks.
@@ -325,6 +342,8 @@ struct Local {
     /// The track, once published in the room.
     sid: Option<TrackSid>,
     enabled: bool,
+    /// The publish priority.
+    priority: Priority,
     /// Whether the media server carries its m-line.
     bound: bool,
 }
@@ -357,6 +376,10 @@ impl Session {
                     // The room service cut us off: our queue overflowed.
                     None => Next::End(Goodbye::of(CoreReason::Failed)),
                 },
+                Some(message) = self.msp.inbox.recv() => {
+                    self.on_msp(message);
+                    Next::Continue
+                }
                 Some(attached) = self.attach.recv() => {
                     self.reattach(attached).await;
                     Next::Continue
@@ -537,6 +560,9 @@ impl Session {
                 if let Some(pcs) = &update.peer_connections {
                     reply.peer_connections = self.negotiate(pcs).await;
                 }
+                if let Some(profile) = &update.bandwidth_profile {
+                    self.apply_bandwidth_profile(profile);
+                }
                 if !reply.is_empty() {
                     self.send(ServerBody::Update(reply));
                 }
@@ -581,7 +607,19 @@ impl Session {
             }
         }
         for track in state.tracks {
+            let priority = track.priority.unwrap_or(Priority::Standard);
             if let Some(local) = self.local.get_mut(&track.id) {
+                if let Some(sid) = local.sid
+                    && local.priority != priority
+                {
+                    local.priority = priority;
+                    if let Err(e) = self
+                        .member
+                        .set_publish_priority(sid, msp::media_priority(priority))
+                    {
+                        tracing::debug!(error = e, "setting a publish priority");
+                    }
+                }
                 if let Some(sid) = local.sid
                     && local.enabled != track.enabled
                 {
@@ -612,6 +650,13 @@ impl Session {
             };
             let sid = match published {
                 Ok(published) => {
+                    if priority != Priority::Standard
+                        && let Err(e) = self
+                            .member
+                            .set_publish_priority(published.sid, msp::media_priority(priority))
+                    {
+                        tracing::debug!(error = e, "setting a publish priority");
+                    }
                     results.push(PublishedTrack::ready(track.id.clone(), published.sid));
                     Some(published.sid)
                 }
@@ -625,6 +670,7 @@ impl Session {
                 kind: track.kind,
                 sid,
                 enabled: track.enabled,
+                priority,
                 bound: track.kind == rsp::TrackKind::Data,
             };
             self.local.insert(track.id, local);
@@ -731,6 +777,7 @@ impl Session {
     /// is already out or the media session does not exist yet; tell it
     /// which tracks it receives.
     async fn renegotiate(&mut self) {
+        self.open_msp();
         if self.batching
             || self.server_offer.is_some()
             || !self.member.negotiated()
@@ -832,6 +879,32 @@ impl Session {
         }
     }
 
+    /// The client's bandwidth profile, for the allocator of what it
+    /// receives. The deprecated per-priority render dimensions are not
+    /// used.
+    fn apply_bandwidth_profile(&self, profile: &rsp::BandwidthProfile) {
+        use salon_media::allocation::{Mode, SwitchOffMode};
+        let Some(video) = &profile.video else {
+            return;
+        };
+        self.member
+            .set_bandwidth_profile(salon_media::ProfileUpdate {
+                mode: video.mode.map(|m| match m {
+                    rsp::BandwidthMode::Grid => Mode::Grid,
+                    rsp::BandwidthMode::Collaboration => Mode::Collaboration,
+                    rsp::BandwidthMode::Presentation => Mode::Presentation,
+                }),
+                max_subscription_bitrate: video.max_subscription_bandwidth,
+                dominant_speaker_priority: video.active_speaker_priority.map(msp::media_priority),
+                track_switch_off_mode: video.track_switch_off.map(|m| match m {
+                    rsp::TrackSwitchOffMode::Detected => SwitchOffMode::Detected,
+                    rsp::TrackSwitchOffMode::Predicted => SwitchOffMode::Predicted,
+                    rsp::TrackSwitchOffMode::Disabled => SwitchOffMode::Disabled,
+                }),
+                max_tracks: video.max_tracks.map(|n| n as usize),
+            });
+    }
+
     /// The room as the client is to see it on `connected` or `synced`.
     fn room_state(
         &self,
@@ -865,7 +938,7 @@ impl Session {
             published,
             subscribed: None,
             peer_connections,
-            media_signaling: Default::default(),
+            media_signaling: self.msp.announcements(),
             recording: Some(self.recording()),
         }
     }
@@ -946,6 +1019,7 @@ impl Session {
                 (participant, ParticipantState::Connected)
             }
             Change::ParticipantDisconnected { participant } => {
+                self.msp.levels.remove(&participant);
                 (participant, ParticipantState::Disconnected)
             }
             Change::TrackUnpublished { participant, track } => {
@@ -954,7 +1028,8 @@ impl Session {
                 (participant, ParticipantState::Connected)
             }
             Change::TrackPublished { participant, .. }
-            | Change::TrackSwitched { participant, .. } => {
+            | Change::TrackSwitched { participant, .. }
+            | Change::TrackPriority { participant, .. } => {
                 (participant, ParticipantState::Connected)
             }
             Change::Subscribed { publisher, track } => {
@@ -975,12 +1050,20 @@ impl Session {
                 self.say_goodbye(Goodbye::of(reason));
                 return Next::Ended;
             }
-            // Adaptive video (dominant speaker, network quality, switched
-            // tracks, priorities) is not on Twilio's wire here yet.
-            Change::DominantSpeaker { .. }
-            | Change::NetworkQuality { .. }
-            | Change::Switched { .. }
-            | Change::TrackPriority { .. } => return Next::Continue,
+            Change::DominantSpeaker { participant } => {
+                self.msp.dominant = participant;
+                self.send_dominant_speaker();
+                return Next::Continue;
+            }
+            Change::NetworkQuality { participant, level } => {
+                self.msp.levels.insert(participant, level);
+                self.answer_network_quality();
+                return Next::Continue;
+            }
+            Change::Switched { track, off } => {
+                self.track_switched(track, off.is_some());
+                return Next::Continue;
+            }
         };
         let state = match state {
             ParticipantState::Connected => self.state_of(participant),
