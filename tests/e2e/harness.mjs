@@ -144,6 +144,9 @@ function instrument() {
       probe.pcs.push(pc);
       pc.addEventListener('datachannel', ({ channel }) => {
         const entry = { label: channel.label, messages: [] };
+        // The channel itself, for tests that write on it (not enumerable:
+        // entries stay serializable).
+        Object.defineProperty(entry, 'channel', { value: channel });
         probe.channels.push(entry);
         channel.addEventListener('message', ({ data }) => {
           if (typeof data === 'string' && entry.messages.length < 200) entry.messages.push(data);

@@ -271,7 +271,7 @@ describe('media signaling, m-lines and mixed rooms with the official SDK', () =>
   let ben;
   let annRoom;
 
-  /** The MSP messages of type `type` the server sent `page`. */
+  /** The MSP messages the server sent `page` on its channel `label`. */
   const mspMessages = (page, label) => page.evaluate((label) => window.__e2e.channels
     .filter((c) => c.label === label).flatMap((c) => c.messages).map((m) => JSON.parse(m)), label);
 
@@ -353,7 +353,7 @@ describe('media signaling, m-lines and mixed rooms with the official SDK', () =>
     await eventually(async () => (await framesDecoded(ben)) > frozen + 10, 'frames again', 20_000);
   });
 
-  test('a data channel with a label the server did not announce is ignored', async () => {
+  test('data channels the server did not announce are ignored; bad MSP messages change nothing', async () => {
     // Ben opens channels of his own: one nobody announced, and one posing
     // as the render-hints channel, asking to switch ann's video off.
     const annVideo = await ben.evaluate(() => [...[...window.room.participants.values()][0].videoTracks.values()][0].trackSid);
@@ -370,6 +370,20 @@ describe('media signaling, m-lines and mixed rooms with the official SDK', () =>
         };
       }
     }), annVideo);
+    // On the real channels: garbage, a message of the wrong shape, and a
+    // hint for a track ben does not receive, which is answered but not OK.
+    const bogusTrack = `MT${'0'.repeat(32)}`;
+    await ben.evaluate((bogusTrack) => {
+      const channel = (label) => window.__e2e.channels.find((c) => c.label === label).channel;
+      channel('network_quality').send('{"type":"network_quality","recv":{"fractionLost":"lots"}}');
+      channel('active_speaker').send('\u0000');
+      const hints = channel('render_hints');
+      hints.send('{"type":"render_hints","subscriber":{"id":-1,"hints":[]}}');
+      hints.send(JSON.stringify({ type: 'render_hints', subscriber: { id: 77, hints: [{ track: bogusTrack, enabled: false }] } }));
+    }, bogusTrack);
+    const refused = await eventually(async () => (await mspMessages(ben, 'render_hints')).find((m) => m.subscriber?.id === 77), 'the answer to the bogus hint');
+    assert.equal(refused.subscriber.hints[0].track, bogusTrack);
+    assert.notEqual(refused.subscriber.hints[0].result, 'OK', JSON.stringify(refused));
     const before = await framesDecoded(ben);
     await eventually(async () => (await framesDecoded(ben)) > before + 10, "ann's video still flowing to ben", 20_000);
     assert.ok(!(await ben.evaluate(() => [...[...window.room.participants.values()][0].videoTracks.values()][0].track.isSwitchedOff)));
