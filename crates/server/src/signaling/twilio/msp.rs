@@ -29,6 +29,9 @@
 //! A message that does not parse, or names a track the client does not
 //! receive, changes nothing: MSP has no error reply, and an RSP `error`
 //! would end the whole session for what the SDK treats as advisory.
+//! A client that floods its channels has its messages dropped: the media
+//! server keeps at most [`INBOX`] for the session, which handles at most
+//! [`PER_SECOND`] a second (in bursts of [`BURST`]).
 //!
 //! Network quality levels come from what the server measures of the
 //! client's media (not from the client's own inputs, which are read for
@@ -37,6 +40,7 @@
 //! level: the room reports one level per participant.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use salon_media::SignalingMessage;
 use salon_media::allocation::Priority as MediaPriority;
@@ -54,6 +58,11 @@ use crate::session::adaptive::check_render_dimensions;
 /// Messages from the client's MSP channels kept for the session; more are
 /// dropped by the media server (the client repeats what matters).
 pub(super) const INBOX: usize = 64;
+/// MSP messages handled per second, in bursts of up to [`BURST`]; more are
+/// dropped. The SDK sends about one a second per channel (network quality
+/// inputs, render hints in batches), a few more when tracks come and go.
+const PER_SECOND: f64 = 20.0;
+const BURST: f64 = 60.0;
 
 /// The channels Salon serves, in the order they are announced.
 const SERVED: [Channel; 5] = [
@@ -82,6 +91,8 @@ pub(super) struct Msp {
     pub owed: Option<(u8, u8)>,
     /// Received tracks switched off now.
     pub switched_off: Vec<TrackSid>,
+    /// Messages that may still be handled now, and when that was counted.
+    budget: (f64, Instant),
 }
 
 impl Msp {
@@ -100,7 +111,18 @@ impl Msp {
             levels: BTreeMap::new(),
             owed: None,
             switched_off: Vec::new(),
+            budget: (BURST, Instant::now()),
         }
+    }
+
+    /// Whether one more message may be handled at `now`.
+    fn admit(&mut self, now: Instant) -> bool {
+        let (tokens, at) = self.budget;
+        let tokens =
+            (tokens + now.saturating_duration_since(at).as_secs_f64() * PER_SECOND).min(BURST);
+        let admitted = tokens >= 1.0;
+        self.budget = (if admitted { tokens - 1.0 } else { tokens }, now);
+        admitted
     }
 
     /// `media_signaling` for `connected` and `synced`.
@@ -155,6 +177,10 @@ impl Session {
         let Some(channel) = channel_named(&message.label) else {
             return;
         };
+        if !self.msp.admit(Instant::now()) {
+            tracing::debug!(participant = %self.member.me, "MSP message over the rate; dropped");
+            return;
+        }
         let parsed = match ClientMessage::parse(&message.text) {
             Ok(parsed) => parsed,
             Err(ProtocolError::UnknownType(_)) => return,
@@ -366,5 +392,18 @@ mod tests {
                 .announced
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_flood_of_messages_is_cut_to_the_rate() {
+        let mut msp = Msp::new(&MediaSignalingRequest::default(), None);
+        let t0 = msp.budget.1;
+        let burst = (0..1000).take_while(|_| msp.admit(t0)).count();
+        assert_eq!(burst, BURST as usize);
+        assert!(!msp.admit(t0));
+        // A second later, a second's worth.
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let more = (0..1000).take_while(|_| msp.admit(t1)).count();
+        assert_eq!(more, PER_SECOND as usize);
     }
 }
