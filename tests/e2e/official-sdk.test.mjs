@@ -166,6 +166,10 @@ describe('the official twilio-video SDK', () => {
   });
 
   test('unpublish and publish again: the other side follows', async () => {
+    // The m-lines of alice's peer connection (the server's offers).
+    const mlines = () => alice.evaluate(() => window.__e2e.pcs.find((p) => p.connectionState === 'connected')
+      .remoteDescription.sdp.split('\nm=').length - 1);
+    const linesBefore = await mlines();
     await bob.evaluate(() => {
       const [publication] = [...window.room.localParticipant.videoTracks.values()];
       window.room.localParticipant.unpublishTrack(publication.track);
@@ -180,6 +184,8 @@ describe('the official twilio-video SDK', () => {
     await eventually(async () => (await subscribed()) === 2, "alice subscribed to bob's new video", 20_000);
     const before = await framesDecoded(alice);
     await eventually(async () => (await framesDecoded(alice)) > before + 10, "alice decoding bob's new video", 20_000);
+    // Bob's new video reached alice on the m-line his old one left.
+    assert.equal(await mlines(), linesBefore, 'no m-line added for the republished video');
   });
 
   test('a Salon SDK participant shares the room both ways', async () => {

@@ -141,14 +141,25 @@ pub struct SubscribeBinding {
     pub track: TrackSid,
 }
 
-/// A track the server offers to send on a new `sendonly` m-line, whose
-/// `a=msid:<stream> <id>` the client binds it by.
+/// A track the server offers to send on a `sendonly` m-line, whose
+/// `a=msid:<stream> <id>` the client binds it by: a new m-line, or with
+/// `reuse`, the inactive m-line of an ended subscription whose id that is
+/// (it keeps its `a=msid`, so the track takes that id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferedTrack {
     pub track: TrackSid,
     pub kind: MediaKind,
     pub stream: String,
     pub id: String,
+    pub reuse: Option<String>,
+}
+
+/// A server offer: its SDP, and the id each offered track's m-line
+/// carries (its `id`, or the `reuse`d m-line's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub sdp: String,
+    pub ids: Vec<(TrackSid, String)>,
 }
 
 /// A text message a client sent on one of the signaling channels the
@@ -309,8 +320,8 @@ pub(crate) enum Command {
     Offer {
         participant: ParticipantSid,
         add: Vec<OfferedTrack>,
-        stop: Vec<TrackSid>,
-        reply: oneshot::Sender<Result<Option<String>, MediaError>>,
+        stop: Vec<String>,
+        reply: oneshot::Sender<Result<Option<Offer>, MediaError>>,
     },
     AcceptAnswer {
         participant: ParticipantSid,
@@ -596,17 +607,18 @@ impl Media {
     }
 
     /// Relay messages of `participant`'s data channel `label` as `track`.
-    /// Offer `participant` new m-lines sending `add`, `stop`'s m-lines
-    /// made inactive, and a data-channel section if it has none (for
-    /// protocols where the server offers). `None`: nothing to offer. One
-    /// offer at a time: answer it with [`Media::accept_answer`] first.
+    /// Offer `participant` m-lines sending `add` (new ones, or inactive
+    /// ones reused), the m-lines whose ids are in `stop` made inactive,
+    /// and a data-channel section if it has none (for protocols where the
+    /// server offers). `None`: nothing to offer. One offer at a time:
+    /// answer it with [`Media::accept_answer`] first.
     pub async fn offer(
         &self,
         room: RoomSid,
         participant: ParticipantSid,
         add: Vec<OfferedTrack>,
-        stop: Vec<TrackSid>,
-    ) -> Result<Option<String>, MediaError> {
+        stop: Vec<String>,
+    ) -> Result<Option<Offer>, MediaError> {
         let (reply, offer) = oneshot::channel();
         self.send(
             room,

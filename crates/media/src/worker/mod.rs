@@ -173,6 +173,9 @@ struct Peer {
     /// Its own priorities for tracks it receives
     /// (`RemoteVideoTrack.setPriority`).
     priorities: Vec<(TrackSid, crate::allocation::Priority)>,
+    /// The m-lines the server added (for protocols where it offers), with
+    /// the id in their `a=msid`.
+    lines: Vec<(Mid, String)>,
     /// The server's offer waiting for its answer.
     offer: Option<offers::ServerOffer>,
     /// Whether a server offer has carried a data-channel section.

@@ -69,6 +69,7 @@ impl Worker {
             allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default()),
             totals: Vec::new(),
             offer: None,
+            lines: Vec::new(),
             sctp_offered: false,
         };
         let index = match self.free.pop() {

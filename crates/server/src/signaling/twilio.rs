@@ -27,8 +27,12 @@
 //! priorities, switch-off, render hints) is [`msp`]; the bandwidth profile
 //! of `connect` and `update` goes to the media server's allocator.
 //!
-//! Not yet: server-side m-line recycling (a stopped subscription's m-line
-//! stays, inactive; a new one is added), `publisher_hints`.
+//! An ended subscription's m-line turns inactive, and the next
+//! subscription of its kind reuses it (keeping its `a=msid` id, which
+//! `subscribed` then names for the new track), so the SDP does not grow
+//! with every track a long room has seen.
+//!
+//! Not yet: `publisher_hints` (see [`msp`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -247,7 +251,9 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         description_revision: 0,
         pc_id: None,
         server_offer: None,
-        lines: HashSet::new(),
+        lines: HashMap::new(),
+        free: Vec::new(),
+        stopping: Vec::new(),
         data: HashSet::new(),
         to_add: Vec::new(),
         to_stop: Vec::new(),
@@ -314,13 +320,19 @@ struct Session {
     /// The server's offer waiting for its answer: revision and SDP.
     server_offer: Option<(u64, String)>,
     /// Subscribed audio and video tracks with an m-line of their own.
-    lines: HashSet<TrackSid>,
+    /// Its kind and the id its m-line's `a=msid` carries (the SID, or the
+    /// id of the ended subscription whose m-line it reuses).
+    lines: HashMap<TrackSid, (CoreKind, String)>,
+    /// Inactive m-lines (their kind and id) a new subscription may reuse.
+    free: Vec<(CoreKind, String)>,
+    /// M-lines the outstanding server offer stops: free once answered.
+    stopping: Vec<(CoreKind, String)>,
     /// Subscribed data tracks.
     data: HashSet<TrackSid>,
     /// Subscriptions waiting for the next server offer.
     to_add: Vec<(TrackSid, ParticipantSid, CoreKind)>,
     /// Ended subscriptions whose m-lines the next server offer stops.
-    to_stop: Vec<TrackSid>,
+    to_stop: Vec<(CoreKind, String)>,
     /// Whether a server offer carried the data-channel section.
     sctp_offered: bool,
     subscribed_revision: u64,
@@ -768,8 +780,12 @@ impl Session {
         let accepted = media
             .accept_answer(self.member.room, self.member.me, sdp.to_owned())
             .await;
-        if let Err(e) = accepted {
-            tracing::info!(participant = %self.member.me, error = %e, "answer refused");
+        match accepted {
+            Ok(()) => self.free.append(&mut self.stopping),
+            Err(e) => {
+                self.stopping.clear();
+                tracing::info!(participant = %self.member.me, error = %e, "answer refused");
+            }
         }
     }
 
@@ -785,45 +801,66 @@ impl Session {
         {
             return;
         }
+        // Each new subscription reuses an inactive m-line of its kind if
+        // there is one (the media server declines one the client took
+        // over to send on: then a new one, and that m-line is forgotten).
+        let mut free = self.free.clone();
         let add: Vec<OfferedTrack> = self
             .to_add
             .iter()
-            .map(|(track, publisher, kind)| OfferedTrack {
-                track: *track,
-                kind: if *kind == CoreKind::Audio {
-                    MediaKind::Audio
-                } else {
-                    MediaKind::Video
-                },
-                stream: publisher.to_string(),
-                id: track.to_string(),
+            .map(|(track, publisher, kind)| {
+                let reuse = free
+                    .iter()
+                    .position(|(k, _)| k == kind)
+                    .map(|i| free.remove(i).1);
+                OfferedTrack {
+                    track: *track,
+                    kind: if *kind == CoreKind::Audio {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    },
+                    stream: publisher.to_string(),
+                    id: self.fresh_id(*track),
+                    reuse,
+                }
             })
             .collect();
         let stop = std::mem::take(&mut self.to_stop);
         if !add.is_empty() || !stop.is_empty() || !self.sctp_offered {
             let (room, me) = (self.member.room, self.member.me);
-            let offered = self.member.state.media.offer(room, me, add, stop).await;
+            let ids = stop.iter().map(|(_, id)| id.clone()).collect();
+            let offered = self.member.state.media.offer(room, me, add, ids).await;
             self.sctp_offered = true;
             match offered {
-                Ok(Some(sdp)) => {
-                    for (track, _, _) in self.to_add.drain(..) {
-                        self.lines.insert(track);
+                Ok(Some(offer)) => {
+                    for (track, _, kind) in self.to_add.drain(..) {
+                        let id = offer
+                            .ids
+                            .iter()
+                            .find(|(t, _)| *t == track)
+                            .map_or_else(|| track.to_string(), |(_, id)| id.clone());
+                        self.lines.insert(track, (kind, id));
                     }
+                    self.free = free;
+                    self.stopping = stop;
                     self.description_revision += 1;
                     let revision = self.description_revision;
-                    self.server_offer = Some((revision, sdp.clone()));
+                    self.server_offer = Some((revision, offer.sdp.clone()));
                     let mut update = ServerUpdate::new();
                     update.subscribed = self.subscribed_snapshot(true);
-                    update.peer_connections = self.offer_description(revision, sdp);
+                    update.peer_connections = self.offer_description(revision, offer.sdp);
                     self.send(ServerBody::Update(update));
                     return;
                 }
-                Ok(None) => {}
+                // Nothing changed: the stopped m-lines were inactive already.
+                Ok(None) => free.extend(stop),
                 Err(e) => {
                     tracing::info!(participant = %self.member.me, error = %e, "no server offer");
                 }
             }
         }
+        self.free = free;
         if let Some(subscribed) = self.subscribed_snapshot(false) {
             let mut update = ServerUpdate::new();
             update.subscribed = Some(subscribed);
@@ -850,7 +887,7 @@ impl Session {
     /// appdata of its m-line, or its data channel's label); `None` when
     /// that is what the client was last told, unless `always`.
     fn subscribed_snapshot(&mut self, always: bool) -> Option<rsp::Subscribed> {
-        let mut tracks: Vec<TrackSid> = self.lines.iter().chain(&self.data).copied().collect();
+        let mut tracks: Vec<TrackSid> = self.lines.keys().chain(&self.data).copied().collect();
         tracks.sort_by_key(|t| t.to_string());
         if tracks == self.subscribed_sent && !always {
             return None;
@@ -863,19 +900,50 @@ impl Session {
                 .into_iter()
                 .map(|sid| rsp::SubscribedTrack {
                     sid,
-                    id: Some(sid.to_string()),
+                    id: Some(
+                        self.lines
+                            .get(&sid)
+                            .map_or_else(|| sid.to_string(), |(_, id)| id.clone()),
+                    ),
                     error: None,
                 })
                 .collect(),
         })
     }
 
+    /// The id for a new m-line carrying `track`: its SID, unless an m-line
+    /// of this session carries that id already (a reused one, whose id is
+    /// the SID of the track it first carried, when that track comes back).
+    fn fresh_id(&self, track: TrackSid) -> String {
+        let taken = |id: &str| {
+            self.lines
+                .values()
+                .map(|(_, i)| i.as_str())
+                .any(|i| i == id)
+                || [&self.free, &self.stopping, &self.to_stop]
+                    .into_iter()
+                    .flatten()
+                    .any(|(_, i)| i == id)
+        };
+        let sid = track.to_string();
+        (0..)
+            .map(|n| {
+                if n == 0 {
+                    sid.clone()
+                } else {
+                    format!("{sid}-{n}")
+                }
+            })
+            .find(|id| !taken(id))
+            .unwrap_or(sid)
+    }
+
     /// A subscription ended (or its track did): its m-line stops.
     fn drop_subscription(&mut self, track: TrackSid) {
         self.to_add.retain(|(t, _, _)| *t != track);
         self.data.remove(&track);
-        if self.lines.remove(&track) {
-            self.to_stop.push(track);
+        if let Some(line) = self.lines.remove(&track) {
+            self.to_stop.push(line);
         }
     }
 
@@ -1035,7 +1103,7 @@ impl Session {
             Change::Subscribed { publisher, track } => {
                 if track.kind == CoreKind::Data {
                     self.data.insert(track.sid);
-                } else if !self.lines.contains(&track.sid) {
+                } else if !self.lines.contains_key(&track.sid) {
                     self.to_add.push((track.sid, publisher, track.kind));
                 }
                 self.renegotiate().await;
