@@ -942,6 +942,8 @@ impl Session {
     fn drop_subscription(&mut self, track: TrackSid) {
         self.to_add.retain(|(t, _, _)| *t != track);
         self.data.remove(&track);
+        self.msp.hinted.remove(&track);
+        self.msp.switched_off.retain(|t| *t != track);
         if let Some(line) = self.lines.remove(&track) {
             self.to_stop.push(line);
         }

@@ -91,6 +91,10 @@ pub(super) struct Msp {
     pub owed: Option<(u8, u8)>,
     /// Received tracks switched off now.
     pub switched_off: Vec<TrackSid>,
+    /// The last `enabled` render hint per received track: the same hint
+    /// again (the SDK repeats all of them when an ack is late) switches
+    /// nothing.
+    pub hinted: BTreeMap<TrackSid, bool>,
     /// Messages that may still be handled now, and when that was counted.
     budget: (f64, Instant),
 }
@@ -111,6 +115,7 @@ impl Msp {
             levels: BTreeMap::new(),
             owed: None,
             switched_off: Vec::new(),
+            hinted: BTreeMap::new(),
             budget: (BURST, Instant::now()),
         }
     }
@@ -250,7 +255,7 @@ impl Session {
     }
 
     fn apply_render_hint(
-        &self,
+        &mut self,
         track: TrackSid,
         enabled: Option<bool>,
         dimensions: Option<rsp::Dimensions>,
@@ -259,8 +264,11 @@ impl Session {
             check_render_dimensions(d.width, d.height)?;
             self.member.receives_video("render_hints", track)?;
         }
-        if let Some(on) = enabled {
+        if let Some(on) = enabled
+            && self.msp.hinted.get(&track) != Some(&on)
+        {
             self.member.switch("render_hints", track, on)?;
+            self.msp.hinted.insert(track, on);
         }
         Ok(())
     }
