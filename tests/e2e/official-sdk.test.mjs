@@ -270,7 +270,7 @@ describe('media signaling, m-lines and mixed rooms with the official SDK', () =>
   // details, and a bandwidth profile whose switch-off the app controls.
   const extra = {
     dominantSpeaker: true,
-    networkQuality: { local: 2, remote: 2 },
+    networkQuality: { local: 3, remote: 2 },
     bandwidthProfile: { video: { mode: 'grid', clientTrackSwitchOffControl: 'manual' } },
   };
   let ann;
@@ -312,12 +312,16 @@ describe('media signaling, m-lines and mixed rooms with the official SDK', () =>
         const me = window.room.localParticipant;
         const them = [...window.room.participants.values()].find((p) => p.identity === other);
         const stats = me.networkQualityStats;
-        return typeof me.networkQualityLevel === 'number' && typeof them?.networkQualityLevel === 'number' && stats?.audio
-          && { local: me.networkQualityLevel, remote: them.networkQualityLevel, audio: stats.audio };
+        return typeof me.networkQualityLevel === 'number' && stats?.audio && them?.networkQualityStats?.audio
+          && { local: me.networkQualityLevel, remote: them.networkQualityLevel, audio: stats.audio, theirs: them.networkQualityStats.audio };
       }, other), `${page.identity}'s own and ${other}'s network quality`, 20_000);
-      for (const level of [levels.local, levels.remote, levels.audio.send, levels.audio.recv]) {
+      for (const level of [levels.local, levels.remote, levels.audio.send, levels.audio.recv, levels.theirs.send]) {
         assert.ok(level >= 0 && level <= 5, JSON.stringify(levels));
       }
+      // Verbosity 3: the measurements behind the levels (the SDK shows the
+      // ones that came with the last change of level).
+      await eventually(async () => (await mspMessages(page, 'network_quality')).some((m) => m.local?.audio?.sendStats?.latency),
+        `${page.identity}'s network quality measurements`, 20_000);
     }
   });
 

@@ -94,14 +94,16 @@ pub struct Participant {
     tracks: Vec<Track>,
     /// Tracks of others this participant receives, with their publishers.
     subscriptions: Vec<(TrackSid, ParticipantSid)>,
-    /// The network quality level (0–5) last measured, if any.
-    network_quality: Option<u8>,
+    /// The network quality level (0–5) last measured and its detail, if
+    /// measured yet.
+    network_quality: Option<(u8, NetworkQualityDetail)>,
 }
 
 impl Participant {
-    /// The network quality level (0–5) last measured, for a joiner to
-    /// start from (changes come as [`Event::NetworkQualityChanged`]).
-    pub fn network_quality(&self) -> Option<u8> {
+    /// The network quality level (0–5) last measured and its detail, for
+    /// a joiner to start from (changes come as
+    /// [`Event::NetworkQualityChanged`]).
+    pub fn network_quality(&self) -> Option<(u8, NetworkQualityDetail)> {
         self.network_quality
     }
     pub fn sid(&self) -> ParticipantSid {
@@ -727,7 +729,7 @@ impl Rooms {
             .get_mut(&room)
             .and_then(|r| r.participants.iter_mut().find(|p| p.sid == participant))
         {
-            p.network_quality = Some(level);
+            p.network_quality = Some((level, *detail));
         }
         self.events.push_back(Event::NetworkQualityChanged {
             room,

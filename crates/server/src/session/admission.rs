@@ -131,7 +131,10 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
         recording = r.recording();
         dominant_speaker = r.dominant_speaker();
         for p in r.participants() {
-            network_quality.extend(p.network_quality().map(|level| (p.sid(), level)));
+            network_quality.extend(
+                p.network_quality()
+                    .map(|(level, detail)| (p.sid(), level, detail)),
+            );
             let participant = Participant {
                 sid: p.sid(),
                 identity: p.identity().to_owned(),

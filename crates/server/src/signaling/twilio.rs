@@ -265,10 +265,12 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         reconnecting: HashSet::new(),
         msp: msp::Msp::new(&connect.media_signaling, snapshot.dominant_speaker),
     };
-    session
-        .msp
-        .levels
-        .extend(snapshot.network_quality.iter().copied());
+    session.msp.levels.extend(
+        snapshot
+            .network_quality
+            .iter()
+            .map(|(sid, level, detail)| (*sid, (*level, *detail))),
+    );
     if let Some(profile) = &connect.bandwidth_profile {
         session.apply_bandwidth_profile(profile);
     }
@@ -1125,8 +1127,12 @@ impl Session {
                 self.send_dominant_speaker();
                 return Next::Continue;
             }
-            Change::NetworkQuality { participant, level } => {
-                self.msp.levels.insert(participant, level);
+            Change::NetworkQuality {
+                participant,
+                level,
+                detail,
+            } => {
+                self.msp.levels.insert(participant, (level, *detail));
                 self.answer_network_quality();
                 return Next::Continue;
             }

@@ -35,19 +35,21 @@
 //!
 //! Network quality levels come from what the server measures of the
 //! client's media (not from the client's own inputs, which are read for
-//! their verbosity only). At verbosity 2 and 3 (`moderate`, `detailed`)
-//! the audio and video send and receive parts carry the participant's
-//! level: the room reports one level per participant.
+//! their verbosity only): the level at verbosity 1, the audio and video
+//! send and receive levels at 2 (`moderate`), and the measurements behind
+//! them at 3 (`detailed`). A kind not measured yet (nothing sent or
+//! received) has the participant's level in both directions.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use salon_media::SignalingMessage;
 use salon_media::allocation::Priority as MediaPriority;
+use salon_room::{MediaQuality, NetworkQualityDetail, PathQuality};
 use salon_sid::{ParticipantSid, TrackSid};
 use salon_twilio_signal::msp::{
-    ClientMessage, HintResult, Levels, LocalLevel, MediaLevels, RemoteLevel, RenderHintsResults,
-    ServerMessage,
+    BandwidthStats, ClientMessage, DirectionStats, FractionLostStats, HintResult, LatencyStats,
+    Levels, LocalLevel, MediaLevels, RemoteLevel, RenderHintsResults, ServerMessage,
 };
 use salon_twilio_signal::rsp::{Announcement, Channel, MediaSignalingRequest, Priority};
 use salon_twilio_signal::{ProtocolError, rsp};
@@ -83,9 +85,9 @@ pub(super) struct Msp {
     outbox: tokio::sync::mpsc::Sender<SignalingMessage>,
     /// The room's dominant speaker as last heard.
     pub dominant: Option<ParticipantSid>,
-    /// Network quality levels as last heard (this participant's and the
-    /// others').
-    pub levels: BTreeMap<ParticipantSid, u8>,
+    /// Network quality levels and their detail as last heard (this
+    /// participant's and the others').
+    pub levels: BTreeMap<ParticipantSid, (u8, NetworkQualityDetail)>,
     /// The verbosities of a network quality input not answered yet (no
     /// level was known): answered when the first level comes.
     pub owed: Option<(u8, u8)>,
@@ -288,21 +290,16 @@ impl Session {
         let Some((local, remote)) = self.msp.owed else {
             return;
         };
-        let Some(&level) = self.msp.levels.get(&self.member.me) else {
+        let Some(&(level, detail)) = self.msp.levels.get(&self.member.me) else {
             return;
         };
         self.msp.owed = None;
-        let parts = |level: u8| MediaLevels {
-            send: level,
-            recv: level,
-            send_stats: None,
-            recv_stats: None,
-        };
         let local = if local >= 2 {
+            let (audio, video) = kinds(level, &detail, local);
             LocalLevel::Detailed(Box::new(Levels {
                 level,
-                audio: parts(level),
-                video: parts(level),
+                audio,
+                video,
             }))
         } else {
             LocalLevel::Level(level)
@@ -316,11 +313,14 @@ impl Session {
                 .levels
                 .iter()
                 .filter(|(sid, _)| self.remotes.contains_key(sid))
-                .map(|(sid, level)| RemoteLevel {
-                    sid: *sid,
-                    level: *level,
-                    audio: (remote >= 2).then(|| parts(*level)),
-                    video: (remote >= 2).then(|| parts(*level)),
+                .map(|(sid, (level, detail))| {
+                    let (audio, video) = kinds(*level, detail, remote);
+                    RemoteLevel {
+                        sid: *sid,
+                        level: *level,
+                        audio: (remote >= 2).then_some(audio),
+                        video: (remote >= 2).then_some(video),
+                    }
                 })
                 .collect()
         };
@@ -352,6 +352,46 @@ impl Session {
             },
         );
     }
+}
+
+/// The audio and video parts of a level at `verbosity` (2 or 3): send and
+/// receive levels, and at 3 the measurements behind them.
+fn kinds(level: u8, detail: &NetworkQualityDetail, verbosity: u8) -> (MediaLevels, MediaLevels) {
+    let path = |p: &PathQuality| DirectionStats {
+        bandwidth: Some(BandwidthStats {
+            actual: p.bandwidth_actual.map(|b| b as f64),
+            available: p.bandwidth_available.map(|b| b as f64),
+            level: p.bandwidth_level,
+        }),
+        fraction_lost: Some(FractionLostStats {
+            fraction_lost: p.fraction_lost_ppm.map(|ppm| f64::from(ppm) / 1e6),
+            level: p.fraction_lost_level,
+        }),
+        latency: Some(LatencyStats {
+            jitter: p.jitter.map(|d| d.as_secs_f64()),
+            rtt: p.rtt.map(|d| d.as_secs_f64()),
+            level: p.latency_level,
+        }),
+    };
+    let media = |m: Option<&MediaQuality>| match m {
+        Some(m) => MediaLevels {
+            send: m.send,
+            recv: m.recv,
+            send_stats: (verbosity >= 3)
+                .then(|| m.send_stats.as_ref().map(path))
+                .flatten(),
+            recv_stats: (verbosity >= 3)
+                .then(|| m.recv_stats.as_ref().map(path))
+                .flatten(),
+        },
+        None => MediaLevels {
+            send: level,
+            recv: level,
+            send_stats: None,
+            recv_stats: None,
+        },
+    };
+    (media(detail.audio.as_ref()), media(detail.video.as_ref()))
 }
 
 pub(super) fn media_priority(priority: Priority) -> MediaPriority {
