@@ -148,15 +148,40 @@ pub struct SubscribeBinding {
     pub track: TrackSid,
 }
 
-/// A track the server offers to send on a new `sendonly` m-line, whose
-/// `a=msid:<stream> <id>` the client binds it by.
+/// A track the server offers to send on a `sendonly` m-line, whose
+/// `a=msid:<stream> <id>` the client binds it by: a new m-line, or with
+/// `reuse`, the inactive m-line of an ended subscription whose id that is
+/// (it keeps its `a=msid`, so the track takes that id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferedTrack {
     pub track: TrackSid,
     pub kind: MediaKind,
     pub stream: String,
     pub id: String,
+    pub reuse: Option<String>,
 }
+
+/// A server offer: its SDP, and the id each offered track's m-line
+/// carries (its `id`, or the `reuse`d m-line's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub sdp: String,
+    pub ids: Vec<(TrackSid, String)>,
+}
+
+/// A text message a client sent on one of the signaling channels the
+/// server opened to it ([`Media::open_signaling`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalingMessage {
+    pub label: String,
+    pub text: String,
+}
+
+/// Longest signaling-channel message passed on, in bytes; longer ones, and
+/// binary ones, are dropped.
+pub const MAX_SIGNALING_MESSAGE: usize = 64 * 1024;
+/// Signaling channels one peer may have.
+pub const MAX_SIGNALING_CHANNELS: usize = 16;
 
 /// What the workers tell the control plane.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,8 +347,8 @@ pub(crate) enum Command {
     Offer {
         participant: ParticipantSid,
         add: Vec<OfferedTrack>,
-        stop: Vec<TrackSid>,
-        reply: oneshot::Sender<Result<Option<String>, MediaError>>,
+        stop: Vec<String>,
+        reply: oneshot::Sender<Result<Option<Offer>, MediaError>>,
     },
     AcceptAnswer {
         participant: ParticipantSid,
@@ -351,6 +376,20 @@ pub(crate) enum Command {
     },
     Remove {
         participant: ParticipantSid,
+    },
+    /// Open data channels labelled `labels` to `participant` (once its
+    /// SCTP association is up) for a signaling protocol of its own; what
+    /// the client sends on them goes to `inbox`.
+    OpenSignaling {
+        participant: ParticipantSid,
+        labels: Vec<String>,
+        inbox: mpsc::Sender<SignalingMessage>,
+    },
+    /// Send `text` on `participant`'s signaling channel `label`.
+    Signal {
+        participant: ParticipantSid,
+        label: String,
+        text: String,
     },
     /// Record a track (see [`record`]).
     Record(RecordSpec),
@@ -596,17 +635,18 @@ impl Media {
     }
 
     /// Relay messages of `participant`'s data channel `label` as `track`.
-    /// Offer `participant` new m-lines sending `add`, `stop`'s m-lines
-    /// made inactive, and a data-channel section if it has none (for
-    /// protocols where the server offers). `None`: nothing to offer. One
-    /// offer at a time: answer it with [`Media::accept_answer`] first.
+    /// Offer `participant` m-lines sending `add` (new ones, or inactive
+    /// ones reused), the m-lines whose ids are in `stop` made inactive,
+    /// and a data-channel section if it has none (for protocols where the
+    /// server offers). `None`: nothing to offer. One offer at a time:
+    /// answer it with [`Media::accept_answer`] first.
     pub async fn offer(
         &self,
         room: RoomSid,
         participant: ParticipantSid,
         add: Vec<OfferedTrack>,
-        stop: Vec<TrackSid>,
-    ) -> Result<Option<String>, MediaError> {
+        stop: Vec<String>,
+    ) -> Result<Option<Offer>, MediaError> {
         let (reply, offer) = oneshot::channel();
         self.send(
             room,
@@ -666,6 +706,47 @@ impl Media {
                 room,
                 participant,
                 track,
+            },
+        );
+    }
+
+    /// Open data channels labelled `labels` to `participant`, for media
+    /// signaling over data channels (Twilio's MSP): created by the server
+    /// once the client's SCTP association is up (after a negotiation that
+    /// carried a data-channel section), and again on a later negotiation
+    /// if the client closed one. Text the client sends on them goes to
+    /// `inbox` (bounded: when the session does not keep up, messages are
+    /// dropped); binary messages and messages over
+    /// [`MAX_SIGNALING_MESSAGE`] are dropped. A channel the client opens
+    /// itself with one of these labels is not one of them. Needs the
+    /// participant's peer: call it after its first negotiation.
+    pub fn open_signaling(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        labels: Vec<String>,
+        inbox: mpsc::Sender<SignalingMessage>,
+    ) {
+        let _ = self.send(
+            room,
+            Command::OpenSignaling {
+                participant,
+                labels,
+                inbox,
+            },
+        );
+    }
+
+    /// Send `text` on `participant`'s signaling channel `label`; kept
+    /// until the channel opens (a few messages at most), dropped if the
+    /// channel was never asked for.
+    pub fn signal(&self, room: RoomSid, participant: ParticipantSid, label: String, text: String) {
+        let _ = self.send(
+            room,
+            Command::Signal {
+                participant,
+                label,
+                text,
             },
         );
     }

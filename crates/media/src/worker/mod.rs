@@ -40,7 +40,7 @@ use crate::quality::NetworkQuality;
 use crate::speaker::DominantSpeaker;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
-    SubscribeBinding,
+    SignalingMessage, SubscribeBinding,
 };
 
 mod adaptive;
@@ -154,6 +154,10 @@ struct Peer {
     /// Channels the server opens wait for it: opened earlier, they race the
     /// client's own channels and their messages can be lost.
     sctp_up: bool,
+    /// Signaling channels the server opens (label, and the channel once
+    /// created), and where what the client sends on them goes.
+    signaling: Vec<(String, Option<ChannelId>)>,
+    inbox: Option<mpsc::Sender<SignalingMessage>>,
     /// Messages for channels not open yet: (channel, binary, data).
     pending_data: VecDeque<(ChannelId, bool, Vec<u8>)>,
     /// Media was written to it since its last timeout: str0m stamps and
@@ -173,6 +177,9 @@ struct Peer {
     /// Its own priorities for tracks it receives
     /// (`RemoteVideoTrack.setPriority`).
     priorities: Vec<(TrackSid, crate::allocation::Priority)>,
+    /// The m-lines the server added (for protocols where it offers), with
+    /// the id in their `a=msid`.
+    lines: Vec<(Mid, String)>,
     /// The server's offer waiting for its answer.
     offer: Option<offers::ServerOffer>,
     /// Whether a server offer has carried a data-channel section.
