@@ -230,7 +230,7 @@ impl Server {
             store.clone(),
             media.clone(),
             rooms.clone(),
-            config.account,
+            credentials.clone(),
             recording_events,
             reports,
         );

@@ -312,3 +312,119 @@ async fn a_grid_composition_of_two_participants_has_both_videos_and_mixed_audio(
     assert!(!file.exists());
     assert_error(&s.get(&format!("/v1/Compositions/{sid}")).await, 404, 20404);
 }
+
+/// CPU seconds (user + system) of this process's waited-for children, from
+/// /proc/self/stat (`cutime`, `cstime`, in clock ticks of 1/100 s).
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // cutime and cstime are fields 16 and 17 (1-based), 14 and 15 here.
+    (ticks(13) + ticks(14)) / 100.0
+}
+
+/// A benchmark, not a test (`--ignored`): the time and CPU of composing a
+/// room of four people (320x240 VP8 cameras at 15 fps and Opus
+/// microphones, made by ffmpeg from test patterns and tones) into a 640x480
+/// grid, mp4. `SALON_BENCH_MINUTES` sets the room's length (default 10).
+///
+/// ```sh
+/// cargo test -p salon-server --test compositions -- --ignored --nocapture composing_a_room_of_four
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: minutes of ffmpeg"]
+async fn composing_a_room_of_four() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let minutes: u32 = std::env::var("SALON_BENCH_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10);
+    let seconds = minutes * 60;
+    let s = TestServer::start().await;
+    let (_, room) = s.post("/v1/Rooms", &[("UniqueName", "bench")]).await;
+    let room_sid: RoomSid = room["sid"].as_str().unwrap().parse().unwrap();
+    s.post(&format!("/v1/Rooms/{room_sid}"), &[("Status", "completed")])
+        .await;
+    let t0 = Timestamp::now().millis() - i64::from(seconds) * 1000;
+    let made = Instant::now();
+    for (i, pattern) in ["testsrc", "testsrc2", "smptebars", "rgbtestsrc"]
+        .iter()
+        .enumerate()
+    {
+        let who = ParticipantSid::random();
+        add_recording(
+            &s,
+            room_sid,
+            who,
+            &format!("cam-{i}"),
+            "video",
+            &format!("{pattern}=size=320x240:rate=15"),
+            t0,
+            0,
+            seconds,
+        )
+        .await;
+        add_recording(
+            &s,
+            room_sid,
+            who,
+            &format!("mic-{i}"),
+            "audio",
+            &format!("sine=frequency={}", 300 + 100 * i),
+            t0,
+            0,
+            seconds,
+        )
+        .await;
+    }
+    println!(
+        "inputs: {minutes} min x 4 people made in {:.1?}",
+        made.elapsed()
+    );
+
+    let cpu_before = children_cpu_seconds();
+    let started = Instant::now();
+    let (status, created) = s
+        .post(
+            "/v1/Compositions",
+            &[
+                ("RoomSid", room_sid.as_str()),
+                ("VideoLayout", r#"{"grid":{"video_sources":["*"]}}"#),
+                ("AudioSources", "*"),
+                ("Format", "mp4"),
+                ("Resolution", "640x480"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let done: Value = loop {
+        let (_, c) = s.get(&format!("/v1/Compositions/{sid}")).await;
+        if c["status"] != "enqueued" && c["status"] != "processing" {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - cpu_before;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    println!(
+        "composed {} s of a room of four (grid 640x480, mp4) in {wall:.1} s wall, {cpu:.1} s CPU \
+         (ffmpeg): {:.2}x real time, {:.2} cores busy; {} bytes",
+        done["duration"],
+        f64::from(seconds) / wall,
+        cpu / wall,
+        done["size"]
+    );
+}

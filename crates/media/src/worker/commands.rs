@@ -115,6 +115,7 @@ impl Worker {
             }
             Command::Record(spec) => self.recorders.start(spec, &self.setup.events),
             Command::StopRecording { track } => self.recorders.stop(track),
+            Command::PauseRecording { track, paused } => self.recorders.pause(track, paused),
             Command::RoomEnded { room } => {
                 self.recorders.room_ended(room);
                 let peers: Vec<PeerRef> = self
