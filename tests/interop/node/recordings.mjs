@@ -113,11 +113,11 @@ await run(`node recordings (twilio-node ${TWILIO_VERSION})`, [
     async () => {
       room = await video.rooms.create({ uniqueName: RUN, type: "group", recordParticipantsOnConnect: true });
       checkEqual(room.recordParticipantsOnConnect, true, "recordParticipantsOnConnect");
-      const rules = await video.rooms(room.sid).recordingRules().fetch();
+      const rules = await video.rooms(room.sid).recordingRules.fetch();
       checkEqual(rules.roomSid, room.sid, "rules.roomSid");
       checkEqual(JSON.parse(JSON.stringify(rules.rules)), [{ type: "include", all: true }], "the default rules");
       // Record everything but the second participant's video.
-      const updated = await video.rooms(room.sid).recordingRules().update({
+      const updated = await video.rooms(room.sid).recordingRules.update({
         rules: [
           { type: "include", all: true },
           { type: "exclude", publisher: identities[1], kind: "video" },
@@ -126,7 +126,7 @@ await run(`node recordings (twilio-node ${TWILIO_VERSION})`, [
       checkEqual(updated.rules.length, 2, "two rules stored");
       checkEqual(updated.rules[1].type, "exclude", "the exclude rule");
       await expectRestError(
-        video.rooms(room.sid).recordingRules().update({ rules: [{ type: "sometimes", all: true }] }),
+        video.rooms(room.sid).recordingRules.update({ rules: [{ type: "sometimes", all: true }] }),
         53120,
         400,
         "a rule of an unknown type",
@@ -153,7 +153,7 @@ await run(`node recordings (twilio-node ${TWILIO_VERSION})`, [
         checkEqual(r.groupingSids.room_sid, room.sid, "groupingSids.room_sid");
         checkEqual(r.codec, r.type === "audio" ? "opus" : "VP8", `${r.type} codec`);
         checkEqual(r.containerFormat, r.type === "audio" ? "mka" : "mkv", `${r.type} containerFormat`);
-        check(/^TR[0-9a-f]{32}$/.test(r.sourceSid), "sourceSid is the track", r.sourceSid);
+        check(/^MT[0-9a-f]{32}$/.test(r.sourceSid), "sourceSid is the track", r.sourceSid);
         check(r.duration >= 1 && r.size > 1000, "duration and size", { duration: r.duration, size: r.size });
         checkEqual(r.url, `${SALON_URL}/v1/Recordings/${r.sid}`, "url");
         checkEqual(r.links.media, `${SALON_URL}/v1/Recordings/${r.sid}/Media`, "links.media");
