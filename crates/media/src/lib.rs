@@ -152,7 +152,7 @@ pub struct OfferedTrack {
 }
 
 /// What the workers tell the control plane.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
     /// ICE and DTLS are up: media can flow.
     Connected {
@@ -165,12 +165,14 @@ pub enum MediaEvent {
         room: RoomSid,
         participant: Option<ParticipantSid>,
     },
-    /// A participant's network quality level (0–5) changed, or is known
-    /// for the first time.
+    /// A participant's network quality, when its level or a path's level
+    /// changed, or is known for the first time, and every
+    /// [`quality::REPORT_EVERY`] besides (see [`quality::NetworkQuality::report`]).
     NetworkQuality {
         room: RoomSid,
         participant: ParticipantSid,
-        level: u8,
+        /// Detailed: render less with [`quality::NetworkQualityStats::at`].
+        stats: Box<quality::NetworkQualityStats>,
     },
     /// A video track `participant` receives was switched off (`off`:
     /// Twilio's `switchOffReason`) or on again (`None`).

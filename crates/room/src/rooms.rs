@@ -6,7 +6,7 @@ use std::time::Instant;
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 
 use crate::error::RoomError;
-use crate::event::{DisconnectReason, EndReason, Event, TrackKind};
+use crate::event::{DisconnectReason, EndReason, Event, NetworkQualityDetail, TrackKind};
 use crate::names;
 use crate::settings::{Config, RoomRequest, RoomSettings};
 
@@ -703,9 +703,14 @@ impl Rooms {
         }
     }
 
-    /// The media server measured a new network quality level (0–5) for a
-    /// participant. Ignored for one not in a room.
-    pub fn set_network_quality(&mut self, participant: ParticipantSid, level: u8) {
+    /// The media server reported a participant's network quality: its
+    /// level (0–5) and what is behind it. Ignored for one not in a room.
+    pub fn set_network_quality(
+        &mut self,
+        participant: ParticipantSid,
+        level: u8,
+        detail: Box<NetworkQualityDetail>,
+    ) {
         let Some(room) = self.where_is.get(&participant).copied() else {
             return;
         };
@@ -713,6 +718,7 @@ impl Rooms {
             room,
             participant,
             level,
+            detail,
         });
     }
 

@@ -15,8 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use salon_media::quality::{MediaQualityStats, NetworkQualityStats, PathStats};
 use salon_media::{GoneReason, Media, MediaEvent, RecordingEvent};
-use salon_room::{DisconnectReason, Event};
+use salon_room::{DisconnectReason, Event, MediaQuality, NetworkQualityDetail, PathQuality};
 use tokio::sync::mpsc;
 
 use crate::service::RoomService;
@@ -64,10 +65,12 @@ pub async fn media_to_room(
                 let _ = recordings.send(report);
             }
             MediaEvent::NetworkQuality {
-                participant, level, ..
+                participant, stats, ..
             } => {
+                let level = stats.level.get();
+                let detail = Box::new(quality_detail(&stats));
                 let _ = rooms
-                    .call(move |r, _| r.set_network_quality(participant, level))
+                    .call(move |r, _| r.set_network_quality(participant, level, detail))
                     .await;
             }
             MediaEvent::Switched {
@@ -103,6 +106,33 @@ pub async fn media_to_room(
                 });
             }
         }
+    }
+}
+
+/// The media server's detailed network quality stats as the room core
+/// carries them to the sessions.
+fn quality_detail(stats: &NetworkQualityStats) -> NetworkQualityDetail {
+    let path = |p: &PathStats| PathQuality {
+        bandwidth_actual: p.bandwidth.and_then(|b| b.actual),
+        bandwidth_available: p.bandwidth.and_then(|b| b.available),
+        bandwidth_level: p.bandwidth.and_then(|b| b.level).map(|l| l.get()),
+        fraction_lost_ppm: p
+            .fraction_lost
+            .map(|f| (f.fraction_lost.clamp(0.0, 1.0) * 1e6).round() as u32),
+        fraction_lost_level: p.fraction_lost.and_then(|f| f.level).map(|l| l.get()),
+        jitter: p.latency.and_then(|l| l.jitter),
+        rtt: p.latency.and_then(|l| l.rtt),
+        latency_level: p.latency.and_then(|l| l.level).map(|l| l.get()),
+    };
+    let media = |m: &MediaQualityStats| MediaQuality {
+        send: m.send.get(),
+        recv: m.recv.get(),
+        send_stats: m.send_stats.as_ref().map(path),
+        recv_stats: m.recv_stats.as_ref().map(path),
+    };
+    NetworkQualityDetail {
+        audio: stats.audio.as_ref().map(media),
+        video: stats.video.as_ref().map(media),
     }
 }
 

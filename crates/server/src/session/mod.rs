@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use salon_media::{MediaError, PublishBinding, SubscribeBinding};
-use salon_room::{DisconnectReason, Event, TrackKind};
+use salon_room::{DisconnectReason, Event, NetworkQualityDetail, TrackKind};
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use salon_signal::codes;
 use tokio::sync::mpsc;
@@ -122,6 +122,8 @@ pub enum Change {
     NetworkQuality {
         participant: ParticipantSid,
         level: u8,
+        /// What is behind the level, for verbosities 2 and 3.
+        detail: Box<NetworkQualityDetail>,
     },
     /// A video track this participant receives was switched off (`off`:
     /// Twilio's `switchOffReason`) or on again.
@@ -340,11 +342,15 @@ impl Member {
                 Change::Unsubscribed { track: *track }
             }
             Event::NetworkQualityChanged {
-                participant, level, ..
+                participant,
+                level,
+                detail,
+                ..
             } if *participant == me || self.others.contains_key(participant) => {
                 Change::NetworkQuality {
                     participant: *participant,
                     level: *level,
+                    detail: detail.clone(),
                 }
             }
             Event::SubscriptionSwitched {

@@ -7,18 +7,21 @@
 //! message, the backlog replayed on `resume`, the idle and resume
 //! deadlines. Rooms and media are the member's business.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use salon_media::{MediaKind, PublishBinding, SubscribeBinding};
-use salon_room::{DisconnectReason as CoreReason, TrackKind as CoreKind};
-use salon_sid::TrackSid;
+use salon_room::{
+    DisconnectReason as CoreReason, NetworkQualityDetail, PathQuality, TrackKind as CoreKind,
+};
+use salon_sid::{ParticipantSid, TrackSid};
 use salon_signal::{
-    ClientMessage, DisconnectReason, NetworkQualityLevel, ParticipantInfo, PublishMedia, Published,
-    RoomInfo, ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes,
+    ClientMessage, DisconnectReason, NetworkQualityLevel, NetworkQualityMedia, NetworkQualityPath,
+    ParticipantInfo, PublishMedia, Published, RoomInfo, ServerMessage, SubscribeMedia, TrackInfo,
+    TrackKind, codes,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -127,6 +130,7 @@ async fn join(
         detached_at: None,
         last_revision: 0,
         network_quality: (0, 0),
+        quality_sent: HashMap::new(),
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -168,6 +172,9 @@ struct Session {
     /// Network quality verbosity asked for (`set_network_quality`): for
     /// this participant, for the others; 0 sends nothing.
     network_quality: (u8, u8),
+    /// The last `network_quality` entry sent for each participant (this
+    /// one and those in the room), so an unchanged one is not sent again.
+    quality_sent: HashMap<ParticipantSid, NetworkQualityLevel>,
 }
 
 /// What the session loop should do next.
@@ -498,6 +505,7 @@ impl Session {
                 },
             },
             Change::ParticipantDisconnected { participant } => {
+                self.quality_sent.remove(&participant);
                 ServerMessage::ParticipantDisconnected { participant }
             }
             Change::TrackPublished { participant, track } => ServerMessage::TrackPublished {
@@ -542,23 +550,29 @@ impl Session {
             Change::DominantSpeaker { participant } => {
                 ServerMessage::DominantSpeakerChanged { participant }
             }
-            Change::NetworkQuality { participant, level } => {
+            Change::NetworkQuality {
+                participant,
+                level,
+                detail,
+            } => {
                 let (local, remote) = self.network_quality;
                 let verbosity = if participant == self.member.me {
                     local
                 } else {
                     remote
                 };
-                if verbosity == 0 {
+                let Some(entry) = quality_entry(participant, level, &detail, verbosity) else {
+                    return Next::Continue;
+                };
+                // The media server also reports unchanged levels, to refresh
+                // the measurements; a client that does not see them is told
+                // only what changed.
+                if verbosity < 3 && self.quality_sent.get(&participant) == Some(&entry) {
                     return Next::Continue;
                 }
+                self.quality_sent.insert(participant, entry.clone());
                 ServerMessage::NetworkQuality {
-                    participants: vec![NetworkQualityLevel {
-                        participant,
-                        level,
-                        audio: None,
-                        video: None,
-                    }],
+                    participants: vec![entry],
                 }
             }
             Change::Removed(reason) => {
@@ -569,6 +583,47 @@ impl Session {
         self.send(message);
         Next::Continue
     }
+}
+
+/// One participant's `network_quality` entry at `verbosity`: the level
+/// (1), the audio and video send and receive levels (2), the measurements
+/// behind them (3); nothing at 0.
+fn quality_entry(
+    participant: ParticipantSid,
+    level: u8,
+    detail: &NetworkQualityDetail,
+    verbosity: u8,
+) -> Option<NetworkQualityLevel> {
+    let path = |p: &PathQuality| NetworkQualityPath {
+        bandwidth_actual: p.bandwidth_actual,
+        bandwidth_available: p.bandwidth_available,
+        bandwidth_level: p.bandwidth_level,
+        fraction_lost: p.fraction_lost_ppm.map(|ppm| f64::from(ppm) / 1e6),
+        fraction_lost_level: p.fraction_lost_level,
+        jitter: p.jitter.map(|d| d.as_secs_f64()),
+        rtt: p.rtt.map(|d| d.as_secs_f64()),
+        latency_level: p.latency_level,
+    };
+    let media = |m: &salon_room::MediaQuality| NetworkQualityMedia {
+        send: m.send,
+        recv: m.recv,
+        send_stats: (verbosity >= 3)
+            .then(|| m.send_stats.as_ref().map(path))
+            .flatten(),
+        recv_stats: (verbosity >= 3)
+            .then(|| m.recv_stats.as_ref().map(path))
+            .flatten(),
+    };
+    (verbosity > 0).then(|| NetworkQualityLevel {
+        participant,
+        level,
+        audio: (verbosity >= 2)
+            .then(|| detail.audio.as_ref().map(media))
+            .flatten(),
+        video: (verbosity >= 2)
+            .then(|| detail.video.as_ref().map(media))
+            .flatten(),
+    })
 }
 
 async fn recv(connection: &mut Option<Connection>) -> Option<Incoming> {
