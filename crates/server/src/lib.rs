@@ -220,6 +220,7 @@ impl Server {
             reports_tx,
         ));
         let recording_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        let hook_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
         let compositions = composition::Compositions::spawn(
             store.clone(),
             config.recordings.dir.join("compositions"),
@@ -250,6 +251,10 @@ impl Server {
             recordings,
             compositions,
         };
+        tokio::spawn(rest::composition_hooks::fire_when_rooms_end(
+            state.clone(),
+            hook_events,
+        ));
         Ok(Self {
             listener,
             state,

@@ -11,10 +11,13 @@ use std::time::Instant;
 use salon_room::{
     CallbackMethod, Config, Event, Join, RoomRef, RoomRequest, Rooms, StatusCallback,
 };
-use salon_sid::{AccountSid, CompositionSid, ParticipantSid, RecordingSid, RoomSid, TrackSid};
+use salon_sid::{
+    AccountSid, CompositionHookSid, CompositionSid, ParticipantSid, RecordingSid, RoomSid, TrackSid,
+};
 use salon_store::{
-    CallbackEvent, CompositionFilter, CompositionRecord, NewRecording, OutboxCallback, PageRequest,
-    RecordingFilter, RecordingStatus, Store, Timestamp,
+    CallbackEvent, CompositionFilter, CompositionHookFilter, CompositionHookRecord,
+    CompositionRecord, NewRecording, OutboxCallback, PageRequest, RecordingFilter, RecordingStatus,
+    Store, Timestamp,
 };
 
 const CALLBACK: &str = "https://app.example.com/rooms";
@@ -543,7 +546,107 @@ async fn a_compositions_life_is_stored_listed_and_called_back(db: Db) {
     assert_eq!(param(&callbacks[3], "Size"), Some("99999"));
 }
 
+async fn composition_hooks_are_stored_unique_by_name_listed_and_updated(db: Db) {
+    let f = Fixture::new(db).await;
+    let hook = |name: &str, enabled: bool, at: Timestamp| CompositionHookRecord {
+        sid: CompositionHookSid::random(),
+        account_sid: f.account,
+        friendly_name: name.into(),
+        enabled,
+        video_layout: "{}".into(),
+        audio_sources: r#"["*"]"#.into(),
+        format: "webm".into(),
+        resolution: "640x480".into(),
+        trim: true,
+        status_callback: None,
+        status_callback_method: "POST".into(),
+        date_created: at,
+        date_updated: at,
+    };
+    let on = hook("on", true, f.at(1));
+    let off = hook("off", false, f.at(1));
+    f.store.insert_composition_hook(&on).await.unwrap();
+    f.store.insert_composition_hook(&off).await.unwrap();
+    let twin = hook("on", true, f.at(1));
+    let refused = f.store.insert_composition_hook(&twin).await.unwrap_err();
+    assert!(refused.is_unique_violation(), "{refused}");
+    // Another account may use the name.
+    let mut elsewhere = hook("on", true, f.at(1));
+    elsewhere.account_sid = AccountSid::random();
+    f.store.insert_composition_hook(&elsewhere).await.unwrap();
+
+    assert_eq!(
+        f.store.composition_hook(on.sid).await.unwrap(),
+        Some(on.clone())
+    );
+    let enabled: Vec<CompositionHookSid> = f
+        .store
+        .enabled_composition_hooks(f.account)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.sid)
+        .collect();
+    assert_eq!(enabled, [on.sid]);
+    let listed = f
+        .store
+        .composition_hooks(
+            f.account,
+            &CompositionHookFilter {
+                enabled: Some(false),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items, std::slice::from_ref(&off));
+    let by_name = f
+        .store
+        .composition_hooks(
+            f.account,
+            &CompositionHookFilter {
+                friendly_name: Some("on".into()),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_name.items.len(), 1);
+
+    let mut changed = off.clone();
+    changed.enabled = true;
+    changed.format = "mp4".into();
+    changed.date_updated = f.at(1);
+    assert!(f.store.update_composition_hook(&changed).await.unwrap());
+    assert_eq!(
+        f.store.composition_hook(off.sid).await.unwrap(),
+        Some(changed)
+    );
+    let mut renamed = on.clone();
+    renamed.friendly_name = "off".into();
+    assert!(
+        f.store
+            .update_composition_hook(&renamed)
+            .await
+            .unwrap_err()
+            .is_unique_violation()
+    );
+    assert!(f.store.delete_composition_hook(on.sid).await.unwrap());
+    assert!(!f.store.delete_composition_hook(on.sid).await.unwrap());
+    assert_eq!(
+        f.store
+            .enabled_composition_hooks(f.account)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 on_both_databases!(
+    composition_hooks_are_stored_unique_by_name_listed_and_updated,
     a_recordings_life_is_stored_listed_and_called_back,
     recording_rules_are_replaced_whole,
     a_compositions_life_is_stored_listed_and_called_back,
