@@ -10,6 +10,7 @@
 // - each recording's media downloads as Twilio documents it:
 //   client.request({method: 'GET', uri: links.media}) gives the 302 whose
 //   body's redirect_to is a short-lived URL that needs no credentials;
+// - a composition hook (compositionHooks) composes the room when it ends;
 // - a composition (compositions.create) of the room becomes `completed`,
 //   is listed and fetched, its media downloads the same way, and it is
 //   deleted; bad requests fail with Twilio's codes (RestException).
@@ -105,6 +106,7 @@ async function downloadMedia(mediaUrl, what) {
 let room;
 let recordings;
 let composition;
+let hook;
 const identities = [`${RUN}-a`, `${RUN}-b`];
 
 await run(`node recordings (twilio-node ${TWILIO_VERSION})`, [
@@ -131,6 +133,21 @@ await run(`node recordings (twilio-node ${TWILIO_VERSION})`, [
         400,
         "a rule of an unknown type",
       );
+    },
+  ],
+  [
+    "a composition hook is created, listed, fetched and updated",
+    async () => {
+      hook = await video.compositionHooks.create({ friendlyName: RUN, audioSources: ["*"], format: "webm", resolution: "320x240" });
+      check(/^HK[0-9a-f]{32}$/.test(hook.sid), "hook sid", hook.sid);
+      checkEqual(hook.enabled, true, "enabled by default");
+      checkEqual(hook.audioSources, ["*"], "audioSources");
+      await expectRestError(video.compositionHooks.create({ friendlyName: RUN, audioSources: ["*"] }), 20001, 400, "a second hook of the same name");
+      const listed = await video.compositionHooks.list({ friendlyName: RUN });
+      checkEqual(listed.map((h) => h.sid), [hook.sid], "compositionHooks.list({friendlyName})");
+      const updated = await video.compositionHooks(hook.sid).update({ friendlyName: RUN, resolution: "640x480" });
+      checkEqual(updated.resolution, "640x480", "update");
+      checkEqual((await video.compositionHooks(hook.sid).fetch()).format, "webm", "fetch keeps what the update did not name");
     },
   ],
   [
@@ -205,8 +222,14 @@ await run(`node recordings (twilio-node ${TWILIO_VERSION})`, [
       }, "the composition to complete", 120_000);
       check(done.duration >= 1 && done.size > 1000, "duration and size", { duration: done.duration, size: done.size });
       checkEqual(done.format, "mp4", "format");
+      // The hook composed the room when it ended; this one is the second.
       const listed = await video.compositions.list({ roomSid: room.sid });
-      checkEqual(listed.map((c) => c.sid), [composition.sid], "compositions.list({roomSid})");
+      checkEqual(listed.length, 2, "compositions.list({roomSid}): the hook's and this one");
+      check(listed.some((c) => c.sid === composition.sid), "this composition is listed", listed.map((c) => c.sid));
+      const hooked = listed.find((c) => c.sid !== composition.sid);
+      checkEqual([hooked.format, hooked.resolution], ["webm", "640x480"], "the hook's composition has the hook's settings");
+      checkEqual(await video.compositionHooks(hook.sid).remove(), true, "the hook is removed");
+      await expectRestError(video.compositionHooks(hook.sid).fetch(), 20404, 404, "a removed hook");
       const bytes = await downloadMedia(done.links.media, composition.sid);
       checkEqual(bytes.length, done.size, "the composition's file has its size");
       checkEqual(bytes.subarray(4, 8).toString("latin1"), "ftyp", "an MP4 file");
