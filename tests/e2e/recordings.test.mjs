@@ -12,7 +12,14 @@
 //   both participants' video side by side and both microphones mixed, and
 //   lasts as long as the room.
 //
-//   node --test tests/e2e/recordings.test.mjs   (needs target/debug/salon and Debian's ffmpeg)
+// And a browser that publishes H.264 is recorded as H.264 (its SPS and PPS
+// in the file's avcC) that decodes.
+//
+// Durations are measured from each recording's `offset` (when its first
+// frame arrived), so a slow start under load does not count against it.
+//
+//   node --test tests/e2e/recordings.test.mjs   (needs target/debug/salon and Debian's ffmpeg;
+//                                                SALON_E2E_KEEP=1 keeps the files in /tmp)
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -115,7 +122,9 @@ async function download(route, file) {
 }
 
 test('a recorded room of two browsers gives playable per-track recordings with the mute as a gap, and a grid composition of both', { skip: !ffmpegPresent && 'ffmpeg is not installed (apt-get install ffmpeg)', timeout: 240_000 }, async () => {
+  const createdAt = Date.now();
   const created = await server.rest('POST', '/v1/Rooms', { UniqueName: 'recorded', Type: 'group', RecordParticipantsOnConnect: 'true' });
+  created.at = createdAt;
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const roomSid = created.body.sid;
 
@@ -185,7 +194,10 @@ test('a recorded room of two browsers gives playable per-track recordings with t
   }
   assert.deepEqual(Object.keys(byWho).sort(), ['alice-audio', 'alice-video', 'bob-audio', 'bob-video']);
 
-  const life = { alice: (alice.left - alice.joined) / 1000, bob: (bob.left - bob.joined) / 1000 };
+  // A track's life in its recording: from its first frame (the
+  // recording's `offset`, when that frame arrived; the browser needs a
+  // moment after joining to connect and send a keyframe) to its leaving.
+  const left = { alice: alice.left, bob: bob.left };
   for (const [key, { r, file }] of Object.entries(byWho)) {
     const who = key.split('-')[0];
     const info = probe(file);
@@ -202,7 +214,9 @@ test('a recorded room of two browsers gives playable per-track recordings with t
       assert.equal(`${stream.width}x${stream.height}`, '320x240', `${key}: the camera's size`);
     }
     const duration = Number(info.format.duration);
-    assert.ok(Math.abs(duration - life[who]) <= 0.5, `${key}: ffprobe says ${duration} s, the track lived ${life[who]} s`);
+    const life = (left[who] - r.offset) / 1000;
+    assert.ok(r.offset >= created.at && r.offset - (who === 'alice' ? alice : bob).joined < 8_000, `${key}: the recording starts soon after joining (offset ${r.offset})`);
+    assert.ok(Math.abs(duration - life) <= 0.5, `${key}: ffprobe says ${duration} s, the track lived ${life} s in it`);
     // Twilio's `duration` is whole seconds.
     assert.ok(Math.abs(r.duration - duration) <= 1, `${key}: the API says ${r.duration} s, ffprobe ${duration} s`);
     assertDecodes(file);
@@ -210,7 +224,7 @@ test('a recorded room of two browsers gives playable per-track recordings with t
     const gap = widestGap(packetTimes(file));
     if (who === 'alice') {
       const mute = (unmuted - muted) / 1000;
-      const startsAt = (muted - alice.joined) / 1000;
+      const startsAt = (muted - r.offset) / 1000;
       assert.ok(Math.abs(gap.length - mute) <= 0.5, `${key}: the widest gap is ${gap.length.toFixed(3)} s at ${gap.at} s; the mute was ${mute} s at ${startsAt.toFixed(3)} s`);
       assert.ok(Math.abs(gap.at - startsAt) <= 0.7, `${key}: the gap starts at ${gap.at} s, the mute at ${startsAt.toFixed(3)} s`);
     } else {
@@ -255,9 +269,11 @@ test('a recorded room of two browsers gives playable per-track recordings with t
   const duration = Number(info.format.duration);
   assert.ok(Math.abs(duration - room.duration) <= 1.5, `the composition lasts ${duration} s, the room ${room.duration} s`);
   // Both cameras are in the grid once both have joined: two lit halves.
-  const bothIn = (bob.joined - alice.joined) / 1000 + 3;
-  const [left, right] = halves(mp4, Math.min(bothIn, duration - 1));
-  assert.ok(left > 50 && right > 50, `both halves of the grid show a camera (saturation ${left}, ${right})`);
+  // The timeline starts at the room's creation (Trim=false); both cameras
+  // are in once the later video recording has started.
+  const bothIn = (Math.max(byWho['alice-video'].r.offset, byWho['bob-video'].r.offset) - created.at) / 1000 + 1.5;
+  const [leftCell, rightCell] = halves(mp4, Math.min(bothIn, duration - 1));
+  assert.ok(leftCell > 50 && rightCell > 50, `both halves of the grid show a camera (saturation ${leftCell}, ${rightCell})`);
   const [emptyLeft, emptyRight] = halves(mp4, 0.1);
   assert.ok(emptyLeft < 5 && emptyRight < 5, `before anyone joined the grid is black (saturation ${emptyLeft}, ${emptyRight})`);
   // Mixed audio: bob's tone, and alice's beep besides it.
@@ -266,4 +282,37 @@ test('a recorded room of two browsers gives playable per-track recordings with t
   const mixedLow = meanVolume(mp4, bothIn, bothIn + 2, 'lowpass=f=2000,lowpass=f=2000,');
   assert.ok(mixedTone > bob3k - 6, `the composition has bob's tone (${mixedTone} dB)`);
   assert.ok(mixedLow > aliceAll - 6, `the composition has alice's beep (${mixedLow} dB below 2 kHz)`);
+});
+
+test('a browser publishing H.264 is recorded as H.264 in Matroska that decodes', { skip: !ffmpegPresent && 'ffmpeg is not installed (apt-get install ffmpeg)', timeout: 120_000 }, async () => {
+  const created = await server.rest('POST', '/v1/Rooms', { UniqueName: 'recorded-h264', Type: 'group', RecordParticipantsOnConnect: 'true' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const roomSid = created.body.sid;
+  const page = await sdkPage(browsers[0], server, 'carol');
+  const token = await server.token('carol');
+  const joined = Date.now();
+  await page.evaluate(async (token) => {
+    window.room = await window.Video.connect(token, { name: 'recorded-h264', audio: false, video: { width: 320, height: 240, frameRate: 15 }, preferredVideoCodecs: ['H264'] });
+  }, token);
+  await sleep(5_000);
+  await page.evaluate(() => window.room.disconnect());
+  const left = Date.now();
+  await page.close();
+  const [r] = await eventually(async () => {
+    const { body } = await server.rest('GET', `/v1/Rooms/${roomSid}/Recordings`);
+    return body.recordings.length === 1 && body.recordings[0].status !== 'processing' && body.recordings;
+  }, 'the recording to finish', 30_000);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.codec, 'H264');
+  assert.equal(r.container_format, 'mkv');
+  const file = path.join(work, 'carol-video.mkv');
+  await download(`/v1/Recordings/${r.sid}/Media`, file);
+  const info = probe(file);
+  assert.equal(info.streams[0].codec_name, 'h264', JSON.stringify(info.streams[0]));
+  assert.equal(`${info.streams[0].width}x${info.streams[0].height}`, '320x240');
+  const duration = Number(info.format.duration);
+  const life = (left - r.offset) / 1000;
+  assert.ok(r.offset - joined < 8_000, `the recording starts soon after joining (offset ${r.offset}, joined ${joined})`);
+  assert.ok(Math.abs(duration - life) <= 0.5, `ffprobe says ${duration} s, the track lived ${life} s in it`);
+  assertDecodes(file);
 });
