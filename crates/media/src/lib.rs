@@ -397,6 +397,11 @@ pub(crate) enum Command {
     StopRecording {
         track: TrackSid,
     },
+    /// Leave out (or take again) a recorded track's media: it is muted.
+    PauseRecording {
+        track: TrackSid,
+        paused: bool,
+    },
     /// The room is over: drop whatever is left of it.
     RoomEnded {
         room: RoomSid,
@@ -770,6 +775,22 @@ impl Media {
             .copied();
         if let Some(worker) = worker {
             let _ = self.to_worker(worker, Command::StopRecording { track });
+        }
+    }
+
+    /// Leave a recorded track's media out of its file while `paused` (its
+    /// publisher muted it): the file shows the mute as a gap, and video
+    /// starts again at a keyframe. Nothing happens if it is not recorded.
+    pub fn pause_recording(&self, room: RoomSid, track: TrackSid, paused: bool) {
+        let worker = self
+            .inner
+            .placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&room)
+            .copied();
+        if let Some(worker) = worker {
+            let _ = self.to_worker(worker, Command::PauseRecording { track, paused });
         }
     }
 

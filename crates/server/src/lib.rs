@@ -231,6 +231,7 @@ impl Server {
             reports_tx,
         ));
         let recording_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        let hook_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
         let compositions = composition::Compositions::spawn(
             store.clone(),
             config.recordings.dir.join("compositions"),
@@ -241,7 +242,7 @@ impl Server {
             store.clone(),
             media.clone(),
             rooms.clone(),
-            config.account,
+            credentials.clone(),
             recording_events,
             reports,
         );
@@ -262,6 +263,10 @@ impl Server {
             compositions,
             cluster: None,
         };
+        tokio::spawn(rest::composition_hooks::fire_when_rooms_end(
+            state.clone(),
+            hook_events,
+        ));
         Ok(Self {
             listener,
             state,

@@ -125,6 +125,7 @@ impl Worker {
             } => self.signal(participant, &label, &text),
             Command::Record(spec) => self.recorders.start(spec, &self.setup.events),
             Command::StopRecording { track } => self.recorders.stop(track),
+            Command::PauseRecording { track, paused } => self.recorders.pause(track, paused),
             Command::RoomEnded { room } => {
                 self.recorders.room_ended(room);
                 let peers: Vec<PeerRef> = self
