@@ -11,7 +11,7 @@
 //! unpublished tracks into the next offer; it pings every five seconds; it
 //! announces each data track with `publish_data` once its channel is open.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +51,13 @@ const WS_READ_BUFFER: usize = 8 * 1024;
 /// When the server closes the media connection, how long to wait for the
 /// `disconnected` that says why before reporting a media failure.
 const MEDIA_CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The media connection lost: wait this long for ICE to find the server
+/// again on the same path before restarting it.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+/// While the media connection stays lost, restart ICE again this often.
+const RESTART_RETRY: Duration = Duration::from_secs(4);
+/// The server's session timeout when `joined` does not say.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Redirects followed by one join (a cluster sends at most one or two).
 const MAX_REDIRECTS: u32 = 3;
 /// How long a rejoin ([`ClientConfig::rejoin`]) keeps trying: a dead
@@ -194,6 +201,24 @@ pub enum ClientEvent {
     MediaConnected,
     /// ICE consent with the server failed; it may come back.
     MediaDisconnected,
+    /// The media connection was lost (`code` 53405): the client restarts
+    /// ICE until it is back ([`ClientEvent::Reconnected`]), or the
+    /// server's session timeout passes (then [`ClientEvent::Disconnected`]
+    /// with 53405). Comes after [`ClientEvent::MediaDisconnected`].
+    Reconnecting {
+        code: u32,
+    },
+    /// The media connection is back after [`ClientEvent::Reconnecting`].
+    Reconnected,
+    /// Another participant's signaling or media went away; the server
+    /// keeps it for the session timeout.
+    ParticipantReconnecting {
+        participant: ParticipantSid,
+    },
+    /// It is back.
+    ParticipantReconnected {
+        participant: ParticipantSid,
+    },
     /// The first packet (or data message) of a subscribed track arrived.
     MediaStarted {
         track: TrackSid,
@@ -277,6 +302,8 @@ enum Command {
     Adaptive(ClientMessage),
     Leave(oneshot::Sender<()>),
     GoSilent,
+    MoveTo(IpAddr, oneshot::Sender<Result<SocketAddr, ClientError>>),
+    BlackOut(Duration),
 }
 
 impl Client {
@@ -303,6 +330,7 @@ impl Client {
             room,
             participant,
             participants,
+            session_timeout,
         } = open(&config, &config.publish, None).await?;
 
         let participants = Arc::new(Mutex::new(participants));
@@ -324,6 +352,9 @@ impl Client {
             ping_id: 0,
             heard_at: Instant::now(),
             media_closed: None,
+            media_lost: None,
+            restart_at: None,
+            session_timeout,
             published: config.publish.clone(),
             config,
         };
@@ -485,6 +516,24 @@ impl Client {
     /// keeping both sockets open, as a vanished network would look to the
     /// server. The server's timeouts then end the session; dropping the
     /// client closes the sockets.
+    /// Move the media to a new UDP socket on `ip` (a new port: another
+    /// network path, as after a change of Wi-Fi) and restart ICE from it.
+    /// The old socket is closed. Returns the new media address.
+    pub async fn move_to(&self, ip: IpAddr) -> Result<SocketAddr, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::MoveTo(ip, reply)).await?;
+        answer
+            .await
+            .map_err(|_| ClientError::signaling_lost("the session ended"))?
+    }
+
+    /// Drop every media datagram in and out for `duration` (a simulated
+    /// network outage; signaling stays up). The media connection is lost,
+    /// the client restarts ICE, and comes back when the outage ends.
+    pub async fn black_out_media(&self, duration: Duration) {
+        let _ = self.command(Command::BlackOut(duration)).await;
+    }
+
     pub async fn go_silent(&self) {
         let _ = self.commands.send(Command::GoSilent).await;
     }
@@ -570,6 +619,12 @@ struct Connection {
     /// Set when the server closed the media connection: the session fails
     /// at this time unless a `disconnected` explains it first.
     media_closed: Option<tokio::time::Instant>,
+    /// Since when the media connection is lost (ICE consent failed).
+    media_lost: Option<tokio::time::Instant>,
+    /// When to restart ICE next, while the media connection is lost.
+    restart_at: Option<tokio::time::Instant>,
+    /// How long the server keeps us without media (`joined`).
+    session_timeout: Duration,
     /// How this client connected, to rejoin the same way.
     config: ClientConfig,
     /// The tracks published now, to publish again on a rejoin.
@@ -685,6 +740,22 @@ impl Connection {
                     if self.media_closed.is_some() =>
                 {
                     return Err(ClientError::media("the server closed the media connection"));
+                }
+                () = tokio::time::sleep_until(self.restart_at.unwrap_or(far_future())),
+                    if self.restart_at.is_some() =>
+                {
+                    tracing::info!("media connection still lost: restarting ICE");
+                    self.media.restart_ice();
+                    self.restart_at = Some(tokio::time::Instant::now() + RESTART_RETRY);
+                }
+                () = tokio::time::sleep_until(
+                    self.media_lost.map_or(far_future(), |at| at + self.session_timeout)
+                ), if self.media_lost.is_some() =>
+                {
+                    return Err(ClientError::media(format!(
+                        "no media connection for the session timeout ({:?})",
+                        self.session_timeout
+                    )));
                 }
             }
             while let Some(event) = self.media.poll_event() {
@@ -845,6 +916,12 @@ impl Connection {
                 }
                 self.emit(ClientEvent::ParticipantDisconnected { participant });
             }
+            ServerMessage::ParticipantReconnecting { participant } => {
+                self.emit(ClientEvent::ParticipantReconnecting { participant });
+            }
+            ServerMessage::ParticipantReconnected { participant } => {
+                self.emit(ClientEvent::ParticipantReconnected { participant });
+            }
             ServerMessage::TrackPublished { participant, track } => {
                 self.update_participants(|list| {
                     if let Some(p) = list.iter_mut().find(|p| p.sid == participant) {
@@ -988,6 +1065,11 @@ impl Connection {
                 let _ = reply.send(());
                 return Ok(Some(end));
             }
+            Command::MoveTo(ip, reply) => {
+                let moved = self.media.move_to(ip).await;
+                let _ = reply.send(moved);
+            }
+            Command::BlackOut(duration) => self.media.black_out(duration),
             Command::GoSilent => {
                 // Hold the sockets, say nothing, until the handle goes away.
                 while self.commands.recv().await.is_some() {}
@@ -1030,8 +1112,23 @@ impl Connection {
     async fn on_media_event(&mut self, event: MediaEvent) -> Result<(), ClientError> {
         match event {
             MediaEvent::Connected => self.emit(ClientEvent::MediaConnected),
-            MediaEvent::ConnectionLost => self.emit(ClientEvent::MediaDisconnected),
-            MediaEvent::ConnectionRestored => self.emit(ClientEvent::MediaConnected),
+            MediaEvent::ConnectionLost => {
+                self.emit(ClientEvent::MediaDisconnected);
+                let now = tokio::time::Instant::now();
+                self.media_lost.get_or_insert(now);
+                self.restart_at.get_or_insert(now + RESTART_AFTER);
+                self.emit(ClientEvent::Reconnecting {
+                    code: codes::MEDIA_FAILED,
+                });
+            }
+            MediaEvent::ConnectionRestored => {
+                self.emit(ClientEvent::MediaConnected);
+                if self.media_lost.take().is_some() {
+                    self.restart_at = None;
+                    self.media.stats_handle().lock().reconnections += 1;
+                    self.emit(ClientEvent::Reconnected);
+                }
+            }
             MediaEvent::MediaStarted { track } => self.emit(ClientEvent::MediaStarted { track }),
             MediaEvent::DataMessage { track, data } => {
                 self.emit(ClientEvent::DataMessage { track, data });
@@ -1087,6 +1184,9 @@ struct Opened {
     room: RoomInfo,
     participant: ParticipantInfo,
     participants: Vec<ParticipantInfo>,
+    /// How long the server keeps this participant without media or
+    /// signaling (`joined`).
+    session_timeout: Duration,
 }
 
 /// Open the signaling socket at `config.url` and join, following the
@@ -1133,6 +1233,7 @@ async fn open(
                     room,
                     participant,
                     participants,
+                    session_timeout,
                     ..
                 } => {
                     tracing::debug!(%room.sid, %participant.sid, url, "joined {}", room.name);
@@ -1143,6 +1244,8 @@ async fn open(
                         room,
                         participant,
                         participants,
+                        session_timeout: session_timeout
+                            .map_or(DEFAULT_SESSION_TIMEOUT, |s| Duration::from_secs(s.into())),
                     });
                 }
                 // The room is on another node of the cluster: join there.

@@ -94,9 +94,18 @@ pub struct Participant {
     tracks: Vec<Track>,
     /// Tracks of others this participant receives, with their publishers.
     subscriptions: Vec<(TrackSid, ParticipantSid)>,
+    /// The network quality level (0–5) last measured and its detail, if
+    /// measured yet.
+    network_quality: Option<(u8, NetworkQualityDetail)>,
 }
 
 impl Participant {
+    /// The network quality level (0–5) last measured and its detail, for
+    /// a joiner to start from (changes come as
+    /// [`Event::NetworkQualityChanged`]).
+    pub fn network_quality(&self) -> Option<(u8, NetworkQualityDetail)> {
+        self.network_quality
+    }
     pub fn sid(&self) -> ParticipantSid {
         self.sid
     }
@@ -469,6 +478,7 @@ impl Rooms {
             auto_subscribe: join.auto_subscribe,
             tracks: Vec::new(),
             subscriptions: Vec::new(),
+            network_quality: None,
         };
         self.events.push_back(Event::ParticipantConnected {
             room: room_sid,
@@ -714,6 +724,13 @@ impl Rooms {
         let Some(room) = self.where_is.get(&participant).copied() else {
             return;
         };
+        if let Some(p) = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|r| r.participants.iter_mut().find(|p| p.sid == participant))
+        {
+            p.network_quality = Some((level, *detail));
+        }
         self.events.push_back(Event::NetworkQualityChanged {
             room,
             participant,

@@ -123,6 +123,15 @@ pub struct Flags {
     )]
     pub signaling_messages_per_second: Option<u32>,
 
+    /// Seconds a participant whose signaling socket or media is gone (a network change, a sleeping laptop) keeps its place while its client resumes and restarts ICE; the others see it reconnecting; after it, it is disconnected (53001 or 53405) [default: 30]
+    #[arg(
+        long,
+        env = "SALON_SESSION_TIMEOUT",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub session_timeout: Option<u64>,
+
     /// Most participants a `group` room may admit [default: 50]
     #[arg(long, env = "SALON_MAX_PARTICIPANTS", global = true, value_name = "N")]
     pub max_participants: Option<u32>,
@@ -241,6 +250,7 @@ pub struct FileSettings {
     pub max_connections: Option<usize>,
     pub auth_failures_per_minute: Option<u32>,
     pub signaling_messages_per_second: Option<u32>,
+    pub session_timeout: Option<u64>,
     pub media_port: Option<u16>,
     pub media_ip: Option<Vec<IpAddr>>,
     pub media_workers: Option<usize>,
@@ -303,6 +313,8 @@ pub struct Settings {
     pub max_connections: Option<usize>,
     pub auth_failures_per_minute: u32,
     pub signaling_messages_per_second: u32,
+    /// How long a participant whose signaling or media is gone keeps its place.
+    pub session_timeout: std::time::Duration,
     /// UDP address for media.
     pub media_bind: SocketAddr,
     pub media_ips: Vec<IpAddr>,
@@ -406,6 +418,11 @@ impl Settings {
         } else {
             flags.media_ip.clone()
         };
+        let session_timeout = flags.session_timeout.or(file.session_timeout).unwrap_or(30);
+        if !(2..=3600).contains(&session_timeout) {
+            bail!("session_timeout must be from 2 to 3600 seconds, not {session_timeout}");
+        }
+        let session_timeout = std::time::Duration::from_secs(session_timeout);
         let media_workers = flags
             .media_workers
             .or(file.media_workers)
@@ -513,6 +530,7 @@ impl Settings {
                 .signaling_messages_per_second
                 .or(file.signaling_messages_per_second)
                 .unwrap_or(50),
+            session_timeout,
             media_bind: SocketAddr::new(listen.ip(), media_port),
             turn: crate::turn_settings::TurnSettings::resolve(&flags.turn, file.turn)?,
             media_ips,

@@ -218,14 +218,20 @@ impl Server {
                     source,
                 })?;
         let room_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
-        tokio::spawn(bridge::room_to_media(media.clone(), room_events));
+        tokio::spawn(bridge::room_to_media(
+            media.clone(),
+            signaling.clone(),
+            room_events,
+        ));
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(bridge::media_to_room(
             rooms.clone(),
+            signaling.clone(),
             media_events,
             reports_tx,
         ));
         let recording_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        let hook_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
         let compositions = composition::Compositions::spawn(
             store.clone(),
             config.recordings.dir.join("compositions"),
@@ -236,7 +242,7 @@ impl Server {
             store.clone(),
             media.clone(),
             rooms.clone(),
-            config.account,
+            credentials.clone(),
             recording_events,
             reports,
         );
@@ -257,6 +263,10 @@ impl Server {
             compositions,
             cluster: None,
         };
+        tokio::spawn(rest::composition_hooks::fire_when_rooms_end(
+            state.clone(),
+            hook_events,
+        ));
         Ok(Self {
             listener,
             state,

@@ -252,7 +252,7 @@ impl Collector for MediaCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.media.stats();
         let demux = self.media.demux_stats();
-        let counters: [(&str, &str, u64); 11] = [
+        let counters: [(&str, &str, u64); 13] = [
             (
                 "media_datagrams_received",
                 "UDP datagrams received on the media port",
@@ -307,6 +307,16 @@ impl Collector for MediaCollector {
                 "media_peer_panics",
                 "Peers dropped because their WebRTC session panicked",
                 stats.peer_panics.load(Relaxed),
+            ),
+            (
+                "media_interruptions",
+                "Connected peers whose media went silent (kept for the session timeout)",
+                stats.interruptions.load(Relaxed),
+            ),
+            (
+                "media_ice_restarts",
+                "Offers that restarted ICE (new ICE credentials)",
+                stats.ice_restarts.load(Relaxed),
             ),
         ];
         for (name, help, value) in counters {

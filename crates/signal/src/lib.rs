@@ -427,6 +427,11 @@ pub enum ServerMessage {
         /// among the replayed messages).
         #[serde(default)]
         last_revision: u32,
+        /// Seconds the server keeps this participant while its signaling
+        /// socket or its media is gone: resume (and restart ICE) within
+        /// it. Absent from older servers: 10 s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_timeout: Option<u32>,
     },
     /// The answer to an `offer` with the same `revision`, and the tracks the
     /// offer published.
@@ -443,6 +448,16 @@ pub enum ServerMessage {
         participant: ParticipantInfo,
     },
     ParticipantDisconnected {
+        participant: ParticipantSid,
+    },
+    /// A participant's signaling or media went away: it is kept for the
+    /// session timeout while it reconnects (Twilio's
+    /// `participantReconnecting`).
+    ParticipantReconnecting {
+        participant: ParticipantSid,
+    },
+    /// It is back (Twilio's `participantReconnected`).
+    ParticipantReconnected {
         participant: ParticipantSid,
     },
     TrackPublished {
@@ -590,6 +605,8 @@ pub const SERVER_TYPES: &[&str] = &[
     "published",
     "participant_connected",
     "participant_disconnected",
+    "participant_reconnecting",
+    "participant_reconnected",
     "track_published",
     "track_unpublished",
     "track_switched",

@@ -47,10 +47,12 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             bind: settings.media_bind,
             public_ips: settings.media_ips.clone(),
             workers: settings.media_workers,
+            peer_timeout: settings.session_timeout,
             ..salon_media::MediaConfig::default()
         },
         signaling: salon_server::signaling::SignalingConfig {
             messages_per_second: settings.signaling_messages_per_second,
+            resume_grace: settings.session_timeout,
             ..salon_server::signaling::SignalingConfig::default()
         },
         http: salon_server::http::HttpLimits {

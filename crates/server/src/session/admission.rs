@@ -164,11 +164,16 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
     let mut room_name = String::new();
     let mut recording = false;
     let mut dominant_speaker = None;
+    let mut network_quality = Vec::new();
     if let Some(r) = rooms.room(room) {
         room_name = r.name().to_owned();
         recording = r.recording();
         dominant_speaker = r.dominant_speaker();
         for p in r.participants() {
+            network_quality.extend(
+                p.network_quality()
+                    .map(|(level, detail)| (p.sid(), level, detail)),
+            );
             let participant = Participant {
                 sid: p.sid(),
                 identity: p.identity().to_owned(),
@@ -201,6 +206,7 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
         room_name,
         recording,
         dominant_speaker,
+        network_quality,
         me,
         others,
     }

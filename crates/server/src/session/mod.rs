@@ -41,7 +41,7 @@ mod resume;
 
 pub use admission::{Refusal, admit};
 pub use offer::{Declared, check_offer};
-pub use presence::{Notice, Presence};
+pub use presence::{Away, Cause, Notice, Presence};
 pub use resume::{Expiry, Resumables, resume};
 
 /// A participant as a session sees it.
@@ -71,6 +71,9 @@ pub struct Snapshot {
     pub recording: bool,
     /// The room's dominant speaker, if there is one.
     pub dominant_speaker: Option<ParticipantSid>,
+    /// Network quality levels measured so far, with their detail, by
+    /// participant.
+    pub network_quality: Vec<(ParticipantSid, u8, NetworkQualityDetail)>,
     pub me: Participant,
     /// Everyone else, in the room's order.
     pub others: Vec<Participant>,

@@ -23,7 +23,7 @@ use salon_signal::{
     ParticipantInfo, PublishMedia, Published, RoomInfo, ServerMessage, SubscribeMedia, TrackInfo,
     TrackKind, codes,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::connection::{self, Incoming as Frame, SalonWire};
@@ -31,7 +31,8 @@ use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
-    self, Change, Declared, Expiry, Goodbye, Member, Participant, Refusal, Track, check_offer,
+    self, Away, Cause, Change, Declared, Expiry, Goodbye, Member, Notice, Participant, Refusal,
+    Track, check_offer,
 };
 
 mod adaptive;
@@ -165,6 +166,16 @@ async fn join(
     let attach = state.signaling.salon.register(&id, &member.identity);
     let room = room_info(&member);
     let dominant_speaker = snapshot.dominant_speaker;
+    // Who is reconnecting now, and every change from here on (watched
+    // first: a notice in between comes twice, which Away takes).
+    let presence = state.signaling.presence().watch();
+    let away = state.signaling.presence().away_in(member.room);
+    let reconnecting: Vec<_> = snapshot
+        .others
+        .iter()
+        .map(|p| p.sid)
+        .filter(|p| away.is_away(*p))
+        .collect();
     let mut session = Session {
         member,
         id: id.clone(),
@@ -175,6 +186,8 @@ async fn join(
         detached_at: None,
         last_revision: 0,
         network_quality: (0, 0),
+        presence,
+        away,
         quality_sent: HashMap::new(),
     };
     session.send(ServerMessage::Joined {
@@ -190,12 +203,16 @@ async fn join(
             .ice
             .for_identity(&session.member.identity),
         last_revision: 0,
+        session_timeout: Some(session_timeout(&session.member)),
     });
     // Changes come as they happen; the speaker already chosen, now.
     if let Some(speaker) = dominant_speaker {
         session.send(ServerMessage::DominantSpeakerChanged {
             participant: Some(speaker),
         });
+    }
+    for participant in reconnecting {
+        session.send(ServerMessage::ParticipantReconnecting { participant });
     }
     session.run().await;
     state.signaling.salon.forget(&id);
@@ -217,6 +234,10 @@ struct Session {
     /// Network quality verbosity asked for (`set_network_quality`): for
     /// this participant, for the others; 0 sends nothing.
     network_quality: (u8, u8),
+    /// Who is reconnecting, as sessions and the media bridge announce it.
+    presence: broadcast::Receiver<Notice>,
+    /// Others in the room whose signaling or media is away.
+    away: Away,
     /// The last `network_quality` entry sent for each participant (this
     /// one and those in the room), so an unchanged one is not sent again.
     quality_sent: HashMap<ParticipantSid, NetworkQualityLevel>,
@@ -254,6 +275,17 @@ impl Session {
                 },
                 Some(connection) = self.attach.recv() => {
                     self.reattach(connection);
+                    Next::Continue
+                }
+                notice = self.presence.recv() => {
+                    match notice {
+                        Ok(notice) => self.on_notice(notice),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        // The server is going away.
+                        Err(broadcast::error::RecvError::Closed) => {
+                            self.presence = broadcast::channel(1).1;
+                        }
+                    }
                     Next::Continue
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -296,12 +328,43 @@ impl Session {
             Some(connection) => {
                 if !connection.send(message.to_json()) {
                     tracing::warn!(participant = %self.member.me, "client is not reading its socket; detaching");
-                    self.connection = None;
-                    self.detached_at = Some(Instant::now());
+                    self.detach();
                     self.keep(message);
                 }
             }
             None => self.keep(message),
+        }
+    }
+
+    /// The socket is gone: wait for a resume, and tell the others this
+    /// participant is reconnecting.
+    fn detach(&mut self) {
+        self.connection = None;
+        if self.detached_at.is_none() {
+            self.detached_at = Some(Instant::now());
+            self.announce(true);
+        }
+    }
+
+    fn announce(&self, reconnecting: bool) {
+        self.member.state.signaling.presence().announce(Notice {
+            room: self.member.room,
+            participant: self.member.me,
+            cause: Cause::Signaling,
+            reconnecting,
+        });
+    }
+
+    /// Another participant's signaling or media went away or came back.
+    fn on_notice(&mut self, notice: Notice) {
+        if notice.room != self.member.room || notice.participant == self.member.me {
+            return;
+        }
+        let participant = notice.participant;
+        match self.away.apply(notice) {
+            Some(true) => self.send(ServerMessage::ParticipantReconnecting { participant }),
+            Some(false) => self.send(ServerMessage::ParticipantReconnected { participant }),
+            None => {}
         }
     }
 
@@ -315,7 +378,9 @@ impl Session {
     fn reattach(&mut self, connection: Connection) {
         tracing::info!(participant = %self.member.me, "session resumed");
         self.connection = Some(connection);
-        self.detached_at = None;
+        if self.detached_at.take().is_some() {
+            self.announce(false);
+        }
         self.last_heard = Instant::now();
         let (me, others) = self.member.roster();
         let joined = ServerMessage::Joined {
@@ -327,6 +392,7 @@ impl Session {
             participants: others.into_iter().map(participant_info).collect(),
             ice_servers: self.member.state.ice.for_identity(&self.member.identity),
             last_revision: self.last_revision,
+            session_timeout: Some(session_timeout(&self.member)),
         };
         self.send(joined);
         let backlog: Vec<String> = self.backlog.drain(..).collect();
@@ -353,8 +419,7 @@ impl Session {
             Some(Incoming::Closed { clean: true }) => Next::End(CoreReason::Left),
             Some(Incoming::Closed { clean: false }) | None => {
                 tracing::info!(participant = %self.member.me, "socket dropped; waiting for resume");
-                self.connection = None;
-                self.detached_at = Some(Instant::now());
+                self.detach();
                 Next::Continue
             }
         }
@@ -550,6 +615,7 @@ impl Session {
                 },
             },
             Change::ParticipantDisconnected { participant } => {
+                self.away.forget(participant);
                 self.quality_sent.remove(&participant);
                 ServerMessage::ParticipantDisconnected { participant }
             }
@@ -759,6 +825,12 @@ fn wire_reason(reason: CoreReason) -> DisconnectReason {
         CoreReason::Failed => DisconnectReason::Failed,
         CoreReason::Shutdown => DisconnectReason::Shutdown,
     }
+}
+
+/// The session timeout, as `joined` tells it.
+fn session_timeout(member: &Member) -> u32 {
+    let seconds = member.state.signaling.config().resume_grace.as_secs();
+    u32::try_from(seconds).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
