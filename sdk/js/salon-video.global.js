@@ -3377,6 +3377,12 @@ var Twilio;
           return;
         } catch (error) {
           if (this.state !== "reconnecting") return;
+          if (error.redirect) {
+            this.#log.info(`Resuming on node ${error.node}`);
+            this.#url = error.redirect;
+            delay = 0;
+            continue;
+          }
           if (error instanceof TwilioError && error.fromServer) {
             return this.#fail(error);
           }

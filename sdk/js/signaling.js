@@ -451,6 +451,14 @@ export class Signaling extends EventEmitter {
         return; // #resumed did the rest, synchronously with `joined`
       } catch (error) {
         if (this.state !== 'reconnecting') return;
+        // In a cluster the socket reached a node other than the session's:
+        // resume there, at once.
+        if (error.redirect) {
+          this.#log.info(`Resuming on node ${error.node}`);
+          this.#url = error.redirect;
+          delay = 0;
+          continue;
+        }
         if (error instanceof TwilioError && error.fromServer) {
           // The server refused: the session is gone, or the token expired.
           return this.#fail(error);

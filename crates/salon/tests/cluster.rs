@@ -1033,3 +1033,67 @@ async fn bench_placement_of_a_ramp_of_100_rooms() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+        return;
+    };
+    async fn next_message(
+        socket: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, socket.next())
+                .await
+                .expect("a message in time")
+                .expect("the socket stays open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).expect("JSON");
+            }
+        }
+    }
+    // Salon's protocol by hand: join (wherever placement puts the room).
+    let mut url = signaling(&cluster.nodes[0]);
+    let joined = loop {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.expect("open");
+        let join = serde_json::json!({"type": "join", "version": 1, "token": token("alice"), "room": "resumed"});
+        socket.send(Message::text(join.to_string())).await.unwrap();
+        let answer = next_message(&mut socket).await;
+        match answer["type"].as_str() {
+            Some("redirect") => url = answer["url"].as_str().unwrap().to_owned(),
+            Some("joined") => break (socket, answer),
+            _ => panic!("{answer}"),
+        }
+    };
+    let (socket, joined) = joined;
+    let session = joined["session"].as_str().unwrap().to_owned();
+    let holder = cluster
+        .node_with("participants_connected", 1)
+        .await
+        .expect("a node holds the room");
+    let holder_id = ["node-a", "node-b"][holder];
+    assert!(session.starts_with(&format!("{holder_id}~")), "{session}");
+    // The socket drops; the new one reaches the other node.
+    drop(socket);
+    let (mut other, _) = tokio_tungstenite::connect_async(signaling(&cluster.nodes[1 - holder]))
+        .await
+        .expect("open");
+    let resume = serde_json::json!({"type": "resume", "version": 1, "token": token("alice"), "session": session});
+    other.send(Message::text(resume.to_string())).await.unwrap();
+    let redirect = next_message(&mut other).await;
+    assert_eq!(redirect["type"], "redirect", "{redirect}");
+    assert_eq!(redirect["node"], holder_id, "{redirect}");
+    let (mut there, _) = tokio_tungstenite::connect_async(redirect["url"].as_str().unwrap())
+        .await
+        .expect("open the session's node");
+    there.send(Message::text(resume.to_string())).await.unwrap();
+    let resumed = next_message(&mut there).await;
+    assert_eq!(resumed["type"], "joined", "{resumed}");
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    assert_eq!(resumed["session"], session.as_str());
+}

@@ -561,6 +561,28 @@ impl Goodbye {
 }
 
 /// A random session id: 128 bits, hex.
+/// Separates a node's id from the rest of a session id (`~` is in no node id).
+const SESSION_NODE_SEPARATOR: char = '~';
+
+/// A new session id; in a cluster it starts with this node's id, so a
+/// resume that reaches another node finds its way here.
+pub fn session_id(state: &AppState) -> String {
+    match &state.cluster {
+        Some(cluster) => format!("{}{SESSION_NODE_SEPARATOR}{}", cluster.node(), random_id()),
+        None => random_id(),
+    }
+}
+
+/// The live node, other than this one, whose session `id` is.
+pub async fn session_node(state: &AppState, id: &str) -> Option<crate::cluster::NodeInfo> {
+    let cluster = state.cluster.as_ref()?;
+    let (node, _) = id.split_once(SESSION_NODE_SEPARATOR)?;
+    if node == cluster.node() {
+        return None;
+    }
+    cluster.find(node).await.ok().flatten()
+}
+
 pub fn random_id() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()

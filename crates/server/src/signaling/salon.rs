@@ -113,6 +113,20 @@ async fn serve(
             )
             .await
             {
+                // Another node's session (behind one address, the new
+                // socket may reach any node): send the client there.
+                if refusal.code == codes::SIGNALING_DISCONNECTED
+                    && let Some(node) = session::session_node(&state, &session).await
+                {
+                    let url = crate::cluster::signaling_url(&node, "/v1/signaling");
+                    tracing::info!(
+                        node = node.id,
+                        url,
+                        "resume redirected to the session's node"
+                    );
+                    let redirect = ServerMessage::Redirect { url, node: node.id };
+                    return connection.last_word(redirect.to_json()).await;
+                }
                 connection.refuse(refusal.code, refusal.message).await;
             }
         }
@@ -162,7 +176,7 @@ async fn join(
         client = client.as_deref().unwrap_or("-"),
         "signaling session joined"
     );
-    let id = session::random_id();
+    let id = session::session_id(&state);
     let attach = state.signaling.salon.register(&id, &member.identity);
     let room = room_info(&member);
     let dominant_speaker = snapshot.dominant_speaker;

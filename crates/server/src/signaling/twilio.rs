@@ -219,7 +219,7 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                     // SDK's new socket may reach any node): proxy it there.
                     if refusal.code == codes::SIGNALING_DISCONNECTED
                         && let (Some(node), Some(hello)) =
-                            (session_node(&state, &id).await, handshake)
+                            (session::session_node(&state, &id).await, handshake)
                     {
                         let hello = tcmp::Hello {
                             body: Some(raw),
@@ -280,7 +280,7 @@ async fn join(
         client = connect.publisher.as_ref().and_then(|p| p.sdk_version.as_deref()).unwrap_or("-"),
         "twilio signaling session joined"
     );
-    let id = session_id(&state);
+    let id = session::session_id(&state);
     let attach = state.signaling.twilio.register(&id, &member.identity);
     let member_room = member.room;
     let mut session = Session {
@@ -1285,32 +1285,6 @@ fn msid_tracks(sdp: &str) -> Vec<(&str, &str)> {
 const INSIGHTS_FRAME: usize = 256 * 1024;
 /// An insights socket that sends nothing for this long is closed.
 const INSIGHTS_IDLE: Duration = Duration::from_secs(60);
-
-/// Separates a node's id from the rest of a session id (`~` is in no node id).
-const SESSION_NODE_SEPARATOR: char = '~';
-
-/// A new session id; in a cluster it starts with this node's id, so a
-/// `sync` that reaches another node finds its way here.
-fn session_id(state: &AppState) -> String {
-    match &state.cluster {
-        Some(cluster) => format!(
-            "{}{SESSION_NODE_SEPARATOR}{}",
-            cluster.node(),
-            session::random_id()
-        ),
-        None => session::random_id(),
-    }
-}
-
-/// The live node, other than this one, whose session `id` is.
-async fn session_node(state: &AppState, id: &str) -> Option<crate::cluster::NodeInfo> {
-    let cluster = state.cluster.as_ref()?;
-    let (node, _) = id.split_once(SESSION_NODE_SEPARATOR)?;
-    if node == cluster.node() {
-        return None;
-    }
-    cluster.find(node).await.ok().flatten()
-}
 
 /// How long the room's node may take to accept a proxied connection.
 const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
