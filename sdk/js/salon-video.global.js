@@ -3080,6 +3080,8 @@ var Twilio;
     /** @type {'connecting'|'connected'|'reconnecting'|'closed'} */
     state = "connecting";
     #url;
+    /** Where join() began (a cluster's common address), before any redirect. */
+    #entryUrl;
     #token;
     #WebSocket;
     /** @type {WebSocket|null} */
@@ -3112,6 +3114,7 @@ var Twilio;
     constructor(url, token, { WebSocket: WebSocketImpl = globalThis.WebSocket, log: log2 = new Log("signaling") } = {}) {
       super();
       this.#url = url;
+      this.#entryUrl = url;
       this.#token = token;
       this.#WebSocket = WebSocketImpl;
       this.#log = log2;
@@ -3361,6 +3364,7 @@ var Twilio;
       this.emit("reconnecting", createTwilioError(53001));
       const deadline = Date.now() + this.#resumeWindowMs;
       let delay = 0;
+      let unreachable = 0;
       while (this.state === "reconnecting") {
         if (delay) await sleep(delay);
         const remaining = deadline - Date.now();
@@ -3385,6 +3389,11 @@ var Twilio;
           }
           if (error instanceof TwilioError && error.fromServer) {
             return this.#fail(error);
+          }
+          if (this.#url !== this.#entryUrl && ++unreachable >= 2) {
+            this.#log.info(`The session's node does not answer: resuming through ${this.#entryUrl}`);
+            this.#url = this.#entryUrl;
+            unreachable = 0;
           }
         }
         delay = Math.min(delay ? delay * 2 : 250, 1e3);

@@ -134,6 +134,8 @@ export class Signaling extends EventEmitter {
   /** @type {'connecting'|'connected'|'reconnecting'|'closed'} */
   state = 'connecting';
   #url;
+  /** Where join() began (a cluster's common address), before any redirect. */
+  #entryUrl;
   #token;
   #WebSocket;
   /** @type {WebSocket|null} */
@@ -168,6 +170,7 @@ export class Signaling extends EventEmitter {
   constructor(url, token, { WebSocket: WebSocketImpl = globalThis.WebSocket, log = new Log('signaling') } = {}) {
     super();
     this.#url = url;
+    this.#entryUrl = url;
     this.#token = token;
     this.#WebSocket = WebSocketImpl;
     this.#log = log;
@@ -435,6 +438,7 @@ export class Signaling extends EventEmitter {
     this.emit('reconnecting', createTwilioError(53001));
     const deadline = Date.now() + this.#resumeWindowMs;
     let delay = 0;
+    let unreachable = 0;
     while (this.state === 'reconnecting') {
       if (delay) await sleep(delay);
       const remaining = deadline - Date.now();
@@ -462,6 +466,14 @@ export class Signaling extends EventEmitter {
         if (error instanceof TwilioError && error.fromServer) {
           // The server refused: the session is gone, or the token expired.
           return this.#fail(error);
+        }
+        // The session's node (a redirect's) does not answer: ask through
+        // the address join() began with, which knows whether that node
+        // lives (it redirects back) or died (the session is gone, 53001).
+        if (this.#url !== this.#entryUrl && ++unreachable >= 2) {
+          this.#log.info(`The session's node does not answer: resuming through ${this.#entryUrl}`);
+          this.#url = this.#entryUrl;
+          unreachable = 0;
         }
       }
       delay = Math.min(delay ? delay * 2 : 250, 1_000);

@@ -93,3 +93,52 @@ test('participants through two nodes meet in one room and exchange media', { ski
   }
   await sleep(100);
 });
+
+test('when the room\'s node dies, the room ends soon with 53001 and joining again lands on a live node', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+  const [first] = nodes;
+  // Rooms of the test before stay in progress until their empty-room timeout.
+  const before = [await roomsOn(nodes[0]), await roomsOn(nodes[1])];
+  const created = await first.rest('POST', '/v1/Rooms', { UniqueName: 'phoenix' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const holder = (await roomsOn(nodes[0])) > before[0] ? 0 : 1;
+  const survivor = nodes[1 - holder];
+  const survivorRooms = before[1 - holder];
+  // Both pages come from the node that will survive (as from a load
+  // balancer's address) and are redirected to the room's node.
+  const alice = await join(survivor, 'alice', 'phoenix');
+  const bob = await join(survivor, 'bob', 'phoenix');
+  assert.equal(alice.sid, created.body.sid);
+  await assertReceiving(bob.page, { videos: 1, audios: 1 });
+  for (const p of [alice.page, bob.page]) {
+    await p.evaluate(() => {
+      window.ended = null;
+      window.room.on('disconnected', (_room, error) => { window.ended = { code: error?.code ?? null, at: Date.now() }; });
+    });
+  }
+  const killedAt = Date.now();
+  nodes[holder].child.kill('SIGKILL');
+  for (const p of [alice.page, bob.page]) {
+    const ended = await eventually(() => p.evaluate(() => window.ended), `${p.identity}'s room to end`, 30_000);
+    assert.equal(ended.code, 53001, JSON.stringify(ended));
+    console.log(`# ${p.identity}: disconnected ${ended.at - killedAt} ms after SIGKILL`);
+  }
+  // The app joins again: once the dead node's room is failed, a new room of
+  // the same name on the live node.
+  for (const p of [alice.page, bob.page]) {
+    const token = await survivor.token(p.identity);
+    await eventually(async () => (await outcome(p, async (token) => {
+      window.room = await window.Video.connect(token, { name: 'phoenix', audio: true, video: { width: 320 } });
+      return window.room.sid;
+    }, token)).ok, `${p.identity} to join phoenix again`, 30_000);
+  }
+  console.log(`# both back in a call ${Date.now() - killedAt} ms after SIGKILL`);
+  await assertReceiving(alice.page, { videos: 1, audios: 1 });
+  await assertReceiving(bob.page, { videos: 1, audios: 1 });
+  const again = await alice.page.evaluate(() => window.room.sid);
+  assert.notEqual(again, created.body.sid, 'a new room');
+  assert.equal(await roomsOn(survivor), survivorRooms + 1, 'the new room runs on the live node');
+  for (const p of [alice.page, bob.page]) {
+    await p.evaluate(() => window.room.disconnect());
+    await p.close();
+  }
+});
