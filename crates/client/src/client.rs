@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::error::{ClientError, codes};
 use crate::media::{MediaEvent, MediaSession, StatsHandle, TrackSpec};
+use crate::path::MediaTransport;
 use crate::stats::ClientStats;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -82,6 +83,9 @@ pub struct ClientConfig {
     /// Drop every Nth incoming RTP packet, as a lossy network would
     /// (default none): for testing retransmission and loss handling.
     pub receive_loss: Option<NonZeroU32>,
+    /// How media travels: UDP (default), ICE over TCP, or through the TURN
+    /// server `joined` names.
+    pub transport: MediaTransport,
 }
 
 impl ClientConfig {
@@ -97,7 +101,14 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(5),
             receive_loss: None,
+            transport: MediaTransport::Udp,
         }
+    }
+
+    /// Send media over `transport` (see [`MediaTransport`]).
+    pub fn transport(mut self, transport: MediaTransport) -> Self {
+        self.transport = transport;
+        self
     }
 
     /// Add a track to publish.
@@ -260,7 +271,9 @@ impl Client {
     }
 
     async fn join(config: ClientConfig) -> Result<Client, ClientError> {
-        let mut media = MediaSession::bind(config.bind_ip, &config.data_channel_label).await?;
+        let mut media =
+            MediaSession::bind_with(config.bind_ip, &config.data_channel_label, config.transport)
+                .await?;
         media.set_receive_loss(config.receive_loss);
         for spec in &config.publish {
             media.publish(spec.clone())?;
@@ -295,8 +308,15 @@ impl Client {
                     room,
                     participant,
                     participants,
+                    ice_servers,
                     ..
-                } => break (session, room, participant, participants),
+                } => {
+                    if config.transport == MediaTransport::Relay {
+                        let (server, username, credential) = turn_server(&ice_servers).await?;
+                        media.relay_through(server, &username, &credential).await?;
+                    }
+                    break (session, room, participant, participants);
+                }
                 // A refusal: the `error` (or `disconnected`) says why, then
                 // the server closes.
                 ServerMessage::Error { code, message, .. } => {
@@ -1012,4 +1032,35 @@ async fn read(ws: &mut Socket) -> Result<ServerMessage, ClientError> {
             None => return Err(ClientError::signaling_lost("signaling connection lost")),
         }
     }
+}
+
+/// The first TURN server over UDP among `joined`'s ICE servers: its
+/// address and credentials.
+async fn turn_server(
+    servers: &[salon_signal::IceServer],
+) -> Result<(std::net::SocketAddr, String, String), ClientError> {
+    for server in servers {
+        let (Some(username), Some(credential)) = (&server.username, &server.credential) else {
+            continue;
+        };
+        for url in &server.urls {
+            let Some(rest) = url.strip_prefix("turn:") else {
+                continue;
+            };
+            let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if !query.is_empty() && !query.contains("transport=udp") {
+                continue;
+            }
+            if let Some(addr) = tokio::net::lookup_host(host)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+            {
+                return Ok((addr, username.clone(), credential.clone()));
+            }
+        }
+    }
+    Err(ClientError::media(
+        "relayed media asked for, but `joined` named no TURN server over UDP",
+    ))
 }

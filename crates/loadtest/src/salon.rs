@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use salon_client::{
-    Client, ClientConfig, ClientEvent, ClientStats, StatsHandle, TrackKind, TrackSid, TrackSpec,
+    Client, ClientConfig, ClientEvent, ClientStats, MediaTransport, StatsHandle, TrackKind,
+    TrackSid, TrackSpec,
 };
 use salon_token::{ApiKey, Grant, MintOptions};
 
@@ -32,6 +33,7 @@ pub struct SalonTarget {
     url: String,
     key: ApiKey,
     token_ttl: Duration,
+    transport: MediaTransport,
 }
 
 impl SalonTarget {
@@ -44,7 +46,15 @@ impl SalonTarget {
             url: url.into(),
             key,
             token_ttl: token_ttl.clamp(Duration::from_secs(60), salon_token::MAX_TTL),
+            transport: MediaTransport::Udp,
         }
+    }
+
+    /// How every participant's media travels: UDP (the default), ICE-TCP,
+    /// or relayed through the TURN server each `joined` names.
+    pub fn transport(mut self, transport: MediaTransport) -> Self {
+        self.transport = transport;
+        self
     }
 
     fn token(&self, plan: &ParticipantPlan) -> Result<String, TargetError> {
@@ -68,7 +78,11 @@ impl Target for SalonTarget {
     type Participant = SalonParticipant;
 
     fn kind(&self) -> &'static str {
-        "salon"
+        match self.transport {
+            MediaTransport::Udp => "salon",
+            MediaTransport::Tcp => "salon-ice-tcp",
+            MediaTransport::Relay => "salon-relay",
+        }
     }
 
     fn url(&self) -> &str {
@@ -77,7 +91,8 @@ impl Target for SalonTarget {
 
     async fn join(&self, plan: &ParticipantPlan) -> Result<SalonParticipant, TargetError> {
         let mut config = ClientConfig::new(self.url.clone(), self.token(plan)?, plan.room.clone())
-            .auto_subscribe(true);
+            .auto_subscribe(true)
+            .transport(self.transport);
         if let Some(audio) = plan.audio {
             config = config.publish(TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps));
         }

@@ -64,7 +64,7 @@ impl Worker {
             });
             let mut ignored = Vec::new();
             match outcome {
-                Ok(()) => drain(peer, &self.setup, &mut ignored),
+                Ok(()) => drain(peer, &self.setup, &mut self.tcp, &mut ignored),
                 Err(reason) => fail(peer, reason),
             }
         }
@@ -110,7 +110,7 @@ impl Worker {
             }
         }
         let mut ignored = Vec::new();
-        drain(peer, &self.setup, &mut ignored);
+        drain(peer, &self.setup, &mut self.tcp, &mut ignored);
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             bind: settings.media_bind,
             public_ips: settings.media_ips.clone(),
             workers: settings.media_workers,
+            ice_tcp: settings.ice_tcp,
             ..salon_media::MediaConfig::default()
         },
         signaling: salon_server::signaling::SignalingConfig {
