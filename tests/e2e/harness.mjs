@@ -69,20 +69,21 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start `target/debug/salon` (or $SALON_BIN) on a free port with a fresh
- * data directory (and `extraArgs`), and wait for /healthz.
+ * data directory (and `extraArgs`), and wait for /healthz. `host`: the
+ * address to listen on (media and TURN follow it).
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], { host = '127.0.0.1' } = {}) {
   const binary = process.env.SALON_BIN || path.join(repo, 'target', 'debug', 'salon');
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-'));
   const log = [];
-  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--media-port', '0', '--turn-port', '0', '--data-dir', dataDir, ...extraArgs], {
+  const child = spawn(binary, ['--listen', `${host}:${port}`, '--media-port', '0', '--turn-port', '0', '--data-dir', dataDir, ...extraArgs], {
     env: { ...process.env, ...CREDENTIALS, SALON_LOG: process.env.SALON_LOG || 'info', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.on('data', (d) => log.push(d.toString()));
   child.stderr.on('data', (d) => log.push(d.toString()));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`salon exited with ${child.exitCode}:\n${log.join('')}`);
