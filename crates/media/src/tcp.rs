@@ -471,6 +471,54 @@ mod tests {
         assert_eq!(reader.next_frame().unwrap(), None);
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any frames, cut anywhere, come out whole and in order.
+            #[test]
+            fn framing_survives_any_cut(
+                frames in proptest::collection::vec(
+                    proptest::collection::vec(any::<u8>(), 1..300), 0..20),
+                step in 1usize..700,
+            ) {
+                let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+                let mut reader = FrameReader::new(300);
+                let got = read_all(&mut reader, &framed(&refs), step);
+                prop_assert_eq!(got, frames);
+            }
+
+            /// Arbitrary bytes never panic the reader: they make frames, wait
+            /// for more, or are refused.
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..5000),
+                step in 1usize..700,
+            ) {
+                let mut reader = FrameReader::new(1500);
+                'feed: for chunk in bytes.chunks(step) {
+                    let mut rest = chunk;
+                    while !rest.is_empty() {
+                        let spare = reader.spare();
+                        prop_assert!(!spare.is_empty());
+                        let n = spare.len().min(rest.len());
+                        spare[..n].copy_from_slice(&rest[..n]);
+                        reader.filled(n);
+                        rest = &rest[n..];
+                        loop {
+                            match reader.next_frame() {
+                                Ok(Some(frame)) => prop_assert!(!frame.is_empty() && frame.len() <= 1500),
+                                Ok(None) => break,
+                                Err(_) => break 'feed,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn only_stun_dtls_rtp_and_rtcp_frames_are_media() {
         assert!(is_media_frame(&[0x00, 0x01]), "STUN");
