@@ -20,7 +20,8 @@ export const PRIORITIES = ['low', 'standard', 'high'];
 
 /**
  * What both kinds of participant have.
- * Events: `disconnected`(participant), `trackStarted`(track), and the track
+ * Events: `disconnected`(participant), `reconnecting`(), `reconnected`(),
+ * `trackStarted`(track), and the track
  * events of each subclass.
  */
 export class Participant extends EventEmitter {
@@ -59,6 +60,25 @@ export class Participant extends EventEmitter {
     this.networkQualityLevel = entry.level;
     this.networkQualityStats = stats;
     if (!same) this.emit('networkQualityLevelChanged', entry.level, stats && (stats.audio || stats.video) ? stats : null);
+  }
+
+  /**
+   * @internal Its signaling or media went away: `reconnecting`. Returns
+   * whether the state changed.
+   */
+  _reconnecting() {
+    if (this.state !== 'connected') return false;
+    this.state = 'reconnecting';
+    this.emit('reconnecting');
+    return true;
+  }
+
+  /** @internal It is back: `reconnected`. Returns whether the state changed. */
+  _reconnected() {
+    if (this.state !== 'reconnecting') return false;
+    this.state = 'connected';
+    this.emit('reconnected');
+    return true;
   }
 
   toString() {

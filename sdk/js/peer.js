@@ -20,8 +20,14 @@
 // Must not: know about participants or publications (the Room and the
 // LocalParticipant do); it deals in track SIDs and MediaStreamTracks.
 //
+// * an ICE restart (`restartIce()`, asked by the Reconnection in
+//   reconnect.js) is the next offer made with `iceRestart: true`: new ICE
+//   credentials, which the server answers with its own new ones.
+//
 // Events: `track`(trackSid, MediaStreamTrack), `datachannel`(RTCDataChannel),
-// `subscriptionFailed`(trackSid, error), `failed`(error).
+// `subscriptionFailed`(trackSid, error), `failed`(error),
+// `interrupted`(failed: boolean) when the connection goes `disconnected`
+// or `failed`, `restored`() when it is `connected` again.
 
 import { EventEmitter } from './events.js';
 import { createTwilioError } from './errors.js';
@@ -77,6 +83,10 @@ export class PeerSession extends EventEmitter {
   #simulcast = false;
   /** While held, changes queue up without an offer (connect() batches the first one). */
   #held = false;
+  /** The next offer restarts ICE. */
+  #restartWanted = false;
+  /** The connection went disconnected or failed and has not come back. */
+  #interrupted = false;
 
   /**
    * @param {object} options
@@ -107,12 +117,41 @@ export class PeerSession extends EventEmitter {
     });
     this.pc.addEventListener('datachannel', (event) => this.emit('datachannel', event.channel));
     this.pc.addEventListener('connectionstatechange', () => {
-      this.#log.debug('Peer connection state:', this.pc.connectionState);
-      if (this.pc.connectionState === 'failed' && !this.#closed) {
-        this.emit('failed', createTwilioError(53405, 'Media connection failed: ICE or DTLS to the media server failed'));
+      const state = this.pc.connectionState;
+      this.#log.debug('Peer connection state:', state);
+      if (this.#closed) return;
+      if (state === 'disconnected' || state === 'failed') {
+        // The Reconnection decides: restart ICE, and give up after the
+        // session timeout (53405).
+        this.#interrupted = true;
+        this.emit('interrupted', state === 'failed');
+      } else if (state === 'connected' && this.#interrupted) {
+        this.#interrupted = false;
+        this.emit('restored');
       }
     });
     this.pc.createDataChannel(CONTROL_CHANNEL);
+  }
+
+  /** The peer connection's `connectionState`. */
+  get connectionState() {
+    return this.pc.connectionState;
+  }
+
+  /**
+   * Restart ICE in the next offer (now, or when the outstanding one is
+   * answered): new ICE credentials, so both sides gather and check again,
+   * from wherever the client is now.
+   */
+  restartIce() {
+    if (this.#closed) return;
+    this.#restartWanted = true;
+    this.#negotiate();
+  }
+
+  /** Forget an ICE restart not offered yet (media came back meanwhile). */
+  cancelRestart() {
+    this.#restartWanted = false;
   }
 
   /** Whether an offer is outstanding or queued (for tests and getStats). */
@@ -314,13 +353,15 @@ export class PeerSession extends EventEmitter {
 
   async #negotiate() {
     if (this.#closed || this.#held || this.#making || this.#outstanding) return;
-    if (!this.#dirty && this.#publishQueue.length === 0 && this.#subscribeQueue.length === 0) return;
+    if (!this.#dirty && !this.#restartWanted && this.#publishQueue.length === 0 && this.#subscribeQueue.length === 0) return;
     this.#making = true;
     const publish = this.#publishQueue.splice(0);
     const subscribe = this.#subscribeQueue.splice(0);
+    const iceRestart = this.#restartWanted;
     this.#dirty = false;
+    this.#restartWanted = false;
     try {
-      const offer = await this.pc.createOffer();
+      const offer = await this.pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
       if (this.#closed) return;
       await this.pc.setLocalDescription(offer);
     } catch (e) {
@@ -337,7 +378,7 @@ export class PeerSession extends EventEmitter {
     for (const s of live) this.#midToSid.set(s.transceiver.mid, s.sid);
     const revision = ++this.#revision;
     this.#outstanding = { revision, publish, subscribe: live, errors: [] };
-    this.#log.debug(`Offer ${revision}: publishing ${publish.map((p) => p.name).join(', ') || 'nothing'}, `
+    this.#log.debug(`Offer ${revision}${iceRestart ? ' (ICE restart)' : ''}: publishing ${publish.map((p) => p.name).join(', ') || 'nothing'}, `
       + `subscribing ${live.map((s) => s.sid).join(', ') || 'nothing'}`);
     this.#signaling.send({
       type: 'offer',

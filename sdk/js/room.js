@@ -29,6 +29,7 @@
 import { EventEmitter } from './events.js';
 import { createTwilioError } from './errors.js';
 import { Log } from './log.js';
+import { DEFAULT_SESSION_TIMEOUT_MS, Reconnection } from './reconnect.js';
 import { RemoteParticipant } from './participant.js';
 import { RemoteAudioTrack, RemoteDataTrack, RemoteVideoTrack } from './track.js';
 
@@ -47,6 +48,7 @@ const PARTICIPANT_EVENTS = [
  *
  * Events: `participantConnected`(participant), `participantDisconnected`(participant),
  * `disconnected`(room, error?), `reconnecting`(error), `reconnected`(),
+ * `participantReconnecting`(participant), `participantReconnected`(participant),
  * `trackSubscribed`(track, publication, participant), `trackUnsubscribed`(…),
  * `trackPublished`(publication, participant), `trackUnpublished`(…),
  * `trackEnabled`(publication, participant), `trackDisabled`(…),
@@ -65,6 +67,8 @@ export class Room extends EventEmitter {
   #awaitedChannels = new Set();
   #resendTimer = null;
   #log;
+  /** @type {Reconnection} */
+  #reconnection;
 
   /** connect()'s adaptive options: dominantSpeaker, clientTrackSwitchOffControl, contentPreferencesMode. */
   #adaptive;
@@ -103,19 +107,29 @@ export class Room extends EventEmitter {
     this.#ownedTracks = ownedTracks;
     for (const info of joined.participants) this.#add(new RemoteParticipant(info), false);
 
-    signaling.on('reconnecting', (error) => {
+    // The signaling socket and the media connection come back on their
+    // own paths; the Reconnection (reconnect.js) says when the room is
+    // reconnecting, back, or lost.
+    this.#reconnection = new Reconnection({
+      signaling,
+      peer,
+      sessionTimeoutMs: typeof joined.session_timeout === 'number' && joined.session_timeout > 0
+        ? joined.session_timeout * 1000 : DEFAULT_SESSION_TIMEOUT_MS,
+      log: this.#log.child('reconnect'),
+    });
+    this.#reconnection.on('reconnecting', (error) => {
       if (this.state !== 'connected') return;
       this.state = 'reconnecting';
-      this.localParticipant.state = 'reconnecting';
+      this.localParticipant._reconnecting();
       this.emit('reconnecting', error);
     });
-    signaling.on('reconnected', () => {
+    this.#reconnection.on('reconnected', () => {
       if (this.state !== 'reconnecting') return;
       this.state = 'connected';
-      this.localParticipant.state = 'connected';
+      this.localParticipant._reconnected();
       this.emit('reconnected');
     });
-    signaling.on('failed', (error) => this.#end(error));
+    this.#reconnection.on('failed', (error) => this.#end(error));
     peer.on('track', (sid, mediaStreamTrack) => this.#onTrack(sid, mediaStreamTrack));
     peer.on('datachannel', (channel) => this.#onDataChannel(channel));
     peer.on('subscriptionFailed', (sid, error) => this.#publisherOf(sid)?._subscriptionFailed(sid, error));
@@ -251,6 +265,15 @@ export class Room extends EventEmitter {
       case 'participant_disconnected':
         this.#remove(m.participant);
         break;
+      case 'participant_reconnecting':
+      case 'participant_reconnected': {
+        const participant = this.participants.get(m.participant);
+        if (!participant) break;
+        if (m.type === 'participant_reconnecting' ? participant._reconnecting() : participant._reconnected()) {
+          this.emit(m.type === 'participant_reconnecting' ? 'participantReconnecting' : 'participantReconnected', participant);
+        }
+        break;
+      }
       case 'track_published':
         this.participants.get(m.participant)?._published(m.track);
         break;
@@ -444,7 +467,7 @@ export class Room extends EventEmitter {
       // An older server that does not say: wait for the backlog, then resend.
       clearTimeout(this.#resendTimer);
       this.#resendTimer = setTimeout(() => {
-        if (this.state === 'connected' && this.#peer.outstandingRevision === revision) this.#peer.resendOutstanding();
+        if (this.state !== 'disconnected' && this.#peer.outstandingRevision === revision) this.#peer.resendOutstanding();
       }, RESEND_AFTER_RESUME_MS);
     }
   }
@@ -457,6 +480,7 @@ export class Room extends EventEmitter {
     if (error) this.#log.warn(`Disconnected: ${error.code} ${error.message}`);
     else this.#log.info('Disconnected');
     clearTimeout(this.#resendTimer);
+    this.#reconnection.close();
     this.#signaling.close();
     this.#peer.close();
     for (const participant of this.participants.values()) {

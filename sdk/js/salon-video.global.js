@@ -1540,6 +1540,23 @@ var Twilio;
       this.networkQualityStats = stats;
       if (!same) this.emit("networkQualityLevelChanged", entry.level, stats && (stats.audio || stats.video) ? stats : null);
     }
+    /**
+     * @internal Its signaling or media went away: `reconnecting`. Returns
+     * whether the state changed.
+     */
+    _reconnecting() {
+      if (this.state !== "connected") return false;
+      this.state = "reconnecting";
+      this.emit("reconnecting");
+      return true;
+    }
+    /** @internal It is back: `reconnected`. Returns whether the state changed. */
+    _reconnected() {
+      if (this.state !== "reconnecting") return false;
+      this.state = "connected";
+      this.emit("reconnected");
+      return true;
+    }
     toString() {
       return `[${this.constructor.name} ${this.sid}]`;
     }
@@ -1954,6 +1971,10 @@ var Twilio;
     #simulcast = false;
     /** While held, changes queue up without an offer (connect() batches the first one). */
     #held = false;
+    /** The next offer restarts ICE. */
+    #restartWanted = false;
+    /** The connection went disconnected or failed and has not come back. */
+    #interrupted = false;
     /**
      * @param {object} options
      * @param {import('./signaling.js').Signaling} options.signaling
@@ -1989,12 +2010,36 @@ var Twilio;
       });
       this.pc.addEventListener("datachannel", (event) => this.emit("datachannel", event.channel));
       this.pc.addEventListener("connectionstatechange", () => {
-        this.#log.debug("Peer connection state:", this.pc.connectionState);
-        if (this.pc.connectionState === "failed" && !this.#closed) {
-          this.emit("failed", createTwilioError(53405, "Media connection failed: ICE or DTLS to the media server failed"));
+        const state = this.pc.connectionState;
+        this.#log.debug("Peer connection state:", state);
+        if (this.#closed) return;
+        if (state === "disconnected" || state === "failed") {
+          this.#interrupted = true;
+          this.emit("interrupted", state === "failed");
+        } else if (state === "connected" && this.#interrupted) {
+          this.#interrupted = false;
+          this.emit("restored");
         }
       });
       this.pc.createDataChannel(CONTROL_CHANNEL);
+    }
+    /** The peer connection's `connectionState`. */
+    get connectionState() {
+      return this.pc.connectionState;
+    }
+    /**
+     * Restart ICE in the next offer (now, or when the outstanding one is
+     * answered): new ICE credentials, so both sides gather and check again,
+     * from wherever the client is now.
+     */
+    restartIce() {
+      if (this.#closed) return;
+      this.#restartWanted = true;
+      this.#negotiate();
+    }
+    /** Forget an ICE restart not offered yet (media came back meanwhile). */
+    cancelRestart() {
+      this.#restartWanted = false;
     }
     /** Whether an offer is outstanding or queued (for tests and getStats). */
     get isNegotiating() {
@@ -2177,13 +2222,15 @@ var Twilio;
     }
     async #negotiate() {
       if (this.#closed || this.#held || this.#making || this.#outstanding) return;
-      if (!this.#dirty && this.#publishQueue.length === 0 && this.#subscribeQueue.length === 0) return;
+      if (!this.#dirty && !this.#restartWanted && this.#publishQueue.length === 0 && this.#subscribeQueue.length === 0) return;
       this.#making = true;
       const publish = this.#publishQueue.splice(0);
       const subscribe = this.#subscribeQueue.splice(0);
+      const iceRestart = this.#restartWanted;
       this.#dirty = false;
+      this.#restartWanted = false;
       try {
-        const offer = await this.pc.createOffer();
+        const offer = await this.pc.createOffer(iceRestart ? { iceRestart: true } : void 0);
         if (this.#closed) return;
         await this.pc.setLocalDescription(offer);
       } catch (e) {
@@ -2199,7 +2246,7 @@ var Twilio;
       for (const s of live) this.#midToSid.set(s.transceiver.mid, s.sid);
       const revision = ++this.#revision;
       this.#outstanding = { revision, publish, subscribe: live, errors: [] };
-      this.#log.debug(`Offer ${revision}: publishing ${publish.map((p) => p.name).join(", ") || "nothing"}, subscribing ${live.map((s) => s.sid).join(", ") || "nothing"}`);
+      this.#log.debug(`Offer ${revision}${iceRestart ? " (ICE restart)" : ""}: publishing ${publish.map((p) => p.name).join(", ") || "nothing"}, subscribing ${live.map((s) => s.sid).join(", ") || "nothing"}`);
       this.#signaling.send({
         type: "offer",
         revision,
@@ -2387,6 +2434,161 @@ var Twilio;
     }
   };
 
+  // sdk/js/reconnect.js
+  var DEFAULT_SESSION_TIMEOUT_MS = 3e4;
+  var RESTART_AFTER_MS = 2e3;
+  var RETRY_MS = 4e3;
+  var Reconnection = class extends EventEmitter {
+    /** @type {'connected'|'reconnecting'|'failed'|'closed'} */
+    state = "connected";
+    #signaling;
+    #peer;
+    #sessionTimeoutMs;
+    #log;
+    #mediaUp = true;
+    #signalingUp = true;
+    #sessionTimer = null;
+    #restartTimer = null;
+    #unwatch = [];
+    /**
+     * @param {object} options
+     * @param {import('./signaling.js').Signaling} options.signaling
+     * @param {import('./peer.js').PeerSession} options.peer
+     * @param {number} [options.sessionTimeoutMs] how long the server keeps us while media is gone
+     * @param {Log} [options.log]
+     * @param {any} [options.window] where `online` and `navigator.connection` come from
+     */
+    constructor({
+      signaling,
+      peer,
+      sessionTimeoutMs = DEFAULT_SESSION_TIMEOUT_MS,
+      log: log2 = new Log("reconnect"),
+      window = globalThis
+    }) {
+      super();
+      this.#signaling = signaling;
+      this.#peer = peer;
+      this.#sessionTimeoutMs = sessionTimeoutMs;
+      this.#log = log2;
+      this.#listen(signaling, "reconnecting", (error) => this.#signalingLost(error));
+      this.#listen(signaling, "reconnected", () => this.#signalingBack());
+      this.#listen(signaling, "failed", (error) => this.#fail(error));
+      this.#listen(peer, "interrupted", (failed) => this.#mediaLost(failed));
+      this.#listen(peer, "restored", () => this.#mediaBack());
+      const networkChanged = () => this.restart("the network changed");
+      if (window && typeof window.addEventListener === "function") {
+        window.addEventListener("online", networkChanged);
+        this.#unwatch.push(() => window.removeEventListener("online", networkChanged));
+      }
+      const connection = window?.navigator?.connection;
+      if (connection && typeof connection.addEventListener === "function") {
+        connection.addEventListener("change", networkChanged);
+        this.#unwatch.push(() => connection.removeEventListener("change", networkChanged));
+      }
+    }
+    /**
+     * Restart ICE now: new credentials in a new offer, so the server learns
+     * the client's new path. Media keeps flowing on the old path meanwhile,
+     * if it still works.
+     * @param {string} why
+     */
+    restart(why) {
+      if (this.state === "failed" || this.state === "closed") return;
+      this.#log.info(`Restarting ICE: ${why}`);
+      this.#peer.restartIce();
+    }
+    /** Stop watching: the room ended. */
+    close() {
+      if (this.state !== "failed") this.state = "closed";
+      this.#clearTimers();
+      for (const unwatch of this.#unwatch.splice(0)) unwatch();
+    }
+    #listen(emitter, event, handler) {
+      emitter.on(event, handler);
+      this.#unwatch.push(() => emitter.removeListener(event, handler));
+    }
+    #signalingLost(error) {
+      this.#signalingUp = false;
+      this.#enter(error);
+    }
+    #signalingBack() {
+      this.#signalingUp = true;
+      if (!this.#mediaUp || this.#peer.connectionState !== "connected") {
+        this.#mediaUp = false;
+        this.restart("the signaling resumed");
+        this.#scheduleRetry(RETRY_MS);
+      }
+      this.#maybeBack();
+    }
+    /** @param {boolean} failed ICE failed (not only disconnected) */
+    #mediaLost(failed) {
+      if (this.state === "failed" || this.state === "closed") return;
+      const first = this.#mediaUp;
+      this.#mediaUp = false;
+      if (first) {
+        this.#log.warn(`The media connection ${failed ? "failed" : "was interrupted"}`);
+        this.#enter(createTwilioError(53405, "Media connection failed or Media activity ceased"));
+        this.#signaling.probe();
+        clearTimeout(this.#sessionTimer);
+        this.#sessionTimer = setTimeout(() => this.#timedOut(), this.#sessionTimeoutMs);
+      }
+      if (failed) {
+        this.restart("ICE failed");
+        this.#scheduleRetry(RETRY_MS);
+      } else if (first) {
+        this.#scheduleRetry(RESTART_AFTER_MS);
+      }
+    }
+    #mediaBack() {
+      if (this.#mediaUp) return;
+      this.#log.info("The media connection is back");
+      this.#mediaUp = true;
+      this.#peer.cancelRestart();
+      clearTimeout(this.#sessionTimer);
+      clearTimeout(this.#restartTimer);
+      this.#sessionTimer = this.#restartTimer = null;
+      this.#maybeBack();
+    }
+    #scheduleRetry(ms) {
+      clearTimeout(this.#restartTimer);
+      this.#restartTimer = setTimeout(() => {
+        this.#restartTimer = null;
+        if (this.#mediaUp || this.state !== "reconnecting") return;
+        this.restart("media does not flow yet");
+        this.#scheduleRetry(RETRY_MS);
+      }, ms);
+    }
+    #enter(error) {
+      if (this.state !== "connected") return;
+      this.state = "reconnecting";
+      this.emit("reconnecting", error);
+    }
+    #maybeBack() {
+      if (this.state !== "reconnecting" || !this.#mediaUp || !this.#signalingUp) return;
+      this.state = "connected";
+      this.emit("reconnected");
+    }
+    #timedOut() {
+      this.#sessionTimer = null;
+      if (this.#mediaUp) return;
+      this.#fail(createTwilioError(
+        53405,
+        `Media connection failed or Media activity ceased: no media for the session timeout (${this.#sessionTimeoutMs / 1e3} s)`
+      ));
+    }
+    #fail(error) {
+      if (this.state === "failed" || this.state === "closed") return;
+      this.state = "failed";
+      this.#clearTimers();
+      this.emit("failed", error);
+    }
+    #clearTimers() {
+      clearTimeout(this.#sessionTimer);
+      clearTimeout(this.#restartTimer);
+      this.#sessionTimer = this.#restartTimer = null;
+    }
+  };
+
   // sdk/js/room.js
   var RESEND_AFTER_RESUME_MS = 1500;
   var PARTICIPANT_EVENTS = [
@@ -2415,6 +2617,8 @@ var Twilio;
     #awaitedChannels = /* @__PURE__ */ new Set();
     #resendTimer = null;
     #log;
+    /** @type {Reconnection} */
+    #reconnection;
     /** connect()'s adaptive options: dominantSpeaker, clientTrackSwitchOffControl, contentPreferencesMode. */
     #adaptive;
     /**
@@ -2446,19 +2650,25 @@ var Twilio;
       this.#peer = peer;
       this.#ownedTracks = ownedTracks;
       for (const info of joined.participants) this.#add(new RemoteParticipant(info), false);
-      signaling.on("reconnecting", (error) => {
+      this.#reconnection = new Reconnection({
+        signaling,
+        peer,
+        sessionTimeoutMs: typeof joined.session_timeout === "number" && joined.session_timeout > 0 ? joined.session_timeout * 1e3 : DEFAULT_SESSION_TIMEOUT_MS,
+        log: this.#log.child("reconnect")
+      });
+      this.#reconnection.on("reconnecting", (error) => {
         if (this.state !== "connected") return;
         this.state = "reconnecting";
-        this.localParticipant.state = "reconnecting";
+        this.localParticipant._reconnecting();
         this.emit("reconnecting", error);
       });
-      signaling.on("reconnected", () => {
+      this.#reconnection.on("reconnected", () => {
         if (this.state !== "reconnecting") return;
         this.state = "connected";
-        this.localParticipant.state = "connected";
+        this.localParticipant._reconnected();
         this.emit("reconnected");
       });
-      signaling.on("failed", (error) => this.#end(error));
+      this.#reconnection.on("failed", (error) => this.#end(error));
       peer.on("track", (sid, mediaStreamTrack) => this.#onTrack(sid, mediaStreamTrack));
       peer.on("datachannel", (channel) => this.#onDataChannel(channel));
       peer.on("subscriptionFailed", (sid, error) => this.#publisherOf(sid)?._subscriptionFailed(sid, error));
@@ -2588,6 +2798,15 @@ var Twilio;
         case "participant_disconnected":
           this.#remove(m.participant);
           break;
+        case "participant_reconnecting":
+        case "participant_reconnected": {
+          const participant = this.participants.get(m.participant);
+          if (!participant) break;
+          if (m.type === "participant_reconnecting" ? participant._reconnecting() : participant._reconnected()) {
+            this.emit(m.type === "participant_reconnecting" ? "participantReconnecting" : "participantReconnected", participant);
+          }
+          break;
+        }
         case "track_published":
           this.participants.get(m.participant)?._published(m.track);
           break;
@@ -2766,7 +2985,7 @@ var Twilio;
       } else if (revision !== null && handled === null) {
         clearTimeout(this.#resendTimer);
         this.#resendTimer = setTimeout(() => {
-          if (this.state === "connected" && this.#peer.outstandingRevision === revision) this.#peer.resendOutstanding();
+          if (this.state !== "disconnected" && this.#peer.outstandingRevision === revision) this.#peer.resendOutstanding();
         }, RESEND_AFTER_RESUME_MS);
       }
     }
@@ -2777,6 +2996,7 @@ var Twilio;
       if (error) this.#log.warn(`Disconnected: ${error.code} ${error.message}`);
       else this.#log.info("Disconnected");
       clearTimeout(this.#resendTimer);
+      this.#reconnection.close();
       this.#signaling.close();
       this.#peer.close();
       for (const participant of this.participants.values()) {
@@ -2792,9 +3012,11 @@ var Twilio;
   var import_meta = {};
   var PROTOCOL_VERSION = 1;
   var CONNECT_TIMEOUT_MS = 1e4;
+  var MAX_REDIRECTS = 3;
   var RESUME_WINDOW_MS = 1e4;
   var RESUME_ATTEMPT_MS = 3e3;
   var PING_INTERVAL_MS = 5e3;
+  var PROBE_MS = 3e3;
   var SILENCE_LIMIT_MS = 3 * PING_INTERVAL_MS + 1e3;
   function signalingUrl(base) {
     let url;
@@ -2865,6 +3087,8 @@ var Twilio;
     /** Sockets given up as dead, closed once a resume has replaced them. */
     #stale = [];
     #session = null;
+    /** The server's session timeout (`joined.session_timeout`), in ms. */
+    #resumeWindowMs = RESUME_WINDOW_MS;
     /** Set by the server's `disconnected`: the session is over, do not resume. */
     #ended = false;
     /** @type {((message: any) => void)|null} */
@@ -2878,6 +3102,7 @@ var Twilio;
     #pingTimer = null;
     #pingId = 0;
     #lastHeard = 0;
+    #probeTimer = null;
     #log;
     /**
      * @param {string} url the WebSocket URL (see {@link signalingUrl})
@@ -2898,11 +3123,23 @@ var Twilio;
      * @returns {Promise<any>} the `joined` message
      */
     async join({ room, autoSubscribe, client }) {
-      this.#log.info(`Connecting to ${this.#url}`);
-      const ws = await this.#open(CONNECT_TIMEOUT_MS);
       const request2 = { type: "join", version: PROTOCOL_VERSION, token: this.#token, auto_subscribe: autoSubscribe, client };
       if (typeof room === "string") request2.room = room;
-      const joined = await this.#first(ws, request2, CONNECT_TIMEOUT_MS);
+      let joined;
+      for (let redirects = 0; ; redirects++) {
+        this.#log.info(`Connecting to ${this.#url}`);
+        const ws = await this.#open(CONNECT_TIMEOUT_MS);
+        try {
+          joined = await this.#first(ws, request2, CONNECT_TIMEOUT_MS);
+          break;
+        } catch (error) {
+          if (!error.redirect || redirects >= MAX_REDIRECTS) throw error;
+          this.#log.info(`Redirected to node ${error.node}`);
+          ws.onmessage = ws.onclose = null;
+          ws.close(1e3);
+          this.#url = error.redirect;
+        }
+      }
       this.#log.info(`Joined room ${joined.room.name} (${joined.room.sid}) as ${joined.participant.identity} (${joined.participant.sid})`);
       this.#connected();
       return joined;
@@ -2938,6 +3175,7 @@ var Twilio;
       const wasConnected = this.state === "connected";
       this.state = "closed";
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       const ws = this.#ws;
       this.#ws = null;
       if (ws) {
@@ -3023,8 +3261,16 @@ var Twilio;
         this.#waiter = null;
         if (message.type === "joined") {
           this.#session = message.session;
+          if (typeof message.session_timeout === "number" && message.session_timeout > 0) {
+            this.#resumeWindowMs = message.session_timeout * 1e3;
+          }
           if (message.resumed) this.#resumed(message);
           waiter.onJoined(message);
+        } else if (message.type === "redirect" && typeof message.url === "string") {
+          const error = createTwilioError(53e3, `Signaling connection error: the room is on node ${message.node}`);
+          Object.defineProperty(error, "redirect", { value: message.url });
+          Object.defineProperty(error, "node", { value: message.node });
+          waiter.onError(error);
         } else if (message.type === "error") {
           const error = createTwilioError(message.code, message.message);
           Object.defineProperty(error, "fromServer", { value: true });
@@ -3056,6 +3302,7 @@ var Twilio;
       if (this.#ended) {
         this.state = "closed";
         clearInterval(this.#pingTimer);
+        clearTimeout(this.#probeTimer);
         return;
       }
       this.#reconnect();
@@ -3064,6 +3311,7 @@ var Twilio;
       this.state = "connected";
       this.#lastHeard = Date.now();
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
       const waiting = this.#outbox.splice(0);
       for (const message of waiting) this.send(message);
@@ -3071,22 +3319,47 @@ var Twilio;
     #keepalive() {
       if (this.state !== "connected") return;
       if (Date.now() - this.#lastHeard > SILENCE_LIMIT_MS && this.#ws) {
-        const dead = this.#ws;
-        dead.onmessage = dead.onclose = null;
-        this.#stale.push(dead);
-        this.#ws = null;
-        this.#reconnect();
+        this.#abandon();
         return;
       }
       this.send({ type: "ping", id: ++this.#pingId });
+    }
+    /**
+     * Check the socket now rather than at the next keepalive (the media
+     * connection was just lost: the network may have gone under both). A
+     * `ping`; if nothing at all comes back within `ms`, the socket is taken
+     * for dead and the session resumed on a new one.
+     * @param {number} [ms]
+     */
+    probe(ms = PROBE_MS) {
+      if (this.state !== "connected" || !this.#ws) return;
+      const sent = Date.now();
+      this.send({ type: "ping", id: ++this.#pingId });
+      clearTimeout(this.#probeTimer);
+      this.#probeTimer = setTimeout(() => {
+        if (this.state === "connected" && this.#ws && this.#lastHeard < sent) this.#abandon();
+      }, ms);
+    }
+    /**
+     * The socket is dead without having closed (a half-open TCP connection):
+     * resume on a new one. Do not close it now: a close frame that does get
+     * through would end the session. Close it after the resume.
+     */
+    #abandon() {
+      const dead = this.#ws;
+      dead.onmessage = dead.onclose = null;
+      this.#stale.push(dead);
+      this.#ws = null;
+      this.#reconnect();
     }
     // ---- resuming ------------------------------------------------------------
     async #reconnect() {
       this.#log.warn("The signaling connection dropped: resuming the session");
       this.state = "reconnecting";
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       this.emit("reconnecting", createTwilioError(53001));
-      const deadline = Date.now() + RESUME_WINDOW_MS;
+      const deadline = Date.now() + this.#resumeWindowMs;
       let delay = 0;
       while (this.state === "reconnecting") {
         if (delay) await sleep(delay);
@@ -3111,7 +3384,7 @@ var Twilio;
         delay = Math.min(delay ? delay * 2 : 250, 1e3);
       }
       if (this.state === "reconnecting") {
-        this.#fail(createTwilioError(53001, "Signaling connection disconnected: the session could not be resumed within 10 s"));
+        this.#fail(createTwilioError(53001, `Signaling connection disconnected: the session could not be resumed within ${this.#resumeWindowMs / 1e3} s`));
       }
     }
     /** Runs inside the message event of `joined {resumed: true}`, before the backlog. */
@@ -3127,6 +3400,7 @@ var Twilio;
       this.#log.warn("Could not resume the session:", error.message);
       this.state = "closed";
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       if (this.#ws) {
         this.#ws.onmessage = this.#ws.onclose = null;
         this.#ws.close();

@@ -3,14 +3,15 @@
 //
 // Owns: opening the socket, the `join` handshake, keepalive pings, and
 // resuming the session on a new socket when the old one drops (the server
-// keeps the participant in the room for 10 s). Hands every other server
+// keeps the participant in the room for its session timeout, which
+// `joined` tells: 30 s unless the operator changed it). Hands every other server
 // message, in order, to one handler (the Room).
 // Must not: interpret room state or touch media.
 //
 //   join() ──▶ socket open ──▶ {type: join} ──▶ joined ──▶ handler(message)…
 //   socket drops ──▶ 'reconnecting' ──▶ new socket ──▶ {type: resume}
 //        ├─ joined {resumed: true} ──▶ handler(joined), backlog… ──▶ 'reconnected'
-//        └─ refused, or 10 s pass ──▶ 'failed'(error)
+//        └─ refused, or the session timeout passes ──▶ 'failed'(error)
 
 import { EventEmitter } from './events.js';
 import { TwilioError, createTwilioError } from './errors.js';
@@ -19,12 +20,16 @@ import { Log } from './log.js';
 export const PROTOCOL_VERSION = 1;
 /** Time allowed to open the socket and get `joined`. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** How long the server keeps a dropped session for `resume`. */
+/** Redirects to another node of a cluster followed by one join. */
+const MAX_REDIRECTS = 3;
+/** How long the server keeps a dropped session for `resume`, when `joined` does not say (older servers). */
 const RESUME_WINDOW_MS = 10_000;
 /** One resume attempt: open the socket and get `joined`. */
 const RESUME_ATTEMPT_MS = 3_000;
 /** Keepalive: the server ends sessions silent for 30 s. */
 const PING_INTERVAL_MS = 5_000;
+/** A probe's ping unanswered this long: the socket is dead. */
+const PROBE_MS = 3_000;
 /** No message (not even a pong) for this long: the socket is dead. */
 const SILENCE_LIMIT_MS = 3 * PING_INTERVAL_MS + 1_000;
 
@@ -136,6 +141,8 @@ export class Signaling extends EventEmitter {
   /** Sockets given up as dead, closed once a resume has replaced them. */
   #stale = [];
   #session = null;
+  /** The server's session timeout (`joined.session_timeout`), in ms. */
+  #resumeWindowMs = RESUME_WINDOW_MS;
   /** Set by the server's `disconnected`: the session is over, do not resume. */
   #ended = false;
   /** @type {((message: any) => void)|null} */
@@ -149,6 +156,7 @@ export class Signaling extends EventEmitter {
   #pingTimer = null;
   #pingId = 0;
   #lastHeard = 0;
+  #probeTimer = null;
 
   #log;
 
@@ -172,11 +180,25 @@ export class Signaling extends EventEmitter {
    * @returns {Promise<any>} the `joined` message
    */
   async join({ room, autoSubscribe, client }) {
-    this.#log.info(`Connecting to ${this.#url}`);
-    const ws = await this.#open(CONNECT_TIMEOUT_MS);
     const request = { type: 'join', version: PROTOCOL_VERSION, token: this.#token, auto_subscribe: autoSubscribe, client };
     if (typeof room === 'string') request.room = room;
-    const joined = await this.#first(ws, request, CONNECT_TIMEOUT_MS);
+    let joined;
+    for (let redirects = 0; ; redirects++) {
+      this.#log.info(`Connecting to ${this.#url}`);
+      const ws = await this.#open(CONNECT_TIMEOUT_MS);
+      try {
+        joined = await this.#first(ws, request, CONNECT_TIMEOUT_MS);
+        break;
+      } catch (error) {
+        // A cluster serves the room on another node: join there (and
+        // resume there later). A few redirects at most.
+        if (!error.redirect || redirects >= MAX_REDIRECTS) throw error;
+        this.#log.info(`Redirected to node ${error.node}`);
+        ws.onmessage = ws.onclose = null;
+        ws.close(1000);
+        this.#url = error.redirect;
+      }
+    }
     this.#log.info(`Joined room ${joined.room.name} (${joined.room.sid}) as ${joined.participant.identity} (${joined.participant.sid})`);
     this.#connected();
     return joined;
@@ -215,6 +237,7 @@ export class Signaling extends EventEmitter {
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     const ws = this.#ws;
     this.#ws = null;
     if (ws) {
@@ -304,8 +327,16 @@ export class Signaling extends EventEmitter {
       this.#waiter = null;
       if (message.type === 'joined') {
         this.#session = message.session;
+        if (typeof message.session_timeout === 'number' && message.session_timeout > 0) {
+          this.#resumeWindowMs = message.session_timeout * 1000;
+        }
         if (message.resumed) this.#resumed(message);
         waiter.onJoined(message);
+      } else if (message.type === 'redirect' && typeof message.url === 'string') {
+        const error = createTwilioError(53000, `Signaling connection error: the room is on node ${message.node}`);
+        Object.defineProperty(error, 'redirect', { value: message.url });
+        Object.defineProperty(error, 'node', { value: message.node });
+        waiter.onError(error);
       } else if (message.type === 'error') {
         const error = createTwilioError(message.code, message.message);
         Object.defineProperty(error, 'fromServer', { value: true });
@@ -339,6 +370,7 @@ export class Signaling extends EventEmitter {
     if (this.#ended) {
       this.state = 'closed';
       clearInterval(this.#pingTimer);
+      clearTimeout(this.#probeTimer);
       return;
     }
     this.#reconnect();
@@ -348,6 +380,7 @@ export class Signaling extends EventEmitter {
     this.state = 'connected';
     this.#lastHeard = Date.now();
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     this.#pingTimer = setInterval(() => this.#keepalive(), PING_INTERVAL_MS);
     const waiting = this.#outbox.splice(0);
     for (const message of waiting) this.send(message);
@@ -356,17 +389,40 @@ export class Signaling extends EventEmitter {
   #keepalive() {
     if (this.state !== 'connected') return;
     if (Date.now() - this.#lastHeard > SILENCE_LIMIT_MS && this.#ws) {
-      // The socket is dead without having closed (a half-open TCP
-      // connection). Do not close it now: a close frame that does get
-      // through would end the session. Close it after the resume.
-      const dead = this.#ws;
-      dead.onmessage = dead.onclose = null;
-      this.#stale.push(dead);
-      this.#ws = null;
-      this.#reconnect();
+      this.#abandon();
       return;
     }
     this.send({ type: 'ping', id: ++this.#pingId });
+  }
+
+  /**
+   * Check the socket now rather than at the next keepalive (the media
+   * connection was just lost: the network may have gone under both). A
+   * `ping`; if nothing at all comes back within `ms`, the socket is taken
+   * for dead and the session resumed on a new one.
+   * @param {number} [ms]
+   */
+  probe(ms = PROBE_MS) {
+    if (this.state !== 'connected' || !this.#ws) return;
+    const sent = Date.now();
+    this.send({ type: 'ping', id: ++this.#pingId });
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = setTimeout(() => {
+      if (this.state === 'connected' && this.#ws && this.#lastHeard < sent) this.#abandon();
+    }, ms);
+  }
+
+  /**
+   * The socket is dead without having closed (a half-open TCP connection):
+   * resume on a new one. Do not close it now: a close frame that does get
+   * through would end the session. Close it after the resume.
+   */
+  #abandon() {
+    const dead = this.#ws;
+    dead.onmessage = dead.onclose = null;
+    this.#stale.push(dead);
+    this.#ws = null;
+    this.#reconnect();
   }
 
   // ---- resuming ------------------------------------------------------------
@@ -375,8 +431,9 @@ export class Signaling extends EventEmitter {
     this.#log.warn('The signaling connection dropped: resuming the session');
     this.state = 'reconnecting';
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     this.emit('reconnecting', createTwilioError(53001));
-    const deadline = Date.now() + RESUME_WINDOW_MS;
+    const deadline = Date.now() + this.#resumeWindowMs;
     let delay = 0;
     while (this.state === 'reconnecting') {
       if (delay) await sleep(delay);
@@ -402,7 +459,7 @@ export class Signaling extends EventEmitter {
       delay = Math.min(delay ? delay * 2 : 250, 1_000);
     }
     if (this.state === 'reconnecting') {
-      this.#fail(createTwilioError(53001, 'Signaling connection disconnected: the session could not be resumed within 10 s'));
+      this.#fail(createTwilioError(53001, `Signaling connection disconnected: the session could not be resumed within ${this.#resumeWindowMs / 1000} s`));
     }
   }
 
@@ -420,6 +477,7 @@ export class Signaling extends EventEmitter {
     this.#log.warn('Could not resume the session:', error.message);
     this.state = 'closed';
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#probeTimer);
     if (this.#ws) {
       this.#ws.onmessage = this.#ws.onclose = null;
       this.#ws.close();

@@ -5,13 +5,9 @@
 //   node --test tests/e2e/adaptive.test.mjs      (needs target/debug/salon; see DEVELOPERS.md)
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { CHROMIUM_FLAGS, eventually, inbound, launchBrowser, sdkPage, startServer } from './harness.mjs';
+import { eventually, inbound, launchBrowser, sdkPage, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -189,38 +185,10 @@ describe('adaptive video', () => {
   });
 });
 
-/** A WAV file of a steady 440 Hz tone (16-bit mono, 48 kHz, 2 s; Chromium loops it). */
-function toneWav() {
-  const rate = 48_000;
-  const samples = rate * 2;
-  const data = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(12_000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0);
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVEfmt ', 8);
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20); // PCM
-  header.writeUInt16LE(1, 22); // mono
-  header.writeUInt32LE(rate, 24);
-  header.writeUInt32LE(rate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36);
-  header.writeUInt32LE(data.length, 40);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'salon-tone-')), 'tone.wav');
-  writeFileSync(file, Buffer.concat([header, data]));
-  return file;
-}
-
 describe('dominant speaker and network quality', () => {
   let toneBrowser;
   before(async () => {
-    toneBrowser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      args: [...CHROMIUM_FLAGS, `--use-file-for-fake-audio-capture=${toneWav()}`],
-    });
+    toneBrowser = await launchBrowser({ tone: true });
   });
   after(async () => {
     await toneBrowser?.close();

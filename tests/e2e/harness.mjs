@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,8 +69,9 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start `target/debug/salon` (or $SALON_BIN) on a free port with a fresh
- * data directory (and `extraArgs`), and wait for /healthz. `host`: the
- * address to listen on (media and TURN follow it).
+ * data directory (and `extraArgs`), and wait for /healthz. `host` is the
+ * address it listens on (its media port too): loopback unless a test
+ * reaches it from a network namespace.
  */
 export async function startServer(extraArgs = [], { host = '127.0.0.1' } = {}) {
   const binary = process.env.SALON_BIN || path.join(repo, 'target', 'debug', 'salon');
@@ -132,7 +133,9 @@ export async function startServer(extraArgs = [], { host = '127.0.0.1' } = {}) {
 
 /** Runs in every page before its scripts. */
 function instrument() {
-  const probe = { pcs: [], streams: [] };
+  // channels: the data channels the server opened to the page, with the
+  // text messages it sent on each (the first 200).
+  const probe = { pcs: [], streams: [], channels: [] };
   window.__e2e = probe;
   // A Proxy, not a subclass: RTCPeerConnection.prototype stays the native
   // one, whose own properties the official twilio-video SDK proxies (its
@@ -141,6 +144,16 @@ function instrument() {
     construct(target, args, newTarget) {
       const pc = Reflect.construct(target, args, newTarget);
       probe.pcs.push(pc);
+      pc.addEventListener('datachannel', ({ channel }) => {
+        const entry = { label: channel.label, messages: [] };
+        // The channel itself, for tests that write on it (not enumerable:
+        // entries stay serializable).
+        Object.defineProperty(entry, 'channel', { value: channel });
+        probe.channels.push(entry);
+        channel.addEventListener('message', ({ data }) => {
+          if (typeof data === 'string' && entry.messages.length < 200) entry.messages.push(data);
+        });
+      });
       return pc;
     },
   });
@@ -157,13 +170,37 @@ function instrument() {
   };
 }
 
-/** Launch Chromium. */
-export async function launchBrowser() {
+/** Launch Chromium; with `tone`, every page's fake microphone plays a steady tone (see toneWav). */
+export async function launchBrowser({ tone = false } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args: tone ? [...CHROMIUM_FLAGS, `--use-file-for-fake-audio-capture=${toneWav()}`] : CHROMIUM_FLAGS,
   });
+}
+
+/** A WAV file of a steady 440 Hz tone (16-bit mono, 48 kHz, 2 s; Chromium loops it). */
+export function toneWav() {
+  const rate = 48_000;
+  const samples = rate * 2;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(12_000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'salon-tone-')), 'tone.wav');
+  writeFileSync(file, Buffer.concat([header, data]));
+  return file;
 }
 
 /**

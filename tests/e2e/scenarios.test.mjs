@@ -26,7 +26,9 @@ let browser;
 
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
-  server = await startServer();
+  // A 10 s session timeout (30 s by default), so the reconnection
+  // scenario's give-up comes sooner.
+  server = await startServer(['--session-timeout', '10']);
   browser = await launchBrowser();
 });
 
@@ -416,7 +418,8 @@ describe('the SDK', () => {
     await assertReceiving(steady, { videos: 1, audios: 1 });
     assert.deepEqual(await steady.evaluate(() => window.seen), [], 'the other participant noticed nothing');
 
-    // No way back within the server's 10 s: the room gives up with 53001.
+    // No way back within the server's session timeout (10 s here): the
+    // room gives up with 53001.
     await proxy.close();
     await eventually(() => shaky.evaluate(() => window.seen.includes('disconnected 53001')), 'disconnected with 53001', 20_000);
     assert.equal((await leftovers(shaky)).openPeerConnections, 0);

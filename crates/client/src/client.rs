@@ -11,7 +11,7 @@
 //! unpublished tracks into the next offer; it pings every five seconds; it
 //! announces each data track with `publish_data` once its channel is open.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,6 +52,20 @@ const WS_READ_BUFFER: usize = 8 * 1024;
 /// When the server closes the media connection, how long to wait for the
 /// `disconnected` that says why before reporting a media failure.
 const MEDIA_CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The media connection lost: wait this long for ICE to find the server
+/// again on the same path before restarting it.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+/// While the media connection stays lost, restart ICE again this often.
+const RESTART_RETRY: Duration = Duration::from_secs(4);
+/// The server's session timeout when `joined` does not say.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Redirects followed by one join (a cluster sends at most one or two).
+const MAX_REDIRECTS: u32 = 3;
+/// How long a rejoin ([`ClientConfig::rejoin`]) keeps trying: a dead
+/// node's rooms are failed within 10 s, then a new room can be made.
+const REJOIN_WINDOW: Duration = Duration::from_secs(30);
+/// Between rejoin attempts.
+const REJOIN_RETRY: Duration = Duration::from_millis(500);
 /// The server's "too many messages" (20429): the message was not handled.
 const RATE_LIMITED: u32 = 20429;
 /// How long to wait before sending again an offer the server refused with
@@ -86,6 +100,13 @@ pub struct ClientConfig {
     /// How media travels: UDP (default), ICE over TCP, or through the TURN
     /// server `joined` names.
     pub transport: MediaTransport,
+    /// When the connection to the room's node is lost (its socket drops
+    /// without a `disconnected`, or the node says it is shutting down),
+    /// join the room again by name through `url`, with the same tracks
+    /// (default false): in a cluster, a dead node's room is failed and the
+    /// first to come back makes a new room of that name on a live node.
+    /// [`ClientEvent::Rejoining`] and [`ClientEvent::Rejoined`] tell.
+    pub rejoin: bool,
 }
 
 impl ClientConfig {
@@ -102,12 +123,19 @@ impl ClientConfig {
             ping_interval: Duration::from_secs(5),
             receive_loss: None,
             transport: MediaTransport::Udp,
+            rejoin: false,
         }
     }
 
     /// Send media over `transport` (see [`MediaTransport`]).
     pub fn transport(mut self, transport: MediaTransport) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Rejoin by name when the room's node is lost (see [`ClientConfig::rejoin`]).
+    pub fn rejoin(mut self, on: bool) -> Self {
+        self.rejoin = on;
         self
     }
 
@@ -184,6 +212,24 @@ pub enum ClientEvent {
     MediaConnected,
     /// ICE consent with the server failed; it may come back.
     MediaDisconnected,
+    /// The media connection was lost (`code` 53405): the client restarts
+    /// ICE until it is back ([`ClientEvent::Reconnected`]), or the
+    /// server's session timeout passes (then [`ClientEvent::Disconnected`]
+    /// with 53405). Comes after [`ClientEvent::MediaDisconnected`].
+    Reconnecting {
+        code: u32,
+    },
+    /// The media connection is back after [`ClientEvent::Reconnecting`].
+    Reconnected,
+    /// Another participant's signaling or media went away; the server
+    /// keeps it for the session timeout.
+    ParticipantReconnecting {
+        participant: ParticipantSid,
+    },
+    /// It is back.
+    ParticipantReconnected {
+        participant: ParticipantSid,
+    },
     /// The first packet (or data message) of a subscribed track arrived.
     MediaStarted {
         track: TrackSid,
@@ -197,6 +243,21 @@ pub enum ClientEvent {
     Error {
         code: u32,
         message: String,
+    },
+    /// The connection to the room's node was lost; joining the room again
+    /// by name ([`ClientConfig::rejoin`]). Remote participants and
+    /// subscriptions are gone until [`ClientEvent::Rejoined`].
+    Rejoining {
+        code: u32,
+        message: String,
+    },
+    /// In the room again, as a new participant (perhaps in a new room of
+    /// the same name, on another node); the published tracks are offered
+    /// again, and `participants` are the others now.
+    Rejoined {
+        room: RoomInfo,
+        participant: ParticipantInfo,
+        participants: Vec<ParticipantInfo>,
     },
     /// The session is over. `reason` is the server's, when it said one;
     /// `code` the Twilio code when it is an error from the client's view
@@ -252,6 +313,8 @@ enum Command {
     Adaptive(ClientMessage),
     Leave(oneshot::Sender<()>),
     GoSilent,
+    MoveTo(IpAddr, oneshot::Sender<Result<SocketAddr, ClientError>>),
+    BlackOut(Duration),
 }
 
 impl Client {
@@ -271,67 +334,15 @@ impl Client {
     }
 
     async fn join(config: ClientConfig) -> Result<Client, ClientError> {
-        let mut media =
-            MediaSession::bind_with(config.bind_ip, &config.data_channel_label, config.transport)
-                .await?;
-        media.set_receive_loss(config.receive_loss);
-        for spec in &config.publish {
-            media.publish(spec.clone())?;
-        }
-
-        // tungstenite zeroes `read_buffer_size` bytes on every read attempt
-        // (128 KiB by default), and the session task polls the socket each
-        // time any of its inputs wakes it, media included: keep it small.
-        // Larger messages still arrive whole.
-        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(WS_READ_BUFFER);
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-            config.url.as_str(),
-            Some(ws_config),
-            false,
-        )
-        .await
-        .map_err(|e| ClientError::signaling(format!("cannot open {}: {e}", config.url)))?;
-        let join = ClientMessage::Join {
-            version: salon_signal::VERSION,
-            token: config.token.clone(),
-            room: Some(config.room.clone()),
-            auto_subscribe: config.auto_subscribe,
-            client: Some(CLIENT_NAME.into()),
-        };
-        send(&mut ws, &join).await?;
-
-        let (session, room, participant, participants) = loop {
-            match read(&mut ws).await? {
-                ServerMessage::Joined {
-                    session,
-                    room,
-                    participant,
-                    participants,
-                    ice_servers,
-                    ..
-                } => {
-                    if config.transport == MediaTransport::Relay {
-                        let (server, username, credential) = turn_server(&ice_servers).await?;
-                        media.relay_through(server, &username, &credential).await?;
-                    }
-                    break (session, room, participant, participants);
-                }
-                // A refusal: the `error` (or `disconnected`) says why, then
-                // the server closes.
-                ServerMessage::Error { code, message, .. } => {
-                    return Err(ClientError::new(code, message));
-                }
-                ServerMessage::Disconnected { code, message, .. } => {
-                    return Err(ClientError::new(
-                        code.unwrap_or(codes::SIGNALING_ERROR),
-                        message,
-                    ));
-                }
-                other => tracing::debug!("before joined, ignored: {other:?}"),
-            }
-        };
-        tracing::debug!(%room.sid, %participant.sid, "joined {}", room.name);
+        let Opened {
+            ws,
+            media,
+            session,
+            room,
+            participant,
+            participants,
+            session_timeout,
+        } = open(&config, &config.publish, None).await?;
 
         let participants = Arc::new(Mutex::new(participants));
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
@@ -352,6 +363,11 @@ impl Client {
             ping_id: 0,
             heard_at: Instant::now(),
             media_closed: None,
+            media_lost: None,
+            restart_at: None,
+            session_timeout,
+            published: config.publish.clone(),
+            config,
         };
         let span = tracing::debug_span!("client", identity = %participant.identity, participant = %participant.sid);
         let task = tokio::spawn(connection.run().instrument(span));
@@ -511,6 +527,24 @@ impl Client {
     /// keeping both sockets open, as a vanished network would look to the
     /// server. The server's timeouts then end the session; dropping the
     /// client closes the sockets.
+    /// Move the media to a new UDP socket on `ip` (a new port: another
+    /// network path, as after a change of Wi-Fi) and restart ICE from it.
+    /// The old socket is closed. Returns the new media address.
+    pub async fn move_to(&self, ip: IpAddr) -> Result<SocketAddr, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::MoveTo(ip, reply)).await?;
+        answer
+            .await
+            .map_err(|_| ClientError::signaling_lost("the session ended"))?
+    }
+
+    /// Drop every media datagram in and out for `duration` (a simulated
+    /// network outage; signaling stays up). The media connection is lost,
+    /// the client restarts ICE, and comes back when the outage ends.
+    pub async fn black_out_media(&self, duration: Duration) {
+        let _ = self.command(Command::BlackOut(duration)).await;
+    }
+
     pub async fn go_silent(&self) {
         let _ = self.commands.send(Command::GoSilent).await;
     }
@@ -596,16 +630,50 @@ struct Connection {
     /// Set when the server closed the media connection: the session fails
     /// at this time unless a `disconnected` explains it first.
     media_closed: Option<tokio::time::Instant>,
+    /// Since when the media connection is lost (ICE consent failed).
+    media_lost: Option<tokio::time::Instant>,
+    /// When to restart ICE next, while the media connection is lost.
+    restart_at: Option<tokio::time::Instant>,
+    /// How long the server keeps us without media (`joined`).
+    session_timeout: Duration,
+    /// How this client connected, to rejoin the same way.
+    config: ClientConfig,
+    /// The tracks published now, to publish again on a rejoin.
+    published: Vec<TrackSpec>,
 }
 
 impl Connection {
     async fn run(mut self) {
-        let end = match self.serve().await {
-            Ok(end) => end,
-            Err(e) => {
-                // A local failure: tell the server we are going, if it listens.
-                let _ = send(&mut self.ws, &ClientMessage::Leave {}).await;
-                End::from_error(e)
+        let end = loop {
+            let end = match self.serve().await {
+                Ok(end) => end,
+                Err(e) => {
+                    // A local failure: tell the server we are going, if it listens.
+                    let _ = send(&mut self.ws, &ClientMessage::Leave {}).await;
+                    End::from_error(e)
+                }
+            };
+            match (&end, self.config.rejoin) {
+                (
+                    End::Report {
+                        code,
+                        message,
+                        reason,
+                    },
+                    true,
+                ) if node_lost(*code, *reason) => {
+                    let code = code.unwrap_or(codes::SIGNALING_DISCONNECTED);
+                    tracing::info!(code, message, "lost the room's node: rejoining");
+                    self.emit(ClientEvent::Rejoining {
+                        code,
+                        message: message.clone(),
+                    });
+                    match self.rejoin().await {
+                        Ok(()) => continue,
+                        Err(e) => break End::from_error(e),
+                    }
+                }
+                _ => break end,
             }
         };
         self.media.close();
@@ -684,9 +752,83 @@ impl Connection {
                 {
                     return Err(ClientError::media("the server closed the media connection"));
                 }
+                () = tokio::time::sleep_until(self.restart_at.unwrap_or(far_future())),
+                    if self.restart_at.is_some() =>
+                {
+                    tracing::info!("media connection still lost: restarting ICE");
+                    self.media.restart_ice();
+                    self.restart_at = Some(tokio::time::Instant::now() + RESTART_RETRY);
+                }
+                () = tokio::time::sleep_until(
+                    self.media_lost.map_or(far_future(), |at| at + self.session_timeout)
+                ), if self.media_lost.is_some() =>
+                {
+                    return Err(ClientError::media(format!(
+                        "no media connection for the session timeout ({:?})",
+                        self.session_timeout
+                    )));
+                }
             }
             while let Some(event) = self.media.poll_event() {
                 self.on_media_event(event).await?;
+            }
+        }
+    }
+
+    /// Join the room again by name through the configured URL, with a new
+    /// media session publishing the same tracks, until it works or
+    /// [`REJOIN_WINDOW`] passes. A token refusal ends it at once.
+    async fn rejoin(&mut self) -> Result<(), ClientError> {
+        self.media.close();
+        let _ = self.ws.close(None).await;
+        let deadline = tokio::time::Instant::now() + REJOIN_WINDOW;
+        let stats = self.media.stats_handle();
+        loop {
+            let attempt = tokio::time::timeout(
+                self.config.connect_timeout,
+                open(&self.config, &self.published, Some(stats.clone())),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::new(
+                    codes::SIGNALING_TIMEOUT,
+                    "no `joined` in time",
+                ))
+            });
+            match attempt {
+                Ok(opened) => {
+                    self.ws = opened.ws;
+                    self.media = opened.media;
+                    self.revision = 0;
+                    self.offer_sent = None;
+                    self.offer_message = None;
+                    self.offer_retry = None;
+                    self.heard_at = Instant::now();
+                    self.media_closed = None;
+                    self.update_participants(|list| *list = opened.participants.clone());
+                    tracing::info!(room = %opened.room.sid, participant = %opened.participant.sid, "rejoined {}", opened.room.name);
+                    self.emit(ClientEvent::Rejoined {
+                        room: opened.room,
+                        participant: opened.participant,
+                        participants: opened.participants,
+                    });
+                    return Ok(());
+                }
+                Err(e) if (20101..=20107).contains(&e.code) => return Err(e),
+                Err(e) if tokio::time::Instant::now() + REJOIN_RETRY >= deadline => {
+                    return Err(ClientError::new(
+                        e.code,
+                        format!("could not rejoin within {REJOIN_WINDOW:?}: {}", e.message),
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        code = e.code,
+                        message = e.message,
+                        "rejoin attempt failed; trying again"
+                    );
+                    tokio::time::sleep(REJOIN_RETRY).await;
+                }
             }
         }
     }
@@ -785,6 +927,12 @@ impl Connection {
                 }
                 self.emit(ClientEvent::ParticipantDisconnected { participant });
             }
+            ServerMessage::ParticipantReconnecting { participant } => {
+                self.emit(ClientEvent::ParticipantReconnecting { participant });
+            }
+            ServerMessage::ParticipantReconnected { participant } => {
+                self.emit(ClientEvent::ParticipantReconnected { participant });
+            }
             ServerMessage::TrackPublished { participant, track } => {
                 self.update_participants(|list| {
                     if let Some(p) = list.iter_mut().find(|p| p.sid == participant) {
@@ -863,6 +1011,7 @@ impl Connection {
             }
             ServerMessage::Pong { .. } => {}
             ServerMessage::Joined { .. } => tracing::warn!("a second `joined` ignored"),
+            ServerMessage::Redirect { .. } => tracing::warn!("a `redirect` after `joined` ignored"),
             adaptive @ (ServerMessage::TrackPriorityChanged { .. }
             | ServerMessage::TrackSwitchedOff { .. }
             | ServerMessage::TrackSwitchedOn { .. }
@@ -883,11 +1032,18 @@ impl Connection {
     async fn on_command(&mut self, command: Command) -> Result<Option<End>, ClientError> {
         match command {
             Command::Publish(spec, reply) => {
-                let _ = reply.send(self.media.publish(spec));
+                let result = self.media.publish(spec.clone());
+                if result.is_ok() {
+                    self.published.push(spec);
+                }
+                let _ = reply.send(result);
             }
             Command::Unpublish(name, reply) => {
                 let track = self.media.stats_handle().published_track(&name);
                 let result = self.media.unpublish(&name);
+                if result.is_ok() {
+                    self.published.retain(|spec| spec.name != name);
+                }
                 if let (Ok(()), Some(track)) = (&result, track) {
                     send(&mut self.ws, &ClientMessage::Unpublish { track }).await?;
                 }
@@ -920,6 +1076,11 @@ impl Connection {
                 let _ = reply.send(());
                 return Ok(Some(end));
             }
+            Command::MoveTo(ip, reply) => {
+                let moved = self.media.move_to(ip).await;
+                let _ = reply.send(moved);
+            }
+            Command::BlackOut(duration) => self.media.black_out(duration),
             Command::GoSilent => {
                 // Hold the sockets, say nothing, until the handle goes away.
                 while self.commands.recv().await.is_some() {}
@@ -962,8 +1123,23 @@ impl Connection {
     async fn on_media_event(&mut self, event: MediaEvent) -> Result<(), ClientError> {
         match event {
             MediaEvent::Connected => self.emit(ClientEvent::MediaConnected),
-            MediaEvent::ConnectionLost => self.emit(ClientEvent::MediaDisconnected),
-            MediaEvent::ConnectionRestored => self.emit(ClientEvent::MediaConnected),
+            MediaEvent::ConnectionLost => {
+                self.emit(ClientEvent::MediaDisconnected);
+                let now = tokio::time::Instant::now();
+                self.media_lost.get_or_insert(now);
+                self.restart_at.get_or_insert(now + RESTART_AFTER);
+                self.emit(ClientEvent::Reconnecting {
+                    code: codes::MEDIA_FAILED,
+                });
+            }
+            MediaEvent::ConnectionRestored => {
+                self.emit(ClientEvent::MediaConnected);
+                if self.media_lost.take().is_some() {
+                    self.restart_at = None;
+                    self.media.stats_handle().lock().reconnections += 1;
+                    self.emit(ClientEvent::Reconnected);
+                }
+            }
             MediaEvent::MediaStarted { track } => self.emit(ClientEvent::MediaStarted { track }),
             MediaEvent::DataMessage { track, data } => {
                 self.emit(ClientEvent::DataMessage { track, data });
@@ -993,6 +1169,128 @@ impl Connection {
                     dropped = self.dropped_events,
                     "client events are not being read; dropping"
                 );
+            }
+        }
+    }
+}
+
+/// Whether a session's end means its node is gone (or going), so a
+/// rejoin may find the room elsewhere: the socket dropped or went silent
+/// without a `disconnected`, or the server said it is shutting down.
+fn node_lost(code: Option<u32>, reason: Option<DisconnectReason>) -> bool {
+    match reason {
+        Some(reason) => reason == DisconnectReason::Shutdown,
+        None => matches!(
+            code,
+            Some(codes::SIGNALING_DISCONNECTED | codes::SIGNALING_TIMEOUT)
+        ),
+    }
+}
+
+/// A signaling socket that said `joined`, and its media session.
+struct Opened {
+    ws: Socket,
+    media: MediaSession,
+    session: String,
+    room: RoomInfo,
+    participant: ParticipantInfo,
+    participants: Vec<ParticipantInfo>,
+    /// How long the server keeps this participant without media or
+    /// signaling (`joined`).
+    session_timeout: Duration,
+}
+
+/// Open the signaling socket at `config.url` and join, following the
+/// cluster's redirects (at most [`MAX_REDIRECTS`]), with a new media session
+/// publishing `publish` (counting into `stats` when given).
+async fn open(
+    config: &ClientConfig,
+    publish: &[TrackSpec],
+    stats: Option<StatsHandle>,
+) -> Result<Opened, ClientError> {
+    let mut media =
+        MediaSession::bind_with(config.bind_ip, &config.data_channel_label, config.transport)
+            .await?;
+    if let Some(stats) = stats {
+        media.share_stats(stats);
+    }
+    media.set_receive_loss(config.receive_loss);
+    for spec in publish {
+        media.publish(spec.clone())?;
+    }
+    let join = ClientMessage::Join {
+        version: salon_signal::VERSION,
+        token: config.token.clone(),
+        room: Some(config.room.clone()),
+        auto_subscribe: config.auto_subscribe,
+        client: Some(CLIENT_NAME.into()),
+    };
+    let mut url = config.url.clone();
+    let mut redirects = 0;
+    'socket: loop {
+        // tungstenite zeroes `read_buffer_size` bytes on every read attempt
+        // (128 KiB by default), and the session task polls the socket each
+        // time any of its inputs wakes it, media included: keep it small.
+        // Larger messages still arrive whole.
+        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER);
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), false)
+                .await
+                .map_err(|e| ClientError::signaling(format!("cannot open {url}: {e}")))?;
+        send(&mut ws, &join).await?;
+        loop {
+            match read(&mut ws).await? {
+                ServerMessage::Joined {
+                    session,
+                    room,
+                    participant,
+                    participants,
+                    session_timeout,
+                    ice_servers,
+                    ..
+                } => {
+                    tracing::debug!(%room.sid, %participant.sid, url, "joined {}", room.name);
+                    if config.transport == MediaTransport::Relay {
+                        let (server, username, credential) = turn_server(&ice_servers).await?;
+                        media.relay_through(server, &username, &credential).await?;
+                    }
+                    return Ok(Opened {
+                        ws,
+                        media,
+                        session,
+                        room,
+                        participant,
+                        participants,
+                        session_timeout: session_timeout
+                            .map_or(DEFAULT_SESSION_TIMEOUT, |s| Duration::from_secs(s.into())),
+                    });
+                }
+                // The room is on another node of the cluster: join there.
+                ServerMessage::Redirect { url: to, node } => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(ClientError::signaling(format!(
+                            "more than {MAX_REDIRECTS} redirects (last to node {node} at {to})"
+                        )));
+                    }
+                    tracing::debug!(node, to, "redirected");
+                    let _ = ws.close(None).await;
+                    url = to;
+                    continue 'socket;
+                }
+                // A refusal: the `error` (or `disconnected`) says why, then
+                // the server closes.
+                ServerMessage::Error { code, message, .. } => {
+                    return Err(ClientError::new(code, message));
+                }
+                ServerMessage::Disconnected { code, message, .. } => {
+                    return Err(ClientError::new(
+                        code.unwrap_or(codes::SIGNALING_ERROR),
+                        message,
+                    ));
+                }
+                other => tracing::debug!("before joined, ignored: {other:?}"),
             }
         }
     }

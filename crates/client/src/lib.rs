@@ -53,6 +53,14 @@
 //!   makes offers and accepts answers, so it can be tested against a bare
 //!   str0m answerer; it also answers offers a server makes (Janus's
 //!   VideoRoom subscriptions, for the load tester).
+//! - Reconnection: when nothing comes from the server for 4 s (or ICE says
+//!   disconnected) the client reports [`ClientEvent::Reconnecting`] (53405),
+//!   restarts ICE (after 1 s, then every 4 s) and reports
+//!   [`ClientEvent::Reconnected`] when the server is heard again; past the
+//!   server's session timeout it gives up with 53405. [`Client::move_to`]
+//!   moves its media to a new socket (a network change) and restarts ICE;
+//!   [`Client::black_out_media`] simulates an outage. Both are counted in
+//!   [`ClientStats`] (`ice_restarts`, `reconnections`).
 //! - [`stats`]: what is measured and how (loss from extended RTP sequence
 //!   numbers, a log-bucketed latency histogram).
 //! - [`synthetic`]: the payload format and frame pacing.

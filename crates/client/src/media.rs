@@ -81,6 +81,9 @@ use crate::stats::{ClientStats, PublishStats, ReceiveStats};
 use crate::synthetic::{self, FrameClock};
 
 /// Datagrams handled per wake-up of [`MediaSession::step`].
+/// Nothing heard from the server for this long: the media connection is
+/// lost ([`MediaEvent::ConnectionLost`]).
+const MEDIA_SILENCE: Duration = Duration::from_secs(4);
 const RECEIVE_BATCH: usize = 32;
 
 /// A track to publish: its name, kind, and the shape of its synthetic media.
@@ -255,7 +258,13 @@ pub struct MediaSession {
     wallclock: WallClock,
     rtc_deadline: Instant,
     connected: bool,
+    /// The media connection is lost: nothing heard from the server for
+    /// [`MEDIA_SILENCE`], or ICE said disconnected.
     ice_lost: bool,
+    /// str0m's ICE agent said disconnected (its own, slower verdict).
+    ice_disconnected: bool,
+    /// When the server was last heard from.
+    last_heard: Instant,
     control_label: String,
     control_channel_offered: bool,
     publications: Vec<Publication>,
@@ -278,6 +287,11 @@ pub struct MediaSession {
     stats: StatsHandle,
     /// Datagrams the socket refused (send buffer full).
     send_drops: u64,
+    /// The next offer restarts ICE ([`MediaSession::restart_ice`]).
+    restart_ice: bool,
+    /// Until then every datagram in and out is dropped (a simulated
+    /// network outage, [`MediaSession::black_out`]).
+    blackout_until: Option<Instant>,
     /// Drop every Nth incoming RTP packet (simulated loss).
     receive_loss: Option<NonZeroU32>,
     /// Incoming RTP packets counted towards the next simulated loss.
@@ -391,6 +405,8 @@ impl MediaSession {
             rtc_deadline: now,
             connected: false,
             ice_lost: false,
+            ice_disconnected: false,
+            last_heard: now,
             control_label: control_label.to_string(),
             control_channel_offered: false,
             publications: Vec::new(),
@@ -404,11 +420,20 @@ impl MediaSession {
             events: VecDeque::new(),
             stats: StatsHandle::default(),
             send_drops: 0,
+            restart_ice: false,
+            blackout_until: None,
             receive_loss: None,
             rtp_since_loss: 0,
         };
         session.drain()?;
         Ok(session)
+    }
+
+    /// Count into `stats` instead of a fresh handle: a session that
+    /// replaces another (a rejoin on another node) goes on with the same
+    /// figures. Call before anything is published.
+    pub fn share_stats(&mut self, stats: StatsHandle) {
+        self.stats = stats;
     }
 
     /// Drop every `nth` incoming RTP packet (not RTCP, STUN or DTLS) before
@@ -640,12 +665,61 @@ impl MediaSession {
         Some(name)
     }
 
+    /// Restart ICE in the next offer: new ICE credentials, which the
+    /// server answers with its own, so both sides check again from where
+    /// they are now (RFC 8445 §9). Counted in
+    /// [`ClientStats::ice_restarts`] when the offer is made.
+    pub fn restart_ice(&mut self) {
+        self.restart_ice = true;
+    }
+
+    /// Move to a new UDP socket on `ip` (a new port: a new network path,
+    /// as when a laptop changes Wi-Fi), drop the old one, and restart ICE
+    /// from there. Returns the new address.
+    pub async fn move_to(&mut self, ip: IpAddr) -> Result<SocketAddr, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+            .await
+            .map_err(|e| ClientError::media(format!("cannot bind UDP on {ip}: {e}")))?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|e| ClientError::media(format!("UDP socket has no address: {e}")))?;
+        let old = Candidate::host(self.local_addr, "udp")
+            .map_err(|e| ClientError::media(format!("bad host candidate: {e}")))?;
+        let new = Candidate::host(local_addr, "udp")
+            .map_err(|e| ClientError::media(format!("bad host candidate {local_addr}: {e}")))?;
+        self.rtc.direct_api().invalidate_candidate(&old);
+        self.rtc.add_local_candidate(new);
+        self.socket = socket;
+        self.local_addr = local_addr;
+        self.restart_ice();
+        self.drain()?;
+        Ok(local_addr)
+    }
+
+    /// Drop every datagram in and out for `duration`, as a network outage
+    /// would (a tunnel, a link down): ICE consent lapses on both sides.
+    pub fn black_out(&mut self, duration: Duration) {
+        self.blackout_until = Some(Instant::now() + duration);
+    }
+
+    fn blacked_out(&mut self, now: Instant) -> bool {
+        match self.blackout_until {
+            Some(until) if now < until => true,
+            Some(_) => {
+                self.blackout_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Whether there are changes waiting for an offer and none outstanding.
     pub fn wants_offer(&self) -> bool {
         if self.pending.is_some() {
             return false;
         }
-        !self.control_channel_offered
+        self.restart_ice
+            || !self.control_channel_offered
             || self.publications.iter().any(|p| {
                 (p.spec.kind != TrackKind::Data && p.mid.is_none() && !p.stopped)
                     || (p.spec.kind == TrackKind::Data && p.channel.is_none() && !p.stopped)
@@ -675,6 +749,10 @@ impl MediaSession {
 
         if !self.control_channel_offered {
             api.add_channel(self.control_label.clone());
+        }
+        let restarting = std::mem::take(&mut self.restart_ice);
+        if restarting {
+            api.ice_restart(true);
         }
         for p in &mut self.publications {
             if p.stopped {
@@ -748,6 +826,9 @@ impl MediaSession {
 
         let (offer, pending) = applied?;
         self.pending = Some(pending);
+        if restarting {
+            self.stats.lock().ice_restarts += 1;
+        }
         Some(Offer {
             sdp: offer.to_sdp_string(),
             publish,
@@ -1021,6 +1102,16 @@ impl MediaSession {
     /// work due.
     fn step_timers(&mut self) -> Result<(), ClientError> {
         let now = Instant::now();
+        if self.connected
+            && !self.ice_lost
+            && now.saturating_duration_since(self.last_heard) > MEDIA_SILENCE
+        {
+            // The server answers consent checks every few seconds and
+            // sends RTCP: silence this long is a lost path, long before
+            // ICE's own retransmissions give up.
+            self.ice_lost = true;
+            self.events.push_back(MediaEvent::ConnectionLost);
+        }
         if self.deadline() <= now {
             self.handle_timeout(now)?;
         }
@@ -1078,6 +1169,15 @@ impl MediaSession {
         source: SocketAddr,
         len: usize,
     ) -> Result<(), ClientError> {
+        if self.blacked_out(now) {
+            return Ok(());
+        }
+        self.last_heard = now;
+        if self.ice_lost && !self.ice_disconnected {
+            // Heard from again before ICE gave the path up.
+            self.ice_lost = false;
+            self.events.push_back(MediaEvent::ConnectionRestored);
+        }
         let Some(bytes) = self.buf.get(..len) else {
             return Ok(());
         };
@@ -1219,6 +1319,9 @@ impl MediaSession {
                     return Ok(());
                 }
                 Ok(Output::Transmit(t)) => {
+                    if self.blacked_out(Instant::now()) {
+                        continue;
+                    }
                     let sent = match &mut self.path {
                         Path::Udp => self.socket.try_send_to(&t.contents, t.destination).is_ok(),
                         Path::Tcp(tcp) => tcp.send(&t.contents),
@@ -1248,13 +1351,19 @@ impl MediaSession {
                 self.events.push_back(MediaEvent::Connected);
             }
             Event::IceConnectionStateChange(state) => match state {
-                IceConnectionState::Disconnected if !self.ice_lost => {
-                    self.ice_lost = true;
-                    self.events.push_back(MediaEvent::ConnectionLost);
+                IceConnectionState::Disconnected => {
+                    self.ice_disconnected = true;
+                    if !self.ice_lost {
+                        self.ice_lost = true;
+                        self.events.push_back(MediaEvent::ConnectionLost);
+                    }
                 }
-                IceConnectionState::Connected | IceConnectionState::Completed if self.ice_lost => {
-                    self.ice_lost = false;
-                    self.events.push_back(MediaEvent::ConnectionRestored);
+                IceConnectionState::Connected | IceConnectionState::Completed => {
+                    self.ice_disconnected = false;
+                    if self.ice_lost {
+                        self.ice_lost = false;
+                        self.events.push_back(MediaEvent::ConnectionRestored);
+                    }
                 }
                 _ => {}
             },

@@ -26,6 +26,12 @@ pub struct ClientStats {
     /// Offers the server refused for its message rate limit (20429, not
     /// handled) and the client sent again after a pause.
     pub offers_sent_again: u64,
+    /// Offers that restarted ICE (after the media connection was lost, or
+    /// a move to another network).
+    pub ice_restarts: u64,
+    /// Times the media connection was lost and came back
+    /// ([`crate::ClientEvent::Reconnected`]).
+    pub reconnections: u64,
 }
 
 /// What was sent on one published track.

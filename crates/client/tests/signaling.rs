@@ -151,6 +151,7 @@ fn joined(me: &ParticipantInfo, others: Vec<ParticipantInfo>) -> ServerMessage {
         participants: others,
         ice_servers: vec![],
         last_revision: 0,
+        session_timeout: None,
     }
 }
 

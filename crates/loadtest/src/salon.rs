@@ -5,7 +5,13 @@
 //! auto-subscribe on, and publishes the plan's tracks as `microphone`
 //! (Opus-shaped) and `camera` (VP8-shaped). Its [`Meter`] reads the client's
 //! shared statistics.
+//!
+//! With [`SalonTarget::record_rooms`], each room is created through the
+//! REST API with `RecordParticipantsOnConnect=true` before its first
+//! participant joins, so the server records every published track (to
+//! measure what recording costs).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,12 +34,22 @@ pub const AUDIO_TRACK: &str = "microphone";
 pub const VIDEO_TRACK: &str = "camera";
 
 /// A Salon server, reached at its signaling URL.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SalonTarget {
     url: String,
     key: ApiKey,
     token_ttl: Duration,
     transport: MediaTransport,
+    /// Rooms are created recorded through this REST API base URL.
+    recorded: Option<RecordedRooms>,
+}
+
+/// Creates each room once, recorded, through the REST API.
+#[derive(Debug)]
+struct RecordedRooms {
+    rest: String,
+    http: reqwest::Client,
+    created: tokio::sync::Mutex<HashSet<String>>,
 }
 
 impl SalonTarget {
@@ -47,6 +63,7 @@ impl SalonTarget {
             key,
             token_ttl: token_ttl.clamp(Duration::from_secs(60), salon_token::MAX_TTL),
             transport: MediaTransport::Udp,
+            recorded: None,
         }
     }
 
@@ -55,6 +72,53 @@ impl SalonTarget {
     pub fn transport(mut self, transport: MediaTransport) -> Self {
         self.transport = transport;
         self
+    }
+
+    /// Create each room through the REST API at `rest` (the server's
+    /// base URL, `http://127.0.0.1:3000`) with `RecordParticipantsOnConnect`
+    /// before its first participant joins: every track is recorded.
+    pub fn record_rooms(mut self, rest: impl Into<String>) -> Self {
+        self.recorded = Some(RecordedRooms {
+            rest: rest.into().trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            created: tokio::sync::Mutex::new(HashSet::new()),
+        });
+        self
+    }
+
+    /// Create `room`, recorded, unless this run already did.
+    async fn create_recorded(&self, room: &str) -> Result<(), TargetError> {
+        let Some(recorded) = &self.recorded else {
+            return Ok(());
+        };
+        let mut created = recorded.created.lock().await;
+        if created.contains(room) {
+            return Ok(());
+        }
+        let failed = |message: String| TargetError {
+            code: None,
+            message: format!("cannot create the recorded room {room}: {message}"),
+        };
+        let response = recorded
+            .http
+            .post(format!("{}/v1/Rooms", recorded.rest))
+            .basic_auth(self.key.sid.as_str(), Some(self.key.secret()))
+            .form(&[
+                ("UniqueName", room),
+                ("Type", "group"),
+                ("RecordParticipantsOnConnect", "true"),
+            ])
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(failed(format!("{status}: {body}")));
+        }
+        created.insert(room.to_owned());
+        Ok(())
     }
 
     fn token(&self, plan: &ParticipantPlan) -> Result<String, TargetError> {
@@ -90,6 +154,7 @@ impl Target for SalonTarget {
     }
 
     async fn join(&self, plan: &ParticipantPlan) -> Result<SalonParticipant, TargetError> {
+        self.create_recorded(&plan.room).await?;
         let mut config = ClientConfig::new(self.url.clone(), self.token(plan)?, plan.room.clone())
             .auto_subscribe(true)
             .transport(self.transport);

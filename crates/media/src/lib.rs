@@ -100,7 +100,13 @@ pub struct MediaConfig {
     /// Worker threads; rooms are spread over them.
     pub workers: usize,
     /// A connected peer silent for this long (no ICE consent checks, no
-    /// packets) is gone.
+    /// packets) is interrupted ([`MediaEvent::Interrupted`]): its network
+    /// went away, and it is kept, with its publications and subscriptions,
+    /// for the client to come back (from another address, or with an ICE
+    /// restart). Browsers send consent checks every 2.5 s at least.
+    pub silence: Duration,
+    /// A connected peer silent for this long is gone: the session timeout
+    /// (Twilio's is 30 s).
     pub peer_timeout: Duration,
     /// A peer that has not connected this long after its first answer is
     /// gone. str0m's ICE-lite agent gives up a candidate pair that has seen
@@ -120,7 +126,8 @@ impl Default for MediaConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 7882)),
             public_ips: Vec::new(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            peer_timeout: Duration::from_secs(10),
+            silence: Duration::from_secs(3),
+            peer_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(15),
             ice_tcp: true,
             tcp_limits: TcpLimits::default(),
@@ -150,18 +157,43 @@ pub struct SubscribeBinding {
     pub track: TrackSid,
 }
 
-/// A track the server offers to send on a new `sendonly` m-line, whose
-/// `a=msid:<stream> <id>` the client binds it by.
+/// A track the server offers to send on a `sendonly` m-line, whose
+/// `a=msid:<stream> <id>` the client binds it by: a new m-line, or with
+/// `reuse`, the inactive m-line of an ended subscription whose id that is
+/// (it keeps its `a=msid`, so the track takes that id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferedTrack {
     pub track: TrackSid,
     pub kind: MediaKind,
     pub stream: String,
     pub id: String,
+    pub reuse: Option<String>,
 }
 
-/// What the workers tell the control plane.
+/// A server offer: its SDP, and the id each offered track's m-line
+/// carries (its `id`, or the `reuse`d m-line's).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub sdp: String,
+    pub ids: Vec<(TrackSid, String)>,
+}
+
+/// A text message a client sent on one of the signaling channels the
+/// server opened to it ([`Media::open_signaling`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalingMessage {
+    pub label: String,
+    pub text: String,
+}
+
+/// Longest signaling-channel message passed on, in bytes; longer ones, and
+/// binary ones, are dropped.
+pub const MAX_SIGNALING_MESSAGE: usize = 64 * 1024;
+/// Signaling channels one peer may have.
+pub const MAX_SIGNALING_CHANNELS: usize = 16;
+
+/// What the workers tell the control plane.
+#[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
     /// ICE and DTLS are up: media can flow.
     Connected {
@@ -174,12 +206,14 @@ pub enum MediaEvent {
         room: RoomSid,
         participant: Option<ParticipantSid>,
     },
-    /// A participant's network quality level (0–5) changed, or is known
-    /// for the first time.
+    /// A participant's network quality, when its level or a path's level
+    /// changed, or is known for the first time, and every
+    /// [`quality::REPORT_EVERY`] besides (see [`quality::NetworkQuality::report`]).
     NetworkQuality {
         room: RoomSid,
         participant: ParticipantSid,
-        level: u8,
+        /// Detailed: render less with [`quality::NetworkQualityStats::at`].
+        stats: Box<quality::NetworkQualityStats>,
     },
     /// A video track `participant` receives was switched off (`off`:
     /// Twilio's `switchOffReason`) or on again (`None`).
@@ -188,6 +222,20 @@ pub enum MediaEvent {
         participant: ParticipantSid,
         track: TrackSid,
         off: Option<&'static str>,
+    },
+    /// A connected peer went silent (its network went away, or its ICE
+    /// consent lapsed): it is kept, bound as it was, until it is heard
+    /// from again ([`MediaEvent::Restored`]) or `peer_timeout` runs out
+    /// ([`MediaEvent::Gone`]).
+    Interrupted {
+        room: RoomSid,
+        participant: ParticipantSid,
+    },
+    /// An interrupted peer was heard from again (the same path came back,
+    /// or the client restarted ICE, perhaps from another address).
+    Restored {
+        room: RoomSid,
+        participant: ParticipantSid,
     },
     /// The peer is gone and its media state is dropped.
     Gone {
@@ -287,6 +335,10 @@ pub struct MediaStats {
     pub send_failures: AtomicU64,
     /// Peers whose `Rtc` panicked (each one dropped alone).
     pub peer_panics: AtomicU64,
+    /// Connected peers that went silent ([`MediaEvent::Interrupted`]).
+    pub interruptions: AtomicU64,
+    /// Offers that restarted ICE (new ICE credentials).
+    pub ice_restarts: AtomicU64,
     /// Peers connected now.
     pub peers: AtomicU64,
     /// ICE-TCP connections open now (waiting for their first frame, or
@@ -312,8 +364,8 @@ pub(crate) enum Command {
     Offer {
         participant: ParticipantSid,
         add: Vec<OfferedTrack>,
-        stop: Vec<TrackSid>,
-        reply: oneshot::Sender<Result<Option<String>, MediaError>>,
+        stop: Vec<String>,
+        reply: oneshot::Sender<Result<Option<Offer>, MediaError>>,
     },
     AcceptAnswer {
         participant: ParticipantSid,
@@ -342,11 +394,30 @@ pub(crate) enum Command {
     Remove {
         participant: ParticipantSid,
     },
+    /// Open data channels labelled `labels` to `participant` (once its
+    /// SCTP association is up) for a signaling protocol of its own; what
+    /// the client sends on them goes to `inbox`.
+    OpenSignaling {
+        participant: ParticipantSid,
+        labels: Vec<String>,
+        inbox: mpsc::Sender<SignalingMessage>,
+    },
+    /// Send `text` on `participant`'s signaling channel `label`.
+    Signal {
+        participant: ParticipantSid,
+        label: String,
+        text: String,
+    },
     /// Record a track (see [`record`]).
     Record(RecordSpec),
     /// Stop recording a track: its file is finished.
     StopRecording {
         track: TrackSid,
+    },
+    /// Leave out (or take again) a recorded track's media: it is muted.
+    PauseRecording {
+        track: TrackSid,
+        paused: bool,
     },
     /// The room is over: drop whatever is left of it.
     RoomEnded {
@@ -466,6 +537,7 @@ impl Media {
                 demux_stats: demux_stats.clone(),
                 load: load.clone(),
                 peer_timeout: config.peer_timeout,
+                silence: config.silence,
                 connect_timeout: config.connect_timeout,
                 stop: stop.clone(),
             };
@@ -624,17 +696,18 @@ impl Media {
     }
 
     /// Relay messages of `participant`'s data channel `label` as `track`.
-    /// Offer `participant` new m-lines sending `add`, `stop`'s m-lines
-    /// made inactive, and a data-channel section if it has none (for
-    /// protocols where the server offers). `None`: nothing to offer. One
-    /// offer at a time: answer it with [`Media::accept_answer`] first.
+    /// Offer `participant` m-lines sending `add` (new ones, or inactive
+    /// ones reused), the m-lines whose ids are in `stop` made inactive,
+    /// and a data-channel section if it has none (for protocols where the
+    /// server offers). `None`: nothing to offer. One offer at a time:
+    /// answer it with [`Media::accept_answer`] first.
     pub async fn offer(
         &self,
         room: RoomSid,
         participant: ParticipantSid,
         add: Vec<OfferedTrack>,
-        stop: Vec<TrackSid>,
-    ) -> Result<Option<String>, MediaError> {
+        stop: Vec<String>,
+    ) -> Result<Option<Offer>, MediaError> {
         let (reply, offer) = oneshot::channel();
         self.send(
             room,
@@ -698,6 +771,47 @@ impl Media {
         );
     }
 
+    /// Open data channels labelled `labels` to `participant`, for media
+    /// signaling over data channels (Twilio's MSP): created by the server
+    /// once the client's SCTP association is up (after a negotiation that
+    /// carried a data-channel section), and again on a later negotiation
+    /// if the client closed one. Text the client sends on them goes to
+    /// `inbox` (bounded: when the session does not keep up, messages are
+    /// dropped); binary messages and messages over
+    /// [`MAX_SIGNALING_MESSAGE`] are dropped. A channel the client opens
+    /// itself with one of these labels is not one of them. Needs the
+    /// participant's peer: call it after its first negotiation.
+    pub fn open_signaling(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        labels: Vec<String>,
+        inbox: mpsc::Sender<SignalingMessage>,
+    ) {
+        let _ = self.send(
+            room,
+            Command::OpenSignaling {
+                participant,
+                labels,
+                inbox,
+            },
+        );
+    }
+
+    /// Send `text` on `participant`'s signaling channel `label`; kept
+    /// until the channel opens (a few messages at most), dropped if the
+    /// channel was never asked for.
+    pub fn signal(&self, room: RoomSid, participant: ParticipantSid, label: String, text: String) {
+        let _ = self.send(
+            room,
+            Command::Signal {
+                participant,
+                label,
+                text,
+            },
+        );
+    }
+
     /// Record `spec.track` into `spec.path` until [`Media::stop_recording`]
     /// or the room ends; progress comes as [`MediaEvent::Recording`].
     pub fn record(&self, spec: RecordSpec) {
@@ -717,6 +831,22 @@ impl Media {
             .copied();
         if let Some(worker) = worker {
             let _ = self.to_worker(worker, Command::StopRecording { track });
+        }
+    }
+
+    /// Leave a recorded track's media out of its file while `paused` (its
+    /// publisher muted it): the file shows the mute as a gap, and video
+    /// starts again at a keyframe. Nothing happens if it is not recorded.
+    pub fn pause_recording(&self, room: RoomSid, track: TrackSid, paused: bool) {
+        let worker = self
+            .inner
+            .placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&room)
+            .copied();
+        if let Some(worker) = worker {
+            let _ = self.to_worker(worker, Command::PauseRecording { track, paused });
         }
     }
 

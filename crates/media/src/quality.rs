@@ -16,6 +16,10 @@
 //! * [`NetworkQuality::tick`] closes the interval, every [`INTERVAL`], with
 //!   the time anything was last heard from the participant, and returns the
 //!   participant's level when it changes (and the first time).
+//! * [`NetworkQuality::report`], after a tick, says whether the
+//!   participant's stats are worth sending again: its level or a path's
+//!   level changed since the last report, or [`REPORT_EVERY`] passed (the
+//!   measurements behind them move; twilio-video shows them at verbosity 3).
 //! * [`NetworkQuality::stats`] renders what twilio-video's
 //!   `NetworkQualityStats` exposes at a [`Verbosity`]: the level (1,
 //!   `minimal`), the audio and video send and receive levels (2,
@@ -97,6 +101,9 @@ pub const DEAD_INTERVALS: u8 = 2;
 pub const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// Loss at which a path counts as dead.
 pub const DEAD_LOSS: f64 = 0.95;
+/// The longest [`NetworkQuality::report`] goes without a report while
+/// levels hold.
+pub const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// Fewest packets in an interval for its loss to be scored.
 pub const MIN_PACKETS: u64 = 20;
 
@@ -238,6 +245,29 @@ pub struct NetworkQualityStats {
     pub video: Option<MediaQualityStats>,
 }
 
+impl NetworkQualityStats {
+    /// These stats as a client that asked for `verbosity` sees them: the
+    /// level alone at [`Verbosity::Minimal`], the paths' levels too at
+    /// [`Verbosity::Moderate`], everything at [`Verbosity::Detailed`];
+    /// nothing at [`Verbosity::None`].
+    pub fn at(&self, verbosity: Verbosity) -> Option<NetworkQualityStats> {
+        let media = |m: &Option<MediaQualityStats>| match verbosity {
+            Verbosity::None | Verbosity::Minimal => None,
+            Verbosity::Moderate => m.as_ref().map(|m| MediaQualityStats {
+                send_stats: None,
+                recv_stats: None,
+                ..m.clone()
+            }),
+            Verbosity::Detailed => m.clone(),
+        };
+        (verbosity != Verbosity::None).then(|| NetworkQualityStats {
+            level: self.level,
+            audio: media(&self.audio),
+            video: media(&self.video),
+        })
+    }
+}
+
 /// Twilio's `NetworkQualityMediaStats` (`NetworkQualityAudioStats`,
 /// `NetworkQualityVideoStats`).
 #[derive(Debug, Clone, PartialEq)]
@@ -293,6 +323,9 @@ pub struct NetworkQuality {
     paths: [Path; 4],
     level: Option<Level>,
     last_tick: Instant,
+    /// The levels (participant, then each path's) of the last report, and
+    /// when it was made.
+    reported: Option<([Level; 5], Instant)>,
 }
 
 #[derive(Debug, Default)]
@@ -438,6 +471,7 @@ impl NetworkQuality {
             paths: Default::default(),
             level: None,
             last_tick: now,
+            reported: None,
         }
     }
 
@@ -507,6 +541,31 @@ impl NetworkQuality {
         let changed = self.level != Some(level);
         self.level = Some(level);
         changed.then_some(level)
+    }
+
+    /// Whether to report the participant's quality now (call it after
+    /// [`Self::tick`]): the first time there is a level, when the level or
+    /// any path's level differs from the last report, and every
+    /// [`REPORT_EVERY`] otherwise. Returns the detailed stats to report
+    /// (render less for lower verbosities with [`NetworkQualityStats::at`]).
+    pub fn report(&mut self, now: Instant) -> Option<NetworkQualityStats> {
+        let level = self.level?;
+        let levels = [
+            level,
+            self.paths[0].current(),
+            self.paths[1].current(),
+            self.paths[2].current(),
+            self.paths[3].current(),
+        ];
+        let due = match self.reported {
+            None => true,
+            Some((last, at)) => last != levels || now.saturating_duration_since(at) >= REPORT_EVERY,
+        };
+        if !due {
+            return None;
+        }
+        self.reported = Some((levels, now));
+        self.stats(Verbosity::Detailed)
     }
 
     /// When [`Self::tick`] should run next.
@@ -879,6 +938,55 @@ mod tests {
             let err = Verbosity::try_from(bad).unwrap_err();
             assert!(err.to_string().contains("0, 1, 2 or 3"), "{err}");
         }
+    }
+
+    #[test]
+    fn stats_are_reported_when_a_level_moves_and_every_few_seconds_otherwise() {
+        let mut p = Participant::new();
+        assert_eq!(p.quality.report(p.now), None, "nothing before a level");
+        p.second(untouched);
+        let first = p.quality.report(p.now).expect("the first level");
+        assert!(first.video.unwrap().send_stats.is_some(), "detailed");
+        let mut quiet = 0;
+        while p.quality.report(p.now).is_none() {
+            quiet += 1;
+            p.second(untouched);
+        }
+        assert_eq!(
+            quiet,
+            REPORT_EVERY.as_secs(),
+            "steady levels: every {REPORT_EVERY:?}"
+        );
+
+        // Lossy received audio moves that path's level (the participant's
+        // too): reported in the interval it shows, not at the next refresh.
+        let lossy = |kind: MediaKind, direction: Direction, s: &mut PathSample| {
+            if (kind, direction) == (MediaKind::Audio, Direction::Recv) {
+                s.loss = Some(0.05);
+            }
+        };
+        p.second(lossy);
+        assert_eq!(
+            p.quality.report(p.now),
+            None,
+            "one bad second moves nothing"
+        );
+        p.second(lossy);
+        let report = p.quality.report(p.now).expect("a path's level moved");
+        assert_eq!(report.audio.unwrap().recv, Level::AVERAGE, "5% lost audio");
+    }
+
+    #[test]
+    fn a_report_renders_at_each_verbosity() {
+        let mut p = Participant::new();
+        p.second(untouched);
+        let detailed = p.quality.report(p.now).unwrap();
+        assert_eq!(detailed.at(Verbosity::None), None);
+        let minimal = detailed.at(Verbosity::Minimal).unwrap();
+        assert_eq!((minimal.audio, minimal.video), (None, None));
+        let moderate = detailed.at(Verbosity::Moderate).unwrap();
+        assert_eq!(moderate, p.quality.stats(Verbosity::Moderate).unwrap());
+        assert_eq!(detailed.at(Verbosity::Detailed).as_ref(), Some(&detailed));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! announce it (identities, names, kinds), because by the time an event is
 //! read the participant or track it names may already be gone from the core.
 
+use std::time::Duration;
+
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 
 use crate::settings::RoomSettings;
@@ -178,12 +180,14 @@ pub enum Event {
         room: RoomSid,
         participant: Option<ParticipantSid>,
     },
-    /// A participant's network quality level (0–5, the media server's
-    /// measure) changed.
+    /// A participant's network quality (the media server's measure): its
+    /// level (0–5) or a path's level changed, or the measurements behind
+    /// them were refreshed.
     NetworkQualityChanged {
         room: RoomSid,
         participant: ParticipantSid,
         level: u8,
+        detail: Box<NetworkQualityDetail>,
     },
     /// The media server switched a video track `subscriber` receives off
     /// (`off`: Twilio's `switchOffReason`) or on again (`None`).
@@ -232,4 +236,43 @@ impl Event {
             | Event::Unsubscribed { room, .. } => *room,
         }
     }
+}
+
+/// What twilio-video's `NetworkQualityStats` shows besides the level, as
+/// the media server measured it. The core only carries it; each session
+/// shows as much of it as its client asked for (its verbosity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NetworkQualityDetail {
+    pub audio: Option<MediaQuality>,
+    pub video: Option<MediaQuality>,
+}
+
+/// The quality of one kind of media: Twilio's `NetworkQualityAudioStats`
+/// and `NetworkQualityVideoStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaQuality {
+    /// 0–5, of what the participant publishes (5 when nothing).
+    pub send: u8,
+    /// 0–5, of what it receives.
+    pub recv: u8,
+    /// The measurements behind `send` and `recv`, when measured.
+    pub send_stats: Option<PathQuality>,
+    pub recv_stats: Option<PathQuality>,
+}
+
+/// One direction's measurements over the last interval and the level each
+/// alone scores: Twilio's `NetworkQualitySendOrRecvStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathQuality {
+    /// Bits per second carried.
+    pub bandwidth_actual: Option<u64>,
+    /// Bits per second the path is estimated to carry.
+    pub bandwidth_available: Option<u64>,
+    pub bandwidth_level: Option<u8>,
+    /// Parts per million lost.
+    pub fraction_lost_ppm: Option<u32>,
+    pub fraction_lost_level: Option<u8>,
+    pub jitter: Option<Duration>,
+    pub rtt: Option<Duration>,
+    pub latency_level: Option<u8>,
 }

@@ -77,7 +77,9 @@ mod rooms;
 mod settings;
 
 pub use error::RoomError;
-pub use event::{DisconnectReason, EndReason, Event, TrackKind};
+pub use event::{
+    DisconnectReason, EndReason, Event, MediaQuality, NetworkQualityDetail, PathQuality, TrackKind,
+};
 pub use rooms::{Admission, Join, Participant, Room, RoomRef, Rooms, Track};
 pub use settings::{
     CallbackMethod, Config, RoomRequest, RoomSettings, RoomType, StatusCallback, VideoCodec, limits,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 
 use crate::error::RoomError;
-use crate::event::{DisconnectReason, EndReason, Event, TrackKind};
+use crate::event::{DisconnectReason, EndReason, Event, NetworkQualityDetail, TrackKind};
 use crate::names;
 use crate::settings::{Config, RoomRequest, RoomSettings};
 
@@ -94,9 +94,18 @@ pub struct Participant {
     tracks: Vec<Track>,
     /// Tracks of others this participant receives, with their publishers.
     subscriptions: Vec<(TrackSid, ParticipantSid)>,
+    /// The network quality level (0–5) last measured and its detail, if
+    /// measured yet.
+    network_quality: Option<(u8, NetworkQualityDetail)>,
 }
 
 impl Participant {
+    /// The network quality level (0–5) last measured and its detail, for
+    /// a joiner to start from (changes come as
+    /// [`Event::NetworkQualityChanged`]).
+    pub fn network_quality(&self) -> Option<(u8, NetworkQualityDetail)> {
+        self.network_quality
+    }
     pub fn sid(&self) -> ParticipantSid {
         self.sid
     }
@@ -469,6 +478,7 @@ impl Rooms {
             auto_subscribe: join.auto_subscribe,
             tracks: Vec::new(),
             subscriptions: Vec::new(),
+            network_quality: None,
         };
         self.events.push_back(Event::ParticipantConnected {
             room: room_sid,
@@ -703,16 +713,29 @@ impl Rooms {
         }
     }
 
-    /// The media server measured a new network quality level (0–5) for a
-    /// participant. Ignored for one not in a room.
-    pub fn set_network_quality(&mut self, participant: ParticipantSid, level: u8) {
+    /// The media server reported a participant's network quality: its
+    /// level (0–5) and what is behind it. Ignored for one not in a room.
+    pub fn set_network_quality(
+        &mut self,
+        participant: ParticipantSid,
+        level: u8,
+        detail: Box<NetworkQualityDetail>,
+    ) {
         let Some(room) = self.where_is.get(&participant).copied() else {
             return;
         };
+        if let Some(p) = self
+            .rooms
+            .get_mut(&room)
+            .and_then(|r| r.participants.iter_mut().find(|p| p.sid == participant))
+        {
+            p.network_quality = Some((level, *detail));
+        }
         self.events.push_back(Event::NetworkQualityChanged {
             room,
             participant,
             level,
+            detail,
         });
     }
 

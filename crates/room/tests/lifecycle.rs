@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use salon_room::{
-    CallbackMethod, Config, DisconnectReason, EndReason, Event, Join, RoomRef, RoomRequest,
-    RoomType, Rooms, StatusCallback, TrackKind,
+    CallbackMethod, Config, DisconnectReason, EndReason, Event, Join, MediaQuality,
+    NetworkQualityDetail, RoomRef, RoomRequest, RoomType, Rooms, StatusCallback, TrackKind,
 };
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 
@@ -570,6 +570,36 @@ fn muting_a_track_is_reported_once() {
             .unwrap()
             .enabled()
     );
+}
+
+#[test]
+fn a_participants_network_quality_level_is_kept_for_joiners() {
+    let mut w = World::new();
+    let room = w.create(RoomRequest::default());
+    let alice = w.join(RoomRef::Sid(room), "alice").unwrap();
+    let level = |w: &World| w.rooms.participant(alice).unwrap().1.network_quality();
+    assert_eq!(level(&w), None);
+    w.events();
+    let detail = NetworkQualityDetail {
+        audio: Some(MediaQuality {
+            send: 4,
+            recv: 5,
+            send_stats: None,
+            recv_stats: None,
+        }),
+        video: None,
+    };
+    w.rooms.set_network_quality(alice, 4, Box::new(detail));
+    assert_eq!(
+        w.events(),
+        [Event::NetworkQualityChanged {
+            room,
+            participant: alice,
+            level: 4,
+            detail: Box::new(detail),
+        }]
+    );
+    assert_eq!(level(&w), Some((4, detail)));
 }
 
 #[test]

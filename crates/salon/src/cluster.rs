@@ -22,15 +22,26 @@
 //! rooms still in progress are touched, so a dead node that comes back does
 //! not bring failed rooms back in the records.
 //!
-//! Not here yet (issue #14): placement on the least-loaded node, room →
-//! node records, cluster-wide unique-name claims, the message bus and
-//! signaling to a room on another node.
+//! [`RedisCluster`] is the server's [`Cluster`]: placement on the
+//! least-loaded live node that is not draining (load from each node's
+//! record, rooms counted in the shared database), node records for
+//! redirects, and the message bus. The bus is Redis pub/sub: each node
+//! listens on `salon:bus:<node id>`; a request `{"id", "from", "command"}`
+//! is answered on the sender's channel with `{"id", "outcome"}`. A request
+//! nobody listens to fails at once (PUBLISH counts no receiver), one not
+//! answered within [`BUS_TIMEOUT`] fails then; a message that does not parse
+//! is logged and dropped. Requests carry nothing a node must not lose:
+//! the REST caller gets the failure and may try again.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
+use salon_server::cluster::{BoxFuture, Cluster, ClusterError, NodeInfo, Outcome};
 use serde::{Deserialize, Serialize};
 
 /// How long a node's record outlives its last renewal.
@@ -50,7 +61,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const KEY_PREFIX: &str = "salon:node:";
 
 /// What a node says about itself in Redis.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub id: String,
     /// This process, among processes that used the same node id.
@@ -67,13 +78,48 @@ pub struct NodeRecord {
     pub rooms: u64,
     #[serde(default)]
     pub participants: u64,
+    /// RTP packets forwarded per second since the previous renewal.
+    #[serde(default)]
+    pub packets_per_second: u64,
+    /// The process's CPU time since the previous renewal, as a share of all
+    /// the machine's cores (0 to 1).
+    #[serde(default)]
+    pub cpu: f64,
+    /// Stopping (SIGTERM): no new rooms are placed here.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+impl NodeRecord {
+    /// How loaded a node is, for placement: a room counts 1, a
+    /// participant 1/4, a thousand forwarded packets a second 1/2, and CPU
+    /// only past half the machine (10 per whole machine beyond that): below
+    /// it, CPU is noise (a node that just started, a burst of joins) and
+    /// the counts place better; above it, the node is really busy. `rooms`
+    /// is the shared database's count (exact and current), not the
+    /// record's (up to a renewal old).
+    pub fn load(&self, rooms: u64) -> f64 {
+        rooms as f64
+            + self.participants as f64 / 4.0
+            + self.packets_per_second as f64 / 2000.0
+            + (self.cpu - 0.5).max(0.0) * 10.0
+    }
+}
+
+/// What a node measures about itself at each renewal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    pub rooms: u64,
+    pub participants: u64,
+    /// RTP packets forwarded since the start (a counter).
+    pub forwarded: u64,
 }
 
 /// A connection to Redis that reconnects by itself. The first connection is
 /// made here, so an unreachable Redis is an error at start.
 pub async fn connect(url: &str) -> Result<ConnectionManager> {
     let shown = crate::bootstrap::redacted(url);
-    let client = redis::Client::open(url).with_context(|| format!("{shown} is not a Redis URL"))?;
+    let client = open(url)?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(TIMEOUT))
         .set_response_timeout(Some(TIMEOUT))
@@ -91,6 +137,12 @@ pub async fn connect(url: &str) -> Result<ConnectionManager> {
         .await
         .with_context(|| format!("Redis at {shown} does not answer PING"))?;
     Ok(conn)
+}
+
+/// A Redis client for `url` (no connection yet).
+pub fn open(url: &str) -> Result<redis::Client> {
+    let shown = crate::bootstrap::redacted(url);
+    redis::Client::open(url).with_context(|| format!("{shown} is not a Redis URL"))
 }
 
 fn key(id: &str) -> String {
@@ -147,19 +199,36 @@ pub async fn register(conn: &mut ConnectionManager, record: &NodeRecord) -> Resu
 pub async fn keep_registered(
     mut conn: ConnectionManager,
     mut record: NodeRecord,
-    load: impl Fn() -> (u64, u64),
+    load: impl Fn() -> Load,
+    draining: Arc<Draining>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(RENEW);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reachable = true;
+    let mut previous = (std::time::Instant::now(), load().forwarded, cpu_seconds());
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            // Say so at once when draining starts.
+            _ = draining.started.notified() => {}
             _ = stop.changed() => break,
         }
         record.renewed = now_millis();
-        (record.rooms, record.participants) = load();
+        let now = load();
+        let at = std::time::Instant::now();
+        let elapsed = at.duration_since(previous.0).as_secs_f64().max(0.001);
+        let cpu = cpu_seconds();
+        record.rooms = now.rooms;
+        record.participants = now.participants;
+        record.packets_per_second =
+            (now.forwarded.saturating_sub(previous.1) as f64 / elapsed) as u64;
+        record.cpu = match (cpu, previous.2) {
+            (Some(cpu), Some(before)) => ((cpu - before) / elapsed / cores()).clamp(0.0, 1.0),
+            _ => 0.0,
+        };
+        record.draining = draining.is_on();
+        previous = (at, now.forwarded, cpu);
         match renew(&mut conn, &record).await {
             Ok(true) => {
                 if !reachable {
@@ -266,6 +335,9 @@ pub fn record(id: &str, public_url: &str, media: &str) -> NodeRecord {
         renewed: now,
         rooms: 0,
         participants: 0,
+        packets_per_second: 0,
+        cpu: 0.0,
+        draining: false,
     }
 }
 
@@ -344,4 +416,362 @@ async fn claim(conn: &mut ConnectionManager, node: &str, me: &str) -> bool {
         .query_async(conn)
         .await;
     matches!(taken, Ok(Some(_)))
+}
+
+/// This process's CPU time (user + system) in seconds, from `/proc`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14, stime 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+}
+
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
+/// Whether this node is draining, and a wake-up for the renewal task.
+#[derive(Debug, Default)]
+pub struct Draining {
+    on: AtomicBool,
+    started: tokio::sync::Notify,
+}
+
+impl Draining {
+    pub fn start(&self) {
+        self.on.store(true, Ordering::Relaxed);
+        self.started.notify_one();
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+}
+
+/// How long a command sent to another node may take to be answered.
+pub const BUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Commands from other nodes run at once here, at most this many.
+const BUS_CONCURRENCY: usize = 64;
+const BUS_PREFIX: &str = "salon:bus:";
+
+fn bus_channel(node: &str) -> String {
+    format!("{BUS_PREFIX}{node}")
+}
+
+/// A message on the bus.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Envelope {
+    Request {
+        id: String,
+        from: String,
+        command: salon_server::cluster::Command,
+    },
+    Reply {
+        id: String,
+        outcome: salon_server::cluster::Outcome,
+    },
+}
+
+type Pending = Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<Outcome>>>>;
+
+/// The cluster on Redis, as the server uses it.
+pub struct RedisCluster {
+    me: String,
+    conn: ConnectionManager,
+    store: salon_store::Store,
+    draining: Arc<Draining>,
+    pending: Pending,
+}
+
+impl RedisCluster {
+    pub fn new(
+        me: &str,
+        conn: ConnectionManager,
+        store: salon_store::Store,
+        draining: Arc<Draining>,
+    ) -> Self {
+        Self {
+            me: me.to_owned(),
+            conn,
+            store,
+            draining,
+            pending: Arc::default(),
+        }
+    }
+
+    async fn place_now(&self) -> Result<NodeInfo, ClusterError> {
+        let mut conn = self.conn.clone();
+        let nodes = tokio::time::timeout(TIMEOUT, list(&mut conn))
+            .await
+            .map_err(|_| ClusterError::Unreachable(format!("no answer within {TIMEOUT:?}")))?
+            .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
+        let rooms: HashMap<String, u64> = self
+            .store
+            .nodes_with_rooms()
+            .await
+            .map_err(|e| ClusterError::Unreachable(format!("the database: {e}")))?
+            .into_iter()
+            .collect();
+        let chosen = nodes
+            .iter()
+            // This node knows it drains before its record says so.
+            .filter(|n| !(n.draining || (n.id == self.me && self.draining.is_on())))
+            .map(|n| (n.load(rooms.get(&n.id).copied().unwrap_or(0)), n))
+            .min_by(|(a, x), (b, y)| a.total_cmp(b).then_with(|| x.id.cmp(&y.id)));
+        match chosen {
+            Some((_, node)) => Ok(NodeInfo {
+                id: node.id.clone(),
+                public_url: node.public_url.clone(),
+            }),
+            None if nodes.is_empty() => Err(ClusterError::Unreachable(
+                "no node is registered (Redis lost its data?)".into(),
+            )),
+            None => Err(ClusterError::NoNode),
+        }
+    }
+
+    async fn find_now(&self, node: &str) -> Result<Option<NodeInfo>, ClusterError> {
+        let mut conn = self.conn.clone();
+        let record = tokio::time::timeout(TIMEOUT, read(&mut conn, node))
+            .await
+            .map_err(|_| ClusterError::Unreachable(format!("no answer within {TIMEOUT:?}")))?
+            .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
+        Ok(record.map(|r| NodeInfo {
+            id: r.id,
+            public_url: r.public_url,
+        }))
+    }
+
+    async fn send_now(
+        &self,
+        node: &str,
+        command: salon_server::cluster::Command,
+    ) -> Result<Outcome, ClusterError> {
+        let id = {
+            let bytes: [u8; 12] = rand::random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let request = Envelope::Request {
+            id: id.clone(),
+            from: self.me.clone(),
+            command,
+        };
+        let text = serde_json::to_string(&request)
+            .map_err(|e| ClusterError::Unreachable(format!("cannot encode a command: {e}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&self.pending).insert(id.clone(), tx);
+        let unavailable = |detail: String| ClusterError::NodeUnavailable {
+            node: node.to_owned(),
+            detail,
+        };
+        let mut conn = self.conn.clone();
+        let published: Result<Result<i64, _>, _> =
+            tokio::time::timeout(TIMEOUT, conn.publish(bus_channel(node), text)).await;
+        let result = match published {
+            Ok(Ok(0)) => Err(unavailable("it does not listen on the bus".into())),
+            Ok(Ok(_)) => match tokio::time::timeout(BUS_TIMEOUT, rx).await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(_)) => Err(unavailable("the bus closed".into())),
+                Err(_) => Err(unavailable(format!("no answer within {BUS_TIMEOUT:?}"))),
+            },
+            Ok(Err(e)) => Err(ClusterError::Unreachable(e.to_string())),
+            Err(_) => Err(ClusterError::Unreachable(format!(
+                "no answer within {TIMEOUT:?}"
+            ))),
+        };
+        lock(&self.pending).remove(&id);
+        result
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Cluster for RedisCluster {
+    fn node(&self) -> &str {
+        &self.me
+    }
+
+    fn draining(&self) -> bool {
+        self.draining.is_on()
+    }
+
+    fn place(&self) -> BoxFuture<'_, Result<NodeInfo, ClusterError>> {
+        Box::pin(self.place_now())
+    }
+
+    fn find<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<Option<NodeInfo>, ClusterError>> {
+        Box::pin(self.find_now(node))
+    }
+
+    fn send<'a>(
+        &'a self,
+        node: &'a str,
+        command: salon_server::cluster::Command,
+    ) -> BoxFuture<'a, Result<Outcome, ClusterError>> {
+        Box::pin(self.send_now(node, command))
+    }
+}
+
+/// Listen on this node's bus channel until `stop`: run the commands other
+/// nodes send (on `state`) and hand replies to the requests waiting here.
+/// Reconnects by itself when Redis goes away.
+pub async fn serve_bus(
+    client: redis::Client,
+    publisher: ConnectionManager,
+    cluster: Arc<RedisCluster>,
+    state: salon_server::AppState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use futures_util::StreamExt;
+    let channel = bus_channel(&cluster.me);
+    let running = Arc::new(tokio::sync::Semaphore::new(BUS_CONCURRENCY));
+    let mut reachable = true;
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let mut pubsub = tokio::select! {
+            s = tokio::time::timeout(TIMEOUT, subscribed) => match s {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(e)) => {
+                    if reachable {
+                        tracing::warn!(error = %e, "cannot listen on the cluster's bus; trying again");
+                    }
+                    reachable = false;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+                Err(_) => {
+                    reachable = false;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        if !reachable {
+            tracing::info!(channel, "listening on the cluster's bus again");
+        }
+        let mut messages = pubsub.on_message();
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                _ = stop.changed() => return,
+            };
+            let Some(message) = message else {
+                tracing::warn!("the cluster's bus connection closed; reconnecting");
+                reachable = false;
+                break;
+            };
+            let payload: String = match message.get_payload() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping a bus message that is not text");
+                    continue;
+                }
+            };
+            match serde_json::from_str::<Envelope>(&payload) {
+                Ok(Envelope::Reply { id, outcome }) => {
+                    if let Some(waiting) = lock(&cluster.pending).remove(&id) {
+                        let _ = waiting.send(outcome);
+                    }
+                }
+                Ok(Envelope::Request { id, from, command }) => {
+                    let Ok(permit) = running.clone().try_acquire_owned() else {
+                        tracing::warn!(
+                            from,
+                            "too many commands from other nodes at once; refusing one"
+                        );
+                        let outcome =
+                            Outcome::from(salon_server::rest::error::ApiError::unavailable(
+                                "The room's node is busy; try again",
+                            ));
+                        reply(publisher.clone(), &from, id, outcome).await;
+                        continue;
+                    };
+                    let state = state.clone();
+                    let publisher = publisher.clone();
+                    tokio::spawn(async move {
+                        tracing::info!(from, command = command.kind(), "command from another node");
+                        let outcome = salon_server::cluster::execute(&state, command).await;
+                        reply(publisher, &from, id, outcome).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    let shown: String = payload.chars().take(120).collect();
+                    tracing::warn!(error = %e, message = shown, "dropping a bus message that does not parse");
+                }
+            }
+        }
+    }
+}
+
+async fn reply(mut publisher: ConnectionManager, to: &str, id: String, outcome: Outcome) {
+    let text = match serde_json::to_string(&Envelope::Reply { id, outcome }) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a reply");
+            return;
+        }
+    };
+    let sent: Result<Result<i64, _>, _> =
+        tokio::time::timeout(TIMEOUT, publisher.publish(bus_channel(to), text)).await;
+    if !matches!(sent, Ok(Ok(_))) {
+        tracing::warn!(to, "cannot send a reply on the cluster's bus");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, participants: u64, cpu: f64) -> NodeRecord {
+        NodeRecord {
+            participants,
+            cpu,
+            ..record(id, "http://x", "127.0.0.1:1")
+        }
+    }
+
+    #[test]
+    fn load_counts_rooms_first_and_a_busy_machine_too() {
+        let idle = node("a", 0, 0.0);
+        assert!(idle.load(1) > idle.load(0));
+        // A few participants weigh less than a room…
+        assert!(node("a", 3, 0.0).load(0) < idle.load(1));
+        // …CPU below half the machine is noise…
+        assert_eq!(node("a", 0, 0.4).load(2), idle.load(2));
+        // …and a node using its whole machine weighs more than several rooms.
+        assert!(node("a", 0, 1.0).load(0) > idle.load(4));
+    }
+
+    #[test]
+    fn bus_messages_that_do_not_parse_are_refused() {
+        for bad in [
+            "",
+            "{}",
+            r#"{"id":"1"}"#,
+            r#"{"id":"1","from":"a","command":{"type":"dance"}}"#,
+        ] {
+            assert!(serde_json::from_str::<Envelope>(bad).is_err(), "{bad}");
+        }
+        let good = r#"{"id":"1","from":"a","command":{"type":"complete_room","room":"RM0123456789abcdef0123456789abcdef"}}"#;
+        assert!(matches!(
+            serde_json::from_str::<Envelope>(good),
+            Ok(Envelope::Request { .. })
+        ));
+    }
 }

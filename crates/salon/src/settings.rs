@@ -61,6 +61,10 @@ pub struct Flags {
     #[arg(long, env = "SALON_REDIS_URL", global = true, value_name = "URL")]
     pub redis_url: Option<String>,
 
+    /// With --redis-url, how long SIGTERM lets this node's rooms go on (no new rooms are placed here meanwhile) before it ends them and exits, in seconds [default: 300]
+    #[arg(long, env = "SALON_DRAIN_TIMEOUT", global = true, value_name = "SECS")]
+    pub drain_timeout: Option<u64>,
+
     /// Serve the tutorial routes (/create-token, /auth/token, /rooms…), which mint tokens for anyone [default: true only when listening on loopback]
     #[arg(long, env = "SALON_APP_ROUTES", global = true, value_name = "BOOL")]
     pub app_routes: Option<bool>,
@@ -122,6 +126,15 @@ pub struct Flags {
         value_name = "N"
     )]
     pub signaling_messages_per_second: Option<u32>,
+
+    /// Seconds a participant whose signaling socket or media is gone (a network change, a sleeping laptop) keeps its place while its client resumes and restarts ICE; the others see it reconnecting; after it, it is disconnected (53001 or 53405) [default: 30]
+    #[arg(
+        long,
+        env = "SALON_SESSION_TIMEOUT",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub session_timeout: Option<u64>,
 
     /// Most participants a `group` room may admit [default: 50]
     #[arg(long, env = "SALON_MAX_PARTICIPANTS", global = true, value_name = "N")]
@@ -227,6 +240,7 @@ pub struct FileSettings {
     pub database_url: Option<String>,
     pub node_id: Option<String>,
     pub redis_url: Option<String>,
+    pub drain_timeout: Option<u64>,
     pub app_routes: Option<bool>,
     pub cors_origins: Option<Vec<String>>,
     pub ad_hoc_rooms: Option<bool>,
@@ -240,6 +254,7 @@ pub struct FileSettings {
     pub max_connections: Option<usize>,
     pub auth_failures_per_minute: Option<u32>,
     pub signaling_messages_per_second: Option<u32>,
+    pub session_timeout: Option<u64>,
     pub media_port: Option<u16>,
     pub media_ip: Option<Vec<IpAddr>>,
     pub media_workers: Option<usize>,
@@ -287,6 +302,8 @@ pub struct Settings {
     pub node_id: String,
     /// The cluster's Redis, when this node is one of several.
     pub redis_url: Option<String>,
+    /// How long a draining node (SIGTERM, in a cluster) waits for its rooms.
+    pub drain_timeout: Duration,
     pub app_routes: bool,
     /// Whether `app_routes` was chosen by default (for the startup log).
     pub app_routes_defaulted: bool,
@@ -301,6 +318,8 @@ pub struct Settings {
     pub max_connections: Option<usize>,
     pub auth_failures_per_minute: u32,
     pub signaling_messages_per_second: u32,
+    /// How long a participant whose signaling or media is gone keeps its place.
+    pub session_timeout: std::time::Duration,
     /// UDP address for media.
     pub media_bind: SocketAddr,
     pub media_ips: Vec<IpAddr>,
@@ -406,6 +425,11 @@ impl Settings {
         } else {
             flags.media_ip.clone()
         };
+        let session_timeout = flags.session_timeout.or(file.session_timeout).unwrap_or(30);
+        if !(2..=3600).contains(&session_timeout) {
+            bail!("session_timeout must be from 2 to 3600 seconds, not {session_timeout}");
+        }
+        let session_timeout = std::time::Duration::from_secs(session_timeout);
         let media_workers = flags
             .media_workers
             .or(file.media_workers)
@@ -477,6 +501,12 @@ impl Settings {
             );
         }
 
+        let drain_timeout =
+            Duration::from_secs(flags.drain_timeout.or(file.drain_timeout).unwrap_or(300));
+        if drain_timeout > Duration::from_secs(86_400) {
+            bail!("drain_timeout must be at most 86400 seconds");
+        }
+
         Ok(Self {
             config_file,
             listen,
@@ -490,6 +520,7 @@ impl Settings {
             database_url: flags.database_url.clone().or(file.database_url),
             node_id,
             redis_url: flags.redis_url.clone().or(file.redis_url),
+            drain_timeout,
             app_routes: explicit_app_routes.unwrap_or_else(|| listen.ip().is_loopback()),
             app_routes_defaulted: explicit_app_routes.is_none(),
             cors_origins,
@@ -506,6 +537,7 @@ impl Settings {
                 .signaling_messages_per_second
                 .or(file.signaling_messages_per_second)
                 .unwrap_or(50),
+            session_timeout,
             media_bind: SocketAddr::new(listen.ip(), media_port),
             turn: crate::turn_settings::TurnSettings::resolve(&flags.turn, file.turn)?,
             media_ips,

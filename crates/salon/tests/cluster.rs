@@ -14,6 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{API_KEY, API_SECRET, Server, clean_env, free_port};
+use salon_client::{Client, ClientConfig, ClientEvent, TrackSpec};
 use serde_json::Value;
 
 /// A private redis-server, killed when dropped.
@@ -266,13 +267,30 @@ async fn a_killed_nodes_rooms_fail_and_stay_failed_when_it_returns() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         tokio::task::block_in_place(|| Server::start_with(&args))
     };
-    let a = start("node-a");
-    let _b = start("node-b");
-    let c = start("node-c");
-    let on_a = create_room(&a, "stays").await;
-    let on_c = create_room(&c, "dies").await;
+    let ids = ["node-a", "node-b", "node-c"];
+    let mut nodes: Vec<Server> = ids.iter().map(|id| start(id)).collect();
+    // Placement puts the two rooms on two nodes; which ones, the gauges say.
+    let dying = create_room(&nodes[0], "dies").await;
+    let mut holder = None;
+    for (i, node) in nodes.iter().enumerate() {
+        if gauge(node, "rooms_in_progress").await == 1 {
+            holder = Some(i);
+        }
+    }
+    let holder = holder.expect("a node holds the room");
+    let staying = create_room(&nodes[0], "stays").await;
+    let mut per_node = Vec::new();
+    for node in &nodes {
+        per_node.push(gauge(node, "rooms_in_progress").await.to_string());
+    }
+    assert_eq!(per_node[holder], "1", "{per_node:?}");
 
-    // Each node reports its load with its lease: one room on A and C.
+    // Each node reports its load with its lease.
+    let expected: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| (*id).to_owned())
+        .zip(per_node)
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let output = salon(&["--redis-url", &redis.url(), "nodes", "list"]);
@@ -284,31 +302,693 @@ async fn a_killed_nodes_rooms_fail_and_stay_failed_when_it_returns() {
                 (fields[0].to_owned(), fields[3].to_owned())
             })
             .collect();
-        let expected = [("node-a", "1"), ("node-b", "0"), ("node-c", "1")]
-            .map(|(n, r)| (n.to_owned(), r.to_owned()));
         if rooms == expected {
             break;
         }
-        assert!(Instant::now() < deadline, "load per node: {rooms:?}");
+        assert!(
+            Instant::now() < deadline,
+            "load per node: {rooms:?}, not {expected:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let c_dir = tokio::task::block_in_place(|| c.kill());
+    let dead = nodes.remove(holder);
+    let dead_dir = tokio::task::block_in_place(|| dead.kill());
     let killed = Instant::now();
     // Declared dead within 10 s of its death (the lease, a sweep, the grace
     // period); the bound here leaves room for a slow machine.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while room_status(&a, &on_c).await != "failed" {
-        assert!(Instant::now() < deadline, "node C's room never failed");
+    while room_status(&nodes[0], &dying).await != "failed" {
+        assert!(
+            Instant::now() < deadline,
+            "the dead node's room never failed"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    eprintln!("node C's room failed {:?} after SIGKILL", killed.elapsed());
-    assert_eq!(room_status(&a, &on_a).await, "in-progress");
+    eprintln!(
+        "the dead node's room failed {:?} after SIGKILL",
+        killed.elapsed()
+    );
+    assert_eq!(room_status(&nodes[0], &staying).await, "in-progress");
 
-    // Node C comes back: its failed room stays failed.
-    let args = args("node-c");
+    // The node comes back: its failed room stays failed.
+    let args = args(ids[holder]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let c = tokio::task::block_in_place(|| Server::restart_in(c_dir, &args));
-    assert_eq!(room_status(&c, &on_c).await, "failed");
-    assert_eq!(room_status(&c, &on_a).await, "in-progress");
+    let back = tokio::task::block_in_place(|| Server::restart_in(dead_dir, &args));
+    assert_eq!(room_status(&back, &dying).await, "failed");
+    assert_eq!(room_status(&back, &staying).await, "in-progress");
+}
+
+// ---- placement, commands, redirects, failure, drain --------------------------
+
+fn token(identity: &str) -> String {
+    let key = salon_token::ApiKey::new(
+        API_KEY.parse().unwrap(),
+        common::ACCOUNT_SID.parse().unwrap(),
+        API_SECRET,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    salon_token::mint(
+        &key,
+        &salon_token::Grant::new(identity),
+        now,
+        &salon_token::MintOptions::default(),
+    )
+    .expect("a token")
+}
+
+/// Redis, a PostgreSQL database and nodes on them; `None` when either is
+/// skipped.
+struct Nodes {
+    redis: Redis,
+    database: String,
+    nodes: Vec<Server>,
+}
+
+impl Nodes {
+    async fn start(ids: &[&str], extra: &[&str]) -> Option<Nodes> {
+        let redis = Redis::start()?;
+        let database = postgres::fresh_database().await?;
+        let mut nodes = Vec::new();
+        for id in ids {
+            let args = node_args(&redis, &database, id, extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            nodes.push(tokio::task::block_in_place(|| Server::start_with(&args)));
+        }
+        Some(Nodes {
+            redis,
+            database,
+            nodes,
+        })
+    }
+
+    /// The node (index) whose gauge `name` is `value`.
+    async fn node_with(&self, name: &str, value: u64) -> Option<usize> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if gauge(node, name).await == value {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+fn node_args(redis: &Redis, database: &str, id: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--redis-url",
+        &redis.url(),
+        "--database-url",
+        database,
+        "--node-id",
+        id,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+/// A gauge of `/metrics` (`rooms_in_progress`, `participants_connected`),
+/// which a node of a cluster labels with its id.
+async fn gauge(node: &Server, name: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let prefix = format!("salon_{name}{{node=");
+    text.lines()
+        .find(|line| line.starts_with(&prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix}…}} in /metrics of {}:\n{text}", node.url))
+}
+
+async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn signaling(node: &Server) -> String {
+    format!("ws://{}/v1/signaling", node.addr)
+}
+
+async fn participant(node: &Server, identity: &str, room: &str, rejoin: bool) -> Client {
+    let config = ClientConfig::new(signaling(node), token(identity), room)
+        .publish(TrackSpec::audio("mic"))
+        .publish(TrackSpec::video("camera"))
+        .rejoin(rejoin);
+    Client::connect(config).await.expect("joined")
+}
+
+/// Wait until `client` receives media from someone.
+async fn media_flows(client: &mut Client) {
+    client
+        .wait_for(
+            |e| matches!(e, ClientEvent::MediaStarted { .. }),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("media from the other participant");
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rooms_spread_over_the_nodes_and_rest_on_any_node_completes_them() {
+    let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
+        return;
+    };
+    let a = &cluster.nodes[0];
+    let mut rooms = Vec::new();
+    for i in 0..6 {
+        rooms.push(create_room(a, &format!("spread-{i}")).await);
+    }
+    // Placement counts rooms in the shared database: every node has some.
+    let mut per_node = Vec::new();
+    for node in &cluster.nodes {
+        per_node.push(gauge(node, "rooms_in_progress").await);
+    }
+    eprintln!("6 rooms created through node A: {per_node:?} on A, B, C");
+    assert_eq!(per_node.iter().sum::<u64>(), 6, "{per_node:?}");
+    let listing = salon(&["--redis-url", &cluster.redis.url(), "nodes", "list"]);
+    assert!(
+        per_node.iter().all(|n| *n >= 1),
+        "rooms spread: {per_node:?}\n{}",
+        String::from_utf8_lossy(&listing.stdout)
+    );
+
+    // The same name again, through another node: 53113, whoever holds it.
+    let (status, body) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Rooms", cluster.nodes[2].url),
+        &[("UniqueName", "spread-0")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_u64()),
+        (400, Some(53113)),
+        "{body}"
+    );
+
+    // REST on node A completes every room, wherever it runs.
+    for sid in &rooms {
+        let (status, room) = rest(
+            reqwest::Method::POST,
+            format!("{}/v1/Rooms/{sid}", a.url),
+            &[("Status", "completed")],
+        )
+        .await;
+        assert_eq!(status, 200, "{room}");
+        assert_eq!(room["status"], "completed", "{room}");
+    }
+    for node in &cluster.nodes {
+        assert_eq!(gauge(node, "rooms_in_progress").await, 0, "{}", node.url);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn participants_through_different_nodes_meet_and_a_kick_through_a_third_works() {
+    let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
+        return;
+    };
+    let [a, b, _] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    let mut alice = participant(a, "alice", "meet", false).await;
+    let mut bob = participant(b, "bob", "meet", false).await;
+    assert_eq!(alice.room().sid, bob.room().sid, "one room for both");
+    media_flows(&mut alice).await;
+    media_flows(&mut bob).await;
+
+    let holder = cluster
+        .node_with("participants_connected", 2)
+        .await
+        .expect("one node holds both");
+    let other = (holder + 1) % 3;
+    eprintln!("room on node {holder}; kicking through node {other}");
+
+    // A bus message that does not parse is dropped; the node goes on.
+    let garbage = Command::new("redis-cli")
+        .args(["-p", &cluster.redis.addr.port().to_string()])
+        .args([
+            "PUBLISH",
+            &format!("salon:bus:node-{}", ["a", "b", "c"][holder]),
+        ])
+        .arg("{\"id\": 1, \"not\": \"a command\"}")
+        .output()
+        .expect("redis-cli");
+    assert!(garbage.status.success());
+
+    let room = alice.room().sid;
+    let bob_sid = bob.participant().sid;
+    let (status, kicked) = rest(
+        reqwest::Method::POST,
+        format!(
+            "{}/v1/Rooms/{room}/Participants/{bob_sid}",
+            cluster.nodes[other].url
+        ),
+        &[("Status", "disconnected")],
+    )
+    .await;
+    assert_eq!(status, 200, "{kicked}");
+    assert_eq!(kicked["status"], "disconnected", "{kicked}");
+    let gone = bob
+        .wait_for(|e| matches!(e, ClientEvent::Disconnected { .. }), WAIT)
+        .await
+        .expect("bob is told");
+    assert!(
+        matches!(
+            gone,
+            ClientEvent::Disconnected {
+                reason: Some(salon_client::DisconnectReason::Kicked),
+                ..
+            }
+        ),
+        "{gone:?}"
+    );
+    alice
+        .wait_for(
+            |e| matches!(e, ClientEvent::ParticipantDisconnected { participant } if *participant == bob_sid),
+            WAIT,
+        )
+        .await
+        .expect("alice sees bob go");
+    let log = common::tail(&cluster.nodes[holder].log, 200_000);
+    assert!(
+        log.contains("dropping a bus message that does not parse"),
+        "the holder logs the bad message"
+    );
+
+    // A kick through a node for a room whose node is gone: a clear 503.
+    let holder_node = ["node-a", "node-b", "node-c"][holder];
+    let mut nodes = cluster.nodes;
+    let dead = nodes.remove(holder);
+    let _ = tokio::task::block_in_place(|| dead.kill());
+    let alice_sid = alice.participant().sid;
+    let (status, error) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Rooms/{room}/Participants/{alice_sid}", nodes[0].url),
+        &[("Status", "disconnected")],
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_u64()),
+        (503, Some(20503)),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(holder_node),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_nodes_participants_rejoin_on_a_live_node() {
+    let Some(mut cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
+        return;
+    };
+    let old_room = create_room(&cluster.nodes[0], "survive").await;
+    let holder = cluster
+        .node_with("rooms_in_progress", 1)
+        .await
+        .expect("a node holds the room");
+    // The participants come in through another node (as through a load
+    // balancer) and are redirected to the room's.
+    let entry = (holder + 1) % 3;
+    let mut alice = participant(&cluster.nodes[entry], "alice", "survive", true).await;
+    let mut bob = participant(&cluster.nodes[entry], "bob", "survive", true).await;
+    assert_eq!(alice.room().sid.to_string(), old_room);
+    media_flows(&mut alice).await;
+    media_flows(&mut bob).await;
+
+    let dead = cluster.nodes.remove(holder);
+    let entry = &cluster.nodes[if entry > holder { entry - 1 } else { entry }];
+    let _ = tokio::task::block_in_place(|| dead.kill());
+    let killed = Instant::now();
+    wait_until(
+        "the dead node's room failed",
+        Duration::from_secs(30),
+        || async { room_status(entry, &old_room).await == "failed" },
+    )
+    .await;
+    let failed = killed.elapsed();
+
+    let mut rooms = Vec::new();
+    for client in [&mut alice, &mut bob] {
+        let rejoined = client
+            .wait_for(
+                |e| matches!(e, ClientEvent::Rejoined { .. }),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("rejoined");
+        let ClientEvent::Rejoined { room, .. } = rejoined else {
+            unreachable!()
+        };
+        assert_eq!(room.name, "survive");
+        assert_ne!(room.sid.to_string(), old_room);
+        rooms.push(room.sid);
+    }
+    assert_eq!(rooms[0], rooms[1], "both in the same new room");
+    media_flows(&mut alice).await;
+    media_flows(&mut bob).await;
+    eprintln!(
+        "room failed {failed:?} after SIGKILL; both back in a call {:?} after SIGKILL",
+        killed.elapsed()
+    );
+    let (status, listed) = rest(
+        reqwest::Method::GET,
+        format!(
+            "{}/v1/Rooms?Status=in-progress&UniqueName=survive",
+            entry.url
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["rooms"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_a_node_then_it_exits() {
+    let Some(mut cluster) = Nodes::start(&["node-a", "node-b"], &["--drain-timeout", "4"]).await
+    else {
+        return;
+    };
+    create_room(&cluster.nodes[0], "drain").await;
+    let holder = cluster
+        .node_with("rooms_in_progress", 1)
+        .await
+        .expect("a node holds the room");
+    let other = 1 - holder;
+    let mut alice = participant(&cluster.nodes[other], "alice", "drain", true).await;
+    alice
+        .wait_for(|e| matches!(e, ClientEvent::MediaConnected), WAIT)
+        .await
+        .expect("media connected");
+    let first_room = alice.room().sid;
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &cluster.nodes[holder].child.id().to_string()])
+        .status();
+    // While it drains it serves, but places new rooms on the other node.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    create_room(&cluster.nodes[holder], "elsewhere").await;
+    assert_eq!(gauge(&cluster.nodes[other], "rooms_in_progress").await, 1);
+    assert_eq!(gauge(&cluster.nodes[holder], "rooms_in_progress").await, 1);
+
+    // At the drain timeout its rooms end; the participant rejoins on the
+    // other node, and the drained node exits.
+    let rejoined = alice
+        .wait_for(
+            |e| matches!(e, ClientEvent::Rejoined { .. }),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("rejoined");
+    let ClientEvent::Rejoined { room, .. } = rejoined else {
+        unreachable!()
+    };
+    assert_ne!(room.sid, first_room);
+    let mut drained = cluster.nodes.remove(holder);
+    let status =
+        tokio::task::block_in_place(|| common::wait(&mut drained.child, Duration::from_secs(30)));
+    assert!(status.is_some_and(|s| s.success()), "exited: {status:?}");
+    let log = std::fs::read_to_string(&drained.log).unwrap_or_default();
+    assert!(log.contains("draining: no new rooms here"), "{log}");
+    assert_eq!(gauge(&cluster.nodes[0], "rooms_in_progress").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rooms_go_on_while_redis_is_away_and_nothing_is_lost_when_it_returns() {
+    let Some(mut cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+        return;
+    };
+    let a = &cluster.nodes[0];
+    let mut alice = participant(a, "alice", "steady", false).await;
+    let mut bob = participant(&cluster.nodes[1], "bob", "steady", false).await;
+    media_flows(&mut alice).await;
+    media_flows(&mut bob).await;
+    let addr = cluster.redis.addr;
+
+    // Redis goes away: new rooms are refused with a clear error…
+    drop(std::mem::replace(
+        &mut cluster.redis,
+        Redis {
+            child: Command::new("true").spawn().unwrap(),
+            addr,
+            _dir: tempfile::tempdir().unwrap(),
+        },
+    ));
+    let (status, error) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Rooms", a.url),
+        &[("UniqueName", "refused")],
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_u64()),
+        (503, Some(20503)),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Redis"),
+        "{error}"
+    );
+    // …and the call goes on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = alice.stats();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received =
+        |s: &salon_client::ClientStats| -> u64 { s.subscribed.values().map(|t| t.packets).sum() };
+    assert!(received(&alice.stats()) > received(&before), "media flows");
+
+    // Redis comes back empty: the nodes register again, the room is still
+    // the one room in progress, and new rooms are placed again.
+    cluster.redis = Redis::start_on(addr).expect("redis-server again");
+    wait_for_nodes(
+        &cluster.redis,
+        &["node-a", "node-b"],
+        Duration::from_secs(15),
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await; // past the sweeper's grace
+    create_room(a, "after").await;
+    let (_, listed) = rest(
+        reqwest::Method::GET,
+        format!("{}/v1/Rooms?Status=in-progress", a.url),
+        &[],
+    )
+    .await;
+    let mut names: Vec<&str> = listed["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["unique_name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["after", "steady"], "{listed}");
+    assert_eq!(
+        room_status(a, alice.room().sid.as_ref()).await,
+        "in-progress"
+    );
+    let _ = cluster.database;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+        return;
+    };
+    let mut alice = participant(&cluster.nodes[0], "alice", "proxied", false).await;
+    let holder = cluster
+        .node_with("participants_connected", 1)
+        .await
+        .expect("a node holds the room");
+    let other = &cluster.nodes[1 - holder];
+
+    // Twilio's protocol (TCMP + RSP), as twilio-video.js speaks it, to the
+    // node that does not hold the room.
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/signaling", other.addr))
+            .await
+            .expect("open /signaling");
+    let connect = serde_json::json!({
+        "type": "connect", "version": 2, "token": token("bob"), "name": "proxied",
+        "participant": {"revision": 1, "tracks": []},
+        "media_signaling": {},
+        "subscribe": {"rules": [{"type": "include", "all": true}], "revision": 1},
+        "format": "unified",
+        "publisher": {"name": "twilio-video.js", "sdk_version": "2.36.0", "user_agent": "test"}
+    });
+    let hello = serde_json::json!({
+        "type": "hello", "id": "3f0d2c4e-0000-4000-8000-000000000001",
+        "version": 2, "timeout": 5000, "body": connect
+    });
+    socket
+        .send(Message::text(hello.to_string()))
+        .await
+        .expect("send hello");
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket stays open")
+            .expect("a frame");
+        if let Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).expect("JSON");
+            if value["type"] != "heartbeat" {
+                frames.push(value);
+            }
+        }
+    }
+    assert_eq!(frames[0]["type"], "welcome", "one welcome: {frames:?}");
+    let connected = &frames[1]["body"];
+    assert_eq!(connected["type"], "connected", "{frames:?}");
+    assert_eq!(
+        connected["sid"],
+        alice.room().sid.to_string(),
+        "{connected}"
+    );
+    assert_eq!(
+        connected["participants"][0]["identity"], "alice",
+        "{connected}"
+    );
+    alice
+        .wait_for(
+            |e| matches!(e, ClientEvent::ParticipantConnected { participant } if participant.identity == "bob"),
+            WAIT,
+        )
+        .await
+        .expect("alice sees bob, who came through the other node");
+    let log = std::fs::read_to_string(&other.log).unwrap_or_default();
+    assert!(
+        log.contains("twilio signaling proxied to the room's node"),
+        "{log}"
+    );
+}
+
+// ---- benchmarks (run by hand: `cargo test --test cluster -- --ignored --nocapture bench_`) ----
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Join time (socket opened to `joined`, the redirect included) through
+/// the room's node and through a node that redirects to it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: figures in docs/performance.md"]
+async fn bench_join_through_the_rooms_node_and_through_another() {
+    let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
+        return;
+    };
+    let _host = participant(&cluster.nodes[0], "host", "bench", false).await;
+    let holder = cluster
+        .node_with("participants_connected", 1)
+        .await
+        .expect("a node holds the room");
+    let other = (holder + 1) % 3;
+    const JOINS: usize = 50;
+    for (label, node) in [
+        ("the room's node", holder),
+        ("another node (redirect)", other),
+    ] {
+        let mut times = Vec::new();
+        for i in 0..JOINS {
+            let config = ClientConfig::new(
+                signaling(&cluster.nodes[node]),
+                token(&format!("guest-{i}")),
+                "bench",
+            );
+            let started = Instant::now();
+            let guest = Client::connect(config).await.expect("joined");
+            times.push(started.elapsed());
+            guest.leave().await;
+        }
+        times.sort();
+        eprintln!(
+            "join through {label}: median {:?}, p90 {:?}, max {:?} ({JOINS} joins)",
+            percentile(&times, 0.5),
+            percentile(&times, 0.9),
+            times[times.len() - 1]
+        );
+    }
+}
+
+/// A ramp of 100 rooms created one after another, all through node A:
+/// where placement puts them, and how long a create takes on A itself and
+/// on another node (over the bus).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: figures in docs/performance.md"]
+async fn bench_placement_of_a_ramp_of_100_rooms() {
+    let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
+        return;
+    };
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for i in 0..100 {
+        let entry = 0;
+        let before: Vec<u64> = {
+            let mut v = Vec::new();
+            for node in &cluster.nodes {
+                v.push(gauge(node, "rooms_in_progress").await);
+            }
+            v
+        };
+        let started = Instant::now();
+        create_room(&cluster.nodes[entry], &format!("ramp-{i}")).await;
+        let took = started.elapsed();
+        let after = gauge(&cluster.nodes[entry], "rooms_in_progress").await;
+        if after > before[entry] {
+            local.push(took);
+        } else {
+            remote.push(took);
+        }
+    }
+    let mut per_node = Vec::new();
+    for node in &cluster.nodes {
+        per_node.push(gauge(node, "rooms_in_progress").await);
+    }
+    local.sort();
+    remote.sort();
+    eprintln!("100 rooms over A, B, C: {per_node:?}");
+    for (label, times) in [
+        ("on the node asked", &local),
+        ("placed on another node (bus)", &remote),
+    ] {
+        if !times.is_empty() {
+            eprintln!(
+                "create {label}: {} rooms, median {:?}, p90 {:?}",
+                times.len(),
+                percentile(times, 0.5),
+                percentile(times, 0.9)
+            );
+        }
+    }
 }

@@ -14,6 +14,8 @@
 //! | `python_rest`   | `tests/interop/python/rest.py`   | the Rooms API through twilio-python                |
 //! | `node_nts`      | `tests/interop/node/nts.mjs`     | `client.tokens.create()` gets Salon's ICE servers  |
 //! | `python_nts`    | `tests/interop/python/nts.py`    | the same, and its TURN credentials allocate        |
+//! | `node_recordings` | `tests/interop/node/recordings.mjs` | recordings, rules, compositions, `/Media` through twilio-node (aiortc participants) |
+//! | `python_recordings` | `tests/interop/python/recordings.py` | the same through twilio-python, rules changed during the room |
 //!
 //! When the libraries are not installed the tests print a "skipped" line and
 //! pass, unless `SALON_INTEROP=required` (as `scripts/test` sets it), which
@@ -121,4 +123,39 @@ fn node_nts() {
 #[test]
 fn python_nts() {
     run_script("python_nts", Runtime::Python, "python/nts.py");
+}
+
+/// Compositions run Debian's ffmpeg: without it the recording scripts
+/// skip, unless `SALON_FFMPEG=required` (as `scripts/test` sets).
+fn ffmpeg_present(test: &str) -> bool {
+    let found = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var("SALON_FFMPEG").as_deref() != Ok("required"),
+        "{test}: ffmpeg is required (SALON_FFMPEG=required) but not installed"
+    );
+    if !found {
+        println!("{test}: skipped: ffmpeg is not installed (apt-get install ffmpeg)");
+    }
+    found
+}
+
+#[test]
+fn node_recordings() {
+    if !ffmpeg_present("node_recordings") {
+        return;
+    }
+    run_script("node_recordings", Runtime::Node, "node/recordings.mjs");
+}
+
+#[test]
+fn python_recordings() {
+    if !ffmpeg_present("python_recordings") {
+        return;
+    }
+    run_script("python_recordings", Runtime::Python, "python/recordings.py");
 }

@@ -3,30 +3,43 @@
 //! * [`room_to_media`]: when the room core removes a participant, a track, a
 //!   subscription or a whole room — for whatever reason: leaving, a REST
 //!   kick, a completed room, a timeout — the media server drops the matching
-//!   peer, forwarder, lane or room (and the room's worker placement).
-//!   Teardown has this one path.
+//!   peer, forwarder, lane or room (and the room's worker placement), and
+//!   who is reconnecting forgets it. Teardown has this one path.
 //! * [`media_to_room`]: when the media server gives a peer up (its network
 //!   went silent, its session failed or was closed), the participant leaves
 //!   the room — after [`MEDIA_GONE_GRACE`], so that a client that closes its
 //!   media first and then says `leave` (browsers and aiortc close the peer
 //!   connection, whose DTLS close reaches the media server first, then the
-//!   WebSocket) is counted as having left, not failed.
+//!   WebSocket) is counted as having left, not failed. A peer whose media
+//!   went silent is not gone yet: it is kept for the session timeout, and
+//!   the room's sessions are told it is reconnecting ([`crate::session::Presence`]) until
+//!   it is heard from again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use salon_media::quality::{MediaQualityStats, NetworkQualityStats, PathStats};
 use salon_media::{GoneReason, Media, MediaEvent, RecordingEvent};
-use salon_room::{DisconnectReason, Event};
+use salon_room::{DisconnectReason, Event, MediaQuality, NetworkQualityDetail, PathQuality};
 use tokio::sync::mpsc;
 
 use crate::service::RoomService;
+use crate::session::{Cause, Notice};
+use crate::signaling::Signaling;
 
-pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc<Event>>) {
+pub async fn room_to_media(
+    media: Media,
+    signaling: Arc<Signaling>,
+    mut events: mpsc::UnboundedReceiver<Arc<Event>>,
+) {
     while let Some(event) = events.recv().await {
         match &*event {
             Event::ParticipantDisconnected {
                 room, participant, ..
-            } => media.remove(*room, *participant),
+            } => {
+                media.remove(*room, *participant);
+                signaling.presence().forget(*room, Some(*participant));
+            }
             Event::TrackUnpublished {
                 room,
                 participant,
@@ -38,7 +51,10 @@ pub async fn room_to_media(media: Media, mut events: mpsc::UnboundedReceiver<Arc
                 track,
                 ..
             } => media.unsubscribe(*room, *subscriber, *track),
-            Event::RoomEnded { room, .. } => media.room_ended(*room),
+            Event::RoomEnded { room, .. } => {
+                media.room_ended(*room);
+                signaling.presence().forget(*room, None);
+            }
             _ => {}
         }
     }
@@ -52,6 +68,7 @@ pub const MEDIA_GONE_GRACE: Duration = Duration::from_secs(2);
 /// Recording reports go on to the recording controller (`recordings`).
 pub async fn media_to_room(
     rooms: RoomService,
+    signaling: Arc<Signaling>,
     mut events: mpsc::UnboundedReceiver<MediaEvent>,
     recordings: mpsc::UnboundedSender<RecordingEvent>,
 ) {
@@ -60,14 +77,27 @@ pub async fn media_to_room(
             MediaEvent::Connected { room, participant } => {
                 tracing::debug!(%room, %participant, "media connected");
             }
+            MediaEvent::Interrupted { room, participant }
+            | MediaEvent::Restored { room, participant } => {
+                let reconnecting = matches!(event, MediaEvent::Interrupted { .. });
+                tracing::info!(%room, %participant, reconnecting, "media presence");
+                signaling.presence().announce(Notice {
+                    room,
+                    participant,
+                    cause: Cause::Media,
+                    reconnecting,
+                });
+            }
             MediaEvent::Recording(report) => {
                 let _ = recordings.send(report);
             }
             MediaEvent::NetworkQuality {
-                participant, level, ..
+                participant, stats, ..
             } => {
+                let level = stats.level.get();
+                let detail = Box::new(quality_detail(&stats));
                 let _ = rooms
-                    .call(move |r, _| r.set_network_quality(participant, level))
+                    .call(move |r, _| r.set_network_quality(participant, level, detail))
                     .await;
             }
             MediaEvent::Switched {
@@ -106,6 +136,33 @@ pub async fn media_to_room(
     }
 }
 
+/// The media server's detailed network quality stats as the room core
+/// carries them to the sessions.
+fn quality_detail(stats: &NetworkQualityStats) -> NetworkQualityDetail {
+    let path = |p: &PathStats| PathQuality {
+        bandwidth_actual: p.bandwidth.and_then(|b| b.actual),
+        bandwidth_available: p.bandwidth.and_then(|b| b.available),
+        bandwidth_level: p.bandwidth.and_then(|b| b.level).map(|l| l.get()),
+        fraction_lost_ppm: p
+            .fraction_lost
+            .map(|f| (f.fraction_lost.clamp(0.0, 1.0) * 1e6).round() as u32),
+        fraction_lost_level: p.fraction_lost.and_then(|f| f.level).map(|l| l.get()),
+        jitter: p.latency.and_then(|l| l.jitter),
+        rtt: p.latency.and_then(|l| l.rtt),
+        latency_level: p.latency.and_then(|l| l.level).map(|l| l.get()),
+    };
+    let media = |m: &MediaQualityStats| MediaQuality {
+        send: m.send.get(),
+        recv: m.recv.get(),
+        send_stats: m.send_stats.as_ref().map(path),
+        recv_stats: m.recv_stats.as_ref().map(path),
+    };
+    NetworkQualityDetail {
+        audio: stats.audio.as_ref().map(media),
+        video: stats.video.as_ref().map(media),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use salon_room::{Config, Join, RoomRef, Rooms};
@@ -131,6 +188,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn silent_media_is_announced_as_reconnecting_until_it_is_heard_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (rooms, _task) = RoomService::spawn(
+            Rooms::new(Config::default()),
+            store,
+            AccountSid::random(),
+            Arc::new(Metrics::new()),
+        );
+        let signaling = Arc::new(Signaling::default());
+        let mut notices = signaling.presence().watch();
+        let (media_tx, media_events) = mpsc::unbounded_channel();
+        let (reports, _) = mpsc::unbounded_channel();
+        tokio::spawn(media_to_room(rooms, signaling, media_events, reports));
+        let (room, participant) = (RoomSid::random(), ParticipantSid::random());
+        media_tx
+            .send(MediaEvent::Interrupted { room, participant })
+            .unwrap();
+        media_tx
+            .send(MediaEvent::Restored { room, participant })
+            .unwrap();
+        for reconnecting in [true, false] {
+            let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                notice,
+                Notice {
+                    room,
+                    participant,
+                    cause: Cause::Media,
+                    reconnecting
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_client_that_closes_its_media_then_says_leave_has_left_not_failed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
@@ -143,7 +239,12 @@ mod tests {
         );
         let (media_tx, media_events) = mpsc::unbounded_channel();
         let (reports, _) = mpsc::unbounded_channel();
-        tokio::spawn(media_to_room(rooms.clone(), media_events, reports));
+        tokio::spawn(media_to_room(
+            rooms.clone(),
+            Arc::new(Signaling::default()),
+            media_events,
+            reports,
+        ));
         let (room, alice) = join(&rooms, "alice").await;
         let (_, bob) = join(&rooms, "bob").await;
         // Both close their media sessions (the DTLS close reaches the media

@@ -112,6 +112,11 @@ impl Credentials {
         matches.then_some(account.sid)
     }
 
+    /// The account this server serves.
+    pub fn account(&self) -> AccountSid {
+        self.account
+    }
+
     /// The auth token of `account`, which signs its status callbacks.
     pub fn auth_token(&self, account: AccountSid) -> Option<String> {
         self.snapshot()

@@ -23,6 +23,7 @@
 mod app;
 mod bridge;
 pub mod callbacks;
+pub mod cluster;
 pub mod composition;
 pub mod connectivity;
 mod credentials;
@@ -90,6 +91,9 @@ pub struct ServerConfig {
     pub connectivity: connectivity::ConnectivityConfig,
     /// Where recordings are written, and their download links.
     pub recordings: recording::RecordingConfig,
+    /// This node's id when it is one of several: every metric then carries
+    /// a `node` label.
+    pub node: Option<String>,
 }
 
 /// Everything request handlers share. Cheap to clone.
@@ -108,6 +112,8 @@ pub struct AppState {
     pub ice: Arc<connectivity::IceServers>,
     pub recordings: recording::Recordings,
     pub compositions: composition::Compositions,
+    /// The other nodes, when this one is part of a cluster.
+    pub cluster: Option<Arc<dyn cluster::Cluster>>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -184,7 +190,7 @@ impl Server {
         .map_err(StartError::Turn)?;
         let signaling = Arc::new(signaling::Signaling::new(config.signaling));
         let callback_stats = Arc::new(callbacks::CallbackStats::default());
-        let mut metrics = Metrics::new();
+        let mut metrics = Metrics::for_node(config.node.as_deref());
         metrics.add_media(media.clone(), signaling.clone());
         metrics.add_collector(callback_stats.clone());
         let metrics = Arc::new(metrics);
@@ -212,14 +218,20 @@ impl Server {
                     source,
                 })?;
         let room_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
-        tokio::spawn(bridge::room_to_media(media.clone(), room_events));
+        tokio::spawn(bridge::room_to_media(
+            media.clone(),
+            signaling.clone(),
+            room_events,
+        ));
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(bridge::media_to_room(
             rooms.clone(),
+            signaling.clone(),
             media_events,
             reports_tx,
         ));
         let recording_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
+        let hook_events = rooms.watch().await.map_err(|_| StartError::RoomService)?;
         let compositions = composition::Compositions::spawn(
             store.clone(),
             config.recordings.dir.join("compositions"),
@@ -230,7 +242,7 @@ impl Server {
             store.clone(),
             media.clone(),
             rooms.clone(),
-            config.account,
+            credentials.clone(),
             recording_events,
             reports,
         );
@@ -249,7 +261,12 @@ impl Server {
             ice: Arc::new(ice),
             recordings,
             compositions,
+            cluster: None,
         };
+        tokio::spawn(rest::composition_hooks::fire_when_rooms_end(
+            state.clone(),
+            hook_events,
+        ));
         Ok(Self {
             listener,
             state,
@@ -280,6 +297,12 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serve as one node of `cluster`: new rooms are placed, commands and
+    /// joins for rooms on other nodes go there (see [`cluster`]).
+    pub fn join_cluster(&mut self, cluster: Arc<dyn cluster::Cluster>) {
+        self.state.cluster = Some(cluster);
     }
 
     /// The shared state, for tests and embedders that drive the room service.

@@ -54,7 +54,22 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("salon");
+        Self::for_node(None)
+    }
+
+    /// Metrics of one node of a cluster: each carries `node="<id>"`.
+    pub fn for_node(node: Option<&str>) -> Self {
+        let mut registry = match node {
+            None => Registry::with_prefix("salon"),
+            Some(node) => Registry::with_prefix_and_labels(
+                "salon",
+                [(
+                    std::borrow::Cow::Borrowed("node"),
+                    std::borrow::Cow::Owned(node.to_owned()),
+                )]
+                .into_iter(),
+            ),
+        };
         let rooms_in_progress = Gauge::default();
         registry.register(
             "rooms_in_progress",
@@ -237,7 +252,7 @@ impl Collector for MediaCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.media.stats();
         let demux = self.media.demux_stats();
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 14] = [
             (
                 "media_datagrams_received",
                 "UDP datagrams received on the media port",
@@ -292,6 +307,16 @@ impl Collector for MediaCollector {
                 "media_peer_panics",
                 "Peers dropped because their WebRTC session panicked",
                 stats.peer_panics.load(Relaxed),
+            ),
+            (
+                "media_interruptions",
+                "Connected peers whose media went silent (kept for the session timeout)",
+                stats.interruptions.load(Relaxed),
+            ),
+            (
+                "media_ice_restarts",
+                "Offers that restarted ICE (new ICE credentials)",
+                stats.ice_restarts.load(Relaxed),
             ),
             (
                 "media_tcp_rejected",

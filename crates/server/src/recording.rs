@@ -28,6 +28,7 @@ use salon_room::{Event, TrackKind};
 use salon_sid::{AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid};
 use salon_store::{NewRecording, Store, Timestamp};
 
+use crate::credentials::Credentials;
 use crate::service::RoomService;
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
@@ -123,6 +124,8 @@ struct LiveTrack {
     identity: String,
     name: String,
     kind: TrackKind,
+    /// Not muted: a muted track's media is left out of its recording.
+    enabled: bool,
     recording: Option<RecordingSid>,
 }
 
@@ -149,8 +152,11 @@ enum Input {
 pub struct Recordings {
     inputs: mpsc::Sender<Input>,
     config: Arc<RecordingConfig>,
-    /// Signs download links: random per process, so links die with it.
-    key: Arc<[u8; 32]>,
+    /// The account's auth token signs download links (through a key
+    /// derived from it), so links outlive a restart until they expire,
+    /// and a new auth token voids them all.
+    credentials: Arc<Credentials>,
+    account: AccountSid,
 }
 
 impl Recordings {
@@ -160,12 +166,13 @@ impl Recordings {
         store: Store,
         media: Media,
         rooms: RoomService,
-        account: AccountSid,
+        credentials: Arc<Credentials>,
         room_events: mpsc::UnboundedReceiver<Arc<Event>>,
         reports: mpsc::UnboundedReceiver<RecordingEvent>,
     ) -> Self {
         let (inputs, input_rx) = mpsc::channel(64);
         let config = Arc::new(config);
+        let account = credentials.account();
         let controller = Controller {
             store,
             media,
@@ -179,7 +186,8 @@ impl Recordings {
         Self {
             inputs,
             config,
-            key: Arc::new(rand::random()),
+            credentials,
+            account,
         }
     }
 
@@ -203,7 +211,9 @@ impl Recordings {
     /// The query string of a download link of `sid` valid until `expires`
     /// (Unix seconds).
     pub fn sign(&self, sid: &str, expires: u64) -> String {
-        let mut mac = Hmac::<Sha1>::new_from_slice(&self.key[..])
+        let auth_token = self.credentials.auth_token(self.account);
+        let key = link_key(auth_token.as_deref().unwrap_or_default());
+        let mut mac = Hmac::<Sha1>::new_from_slice(&key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(format!("{sid}:{expires}").as_bytes());
         let signature = hex(&mac.finalize().into_bytes());
@@ -230,6 +240,16 @@ impl Recordings {
         let given = format!("Expires={expires}&Signature={signature}");
         subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes()).into()
     }
+}
+
+/// The key that signs download links, derived from the account's auth
+/// token (its HMAC of a fixed label), so the token itself never signs
+/// anything but what Twilio signs with it (status callbacks).
+fn link_key(auth_token: &str) -> [u8; 20] {
+    let mut mac = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(b"salon media download links v1");
+    mac.finalize().into_bytes().into()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -319,7 +339,7 @@ impl Controller {
                 track,
                 name,
                 kind,
-                ..
+                enabled,
             } => {
                 let Some(live) = self.rooms.get_mut(room) else {
                     return;
@@ -336,10 +356,28 @@ impl Controller {
                         identity,
                         name: name.clone(),
                         kind: *kind,
+                        enabled: *enabled,
                         recording: None,
                     },
                 );
                 self.apply_rules(*room).await;
+            }
+            Event::TrackSwitched {
+                room,
+                track,
+                enabled,
+                ..
+            } => {
+                if let Some(t) = self
+                    .rooms
+                    .get_mut(room)
+                    .and_then(|live| live.tracks.get_mut(track))
+                {
+                    t.enabled = *enabled;
+                    if t.recording.is_some() {
+                        self.media.pause_recording(*room, *track, !*enabled);
+                    }
+                }
             }
             Event::TrackUnpublished { room, track, .. } => {
                 self.stop(*room, *track, true);
@@ -450,6 +488,7 @@ impl Controller {
         t.recording = Some(recording);
         self.recording_track.insert(recording, (room, track));
         tracing::info!(%room, %track, %recording, "recording started");
+        let muted = !t.enabled;
         self.media.record(RecordSpec {
             recording,
             room,
@@ -457,6 +496,9 @@ impl Controller {
             kind,
             path: self.dir.join(&relative),
         });
+        if muted {
+            self.media.pause_recording(room, track, true);
+        }
     }
 
     /// Stop recording `track`; `gone`: the track left the room too.
@@ -536,6 +578,7 @@ mod tests {
             identity: identity.into(),
             name: name.into(),
             kind,
+            enabled: true,
             recording: None,
         }
     }

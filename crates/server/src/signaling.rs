@@ -56,7 +56,7 @@ impl Default for SignalingConfig {
         Self {
             join_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
-            resume_grace: Duration::from_secs(10),
+            resume_grace: Duration::from_secs(30),
             send_timeout: Duration::from_secs(10),
             messages_per_second: 50,
         }
@@ -93,5 +93,14 @@ impl Signaling {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Who is reconnecting, announced by sessions and by the media bridge.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    pub fn config(&self) -> SignalingConfig {
+        self.config
     }
 }

@@ -331,6 +331,58 @@ async fn network_quality_is_high_on_a_clean_link_and_falls_with_loss() {
     carol.leave().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbosity_three_shows_the_measurements_and_two_only_the_levels_behind_the_level() {
+    let s = TestServer::start().await;
+    let alice = s.client("alice", "nqv", &av()).await;
+    let mut bob = s.client("bob", "nqv", &av()).await;
+    bob.adaptive(ClientMessage::SetNetworkQuality {
+        local: 3,
+        remote: 2,
+    })
+    .await
+    .unwrap();
+    let (me, other) = (bob.participant().sid, alice.participant().sid);
+    // Bob's own entry once the measurements of his published video are in,
+    // and Alice's.
+    let (mut own, mut theirs) = (None, None);
+    event(&mut bob, |e| {
+        if let ClientEvent::Adaptive(ServerMessage::NetworkQuality { participants }) = e {
+            for p in participants {
+                if p.participant == other {
+                    theirs = Some(p.clone());
+                }
+                let measured = p.video.as_ref().is_some_and(|v| v.send_stats.is_some());
+                if p.participant == me && measured {
+                    own = Some(p.clone());
+                }
+            }
+        }
+        (own.is_some() && theirs.is_some()).then_some(())
+    })
+    .await;
+    let video = own.and_then(|o| o.video).expect("video at verbosity 3");
+    let sent = video.send_stats.expect("measured");
+    assert!(
+        sent.bandwidth_actual.is_some_and(|b| b > 10_000),
+        "video sent: {sent:?}"
+    );
+    assert!(
+        sent.fraction_lost.is_some_and(|f| (0.0..=1.0).contains(&f)),
+        "{sent:?}"
+    );
+    assert!(sent.rtt.is_none_or(|r| r < 1.0), "loopback rtt: {sent:?}");
+    assert!((1..=5).contains(&video.send) && (1..=5).contains(&video.recv));
+    // Alice's, at verbosity 2: the levels per kind and direction, no more.
+    let theirs = theirs.expect("seen");
+    for media in [theirs.audio, theirs.video] {
+        let media = media.expect("audio and video levels at verbosity 2");
+        assert_eq!((media.send_stats, media.recv_stats), (None, None));
+    }
+    alice.leave().await;
+    bob.leave().await;
+}
+
 /// Video packets received per track, in track order.
 fn video_counts(client: &Client) -> Vec<(TrackSid, u64)> {
     let mut counts: Vec<(TrackSid, u64)> = client

@@ -312,3 +312,269 @@ async fn a_grid_composition_of_two_participants_has_both_videos_and_mixed_audio(
     assert!(!file.exists());
     assert_error(&s.get(&format!("/v1/Compositions/{sid}")).await, 404, 20404);
 }
+
+/// CPU seconds (user + system) of this process's waited-for children, from
+/// /proc/self/stat (`cutime`, `cstime`, in clock ticks of 1/100 s).
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // cutime and cstime are fields 16 and 17 (1-based), 14 and 15 here.
+    (ticks(13) + ticks(14)) / 100.0
+}
+
+/// A benchmark, not a test (`--ignored`): the time and CPU of composing a
+/// room of four people (320x240 VP8 cameras at 15 fps and Opus
+/// microphones, made by ffmpeg from test patterns and tones) into a 640x480
+/// grid, mp4. `SALON_BENCH_MINUTES` sets the room's length (default 10).
+///
+/// ```sh
+/// cargo test -p salon-server --test compositions -- --ignored --nocapture composing_a_room_of_four
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: minutes of ffmpeg"]
+async fn composing_a_room_of_four() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let minutes: u32 = std::env::var("SALON_BENCH_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10);
+    let seconds = minutes * 60;
+    let s = TestServer::start().await;
+    let (_, room) = s.post("/v1/Rooms", &[("UniqueName", "bench")]).await;
+    let room_sid: RoomSid = room["sid"].as_str().unwrap().parse().unwrap();
+    s.post(&format!("/v1/Rooms/{room_sid}"), &[("Status", "completed")])
+        .await;
+    let t0 = Timestamp::now().millis() - i64::from(seconds) * 1000;
+    let made = Instant::now();
+    for (i, pattern) in ["testsrc", "testsrc2", "smptebars", "rgbtestsrc"]
+        .iter()
+        .enumerate()
+    {
+        let who = ParticipantSid::random();
+        add_recording(
+            &s,
+            room_sid,
+            who,
+            &format!("cam-{i}"),
+            "video",
+            &format!("{pattern}=size=320x240:rate=15"),
+            t0,
+            0,
+            seconds,
+        )
+        .await;
+        add_recording(
+            &s,
+            room_sid,
+            who,
+            &format!("mic-{i}"),
+            "audio",
+            &format!("sine=frequency={}", 300 + 100 * i),
+            t0,
+            0,
+            seconds,
+        )
+        .await;
+    }
+    println!(
+        "inputs: {minutes} min x 4 people made in {:.1?}",
+        made.elapsed()
+    );
+
+    let cpu_before = children_cpu_seconds();
+    let started = Instant::now();
+    let (status, created) = s
+        .post(
+            "/v1/Compositions",
+            &[
+                ("RoomSid", room_sid.as_str()),
+                ("VideoLayout", r#"{"grid":{"video_sources":["*"]}}"#),
+                ("AudioSources", "*"),
+                ("Format", "mp4"),
+                ("Resolution", "640x480"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let done: Value = loop {
+        let (_, c) = s.get(&format!("/v1/Compositions/{sid}")).await;
+        if c["status"] != "enqueued" && c["status"] != "processing" {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - cpu_before;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    println!(
+        "composed {} s of a room of four (grid 640x480, mp4) in {wall:.1} s wall, {cpu:.1} s CPU \
+         (ffmpeg): {:.2}x real time, {:.2} cores busy; {} bytes",
+        done["duration"],
+        f64::from(seconds) / wall,
+        cpu / wall,
+        done["size"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composition_hooks_are_a_rest_resource_and_compose_each_room_that_ends() {
+    let s = TestServer::start().await;
+    // Create: FriendlyName is required and unique; the rest is a
+    // composition's parameters, checked the same way.
+    let hook_form = [
+        ("FriendlyName", "grid-of-everyone"),
+        ("VideoLayout", r#"{"grid":{"video_sources":["*"]}}"#),
+        ("AudioSources", "*"),
+        ("Format", "mp4"),
+        ("Resolution", "320x240"),
+        ("StatusCallback", "https://app.example.com/hooks"),
+    ];
+    let (status, hook) = s.post("/v1/CompositionHooks", &hook_form).await;
+    assert_eq!(status, 201, "{hook}");
+    let sid = hook["sid"].as_str().unwrap().to_owned();
+    assert!(sid.starts_with("HK"), "{hook}");
+    assert_eq!(hook["enabled"], true);
+    assert_eq!(hook["format"], "mp4");
+    assert_eq!(hook["resolution"], "320x240");
+    assert_eq!(hook["audio_sources"], serde_json::json!(["*"]));
+    assert_eq!(hook["video_layout"]["grid"]["video_sources"][0], "*");
+    assert_eq!(
+        hook["url"],
+        format!("http://salon.test/v1/CompositionHooks/{sid}")
+    );
+    assert_error(
+        &s.post("/v1/CompositionHooks", &hook_form).await,
+        400,
+        20001,
+    );
+    for bad in [
+        vec![("AudioSources", "*")],
+        vec![("FriendlyName", "no-sources")],
+        vec![
+            ("FriendlyName", "avi"),
+            ("AudioSources", "*"),
+            ("Format", "avi"),
+        ],
+        vec![
+            ("FriendlyName", "huge"),
+            ("AudioSources", "*"),
+            ("Resolution", "5000x5000"),
+        ],
+    ] {
+        assert_error(&s.post("/v1/CompositionHooks", &bad).await, 400, 20001);
+    }
+    // A disabled hook is kept but does not fire.
+    let (status, disabled) = s
+        .post(
+            "/v1/CompositionHooks",
+            &[
+                ("FriendlyName", "off"),
+                ("AudioSources", "*"),
+                ("Enabled", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, listed) = s.get("/v1/CompositionHooks").await;
+    assert_eq!(listed["composition_hooks"].as_array().unwrap().len(), 2);
+    let (_, enabled) = s.get("/v1/CompositionHooks?Enabled=true").await;
+    assert_eq!(enabled["composition_hooks"][0]["sid"], sid.as_str());
+    assert_eq!(enabled["composition_hooks"].as_array().unwrap().len(), 1);
+    // Update: what is given replaces; the rest stays.
+    let path = format!("/v1/CompositionHooks/{sid}");
+    let (status, updated) = s.post(&path, &[("Resolution", "640x480")]).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["resolution"], "640x480");
+    assert_eq!(updated["format"], "mp4");
+    assert_eq!(updated["friendly_name"], "grid-of-everyone");
+    assert_error(&s.post(&path, &[("Format", "avi")]).await, 400, 20001);
+    assert_error(&s.post(&path, &[("FriendlyName", "off")]).await, 400, 20001);
+    let (_, fetched) = s.get(&path).await;
+    assert_eq!(fetched["resolution"], "640x480");
+    assert_error(
+        &s.get("/v1/CompositionHooks/HK00000000000000000000000000000000")
+            .await,
+        404,
+        20404,
+    );
+
+    // A recorded room ends: the enabled hook composes it, once.
+    let (_, room) = s
+        .post(
+            "/v1/Rooms",
+            &[
+                ("UniqueName", "hooked"),
+                ("RecordParticipantsOnConnect", "true"),
+            ],
+        )
+        .await;
+    let room_sid = room["sid"].as_str().unwrap().to_owned();
+    let alice = s
+        .client("alice", "hooked", &[salon_client::TrackSpec::audio("mic")])
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    alice.leave().await;
+    s.post(&format!("/v1/Rooms/{room_sid}"), &[("Status", "completed")])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let compositions = loop {
+        let (_, list) = s.get(&format!("/v1/Compositions?RoomSid={room_sid}")).await;
+        let list = list["compositions"].as_array().cloned().unwrap_or_default();
+        if !list.is_empty() {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "the hook made no composition");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, again) = s.get(&format!("/v1/Compositions?RoomSid={room_sid}")).await;
+    assert_eq!(
+        again["compositions"].as_array().unwrap().len(),
+        1,
+        "{again:#}"
+    );
+    let c = &compositions[0];
+    assert_eq!(c["format"], "mp4");
+    assert_eq!(c["resolution"], "640x480");
+    assert_eq!(c["status_callback"], "https://app.example.com/hooks");
+
+    // A room without recordings makes no composition.
+    let (_, quiet) = s.post("/v1/Rooms", &[("UniqueName", "quiet")]).await;
+    let quiet_sid = quiet["sid"].as_str().unwrap().to_owned();
+    s.post(
+        &format!("/v1/Rooms/{quiet_sid}"),
+        &[("Status", "completed")],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, none) = s
+        .get(&format!("/v1/Compositions?RoomSid={quiet_sid}"))
+        .await;
+    assert_eq!(none["compositions"].as_array().unwrap().len(), 0);
+
+    // Delete.
+    let (status, _) = s.rest(reqwest::Method::DELETE, &path, &[]).await;
+    assert_eq!(status, 204);
+    assert_error(&s.get(&path).await, 404, 20404);
+    let (status, _) = s
+        .rest(
+            reqwest::Method::DELETE,
+            &format!("/v1/CompositionHooks/{}", disabled["sid"].as_str().unwrap()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 204);
+}

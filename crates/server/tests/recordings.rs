@@ -303,3 +303,240 @@ async fn recording_rules_changed_during_the_room_start_and_stop_the_right_tracks
     let list = recordings_of(&s, &room_sid, |l| all_finished(l, 1)).await;
     assert_eq!(list.len(), 1, "the video was never recorded: {list:#?}");
 }
+
+/// The signature of a download link of `sid` valid until `expires`, made
+/// as the server makes it: HMAC-SHA1 over `sid:expires` with a key derived
+/// from the account's auth token.
+fn link_signature(auth_token: &str, sid: &str, expires: u64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut key = Hmac::<sha1::Sha1>::new_from_slice(auth_token.as_bytes()).unwrap();
+    key.update(b"salon media download links v1");
+    let key = key.finalize().into_bytes();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
+    mac.update(format!("{sid}:{expires}").as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The signed link `/Media` redirects to, on this server.
+async fn media_link(s: &TestServer, resource: &str) -> String {
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects
+        .get(format!("{}{resource}/Media", s.url))
+        .basic_auth(s.key, Some(&s.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    location
+        .strip_prefix("http://salon.test")
+        .expect("a link on the public URL")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_links_outlive_a_restart_until_they_expire_and_forged_ones_are_refused() {
+    let s = TestServer::start().await;
+    let (status, room) = s
+        .post(
+            "/v1/Rooms",
+            &[
+                ("UniqueName", "linked"),
+                ("RecordParticipantsOnConnect", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let room_sid = room["sid"].as_str().unwrap().to_owned();
+    let alice = s
+        .client("alice", "linked", &[TrackSpec::audio("mic")])
+        .await;
+    recordings_of(&s, &room_sid, |l| l.len() == 1 && !l[0]["codec"].is_null()).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    alice.leave().await;
+    let list = recordings_of(&s, &room_sid, |l| all_finished(l, 1)).await;
+    assert_eq!(list[0]["status"], "completed", "{list:#?}");
+    let sid = list[0]["sid"].as_str().unwrap().to_owned();
+    let size = list[0]["size"].as_u64().unwrap();
+    let link = media_link(&s, &format!("/v1/Recordings/{sid}")).await;
+    let get = |url: String| async move { reqwest::get(url).await.unwrap() };
+    assert_eq!(get(format!("{}{link}", s.url)).await.status(), 200);
+
+    // Forged, expired, incomplete, or another recording's: 403, 20403.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = now - 5;
+    let other = "RT00000000000000000000000000000000";
+    for (what, query) in [
+        (
+            "expired (signed right)",
+            format!(
+                "Expires={expired}&Signature={}",
+                link_signature(&s.auth_token, &sid, expired)
+            ),
+        ),
+        (
+            "another SID's signature",
+            format!(
+                "Expires={}&Signature={}",
+                now + 60,
+                link_signature(&s.auth_token, other, now + 60)
+            ),
+        ),
+        (
+            "signed with another token",
+            format!(
+                "Expires={}&Signature={}",
+                now + 60,
+                link_signature("not-the-auth-token", &sid, now + 60)
+            ),
+        ),
+        ("no signature", format!("Expires={}", now + 60)),
+        ("no expiry", "Signature=00".to_owned()),
+        ("garbage", "Expires=soon&Signature=%ff%00".to_owned()),
+    ] {
+        let response = get(format!("{}/media/recordings/{sid}?{query}", s.url)).await;
+        assert_eq!(response.status(), 403, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], 20403, "{what}: {body}");
+    }
+    // A link signed as the server signs is good until it expires.
+    let fresh = format!(
+        "{}/media/recordings/{sid}?Expires={}&Signature={}",
+        s.url,
+        now + 60,
+        link_signature(&s.auth_token, &sid, now + 60)
+    );
+    assert_eq!(get(fresh).await.status(), 200);
+
+    // A restart: the link issued before it still works.
+    let dir = s.stop().await;
+    let s = TestServer::in_dir(dir, common::Options::default()).await;
+    let response = get(format!("{}{link}", s.url)).await;
+    assert_eq!(response.status(), 200, "a link from before the restart");
+    assert_eq!(response.bytes().await.unwrap().len() as u64, size);
+
+    // The recording deleted, its link is dead and a composition of the
+    // room has nothing to compose.
+    let (status, _) = s
+        .rest(
+            reqwest::Method::DELETE,
+            &format!("/v1/Recordings/{sid}"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(get(format!("{}{link}", s.url)).await.status(), 404);
+    let (status, _) = s
+        .post(&format!("/v1/Rooms/{room_sid}"), &[("Status", "completed")])
+        .await;
+    assert!(status == 200 || status == 400, "{status}");
+    assert_error(
+        &s.post(
+            "/v1/Compositions",
+            &[("RoomSid", room_sid.as_str()), ("AudioSources", "*")],
+        )
+        .await,
+        400,
+        20001,
+    );
+}
+
+/// A tmpfs of `bytes` mounted at `at` (needs root), unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| SmallDisk(at.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_recording_and_the_room_goes_on() {
+    // The recordings directory on a disk of 384 KiB: a 1 Mbit/s camera
+    // fills it in about three seconds.
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("recordings"), 384 * 1024) else {
+        assert!(
+            std::env::var("SALON_FFMPEG").as_deref() != Ok("required") || !nix_is_root(),
+            "root could not mount a tmpfs"
+        );
+        eprintln!("skipping: mounting a small tmpfs needs root");
+        return;
+    };
+    let s = TestServer::in_dir(dir, common::Options::default()).await;
+    let (status, room) = s
+        .post(
+            "/v1/Rooms",
+            &[
+                ("UniqueName", "full"),
+                ("RecordParticipantsOnConnect", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201);
+    let room_sid = room["sid"].as_str().unwrap().to_owned();
+    let alice = s
+        .client(
+            "alice",
+            "full",
+            &[TrackSpec::video("cam").bitrate(1_000_000).fps(30)],
+        )
+        .await;
+    let mut bob = s.client("bob", "full", &[]).await;
+    bob.wait_for(|e| matches!(e, ClientEvent::MediaStarted { .. }), WAIT)
+        .await
+        .expect("bob receives alice's camera");
+
+    let list = recordings_of(&s, &room_sid, |l| all_finished(l, 1)).await;
+    assert_eq!(list[0]["status"], "failed", "{list:#?}");
+
+    // The room goes on: bob still receives, alice can still publish.
+    let (_, room) = s.get(&format!("/v1/Rooms/{room_sid}")).await;
+    assert_eq!(room["status"], "in-progress");
+    let received = |c: &salon_client::Client| -> u64 {
+        c.stats().subscribed.values().map(|r| r.packets).sum()
+    };
+    let before = received(&bob);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(received(&bob) > before + 20, "bob still receives media");
+    alice.publish(TrackSpec::audio("mic")).await.unwrap();
+    bob.wait_for(
+        |e| matches!(e, ClientEvent::TrackPublished { track, .. } if track.name == "mic"),
+        WAIT,
+    )
+    .await
+    .expect("a track published after the failure reaches bob");
+    alice.leave().await;
+    bob.leave().await;
+    drop(s);
+    drop(disk);
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+}

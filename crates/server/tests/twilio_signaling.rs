@@ -582,3 +582,40 @@ async fn the_rooms_recording_state_is_in_connected_and_in_an_update_when_it_star
     assert_eq!(update["recording"]["is_recording"], true, "{update}");
     assert!(update["recording"]["revision"].as_u64().unwrap() > first);
 }
+
+#[tokio::test]
+async fn connected_announces_the_msp_channels_asked_for_that_salon_serves() {
+    let s = TestServer::start().await;
+    let mut socket = open(&s, "/signaling").await;
+    let token = s.token("alice", None);
+    let mut body_out = connect(&token, "standup", mic(true), Some(offer("mic-id")));
+    let dc = json!({"transports": [{"type": "data-channel"}]});
+    body_out["media_signaling"] = json!({
+        "active_speaker": dc, "network_quality": dc, "render_hints": dc,
+        "publisher_hints": dc, "extension_transcriptions": dc,
+        "track_priority": {"transports": [{"type": "websocket"}]},
+    });
+    send(&mut socket, hello(Some(body_out))).await;
+    assert_eq!(next(&mut socket).await.expect("welcome")["type"], "welcome");
+    let first = body(&mut socket).await;
+    assert_eq!(first["type"], "connected", "{first}");
+    // Each label is the channel's name; publisher hints (no layers to
+    // pause), transcriptions and a transport other than a data channel
+    // are not announced.
+    let announced = first["media_signaling"].as_object().expect("announcements");
+    let mut names: Vec<&str> = announced.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["active_speaker", "network_quality", "render_hints"],
+        "{first}"
+    );
+    for (name, announcement) in announced {
+        assert_eq!(announcement["transport"]["type"], "data-channel");
+        assert_eq!(announcement["transport"]["label"], name.as_str());
+    }
+
+    // Asking for nothing announces nothing.
+    let (_bob, connected) = connected(&s, "bob", "standup", json!([]), None).await;
+    assert!(connected.get("media_signaling").is_none(), "{connected}");
+}

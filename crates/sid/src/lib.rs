@@ -12,6 +12,7 @@
 //! | [`TrackSid`]    | `MT`   | a published media or data track    |
 //! | [`RecordingSid`] | `RT`  | a recording of one track           |
 //! | [`CompositionSid`] | `CJ` | a composition of a room's recordings |
+//! | [`CompositionHookSid`] | `HK` | a hook that composes rooms as they end |
 //!
 //! A SID is `Copy` and compares by value. Parsing accepts either case of hex
 //! digit (Twilio's documented pattern is `^RM[0-9a-fA-F]{32}$`) and stores the
@@ -71,6 +72,8 @@ kinds! {
     Recording / RecordingSid = "RT", "recording";
     /// A composition: a room's recordings mixed into one file.
     Composition / CompositionSid = "CJ", "composition";
+    /// A composition hook: composes every room that ends.
+    CompositionHook / CompositionHookSid = "HK", "composition hook";
 }
 
 /// A resource identifier of kind `K`, stored as its 34 ASCII bytes.

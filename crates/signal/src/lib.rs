@@ -427,6 +427,11 @@ pub enum ServerMessage {
         /// among the replayed messages).
         #[serde(default)]
         last_revision: u32,
+        /// Seconds the server keeps this participant while its signaling
+        /// socket or its media is gone: resume (and restart ICE) within
+        /// it. Absent from older servers: 10 s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_timeout: Option<u32>,
     },
     /// The answer to an `offer` with the same `revision`, and the tracks the
     /// offer published.
@@ -443,6 +448,16 @@ pub enum ServerMessage {
         participant: ParticipantInfo,
     },
     ParticipantDisconnected {
+        participant: ParticipantSid,
+    },
+    /// A participant's signaling or media went away: it is kept for the
+    /// session timeout while it reconnects (Twilio's
+    /// `participantReconnecting`).
+    ParticipantReconnecting {
+        participant: ParticipantSid,
+    },
+    /// It is back (Twilio's `participantReconnected`).
+    ParticipantReconnected {
         participant: ParticipantSid,
     },
     TrackPublished {
@@ -491,6 +506,15 @@ pub enum ServerMessage {
     },
     Pong {
         id: u64,
+    },
+    /// The answer to `join` when the room is served by another node of the
+    /// cluster (or a new room is placed there): open `url` (a WebSocket URL
+    /// of this protocol) and send the same `join` there. The server closes
+    /// the socket after this. A client follows a few redirects at most.
+    Redirect {
+        url: String,
+        /// The node's id, for logs.
+        node: String,
     },
     /// A publisher changed a track's priority (`trackPublishPriorityChanged`).
     TrackPriorityChanged {
@@ -581,6 +605,8 @@ pub const SERVER_TYPES: &[&str] = &[
     "published",
     "participant_connected",
     "participant_disconnected",
+    "participant_reconnecting",
+    "participant_reconnected",
     "track_published",
     "track_unpublished",
     "track_switched",
@@ -590,6 +616,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "error",
     "disconnected",
     "pong",
+    "redirect",
     "track_priority_changed",
     "track_switched_off",
     "track_switched_on",

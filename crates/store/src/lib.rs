@@ -29,6 +29,7 @@
 //! page 1.
 
 mod callbacks;
+mod composition_hooks;
 mod compositions;
 mod credentials;
 mod events;
@@ -46,6 +47,7 @@ use sqlx::{AnyConnection, AnyPool};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 pub use callbacks::{CallbackEvent, twilio_timestamp};
+pub use composition_hooks::{CompositionHookFilter, CompositionHookRecord};
 pub use compositions::{CompositionFilter, CompositionRecord};
 pub use credentials::{Account, ApiKeyRecord};
 pub use events::Abandoned;

@@ -235,6 +235,14 @@ impl Store {
         )
     }
 
+    /// The node that runs (or ran) a room: its row's `node`.
+    pub async fn room_node(&self, sid: RoomSid) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT node FROM rooms WHERE sid = $1")
+            .bind(sid.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// The room in progress with this unique name.
     pub async fn room_in_progress_by_name(&self, name: &str) -> Result<Option<RoomRecord>> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(

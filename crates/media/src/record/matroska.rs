@@ -5,10 +5,14 @@
 //! ```text
 //! EBML header   DocType "matroska" (Opus: .mka; H.264: .mkv) or "webm" (VP8)
 //! Segment       size patched on finish
+//!   SeekHead    written on finish over a reserved Void: where Info, Tracks
+//!               and Cues are
 //!   Info        TimestampScale 1 ms, Duration (patched on finish)
 //!   Tracks      one TrackEntry: A_OPUS (+ OpusHead), V_VP8 or V_MPEG4/ISO/AVC
 //!   Cluster*    Timestamp + SimpleBlocks; a new one at each video keyframe,
 //!               after 5 s, or when a block's offset would overflow 16 bits
+//!   Cues        on finish: a CuePoint per cluster that starts at a keyframe
+//!               (every cluster of audio), so players seek without scanning
 //! ```
 //!
 //! Why our own: the crates that write Matroska either wrap libwebm's C++
@@ -95,6 +99,24 @@ const CHANNELS: u32 = 0x9F;
 const CLUSTER: u32 = 0x1F43_B675;
 const CLUSTER_TIMESTAMP: u32 = 0xE7;
 const SIMPLE_BLOCK: u32 = 0xA3;
+const VOID: u32 = 0xEC;
+const SEEK_HEAD: u32 = 0x114D_9B74;
+const SEEK: u32 = 0x4DBB;
+const SEEK_ID: u32 = 0x53AB;
+const SEEK_POSITION: u32 = 0x53AC;
+const CUES: u32 = 0x1C53_BB6B;
+const CUE_POINT: u32 = 0xBB;
+const CUE_TIME: u32 = 0xB3;
+const CUE_TRACK_POSITIONS: u32 = 0xB7;
+const CUE_TRACK: u32 = 0xF7;
+const CUE_CLUSTER_POSITION: u32 = 0xF1;
+
+/// Bytes reserved after the Segment's start for the SeekHead (three Seek
+/// entries need at most 72).
+const SEEK_HEAD_SPACE: usize = 96;
+/// Most cue points kept (one per cluster: days of media); later clusters
+/// are found by scanning.
+const MAX_CUES: usize = 100_000;
 
 /// What the track header says beyond the codec.
 #[derive(Debug, Clone, Default)]
@@ -114,8 +136,18 @@ pub struct MatroskaWriter<W: Write + Seek> {
     segment_data_at: u64,
     /// File offset of the Duration value (an 8-byte float).
     duration_at: u64,
+    /// File offset of the space reserved for the SeekHead, and the
+    /// Segment-relative positions of Info and Tracks.
+    seek_head_at: u64,
+    info_position: u64,
+    tracks_position: u64,
+    /// (time ms, Segment-relative position) of clusters that start at a
+    /// keyframe.
+    cues: Vec<(i64, u64)>,
     cluster: Vec<u8>,
     cluster_start: Option<i64>,
+    /// Whether the open cluster starts with a keyframe.
+    cluster_keyed: bool,
     last_ms: i64,
     /// Typical frame spacing, added to the last block's time for the
     /// duration.
@@ -145,6 +177,9 @@ impl<W: Write + Seek> MatroskaWriter<W> {
         let segment_size_at = head.len() as u64;
         head.extend_from_slice(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
         let segment_data_at = head.len() as u64;
+        let seek_head_at = head.len() as u64;
+        void(&mut head, SEEK_HEAD_SPACE);
+        let info_position = head.len() as u64 - segment_data_at;
 
         let mut info = Vec::new();
         uint(&mut info, TIMESTAMP_SCALE, 1_000_000);
@@ -189,6 +224,7 @@ impl<W: Write + Seek> MatroskaWriter<W> {
         }
         let mut tracks = Vec::new();
         bytes(&mut tracks, TRACK_ENTRY, &entry);
+        let tracks_position = head.len() as u64 - segment_data_at;
         bytes(&mut head, TRACKS, &tracks);
 
         out.write_all(&head)?;
@@ -198,8 +234,13 @@ impl<W: Write + Seek> MatroskaWriter<W> {
             segment_size_at,
             segment_data_at,
             duration_at,
+            seek_head_at,
+            info_position,
+            tracks_position,
+            cues: Vec::new(),
             cluster: Vec::with_capacity(64 * 1024),
             cluster_start: None,
+            cluster_keyed: false,
             last_ms: 0,
             frame_ms: if codec.is_video() { 33 } else { 20 },
             written: head.len() as u64,
@@ -222,6 +263,7 @@ impl<W: Write + Seek> MatroskaWriter<W> {
         if starts_cluster {
             self.flush_cluster()?;
             self.cluster_start = Some(ms);
+            self.cluster_keyed = keyframe;
             uint(&mut self.cluster, CLUSTER_TIMESTAMP, ms as u64);
         }
         let relative = (ms - self.cluster_start.unwrap_or(ms)) as i16;
@@ -253,6 +295,12 @@ impl<W: Write + Seek> MatroskaWriter<W> {
         if self.cluster.is_empty() {
             return Ok(());
         }
+        if self.cluster_keyed
+            && self.cues.len() < MAX_CUES
+            && let Some(start) = self.cluster_start
+        {
+            self.cues.push((start, self.written - self.segment_data_at));
+        }
         let mut head = Vec::with_capacity(12);
         id(&mut head, CLUSTER);
         size(&mut head, self.cluster.len() as u64);
@@ -272,6 +320,41 @@ impl<W: Write + Seek> MatroskaWriter<W> {
         } else {
             0
         };
+        let mut seeks = vec![(INFO, self.info_position), (TRACKS, self.tracks_position)];
+        if !self.cues.is_empty() {
+            let mut points = Vec::with_capacity(self.cues.len() * 16);
+            for &(time, position) in &self.cues {
+                let mut positions = Vec::with_capacity(12);
+                uint(&mut positions, CUE_TRACK, 1);
+                uint(&mut positions, CUE_CLUSTER_POSITION, position);
+                let mut point = Vec::with_capacity(24);
+                uint(&mut point, CUE_TIME, time.max(0) as u64);
+                bytes(&mut point, CUE_TRACK_POSITIONS, &positions);
+                bytes(&mut points, CUE_POINT, &point);
+            }
+            let mut cues = Vec::with_capacity(points.len() + 12);
+            bytes(&mut cues, CUES, &points);
+            seeks.push((CUES, self.written - self.segment_data_at));
+            self.out.write_all(&cues)?;
+            self.written += cues.len() as u64;
+        }
+        let mut entries = Vec::with_capacity(SEEK_HEAD_SPACE);
+        for (element, position) in seeks {
+            let mut seek = Vec::with_capacity(24);
+            let mut element_id = Vec::with_capacity(4);
+            id(&mut element_id, element);
+            bytes(&mut seek, SEEK_ID, &element_id);
+            uint(&mut seek, SEEK_POSITION, position);
+            bytes(&mut entries, SEEK, &seek);
+        }
+        let mut seek_head = Vec::with_capacity(SEEK_HEAD_SPACE);
+        bytes(&mut seek_head, SEEK_HEAD, &entries);
+        if seek_head.len() + 2 <= SEEK_HEAD_SPACE {
+            let padding = SEEK_HEAD_SPACE - seek_head.len();
+            void(&mut seek_head, padding);
+            self.out.seek(SeekFrom::Start(self.seek_head_at))?;
+            self.out.write_all(&seek_head)?;
+        }
         let segment_size = self.written - self.segment_data_at;
         self.out.seek(SeekFrom::Start(self.segment_size_at))?;
         let mut field = segment_size.to_be_bytes();
@@ -295,6 +378,14 @@ fn opus_head() -> [u8; 19] {
     head[10..12].copy_from_slice(&0u16.to_le_bytes()); // pre-skip
     head[12..16].copy_from_slice(&48_000u32.to_le_bytes());
     head
+}
+
+/// A Void element of exactly `total` bytes (at least 2, at most 129).
+fn void(out: &mut Vec<u8>, total: usize) {
+    id(out, VOID);
+    let content = total.saturating_sub(2);
+    size(out, content as u64);
+    out.resize(out.len() + content, 0);
 }
 
 fn id(out: &mut Vec<u8>, id: u32) {
@@ -383,5 +474,75 @@ mod tests {
         let mut d = [0u8; 8];
         d.copy_from_slice(&file[duration_at..duration_at + 8]);
         assert_eq!(f64::from_be_bytes(d), 2_000.0);
+    }
+
+    /// The Segment-relative position a SeekHead entry gives `element`.
+    fn seek_position(file: &[u8], seek_head_at: usize, element: &[u8]) -> Option<u64> {
+        let head = &file[seek_head_at..seek_head_at + SEEK_HEAD_SPACE];
+        let mut pattern = vec![0x53, 0xAB, 0x80 | element.len() as u8];
+        pattern.extend_from_slice(element);
+        let at = head.windows(pattern.len()).position(|w| w == pattern)? + pattern.len();
+        assert_eq!(&head[at..at + 2], &[0x53, 0xAC]);
+        let len = usize::from(head[at + 2] & 0x7f);
+        Some(
+            head[at + 3..at + 3 + len]
+                .iter()
+                .fold(0u64, |n, b| n << 8 | u64::from(*b)),
+        )
+    }
+
+    #[test]
+    fn the_seek_head_points_at_info_tracks_and_cues_of_each_keyframe_cluster() {
+        let mut file = Cursor::new(Vec::new());
+        let mut w = MatroskaWriter::new(
+            &mut file,
+            RecordedCodec::Vp8,
+            &TrackHeader {
+                width: 320,
+                height: 240,
+                codec_private: Vec::new(),
+            },
+        )
+        .unwrap();
+        let (seek_head_at, data_at) = (w.seek_head_at as usize, w.segment_data_at as usize);
+        // Keyframes at 0 and 2 s: two keyed clusters (and one more at 5 s
+        // of the second, which starts with a delta frame and gets no cue).
+        for i in 0..300 {
+            w.frame(i * 33, i == 0 || i == 60, &[0x10, 0x02]).unwrap();
+        }
+        w.finish().unwrap();
+        let file = file.into_inner();
+        assert_eq!(
+            &file[seek_head_at..seek_head_at + 4],
+            &[0x11, 0x4D, 0x9B, 0x74]
+        );
+        for (element, id) in [
+            (&[0x15u8, 0x49, 0xA9, 0x66][..], INFO),
+            (&[0x16, 0x54, 0xAE, 0x6B], TRACKS),
+        ] {
+            let at = data_at + seek_position(&file, seek_head_at, element).unwrap() as usize;
+            assert_eq!(&file[at..at + 4], &id.to_be_bytes());
+        }
+        let cues = data_at
+            + seek_position(&file, seek_head_at, &[0x1C, 0x53, 0xBB, 0x6B]).unwrap() as usize;
+        assert_eq!(&file[cues..cues + 4], &[0x1C, 0x53, 0xBB, 0x6B]);
+        // Two cue points (0xBB), each pointing at a Cluster.
+        let points: Vec<usize> = file[cues..]
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0] == 0xF1)
+            .map(|(i, _)| cues + i)
+            .collect();
+        assert_eq!(points.len(), 2, "cue cluster positions");
+        for p in points {
+            let len = usize::from(file[p + 1] & 0x7f);
+            let position = file[p + 2..p + 2 + len]
+                .iter()
+                .fold(0usize, |n, b| n << 8 | usize::from(*b));
+            assert_eq!(
+                &file[data_at + position..data_at + position + 4],
+                &[0x1F, 0x43, 0xB6, 0x75]
+            );
+        }
     }
 }

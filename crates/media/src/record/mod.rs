@@ -103,6 +103,8 @@ struct Recorder {
     released: Vec<Packet>,
     /// Whether the assembler was waiting for a keyframe after the last packet.
     was_waiting: bool,
+    /// The publisher muted the track: its packets are left out.
+    paused: bool,
 }
 
 /// The recordings of one worker's tracks.
@@ -155,6 +157,7 @@ impl Recorders {
             state,
             released: Vec::new(),
             was_waiting: false,
+            paused: false,
         });
     }
 
@@ -167,6 +170,31 @@ impl Recorders {
             r.finish();
             false
         });
+    }
+
+    /// Leave `track`'s media out while `paused` (a mute): what the
+    /// reorder ring holds is written first, and after the mute video waits
+    /// for a keyframe (the next packet asks for one).
+    pub fn pause(&mut self, track: TrackSid, paused: bool) {
+        let Some(at) = self.active.iter().position(|r| r.spec.track == track) else {
+            return;
+        };
+        let recorder = &mut self.active[at];
+        if recorder.paused == paused {
+            return;
+        }
+        recorder.paused = paused;
+        if paused {
+            if recorder.release_all().is_err() {
+                self.active.swap_remove(at);
+            }
+        } else {
+            recorder.reorder.reset();
+            if let Some(assembler) = recorder.assembler.as_mut() {
+                assembler.resume();
+            }
+            recorder.was_waiting = false;
+        }
     }
 
     /// Stop every recording of `room`.
@@ -207,7 +235,7 @@ impl Recorders {
 
 impl Recorder {
     fn packet(&mut self, video: Option<VideoCodec>, packet: &RtpPacket) -> Result<bool, ()> {
-        if *self.ssrc.get_or_insert(packet.header.ssrc) != packet.header.ssrc {
+        if self.paused || *self.ssrc.get_or_insert(packet.header.ssrc) != packet.header.ssrc {
             return Ok(false);
         }
         if self.assembler.is_none() {
@@ -257,18 +285,27 @@ impl Recorder {
         Ok(ask)
     }
 
-    /// Release what the reorder ring holds and let the writer finish.
-    fn finish(&mut self) {
+    /// Write what the reorder ring holds. `Err`: the writer is gone or
+    /// behind.
+    fn release_all(&mut self) -> Result<(), ()> {
         if let Some(assembler) = self.assembler.as_mut() {
             self.reorder.flush(&mut self.released);
             for p in self.released.drain(..) {
                 if let Some(frame) = assembler.push(&p) {
                     if self.frames.try_send(frame).is_err() {
                         self.state.store(OVERRUN, Ordering::Release);
-                        return;
+                        return Err(());
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Release what the reorder ring holds and let the writer finish.
+    fn finish(&mut self) {
+        if self.release_all().is_err() {
+            return;
         }
         let _ = self
             .state

@@ -48,12 +48,18 @@ impl Reorder {
         }
     }
 
-    fn capacity(&self) -> u64 {
-        self.slots.len() as u64
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Forget everything held and the sequence (the stream starts again).
+    pub fn reset(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        self.next = None;
     }
 
     fn slot(&mut self, seq: u64) -> &mut Option<Packet> {
-        let i = (seq % self.capacity()) as usize;
+        let i = (seq % (self.capacity() as u64)) as usize;
         &mut self.slots[i]
     }
 
@@ -63,9 +69,9 @@ impl Reorder {
         if packet.seq < next {
             return; // late (its place was skipped) or a duplicate
         }
-        if packet.seq >= next + self.capacity() {
+        if packet.seq >= next + (self.capacity() as u64) {
             // Too far ahead to hold: give up the oldest holes.
-            self.release_until(packet.seq + 1 - self.capacity(), out);
+            self.release_until(packet.seq + 1 - (self.capacity() as u64), out);
         }
         let seq = packet.seq;
         let slot = self.slot(seq);
@@ -81,7 +87,7 @@ impl Reorder {
         let Some(next) = self.next else {
             return;
         };
-        let end = next + self.capacity();
+        let end = next + (self.capacity() as u64);
         self.release_until(end, out);
     }
 
@@ -163,6 +169,16 @@ impl Assembler {
             waiting_for_keyframe: codec.is_video(),
             last_time: None,
         }
+    }
+
+    /// The track was muted and media comes again: forget the frame being
+    /// joined and the sequence, and (video) wait for a keyframe.
+    pub fn resume(&mut self) {
+        self.current = None;
+        self.data.clear();
+        self.broken = false;
+        self.last_seq = None;
+        self.waiting_for_keyframe = self.codec.is_video();
     }
 
     /// Whether video is waiting for a keyframe (the publisher should be
@@ -338,6 +354,30 @@ mod tests {
         assert!(a.wants_keyframe());
         assert_eq!(a.push(&packet(5, 300, true, &DELTA_HEAD)), None);
         assert!(a.push(&packet(6, 400, true, &KEY_HEAD)).unwrap().keyframe);
+    }
+
+    #[test]
+    fn after_a_mute_video_waits_for_a_keyframe_and_the_reorder_ring_starts_again() {
+        let mut a = Assembler::new(RecordedCodec::Vp8);
+        a.push(&packet(1, 100, true, &KEY_HEAD)).unwrap();
+        a.push(&packet(2, 200, true, &DELTA_HEAD)).unwrap();
+        a.resume();
+        assert!(a.wants_keyframe());
+        // Far ahead in sequence and time: deltas wait, a keyframe plays.
+        assert_eq!(a.push(&packet(900, 90_200, true, &DELTA_HEAD)), None);
+        let frame = a.push(&packet(901, 90_300, true, &KEY_HEAD)).unwrap();
+        assert!(frame.keyframe);
+        assert_eq!(frame.rtp_time, 90_300);
+
+        let mut r = Reorder::new(4);
+        let mut out = Vec::new();
+        r.push(packet(10, 0, false, &[1]), &mut out);
+        r.push(packet(12, 0, false, &[1]), &mut out);
+        r.reset();
+        out.clear();
+        // A sequence number behind the old one is not "late" after a reset.
+        r.push(packet(5, 0, false, &[1]), &mut out);
+        assert_eq!(seqs(&out), [5]);
     }
 
     #[test]

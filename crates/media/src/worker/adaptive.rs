@@ -31,18 +31,19 @@ impl Worker {
         }
     }
 
-    /// Close each peer's network quality interval when due and report a
-    /// changed level.
+    /// Close each peer's network quality interval when due and report it
+    /// when its levels moved (or to refresh the stats behind them).
     pub(super) fn tick_quality(&mut self, now: Instant) {
         for peer in self.slots.iter_mut().filter_map(|s| s.peer.as_mut()) {
             if peer.gone.is_some() || now < peer.quality.poll_timeout() {
                 continue;
             }
-            if let Some(level) = peer.quality.tick(now, peer.last_heard) {
+            peer.quality.tick(now, peer.last_heard);
+            if let Some(stats) = peer.quality.report(now) {
                 let _ = self.setup.events.send(MediaEvent::NetworkQuality {
                     room: peer.room,
                     participant: peer.participant,
-                    level: level.get(),
+                    stats: Box::new(stats),
                 });
             }
         }

@@ -114,8 +114,19 @@ impl Worker {
                 }
                 self.open_data_channels(participant);
             }
+            Command::OpenSignaling {
+                participant,
+                labels,
+                inbox,
+            } => self.open_signaling(participant, labels, inbox),
+            Command::Signal {
+                participant,
+                label,
+                text,
+            } => self.signal(participant, &label, &text),
             Command::Record(spec) => self.recorders.start(spec, &self.setup.events),
             Command::StopRecording { track } => self.recorders.stop(track),
+            Command::PauseRecording { track, paused } => self.recorders.pause(track, paused),
             Command::RoomEnded { room } => {
                 self.recorders.room_ended(room);
                 let peers: Vec<PeerRef> = self

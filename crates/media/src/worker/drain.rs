@@ -87,10 +87,13 @@ pub(super) fn on_event(
                 participant: peer.participant,
             });
         }
+        // The client's consent checks stopped: its network went away. It
+        // is kept for the session timeout, to come back on the same path
+        // or with an ICE restart (the housekeeping gives it up then).
         Event::IceConnectionStateChange(IceConnectionState::Disconnected)
-            if peer.gone.is_none() =>
+            if peer.gone.is_none() && peer.connected && !peer.interrupted =>
         {
-            peer.gone = Some(GoneReason::Timeout);
+            interrupted(peer, setup);
         }
         Event::RtpPacket(packet) => {
             let mid = peer

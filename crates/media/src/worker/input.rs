@@ -145,7 +145,7 @@ impl Worker {
                         panic!("sabotaged for a test");
                     }
                     let Ok(contents) = contents.try_into() else {
-                        return Ok(()); // not a datagram str0m recognises: ignore
+                        return Ok(false); // not a datagram str0m recognises: ignore
                     };
                     let input = Input::Receive(
                         now,
@@ -156,13 +156,19 @@ impl Worker {
                             contents,
                         },
                     );
-                    if peer.rtc.accepts(&input) {
-                        peer.rtc.handle_input(input).map_err(|e| e.to_string())?;
+                    if !peer.rtc.accepts(&input) {
+                        return Ok(false);
                     }
-                    Ok(())
+                    peer.rtc.handle_input(input).map_err(|e| e.to_string())?;
+                    Ok(true)
                 });
                 match outcome {
-                    Ok(()) => drain(peer, &self.setup, &mut self.tcp, &mut happenings),
+                    Ok(accepted) => {
+                        if accepted && peer.interrupted {
+                            restored(peer, &self.setup);
+                        }
+                        drain(peer, &self.setup, &mut self.tcp, &mut happenings)
+                    }
                     Err(reason) => fail(peer, reason),
                 }
                 true
@@ -254,8 +260,14 @@ impl Worker {
                 || (!peer.connected
                     && now.saturating_duration_since(peer.created) > self.setup.connect_timeout)
             {
-                // Silent since connected, or never connected at all.
+                // Silent for the session timeout since connected, or never
+                // connected at all.
                 leaving.push((r, GoneReason::Timeout));
+            } else if peer.connected
+                && !peer.interrupted
+                && now.saturating_duration_since(peer.last_heard) > self.setup.silence
+            {
+                interrupted(peer, &self.setup);
             }
         }
         for (r, reason) in leaving {

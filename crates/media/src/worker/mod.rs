@@ -40,7 +40,7 @@ use crate::quality::NetworkQuality;
 use crate::speaker::DominantSpeaker;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,
-    SubscribeBinding,
+    SignalingMessage, SubscribeBinding,
 };
 
 mod adaptive;
@@ -103,6 +103,7 @@ pub struct Setup {
     /// Peers on each worker (this one at `index`), for room placement.
     pub load: Arc<Vec<std::sync::atomic::AtomicU64>>,
     pub peer_timeout: Duration,
+    pub silence: Duration,
     pub connect_timeout: Duration,
     pub stop: Arc<AtomicBool>,
 }
@@ -139,6 +140,9 @@ struct Peer {
     created: Instant,
     last_heard: Instant,
     connected: bool,
+    /// Silent for [`Setup::silence`] (or ICE said disconnected): the
+    /// control plane was told [`MediaEvent::Interrupted`].
+    interrupted: bool,
     /// Set when the peer must go; it is removed at the next housekeeping.
     gone: Option<GoneReason>,
     /// Incoming m-lines and the tracks they publish.
@@ -154,6 +158,10 @@ struct Peer {
     /// Channels the server opens wait for it: opened earlier, they race the
     /// client's own channels and their messages can be lost.
     sctp_up: bool,
+    /// Signaling channels the server opens (label, and the channel once
+    /// created), and where what the client sends on them goes.
+    signaling: Vec<(String, Option<ChannelId>)>,
+    inbox: Option<mpsc::Sender<SignalingMessage>>,
     /// Messages for channels not open yet: (channel, binary, data).
     pending_data: VecDeque<(ChannelId, bool, Vec<u8>)>,
     /// Media was written to it since its last timeout: str0m stamps and
@@ -173,6 +181,9 @@ struct Peer {
     /// Its own priorities for tracks it receives
     /// (`RemoteVideoTrack.setPriority`).
     priorities: Vec<(TrackSid, crate::allocation::Priority)>,
+    /// The m-lines the server added (for protocols where it offers), with
+    /// the id in their `a=msid`.
+    lines: Vec<(Mid, String)>,
     /// The server's offer waiting for its answer.
     offer: Option<offers::ServerOffer>,
     /// Whether a server offer has carried a data-channel section.
@@ -385,4 +396,25 @@ fn fail(peer: &mut Peer, reason: String) {
         tracing::warn!(room = %peer.room, participant = %peer.participant, reason, "media peer failed");
         peer.gone = Some(GoneReason::Failed(reason));
     }
+}
+
+/// The peer went silent: tell the control plane, once.
+fn interrupted(peer: &mut Peer, setup: &Setup) {
+    peer.interrupted = true;
+    setup.stats.interruptions.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(room = %peer.room, participant = %peer.participant, "media interrupted");
+    let _ = setup.events.send(MediaEvent::Interrupted {
+        room: peer.room,
+        participant: peer.participant,
+    });
+}
+
+/// An interrupted peer was heard from: tell the control plane, once.
+fn restored(peer: &mut Peer, setup: &Setup) {
+    peer.interrupted = false;
+    tracing::info!(room = %peer.room, participant = %peer.participant, "media restored");
+    let _ = setup.events.send(MediaEvent::Restored {
+        room: peer.room,
+        participant: peer.participant,
+    });
 }

@@ -44,6 +44,11 @@ impl Worker {
             }
         };
 
+        // An offer with new ICE credentials restarts ICE (RFC 8839 §4.4.1.1):
+        // str0m answers with new credentials of its own, so the first
+        // datagram from the client's new path names a new ufrag.
+        self.follow_ice_restart(r);
+
         // Bind what the offer publishes.
         let mut problems = Vec::new();
         let mut forwarders = Vec::new();
@@ -138,6 +143,32 @@ impl Worker {
         // client, not only browsers, must find the candidates.
         let answer = codec_order::follow_offer(sdp, &answer.to_sdp_string());
         Ok(crate::sdp::finish_answer(&answer))
+    }
+
+    /// Route the peer's current local ufrag to it, if an ICE restart
+    /// changed it. The old one is forgotten: checks with it fail anyway.
+    pub(super) fn follow_ice_restart(&mut self, r: PeerRef) {
+        let Some(peer) = slot_peer(&mut self.slots, r) else {
+            return;
+        };
+        let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag.clone();
+        if ufrag == peer.ufrag {
+            return;
+        }
+        let old = std::mem::replace(&mut peer.ufrag, ufrag);
+        tracing::info!(room = %peer.room, participant = %peer.participant, "ICE restart");
+        self.setup
+            .stats
+            .ice_restarts
+            .fetch_add(1, Ordering::Relaxed);
+        self.setup.routes.remove(&old);
+        self.setup.routes.insert(
+            &peer.ufrag,
+            Route {
+                worker: self.setup.index,
+                peer: r,
+            },
+        );
     }
 
     /// Send `track` to `subscriber` on its m-line `mid`. If the track's

@@ -3,6 +3,14 @@
 //! subscriptions that ended, and the data-channel section, for clients of
 //! protocols where the server offers (Twilio's). One offer is outstanding
 //! at a time; its answer binds the new m-lines to their tracks.
+//!
+//! An inactive m-line is reused for a new subscription of its kind when the
+//! caller asks (`OfferedTrack::reuse`): it turns `sendonly` again and keeps
+//! its `a=msid` (str0m cannot rewrite one), so the new track takes the old
+//! id, and the SDP stops growing with every subscription a room has seen.
+//! An m-line the client took over to send on (the official SDK recycles
+//! receive-only transceivers for its own tracks) is no longer inactive and
+//! is not reused.
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::Direction;
@@ -29,8 +37,8 @@ impl Worker {
         &mut self,
         participant: ParticipantSid,
         add: &[OfferedTrack],
-        stop: &[TrackSid],
-    ) -> Result<Option<String>, MediaError> {
+        stop: &[String],
+    ) -> Result<Option<crate::Offer>, MediaError> {
         let Some(r) = self.by_participant.get(&participant).copied() else {
             return Err(MediaError::BadOffer(
                 "no media session yet: the client offers first".into(),
@@ -44,28 +52,59 @@ impl Worker {
                 "an offer of the server's is waiting for its answer".into(),
             ));
         }
+        let state = |peer: &Peer, mid: Mid| peer.rtc.media(mid).map(|m| (m.direction(), m.kind()));
         let stopped: Vec<Mid> = peer
-            .subscribed
+            .lines
             .iter()
-            .filter(|(_, t)| stop.contains(t))
+            .filter(|(m, id)| {
+                stop.contains(id) && state(peer, *m).is_some_and(|(d, _)| d != Direction::Inactive)
+            })
             .map(|(m, _)| *m)
             .collect();
+        // Each offered track: the inactive m-line it reuses, if any, and
+        // the id its m-line carries.
+        let mut plan: Vec<(Option<Mid>, &OfferedTrack, String)> = Vec::new();
+        for track in add {
+            let kind = str0m_kind(track.kind);
+            let reused = track.reuse.as_ref().and_then(|id| {
+                peer.lines
+                    .iter()
+                    .find(|(m, l)| {
+                        l == id
+                            && !stopped.contains(m)
+                            && !plan.iter().any(|(p, _, _)| *p == Some(*m))
+                            && state(peer, *m) == Some((Direction::Inactive, kind))
+                    })
+                    .map(|(m, l)| (*m, l.clone()))
+            });
+            match reused {
+                Some((mid, id)) => plan.push((Some(mid), track, id)),
+                None => plan.push((None, track, track.id.clone())),
+            }
+        }
         let needs_sctp = !peer.sctp_up && !peer.sctp_offered;
         let made = catch_unwind(AssertUnwindSafe(|| {
             let mut changes = peer.rtc.sdp_api();
             let mut bindings = Vec::new();
-            for track in add {
-                let kind = match track.kind {
-                    MediaKind::Audio => StrMediaKind::Audio,
-                    MediaKind::Video => StrMediaKind::Video,
+            let mut added = Vec::new();
+            for (reused, track, id) in &plan {
+                let mid = match reused {
+                    Some(mid) => {
+                        changes.set_direction(*mid, Direction::SendOnly);
+                        *mid
+                    }
+                    None => {
+                        let mid = changes.add_media(
+                            str0m_kind(track.kind),
+                            Direction::SendOnly,
+                            Some(track.stream.clone()),
+                            Some(id.clone()),
+                            None,
+                        );
+                        added.push((mid, id.clone()));
+                        mid
+                    }
                 };
-                let mid = changes.add_media(
-                    kind,
-                    Direction::SendOnly,
-                    Some(track.stream.clone()),
-                    Some(track.id.clone()),
-                    None,
-                );
                 bindings.push((mid, track.track));
             }
             for mid in &stopped {
@@ -76,7 +115,7 @@ impl Worker {
             }
             changes
                 .apply()
-                .map(|(offer, pending)| (offer, pending, bindings))
+                .map(|(offer, pending)| (offer, pending, bindings, added))
         }));
         let made = match made {
             Ok(made) => made,
@@ -91,12 +130,16 @@ impl Worker {
             return Err(MediaError::Closed);
         };
         peer.subscribed.retain(|(m, _)| !stopped.contains(m));
-        let Some((offer, pending, bindings)) = made else {
+        let Some((offer, pending, bindings, added)) = made else {
             return Ok(None);
         };
         peer.sctp_offered |= needs_sctp;
+        peer.lines.extend(added);
         peer.offer = Some(ServerOffer { pending, bindings });
-        Ok(Some(crate::sdp::finish_answer(&offer.to_sdp_string())))
+        Ok(Some(crate::Offer {
+            sdp: crate::sdp::finish_answer(&offer.to_sdp_string()),
+            ids: plan.into_iter().map(|(_, t, id)| (t.track, id)).collect(),
+        }))
     }
 
     /// Apply the answer to the outstanding offer and bind its new m-lines.
@@ -147,5 +190,12 @@ impl Worker {
         self.request_keyframes(room, now);
         self.open_data_channels(participant);
         Ok(())
+    }
+}
+
+fn str0m_kind(kind: MediaKind) -> StrMediaKind {
+    match kind {
+        MediaKind::Audio => StrMediaKind::Audio,
+        MediaKind::Video => StrMediaKind::Video,
     }
 }

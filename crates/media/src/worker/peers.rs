@@ -67,12 +67,15 @@ impl Worker {
             created: now,
             last_heard: now,
             connected: false,
+            interrupted: false,
             gone: None,
             published: Vec::new(),
             subscribed: Vec::new(),
             continuations: Vec::new(),
             channels: Vec::new(),
             sctp_up: false,
+            signaling: Vec::new(),
+            inbox: None,
             pending_data: VecDeque::new(),
             written: false,
             sabotaged: false,
@@ -81,6 +84,7 @@ impl Worker {
             allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default()),
             totals: Vec::new(),
             offer: None,
+            lines: Vec::new(),
             sctp_offered: false,
         };
         let index = match self.free.pop() {

@@ -203,6 +203,10 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "PREFIX")]
     pub name_prefix: Option<String>,
 
+    /// Salon only: create each room through the REST API with RecordParticipantsOnConnect=true before anyone joins, so the server records every published track (the cost of recording; the files go to the server's recordings directory)
+    #[arg(long)]
+    pub record: bool,
+
     /// No progress line
     #[arg(long, short)]
     pub quiet: bool,
@@ -365,7 +369,13 @@ async fn run_salon(settings: &Settings, args: &LoadtestArgs, plan: Plan) -> Resu
     } else {
         salon_loadtest::MediaTransport::Udp
     };
-    let target = Arc::new(SalonTarget::new(url, key, ttl).transport(transport));
+    let mut target = SalonTarget::new(url, key, ttl).transport(transport);
+    if args.record {
+        let metrics = salon_loadtest::loopback::metrics_url(&signaling)
+            .context("cannot derive the REST URL from the signaling URL")?;
+        target = target.record_rooms(metrics.trim_end_matches("/metrics"));
+    }
+    let target = Arc::new(target);
     let options = RunOptions {
         server_pid: args.server_pid,
         metrics,
@@ -378,6 +388,9 @@ async fn run_salon(settings: &Settings, args: &LoadtestArgs, plan: Plan) -> Resu
 /// A run against Janus: the one at --janus-url, or one started for it (and
 /// stopped after it, whatever happens).
 async fn run_janus(args: &LoadtestArgs, plan: Plan, prepared: Prepared) -> Result<Report> {
+    if args.record {
+        bail!("--record asks Salon to record its rooms; Janus is measured without recording");
+    }
     if args.url.is_some() {
         bail!("--url is a Salon signaling URL; an already-running Janus is --janus-url");
     }
@@ -444,6 +457,9 @@ async fn run_janus(args: &LoadtestArgs, plan: Plan, prepared: Prepared) -> Resul
 /// `--target floor`: a running relay at --url, or one started here (and
 /// stopped after the run, whatever happens).
 async fn run_floor(args: &LoadtestArgs, plan: Plan) -> Result<Report> {
+    if args.record {
+        bail!("--record asks Salon to record its rooms; the relay floor records nothing");
+    }
     if args.janus_url.is_some() {
         bail!("--janus-url is for --target janus");
     }

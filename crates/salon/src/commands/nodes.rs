@@ -19,17 +19,28 @@ pub async fn run(settings: &Settings, command: NodesCommand) -> Result<ExitCode>
             let nodes = cluster::list(&mut conn).await?;
             let now = Timestamp::now().millis();
             println!(
-                "{:<20} {:<32} {:<22} {:>6} {:>12} {:<21} RENEWED",
-                "NODE", "PUBLIC URL", "MEDIA", "ROOMS", "PARTICIPANTS", "STARTED"
+                "{:<20} {:<32} {:<22} {:>6} {:>12} {:>8} {:>5} {:<8} {:<21} RENEWED",
+                "NODE",
+                "PUBLIC URL",
+                "MEDIA",
+                "ROOMS",
+                "PARTICIPANTS",
+                "PKT/S",
+                "CPU%",
+                "STATE",
+                "STARTED"
             );
             for node in &nodes {
                 println!(
-                    "{:<20} {:<32} {:<22} {:>6} {:>12} {:<21} {} ms ago",
+                    "{:<20} {:<32} {:<22} {:>6} {:>12} {:>8} {:>5.0} {:<8} {:<21} {} ms ago",
                     node.id,
                     node.public_url,
                     node.media,
                     node.rooms,
                     node.participants,
+                    node.packets_per_second,
+                    node.cpu * 100.0,
+                    if node.draining { "draining" } else { "serving" },
                     Timestamp::from_millis(node.started).to_string(),
                     now.saturating_sub(node.renewed).max(0)
                 );

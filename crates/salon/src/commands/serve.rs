@@ -1,6 +1,7 @@
 //! `salon serve`: run the server until SIGINT or SIGTERM.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use salon_server::callbacks::CallbackConfig;
@@ -47,10 +48,12 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             public_ips: settings.media_ips.clone(),
             workers: settings.media_workers,
             ice_tcp: settings.ice_tcp,
+            peer_timeout: settings.session_timeout,
             ..salon_media::MediaConfig::default()
         },
         signaling: salon_server::signaling::SignalingConfig {
             messages_per_second: settings.signaling_messages_per_second,
+            resume_grace: settings.session_timeout,
             ..salon_server::signaling::SignalingConfig::default()
         },
         http: salon_server::http::HttpLimits {
@@ -63,6 +66,10 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             dir: settings.recordings_dir.clone(),
             media_url_ttl: std::time::Duration::from_secs(600),
         },
+        node: settings
+            .redis_url
+            .is_some()
+            .then(|| settings.node_id.clone()),
         callbacks: CallbackConfig {
             allow_private_network: settings.callbacks.private_network,
             timeout: settings.callbacks.timeout,
@@ -81,7 +88,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         (_, None) => format!("SQLite (WAL) in {}", settings.data_dir.display()),
     };
     let sweeper_store = store.clone();
-    let server = Server::bind(config, store).await?;
+    let mut server = Server::bind(config, store).await?;
     let (keys, revoked) = server.state().credentials.key_counts();
     tracing::info!(
         account = %account.sid,
@@ -116,6 +123,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         settings.public_url
     );
     let (stop_registry, registry_stop) = tokio::sync::watch::channel(false);
+    let draining = Arc::new(cluster::Draining::default());
     let registry = match &settings.redis_url {
         Some(url) => {
             let mut conn = cluster::connect(url).await?;
@@ -126,6 +134,20 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             );
             cluster::register(&mut conn, &record).await?;
             tracing::info!(node = %settings.node_id, redis = %bootstrap::redacted(url), "registered in the cluster");
+            let redis_cluster = Arc::new(cluster::RedisCluster::new(
+                &settings.node_id,
+                conn.clone(),
+                sweeper_store.clone(),
+                draining.clone(),
+            ));
+            server.join_cluster(redis_cluster.clone());
+            tokio::spawn(cluster::serve_bus(
+                cluster::open(url)?,
+                conn.clone(),
+                redis_cluster,
+                server.state().clone(),
+                registry_stop.clone(),
+            ));
             tokio::spawn(cluster::sweep(
                 conn.clone(),
                 sweeper_store,
@@ -133,17 +155,40 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
                 registry_stop.clone(),
             ));
             let metrics = server.state().metrics.clone();
+            let media = server.state().media.clone();
             Some(tokio::spawn(cluster::keep_registered(
                 conn,
                 record,
-                move || metrics.load(),
+                move || {
+                    let (rooms, participants) = metrics.load();
+                    cluster::Load {
+                        rooms,
+                        participants,
+                        forwarded: media
+                            .stats()
+                            .rtp_forwarded
+                            .load(std::sync::atomic::Ordering::Relaxed),
+                    }
+                },
+                draining.clone(),
                 registry_stop,
             )))
         }
         None => None,
     };
     let trimming = tokio::spawn(give_back_memory());
-    let served = server.serve(shutdown_signal()).await;
+    let shutdown = {
+        let clustered = settings.redis_url.is_some();
+        let metrics = server.state().metrics.clone();
+        let timeout = settings.drain_timeout;
+        async move {
+            shutdown_signal().await;
+            if clustered {
+                drain(&draining, &metrics, timeout).await;
+            }
+        }
+    };
+    let served = server.serve(shutdown).await;
     let _ = stop_registry.send(true);
     if let Some(registry) = registry {
         let _ = registry.await;
@@ -210,6 +255,49 @@ fn connection_limit(configured: Option<usize>) -> usize {
         "HTTP connection limit"
     );
     chosen
+}
+
+/// How often a draining node looks whether its rooms have ended.
+const DRAIN_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Drain this node of a cluster: no new rooms are placed here (its record
+/// says so at once, and joins for new rooms are sent elsewhere), and its
+/// rooms go on until they end or `timeout` passes, or a second signal
+/// comes. Then the server stops as it would alone, ending what is left.
+async fn drain(
+    draining: &cluster::Draining,
+    metrics: &salon_server::Metrics,
+    timeout: std::time::Duration,
+) {
+    draining.start();
+    let (rooms, participants) = metrics.load();
+    tracing::info!(
+        rooms,
+        participants,
+        timeout_seconds = timeout.as_secs(),
+        "draining: no new rooms here; waiting for this node's rooms to end"
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let again = shutdown_signal();
+    tokio::pin!(again);
+    loop {
+        let (rooms, _) = metrics.load();
+        if rooms == 0 {
+            tracing::info!("drained: no rooms left");
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DRAIN_CHECK) => {}
+            _ = &mut again => {
+                tracing::warn!(rooms, "second signal while draining: ending the rooms now");
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(rooms, "drain timeout: ending the rooms still in progress");
+            return;
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use salon_sid::CompositionSid;
 use salon_store::{
     CompositionFilter, CompositionRecord, PageRequest, RecordingFilter, RecordingStatus,
-    RoomStatus, Timestamp,
+    RoomRecord, RoomStatus, Timestamp,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -56,6 +56,105 @@ fn composition_json(c: &CompositionRecord, urls: &Urls) -> Value {
     })
 }
 
+/// What a composition is made of and how, as a request (or a hook) says.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub layout: Layout,
+    /// `VideoLayout` as given (`{}` without one).
+    pub layout_text: String,
+    pub audio_sources: Vec<String>,
+    pub format: String,
+    pub resolution: String,
+    pub width: u32,
+    pub height: u32,
+    pub trim: bool,
+    pub status_callback: Option<String>,
+    pub status_callback_method: String,
+}
+
+impl Spec {
+    /// Read and check `VideoLayout`, `AudioSources`, `Format`, `Resolution`,
+    /// `Trim`, `StatusCallback` and `StatusCallbackMethod` (20001 when bad).
+    pub fn parse(params: &Params) -> Result<Self, ApiError> {
+        let audio_sources: Vec<String> = params
+            .all("AudioSources")
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        Self::check(
+            params.text("VideoLayout"),
+            audio_sources,
+            params.text("Format").unwrap_or("webm"),
+            params.text("Resolution").unwrap_or("640x480"),
+            params.boolean("Trim")?.unwrap_or(true),
+            params.text("StatusCallback").map(str::to_owned),
+            params.text("StatusCallbackMethod").unwrap_or("POST"),
+        )
+    }
+
+    /// Check the parts of a spec.
+    pub fn check(
+        layout_text: Option<&str>,
+        audio_sources: Vec<String>,
+        format: &str,
+        resolution: &str,
+        trim: bool,
+        status_callback: Option<String>,
+        method: &str,
+    ) -> Result<Self, ApiError> {
+        let layout = Layout::parse(layout_text)
+            .map_err(|e| ApiError::invalid_parameter("VideoLayout", e))?;
+        if layout == Layout::None && audio_sources.is_empty() {
+            return Err(ApiError::invalid_parameter(
+                "VideoLayout",
+                "give a VideoLayout, AudioSources or both",
+            ));
+        }
+        if !matches!(format, "mp4" | "webm") {
+            return Err(ApiError::invalid_parameter("Format", "not mp4 or webm"));
+        }
+        let (width, height) = resolution
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+            .filter(|(w, h)| (16..=1920).contains(w) && (16..=1920).contains(h) && w * h <= 921_600)
+            .ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "Resolution",
+                    "WIDTHxHEIGHT, each 16 to 1920, at most 921600 pixels",
+                )
+            })?;
+        if let Some(url) = &status_callback
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ApiError::invalid_parameter(
+                "StatusCallback",
+                "not an http(s) URL",
+            ));
+        }
+        let method = method.to_ascii_uppercase();
+        if !matches!(method.as_str(), "GET" | "POST") {
+            return Err(ApiError::invalid_parameter(
+                "StatusCallbackMethod",
+                "not GET or POST",
+            ));
+        }
+        Ok(Self {
+            layout,
+            layout_text: layout_text.unwrap_or("{}").to_owned(),
+            audio_sources,
+            format: format.to_owned(),
+            resolution: resolution.to_owned(),
+            width,
+            height,
+            trim,
+            status_callback,
+            status_callback_method: method,
+        })
+    }
+}
+
 /// `POST /v1/Compositions`
 pub async fn create(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let room_id = params
@@ -68,57 +167,21 @@ pub async fn create(State(state): State<AppState>, params: Params) -> Result<Res
             "the room is still in progress; compose it once it has ended",
         ));
     }
-    let layout_text = params.text("VideoLayout");
-    let layout =
-        Layout::parse(layout_text).map_err(|e| ApiError::invalid_parameter("VideoLayout", e))?;
-    let audio_sources: Vec<String> = params
-        .all("AudioSources")
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if layout == Layout::None && audio_sources.is_empty() {
-        return Err(ApiError::invalid_parameter(
-            "VideoLayout",
-            "give a VideoLayout, AudioSources or both",
-        ));
-    }
-    let format = params.text("Format").unwrap_or("webm").to_owned();
-    if !matches!(format.as_str(), "mp4" | "webm") {
-        return Err(ApiError::invalid_parameter("Format", "not mp4 or webm"));
-    }
-    let resolution = params.text("Resolution").unwrap_or("640x480").to_owned();
-    let (width, height) = resolution
-        .split_once('x')
-        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-        .filter(|(w, h)| (16..=1920).contains(w) && (16..=1920).contains(h) && w * h <= 921_600)
-        .ok_or_else(|| {
-            ApiError::invalid_parameter(
-                "Resolution",
-                "WIDTHxHEIGHT, each 16 to 1920, at most 921600 pixels",
-            )
-        })?;
-    let trim = params.boolean("Trim")?.unwrap_or(true);
-    let status_callback = params.text("StatusCallback").map(str::to_owned);
-    if let Some(url) = &status_callback
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(ApiError::invalid_parameter(
-            "StatusCallback",
-            "not an http(s) URL",
-        ));
-    }
-    let method = params
-        .text("StatusCallbackMethod")
-        .unwrap_or("POST")
-        .to_ascii_uppercase();
-    if !matches!(method.as_str(), "GET" | "POST") {
-        return Err(ApiError::invalid_parameter(
-            "StatusCallbackMethod",
-            "not GET or POST",
-        ));
-    }
+    let spec = Spec::parse(&params)?;
+    let record = start(&state, &room, spec).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(composition_json(&record, &state.urls)),
+    )
+        .into_response())
+}
+
+/// Write an `enqueued` composition of an ended `room` and queue its job.
+pub async fn start(
+    state: &AppState,
+    room: &RoomRecord,
+    spec: Spec,
+) -> Result<CompositionRecord, ApiError> {
     let filter = RecordingFilter {
         status: Some(RecordingStatus::Completed),
         room_sid: Some(room.sid),
@@ -148,15 +211,15 @@ pub async fn create(State(state): State<AppState>, params: Params) -> Result<Res
         account_sid: state.account,
         room_sid: room.sid,
         status: "enqueued".into(),
-        format: format.clone(),
-        resolution,
-        video_layout: layout_text.unwrap_or("{}").to_owned(),
-        audio_sources: serde_json::to_string(&audio_sources).unwrap_or_else(|_| "[]".into()),
-        trim,
-        status_callback,
-        status_callback_method: method,
+        format: spec.format.clone(),
+        resolution: spec.resolution,
+        video_layout: spec.layout_text,
+        audio_sources: serde_json::to_string(&spec.audio_sources).unwrap_or_else(|_| "[]".into()),
+        trim: spec.trim,
+        status_callback: spec.status_callback,
+        status_callback_method: spec.status_callback_method,
         progress: 0,
-        path: format!("{sid}.{format}"),
+        path: format!("{sid}.{}", spec.format),
         size: 0,
         duration_ms: 0,
         failure: None,
@@ -168,12 +231,12 @@ pub async fn create(State(state): State<AppState>, params: Params) -> Result<Res
     let job = Job {
         sid,
         plan: Plan {
-            layout,
-            audio_sources,
-            width,
-            height,
-            format,
-            trim,
+            layout: spec.layout,
+            audio_sources: spec.audio_sources,
+            width: spec.width,
+            height: spec.height,
+            format: spec.format,
+            trim: spec.trim,
             room_start: room.date_created,
         },
         recordings,
@@ -196,11 +259,7 @@ pub async fn create(State(state): State<AppState>, params: Params) -> Result<Res
             "Too many compositions are waiting; try again later",
         ));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(composition_json(&record, &state.urls)),
-    )
-        .into_response())
+    Ok(record)
 }
 
 /// `GET /v1/Compositions`

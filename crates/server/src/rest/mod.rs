@@ -6,6 +6,7 @@
 //! the room service, which records them before answering. See
 //! `docs/rest-api.md` for the resources, parameters and error codes.
 
+pub mod composition_hooks;
 pub mod compositions;
 pub mod error;
 pub mod params;
@@ -82,6 +83,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/v1/Compositions",
             get(compositions::list).post(compositions::create),
+        )
+        .route(
+            "/v1/CompositionHooks",
+            get(composition_hooks::list).post(composition_hooks::create),
+        )
+        .route(
+            "/v1/CompositionHooks/{hook}",
+            get(composition_hooks::fetch)
+                .post(composition_hooks::update)
+                .delete(composition_hooks::delete),
         )
         .route(
             "/v1/Compositions/{composition}",

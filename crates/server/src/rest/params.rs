@@ -69,6 +69,29 @@ impl Params {
         Ok(Self { pairs })
     }
 
+    /// Parameters given as (name, value) pairs, in order: those another
+    /// node forwarded ([`Params::pairs`]).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self {
+            pairs: pairs
+                .into_iter()
+                .map(|(name, value)| Param {
+                    key: normalise(&name),
+                    name,
+                    value,
+                })
+                .collect(),
+        }
+    }
+
+    /// The parameters as (name as sent, value) pairs, in order.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.pairs
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect()
+    }
+
     /// Take the members of a JSON object. Scalars become strings, arrays
     /// repeat the name, `null` is absent; nested objects are refused.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ApiError> {

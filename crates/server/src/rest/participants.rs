@@ -129,7 +129,14 @@ pub async fn update(
             ));
         }
     }
-    if participant.status == ParticipantStatus::Connected {
+    if participant.status == ParticipantStatus::Connected
+        && let Some(node) = crate::cluster::remote_holder(&state, room.sid).await?
+    {
+        let command = crate::cluster::Command::DisconnectParticipant {
+            participant: participant.sid,
+        };
+        crate::cluster::run_on(&state, &node, command).await?;
+    } else if participant.status == ParticipantStatus::Connected {
         match state
             .rooms
             .disconnect(participant.sid, DisconnectReason::Kicked)

@@ -338,7 +338,16 @@ pub async fn set_rules(
     let now = Timestamp::now();
     let stored = serde_json::to_string(&rules).map_err(ApiError::internal)?;
     state.store.set_recording_rules(room, &stored, now).await?;
-    state.recordings.set_rules(room, rules).await;
+    match crate::cluster::remote_holder(state, room).await? {
+        Some(node) => {
+            let command = crate::cluster::Command::ApplyRecordingRules {
+                room,
+                rules: stored,
+            };
+            crate::cluster::run_on(state, &node, command).await?;
+        }
+        None => state.recordings.set_rules(room, rules).await,
+    }
     Ok(now)
 }
 

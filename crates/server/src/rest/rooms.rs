@@ -218,18 +218,36 @@ pub async fn create(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = room_request(&params)?;
-    let sid = state.rooms.create(request).await.map_err(service_error)?;
-    if let Some(text) = params.text("RecordingRules") {
-        let rules = super::recordings::parse_rules(text)?;
-        super::recordings::set_rules(&state, sid, rules).await?;
-    }
+    room_request(&params)?;
+    let sid = match crate::cluster::placement(&state).await? {
+        None => create_here(&state, &params).await?,
+        Some(node) => {
+            let command = crate::cluster::Command::CreateRoom {
+                params: params.pairs(),
+            };
+            crate::cluster::run_on(&state, &node, command)
+                .await?
+                .ok_or_else(|| ApiError::internal("a node created a room without a SID"))?
+        }
+    };
     let room = state
         .store
         .room(sid)
         .await?
         .ok_or_else(|| ApiError::internal("created room not recorded"))?;
     Ok((StatusCode::CREATED, Json(RoomJson::new(&room, &state.urls))).into_response())
+}
+
+/// Create the room `params` describe on this node (placed here, by this
+/// node or another).
+pub async fn create_here(state: &AppState, params: &Params) -> Result<RoomSid, ApiError> {
+    let request = room_request(params)?;
+    let sid = state.rooms.create(request).await.map_err(service_error)?;
+    if let Some(text) = params.text("RecordingRules") {
+        let rules = super::recordings::parse_rules(text)?;
+        super::recordings::set_rules(state, sid, rules).await?;
+    }
+    Ok(sid)
 }
 
 /// `GET /v1/Rooms`
@@ -313,7 +331,12 @@ pub async fn complete(
             ));
         }
     }
-    if room.status == RoomStatus::InProgress {
+    if room.status == RoomStatus::InProgress
+        && let Some(node) = crate::cluster::remote_holder(state, room.sid).await?
+    {
+        let command = crate::cluster::Command::CompleteRoom { room: room.sid };
+        crate::cluster::run_on(state, &node, command).await?;
+    } else if room.status == RoomStatus::InProgress {
         match state.rooms.complete(room.sid).await {
             // It may have ended on its own since we looked: that is fine.
             Ok(())

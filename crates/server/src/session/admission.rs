@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{Member, Participant, Snapshot, Track};
 use crate::AppState;
+use crate::cluster::{NodeInfo, Route};
 use crate::service::{SESSION_QUEUE, ServiceError};
 
 /// Why a join was refused: Twilio's code and a message for the client.
@@ -15,6 +16,9 @@ use crate::service::{SESSION_QUEUE, ServiceError};
 pub struct Refusal {
     pub code: u32,
     pub message: String,
+    /// Not refused but served elsewhere: the room is on this node (or is
+    /// placed there). Each front-end tells its client in its own way.
+    pub redirect: Option<NodeInfo>,
 }
 
 impl Refusal {
@@ -22,6 +26,16 @@ impl Refusal {
         Self {
             code,
             message: message.into(),
+            redirect: None,
+        }
+    }
+
+    /// Go to `node` instead.
+    pub fn redirect(node: NodeInfo) -> Self {
+        Self {
+            code: salon_signal::codes::SIGNALING_ERROR,
+            message: format!("The room is served by node {}", node.id),
+            redirect: Some(node),
         }
     }
 }
@@ -42,13 +56,24 @@ enum Refused {
 /// SID), or the token's room grant, or else a new room whose unique name is
 /// its SID, as Twilio does for `connect(token)` without a name. On success
 /// the participant is in the room and its events flow to the [`Member`].
+///
+/// In a cluster, a room on another node (or a new room placed on another
+/// node) is a [`Refusal::redirect`]; `placed_here` says the client was sent
+/// here to create the room.
 pub async fn admit(
     state: &AppState,
     token: &str,
     room: Option<String>,
     auto_subscribe: bool,
+    placed_here: bool,
 ) -> Result<(Member, Snapshot), Refusal> {
     let verified = state.credentials.verify(token)?;
+    let wanted = room.clone().or_else(|| verified.room.clone());
+    if let Route::Elsewhere(node) =
+        crate::cluster::route_join(state, wanted.as_deref(), placed_here).await?
+    {
+        return Err(Refusal::redirect(node));
+    }
     let me = ParticipantSid::random();
     let new_room = RoomSid::random();
     let (room, room_ref) = match room.or_else(|| verified.room.clone()) {
@@ -110,6 +135,20 @@ pub async fn admit(
             })
         }
         Ok(Err(Refused::Room(e))) => Err(Refusal::new(e.code(), e.to_string())),
+        // Nodes sharing a database: another node created a room of this
+        // name at the same moment, and the database's unique index refused
+        // ours. End ours (nothing of it was recorded) and send the client
+        // to the room that won.
+        Err(ServiceError::Store(e)) if e.is_unique_violation() => {
+            let _ = state.rooms.complete(new_room).await;
+            match crate::cluster::route_join(state, wanted.as_deref(), false).await? {
+                Route::Elsewhere(node) => Err(Refusal::redirect(node)),
+                Route::Here => Err(Refusal::new(
+                    53113,
+                    format!("Room exists: {}", wanted.unwrap_or_default()),
+                )),
+            }
+        }
         Err(ServiceError::Closed) => Err(Refusal::new(
             codes::SERVER_BUSY,
             "the server is shutting down",
@@ -125,11 +164,16 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
     let mut room_name = String::new();
     let mut recording = false;
     let mut dominant_speaker = None;
+    let mut network_quality = Vec::new();
     if let Some(r) = rooms.room(room) {
         room_name = r.name().to_owned();
         recording = r.recording();
         dominant_speaker = r.dominant_speaker();
         for p in r.participants() {
+            network_quality.extend(
+                p.network_quality()
+                    .map(|(level, detail)| (p.sid(), level, detail)),
+            );
             let participant = Participant {
                 sid: p.sid(),
                 identity: p.identity().to_owned(),
@@ -162,6 +206,7 @@ fn snapshot(rooms: &Rooms, room: RoomSid, me: ParticipantSid) -> Snapshot {
         room_name,
         recording,
         dominant_speaker,
+        network_quality,
         me,
         others,
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use salon_media::{MediaError, PublishBinding, SubscribeBinding};
-use salon_room::{DisconnectReason, Event, TrackKind};
+use salon_room::{DisconnectReason, Event, NetworkQualityDetail, TrackKind};
 use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use salon_signal::codes;
 use tokio::sync::mpsc;
@@ -41,7 +41,7 @@ mod resume;
 
 pub use admission::{Refusal, admit};
 pub use offer::{Declared, check_offer};
-pub use presence::{Notice, Presence};
+pub use presence::{Away, Cause, Notice, Presence};
 pub use resume::{Expiry, Resumables, resume};
 
 /// A participant as a session sees it.
@@ -71,6 +71,9 @@ pub struct Snapshot {
     pub recording: bool,
     /// The room's dominant speaker, if there is one.
     pub dominant_speaker: Option<ParticipantSid>,
+    /// Network quality levels measured so far, with their detail, by
+    /// participant.
+    pub network_quality: Vec<(ParticipantSid, u8, NetworkQualityDetail)>,
     pub me: Participant,
     /// Everyone else, in the room's order.
     pub others: Vec<Participant>,
@@ -122,6 +125,8 @@ pub enum Change {
     NetworkQuality {
         participant: ParticipantSid,
         level: u8,
+        /// What is behind the level, for verbosities 2 and 3.
+        detail: Box<NetworkQualityDetail>,
     },
     /// A video track this participant receives was switched off (`off`:
     /// Twilio's `switchOffReason`) or on again.
@@ -340,11 +345,15 @@ impl Member {
                 Change::Unsubscribed { track: *track }
             }
             Event::NetworkQualityChanged {
-                participant, level, ..
+                participant,
+                level,
+                detail,
+                ..
             } if *participant == me || self.others.contains_key(participant) => {
                 Change::NetworkQuality {
                     participant: *participant,
                     level: *level,
+                    detail: detail.clone(),
                 }
             }
             Event::SubscriptionSwitched {

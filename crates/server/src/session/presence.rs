@@ -1,11 +1,24 @@
-//! Whether a participant's signaling is reconnecting: the room core keeps
-//! a participant whose socket dropped until its session gives up, and the
-//! others may be told that it is away meanwhile (Twilio's
+//! Who is reconnecting: the room core keeps a participant whose signaling
+//! socket dropped, or whose media went silent, until the session timeout
+//! runs out, and the others are told that it is away meanwhile (Twilio's
 //! `participantReconnecting` / `participantReconnected`).
 //!
+//! Two things can take a participant away, each announced on its own: its
+//! signaling session ([`Cause::Signaling`]: the socket dropped, then a
+//! resume) and its media ([`Cause::Media`]: the media server stopped
+//! hearing it, then heard it again, perhaps after an ICE restart from a new
+//! address). A participant is reconnecting while either is away; each
+//! session keeps that view with an [`Away`].
+//!
 //! A broadcast to every session, each keeping what concerns its room. Such
-//! notices are rare (a dropped socket, a resume); a session that falls
-//! behind skips the ones it missed rather than holding anyone up.
+//! notices are rare (a dropped socket, a network change); a session that
+//! falls behind skips the ones it missed rather than holding anyone up.
+//! Who is away now is also kept here, so that a session that starts later
+//! (a late joiner) knows ([`Presence::away_in`]); the room-to-media bridge
+//! forgets participants that left ([`Presence::forget`]).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use salon_sid::{ParticipantSid, RoomSid};
 use tokio::sync::broadcast;
@@ -13,33 +26,166 @@ use tokio::sync::broadcast;
 /// Notices kept for sessions that have not read them yet.
 const BACKLOG: usize = 256;
 
-/// A participant's signaling went away (`reconnecting`) or came back.
+/// What went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// The signaling socket dropped; a resume brings it back.
+    Signaling,
+    /// The media server stopped hearing the participant's media.
+    Media,
+}
+
+/// A participant's signaling or media went away (`reconnecting`) or came
+/// back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Notice {
     pub room: RoomSid,
     pub participant: ParticipantSid,
+    pub cause: Cause,
     pub reconnecting: bool,
 }
 
 pub struct Presence {
     notices: broadcast::Sender<Notice>,
+    /// Who is away now, and why: (room, participant, cause).
+    away: Mutex<HashSet<(RoomSid, ParticipantSid, Cause)>>,
 }
 
 impl Default for Presence {
     fn default() -> Self {
         Self {
             notices: broadcast::channel(BACKLOG).0,
+            away: Mutex::default(),
         }
     }
 }
 
 impl Presence {
     pub fn announce(&self, notice: Notice) {
+        {
+            let mut away = self.lock();
+            let key = (notice.room, notice.participant, notice.cause);
+            if notice.reconnecting {
+                away.insert(key);
+            } else {
+                away.remove(&key);
+            }
+        }
         // No session listening is fine.
         let _ = self.notices.send(notice);
     }
 
+    /// Notices from now on. Watch before reading [`Presence::away_in`]:
+    /// a notice in between is then seen twice, which [`Away`] tolerates,
+    /// rather than missed.
     pub fn watch(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()
+    }
+
+    /// Who in `room` is away now, as a session's starting view.
+    pub fn away_in(&self, room: RoomSid) -> Away {
+        let away = self
+            .lock()
+            .iter()
+            .filter(|(r, _, _)| *r == room)
+            .map(|(_, p, c)| (*p, *c))
+            .collect();
+        Away { away }
+    }
+
+    /// `participant` left `room` (or, with `None`, the room ended): nothing
+    /// of it is away any more.
+    pub fn forget(&self, room: RoomSid, participant: Option<ParticipantSid>) {
+        self.lock()
+            .retain(|(r, p, _)| *r != room || participant.is_some_and(|gone| *p != gone));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(RoomSid, ParticipantSid, Cause)>> {
+        self.away.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One session's view of who else in its room is reconnecting.
+#[derive(Debug, Default)]
+pub struct Away {
+    away: HashSet<(ParticipantSid, Cause)>,
+}
+
+impl Away {
+    /// Take `notice` (already known to be about another participant of
+    /// this room). `Some(reconnecting)` when the participant's state
+    /// changed: it became reconnecting, or is connected again.
+    pub fn apply(&mut self, notice: Notice) -> Option<bool> {
+        let before = self.is_away(notice.participant);
+        if notice.reconnecting {
+            self.away.insert((notice.participant, notice.cause));
+        } else {
+            self.away.remove(&(notice.participant, notice.cause));
+        }
+        let after = self.is_away(notice.participant);
+        (before != after).then_some(after)
+    }
+
+    pub fn is_away(&self, participant: ParticipantSid) -> bool {
+        self.away.iter().any(|(p, _)| *p == participant)
+    }
+
+    /// The participant left: forget it.
+    pub fn forget(&mut self, participant: ParticipantSid) {
+        self.away.retain(|(p, _)| *p != participant);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_participant_is_away_while_its_signaling_or_its_media_is() {
+        let (room, p) = (RoomSid::random(), ParticipantSid::random());
+        let notice = |cause, reconnecting| Notice {
+            room,
+            participant: p,
+            cause,
+            reconnecting,
+        };
+        let mut away = Away::default();
+        assert_eq!(away.apply(notice(Cause::Media, true)), Some(true));
+        assert_eq!(away.apply(notice(Cause::Signaling, true)), None);
+        assert_eq!(away.apply(notice(Cause::Signaling, false)), None);
+        assert!(away.is_away(p));
+        assert_eq!(away.apply(notice(Cause::Media, false)), Some(false));
+        assert_eq!(away.apply(notice(Cause::Media, false)), None);
+        away.apply(notice(Cause::Signaling, true));
+        away.forget(p);
+        assert!(!away.is_away(p));
+    }
+
+    #[test]
+    fn a_late_session_starts_knowing_who_is_away_until_they_leave() {
+        let presence = Presence::default();
+        let (room, other_room) = (RoomSid::random(), RoomSid::random());
+        let (p, q) = (ParticipantSid::random(), ParticipantSid::random());
+        for (room, participant) in [(room, p), (room, q), (other_room, q)] {
+            presence.announce(Notice {
+                room,
+                participant,
+                cause: Cause::Media,
+                reconnecting: true,
+            });
+        }
+        presence.announce(Notice {
+            room,
+            participant: q,
+            cause: Cause::Media,
+            reconnecting: false,
+        });
+        let away = presence.away_in(room);
+        assert!(away.is_away(p) && !away.is_away(q));
+        presence.forget(room, Some(p));
+        assert!(!presence.away_in(room).is_away(p));
+        assert!(presence.away_in(other_room).is_away(q));
+        presence.forget(other_room, None);
+        assert!(!presence.away_in(other_room).is_away(q));
     }
 }

@@ -225,6 +225,12 @@ impl<W: Wire> Connection<W> {
         }
     }
 
+    /// Send `text` and close: a last word before a session exists (a
+    /// redirect).
+    pub(super) async fn last_word(self, text: String) {
+        let _ = self.outgoing.send(text).await;
+    }
+
     /// Send an error and close: for refusals before a session exists.
     pub(super) async fn refuse(self, code: u32, message: String) {
         tracing::info!(code, message, "signaling connection refused");

@@ -7,20 +7,23 @@
 //! message, the backlog replayed on `resume`, the idle and resume
 //! deadlines. Rooms and media are the member's business.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use axum::Extension;
-use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use salon_media::{MediaKind, PublishBinding, SubscribeBinding};
-use salon_room::{DisconnectReason as CoreReason, TrackKind as CoreKind};
-use salon_sid::TrackSid;
-use salon_signal::{
-    ClientMessage, DisconnectReason, NetworkQualityLevel, ParticipantInfo, PublishMedia, Published,
-    RoomInfo, ServerMessage, SubscribeMedia, TrackInfo, TrackKind, codes,
+use salon_room::{
+    DisconnectReason as CoreReason, NetworkQualityDetail, PathQuality, TrackKind as CoreKind,
 };
-use tokio::sync::mpsc;
+use salon_sid::{ParticipantSid, TrackSid};
+use salon_signal::{
+    ClientMessage, DisconnectReason, NetworkQualityLevel, NetworkQualityMedia, NetworkQualityPath,
+    ParticipantInfo, PublishMedia, Published, RoomInfo, ServerMessage, SubscribeMedia, TrackInfo,
+    TrackKind, codes,
+};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::connection::{self, Incoming as Frame, SalonWire};
@@ -28,7 +31,8 @@ use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
-    self, Change, Declared, Expiry, Goodbye, Member, Participant, Refusal, Track, check_offer,
+    self, Away, Cause, Change, Declared, Expiry, Goodbye, Member, Notice, Participant, Refusal,
+    Track, check_offer,
 };
 
 mod adaptive;
@@ -43,13 +47,38 @@ const BACKLOG: usize = 512;
 pub async fn upgrade(
     State(state): State<AppState>,
     control: Option<Extension<SocketControl>>,
+    Query(query): Query<NodeHint>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let control = control.map(|Extension(control)| control);
-    connection::configure::<SalonWire>(ws).on_upgrade(move |socket| serve(state, socket, control))
+    let placed_here = query.placed_here(&state);
+    connection::configure::<SalonWire>(ws)
+        .on_upgrade(move |socket| serve(state, socket, control, placed_here))
 }
 
-async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl>) {
+/// `?node=<id>` on a signaling URL: the client was redirected here by
+/// placement, to create its room on this node.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct NodeHint {
+    #[serde(default)]
+    node: Option<String>,
+}
+
+impl NodeHint {
+    pub fn placed_here(&self, state: &AppState) -> bool {
+        match (&self.node, &state.cluster) {
+            (Some(node), Some(cluster)) => node == cluster.node(),
+            _ => false,
+        }
+    }
+}
+
+async fn serve(
+    state: AppState,
+    socket: WebSocket,
+    control: Option<SocketControl>,
+    placed_here: bool,
+) {
     let mut connection = Connection::spawn(socket, &state.signaling.config, control);
     let join_timeout = state.signaling.config.join_timeout;
     let first = tokio::time::timeout(join_timeout, connection.incoming.recv()).await;
@@ -61,7 +90,16 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
             client,
             ..
         }))) => {
-            join(state, connection, token, room, auto_subscribe, client).await;
+            join(
+                state,
+                connection,
+                token,
+                room,
+                auto_subscribe,
+                client,
+                placed_here,
+            )
+            .await;
         }
         Ok(Some(Incoming::Message(ClientMessage::Resume { token, session, .. }))) => {
             let sessions = &state.signaling.salon;
@@ -101,10 +139,21 @@ async fn join(
     room: Option<String>,
     auto_subscribe: bool,
     client: Option<String>,
+    placed_here: bool,
 ) {
-    let (member, snapshot) = match session::admit(&state, &token, room, auto_subscribe).await {
+    let admitted = session::admit(&state, &token, room, auto_subscribe, placed_here).await;
+    let (member, snapshot) = match admitted {
         Ok(admitted) => admitted,
-        Err(Refusal { code, message }) => return connection.refuse(code, message).await,
+        Err(Refusal {
+            redirect: Some(node),
+            ..
+        }) => {
+            let url = crate::cluster::signaling_url(&node, "/v1/signaling");
+            tracing::info!(node = node.id, url, "join redirected to the room's node");
+            let redirect = ServerMessage::Redirect { url, node: node.id };
+            return connection.last_word(redirect.to_json()).await;
+        }
+        Err(Refusal { code, message, .. }) => return connection.refuse(code, message).await,
     };
     tracing::info!(
         room = %member.room,
@@ -117,6 +166,16 @@ async fn join(
     let attach = state.signaling.salon.register(&id, &member.identity);
     let room = room_info(&member);
     let dominant_speaker = snapshot.dominant_speaker;
+    // Who is reconnecting now, and every change from here on (watched
+    // first: a notice in between comes twice, which Away takes).
+    let presence = state.signaling.presence().watch();
+    let away = state.signaling.presence().away_in(member.room);
+    let reconnecting: Vec<_> = snapshot
+        .others
+        .iter()
+        .map(|p| p.sid)
+        .filter(|p| away.is_away(*p))
+        .collect();
     let mut session = Session {
         member,
         id: id.clone(),
@@ -127,6 +186,9 @@ async fn join(
         detached_at: None,
         last_revision: 0,
         network_quality: (0, 0),
+        presence,
+        away,
+        quality_sent: HashMap::new(),
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -141,12 +203,16 @@ async fn join(
             .ice
             .for_identity(&session.member.identity),
         last_revision: 0,
+        session_timeout: Some(session_timeout(&session.member)),
     });
     // Changes come as they happen; the speaker already chosen, now.
     if let Some(speaker) = dominant_speaker {
         session.send(ServerMessage::DominantSpeakerChanged {
             participant: Some(speaker),
         });
+    }
+    for participant in reconnecting {
+        session.send(ServerMessage::ParticipantReconnecting { participant });
     }
     session.run().await;
     state.signaling.salon.forget(&id);
@@ -168,6 +234,13 @@ struct Session {
     /// Network quality verbosity asked for (`set_network_quality`): for
     /// this participant, for the others; 0 sends nothing.
     network_quality: (u8, u8),
+    /// Who is reconnecting, as sessions and the media bridge announce it.
+    presence: broadcast::Receiver<Notice>,
+    /// Others in the room whose signaling or media is away.
+    away: Away,
+    /// The last `network_quality` entry sent for each participant (this
+    /// one and those in the room), so an unchanged one is not sent again.
+    quality_sent: HashMap<ParticipantSid, NetworkQualityLevel>,
 }
 
 /// What the session loop should do next.
@@ -202,6 +275,17 @@ impl Session {
                 },
                 Some(connection) = self.attach.recv() => {
                     self.reattach(connection);
+                    Next::Continue
+                }
+                notice = self.presence.recv() => {
+                    match notice {
+                        Ok(notice) => self.on_notice(notice),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        // The server is going away.
+                        Err(broadcast::error::RecvError::Closed) => {
+                            self.presence = broadcast::channel(1).1;
+                        }
+                    }
                     Next::Continue
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -244,12 +328,43 @@ impl Session {
             Some(connection) => {
                 if !connection.send(message.to_json()) {
                     tracing::warn!(participant = %self.member.me, "client is not reading its socket; detaching");
-                    self.connection = None;
-                    self.detached_at = Some(Instant::now());
+                    self.detach();
                     self.keep(message);
                 }
             }
             None => self.keep(message),
+        }
+    }
+
+    /// The socket is gone: wait for a resume, and tell the others this
+    /// participant is reconnecting.
+    fn detach(&mut self) {
+        self.connection = None;
+        if self.detached_at.is_none() {
+            self.detached_at = Some(Instant::now());
+            self.announce(true);
+        }
+    }
+
+    fn announce(&self, reconnecting: bool) {
+        self.member.state.signaling.presence().announce(Notice {
+            room: self.member.room,
+            participant: self.member.me,
+            cause: Cause::Signaling,
+            reconnecting,
+        });
+    }
+
+    /// Another participant's signaling or media went away or came back.
+    fn on_notice(&mut self, notice: Notice) {
+        if notice.room != self.member.room || notice.participant == self.member.me {
+            return;
+        }
+        let participant = notice.participant;
+        match self.away.apply(notice) {
+            Some(true) => self.send(ServerMessage::ParticipantReconnecting { participant }),
+            Some(false) => self.send(ServerMessage::ParticipantReconnected { participant }),
+            None => {}
         }
     }
 
@@ -263,7 +378,9 @@ impl Session {
     fn reattach(&mut self, connection: Connection) {
         tracing::info!(participant = %self.member.me, "session resumed");
         self.connection = Some(connection);
-        self.detached_at = None;
+        if self.detached_at.take().is_some() {
+            self.announce(false);
+        }
         self.last_heard = Instant::now();
         let (me, others) = self.member.roster();
         let joined = ServerMessage::Joined {
@@ -275,6 +392,7 @@ impl Session {
             participants: others.into_iter().map(participant_info).collect(),
             ice_servers: self.member.state.ice.for_identity(&self.member.identity),
             last_revision: self.last_revision,
+            session_timeout: Some(session_timeout(&self.member)),
         };
         self.send(joined);
         let backlog: Vec<String> = self.backlog.drain(..).collect();
@@ -301,8 +419,7 @@ impl Session {
             Some(Incoming::Closed { clean: true }) => Next::End(CoreReason::Left),
             Some(Incoming::Closed { clean: false }) | None => {
                 tracing::info!(participant = %self.member.me, "socket dropped; waiting for resume");
-                self.connection = None;
-                self.detached_at = Some(Instant::now());
+                self.detach();
                 Next::Continue
             }
         }
@@ -498,6 +615,8 @@ impl Session {
                 },
             },
             Change::ParticipantDisconnected { participant } => {
+                self.away.forget(participant);
+                self.quality_sent.remove(&participant);
                 ServerMessage::ParticipantDisconnected { participant }
             }
             Change::TrackPublished { participant, track } => ServerMessage::TrackPublished {
@@ -542,23 +661,29 @@ impl Session {
             Change::DominantSpeaker { participant } => {
                 ServerMessage::DominantSpeakerChanged { participant }
             }
-            Change::NetworkQuality { participant, level } => {
+            Change::NetworkQuality {
+                participant,
+                level,
+                detail,
+            } => {
                 let (local, remote) = self.network_quality;
                 let verbosity = if participant == self.member.me {
                     local
                 } else {
                     remote
                 };
-                if verbosity == 0 {
+                let Some(entry) = quality_entry(participant, level, &detail, verbosity) else {
+                    return Next::Continue;
+                };
+                // The media server also reports unchanged levels, to refresh
+                // the measurements; a client that does not see them is told
+                // only what changed.
+                if verbosity < 3 && self.quality_sent.get(&participant) == Some(&entry) {
                     return Next::Continue;
                 }
+                self.quality_sent.insert(participant, entry.clone());
                 ServerMessage::NetworkQuality {
-                    participants: vec![NetworkQualityLevel {
-                        participant,
-                        level,
-                        audio: None,
-                        video: None,
-                    }],
+                    participants: vec![entry],
                 }
             }
             Change::Removed(reason) => {
@@ -569,6 +694,47 @@ impl Session {
         self.send(message);
         Next::Continue
     }
+}
+
+/// One participant's `network_quality` entry at `verbosity`: the level
+/// (1), the audio and video send and receive levels (2), the measurements
+/// behind them (3); nothing at 0.
+fn quality_entry(
+    participant: ParticipantSid,
+    level: u8,
+    detail: &NetworkQualityDetail,
+    verbosity: u8,
+) -> Option<NetworkQualityLevel> {
+    let path = |p: &PathQuality| NetworkQualityPath {
+        bandwidth_actual: p.bandwidth_actual,
+        bandwidth_available: p.bandwidth_available,
+        bandwidth_level: p.bandwidth_level,
+        fraction_lost: p.fraction_lost_ppm.map(|ppm| f64::from(ppm) / 1e6),
+        fraction_lost_level: p.fraction_lost_level,
+        jitter: p.jitter.map(|d| d.as_secs_f64()),
+        rtt: p.rtt.map(|d| d.as_secs_f64()),
+        latency_level: p.latency_level,
+    };
+    let media = |m: &salon_room::MediaQuality| NetworkQualityMedia {
+        send: m.send,
+        recv: m.recv,
+        send_stats: (verbosity >= 3)
+            .then(|| m.send_stats.as_ref().map(path))
+            .flatten(),
+        recv_stats: (verbosity >= 3)
+            .then(|| m.recv_stats.as_ref().map(path))
+            .flatten(),
+    };
+    (verbosity > 0).then(|| NetworkQualityLevel {
+        participant,
+        level,
+        audio: (verbosity >= 2)
+            .then(|| detail.audio.as_ref().map(media))
+            .flatten(),
+        video: (verbosity >= 2)
+            .then(|| detail.video.as_ref().map(media))
+            .flatten(),
+    })
 }
 
 async fn recv(connection: &mut Option<Connection>) -> Option<Incoming> {
@@ -659,6 +825,12 @@ fn wire_reason(reason: CoreReason) -> DisconnectReason {
         CoreReason::Failed => DisconnectReason::Failed,
         CoreReason::Shutdown => DisconnectReason::Shutdown,
     }
+}
+
+/// The session timeout, as `joined` tells it.
+fn session_timeout(member: &Member) -> u32 {
+    let seconds = member.state.signaling.config().resume_grace.as_secs();
+    u32::try_from(seconds).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -23,8 +23,16 @@
 //! While a session waits for its `sync`, the room's other Twilio sessions
 //! show it `reconnecting` ([`crate::session::Presence`]).
 //!
-//! Not yet: m-line recycling (a stopped subscription's m-line stays,
-//! inactive), MSP channels.
+//! Media signaling (MSP: dominant speaker, network quality, track
+//! priorities, switch-off, render hints) is [`msp`]; the bandwidth profile
+//! of `connect` and `update` goes to the media server's allocator.
+//!
+//! An ended subscription's m-line turns inactive, and the next
+//! subscription of its kind reuses it (keeping its `a=msid` id, which
+//! `subscribed` then names for the new track), so the SDP does not grow
+//! with every track a long room has seen.
+//!
+//! Not yet: `publisher_hints` (see [`msp`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -48,9 +56,14 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::connection::{self, Incoming as Frame, RATE_LIMITED, Wire};
+
+mod msp;
+
 use crate::AppState;
 use crate::http::SocketControl;
-use crate::session::{self, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track};
+use crate::session::{
+    self, Away, Cause, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track,
+};
 
 /// Twilio's protocol on a signaling socket: TCMP frames.
 pub(super) struct TwilioWire;
@@ -102,10 +115,17 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
     let mut connection = Connection::spawn(socket, &state.signaling.config, control);
     let deadline = Instant::now() + state.signaling.config.join_timeout;
     let mut heartbeat = None;
+    // The handshake as the client made it, to make it again on the room's
+    // node when this connection is proxied there.
+    let mut handshake = None;
     loop {
         let incoming = tokio::time::timeout_at(deadline, connection.incoming.recv()).await;
         let body = match incoming {
             Ok(Some(Frame::Message(ClientFrame::Hello(hello)))) => {
+                handshake = Some(tcmp::Hello {
+                    body: None,
+                    ..hello.clone()
+                });
                 let negotiated = tcmp::negotiate_timeout(hello.timeout);
                 heartbeat = Some(Duration::from_millis(negotiated));
                 let welcome = ServerFrame::Welcome {
@@ -149,6 +169,7 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
             }
         };
         let heartbeat = heartbeat.unwrap_or(Duration::from_millis(tcmp::MAX_TIMEOUT_MS));
+        let raw = body.clone();
         match ClientBody::from_json(body) {
             Ok(ClientBody::Ice(ice)) => {
                 // The token is checked already here (the SDK rejects
@@ -175,7 +196,11 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                 connection.send(ServerFrame::msg(iced).to_json());
             }
             Ok(ClientBody::Connect(connect)) => {
-                return join(state, connection, *connect, heartbeat).await;
+                let handshake = handshake.map(|hello| tcmp::Hello {
+                    body: Some(raw),
+                    ..hello
+                });
+                return join(state, connection, *connect, heartbeat, handshake).await;
             }
             Ok(ClientBody::Sync(sync)) => {
                 let sessions = &state.signaling.twilio;
@@ -203,12 +228,38 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
     }
 }
 
-async fn join(state: AppState, connection: Connection, connect: rsp::Connect, heartbeat: Duration) {
+async fn join(
+    state: AppState,
+    connection: Connection,
+    connect: rsp::Connect,
+    heartbeat: Duration,
+    handshake: Option<tcmp::Hello>,
+) {
     let automatic = connect.subscribe.as_ref().is_none_or(|s| s.automatic());
-    let admitted = session::admit(&state, &connect.token, connect.name.clone(), automatic).await;
+    // RSP has no redirect: a new room is made where the client connected
+    // (unless this node is draining), and the session of a room on another
+    // node is proxied there.
+    let admitted = session::admit(
+        &state,
+        &connect.token,
+        connect.name.clone(),
+        automatic,
+        true,
+    )
+    .await;
     let (member, snapshot) = match admitted {
         Ok(admitted) => admitted,
-        Err(Refusal { code, message }) => return connection.refuse(code, message).await,
+        Err(Refusal {
+            redirect: Some(node),
+            ..
+        }) => {
+            let Some(hello) = handshake else {
+                let message = format!("The room is served by node {}", node.id);
+                return connection.refuse(codes::SIGNALING_ERROR, message).await;
+            };
+            return proxy(connection, node, hello).await;
+        }
+        Err(Refusal { code, message, .. }) => return connection.refuse(code, message).await,
     };
     tracing::info!(
         room = %member.room,
@@ -219,6 +270,7 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
     );
     let id = session::random_id();
     let attach = state.signaling.twilio.register(&id, &member.identity);
+    let member_room = member.room;
     let mut session = Session {
         member,
         id: id.clone(),
@@ -240,7 +292,9 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         description_revision: 0,
         pc_id: None,
         server_offer: None,
-        lines: HashSet::new(),
+        lines: HashMap::new(),
+        free: Vec::new(),
+        stopping: Vec::new(),
         data: HashSet::new(),
         to_add: Vec::new(),
         to_stop: Vec::new(),
@@ -249,8 +303,19 @@ async fn join(state: AppState, connection: Connection, connect: rsp::Connect, he
         subscribed_sent: Vec::new(),
         batching: false,
         presence: state.signaling.presence.watch(),
-        reconnecting: HashSet::new(),
+        // After watching: a notice in between comes twice, which Away takes.
+        reconnecting: state.signaling.presence.away_in(member_room),
+        msp: msp::Msp::new(&connect.media_signaling, snapshot.dominant_speaker),
     };
+    session.msp.levels.extend(
+        snapshot
+            .network_quality
+            .iter()
+            .map(|(sid, level, detail)| (*sid, (*level, *detail))),
+    );
+    if let Some(profile) = &connect.bandwidth_profile {
+        session.apply_bandwidth_profile(profile);
+    }
     let published = session.apply_participant(connect.participant).await;
     let answers = session.negotiate(&connect.peer_connections).await;
     let connected = session.room_state(published, answers);
@@ -299,13 +364,19 @@ struct Session {
     /// The server's offer waiting for its answer: revision and SDP.
     server_offer: Option<(u64, String)>,
     /// Subscribed audio and video tracks with an m-line of their own.
-    lines: HashSet<TrackSid>,
+    /// Its kind and the id its m-line's `a=msid` carries (the SID, or the
+    /// id of the ended subscription whose m-line it reuses).
+    lines: HashMap<TrackSid, (CoreKind, String)>,
+    /// Inactive m-lines (their kind and id) a new subscription may reuse.
+    free: Vec<(CoreKind, String)>,
+    /// M-lines the outstanding server offer stops: free once answered.
+    stopping: Vec<(CoreKind, String)>,
     /// Subscribed data tracks.
     data: HashSet<TrackSid>,
     /// Subscriptions waiting for the next server offer.
     to_add: Vec<(TrackSid, ParticipantSid, CoreKind)>,
     /// Ended subscriptions whose m-lines the next server offer stops.
-    to_stop: Vec<TrackSid>,
+    to_stop: Vec<(CoreKind, String)>,
     /// Whether a server offer carried the data-channel section.
     sctp_offered: bool,
     subscribed_revision: u64,
@@ -315,8 +386,10 @@ struct Session {
     batching: bool,
     /// Who is reconnecting, as every session announces it.
     presence: broadcast::Receiver<Notice>,
-    /// Others in the room whose signaling is reconnecting.
-    reconnecting: HashSet<ParticipantSid>,
+    /// Others in the room whose signaling or media is reconnecting.
+    reconnecting: Away,
+    /// Media signaling on data channels.
+    msp: msp::Msp,
 }
 
 /// One of the client's tracks.
@@ -325,6 +398,8 @@ struct Local {
     /// The track, once published in the room.
     sid: Option<TrackSid>,
     enabled: bool,
+    /// The publish priority.
+    priority: Priority,
     /// Whether the media server carries its m-line.
     bound: bool,
 }
@@ -357,6 +432,10 @@ impl Session {
                     // The room service cut us off: our queue overflowed.
                     None => Next::End(Goodbye::of(CoreReason::Failed)),
                 },
+                Some(message) = self.msp.inbox.recv() => {
+                    self.on_msp(message);
+                    Next::Continue
+                }
                 Some(attached) = self.attach.recv() => {
                     self.reattach(attached).await;
                     Next::Continue
@@ -415,22 +494,18 @@ impl Session {
         self.member.state.signaling.presence.announce(Notice {
             room: self.member.room,
             participant: self.member.me,
+            cause: Cause::Signaling,
             reconnecting,
         });
     }
 
-    /// Another participant's signaling went away or came back: its state,
+    /// Another participant's signaling or media went away or came back: its state,
     /// under its next revision.
     fn on_notice(&mut self, notice: Notice) {
         if notice.room != self.member.room || notice.participant == self.member.me {
             return;
         }
-        let changed = if notice.reconnecting {
-            self.reconnecting.insert(notice.participant)
-        } else {
-            self.reconnecting.remove(&notice.participant)
-        };
-        if changed {
+        if self.reconnecting.apply(notice).is_some() {
             self.send_participant(notice.participant);
         }
     }
@@ -453,7 +528,7 @@ impl Session {
     }
 
     fn state_of(&self, participant: ParticipantSid) -> ParticipantState {
-        if self.reconnecting.contains(&participant) {
+        if self.reconnecting.is_away(participant) {
             ParticipantState::Reconnecting
         } else {
             ParticipantState::Connected
@@ -537,6 +612,9 @@ impl Session {
                 if let Some(pcs) = &update.peer_connections {
                     reply.peer_connections = self.negotiate(pcs).await;
                 }
+                if let Some(profile) = &update.bandwidth_profile {
+                    self.apply_bandwidth_profile(profile);
+                }
                 if !reply.is_empty() {
                     self.send(ServerBody::Update(reply));
                 }
@@ -581,7 +659,19 @@ impl Session {
             }
         }
         for track in state.tracks {
+            let priority = track.priority.unwrap_or(Priority::Standard);
             if let Some(local) = self.local.get_mut(&track.id) {
+                if let Some(sid) = local.sid
+                    && local.priority != priority
+                {
+                    local.priority = priority;
+                    if let Err(e) = self
+                        .member
+                        .set_publish_priority(sid, msp::media_priority(priority))
+                    {
+                        tracing::debug!(error = e, "setting a publish priority");
+                    }
+                }
                 if let Some(sid) = local.sid
                     && local.enabled != track.enabled
                 {
@@ -612,6 +702,13 @@ impl Session {
             };
             let sid = match published {
                 Ok(published) => {
+                    if priority != Priority::Standard
+                        && let Err(e) = self
+                            .member
+                            .set_publish_priority(published.sid, msp::media_priority(priority))
+                    {
+                        tracing::debug!(error = e, "setting a publish priority");
+                    }
                     results.push(PublishedTrack::ready(track.id.clone(), published.sid));
                     Some(published.sid)
                 }
@@ -625,6 +722,7 @@ impl Session {
                 kind: track.kind,
                 sid,
                 enabled: track.enabled,
+                priority,
                 bound: track.kind == rsp::TrackKind::Data,
             };
             self.local.insert(track.id, local);
@@ -722,8 +820,12 @@ impl Session {
         let accepted = media
             .accept_answer(self.member.room, self.member.me, sdp.to_owned())
             .await;
-        if let Err(e) = accepted {
-            tracing::info!(participant = %self.member.me, error = %e, "answer refused");
+        match accepted {
+            Ok(()) => self.free.append(&mut self.stopping),
+            Err(e) => {
+                self.stopping.clear();
+                tracing::info!(participant = %self.member.me, error = %e, "answer refused");
+            }
         }
     }
 
@@ -731,6 +833,7 @@ impl Session {
     /// is already out or the media session does not exist yet; tell it
     /// which tracks it receives.
     async fn renegotiate(&mut self) {
+        self.open_msp();
         if self.batching
             || self.server_offer.is_some()
             || !self.member.negotiated()
@@ -738,45 +841,66 @@ impl Session {
         {
             return;
         }
+        // Each new subscription reuses an inactive m-line of its kind if
+        // there is one (the media server declines one the client took
+        // over to send on: then a new one, and that m-line is forgotten).
+        let mut free = self.free.clone();
         let add: Vec<OfferedTrack> = self
             .to_add
             .iter()
-            .map(|(track, publisher, kind)| OfferedTrack {
-                track: *track,
-                kind: if *kind == CoreKind::Audio {
-                    MediaKind::Audio
-                } else {
-                    MediaKind::Video
-                },
-                stream: publisher.to_string(),
-                id: track.to_string(),
+            .map(|(track, publisher, kind)| {
+                let reuse = free
+                    .iter()
+                    .position(|(k, _)| k == kind)
+                    .map(|i| free.remove(i).1);
+                OfferedTrack {
+                    track: *track,
+                    kind: if *kind == CoreKind::Audio {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    },
+                    stream: publisher.to_string(),
+                    id: self.fresh_id(*track),
+                    reuse,
+                }
             })
             .collect();
         let stop = std::mem::take(&mut self.to_stop);
         if !add.is_empty() || !stop.is_empty() || !self.sctp_offered {
             let (room, me) = (self.member.room, self.member.me);
-            let offered = self.member.state.media.offer(room, me, add, stop).await;
+            let ids = stop.iter().map(|(_, id)| id.clone()).collect();
+            let offered = self.member.state.media.offer(room, me, add, ids).await;
             self.sctp_offered = true;
             match offered {
-                Ok(Some(sdp)) => {
-                    for (track, _, _) in self.to_add.drain(..) {
-                        self.lines.insert(track);
+                Ok(Some(offer)) => {
+                    for (track, _, kind) in self.to_add.drain(..) {
+                        let id = offer
+                            .ids
+                            .iter()
+                            .find(|(t, _)| *t == track)
+                            .map_or_else(|| track.to_string(), |(_, id)| id.clone());
+                        self.lines.insert(track, (kind, id));
                     }
+                    self.free = free;
+                    self.stopping = stop;
                     self.description_revision += 1;
                     let revision = self.description_revision;
-                    self.server_offer = Some((revision, sdp.clone()));
+                    self.server_offer = Some((revision, offer.sdp.clone()));
                     let mut update = ServerUpdate::new();
                     update.subscribed = self.subscribed_snapshot(true);
-                    update.peer_connections = self.offer_description(revision, sdp);
+                    update.peer_connections = self.offer_description(revision, offer.sdp);
                     self.send(ServerBody::Update(update));
                     return;
                 }
-                Ok(None) => {}
+                // Nothing changed: the stopped m-lines were inactive already.
+                Ok(None) => free.extend(stop),
                 Err(e) => {
                     tracing::info!(participant = %self.member.me, error = %e, "no server offer");
                 }
             }
         }
+        self.free = free;
         if let Some(subscribed) = self.subscribed_snapshot(false) {
             let mut update = ServerUpdate::new();
             update.subscribed = Some(subscribed);
@@ -803,7 +927,7 @@ impl Session {
     /// appdata of its m-line, or its data channel's label); `None` when
     /// that is what the client was last told, unless `always`.
     fn subscribed_snapshot(&mut self, always: bool) -> Option<rsp::Subscribed> {
-        let mut tracks: Vec<TrackSid> = self.lines.iter().chain(&self.data).copied().collect();
+        let mut tracks: Vec<TrackSid> = self.lines.keys().chain(&self.data).copied().collect();
         tracks.sort_by_key(|t| t.to_string());
         if tracks == self.subscribed_sent && !always {
             return None;
@@ -816,20 +940,79 @@ impl Session {
                 .into_iter()
                 .map(|sid| rsp::SubscribedTrack {
                     sid,
-                    id: Some(sid.to_string()),
+                    id: Some(
+                        self.lines
+                            .get(&sid)
+                            .map_or_else(|| sid.to_string(), |(_, id)| id.clone()),
+                    ),
                     error: None,
                 })
                 .collect(),
         })
     }
 
+    /// The id for a new m-line carrying `track`: its SID, unless an m-line
+    /// of this session carries that id already (a reused one, whose id is
+    /// the SID of the track it first carried, when that track comes back).
+    fn fresh_id(&self, track: TrackSid) -> String {
+        let taken = |id: &str| {
+            self.lines
+                .values()
+                .map(|(_, i)| i.as_str())
+                .any(|i| i == id)
+                || [&self.free, &self.stopping, &self.to_stop]
+                    .into_iter()
+                    .flatten()
+                    .any(|(_, i)| i == id)
+        };
+        let sid = track.to_string();
+        (0..)
+            .map(|n| {
+                if n == 0 {
+                    sid.clone()
+                } else {
+                    format!("{sid}-{n}")
+                }
+            })
+            .find(|id| !taken(id))
+            .unwrap_or(sid)
+    }
+
     /// A subscription ended (or its track did): its m-line stops.
     fn drop_subscription(&mut self, track: TrackSid) {
         self.to_add.retain(|(t, _, _)| *t != track);
         self.data.remove(&track);
-        if self.lines.remove(&track) {
-            self.to_stop.push(track);
+        self.msp.hinted.remove(&track);
+        self.msp.switched_off.retain(|t| *t != track);
+        if let Some(line) = self.lines.remove(&track) {
+            self.to_stop.push(line);
         }
+    }
+
+    /// The client's bandwidth profile, for the allocator of what it
+    /// receives. The deprecated per-priority render dimensions are not
+    /// used.
+    fn apply_bandwidth_profile(&self, profile: &rsp::BandwidthProfile) {
+        use salon_media::allocation::{Mode, SwitchOffMode};
+        let Some(video) = &profile.video else {
+            return;
+        };
+        self.member
+            .set_bandwidth_profile(salon_media::ProfileUpdate {
+                mode: video.mode.map(|m| match m {
+                    rsp::BandwidthMode::Grid => Mode::Grid,
+                    rsp::BandwidthMode::Collaboration => Mode::Collaboration,
+                    rsp::BandwidthMode::Presentation => Mode::Presentation,
+                }),
+                max_subscription_bitrate: video.max_subscription_bandwidth,
+                dominant_speaker_priority: video.active_speaker_priority.map(msp::media_priority),
+                track_switch_off_mode: video.track_switch_off.map(|m| match m {
+                    rsp::TrackSwitchOffMode::Detected => SwitchOffMode::Detected,
+                    rsp::TrackSwitchOffMode::Predicted => SwitchOffMode::Predicted,
+                    rsp::TrackSwitchOffMode::Disabled => SwitchOffMode::Disabled,
+                }),
+                max_tracks: video.max_tracks.map(|n| n as usize),
+            });
     }
 
     /// The room as the client is to see it on `connected` or `synced`.
@@ -865,7 +1048,7 @@ impl Session {
             published,
             subscribed: None,
             peer_connections,
-            media_signaling: Default::default(),
+            media_signaling: self.msp.announcements(),
             recording: Some(self.recording()),
         }
     }
@@ -946,6 +1129,7 @@ impl Session {
                 (participant, ParticipantState::Connected)
             }
             Change::ParticipantDisconnected { participant } => {
+                self.msp.levels.remove(&participant);
                 (participant, ParticipantState::Disconnected)
             }
             Change::TrackUnpublished { participant, track } => {
@@ -954,13 +1138,14 @@ impl Session {
                 (participant, ParticipantState::Connected)
             }
             Change::TrackPublished { participant, .. }
-            | Change::TrackSwitched { participant, .. } => {
+            | Change::TrackSwitched { participant, .. }
+            | Change::TrackPriority { participant, .. } => {
                 (participant, ParticipantState::Connected)
             }
             Change::Subscribed { publisher, track } => {
                 if track.kind == CoreKind::Data {
                     self.data.insert(track.sid);
-                } else if !self.lines.contains(&track.sid) {
+                } else if !self.lines.contains_key(&track.sid) {
                     self.to_add.push((track.sid, publisher, track.kind));
                 }
                 self.renegotiate().await;
@@ -975,17 +1160,29 @@ impl Session {
                 self.say_goodbye(Goodbye::of(reason));
                 return Next::Ended;
             }
-            // Adaptive video (dominant speaker, network quality, switched
-            // tracks, priorities) is not on Twilio's wire here yet.
-            Change::DominantSpeaker { .. }
-            | Change::NetworkQuality { .. }
-            | Change::Switched { .. }
-            | Change::TrackPriority { .. } => return Next::Continue,
+            Change::DominantSpeaker { participant } => {
+                self.msp.dominant = participant;
+                self.send_dominant_speaker();
+                return Next::Continue;
+            }
+            Change::NetworkQuality {
+                participant,
+                level,
+                detail,
+            } => {
+                self.msp.levels.insert(participant, (level, *detail));
+                self.answer_network_quality();
+                return Next::Continue;
+            }
+            Change::Switched { track, off } => {
+                self.track_switched(track, off.is_some());
+                return Next::Continue;
+            }
         };
         let state = match state {
             ParticipantState::Connected => self.state_of(participant),
             other => {
-                self.reconnecting.remove(&participant);
+                self.reconnecting.forget(participant);
                 other
             }
         };
@@ -1076,6 +1273,85 @@ fn msid_tracks(sdp: &str) -> Vec<(&str, &str)> {
 const INSIGHTS_FRAME: usize = 256 * 1024;
 /// An insights socket that sends nothing for this long is closed.
 const INSIGHTS_IDLE: Duration = Duration::from_secs(60);
+
+/// How long the room's node may take to accept a proxied connection.
+const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serve this connection's session on the room's `node`: open `/signaling`
+/// there, make the client's handshake again (with its `connect`), swallow
+/// that node's `welcome` (the client has had ours), then copy frames both
+/// ways until either side ends. Frames are re-encoded as read, through this
+/// connection's bounded queues and rate limit; nothing of the session is
+/// kept here. A `sync` (resume) that reaches a node other than the room's
+/// is refused as an unknown session, and the SDK connects again.
+async fn proxy(mut connection: Connection, node: crate::cluster::NodeInfo, hello: tcmp::Hello) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = crate::cluster::signaling_url(&node, "/signaling");
+    let opened = tokio::time::timeout(
+        PROXY_CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async(&url),
+    )
+    .await;
+    let mut upstream = match opened {
+        Ok(Ok((upstream, _))) => upstream,
+        Ok(Err(e)) => {
+            tracing::warn!(node = node.id, url, error = %e, "cannot proxy signaling to the room's node");
+            let message = format!("The room's node {} cannot be reached", node.id);
+            return connection.refuse(codes::SIGNALING_ERROR, message).await;
+        }
+        Err(_) => {
+            let message = format!("The room's node {} did not answer in time", node.id);
+            return connection.refuse(codes::SIGNALING_ERROR, message).await;
+        }
+    };
+    tracing::info!(
+        node = node.id,
+        url,
+        "twilio signaling proxied to the room's node"
+    );
+    let first = match serde_json::to_string(&ClientFrame::Hello(hello)) {
+        Ok(text) => text,
+        Err(e) => return tracing::error!(error = %e, "cannot encode a hello"),
+    };
+    if upstream.send(Message::text(first)).await.is_err() {
+        let message = format!("The room's node {} closed the connection", node.id);
+        return connection.refuse(codes::SIGNALING_ERROR, message).await;
+    }
+    let mut welcomed = false;
+    loop {
+        tokio::select! {
+            from_node = upstream.next() => match from_node {
+                Some(Ok(Message::Text(text))) => {
+                    if !welcomed
+                        && serde_json::from_str::<serde_json::Value>(&text)
+                            .is_ok_and(|v| v["type"] == "welcome")
+                    {
+                        welcomed = true;
+                        continue;
+                    }
+                    if !connection.send(text.to_string()) {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            from_client = connection.incoming.recv() => match from_client {
+                Some(Frame::Message(frame)) => {
+                    let Ok(text) = serde_json::to_string(&frame) else { continue };
+                    if upstream.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                // The room's node would refuse it too.
+                Some(Frame::Invalid(e)) => tracing::debug!(error = %e, "proxied frame dropped"),
+                Some(Frame::Closed { .. }) | None => break,
+            },
+        }
+    }
+    let _ = upstream.close(None).await;
+}
 
 /// `GET /insights`: the SDK's telemetry socket. Its `connect` is answered
 /// (the SDK queues its events until it is) and everything else is read

@@ -31,7 +31,8 @@ pub struct TestServer {
 pub struct Options {
     pub app_routes: bool,
     pub rooms: salon_room::Config,
-    /// A connected peer silent this long is gone (production: 10 s).
+    /// A connected peer silent this long is gone: the session timeout
+    /// (production: 30 s).
     pub peer_timeout: Duration,
     pub signaling: salon_server::signaling::SignalingConfig,
     /// The media port's address (production default: the listen IP).
@@ -136,6 +137,7 @@ impl TestServer {
                 dir: dir.path().join("recordings"),
                 media_url_ttl: std::time::Duration::from_secs(600),
             },
+            node: None,
         };
         let server = Server::bind(config, store).await.expect("bind");
         let addr = server.local_addr();

@@ -1,0 +1,374 @@
+//! Several nodes: what the server asks of the cluster, and what it does for
+//! the other nodes.
+//!
+//! A room lives on one node (its room core, its media); the records are
+//! shared (PostgreSQL), and each room's row names its node. This module is
+//! the server's side of the cluster, without Redis: the `salon` binary
+//! implements [`Cluster`] on Redis (registry, placement, message bus) and
+//! hands it to [`crate::Server::join_cluster`]. Without it (one node) every
+//! function here answers "here".
+//!
+//! - **Placement** ([`placement`]): a new room, created by REST or by a
+//!   participant's join, goes to the least-loaded live node that is not
+//!   draining ([`Cluster::place`]). REST creates it there with a
+//!   [`Command::CreateRoom`]; a join is redirected there.
+//! - **Commands** ([`run_on`], [`execute`]): what must happen on the room's
+//!   node (complete a room, kick a participant, apply recording rules)
+//!   travels there as a [`Command`] and its [`Outcome`] comes back; the REST
+//!   caller gets the same answer (or Twilio error) as on the room's node,
+//!   or 503 (20503) naming the node that did not answer.
+//! - **Signaling** ([`route_join`]): a join for a room on another node is
+//!   redirected to that node's public URL; a join for a new room that
+//!   placement gives to another node too. The redirect carries
+//!   `?node=<id>`, so the node it names creates the room rather than
+//!   placing it again (no ping-pong while loads change).
+//!
+//! Nothing here is on the packet path.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::http::StatusCode;
+use salon_sid::{ParticipantSid, RoomSid};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::rest::error::ApiError;
+use crate::rest::params::Params;
+use crate::service::ServiceError;
+use crate::session::Refusal;
+
+/// A boxed future, so [`Cluster`] can be a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why the cluster could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// Redis does not answer: no placement, no redirects, no messages.
+    #[error("the cluster's Redis is unreachable ({0})")]
+    Unreachable(String),
+    /// The node is not registered, or did not answer in time.
+    #[error("node {node} does not answer ({detail})")]
+    NodeUnavailable { node: String, detail: String },
+    /// Every live node is draining.
+    #[error("no live node takes new rooms")]
+    NoNode,
+}
+
+/// A live node, as the registry shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Its own public base URL (`https://node2.video.example.com`).
+    pub public_url: String,
+}
+
+/// The cluster, as the server uses it.
+pub trait Cluster: Send + Sync + 'static {
+    /// This node's id.
+    fn node(&self) -> &str;
+    /// Whether this node is draining (SIGTERM): it takes no new rooms.
+    fn draining(&self) -> bool;
+    /// The node a new room should go to: the least-loaded live node that is
+    /// not draining (this one or another).
+    fn place(&self) -> BoxFuture<'_, Result<NodeInfo, ClusterError>>;
+    /// A live node's record, `None` when it is not registered.
+    fn find<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<Option<NodeInfo>, ClusterError>>;
+    /// Run `command` on `node` and wait (bounded) for its outcome.
+    fn send<'a>(
+        &'a self,
+        node: &'a str,
+        command: Command,
+    ) -> BoxFuture<'a, Result<Outcome, ClusterError>>;
+}
+
+/// What one node asks another to do for a room it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// `POST /v1/Rooms`, placed on the receiving node: its parameters as sent.
+    CreateRoom { params: Vec<(String, String)> },
+    /// `POST /v1/Rooms/{Sid}` with `Status=completed`.
+    CompleteRoom { room: RoomSid },
+    /// `POST …/Participants/{Sid}` with `Status=disconnected`.
+    DisconnectParticipant { participant: ParticipantSid },
+    /// Apply recording rules already stored (`…/RecordingRules`).
+    ApplyRecordingRules { room: RoomSid, rules: String },
+}
+
+impl Command {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::CreateRoom { .. } => "create_room",
+            Command::CompleteRoom { .. } => "complete_room",
+            Command::DisconnectParticipant { .. } => "disconnect_participant",
+            Command::ApplyRecordingRules { .. } => "apply_recording_rules",
+        }
+    }
+}
+
+/// What became of a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done; `room` is the room created by [`Command::CreateRoom`].
+    Done {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomSid>,
+    },
+    /// Refused, with the Twilio error the REST caller gets.
+    Refused {
+        status: u16,
+        code: u32,
+        message: String,
+    },
+}
+
+impl From<ApiError> for Outcome {
+    fn from(e: ApiError) -> Self {
+        Outcome::Refused {
+            status: e.status.as_u16(),
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+/// Run `command` here, for another node.
+pub async fn execute(state: &AppState, command: Command) -> Outcome {
+    let done = |room| Outcome::Done { room };
+    match command {
+        Command::CreateRoom { params } => {
+            let params = Params::from_pairs(params);
+            match crate::rest::rooms::create_here(state, &params).await {
+                Ok(sid) => done(Some(sid)),
+                Err(e) => e.into(),
+            }
+        }
+        Command::CompleteRoom { room } => match state.rooms.complete(room).await {
+            Ok(()) | Err(ServiceError::Room(salon_room::RoomError::RoomNotFound(_))) => done(None),
+            Err(e) => crate::rest::service_error(e).into(),
+        },
+        Command::DisconnectParticipant { participant } => {
+            match state
+                .rooms
+                .disconnect(participant, salon_room::DisconnectReason::Kicked)
+                .await
+            {
+                Ok(()) | Err(ServiceError::Room(salon_room::RoomError::ParticipantNotFound(_))) => {
+                    done(None)
+                }
+                Err(e) => crate::rest::service_error(e).into(),
+            }
+        }
+        Command::ApplyRecordingRules { room, rules } => {
+            match crate::rest::recordings::parse_rules(&rules) {
+                Ok(rules) => {
+                    state.recordings.set_rules(room, rules).await;
+                    done(None)
+                }
+                Err(e) => e.into(),
+            }
+        }
+    }
+}
+
+/// The node other than this one that runs `room`, if another does.
+pub async fn remote_holder(state: &AppState, room: RoomSid) -> Result<Option<String>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    let node = state.store.room_node(room).await?;
+    Ok(node.filter(|n| n != cluster.node()))
+}
+
+/// Run `command` on `node` and turn its outcome into the REST answer.
+pub async fn run_on(
+    state: &AppState,
+    node: &str,
+    command: Command,
+) -> Result<Option<RoomSid>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Err(ApiError::internal(
+            "a command for another node without a cluster",
+        ));
+    };
+    let kind = command.kind();
+    match cluster.send(node, command).await {
+        Ok(Outcome::Done { room }) => Ok(room),
+        Ok(Outcome::Refused {
+            status,
+            code,
+            message,
+        }) => Err(ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message,
+        )),
+        Err(e) => {
+            tracing::warn!(node, command = kind, error = %e, "a command for another node failed");
+            Err(ApiError::unavailable(format!(
+                "The room's node cannot be reached: {e}"
+            )))
+        }
+    }
+}
+
+/// Where a new room goes: `None` here, `Some(node)` another node. Refused
+/// (503, 20503) while the cluster cannot place rooms.
+pub async fn placement(state: &AppState) -> Result<Option<String>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    match cluster.place().await {
+        Ok(node) if node.id == cluster.node() => Ok(None),
+        Ok(node) => Ok(Some(node.id)),
+        Err(e) => Err(ApiError::unavailable(format!(
+            "Cannot create a room now: {e}"
+        ))),
+    }
+}
+
+/// Where a join should be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Here,
+    /// At this node, whose public URL is given.
+    Elsewhere(NodeInfo),
+}
+
+/// Where the join for `room` (a unique name or an `RM` SID; `None`: a new
+/// room named by its SID) is served. `placed_here`: the client was
+/// redirected here to create the room.
+pub(crate) async fn route_join(
+    state: &AppState,
+    room: Option<&str>,
+    placed_here: bool,
+) -> Result<Route, Refusal> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(Route::Here);
+    };
+    let store_error = |e: salon_store::StoreError| {
+        tracing::warn!(error = %e, "cannot look up a room's node");
+        Refusal::new(
+            salon_signal::codes::SERVER_BUSY,
+            "Cannot look up the room now",
+        )
+    };
+    let existing = match room {
+        None => None,
+        Some(text) => match text.parse::<RoomSid>() {
+            Ok(sid) => match state.store.room(sid).await.map_err(store_error)? {
+                Some(record) if record.status == salon_store::RoomStatus::InProgress => Some(sid),
+                // Over or unknown: the room core refuses as it should.
+                _ => return Ok(Route::Here),
+            },
+            Err(_) => state
+                .store
+                .room_in_progress_by_name(text)
+                .await
+                .map_err(store_error)?
+                .map(|r| r.sid),
+        },
+    };
+    if let Some(sid) = existing {
+        let node = state.store.room_node(sid).await.map_err(store_error)?;
+        let Some(node) = node.filter(|n| n != cluster.node()) else {
+            return Ok(Route::Here);
+        };
+        return match cluster.find(&node).await {
+            Ok(Some(info)) => Ok(Route::Elsewhere(info)),
+            // Registered no more: dead, and its rooms are about to be
+            // failed. The client tries again (and then gets a new room).
+            Ok(None) => Err(Refusal::new(
+                salon_signal::codes::SERVER_BUSY,
+                format!("The room's node {node} is not answering; try again in a few seconds"),
+            )),
+            Err(e) => Err(Refusal::new(
+                salon_signal::codes::SERVER_BUSY,
+                format!("Cannot reach the room's node now: {e}"),
+            )),
+        };
+    }
+    // A new room.
+    if placed_here && !cluster.draining() {
+        return Ok(Route::Here);
+    }
+    match cluster.place().await {
+        Ok(node) if node.id == cluster.node() => Ok(Route::Here),
+        Ok(node) => Ok(Route::Elsewhere(node)),
+        Err(e) => Err(Refusal::new(
+            salon_signal::codes::SERVER_BUSY,
+            format!("Cannot create a room now: {e}"),
+        )),
+    }
+}
+
+/// The WebSocket URL of `path` (`/v1/signaling`, `/signaling`) on `node`,
+/// with the `node` hint that stops a second placement.
+pub fn signaling_url(node: &NodeInfo, path: &str) -> String {
+    let base = node.public_url.trim_end_matches('/');
+    let base = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    let node_id: String =
+        percent_encoding::utf8_percent_encode(&node.id, percent_encoding::NON_ALPHANUMERIC)
+            .collect();
+    format!("{base}{path}?node={node_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_outcomes_read_back_as_written() {
+        let commands = [
+            Command::CreateRoom {
+                params: vec![("UniqueName".into(), "standup".into())],
+            },
+            Command::CompleteRoom {
+                room: RoomSid::random(),
+            },
+            Command::DisconnectParticipant {
+                participant: ParticipantSid::random(),
+            },
+            Command::ApplyRecordingRules {
+                room: RoomSid::random(),
+                rules: "[]".into(),
+            },
+        ];
+        for command in commands {
+            let text = serde_json::to_string(&command).unwrap();
+            assert_eq!(serde_json::from_str::<Command>(&text).unwrap(), command);
+        }
+        let refused = Outcome::from(ApiError::bad_request(53113, "Room exists"));
+        let text = serde_json::to_string(&refused).unwrap();
+        assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), refused);
+        assert!(serde_json::from_str::<Command>(r#"{"type":"dance"}"#).is_err());
+    }
+
+    #[test]
+    fn a_redirect_names_the_node_and_speaks_websocket() {
+        let node = NodeInfo {
+            id: "node b".into(),
+            public_url: "https://b.example.com/".into(),
+        };
+        assert_eq!(
+            signaling_url(&node, "/v1/signaling"),
+            "wss://b.example.com/v1/signaling?node=node%20b"
+        );
+        let node = NodeInfo {
+            id: "c".into(),
+            public_url: "http://127.0.0.1:3000".into(),
+        };
+        assert_eq!(
+            signaling_url(&node, "/signaling"),
+            "ws://127.0.0.1:3000/signaling?node=c"
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! MSP, Twilio's media signaling, on the data channels the server opens to
+//! the client (`salon_twilio_signal::msp`; twilio-signaling.md §7).
+//!
+//! At `connected` the session announces, among the channels the client
+//! asked for in `connect.media_signaling`, the ones Salon serves, each
+//! labelled with the channel's own name (labels share the client's
+//! namespace with subscription ids, which are MT sids, so they cannot
+//! collide). Once the media session exists, the media server opens them
+//! ([`salon_media::Media::open_signaling`]) and passes on what the client
+//! sends on them, and only on them: a channel the client opens itself, with
+//! any label, never reaches this module.
+//!
+//! | channel | the server sends | the client sends | wired to |
+//! |---|---|---|---|
+//! | `active_speaker` | the room's dominant speaker, on every change and on `ready` | `ready` | [`Change::DominantSpeaker`] (the media server's [`salon_media::speaker`]) |
+//! | `network_quality` | a reply to each input: the local level, and the known remotes' levels when asked | inputs about every second | [`Change::NetworkQuality`] (the media server's [`salon_media::quality`]) |
+//! | `track_priority` | — | a subscriber's priority for a track | the allocator ([`Member::set_subscribe_priority`]) |
+//! | `track_switch_off` | tracks switched off and on, on every change and on `ready` | `ready` | [`Change::Switched`] (the allocator's decisions) |
+//! | `render_hints` | an acknowledgement of each batch | `enabled` and render dimensions per track | `enabled` switches the track ([`Member::switch`]); dimensions are checked and acknowledged |
+//!
+//! `publisher_hints` is not announced: announcing it keeps the SDK's
+//! adaptive simulcast (`preferredVideoCodecs: 'auto'`) on, and the media
+//! server has no simulcast layers to pause yet, so the SDK is better off
+//! falling back to one layer. Its messages are understood (results and
+//! `client_reset` are read and dropped) and the server's message is
+//! `salon_twilio_signal::msp::ServerMessage::PublisherHints`; serving it
+//! needs a layer-pausing hook in the media server to drive. `extension_transcriptions` is not served.
+//!
+//! A message that does not parse, or names a track the client does not
+//! receive, changes nothing: MSP has no error reply, and an RSP `error`
+//! would end the whole session for what the SDK treats as advisory.
+//! A client that floods its channels has its messages dropped: the media
+//! server keeps at most [`INBOX`] for the session, which handles at most
+//! [`PER_SECOND`] a second (in bursts of [`BURST`]).
+//!
+//! Network quality levels come from what the server measures of the
+//! client's media (not from the client's own inputs, which are read for
+//! their verbosity only): the level at verbosity 1, the audio and video
+//! send and receive levels at 2 (`moderate`), and the measurements behind
+//! them at 3 (`detailed`). A kind not measured yet (nothing sent or
+//! received) has the participant's level in both directions.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use salon_media::SignalingMessage;
+use salon_media::allocation::Priority as MediaPriority;
+use salon_room::{MediaQuality, NetworkQualityDetail, PathQuality};
+use salon_sid::{ParticipantSid, TrackSid};
+use salon_twilio_signal::msp::{
+    BandwidthStats, ClientMessage, DirectionStats, FractionLostStats, HintResult, LatencyStats,
+    Levels, LocalLevel, MediaLevels, RemoteLevel, RenderHintsResults, ServerMessage,
+};
+use salon_twilio_signal::rsp::{Announcement, Channel, MediaSignalingRequest, Priority};
+use salon_twilio_signal::{ProtocolError, rsp};
+
+use super::Session;
+use crate::session::adaptive::check_render_dimensions;
+
+/// Messages from the client's MSP channels kept for the session; more are
+/// dropped by the media server (the client repeats what matters).
+pub(super) const INBOX: usize = 64;
+/// MSP messages handled per second, in bursts of up to [`BURST`]; more are
+/// dropped. The SDK sends about one a second per channel (network quality
+/// inputs, render hints in batches), a few more when tracks come and go.
+const PER_SECOND: f64 = 20.0;
+const BURST: f64 = 60.0;
+
+/// The channels Salon serves, in the order they are announced.
+const SERVED: [Channel; 5] = [
+    Channel::ActiveSpeaker,
+    Channel::NetworkQuality,
+    Channel::TrackPriority,
+    Channel::TrackSwitchOff,
+    Channel::RenderHints,
+];
+
+/// What the session keeps for MSP.
+pub(super) struct Msp {
+    /// The channels announced to the client.
+    pub announced: Vec<Channel>,
+    /// Whether the media server was asked to open them.
+    pub opened: bool,
+    pub inbox: tokio::sync::mpsc::Receiver<SignalingMessage>,
+    outbox: tokio::sync::mpsc::Sender<SignalingMessage>,
+    /// The room's dominant speaker as last heard.
+    pub dominant: Option<ParticipantSid>,
+    /// Network quality levels and their detail as last heard (this
+    /// participant's and the others').
+    pub levels: BTreeMap<ParticipantSid, (u8, NetworkQualityDetail)>,
+    /// The verbosities of a network quality input not answered yet (no
+    /// level was known): answered when the first level comes.
+    pub owed: Option<(u8, u8)>,
+    /// Received tracks switched off now.
+    pub switched_off: Vec<TrackSid>,
+    /// The last `enabled` render hint per received track: the same hint
+    /// again (the SDK repeats all of them when an ack is late) switches
+    /// nothing.
+    pub hinted: BTreeMap<TrackSid, bool>,
+    /// Messages that may still be handled now, and when that was counted.
+    budget: (f64, Instant),
+}
+
+impl Msp {
+    pub fn new(requested: &MediaSignalingRequest, dominant: Option<ParticipantSid>) -> Self {
+        let requested = requested.requested();
+        let (outbox, inbox) = tokio::sync::mpsc::channel(INBOX);
+        Self {
+            announced: SERVED
+                .into_iter()
+                .filter(|c| requested.contains(c))
+                .collect(),
+            opened: false,
+            inbox,
+            outbox,
+            dominant,
+            levels: BTreeMap::new(),
+            owed: None,
+            switched_off: Vec::new(),
+            hinted: BTreeMap::new(),
+            budget: (BURST, Instant::now()),
+        }
+    }
+
+    /// Whether one more message may be handled at `now`.
+    fn admit(&mut self, now: Instant) -> bool {
+        let (tokens, at) = self.budget;
+        let tokens =
+            (tokens + now.saturating_duration_since(at).as_secs_f64() * PER_SECOND).min(BURST);
+        let admitted = tokens >= 1.0;
+        self.budget = (if admitted { tokens - 1.0 } else { tokens }, now);
+        admitted
+    }
+
+    /// `media_signaling` for `connected` and `synced`.
+    pub fn announcements(&self) -> BTreeMap<Channel, Announcement> {
+        self.announced
+            .iter()
+            .map(|c| (*c, Announcement::data_channel(c.name().to_owned())))
+            .collect()
+    }
+}
+
+fn channel_named(label: &str) -> Option<Channel> {
+    Channel::ALL.into_iter().find(|c| c.name() == label)
+}
+
+impl Session {
+    /// Ask the media server for the announced channels, once the media
+    /// session exists.
+    pub(super) fn open_msp(&mut self) {
+        if self.msp.opened || self.msp.announced.is_empty() || !self.member.negotiated() {
+            return;
+        }
+        self.msp.opened = true;
+        let labels = self
+            .msp
+            .announced
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let (room, me) = (self.member.room, self.member.me);
+        let outbox = self.msp.outbox.clone();
+        self.member
+            .state
+            .media
+            .open_signaling(room, me, labels, outbox);
+    }
+
+    /// Send `message` on `channel`, if it was announced.
+    fn msp_send(&self, channel: Channel, message: &ServerMessage) {
+        if !self.msp.announced.contains(&channel) {
+            return;
+        }
+        let (room, me) = (self.member.room, self.member.me);
+        self.member
+            .state
+            .media
+            .signal(room, me, channel.name().to_owned(), message.to_json());
+    }
+
+    /// One message from one of the client's MSP channels.
+    pub(super) fn on_msp(&mut self, message: SignalingMessage) {
+        let Some(channel) = channel_named(&message.label) else {
+            return;
+        };
+        if !self.msp.admit(Instant::now()) {
+            tracing::debug!(participant = %self.member.me, "MSP message over the rate; dropped");
+            return;
+        }
+        let parsed = match ClientMessage::parse(&message.text) {
+            Ok(parsed) => parsed,
+            Err(ProtocolError::UnknownType(_)) => return,
+            Err(e) => {
+                tracing::debug!(participant = %self.member.me, channel = channel.name(), error = %e, "MSP message ignored");
+                return;
+            }
+        };
+        match (channel, parsed) {
+            (Channel::ActiveSpeaker, ClientMessage::Ready) => self.send_dominant_speaker(),
+            (Channel::TrackSwitchOff, ClientMessage::Ready) => {
+                if !self.msp.switched_off.is_empty() {
+                    let off = self.msp.switched_off.clone();
+                    self.msp_send(
+                        Channel::TrackSwitchOff,
+                        &ServerMessage::TrackSwitchOff {
+                            off,
+                            on: Vec::new(),
+                        },
+                    );
+                }
+            }
+            (Channel::NetworkQuality, ClientMessage::NetworkQuality(inputs)) => {
+                let local = inputs.report_level.unwrap_or(1).min(3);
+                let remote = inputs.remote_report_level.unwrap_or(0).min(3);
+                self.msp.owed = Some((local, remote));
+                self.answer_network_quality();
+            }
+            (Channel::TrackPriority, ClientMessage::TrackPriority { track, subscribe }) => {
+                let priority = subscribe.map(media_priority);
+                if let Err(e) = self.member.set_subscribe_priority(track, priority) {
+                    tracing::debug!(participant = %self.member.me, error = e, "track_priority ignored");
+                }
+            }
+            (Channel::RenderHints, ClientMessage::RenderHints { subscriber }) => {
+                let hints = subscriber
+                    .hints
+                    .into_iter()
+                    .map(|hint| {
+                        let result = self.apply_render_hint(
+                            hint.track,
+                            hint.enabled,
+                            hint.render_dimensions,
+                        );
+                        HintResult {
+                            track: hint.track,
+                            result: result.map_or_else(|e| e, |()| "OK".to_owned()),
+                        }
+                    })
+                    .collect();
+                self.msp_send(
+                    Channel::RenderHints,
+                    &ServerMessage::RenderHints {
+                        subscriber: RenderHintsResults {
+                            id: subscriber.id,
+                            hints,
+                        },
+                    },
+                );
+            }
+            // `ready` elsewhere, publisher-hint results, `client_reset`,
+            // and messages on the wrong channel need nothing.
+            (channel, other) => {
+                tracing::trace!(participant = %self.member.me, channel = channel.name(), ?other, "MSP message needs nothing");
+            }
+        }
+    }
+
+    fn apply_render_hint(
+        &mut self,
+        track: TrackSid,
+        enabled: Option<bool>,
+        dimensions: Option<rsp::Dimensions>,
+    ) -> Result<(), String> {
+        if let Some(d) = dimensions {
+            check_render_dimensions(d.width, d.height)?;
+            self.member.receives_video("render_hints", track)?;
+        }
+        if let Some(on) = enabled
+            && self.msp.hinted.get(&track) != Some(&on)
+        {
+            self.member.switch("render_hints", track, on)?;
+            self.msp.hinted.insert(track, on);
+        }
+        Ok(())
+    }
+
+    pub(super) fn send_dominant_speaker(&self) {
+        self.msp_send(
+            Channel::ActiveSpeaker,
+            &ServerMessage::ActiveSpeaker {
+                participant: self.msp.dominant,
+            },
+        );
+    }
+
+    /// Answer the last network quality input, if there is one to answer
+    /// and the client's level is known.
+    pub(super) fn answer_network_quality(&mut self) {
+        let Some((local, remote)) = self.msp.owed else {
+            return;
+        };
+        let Some(&(level, detail)) = self.msp.levels.get(&self.member.me) else {
+            return;
+        };
+        self.msp.owed = None;
+        let local = if local >= 2 {
+            let (audio, video) = kinds(level, &detail, local);
+            LocalLevel::Detailed(Box::new(Levels {
+                level,
+                audio,
+                video,
+            }))
+        } else {
+            LocalLevel::Level(level)
+        };
+        // Only participants the client has been told about: it drops
+        // levels of others.
+        let remotes = if remote == 0 {
+            Vec::new()
+        } else {
+            self.msp
+                .levels
+                .iter()
+                .filter(|(sid, _)| self.remotes.contains_key(sid))
+                .map(|(sid, (level, detail))| {
+                    let (audio, video) = kinds(*level, detail, remote);
+                    RemoteLevel {
+                        sid: *sid,
+                        level: *level,
+                        audio: (remote >= 2).then_some(audio),
+                        video: (remote >= 2).then_some(video),
+                    }
+                })
+                .collect()
+        };
+        self.msp_send(
+            Channel::NetworkQuality,
+            &ServerMessage::NetworkQuality { local, remotes },
+        );
+    }
+
+    /// A received track was switched off (or on again).
+    pub(super) fn track_switched(&mut self, track: TrackSid, off: bool) {
+        let was_off = self.msp.switched_off.contains(&track);
+        if off == was_off {
+            return;
+        }
+        let (mut on_list, mut off_list) = (Vec::new(), Vec::new());
+        if off {
+            self.msp.switched_off.push(track);
+            off_list.push(track);
+        } else {
+            self.msp.switched_off.retain(|t| *t != track);
+            on_list.push(track);
+        }
+        self.msp_send(
+            Channel::TrackSwitchOff,
+            &ServerMessage::TrackSwitchOff {
+                off: off_list,
+                on: on_list,
+            },
+        );
+    }
+}
+
+/// The audio and video parts of a level at `verbosity` (2 or 3): send and
+/// receive levels, and at 3 the measurements behind them.
+fn kinds(level: u8, detail: &NetworkQualityDetail, verbosity: u8) -> (MediaLevels, MediaLevels) {
+    let path = |p: &PathQuality| DirectionStats {
+        bandwidth: Some(BandwidthStats {
+            actual: p.bandwidth_actual.map(|b| b as f64),
+            available: p.bandwidth_available.map(|b| b as f64),
+            level: p.bandwidth_level,
+        }),
+        fraction_lost: Some(FractionLostStats {
+            fraction_lost: p.fraction_lost_ppm.map(|ppm| f64::from(ppm) / 1e6),
+            level: p.fraction_lost_level,
+        }),
+        latency: Some(LatencyStats {
+            jitter: p.jitter.map(|d| d.as_secs_f64()),
+            rtt: p.rtt.map(|d| d.as_secs_f64()),
+            level: p.latency_level,
+        }),
+    };
+    let media = |m: Option<&MediaQuality>| match m {
+        Some(m) => MediaLevels {
+            send: m.send,
+            recv: m.recv,
+            send_stats: (verbosity >= 3)
+                .then(|| m.send_stats.as_ref().map(path))
+                .flatten(),
+            recv_stats: (verbosity >= 3)
+                .then(|| m.recv_stats.as_ref().map(path))
+                .flatten(),
+        },
+        None => MediaLevels {
+            send: level,
+            recv: level,
+            send_stats: None,
+            recv_stats: None,
+        },
+    };
+    (media(detail.audio.as_ref()), media(detail.video.as_ref()))
+}
+
+pub(super) fn media_priority(priority: Priority) -> MediaPriority {
+    match priority {
+        Priority::Low => MediaPriority::Low,
+        Priority::Standard => MediaPriority::Standard,
+        Priority::High => MediaPriority::High,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use salon_twilio_signal::rsp::{TransportKind, Transports};
+
+    #[test]
+    fn only_requested_channels_salon_serves_are_announced() {
+        let data_channel = || {
+            Some(Transports {
+                transports: vec![TransportKind {
+                    kind: "data-channel".into(),
+                }],
+            })
+        };
+        let request = MediaSignalingRequest {
+            active_speaker: data_channel(),
+            render_hints: data_channel(),
+            publisher_hints: data_channel(),
+            extension_transcriptions: data_channel(),
+            ..Default::default()
+        };
+        let msp = Msp::new(&request, None);
+        assert_eq!(
+            msp.announced,
+            vec![Channel::ActiveSpeaker, Channel::RenderHints]
+        );
+        let announced = msp.announcements();
+        assert_eq!(
+            announced[&Channel::ActiveSpeaker].transport.label,
+            "active_speaker"
+        );
+        assert_eq!(channel_named("render_hints"), Some(Channel::RenderHints));
+        assert_eq!(channel_named("MT0123"), None);
+        assert!(
+            Msp::new(&MediaSignalingRequest::default(), None)
+                .announced
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_flood_of_messages_is_cut_to_the_rate() {
+        let mut msp = Msp::new(&MediaSignalingRequest::default(), None);
+        let t0 = msp.budget.1;
+        let burst = (0..1000).take_while(|_| msp.admit(t0)).count();
+        assert_eq!(burst, BURST as usize);
+        assert!(!msp.admit(t0));
+        // A second later, a second's worth.
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let more = (0..1000).take_while(|_| msp.admit(t1)).count();
+        assert_eq!(more, PER_SECOND as usize);
+    }
+}

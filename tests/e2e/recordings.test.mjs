@@ -1,0 +1,318 @@
+// Recordings and compositions of real browser media: two Chromium
+// participants (fake camera; alice's microphone is Chromium's fake beep,
+// bob's a WAV file of a 3 kHz tone) in a room recorded from the start, for
+// about ten seconds, alice muting both tracks in the middle. Then:
+//
+// - the room lists one `completed` recording per track, with the right
+//   codec (ffprobe) and a duration within 0.5 s of the track's life;
+// - `ffmpeg -v error -f null -` decodes every frame of every file without a
+//   word on stderr;
+// - alice's mute shows in her files as a gap of its length;
+// - a grid composition (mp4) of the room becomes `completed`, decodes, has
+//   both participants' video side by side and both microphones mixed, and
+//   lasts as long as the room.
+//
+// And a browser that publishes H.264 is recorded as H.264 (its SPS and PPS
+// in the file's avcC) that decodes.
+//
+// Durations are measured from each recording's `offset` (when its first
+// frame arrived), so a slow start under load does not count against it.
+//
+//   node --test tests/e2e/recordings.test.mjs   (needs target/debug/salon and Debian's ffmpeg;
+//                                                SALON_E2E_KEEP=1 keeps the files in /tmp)
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { CHROMIUM_FLAGS, CREDENTIALS, eventually, sdkPage, sleep, startServer } from './harness.mjs';
+
+const MUTE_MS = 3_000;
+const BOB_TONE_HZ = 3_000;
+
+let server;
+let browsers = [];
+let work;
+
+const ffmpegPresent = spawnSync('ffprobe', ['-version']).status === 0;
+
+before(async () => {
+  if (!ffmpegPresent) return;
+  work = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-recordings-'));
+  // Bob's microphone: a 3 kHz tone, 30 s, 48 kHz mono (Chromium loops it).
+  const wav = path.join(work, 'tone.wav');
+  execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `sine=frequency=${BOB_TONE_HZ}:sample_rate=48000:duration=30`, '-ac', '1', wav]);
+  server = await startServer();
+  // A browser each: the fake microphone's source is a browser-wide flag.
+  const launch = (extra) => chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: [...CHROMIUM_FLAGS, ...extra] });
+  browsers = [await launch([]), await launch([`--use-file-for-fake-audio-capture=${wav}`])];
+});
+
+after(async () => {
+  for (const b of browsers) await b.close();
+  await server?.stop();
+  if (work && !process.env.SALON_E2E_KEEP) rmSync(work, { recursive: true, force: true });
+});
+
+/** Run a program; its stdout, or throw with its stderr. */
+function run(program, args) {
+  const r = spawnSync(program, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`${program} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r;
+}
+
+const probe = (file, extra = []) => JSON.parse(run('ffprobe', ['-v', 'error', '-of', 'json', '-show_format', '-show_streams', ...extra, file]).stdout);
+
+/** Every frame decodes: ffmpeg says nothing at -v error. */
+function assertDecodes(file) {
+  const r = run('ffmpeg', ['-hide_banner', '-nostdin', '-v', 'error', '-i', file, '-f', 'null', '-']);
+  assert.equal(r.stderr.trim(), '', `ffmpeg decoding ${path.basename(file)} complained`);
+}
+
+/** Packet times (s) of the file's first stream. */
+const packetTimes = (file) => probe(file, ['-show_packets'])
+  .packets.map((p) => Number(p.pts_time))
+  .sort((a, b) => a - b);
+
+/** The widest gap between consecutive packets, and where it starts. */
+function widestGap(times) {
+  let widest = { at: 0, length: 0 };
+  for (let i = 1; i < times.length; i++) {
+    if (times[i] - times[i - 1] > widest.length) widest = { at: times[i - 1], length: times[i] - times[i - 1] };
+  }
+  return widest;
+}
+
+/** Mean volume (dB) of `file`'s audio between `from` and `to` s after `filter`. */
+function meanVolume(file, from, to, filter) {
+  const r = run('ffmpeg', ['-hide_banner', '-nostdin', '-ss', String(from), '-to', String(to), '-i', file, '-vn', '-af', `${filter}volumedetect`, '-f', 'null', '-']);
+  const m = /mean_volume: (-?[\d.]+|-inf) dB/.exec(r.stderr);
+  assert.ok(m, `volumedetect said: ${r.stderr}`);
+  return m[1] === '-inf' ? -Infinity : Number(m[1]);
+}
+
+/**
+ * Mean saturation of the left and right halves of the frame at `t` s: an
+ * empty (black) grid cell is 0, Chromium's green fake camera about 180
+ * (its brightness pulses, so luma would not tell a dark frame from none).
+ */
+function halves(file, t) {
+  return ['0', 'iw/2'].map((x) => {
+    const r = run('ffmpeg', ['-hide_banner', '-nostdin', '-v', 'info', '-ss', String(t), '-i', file, '-frames:v', '1', '-vf', `crop=iw/2:ih:${x}:0,signalstats,metadata=print:key=lavfi.signalstats.SATAVG`, '-f', 'null', '-']);
+    const m = /SATAVG=([\d.]+)/.exec(r.stderr);
+    assert.ok(m, `signalstats at ${t} s: ${r.stderr}`);
+    return Number(m[1]);
+  });
+}
+
+/** Download a resource's media through its `/Media` redirect. */
+async function download(route, file) {
+  const auth = 'Basic ' + Buffer.from(`${CREDENTIALS.SALON_API_KEY}:${CREDENTIALS.SALON_API_SECRET}`).toString('base64');
+  const redirect = await fetch(`${server.url}${route}`, { headers: { authorization: auth }, redirect: 'manual' });
+  assert.equal(redirect.status, 302, `${route} redirects`);
+  const signed = new URL(redirect.headers.get('location'));
+  const media = await fetch(`${server.url}${signed.pathname}${signed.search}`);
+  assert.equal(media.status, 200, `the signed link of ${route} serves the file`);
+  const bytes = Buffer.from(await media.arrayBuffer());
+  writeFileSync(file, bytes);
+  return bytes.length;
+}
+
+test('a recorded room of two browsers gives playable per-track recordings with the mute as a gap, and a grid composition of both', { skip: !ffmpegPresent && 'ffmpeg is not installed (apt-get install ffmpeg)', timeout: 240_000 }, async () => {
+  const createdAt = Date.now();
+  const created = await server.rest('POST', '/v1/Rooms', { UniqueName: 'recorded', Type: 'group', RecordParticipantsOnConnect: 'true' });
+  created.at = createdAt;
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const roomSid = created.body.sid;
+
+  const join = async (browser, identity) => {
+    const page = await sdkPage(browser, server, identity);
+    const token = await server.token(identity);
+    await page.evaluate(async (token) => {
+      window.room = await window.Video.connect(token, { name: 'recorded', audio: true, video: { width: 320, height: 240, frameRate: 15 } });
+      window.recordingStarted = new Promise((resolve) => {
+        if (window.room.isRecording) resolve();
+        else window.room.once('recordingStarted', resolve);
+      });
+    }, token);
+    return { page, identity, joined: Date.now() };
+  };
+  const alice = await join(browsers[0], 'alice');
+  const bob = await join(browsers[1], 'bob');
+  for (const p of [alice, bob]) await p.page.evaluate(() => window.recordingStarted);
+
+  // Every track is being recorded: four `processing` recordings.
+  await eventually(async () => {
+    const { body } = await server.rest('GET', `/v1/Rooms/${roomSid}/Recordings`);
+    return body.recordings.length === 4 && body.recordings;
+  }, 'four recordings', 15_000);
+
+  await sleep(3_000);
+  const setEnabled = (enabled) => alice.page.evaluate((enabled) => {
+    for (const pub of window.room.localParticipant.tracks.values()) {
+      if (enabled) pub.track.enable();
+      else pub.track.disable();
+    }
+  }, enabled);
+  await setEnabled(false);
+  const muted = Date.now();
+  await sleep(MUTE_MS);
+  await setEnabled(true);
+  const unmuted = Date.now();
+  await sleep(4_000);
+
+  const leave = async (p) => {
+    await p.page.evaluate(() => window.room.disconnect());
+    p.left = Date.now();
+    await p.page.close();
+  };
+  await leave(alice);
+  await leave(bob);
+  const ended = await server.rest('POST', `/v1/Rooms/${roomSid}`, { Status: 'completed' });
+  assert.equal(ended.status, 200, JSON.stringify(ended.body));
+
+  const recordings = await eventually(async () => {
+    const { body } = await server.rest('GET', `/v1/Rooms/${roomSid}/Recordings`);
+    return body.recordings.every((r) => r.status !== 'processing') && body.recordings;
+  }, 'the recordings to finish', 30_000);
+  assert.equal(recordings.length, 4, JSON.stringify(recordings));
+
+  const participants = (await server.rest('GET', `/v1/Rooms/${roomSid}/Participants`)).body.participants;
+  const identityOf = Object.fromEntries(participants.map((p) => [p.sid, p.identity]));
+  const byWho = {};
+  for (const r of recordings) {
+    assert.equal(r.status, 'completed', JSON.stringify(r));
+    const who = identityOf[r.grouping_sids.participant_sid];
+    assert.ok(who, `recording ${r.sid} belongs to alice or bob: ${JSON.stringify(r.grouping_sids)}`);
+    const file = path.join(work, `${who}-${r.type}.${r.container_format}`);
+    const size = await download(`/v1/Recordings/${r.sid}/Media`, file);
+    assert.equal(size, r.size, `${r.sid}: the file has the size the API says`);
+    byWho[`${who}-${r.type}`] = { r, file };
+  }
+  assert.deepEqual(Object.keys(byWho).sort(), ['alice-audio', 'alice-video', 'bob-audio', 'bob-video']);
+
+  // A track's life in its recording: from its first frame (the
+  // recording's `offset`, when that frame arrived; the browser needs a
+  // moment after joining to connect and send a keyframe) to its leaving.
+  const left = { alice: alice.left, bob: bob.left };
+  for (const [key, { r, file }] of Object.entries(byWho)) {
+    const who = key.split('-')[0];
+    const info = probe(file);
+    const stream = info.streams[0];
+    assert.equal(info.streams.length, 1, `${key}: one track per file`);
+    if (r.type === 'audio') {
+      assert.equal(r.codec, 'opus');
+      assert.equal(r.container_format, 'mka');
+      assert.equal(stream.codec_name, 'opus', `${key}: ${JSON.stringify(stream)}`);
+    } else {
+      assert.equal(r.codec, 'VP8');
+      assert.equal(r.container_format, 'mkv');
+      assert.equal(stream.codec_name, 'vp8', `${key}: ${JSON.stringify(stream)}`);
+      assert.equal(`${stream.width}x${stream.height}`, '320x240', `${key}: the camera's size`);
+    }
+    const duration = Number(info.format.duration);
+    const life = (left[who] - r.offset) / 1000;
+    assert.ok(r.offset >= created.at && r.offset - (who === 'alice' ? alice : bob).joined < 8_000, `${key}: the recording starts soon after joining (offset ${r.offset})`);
+    assert.ok(Math.abs(duration - life) <= 0.5, `${key}: ffprobe says ${duration} s, the track lived ${life} s in it`);
+    // Twilio's `duration` is whole seconds.
+    assert.ok(Math.abs(r.duration - duration) <= 1, `${key}: the API says ${r.duration} s, ffprobe ${duration} s`);
+    assertDecodes(file);
+
+    const gap = widestGap(packetTimes(file));
+    if (who === 'alice') {
+      const mute = (unmuted - muted) / 1000;
+      const startsAt = (muted - r.offset) / 1000;
+      assert.ok(Math.abs(gap.length - mute) <= 0.5, `${key}: the widest gap is ${gap.length.toFixed(3)} s at ${gap.at} s; the mute was ${mute} s at ${startsAt.toFixed(3)} s`);
+      assert.ok(Math.abs(gap.at - startsAt) <= 0.7, `${key}: the gap starts at ${gap.at} s, the mute at ${startsAt.toFixed(3)} s`);
+    } else {
+      assert.ok(gap.length < 0.7, `${key}: bob never muted, yet a gap of ${gap.length.toFixed(3)} s at ${gap.at} s`);
+    }
+  }
+  // Bob's microphone is the WAV's tone (nearly all its sound is in a band
+  // around 3 kHz); alice's is Chromium's beep (little of it is there).
+  const tone = `bandpass=f=${BOB_TONE_HZ}:width_type=h:w=200,`;
+  const bob3k = meanVolume(byWho['bob-audio'].file, 1, 4, tone);
+  const bobAll = meanVolume(byWho['bob-audio'].file, 1, 4, '');
+  assert.ok(bobAll > -40 && bob3k > bobAll - 3, `bob's recording is his 3 kHz tone (${bob3k} dB of ${bobAll} dB)`);
+  const alice3k = meanVolume(byWho['alice-audio'].file, 1, 3, tone);
+  const aliceAll = meanVolume(byWho['alice-audio'].file, 1, 3, '');
+  assert.ok(aliceAll > -40 && alice3k < aliceAll - 15, `alice's recording is her beep, not bob's tone (${alice3k} dB of ${aliceAll} dB)`);
+
+  // A composition of the room: both cameras side by side, both microphones.
+  const room = (await server.rest('GET', `/v1/Rooms/${roomSid}`)).body;
+  const composed = await server.rest('POST', '/v1/Compositions', {
+    RoomSid: roomSid,
+    VideoLayout: JSON.stringify({ grid: { video_sources: ['*'] } }),
+    AudioSources: '*',
+    Format: 'mp4',
+    Resolution: '640x240',
+    Trim: 'false',
+  });
+  assert.equal(composed.status, 201, JSON.stringify(composed.body));
+  const composition = await eventually(async () => {
+    const { body } = await server.rest('GET', `/v1/Compositions/${composed.body.sid}`);
+    assert.notEqual(body.status, 'failed', JSON.stringify(body));
+    return body.status === 'completed' && body;
+  }, 'the composition to complete', 120_000);
+  const mp4 = path.join(work, 'composition.mp4');
+  await download(`/v1/Compositions/${composition.sid}/Media`, mp4);
+  const info = probe(mp4);
+  const video = info.streams.find((s) => s.codec_type === 'video');
+  const audio = info.streams.find((s) => s.codec_type === 'audio');
+  assert.ok(video && audio, `video and audio: ${JSON.stringify(info.streams)}`);
+  assert.equal(video.codec_name, 'h264');
+  assert.equal(`${video.width}x${video.height}`, '640x240');
+  assertDecodes(mp4);
+  const duration = Number(info.format.duration);
+  assert.ok(Math.abs(duration - room.duration) <= 1.5, `the composition lasts ${duration} s, the room ${room.duration} s`);
+  // Both cameras are in the grid once both have joined: two lit halves.
+  // The timeline starts at the room's creation (Trim=false); both cameras
+  // are in once the later video recording has started.
+  const bothIn = (Math.max(byWho['alice-video'].r.offset, byWho['bob-video'].r.offset) - created.at) / 1000 + 1.5;
+  const [leftCell, rightCell] = halves(mp4, Math.min(bothIn, duration - 1));
+  assert.ok(leftCell > 50 && rightCell > 50, `both halves of the grid show a camera (saturation ${leftCell}, ${rightCell})`);
+  const [emptyLeft, emptyRight] = halves(mp4, 0.1);
+  assert.ok(emptyLeft < 5 && emptyRight < 5, `before anyone joined the grid is black (saturation ${emptyLeft}, ${emptyRight})`);
+  // Mixed audio: bob's tone, and alice's beep besides it.
+  // (Bob's tone below 2 kHz is about -40 dB; alice's beep about -21 dB.)
+  const mixedTone = meanVolume(mp4, bothIn, bothIn + 2, tone);
+  const mixedLow = meanVolume(mp4, bothIn, bothIn + 2, 'lowpass=f=2000,lowpass=f=2000,');
+  assert.ok(mixedTone > bob3k - 6, `the composition has bob's tone (${mixedTone} dB)`);
+  assert.ok(mixedLow > aliceAll - 6, `the composition has alice's beep (${mixedLow} dB below 2 kHz)`);
+});
+
+test('a browser publishing H.264 is recorded as H.264 in Matroska that decodes', { skip: !ffmpegPresent && 'ffmpeg is not installed (apt-get install ffmpeg)', timeout: 120_000 }, async () => {
+  const created = await server.rest('POST', '/v1/Rooms', { UniqueName: 'recorded-h264', Type: 'group', RecordParticipantsOnConnect: 'true' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const roomSid = created.body.sid;
+  const page = await sdkPage(browsers[0], server, 'carol');
+  const token = await server.token('carol');
+  const joined = Date.now();
+  await page.evaluate(async (token) => {
+    window.room = await window.Video.connect(token, { name: 'recorded-h264', audio: false, video: { width: 320, height: 240, frameRate: 15 }, preferredVideoCodecs: ['H264'] });
+  }, token);
+  await sleep(5_000);
+  await page.evaluate(() => window.room.disconnect());
+  const left = Date.now();
+  await page.close();
+  const [r] = await eventually(async () => {
+    const { body } = await server.rest('GET', `/v1/Rooms/${roomSid}/Recordings`);
+    return body.recordings.length === 1 && body.recordings[0].status !== 'processing' && body.recordings;
+  }, 'the recording to finish', 30_000);
+  assert.equal(r.status, 'completed', JSON.stringify(r));
+  assert.equal(r.codec, 'H264');
+  assert.equal(r.container_format, 'mkv');
+  const file = path.join(work, 'carol-video.mkv');
+  await download(`/v1/Recordings/${r.sid}/Media`, file);
+  const info = probe(file);
+  assert.equal(info.streams[0].codec_name, 'h264', JSON.stringify(info.streams[0]));
+  assert.equal(`${info.streams[0].width}x${info.streams[0].height}`, '320x240');
+  const duration = Number(info.format.duration);
+  const life = (left - r.offset) / 1000;
+  assert.ok(r.offset - joined < 8_000, `the recording starts soon after joining (offset ${r.offset}, joined ${joined})`);
+  assert.ok(Math.abs(duration - life) <= 0.5, `ffprobe says ${duration} s, the track lived ${life} s in it`);
+  assertDecodes(file);
+});
