@@ -136,6 +136,18 @@ export class Room extends EventEmitter {
     peer.on('failed', (error) => this.#end(error));
   }
 
+  /**
+   * @internal twilio-video's private path to its signaling socket, which
+   * Twilio's remotereconnection example uses to simulate a dropped
+   * connection: `room._signaling._transport._twilioConnection._close({code, reason})`
+   * drops the socket and resumes the session. Nothing else of the private
+   * object is there.
+   */
+  get _signaling() {
+    const signaling = this.#signaling;
+    return { _transport: { _twilioConnection: { _close: () => signaling.drop() } } };
+  }
+
   /** @internal Start reading server messages (after connect() has wired everything). */
   _start() {
     this.#signaling.setHandler((message) => {

@@ -2674,6 +2674,17 @@ var Twilio;
       peer.on("subscriptionFailed", (sid, error) => this.#publisherOf(sid)?._subscriptionFailed(sid, error));
       peer.on("failed", (error) => this.#end(error));
     }
+    /**
+     * @internal twilio-video's private path to its signaling socket, which
+     * Twilio's remotereconnection example uses to simulate a dropped
+     * connection: `room._signaling._transport._twilioConnection._close({code, reason})`
+     * drops the socket and resumes the session. Nothing else of the private
+     * object is there.
+     */
+    get _signaling() {
+      const signaling = this.#signaling;
+      return { _transport: { _twilioConnection: { _close: () => signaling.drop() } } };
+    }
     /** @internal Start reading server messages (after connect() has wired everything). */
     _start() {
       this.#signaling.setHandler((message) => {
@@ -3342,6 +3353,16 @@ var Twilio;
       this.#probeTimer = setTimeout(() => {
         if (this.state === "connected" && this.#ws && this.#lastHeard < sent) this.#abandon();
       }, ms);
+    }
+    /**
+     * Drop the socket as a broken network would and resume the session on a
+     * new one: `reconnecting`, then `reconnected`, and the others see this
+     * participant reconnecting. What twilio-video's private
+     * `room._signaling._transport._twilioConnection._close()` does, which
+     * Twilio's remotereconnection example calls to simulate a drop.
+     */
+    drop() {
+      if (this.state === "connected" && this.#ws) this.#abandon();
     }
     /**
      * The socket is dead without having closed (a half-open TCP connection):

@@ -416,6 +416,17 @@ export class Signaling extends EventEmitter {
   }
 
   /**
+   * Drop the socket as a broken network would and resume the session on a
+   * new one: `reconnecting`, then `reconnected`, and the others see this
+   * participant reconnecting. What twilio-video's private
+   * `room._signaling._transport._twilioConnection._close()` does, which
+   * Twilio's remotereconnection example calls to simulate a drop.
+   */
+  drop() {
+    if (this.state === 'connected' && this.#ws) this.#abandon();
+  }
+
+  /**
    * The socket is dead without having closed (a half-open TCP connection):
    * resume on a new one. Do not close it now: a close frame that does get
    * through would end the session. Close it after the resume.

@@ -2,8 +2,10 @@
 // use it, in our own code: the quickstart's device choice, join, pinning
 // and rejoining; local media controls; screen sharing; changing devices
 // while published; snapshots; bandwidth caps. Each test names the example
-// whose uses it covers. (The examples themselves were run by hand, with
-// only their import changed: see DEVELOPERS.md.)
+// whose uses it covers, and the remote reconnection example's one reach
+// into twilio-video's private objects, which Salon's SDK keeps. (The
+// examples themselves were run by hand, with only their import changed:
+// see DEVELOPERS.md.)
 //
 //   node --test tests/e2e/examples.test.mjs      (needs target/debug/salon; see DEVELOPERS.md)
 
@@ -216,6 +218,39 @@ describe('the media devices, snapshot and bandwidth constraints examples\' uses'
     for (const page of [publisher, viewer]) {
       await page.evaluate(() => window.room.disconnect());
       await page.close();
+    }
+  });
+});
+
+describe('the remote reconnection example\'s uses', () => {
+  test('room._signaling._transport._twilioConnection._close() drops the socket: reconnecting, reconnected, and the other side sees it', async () => {
+    const room = 'e2e-remote-reconnection';
+    const pages = [await examplePage('p1'), await examplePage('p2')];
+    try {
+      for (const page of pages) {
+        await page.evaluate(async ({ room, identity }) => {
+          const Video = window.Video;
+          window.events = [];
+          window.room = await Video.connect(await window.token(identity), { name: room, region: 'au1', audio: true, video: { width: 160, height: 120 } });
+          const local = window.room.localParticipant;
+          local.on('reconnecting', () => window.events.push(['local reconnecting', local.state]));
+          local.on('reconnected', () => window.events.push(['local reconnected', local.state]));
+          window.room.on('participantReconnecting', (p) => window.events.push(['participantReconnecting', p.identity, p.state]));
+          window.room.on('participantReconnected', (p) => window.events.push(['participantReconnected', p.identity, p.state]));
+          window.room.on('participantDisconnected', (p) => window.events.push(['participantDisconnected', p.identity]));
+        }, { room, identity: pages.indexOf(page) === 0 ? 'p1' : 'p2' });
+      }
+      await eventually(() => pages[0].evaluate(() => window.room.participants.size === 1), 'p1 to see p2');
+      // The example's "Simulate reconnection" button for P1.
+      await pages[0].evaluate(() => window.room._signaling._transport._twilioConnection._close({ code: 4999, reason: 'simulate-reconnect' }));
+      const events = (page) => page.evaluate(() => window.events);
+      await eventually(async () => (await events(pages[1])).length >= 2, 'p2 to see p1 reconnect');
+      assert.deepEqual(await events(pages[1]), [['participantReconnecting', 'p1', 'reconnecting'], ['participantReconnected', 'p1', 'connected']]);
+      await eventually(async () => (await events(pages[0])).length >= 2, 'p1 to reconnect');
+      assert.deepEqual(await events(pages[0]), [['local reconnecting', 'reconnecting'], ['local reconnected', 'connected']]);
+      assert.equal(await pages[0].evaluate(() => window.room.state), 'connected');
+    } finally {
+      for (const page of pages) await page.close();
     }
   });
 });

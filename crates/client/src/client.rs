@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::error::{ClientError, codes};
 use crate::media::{MediaEvent, MediaSession, StatsHandle, TrackSpec};
+use crate::path::MediaTransport;
 use crate::stats::ClientStats;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -96,6 +97,9 @@ pub struct ClientConfig {
     /// Drop every Nth incoming RTP packet, as a lossy network would
     /// (default none): for testing retransmission and loss handling.
     pub receive_loss: Option<NonZeroU32>,
+    /// How media travels: UDP (default), ICE over TCP, or through the TURN
+    /// server `joined` names.
+    pub transport: MediaTransport,
     /// When the connection to the room's node is lost (its socket drops
     /// without a `disconnected`, or the node says it is shutting down),
     /// join the room again by name through `url`, with the same tracks
@@ -118,8 +122,15 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(5),
             receive_loss: None,
+            transport: MediaTransport::Udp,
             rejoin: false,
         }
+    }
+
+    /// Send media over `transport` (see [`MediaTransport`]).
+    pub fn transport(mut self, transport: MediaTransport) -> Self {
+        self.transport = transport;
+        self
     }
 
     /// Rejoin by name when the room's node is lost (see [`ClientConfig::rejoin`]).
@@ -1197,7 +1208,9 @@ async fn open(
     publish: &[TrackSpec],
     stats: Option<StatsHandle>,
 ) -> Result<Opened, ClientError> {
-    let mut media = MediaSession::bind(config.bind_ip, &config.data_channel_label).await?;
+    let mut media =
+        MediaSession::bind_with(config.bind_ip, &config.data_channel_label, config.transport)
+            .await?;
     if let Some(stats) = stats {
         media.share_stats(stats);
     }
@@ -1234,9 +1247,14 @@ async fn open(
                     participant,
                     participants,
                     session_timeout,
+                    ice_servers,
                     ..
                 } => {
                     tracing::debug!(%room.sid, %participant.sid, url, "joined {}", room.name);
+                    if config.transport == MediaTransport::Relay {
+                        let (server, username, credential) = turn_server(&ice_servers).await?;
+                        media.relay_through(server, &username, &credential).await?;
+                    }
                     return Ok(Opened {
                         ws,
                         media,
@@ -1312,4 +1330,35 @@ async fn read(ws: &mut Socket) -> Result<ServerMessage, ClientError> {
             None => return Err(ClientError::signaling_lost("signaling connection lost")),
         }
     }
+}
+
+/// The first TURN server over UDP among `joined`'s ICE servers: its
+/// address and credentials.
+async fn turn_server(
+    servers: &[salon_signal::IceServer],
+) -> Result<(std::net::SocketAddr, String, String), ClientError> {
+    for server in servers {
+        let (Some(username), Some(credential)) = (&server.username, &server.credential) else {
+            continue;
+        };
+        for url in &server.urls {
+            let Some(rest) = url.strip_prefix("turn:") else {
+                continue;
+            };
+            let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if !query.is_empty() && !query.contains("transport=udp") {
+                continue;
+            }
+            if let Some(addr) = tokio::net::lookup_host(host)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+            {
+                return Ok((addr, username.clone(), credential.clone()));
+            }
+        }
+    }
+    Err(ClientError::media(
+        "relayed media asked for, but `joined` named no TURN server over UDP",
+    ))
 }

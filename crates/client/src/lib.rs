@@ -67,7 +67,8 @@
 //!
 //! # What it does not do
 //!
-//! Encode, decode, render, capture; TURN; `wss://` (plain `ws://` only); the
+//! Encode, decode, render, capture; TURN over TCP or TLS (over UDP it relays,
+//! [`MediaTransport::Relay`]); `wss://` (plain `ws://` only); the
 //! `resume` of a dropped socket. It trusts nothing the network says: no
 //! input from the server or a peer can make it panic; every failure is a
 //! [`ClientError`] with a Twilio code.
@@ -75,12 +76,14 @@
 mod client;
 mod error;
 mod media;
+mod path;
 pub mod stats;
 pub mod synthetic;
 
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use error::{ClientError, codes};
 pub use media::{MediaEvent, MediaSession, Offer, RemoteTrack, StatsHandle, TrackSpec, WallClock};
+pub use path::MediaTransport;
 pub use salon_sid::{ParticipantSid, TrackSid};
 pub use salon_signal::{
     DisconnectReason, ParticipantInfo, PublishMedia, RoomInfo, SubscribeMedia, TrackInfo, TrackKind,

@@ -65,6 +65,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use salon_sid::TrackSid;
 use salon_signal::{PublishMedia, SubscribeMedia, TrackKind};
+use salon_turn::stun;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
@@ -75,6 +76,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
 use crate::error::{ClientError, codes};
+use crate::path::{MediaTransport, Path, RelayPath, TcpPath, answer_candidates};
 use crate::stats::{ClientStats, PublishStats, ReceiveStats};
 use crate::synthetic::{self, FrameClock};
 
@@ -248,6 +250,10 @@ pub struct MediaSession {
     rtc: Rtc,
     socket: UdpSocket,
     local_addr: SocketAddr,
+    /// How datagrams reach the server (the UDP socket, ICE-TCP, TURN).
+    path: Path,
+    /// The server's candidates from the answers: (protocol, address).
+    server_candidates: Vec<(Protocol, SocketAddr)>,
     buf: Vec<u8>,
     wallclock: WallClock,
     rtc_deadline: Instant,
@@ -343,6 +349,19 @@ impl MediaSession {
     /// Opus and VP8. `control_label` labels the data channel of the first
     /// offer.
     pub async fn bind(ip: IpAddr, control_label: &str) -> Result<Self, ClientError> {
+        Self::bind_with(ip, control_label, MediaTransport::Udp).await
+    }
+
+    /// [`MediaSession::bind`] for media over `transport` (see
+    /// [`MediaTransport`]): with `Tcp` the UDP socket is no candidate and
+    /// the session connects to the server's passive TCP candidate once an
+    /// answer names it; with `Relay`, call [`MediaSession::relay_through`]
+    /// before the first offer.
+    pub async fn bind_with(
+        ip: IpAddr,
+        control_label: &str,
+        transport: MediaTransport,
+    ) -> Result<Self, ClientError> {
         if ip.is_unspecified() {
             return Err(ClientError::media(format!(
                 "cannot bind media to {ip}: ICE needs a concrete address"
@@ -362,14 +381,25 @@ impl MediaSession {
             .enable_opus(true, false)
             .enable_vp8(true)
             .build(now);
-        let candidate = Candidate::host(local_addr, "udp")
-            .map_err(|e| ClientError::media(format!("bad host candidate {local_addr}: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        let path = match transport {
+            MediaTransport::Udp => {
+                let candidate = Candidate::host(local_addr, "udp").map_err(|e| {
+                    ClientError::media(format!("bad host candidate {local_addr}: {e}"))
+                })?;
+                rtc.add_local_candidate(candidate);
+                Path::Udp
+            }
+            MediaTransport::Tcp => Path::Tcp(Box::new(TcpPath::new())),
+            // No candidate until `relay_through` allocated one.
+            MediaTransport::Relay => Path::Udp,
+        };
 
         let mut session = Self {
             rtc,
             socket,
             local_addr,
+            path,
+            server_candidates: Vec::new(),
             buf: vec![0; 2000],
             wallclock: WallClock::now(),
             rtc_deadline: now,
@@ -415,9 +445,73 @@ impl MediaSession {
         self.rtp_since_loss = 0;
     }
 
-    /// The UDP address media flows from.
+    /// The address media flows from: the UDP socket's, the ICE-TCP
+    /// connection's, or the TURN allocation's relayed address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Send and receive through the TURN server `server` (UDP) with these
+    /// credentials: allocate, and make the relayed address the session's
+    /// only candidate. For a session bound with [`MediaTransport::Relay`],
+    /// before its first offer.
+    pub async fn relay_through(
+        &mut self,
+        server: SocketAddr,
+        username: &str,
+        credential: &str,
+    ) -> Result<(), ClientError> {
+        let relay = RelayPath::allocate(server, username, credential).await?;
+        let candidate = Candidate::relayed(relay.relayed, self.local_addr, "udp").map_err(|e| {
+            ClientError::media(format!("bad relayed candidate {}: {e}", relay.relayed))
+        })?;
+        self.rtc.add_local_candidate(candidate);
+        self.local_addr = relay.relayed;
+        self.path = Path::Relay(Box::new(relay));
+        self.drain()
+    }
+
+    /// Make what the path needs once the answer named the server's
+    /// addresses: the ICE-TCP connection, the TURN channels.
+    async fn prepare_path(&mut self) -> Result<(), ClientError> {
+        match &mut self.path {
+            Path::Udp => Ok(()),
+            Path::Tcp(tcp) => {
+                let Some(target) = tcp.target.filter(|_| tcp.stream.is_none() && !tcp.closed)
+                else {
+                    return Ok(());
+                };
+                let local = tcp
+                    .connect(target)
+                    .await
+                    .inspect_err(|_| tcp.closed = true)?;
+                let candidate = Candidate::builder()
+                    .tcp()
+                    .host(local)
+                    .tcptype(str0m::net::TcpType::Active)
+                    .build()
+                    .map_err(|e| ClientError::media(format!("bad TCP candidate {local}: {e}")))?;
+                self.rtc.add_local_candidate(candidate);
+                self.local_addr = local;
+                self.drain()
+            }
+            Path::Relay(relay) => {
+                if relay.turn.is_none() {
+                    return Ok(());
+                }
+                let peers: Vec<SocketAddr> = self
+                    .server_candidates
+                    .iter()
+                    .filter(|(p, _)| *p == Protocol::Udp)
+                    .map(|(_, a)| *a)
+                    .collect();
+                if peers.is_empty() {
+                    return Ok(());
+                }
+                relay.bind(&peers).await?;
+                self.drain()
+            }
+        }
     }
 
     /// Whether ICE and DTLS are up.
@@ -766,6 +860,20 @@ impl MediaSession {
                 )
             })?;
         self.drain()?;
+        for candidate in answer_candidates(sdp) {
+            if !self.server_candidates.contains(&candidate) {
+                self.server_candidates.push(candidate);
+            }
+        }
+        if let Path::Tcp(tcp) = &mut self.path
+            && tcp.target.is_none()
+        {
+            tcp.target = self
+                .server_candidates
+                .iter()
+                .find(|(p, _)| *p == Protocol::Tcp)
+                .map(|(_, a)| *a);
+        }
         // M-lines made inactive by this exchange can carry new subscriptions.
         self.idle.append(&mut self.deactivating);
 
@@ -905,11 +1013,62 @@ impl MediaSession {
     /// Wait for one datagram or the next deadline (str0m's timeout or a
     /// frame due), then handle it. Cancel-safe.
     pub async fn step(&mut self) -> Result<(), ClientError> {
+        self.prepare_path().await?;
         let now = Instant::now();
         let deadline = self.deadline().min(now + Duration::from_secs(1));
-        let received = tokio::select! {
-            r = self.socket.recv_from(&mut self.buf) => Some(r),
-            () = tokio::time::sleep_until(deadline.into()) => None,
+        let received = match &mut self.path {
+            Path::Udp => tokio::select! {
+                r = self.socket.recv_from(&mut self.buf) => Some(r),
+                () = tokio::time::sleep_until(deadline.into()) => None,
+            },
+            Path::Tcp(tcp) => {
+                tcp.flush();
+                if tcp.closed {
+                    return Err(ClientError::media("the ICE-TCP connection closed"));
+                }
+                let Some(stream) = &tcp.stream else {
+                    // Not connected yet: wait for the answer.
+                    let soon = deadline.min(now + Duration::from_millis(20));
+                    tokio::time::sleep_until(soon.into()).await;
+                    return self.step_timers();
+                };
+                let filled = tcp.filled;
+                let read = tokio::select! {
+                    r = stream.readable() => Some(r),
+                    () = tokio::time::sleep_until(deadline.into()) => None,
+                };
+                if let Some(Ok(())) = read {
+                    match stream.try_read(&mut tcp.inbuf[filled..]) {
+                        Ok(0) => tcp.closed = true,
+                        Ok(n) => tcp.filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => tcp.closed = true,
+                    }
+                }
+                return self.take_tcp_frames();
+            }
+            Path::Relay(relay) => {
+                let Some(socket) = &relay.socket else {
+                    let soon = deadline.min(now + Duration::from_millis(20));
+                    tokio::time::sleep_until(soon.into()).await;
+                    return self.step_timers();
+                };
+                let received = tokio::select! {
+                    r = socket.recv_from(&mut self.buf) => Some(r),
+                    () = tokio::time::sleep_until(deadline.into()) => None,
+                };
+                if let Some(Ok((n, from))) = received
+                    && from == relay.server
+                    && let Some((channel, data)) =
+                        self.buf.get(..n).and_then(stun::parse_channel_data)
+                    && let Some(peer) = relay.peer_of(channel)
+                {
+                    let len = data.len();
+                    self.buf.copy_within(4..4 + len, 0);
+                    self.handle_datagram(Instant::now(), peer, len)?;
+                }
+                return self.step_timers();
+            }
         };
         let now = Instant::now();
         match received {
@@ -935,8 +1094,13 @@ impl MediaSession {
             Some(Err(e)) => return Err(ClientError::media(format!("media socket failed: {e}"))),
             None => {}
         }
-        // Timers only when one is due: str0m's `handle_timeout` walks the
-        // whole session, and a datagram does not make time-driven work due.
+        self.step_timers()
+    }
+
+    /// Run the timers that are due. Only then: str0m's `handle_timeout`
+    /// walks the whole session, and a datagram does not make time-driven
+    /// work due.
+    fn step_timers(&mut self) -> Result<(), ClientError> {
         let now = Instant::now();
         if self.connected
             && !self.ice_lost
@@ -952,6 +1116,29 @@ impl MediaSession {
             self.handle_timeout(now)?;
         }
         Ok(())
+    }
+
+    /// Hand each complete ICE-TCP frame read so far to str0m, then run the
+    /// timers that are due.
+    fn take_tcp_frames(&mut self) -> Result<(), ClientError> {
+        let Path::Tcp(tcp) = &mut self.path else {
+            return Ok(());
+        };
+        let Some(source) = tcp.target else {
+            return Ok(());
+        };
+        let mut at = 0;
+        while let Path::Tcp(tcp) = &mut self.path {
+            let Some(frame) = tcp.next_frame(at)? else {
+                tcp.consume(at);
+                break;
+            };
+            at = frame.end;
+            let len = frame.len();
+            self.buf[..len].copy_from_slice(&tcp.inbuf[frame]);
+            self.handle_datagram(Instant::now(), source, len)?;
+        }
+        self.step_timers()
     }
 
     /// The next event, if any.
@@ -1011,7 +1198,7 @@ impl MediaSession {
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto: self.path.protocol(),
                 source,
                 destination: self.local_addr,
                 contents,
@@ -1135,9 +1322,14 @@ impl MediaSession {
                     if self.blacked_out(Instant::now()) {
                         continue;
                     }
-                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
+                    let sent = match &mut self.path {
+                        Path::Udp => self.socket.try_send_to(&t.contents, t.destination).is_ok(),
+                        Path::Tcp(tcp) => tcp.send(&t.contents),
+                        Path::Relay(relay) => relay.send(t.destination, &t.contents),
+                    };
+                    if !sent {
                         self.send_drops += 1;
-                        tracing::debug!(drops = self.send_drops, "media datagram dropped: {e}");
+                        tracing::debug!(drops = self.send_drops, "media datagram dropped");
                     }
                 }
                 Ok(Output::Event(e)) => self.handle_event(e),

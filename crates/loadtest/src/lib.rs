@@ -152,4 +152,6 @@ pub use plan::{AudioShape, ParticipantPlan, Plan, PlanError, Role, VideoShape};
 pub use report::{Report, SCHEMA};
 pub use runner::{Phase, Progress, RunError, RunOptions, run};
 pub use salon::SalonTarget;
+/// How a Salon participant's media travels (`SalonTarget::transport`).
+pub use salon_client::MediaTransport;
 pub use target::{Counters, Meter, Participant, ParticipantEvent, Target, TargetError};

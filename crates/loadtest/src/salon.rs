@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use salon_client::{
-    Client, ClientConfig, ClientEvent, ClientStats, StatsHandle, TrackKind, TrackSid, TrackSpec,
+    Client, ClientConfig, ClientEvent, ClientStats, MediaTransport, StatsHandle, TrackKind,
+    TrackSid, TrackSpec,
 };
 use salon_token::{ApiKey, Grant, MintOptions};
 
@@ -38,6 +39,7 @@ pub struct SalonTarget {
     url: String,
     key: ApiKey,
     token_ttl: Duration,
+    transport: MediaTransport,
     /// Rooms are created recorded through this REST API base URL.
     recorded: Option<RecordedRooms>,
 }
@@ -60,8 +62,16 @@ impl SalonTarget {
             url: url.into(),
             key,
             token_ttl: token_ttl.clamp(Duration::from_secs(60), salon_token::MAX_TTL),
+            transport: MediaTransport::Udp,
             recorded: None,
         }
+    }
+
+    /// How every participant's media travels: UDP (the default), ICE-TCP,
+    /// or relayed through the TURN server each `joined` names.
+    pub fn transport(mut self, transport: MediaTransport) -> Self {
+        self.transport = transport;
+        self
     }
 
     /// Create each room through the REST API at `rest` (the server's
@@ -132,7 +142,11 @@ impl Target for SalonTarget {
     type Participant = SalonParticipant;
 
     fn kind(&self) -> &'static str {
-        "salon"
+        match self.transport {
+            MediaTransport::Udp => "salon",
+            MediaTransport::Tcp => "salon-ice-tcp",
+            MediaTransport::Relay => "salon-relay",
+        }
     }
 
     fn url(&self) -> &str {
@@ -142,7 +156,8 @@ impl Target for SalonTarget {
     async fn join(&self, plan: &ParticipantPlan) -> Result<SalonParticipant, TargetError> {
         self.create_recorded(&plan.room).await?;
         let mut config = ClientConfig::new(self.url.clone(), self.token(plan)?, plan.room.clone())
-            .auto_subscribe(true);
+            .auto_subscribe(true)
+            .transport(self.transport);
         if let Some(audio) = plan.audio {
             config = config.publish(TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps));
         }

@@ -80,7 +80,7 @@ impl Routes {
             .remove(ufrag);
     }
 
-    fn get(&self, ufrag: &str) -> Option<Route> {
+    pub(crate) fn get(&self, ufrag: &str) -> Option<Route> {
         self.by_ufrag
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -57,6 +57,7 @@ pub mod record;
 pub mod sdp;
 pub mod speaker;
 mod stun;
+pub mod tcp;
 mod worker;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -70,6 +71,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use demux::DemuxStats;
 pub use record::{RecordSpec, RecordedCodec, RecordingEvent};
+pub use tcp::TcpLimits;
 
 /// What the fuzz targets in `fuzz/` drive that is otherwise private: the
 /// STUN reading and the 4-tuple routing of the demux, and the reading of an
@@ -111,6 +113,11 @@ pub struct MediaConfig {
     /// no binding request for 15 s, so a peer whose offer listed candidates
     /// fails then anyway; the same 15 s for the others keeps one number.
     pub connect_timeout: Duration,
+    /// Passive ICE-TCP candidates on the media port (see [`tcp`]): a TCP
+    /// listener on the same address and port number as the UDP sockets.
+    pub ice_tcp: bool,
+    /// What TCP clients may cost.
+    pub tcp_limits: TcpLimits,
 }
 
 impl Default for MediaConfig {
@@ -122,6 +129,8 @@ impl Default for MediaConfig {
             silence: Duration::from_secs(3),
             peer_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(15),
+            ice_tcp: true,
+            tcp_limits: TcpLimits::default(),
         }
     }
 }
@@ -332,6 +341,14 @@ pub struct MediaStats {
     pub ice_restarts: AtomicU64,
     /// Peers connected now.
     pub peers: AtomicU64,
+    /// ICE-TCP connections open now (waiting for their first frame, or
+    /// carrying a peer's media).
+    pub tcp_connections: AtomicU64,
+    /// ICE-TCP connections closed for breaking a rule: over the connection
+    /// cap, silent past the first-frame deadline, a first frame that is not
+    /// STUN for a known peer, an oversize, empty or non-media frame, a
+    /// client that does not read what it is sent.
+    pub tcp_rejected: AtomicU64,
 }
 
 /// Commands the handle sends to a worker.
@@ -427,6 +444,8 @@ pub(crate) enum Command {
         participant: ParticipantSid,
         update: ProfileUpdate,
     },
+    /// A TCP connection whose first frame named a peer of this worker.
+    AdoptTcp(Box<tcp::Adopted>),
     /// For tests: make this participant's `Rtc` panic on its next input.
     #[doc(hidden)]
     Sabotage {
@@ -445,6 +464,10 @@ struct Inner {
     load: Arc<Vec<AtomicU64>>,
     local_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
+    /// The ICE-TCP listener's address, when on.
+    tcp_addr: Option<SocketAddr>,
+    /// Wakes the ICE-TCP acceptor (to stop).
+    tcp_waker: Option<Arc<mio::Waker>>,
     stats: Arc<MediaStats>,
     demux_stats: Arc<DemuxStats>,
     stop: Arc<AtomicBool>,
@@ -465,8 +488,9 @@ impl Media {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Self> {
         let workers = config.workers.max(1);
-        let sockets = demux::bind(config.bind, workers)?;
+        let (sockets, listener) = bind_port(config.bind, workers, config.ice_tcp)?;
         let local_addr = sockets[0].local_addr()?;
+        let tcp_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let candidates = advertised(local_addr, &config.public_ips);
         let stats = Arc::new(MediaStats::default());
         let demux_stats = Arc::new(DemuxStats::default());
@@ -500,6 +524,8 @@ impl Media {
                 index,
                 outbound: worker::Outbound::new(&socket)?,
                 candidates: candidates.clone(),
+                ice_tcp: tcp_addr.is_some(),
+                tcp_limits: config.tcp_limits,
                 handoffs,
                 handoff_to: handoff_to.clone(),
                 wakers: wakers.clone(),
@@ -522,7 +548,28 @@ impl Media {
                     .spawn(move || worker.run())?,
             );
         }
-        tracing::info!(%local_addr, workers, candidates = ?candidates, "media server started");
+        let mut tcp_waker = None;
+        if let Some(listener) = listener {
+            let poll = mio::Poll::new()?;
+            let waker = Arc::new(mio::Waker::new(poll.registry(), tcp::ACCEPTOR_WAKER)?);
+            let acceptor = tcp::Acceptor {
+                listener: mio::net::TcpListener::from_std(listener),
+                poll,
+                limits: config.tcp_limits,
+                routes: routes.clone(),
+                commands: commands.clone(),
+                wakers: wakers.clone(),
+                stats: stats.clone(),
+                stop: stop.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("salon-media-tcp".into())
+                    .spawn(move || acceptor.run())?,
+            );
+            tcp_waker = Some(waker);
+        }
+        tracing::info!(%local_addr, workers, candidates = ?candidates, ice_tcp = tcp_addr.is_some(), "media server started");
         Ok(Self {
             inner: Arc::new(Inner {
                 commands,
@@ -531,6 +578,8 @@ impl Media {
                 load,
                 local_addr,
                 candidates,
+                tcp_addr,
+                tcp_waker,
                 stats,
                 demux_stats,
                 stop,
@@ -544,9 +593,16 @@ impl Media {
         self.inner.local_addr
     }
 
-    /// The addresses offered to clients as ICE candidates.
+    /// The addresses offered to clients as ICE candidates (UDP; with
+    /// ICE-TCP on, each is offered as a passive TCP candidate too).
     pub fn candidates(&self) -> &[SocketAddr] {
         &self.inner.candidates
+    }
+
+    /// The ICE-TCP listener's address, when ICE-TCP is on (the UDP port
+    /// number, on TCP).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.inner.tcp_addr
     }
 
     /// Counters for `/metrics`.
@@ -869,13 +925,44 @@ impl Media {
     /// Stop every thread and wait for them.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::Relaxed);
-        for waker in self.inner.wakers.iter() {
+        for waker in self.inner.wakers.iter().chain(&self.inner.tcp_waker) {
             let _ = waker.wake();
         }
         let threads =
             std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for thread in threads {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Bind the media port: `workers` UDP sockets and, with `ice_tcp`, a TCP
+/// listener on the same port number. With port 0 the UDP port is picked
+/// first; if that number is taken on TCP, another is tried.
+fn bind_port(
+    addr: SocketAddr,
+    workers: usize,
+    ice_tcp: bool,
+) -> std::io::Result<(Vec<UdpSocket>, Option<std::net::TcpListener>)> {
+    let mut attempts = 0;
+    loop {
+        let sockets = demux::bind(addr, workers)?;
+        if !ice_tcp {
+            return Ok((sockets, None));
+        }
+        let port = sockets[0].local_addr()?.port();
+        match tcp::bind(SocketAddr::new(addr.ip(), port)) {
+            Ok(listener) => return Ok((sockets, Some(listener))),
+            Err(e) if addr.port() == 0 && attempts < 16 => {
+                attempts += 1;
+                tracing::debug!(port, error = %e, "media port taken on TCP, picking another");
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("ICE-TCP on TCP port {port}: {e}"),
+                ));
+            }
         }
     }
 }

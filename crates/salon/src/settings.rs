@@ -101,6 +101,10 @@ pub struct Flags {
     #[arg(long, env = "SALON_MEDIA_WORKERS", global = true, value_name = "N")]
     pub media_workers: Option<usize>,
 
+    /// Accept ICE over TCP on the media port number (passive TCP candidates, RFC 6544), for clients whose network drops UDP [default: true]
+    #[arg(long, env = "SALON_ICE_TCP", global = true, value_name = "BOOL")]
+    pub ice_tcp: Option<bool>,
+
     /// Most HTTP and WebSocket connections open at once [default: what the open-file limit leaves room for, at most 10000]
     #[arg(long, env = "SALON_MAX_CONNECTIONS", global = true, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -254,6 +258,7 @@ pub struct FileSettings {
     pub media_port: Option<u16>,
     pub media_ip: Option<Vec<IpAddr>>,
     pub media_workers: Option<usize>,
+    pub ice_tcp: Option<bool>,
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
     pub api_key: Option<String>,
@@ -319,6 +324,8 @@ pub struct Settings {
     pub media_bind: SocketAddr,
     pub media_ips: Vec<IpAddr>,
     pub media_workers: usize,
+    /// Passive ICE-TCP candidates on the media port.
+    pub ice_tcp: bool,
     pub credentials: Configured,
     pub log: String,
     pub log_format: LogFormat,
@@ -535,6 +542,7 @@ impl Settings {
             turn: crate::turn_settings::TurnSettings::resolve(&flags.turn, file.turn)?,
             media_ips,
             media_workers,
+            ice_tcp: flags.ice_tcp.or(file.ice_tcp).unwrap_or(true),
             credentials,
             log: flags
                 .log
@@ -702,6 +710,23 @@ mod tests {
         ] {
             assert!(check_origin(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ice_tcp_is_on_unless_switched_off() {
+        let resolve = |flag: Option<bool>| {
+            Settings::resolve(&Flags {
+                ice_tcp: flag,
+                config: Some(PathBuf::from("/dev/null")),
+                ..Flags::default()
+            })
+            .unwrap()
+            .ice_tcp
+        };
+        assert!(resolve(None));
+        assert!(!resolve(Some(false)));
+        let file: FileSettings = toml::from_str("ice_tcp = false").unwrap();
+        assert_eq!(file.ice_tcp, Some(false));
     }
 
     #[test]

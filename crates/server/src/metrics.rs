@@ -252,7 +252,7 @@ impl Collector for MediaCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.media.stats();
         let demux = self.media.demux_stats();
-        let counters: [(&str, &str, u64); 13] = [
+        let counters: [(&str, &str, u64); 14] = [
             (
                 "media_datagrams_received",
                 "UDP datagrams received on the media port",
@@ -318,6 +318,11 @@ impl Collector for MediaCollector {
                 "Offers that restarted ICE (new ICE credentials)",
                 stats.ice_restarts.load(Relaxed),
             ),
+            (
+                "media_tcp_rejected",
+                "ICE-TCP connections closed for breaking a rule (over the cap, silent, not STUN for a known peer, oversize or non-media frame, not reading)",
+                stats.tcp_rejected.load(Relaxed),
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);
@@ -328,11 +333,16 @@ impl Collector for MediaCollector {
                 counter.metric_type(),
             )?)?;
         }
-        let gauges: [(&str, &str, i64); 2] = [
+        let gauges: [(&str, &str, i64); 3] = [
             (
                 "media_peers",
                 "WebRTC peers on the media server",
                 stats.peers.load(Relaxed) as i64,
+            ),
+            (
+                "media_tcp_connections",
+                "ICE-TCP connections open on the media port",
+                stats.tcp_connections.load(Relaxed) as i64,
             ),
             (
                 "signaling_sessions",

@@ -287,6 +287,32 @@ async fn a_dropped_socket_can_be_resumed_with_the_session() {
     assert_error(&next(&mut thief).await, 20106);
 }
 
+#[tokio::test]
+async fn a_resume_before_the_server_saw_the_old_socket_go_shows_the_others_a_reconnect() {
+    let s = TestServer::start().await;
+    let (old, joined) = joined(&s, "alice", "roam").await;
+    let (mut bob, _) = self::joined(&s, "bob", "roam").await;
+    let alice = joined["participant"]["sid"].clone();
+    // The client takes its socket for dead (it heard nothing) and resumes
+    // on a new one, while the server still holds the old one open.
+    let session = joined["session"].as_str().unwrap().to_owned();
+    let mut socket = open(&s).await;
+    send(&mut socket, json!({"type": "resume", "version": 1, "token": s.token("alice", None), "session": session})).await;
+    assert_eq!(next(&mut socket).await.unwrap()["resumed"], true);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let message = next(&mut bob).await.expect("bob hears of it");
+        if message["participant"] == alice {
+            seen.push(message["type"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        seen,
+        ["participant_reconnecting", "participant_reconnected"]
+    );
+    drop(old);
+}
+
 /// A session whose socket has a tiny receive buffer, so that not reading
 /// it pushes back on the server at once.
 async fn joined_with_tiny_buffer(s: &TestServer, identity: &str, room: &str) -> (Socket, Value) {

@@ -156,6 +156,17 @@ impl TurnClient {
         .map(drop)
     }
 
+    /// The UDP socket to the server, for a caller that relays through its
+    /// allocation itself (channel data on a socket it polls), once the
+    /// allocation and its channels are made. `None` over TCP or TLS. The
+    /// allocation lives on until its lifetime runs out (nothing refreshes it).
+    pub fn into_udp_socket(self) -> Option<UdpSocket> {
+        match self.link {
+            Link::Udp(socket) => Some(socket),
+            Link::Stream(_) => None,
+        }
+    }
+
     pub async fn send_channel(&mut self, channel: u16, data: &[u8]) -> Result<(), Error> {
         let mut frame = Vec::with_capacity(data.len() + 8);
         stun::write_channel_data(

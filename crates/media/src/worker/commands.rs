@@ -32,6 +32,7 @@ impl Worker {
             } => {
                 let _ = reply.send(self.accept_answer(participant, &sdp, now));
             }
+            Command::AdoptTcp(adopted) => self.adopt_tcp(*adopted),
             Command::Unpublish { participant, track } => {
                 let Some(r) = self.by_participant.get(&participant).copied() else {
                     return;

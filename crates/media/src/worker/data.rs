@@ -88,7 +88,7 @@ impl Worker {
             });
             let mut ignored = Vec::new();
             match outcome {
-                Ok(()) => drain(peer, &self.setup, &mut ignored),
+                Ok(()) => drain(peer, &self.setup, &mut self.tcp, &mut ignored),
                 Err(reason) => fail(peer, reason),
             }
         }
@@ -146,7 +146,7 @@ impl Worker {
             .collect();
         if wanted.is_empty() {
             let mut ignored = Vec::new();
-            drain(peer, &self.setup, &mut ignored);
+            drain(peer, &self.setup, &mut self.tcp, &mut ignored);
             return;
         }
         for label in wanted {
@@ -165,7 +165,7 @@ impl Worker {
             }
         }
         let mut ignored = Vec::new();
-        drain(peer, &self.setup, &mut ignored);
+        drain(peer, &self.setup, &mut self.tcp, &mut ignored);
     }
 }
 
@@ -234,7 +234,7 @@ impl Worker {
         });
         let mut ignored = Vec::new();
         match outcome {
-            Ok(()) => drain(peer, &self.setup, &mut ignored),
+            Ok(()) => drain(peer, &self.setup, &mut self.tcp, &mut ignored),
             Err(reason) => fail(peer, reason),
         }
     }

@@ -7,8 +7,15 @@ use crate::quality::{Direction, PathSample};
 
 /// Drain `peer`'s `Rtc` to its next timeout: send what it transmits, note
 /// what happened. Under `catch_unwind` like every other call into it.
-pub(super) fn drain(peer: &mut Peer, setup: &Setup, happenings: &mut Vec<Happening>) {
-    let result = catch_unwind(AssertUnwindSafe(|| drain_inner(peer, setup, happenings)));
+pub(super) fn drain(
+    peer: &mut Peer,
+    setup: &Setup,
+    links: &mut super::tcp::Links,
+    happenings: &mut Vec<Happening>,
+) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        drain_inner(peer, setup, links, happenings)
+    }));
     match result {
         Ok(Ok(())) => {}
         Ok(Err(reason)) => fail(peer, reason),
@@ -22,6 +29,7 @@ pub(super) fn drain(peer: &mut Peer, setup: &Setup, happenings: &mut Vec<Happeni
 pub(super) fn drain_inner(
     peer: &mut Peer,
     setup: &Setup,
+    links: &mut super::tcp::Links,
     happenings: &mut Vec<Happening>,
 ) -> Result<(), String> {
     // str0m's pacer releases one queued packet per `Timeout` and then asks
@@ -45,7 +53,12 @@ pub(super) fn drain_inner(
                 return Ok(());
             }
             Output::Transmit(t) => {
-                if setup.outbound.send(t.source, t.destination, &t.contents) {
+                let sent = match t.proto {
+                    Protocol::Udp => setup.outbound.send(t.source, t.destination, &t.contents),
+                    Protocol::Tcp => links.send(t.source, t.destination, &t.contents),
+                    _ => false,
+                };
+                if sent {
                     setup.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                     setup
                         .stats

@@ -32,7 +32,7 @@ impl Worker {
                     .fetch_add(contents.len() as u64, Ordering::Relaxed);
                 match self.router.route(source, contents) {
                     Destination::Here(peer) => {
-                        self.on_datagram(peer, source, destination, contents)
+                        self.on_datagram(peer, Protocol::Udp, source, destination, contents);
                     }
                     Destination::There(route) => {
                         self.hand_over(route, source, destination, contents)
@@ -93,6 +93,7 @@ impl Worker {
             };
             self.on_datagram(
                 handoff.peer,
+                Protocol::Udp,
                 handoff.source,
                 handoff.destination,
                 &handoff.buf,
@@ -124,13 +125,16 @@ impl Worker {
         }
     }
 
+    /// Feed one datagram (or ICE-TCP frame) to peer `r`. Whether the peer
+    /// was there to take it.
     pub(super) fn on_datagram(
         &mut self,
         r: PeerRef,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
-    ) {
+    ) -> bool {
         let now = Instant::now();
         let mut happenings = std::mem::take(&mut self.happenings);
         let handled = match slot_peer(&mut self.slots, r) {
@@ -146,7 +150,7 @@ impl Worker {
                     let input = Input::Receive(
                         now,
                         Receive {
-                            proto: Protocol::Udp,
+                            proto,
                             source,
                             destination,
                             contents,
@@ -163,7 +167,7 @@ impl Worker {
                         if accepted && peer.interrupted {
                             restored(peer, &self.setup);
                         }
-                        drain(peer, &self.setup, &mut happenings)
+                        drain(peer, &self.setup, &mut self.tcp, &mut happenings)
                     }
                     Err(reason) => fail(peer, reason),
                 }
@@ -176,6 +180,7 @@ impl Worker {
         }
         self.act_on(r, &mut happenings, now);
         self.happenings = happenings;
+        handled
     }
 
     pub(super) fn fire_timeouts(&mut self, now: Instant) {
@@ -197,7 +202,7 @@ impl Worker {
                     .handle_input(Input::Timeout(now))
                     .map_err(|e| e.to_string())
             }) {
-                Ok(()) => drain(peer, &self.setup, &mut happenings),
+                Ok(()) => drain(peer, &self.setup, &mut self.tcp, &mut happenings),
                 Err(reason) => fail(peer, reason),
             }
             self.act_on(r, &mut happenings, now);
@@ -226,7 +231,7 @@ impl Worker {
                     .handle_input(Input::Timeout(now))
                     .map_err(|e| e.to_string())
             }) {
-                Ok(()) => drain(peer, &self.setup, &mut happenings),
+                Ok(()) => drain(peer, &self.setup, &mut self.tcp, &mut happenings),
                 Err(reason) => fail(peer, reason),
             }
             self.act_on(*r, &mut happenings, now);

@@ -52,6 +52,7 @@ mod negotiation;
 mod offers;
 mod peers;
 mod routing;
+mod tcp;
 
 use drain::drain;
 
@@ -84,6 +85,9 @@ pub struct Setup {
     /// Sends on this worker's socket of the media port.
     pub outbound: Outbound,
     pub candidates: Vec<SocketAddr>,
+    /// Whether each candidate is offered on TCP too (passive ICE-TCP).
+    pub ice_tcp: bool,
+    pub tcp_limits: crate::tcp::TcpLimits,
     /// Datagrams other workers read for this one's peers.
     pub handoffs: Receiver<Handoff>,
     /// Every worker's hand-off queue (this one's included, unused).
@@ -267,6 +271,8 @@ pub struct Worker {
     recorders: crate::record::Recorders,
     /// Bandwidth profiles set before their participant's peer existed.
     profiles: HashMap<ParticipantSid, crate::allocation::BandwidthProfile>,
+    /// ICE-TCP connections of this worker's peers.
+    tcp: tcp::Links,
 }
 
 impl Worker {
@@ -277,6 +283,7 @@ impl Worker {
             .register(&mut inbound.socket, SOCKET, mio::Interest::READABLE)?;
         let router = Router::new(setup.index, setup.routes.clone(), setup.demux_stats.clone());
         let wake = vec![false; setup.wakers.len()];
+        let tcp = tcp::Links::new(&setup.tcp_limits);
         Ok(Self {
             setup,
             poll,
@@ -291,11 +298,12 @@ impl Worker {
             written: Vec::new(),
             recorders: crate::record::Recorders::default(),
             profiles: HashMap::new(),
+            tcp,
         })
     }
 
     pub fn run(mut self) {
-        let mut events = mio::Events::with_capacity(8);
+        let mut events = mio::Events::with_capacity(64);
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         // The socket is edge-triggered: once readable, it is read until dry.
         let mut readable = true;
@@ -316,12 +324,23 @@ impl Worker {
                 }
                 continue;
             }
-            readable |= events.iter().any(|e| e.token() == SOCKET);
+            for event in events.iter() {
+                match event.token() {
+                    SOCKET => readable = true,
+                    WAKER => {}
+                    mio::Token(link) => self.on_link_event(
+                        link,
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable(),
+                    ),
+                }
+            }
             if readable {
                 readable = self.receive();
             }
             backlog = self.take_handoffs();
             backlog |= self.take_commands();
+            backlog |= self.read_unread_links();
             self.flush_written(Instant::now());
             self.wake_others();
             let now = Instant::now();
@@ -331,6 +350,7 @@ impl Worker {
                 self.router.prune(now);
                 next_housekeeping = now + HOUSEKEEPING;
             }
+            self.close_broken_links();
         }
         // Stopping: drop every peer quietly.
         let refs: Vec<PeerRef> = self.by_participant.values().copied().collect();

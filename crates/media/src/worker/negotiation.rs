@@ -123,7 +123,7 @@ impl Worker {
         // Drain after the mutations (accepting the offer, configuring streams).
         let mut happenings = std::mem::take(&mut self.happenings);
         if let Some(peer) = slot_peer(&mut self.slots, r) {
-            drain(peer, &self.setup, &mut happenings);
+            drain(peer, &self.setup, &mut self.tcp, &mut happenings);
         }
         self.act_on(r, &mut happenings, now);
         self.happenings = happenings;

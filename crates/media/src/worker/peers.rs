@@ -21,6 +21,7 @@ impl Worker {
         now: Instant,
     ) -> Result<PeerRef, MediaError> {
         let candidates = self.setup.candidates.clone();
+        let ice_tcp = self.setup.ice_tcp;
         let mut rtc = catch_unwind(move || {
             let mut rtc = Rtc::builder()
                 .set_ice_lite(true)
@@ -35,8 +36,21 @@ impl Worker {
                 .enable_bwe(Some(Bitrate::kbps(1_500)))
                 .set_stats_interval(Some(crate::quality::INTERVAL))
                 .build(now);
-            for addr in candidates {
-                if let Ok(candidate) = Candidate::host(addr, "udp") {
+            for addr in &candidates {
+                if let Ok(candidate) = Candidate::host(*addr, "udp") {
+                    rtc.add_local_candidate(candidate);
+                }
+            }
+            // RFC 6544: passive, the client connects. After the UDP ones,
+            // and at a lower priority (str0m's host/TCP type preference), so
+            // a client that has both prefers UDP.
+            for addr in candidates.iter().filter(|_| ice_tcp) {
+                let tcp = Candidate::builder()
+                    .tcp()
+                    .host(*addr)
+                    .tcptype(str0m::net::TcpType::Passive)
+                    .build();
+                if let Ok(candidate) = tcp {
                     rtc.add_local_candidate(candidate);
                 }
             }
@@ -117,6 +131,7 @@ impl Worker {
         self.free.push(r.index);
         self.by_participant.remove(&peer.participant);
         self.setup.routes.remove(&peer.ufrag);
+        self.close_links_of(r);
         self.setup.stats.peers.fetch_sub(1, Ordering::Relaxed);
         self.setup.load[self.setup.index].fetch_sub(1, Ordering::Relaxed);
         let mut retired = Vec::new();

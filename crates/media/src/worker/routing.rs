@@ -163,7 +163,7 @@ impl Worker {
                 Ok(())
             });
             match outcome {
-                Ok(()) => drain(peer, &self.setup, &mut ignored),
+                Ok(()) => drain(peer, &self.setup, &mut self.tcp, &mut ignored),
                 Err(reason) => fail(peer, reason),
             }
             // Media that arrived during this drain is dropped rather than

@@ -132,6 +132,14 @@ pub struct LoadtestArgs {
     #[arg(long, default_value = "20s", value_name = "TIME", value_parser = parse_duration)]
     pub duration: Duration,
 
+    /// Salon: every participant's media goes through the TURN server its `joined` names (UDP, channel data), as a browser with iceTransportPolicy 'relay' would: the built-in TURN's cost beside direct UDP
+    #[arg(long, conflicts_with = "ice_tcp")]
+    pub relay: bool,
+
+    /// Salon: every participant's media goes over ICE-TCP to the media port (RFC 6544, RFC 4571 framing) instead of UDP
+    #[arg(long)]
+    pub ice_tcp: bool,
+
     /// PID of the server process: report its CPU time, RSS and peak RSS from /proc/PID (a Janus the tool starts is read without it)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
@@ -354,7 +362,14 @@ async fn run_salon(settings: &Settings, args: &LoadtestArgs, plan: Plan) -> Resu
 
     let key = signing_key(settings).await?;
     let ttl = plan.ramp + plan.settle + plan.duration + Duration::from_secs(300);
-    let mut target = SalonTarget::new(url, key, ttl);
+    let transport = if args.relay {
+        salon_loadtest::MediaTransport::Relay
+    } else if args.ice_tcp {
+        salon_loadtest::MediaTransport::Tcp
+    } else {
+        salon_loadtest::MediaTransport::Udp
+    };
+    let mut target = SalonTarget::new(url, key, ttl).transport(transport);
     if args.record {
         let metrics = salon_loadtest::loopback::metrics_url(&signaling)
             .context("cannot derive the REST URL from the signaling URL")?;

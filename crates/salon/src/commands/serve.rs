@@ -47,6 +47,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             bind: settings.media_bind,
             public_ips: settings.media_ips.clone(),
             workers: settings.media_workers,
+            ice_tcp: settings.ice_tcp,
             peer_timeout: settings.session_timeout,
             ..salon_media::MediaConfig::default()
         },

@@ -392,9 +392,13 @@ impl Session {
     fn reattach(&mut self, connection: Connection) {
         tracing::info!(participant = %self.member.me, "session resumed");
         self.connection = Some(connection);
-        if self.detached_at.take().is_some() {
-            self.announce(false);
+        // A resume shows the others a reconnect even when it came before
+        // this session noticed its old socket was gone (the client took a
+        // silent socket for dead): the client was away either way.
+        if self.detached_at.take().is_none() {
+            self.announce(true);
         }
+        self.announce(false);
         self.last_heard = Instant::now();
         let (me, others) = self.member.roster();
         let joined = ServerMessage::Joined {

@@ -38,6 +38,8 @@ pub struct Options {
     /// The media port's address (production default: the listen IP).
     pub media_bind: SocketAddr,
     pub media_workers: usize,
+    /// What ICE-TCP clients may cost (production: 5 s to a first frame).
+    pub tcp_limits: salon_media::TcpLimits,
     pub callbacks: salon_server::callbacks::CallbackConfig,
     /// Connections and their deadlines (production: 10 s for a request
     /// head, 75 s idle).
@@ -58,6 +60,7 @@ impl Default for Options {
             signaling: salon_server::signaling::SignalingConfig::default(),
             media_bind: "127.0.0.1:0".parse().unwrap(),
             media_workers: 2,
+            tcp_limits: salon_media::TcpLimits::default(),
             callbacks: salon_server::callbacks::CallbackConfig::default(),
             http: salon_server::http::HttpLimits {
                 max_connections: 1000,
@@ -122,6 +125,7 @@ impl TestServer {
                 bind: options.media_bind,
                 workers: options.media_workers,
                 peer_timeout: options.peer_timeout,
+                tcp_limits: options.tcp_limits,
                 ..salon_media::MediaConfig::default()
             },
             signaling: options.signaling,
