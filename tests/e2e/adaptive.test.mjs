@@ -109,7 +109,10 @@ describe('adaptive video', () => {
     try {
       await join(alice, 'auto-switch', { audio: false });
       await join(bob, 'auto-switch', { audio: false, bandwidthProfile: { video: { mode: 'grid' } } });
-      await eventually(async () => (await framesDecoded(bob)) > 0, 'bob to decode alice');
+      // Its element is not in the page yet, so the track may be switched
+      // off before its first frame (Twilio's auto control): wait for the
+      // subscription only, and for frames once the element is in.
+      await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe to alice');
       const manual = await bob.evaluate(() => {
         try {
           window.t.video.switchOff();
@@ -127,6 +130,7 @@ describe('adaptive video', () => {
       });
       // An element outside the document is not visible either: on once it is in.
       await eventually(() => bob.evaluate(() => !window.t.video.isSwitchedOff), 'the track in the page to be on');
+      await eventually(async () => (await framesDecoded(bob)) > 0, 'bob to decode alice');
       await bob.evaluate(() => {
         window.t.video._elements[0].style.display = 'none';
       });

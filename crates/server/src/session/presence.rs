@@ -22,6 +22,7 @@ use std::sync::Mutex;
 
 use salon_sid::{ParticipantSid, RoomSid};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 /// Notices kept for sessions that have not read them yet.
 const BACKLOG: usize = 256;
@@ -90,7 +91,10 @@ impl Presence {
             .filter(|(r, _, _)| *r == room)
             .map(|(_, p, c)| (*p, *c))
             .collect();
-        Away { away }
+        Away {
+            away,
+            own_media_away_at: None,
+        }
     }
 
     /// `participant` left `room` (or, with `None`, the room ended): nothing
@@ -105,10 +109,12 @@ impl Presence {
     }
 }
 
-/// One session's view of who else in its room is reconnecting.
+/// One session's view of who else in its room is reconnecting, and when
+/// the others last saw its own media go away.
 #[derive(Debug, Default)]
 pub struct Away {
     away: HashSet<(ParticipantSid, Cause)>,
+    own_media_away_at: Option<Instant>,
 }
 
 impl Away {
@@ -124,6 +130,21 @@ impl Away {
         }
         let after = self.is_away(notice.participant);
         (before != after).then_some(after)
+    }
+
+    /// Take a notice about this session's own participant.
+    pub fn note_own(&mut self, notice: Notice) {
+        if notice.cause == Cause::Media && notice.reconnecting {
+            self.own_media_away_at = Some(Instant::now());
+        }
+    }
+
+    /// Whether the others were already shown an outage of this session's
+    /// participant that began after `last_heard` (the last word of its old
+    /// socket): its media went silent in the same outage. A resume then
+    /// shows them no second reconnect.
+    pub fn own_outage_shown_since(&self, last_heard: Instant) -> bool {
+        self.own_media_away_at.is_some_and(|at| at >= last_heard)
     }
 
     pub fn is_away(&self, participant: ParticipantSid) -> bool {
@@ -159,6 +180,26 @@ mod tests {
         away.apply(notice(Cause::Signaling, true));
         away.forget(p);
         assert!(!away.is_away(p));
+    }
+
+    #[test]
+    fn an_outage_its_media_showed_is_one_the_session_need_not_show_again() {
+        let (room, me) = (RoomSid::random(), ParticipantSid::random());
+        let mut away = Away::default();
+        let before = Instant::now();
+        assert!(!away.own_outage_shown_since(before));
+        let notice = |reconnecting| Notice {
+            room,
+            participant: me,
+            cause: Cause::Media,
+            reconnecting,
+        };
+        away.note_own(notice(false));
+        assert!(!away.own_outage_shown_since(before));
+        away.note_own(notice(true));
+        assert!(away.own_outage_shown_since(before));
+        // An outage before the socket's last word was another one.
+        assert!(!away.own_outage_shown_since(Instant::now() + std::time::Duration::from_millis(1)));
     }
 
     #[test]

@@ -371,7 +371,11 @@ impl Session {
 
     /// Another participant's signaling or media went away or came back.
     fn on_notice(&mut self, notice: Notice) {
-        if notice.room != self.member.room || notice.participant == self.member.me {
+        if notice.room != self.member.room {
+            return;
+        }
+        if notice.participant == self.member.me {
+            self.away.note_own(notice);
             return;
         }
         let participant = notice.participant;
@@ -394,11 +398,14 @@ impl Session {
         self.connection = Some(connection);
         // A resume shows the others a reconnect even when it came before
         // this session noticed its old socket was gone (the client took a
-        // silent socket for dead): the client was away either way.
-        if self.detached_at.take().is_none() {
+        // silent socket for dead): the client was away either way. Unless
+        // its media going silent already showed them this outage.
+        if self.detached_at.take().is_some() {
+            self.announce(false);
+        } else if !self.away.own_outage_shown_since(self.last_heard) {
             self.announce(true);
+            self.announce(false);
         }
-        self.announce(false);
         self.last_heard = Instant::now();
         let (me, others) = self.member.roster();
         let joined = ServerMessage::Joined {

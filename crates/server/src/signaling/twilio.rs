@@ -514,7 +514,11 @@ impl Session {
     /// Another participant's signaling or media went away or came back: its state,
     /// under its next revision.
     fn on_notice(&mut self, notice: Notice) {
-        if notice.room != self.member.room || notice.participant == self.member.me {
+        if notice.room != self.member.room {
+            return;
+        }
+        if notice.participant == self.member.me {
+            self.reconnecting.note_own(notice);
             return;
         }
         if self.reconnecting.apply(notice).is_some() {
@@ -1079,11 +1083,14 @@ impl Session {
     async fn reattach(&mut self, attached: Attached) {
         tracing::info!(participant = %self.member.me, "session synced");
         // The client lost its socket, whether or not the server noticed
-        // before the sync came: the others see it reconnect either way.
-        if self.detached_at.is_none() {
+        // before the sync came: the others see it reconnect either way
+        // (once: not again when its media going silent showed them).
+        if self.detached_at.is_some() {
+            self.announce(false);
+        } else if !self.reconnecting.own_outage_shown_since(self.last_heard) {
             self.announce(true);
+            self.announce(false);
         }
-        self.announce(false);
         self.connection = Some(attached.connection);
         self.detached_at = None;
         self.last_heard = Instant::now();
