@@ -221,6 +221,8 @@ export class LocalParticipant extends Participant {
   #signaling;
   /** The verbosities last asked for. */
   #networkQuality = { local: 1, remote: 0 };
+  /** Whether the app (or connect()) asked for network quality: asked again after a rejoin. */
+  #networkQualityAsked = false;
   /** LocalTrack → Promise<publication> while being published. */
   #pending = new Map();
   /** LocalTrack → its listeners, removed when unpublished. */
@@ -276,6 +278,8 @@ export class LocalParticipant extends Participant {
     const publishing = local.kind === 'data' ? this.#peer.publishData(local) : this.#peer.publishMedia(local);
     const promise = publishing.then(
       (info) => {
+        // A rejoin took over the publication (see _forgetPublications).
+        if (this.#pending.get(local) !== promise) throw new Error('The room\'s node was lost while the track was being published');
         this.#pending.delete(local);
         if (this.state === 'disconnected') throw new Error('The LocalParticipant disconnected while the track was being published');
         const cls = { audio: LocalAudioTrackPublication, video: LocalVideoTrackPublication }[local.kind] || LocalDataTrackPublication;
@@ -293,6 +297,7 @@ export class LocalParticipant extends Participant {
         return publication;
       },
       (error) => {
+        if (this.#pending.get(local) !== promise) throw error;
         this.#pending.delete(local);
         this.emit('trackPublicationFailed', error, local);
         throw error;
@@ -364,6 +369,7 @@ export class LocalParticipant extends Participant {
   setNetworkQualityConfiguration(configuration) {
     checkNetworkQualityConfiguration('networkQualityConfiguration', configuration);
     this.#networkQuality = { ...this.#networkQuality, ...dropUndefined(configuration) };
+    this.#networkQualityAsked = true;
     if (this.state !== 'disconnected') this.#signaling.send({ type: 'set_network_quality', ...this.#networkQuality });
     return this;
   }
@@ -389,6 +395,38 @@ export class LocalParticipant extends Participant {
         if (this.tracks.get(publication.trackSid) === publication) this.emit('trackPublished', publication);
       }
     });
+  }
+
+  /**
+   * @internal The room's node is lost (Room's rejoin): the publications
+   * go without a word to the server (it is gone), and the tracks, published
+   * or being published, are returned with their priority to be published
+   * again in the new room.
+   * @returns {Array<{track: LocalAudioTrack|LocalVideoTrack|LocalDataTrack, priority: string}>}
+   */
+  _forgetPublications() {
+    const tracks = [...this.tracks.values()].map((p) => ({ track: p.track, priority: p.priority }));
+    for (const publication of [...this.tracks.values()]) {
+      this.#unwatch(publication.track);
+      this._removePublication(publication.trackSid);
+    }
+    for (const track of this.#pending.keys()) tracks.push({ track, priority: 'standard' });
+    this.#pending.clear();
+    return tracks;
+  }
+
+  /**
+   * @internal In the room again after a rejoin: a new participant SID and a
+   * new session; the network quality reports asked for are asked again.
+   * @param {{sid: string}} info
+   * @param {import('./peer.js').PeerSession} peer
+   * @param {import('./signaling.js').Signaling} signaling
+   */
+  _rejoined(info, peer, signaling) {
+    this.sid = info.sid;
+    this.#peer = peer;
+    this.#signaling = signaling;
+    if (this.#networkQualityAsked) signaling.send({ type: 'set_network_quality', ...this.#networkQuality });
   }
 
   /** @internal The room is gone: every publication goes, tracks keep running. */

@@ -445,11 +445,12 @@ fn signaling(node: &Server) -> String {
     format!("ws://{}/v1/signaling", node.addr)
 }
 
-async fn participant(node: &Server, identity: &str, room: &str, rejoin: bool) -> Client {
+/// A participant with the client's defaults: in a cluster it rejoins by
+/// itself when the room's node is lost (`ClientConfig::rejoin`).
+async fn participant(node: &Server, identity: &str, room: &str) -> Client {
     let config = ClientConfig::new(signaling(node), token(identity), room)
         .publish(TrackSpec::audio("mic"))
-        .publish(TrackSpec::video("camera"))
-        .rejoin(rejoin);
+        .publish(TrackSpec::video("camera"));
     Client::connect(config).await.expect("joined")
 }
 
@@ -527,8 +528,8 @@ async fn participants_through_different_nodes_meet_and_a_kick_through_a_third_wo
     let [a, b, _] = &cluster.nodes[..] else {
         unreachable!()
     };
-    let mut alice = participant(a, "alice", "meet", false).await;
-    let mut bob = participant(b, "bob", "meet", false).await;
+    let mut alice = participant(a, "alice", "meet").await;
+    let mut bob = participant(b, "bob", "meet").await;
     assert_eq!(alice.room().sid, bob.room().sid, "one room for both");
     media_flows(&mut alice).await;
     media_flows(&mut bob).await;
@@ -631,8 +632,8 @@ async fn a_killed_nodes_participants_rejoin_on_a_live_node() {
     // The participants come in through another node (as through a load
     // balancer) and are redirected to the room's.
     let entry = (holder + 1) % 3;
-    let mut alice = participant(&cluster.nodes[entry], "alice", "survive", true).await;
-    let mut bob = participant(&cluster.nodes[entry], "bob", "survive", true).await;
+    let mut alice = participant(&cluster.nodes[entry], "alice", "survive").await;
+    let mut bob = participant(&cluster.nodes[entry], "bob", "survive").await;
     assert_eq!(alice.room().sid.to_string(), old_room);
     media_flows(&mut alice).await;
     media_flows(&mut bob).await;
@@ -663,6 +664,7 @@ async fn a_killed_nodes_participants_rejoin_on_a_live_node() {
         };
         assert_eq!(room.name, "survive");
         assert_ne!(room.sid.to_string(), old_room);
+        assert_eq!(client.room().sid, room.sid, "the handle names the new room");
         rooms.push(room.sid);
     }
     assert_eq!(rooms[0], rooms[1], "both in the same new room");
@@ -701,7 +703,7 @@ async fn sigterm_drains_a_node_then_it_exits() {
         .await
         .expect("a node holds the room");
     let other = 1 - holder;
-    let mut alice = participant(&cluster.nodes[other], "alice", "drain", true).await;
+    let mut alice = participant(&cluster.nodes[other], "alice", "drain").await;
     alice
         .wait_for(|e| matches!(e, ClientEvent::MediaConnected), WAIT)
         .await
@@ -730,6 +732,7 @@ async fn sigterm_drains_a_node_then_it_exits() {
         unreachable!()
     };
     assert_ne!(room.sid, first_room);
+    assert_eq!(alice.room().sid, room.sid, "the handle names the new room");
     let mut drained = cluster.nodes.remove(holder);
     let status =
         tokio::task::block_in_place(|| common::wait(&mut drained.child, Duration::from_secs(30)));
@@ -745,8 +748,8 @@ async fn rooms_go_on_while_redis_is_away_and_nothing_is_lost_when_it_returns() {
         return;
     };
     let a = &cluster.nodes[0];
-    let mut alice = participant(a, "alice", "steady", false).await;
-    let mut bob = participant(&cluster.nodes[1], "bob", "steady", false).await;
+    let mut alice = participant(a, "alice", "steady").await;
+    let mut bob = participant(&cluster.nodes[1], "bob", "steady").await;
     media_flows(&mut alice).await;
     media_flows(&mut bob).await;
     let addr = cluster.redis.addr;
@@ -824,7 +827,7 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
     let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
         return;
     };
-    let mut alice = participant(&cluster.nodes[0], "alice", "proxied", false).await;
+    let mut alice = participant(&cluster.nodes[0], "alice", "proxied").await;
     let holder = cluster
         .node_with("participants_connected", 1)
         .await
@@ -949,7 +952,7 @@ async fn bench_join_through_the_rooms_node_and_through_another() {
     let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
         return;
     };
-    let _host = participant(&cluster.nodes[0], "host", "bench", false).await;
+    let _host = participant(&cluster.nodes[0], "host", "bench").await;
     let holder = cluster
         .node_with("participants_connected", 1)
         .await
