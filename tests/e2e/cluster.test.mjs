@@ -77,7 +77,7 @@ async function roomsOn(node) {
   return Number(line?.split(' ').pop() ?? NaN);
 }
 
-test('participants through two nodes meet in one room and exchange media', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+test('participants through two nodes meet in one room and exchange media; completing it ends it, no rejoin', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
   const alice = await join(nodes[0], 'alice', 'two-nodes');
   const bob = await join(nodes[1], 'bob', 'two-nodes');
   assert.equal(bob.sid, alice.sid, 'one room');
@@ -88,12 +88,28 @@ test('participants through two nodes meet in one room and exchange media', { ski
   // Whoever came through the other node was redirected, and said so.
   const redirected = nodes.some((n) => n.log.join('').includes('join redirected to the room\'s node'));
   assert.ok(redirected, 'a node redirected a join');
+  // A room completed through REST (on either node) ends for them: 53118,
+  // and no rejoin, though the SDK rejoins by itself when a node is lost.
   for (const p of [alice.page, bob.page]) {
-    await p.evaluate(() => window.room.disconnect());
+    await p.evaluate(() => {
+      window.seen = [];
+      for (const event of ['reconnecting', 'reconnected', 'disconnected']) {
+        window.room.on(event, (...args) => window.seen.push([event, args.find((a) => a && a.code)?.code ?? null]));
+      }
+    });
+  }
+  const completed = await nodes[1].rest('POST', `/v1/Rooms/${alice.sid}`, { Status: 'completed' });
+  assert.equal(completed.status, 200, JSON.stringify(completed.body));
+  for (const p of [alice.page, bob.page]) {
+    await eventually(() => p.evaluate(() => window.room.state === 'disconnected'), `${p.identity}'s room to end`);
+  }
+  await sleep(2_000);
+  for (const p of [alice.page, bob.page]) {
+    assert.deepEqual(await p.evaluate(() => window.seen), [['disconnected', 53118]], `${p.identity}: ended, no rejoin`);
     assert.deepEqual(p.errors, [], `${p.identity}: no page errors`);
     await p.close();
   }
-  await sleep(100);
+  assert.deepEqual([await roomsOn(nodes[0]), await roomsOn(nodes[1])], [0, 0], 'no room made again');
 });
 
 test('when the room\'s node dies, the pages rejoin a room of the same name on the live node by themselves', { skip: !haveRedis && 'redis-server is not installed' }, async () => {

@@ -1038,10 +1038,11 @@ async fn bench_placement_of_a_ramp_of_100_rooms() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node() {
+async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node_and_a_dead_ones_is_node_lost()
+ {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+    let Some(mut cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
         return;
     };
     async fn next_message(
@@ -1099,4 +1100,46 @@ async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node()
     assert_eq!(resumed["type"], "joined", "{resumed}");
     assert_eq!(resumed["resumed"], true, "{resumed}");
     assert_eq!(resumed["session"], session.as_str());
+
+    // The session's node dies. Once its lease has run out, a resume through
+    // the live node is answered `node-lost`: the room is gone with its node,
+    // and the client may join a room of the same name again.
+    drop(there);
+    let dead = cluster.nodes.remove(holder);
+    let _ = tokio::task::block_in_place(|| dead.kill());
+    let live = &cluster.nodes[0];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        assert!(
+            Instant::now() < deadline,
+            "still redirected to the dead node"
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(signaling(live))
+            .await
+            .expect("open");
+        socket
+            .send(Message::text(resume.to_string()))
+            .await
+            .unwrap();
+        let answer = next_message(&mut socket).await;
+        if answer["type"] != "redirect" {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(answer["type"], "disconnected", "{answer}");
+    assert_eq!(answer["reason"], "node-lost", "{answer}");
+    assert_eq!(answer["code"], 53001, "{answer}");
+
+    // A session that ended on a live node (here: unknown to the node its id
+    // names) is the plain refusal, after which a client must not come back.
+    let live_id = ["node-a", "node-b"][1 - holder];
+    let (mut socket, _) = tokio_tungstenite::connect_async(signaling(live))
+        .await
+        .expect("open");
+    let stale = serde_json::json!({"type": "resume", "version": 1, "token": token("alice"), "session": format!("{live_id}~0123")});
+    socket.send(Message::text(stale.to_string())).await.unwrap();
+    let refused = next_message(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], 53001, "{refused}");
 }
