@@ -104,7 +104,7 @@ export class Room extends EventEmitter {
   #adaptive;
   /** How to join again when the room's node is lost (see the top of this file); null: never. */
   #rejoin;
-  /** A rejoin is under way. */
+  /** A rejoin is looking for the room (until its `joined`). */
   #rejoining = false;
   /** Whether the server subscribes us to every track (connect()'s automaticSubscription). */
   #autoSubscribe;
@@ -608,6 +608,9 @@ export class Room extends EventEmitter {
     this.sid = joined.room.sid;
     this.name = joined.room.name;
     this.#attach(signaling, peer, joined);
+    // From here a loss of this session (its node too may die or drain) is
+    // a new rejoin, which takes over from this one.
+    this.#rejoining = false;
     this.localParticipant._rejoined(joined.participant, peer, signaling);
     this.#setRecording(joined.room.recording === true);
     for (const info of joined.participants) this.#add(new RemoteParticipant(info), true);
@@ -624,7 +627,6 @@ export class Room extends EventEmitter {
     await waitFor(() => this.state !== 'reconnecting' || [...expected].every((sid) => peer.isSubscribed(sid)), FIRST_OFFER_WAIT_MS);
     peer.release();
     await Promise.all(publishing);
-    this.#rejoining = false;
     if (this.state !== 'reconnecting' || this.#peer !== peer) return;
     this.state = 'connected';
     this.localParticipant._reconnected();

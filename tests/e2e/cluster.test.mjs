@@ -34,6 +34,8 @@ const haveRedis = (() => {
 let dir;
 let redis;
 let browser;
+/** Every node's --redis-url and --database-url. */
+let shared;
 const nodes = [];
 
 before(async () => {
@@ -45,7 +47,7 @@ before(async () => {
     const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
     socket.on('error', () => resolve(false));
   }), 'redis-server to listen');
-  const shared = ['--redis-url', `redis://127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/shared.db`];
+  shared = ['--redis-url', `redis://127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/shared.db`];
   nodes.push(await startServer([...shared, '--node-id', 'node-a']));
   nodes.push(await startServer([...shared, '--node-id', 'node-b']));
   browser = await launchBrowser();
@@ -227,6 +229,54 @@ test('when the room\'s node dies, the pages rejoin a room of the same name on th
     // resume's tries) as a console error: those are expected.
     const errors = p.errors.filter((e) => !/^WebSocket connection to .* failed: /.test(e));
     assert.deepEqual(errors, [], `${p.identity}: no page errors`);
+    await p.close();
+  }
+});
+
+test('when the room\'s node drains (SIGTERM), the pages rejoin a room of the same name elsewhere when it ends its rooms', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+  // A third node that drains for 2 s; the live node of the test before
+  // is where the pages come from.
+  const live = nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const draining = await startServer([...shared, '--node-id', 'node-c', '--drain-timeout', '2']);
+  nodes.push(draining);
+  // Placement picks the least-loaded node: the new one, most likely; try
+  // a few names until a room lands there.
+  let name = null;
+  for (let i = 0; i < 5 && !name; i++) {
+    const candidate = `drained-${i}`;
+    const before = await roomsOn(draining);
+    const created = await live.rest('POST', '/v1/Rooms', { UniqueName: candidate });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    if ((await roomsOn(draining)) > before) name = candidate;
+    else await live.rest('POST', `/v1/Rooms/${created.body.sid}`, { Status: 'completed' });
+  }
+  assert.ok(name, 'a room placed on the new node');
+  const alice = await join(live, 'alice', name);
+  const bob = await join(live, 'bob', name);
+  await assertReceiving(bob.page, { videos: 1, audios: 1 });
+  for (const p of [alice.page, bob.page]) {
+    await p.evaluate(() => {
+      window.original = window.room;
+      window.seen = [];
+      for (const event of ['reconnecting', 'reconnected', 'disconnected']) {
+        window.room.on(event, (...args) => window.seen.push({ event, code: args.find((a) => a && a.code)?.code ?? null, at: Date.now() }));
+      }
+    });
+  }
+  const termAt = Date.now();
+  draining.child.kill('SIGTERM');
+  for (const p of [alice.page, bob.page]) {
+    const back = await eventually(() => p.evaluate(() => window.seen.find((e) => e.event !== 'reconnecting')), `${p.identity} to rejoin`, 40_000);
+    assert.equal(back.event, 'reconnected', JSON.stringify(await p.evaluate(() => window.seen)));
+    assert.ok(await p.evaluate(() => window.room === window.original && window.room.state === 'connected'));
+    console.log(`# ${p.identity}: reconnected ${back.at - termAt} ms after SIGTERM (drain timeout 2 s)`);
+  }
+  const sids = [await alice.page.evaluate(() => window.room.sid), await bob.page.evaluate(() => window.room.sid)];
+  assert.equal(sids[0], sids[1], 'both in one new room');
+  await assertReceiving(alice.page, { videos: 1, audios: 1 });
+  await assertReceiving(bob.page, { videos: 1, audios: 1 });
+  for (const p of [alice.page, bob.page]) {
+    await p.evaluate(() => window.room.disconnect());
     await p.close();
   }
 });
