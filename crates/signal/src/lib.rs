@@ -887,6 +887,50 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_node_is_said_apart_and_only_a_cluster_names_its_node() {
+        let lost = ServerMessage::parse(
+            r#"{"type":"disconnected","reason":"node-lost","code":53001,"message":"gone"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            lost,
+            ServerMessage::Disconnected {
+                reason: DisconnectReason::NodeLost,
+                code: Some(53001),
+                ..
+            }
+        ));
+        assert_eq!(DisconnectReason::NodeLost.code(), Some(53001));
+        let joined = |node: Option<&str>| ServerMessage::Joined {
+            version: VERSION,
+            session: "s".into(),
+            resumed: false,
+            room: RoomInfo {
+                sid: RoomSid::random(),
+                name: "standup".into(),
+                recording: false,
+            },
+            participant: ParticipantInfo {
+                sid: ParticipantSid::random(),
+                identity: "alice".into(),
+                tracks: vec![],
+            },
+            participants: vec![],
+            ice_servers: vec![],
+            last_revision: 0,
+            session_timeout: None,
+            node: node.map(Into::into),
+        };
+        assert!(!joined(None).to_json().contains("\"node\""));
+        let json = joined(Some("node-a")).to_json();
+        assert!(json.contains(r#""node":"node-a""#), "{json}");
+        assert!(matches!(
+            ServerMessage::parse(&json).unwrap(),
+            ServerMessage::Joined { node: Some(node), .. } if node == "node-a"
+        ));
+    }
+
+    #[test]
     fn adaptive_video_messages_read_and_bad_words_are_named() {
         let m = ClientMessage::parse(
             r#"{"type":"set_bandwidth_profile","mode":"collaboration","max_subscription_bitrate":2400000}"#,
