@@ -570,7 +570,7 @@ export class Room extends EventEmitter {
     for (const sid of [...this.participants.keys()]) this.#remove(sid);
     this.#earlyChannels.clear();
     this.#awaitedChannels.clear();
-    const republish = this.localParticipant._forgetPublications();
+    this.localParticipant._forgetPublications();
 
     const deadline = Date.now() + REJOIN_WINDOW_MS;
     let last = error;
@@ -592,7 +592,7 @@ export class Room extends EventEmitter {
         session.peer.close();
         return;
       }
-      await this.#rejoined(session, republish);
+      await this.#rejoined(session);
       return;
     }
     if (this.state === 'reconnecting') {
@@ -603,7 +603,7 @@ export class Room extends EventEmitter {
   }
 
   /** In the room again: the new session becomes the room's. */
-  async #rejoined({ signaling, joined, peer }, republish) {
+  async #rejoined({ signaling, joined, peer }) {
     this.#log.info(`Joined ${joined.room.name} again: room ${joined.room.sid}, participant ${joined.participant.sid}`);
     this.sid = joined.room.sid;
     this.name = joined.room.name;
@@ -611,7 +611,7 @@ export class Room extends EventEmitter {
     // From here a loss of this session (its node too may die or drain) is
     // a new rejoin, which takes over from this one.
     this.#rejoining = false;
-    this.localParticipant._rejoined(joined.participant, peer, signaling);
+    const republish = this.localParticipant._rejoined(joined.participant, peer, signaling);
     this.#setRecording(joined.room.recording === true);
     for (const info of joined.participants) this.#add(new RemoteParticipant(info), true);
     // As connect(): what is in the room and what we publish, in one offer.
