@@ -220,6 +220,7 @@ async fn join(
         presence,
         away,
         quality_sent: HashMap::new(),
+        media_away_at: None,
     };
     session.send(ServerMessage::Joined {
         version: salon_signal::VERSION,
@@ -273,6 +274,9 @@ struct Session {
     /// The last `network_quality` entry sent for each participant (this
     /// one and those in the room), so an unchanged one is not sent again.
     quality_sent: HashMap<ParticipantSid, NetworkQualityLevel>,
+    /// When the media bridge last said this participant's media was away
+    /// (the others were shown it reconnecting then).
+    media_away_at: Option<Instant>,
 }
 
 /// What the session loop should do next.
@@ -389,7 +393,13 @@ impl Session {
 
     /// Another participant's signaling or media went away or came back.
     fn on_notice(&mut self, notice: Notice) {
-        if notice.room != self.member.room || notice.participant == self.member.me {
+        if notice.room != self.member.room {
+            return;
+        }
+        if notice.participant == self.member.me {
+            if notice.cause == Cause::Media && notice.reconnecting {
+                self.media_away_at = Some(Instant::now());
+            }
             return;
         }
         let participant = notice.participant;
@@ -412,8 +422,11 @@ impl Session {
         self.connection = Some(connection);
         // A resume shows the others a reconnect even when it came before
         // this session noticed its old socket was gone (the client took a
-        // silent socket for dead): the client was away either way.
-        if self.detached_at.take().is_none() {
+        // silent socket for dead): the client was away either way. Unless
+        // they were shown one already for this outage, for its media (a
+        // network outage takes both; the media may come back first).
+        let shown = self.media_away_at.is_some_and(|at| at >= self.last_heard);
+        if self.detached_at.take().is_none() && !shown {
             self.announce(true);
         }
         self.announce(false);
