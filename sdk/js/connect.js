@@ -17,7 +17,7 @@ import { createLocalTracks } from './localtracks.js';
 import { DEFAULT_LOGGER_NAME, Log, applyLogLevelOption } from './log.js';
 import { LocalParticipant, checkBitrate, checkNetworkQualityConfiguration, checkPriority } from './participant.js';
 import { PeerSession } from './peer.js';
-import { Room } from './room.js';
+import { FIRST_OFFER_WAIT_MS, Room, waitFor } from './room.js';
 import { HOW_TO_SAY, Signaling, signalingUrl, whereSalonIs } from './signaling.js';
 import { LocalAudioTrack, LocalDataTrack, LocalVideoTrack } from './track.js';
 
@@ -27,12 +27,6 @@ export const VERSION = '0.2.0';
 export const VIDEO_CODECS = ['VP8', 'H264', 'VP9'];
 /** Salon forwards these; iSAC, which twilio-video also names, no browser sends any more: it is skipped. */
 export const AUDIO_CODECS = ['opus', 'PCMU', 'PCMA', 'isac'];
-/**
- * The first offer waits this long at most for the `subscribed` messages of
- * tracks already in the room, so that it carries them too: one round trip
- * to the first remote frame instead of two.
- */
-const FIRST_OFFER_WAIT_MS = 150;
 
 /**
  * @typedef {object} ConnectOptions
@@ -51,6 +45,9 @@ const FIRST_OFFER_WAIT_MS = 150;
  * @property {RTCConfiguration} [rtcConfiguration] extra ICE servers and the like
  * @property {string} [url] where Salon is (`https://video.example.com`); default: see whereSalonIs() in signaling.js
  * @property {string} [loggerName] the logger to log to (default 'twilio-video')
+ * @property {boolean} [rejoin] when the node holding the room is lost (a cluster's node dies or drains), join the
+ *   room of the same name again, keeping the Room (`reconnecting`, then `reconnected`); default: on when the
+ *   server is a node of a cluster (`joined.node`), off on a single node. A Salon extension.
  */
 
 /**
@@ -112,20 +109,27 @@ async function run(token, options, attempt) {
     if (attempt.canceled) throw canceled();
 
     // 4. Media session, participants, the first offer.
-    peer = new PeerSession({
-      signaling,
-      iceServers: (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
-      rtcConfiguration: o.rtcConfiguration,
-      preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
-      bitrates: { audio: o.maxAudioBitrate, video: o.maxVideoBitrate },
-      // docs/protocol.md: "until layer selection lands, publish one
-      // encoding". A server that selects layers says so in `joined`.
-      simulcast: o.simulcast && joined.simulcast === true,
-      RTCPeerConnection: o.RTCPeerConnection,
-      log: log.child('webrtc'),
-    });
+    peer = mediaSession(o, signaling, joined, log);
     const localParticipant = new LocalParticipant(joined.participant, peer, signaling);
-    room = new Room(joined, localParticipant, signaling, peer, owned, log, o.adaptive);
+    // When the room's node is lost: the same join, by the room's name, through
+    // the same address, with a new media session (room.js, rejoining).
+    const rejoinRoom = async () => {
+      const again = new Signaling(o.url, token, { log: log.child('signaling') });
+      try {
+        const rejoined = await again.join({ room: room.name, autoSubscribe: o.automaticSubscription, client: `salon-video.js ${VERSION}` });
+        const session = { signaling: again, joined: rejoined, peer: mediaSession(o, again, rejoined, log) };
+        if (o.bandwidthProfileMessage) again.send(o.bandwidthProfileMessage);
+        return session;
+      } catch (error) {
+        again.close();
+        throw error;
+      }
+    };
+    const rejoin = o.rejoin ?? (typeof joined.node === 'string');
+    room = new Room(joined, localParticipant, signaling, peer, owned, log, o.adaptive, {
+      autoSubscribe: o.automaticSubscription,
+      rejoin: rejoin ? rejoinRoom : null,
+    });
     // Adaptive video settings go to the server before anything else.
     if (o.bandwidthProfileMessage) signaling.send(o.bandwidthProfileMessage);
     if (o.networkQuality) localParticipant.setNetworkQualityConfiguration(o.networkQuality);
@@ -158,15 +162,21 @@ async function run(token, options, attempt) {
   }
 }
 
-/** Resolve when `done()` holds (checked every few ms) or after `ms`. */
-function waitFor(done, ms) {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const check = () => {
-      if (done() || Date.now() - started >= ms) resolve();
-      else setTimeout(check, 5);
-    };
-    check();
+/** The media session (RTCPeerConnection) of a session `joined` as `o` asks. */
+function mediaSession(o, signaling, joined, log) {
+  return new PeerSession({
+    signaling,
+    iceServers: (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
+    rtcConfiguration: o.rtcConfiguration,
+    preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
+    // One object for every session: setParameters() changes it, and a
+    // rejoin's session starts with the caps as they are now.
+    bitrates: o.bitrates,
+    // docs/protocol.md: "until layer selection lands, publish one
+    // encoding". A server that selects layers says so in `joined`.
+    simulcast: o.simulcast && joined.simulcast === true,
+    RTCPeerConnection: o.RTCPeerConnection,
+    log: log.child('webrtc'),
   });
 }
 
@@ -201,7 +211,7 @@ function checkOptions(token, options) {
     });
   }
 
-  for (const key of ['automaticSubscription', 'dominantSpeaker', 'insights', 'enableDscp', 'dscpTagging', 'receiveTranscriptions']) {
+  for (const key of ['automaticSubscription', 'dominantSpeaker', 'insights', 'enableDscp', 'dscpTagging', 'receiveTranscriptions', 'rejoin']) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') throw typeError(`options.${key}`, 'boolean');
   }
   const nq = options.networkQuality;
@@ -237,6 +247,7 @@ function checkOptions(token, options) {
     video: options.video === undefined ? true : options.video,
     tracks,
     automaticSubscription: options.automaticSubscription !== false,
+    rejoin: options.rejoin,
     simulcast: options.preferredVideoCodecs === 'auto'
       || (Array.isArray(options.preferredVideoCodecs) && options.preferredVideoCodecs.some((c) => c && typeof c === 'object' && c.simulcast === true)),
     bandwidthProfileMessage: bandwidthProfileMessage(options.bandwidthProfile),
@@ -252,6 +263,10 @@ function checkOptions(token, options) {
     preferredAudioCodecs: codecList('options.preferredAudioCodecs', options.preferredAudioCodecs, AUDIO_CODECS, []),
     maxAudioBitrate: checkBitrate('options.maxAudioBitrate', options.maxAudioBitrate),
     maxVideoBitrate: checkBitrate('options.maxVideoBitrate', options.maxVideoBitrate),
+    bitrates: {
+      audio: checkBitrate('options.maxAudioBitrate', options.maxAudioBitrate),
+      video: checkBitrate('options.maxVideoBitrate', options.maxVideoBitrate),
+    },
     rtcConfiguration,
     RTCPeerConnection: options.RTCPeerConnection,
     getUserMedia: options.getUserMedia,

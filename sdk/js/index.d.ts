@@ -895,6 +895,17 @@ export interface ConnectOptions extends MediaImplementationOptions {
   url?: string;
   /** Salon: accepted as twilio-video's (its signaling server); prefer `url`. */
   wsServer?: string;
+  /**
+   * Salon: when the node holding the room is lost (a cluster node that dies
+   * or drains), join the room of the same name again through `url` and keep
+   * the same Room: `reconnecting`, the old room's participants
+   * `participantDisconnected`, the new room's `participantConnected`, the
+   * local tracks published again (`trackPublished`), `reconnected`; new
+   * `room.sid` and `localParticipant.sid`. `disconnected` (53001) when no
+   * join works within 30 s. Default: on when the server is a node of a
+   * cluster, off on a single node. A completed room or a kick never rejoins.
+   */
+  rejoin?: boolean;
 }
 
 export interface CreateLocalTracksOptions extends MediaImplementationOptions {

@@ -221,6 +221,14 @@ export class LocalParticipant extends Participant {
   #signaling;
   /** The verbosities last asked for. */
   #networkQuality = { local: 1, remote: 0 };
+  /** Whether the app (or connect()) asked for network quality: asked again after a rejoin. */
+  #networkQualityAsked = false;
+  /**
+   * Between two sessions (the Room rejoining after its node was lost): the
+   * tracks to publish in the new room, and publishTrack calls waiting for it.
+   * @type {{tracks: Array<{track: any, priority: string}>, waiting: Array<() => void>}|null}
+   */
+  #between = null;
   /** LocalTrack → Promise<publication> while being published. */
   #pending = new Map();
   /** LocalTrack → its listeners, removed when unpublished. */
@@ -265,6 +273,11 @@ export class LocalParticipant extends Participant {
     if (this.state === 'disconnected') {
       return Promise.reject(new Error('Illegal call to publishTrack: the LocalParticipant is disconnected'));
     }
+    if (this.#between) {
+      // Rejoining: published in the new room, once there is one.
+      const between = this.#between;
+      return new Promise((resolve) => between.waiting.push(resolve)).then(() => this.publishTrack(local, { ...options, priority }));
+    }
     const published = this.#publicationOf(local);
     if (published) return Promise.resolve(published);
     if (this.#pending.has(local)) return this.#pending.get(local);
@@ -276,6 +289,8 @@ export class LocalParticipant extends Participant {
     const publishing = local.kind === 'data' ? this.#peer.publishData(local) : this.#peer.publishMedia(local);
     const promise = publishing.then(
       (info) => {
+        // A rejoin took over the publication (see _forgetPublications).
+        if (this.#pending.get(local) !== promise) throw new Error('The room\'s node was lost while the track was being published');
         this.#pending.delete(local);
         if (this.state === 'disconnected') throw new Error('The LocalParticipant disconnected while the track was being published');
         const cls = { audio: LocalAudioTrackPublication, video: LocalVideoTrackPublication }[local.kind] || LocalDataTrackPublication;
@@ -293,6 +308,7 @@ export class LocalParticipant extends Participant {
         return publication;
       },
       (error) => {
+        if (this.#pending.get(local) !== promise) throw error;
         this.#pending.delete(local);
         this.emit('trackPublicationFailed', error, local);
         throw error;
@@ -319,6 +335,11 @@ export class LocalParticipant extends Participant {
   unpublishTrack(track) {
     const local = this.#findLocal(track);
     if (!local) return null;
+    if (this.#between) {
+      // Rejoining: not to be published again.
+      this.#between.tracks = this.#between.tracks.filter((t) => t.track !== local);
+      return null;
+    }
     const publication = this.#publicationOf(local);
     if (!publication) {
       if (this.#pending.has(local)) this.#peer.cancelPublish(local);
@@ -364,6 +385,7 @@ export class LocalParticipant extends Participant {
   setNetworkQualityConfiguration(configuration) {
     checkNetworkQualityConfiguration('networkQualityConfiguration', configuration);
     this.#networkQuality = { ...this.#networkQuality, ...dropUndefined(configuration) };
+    this.#networkQualityAsked = true;
     if (this.state !== 'disconnected') this.#signaling.send({ type: 'set_network_quality', ...this.#networkQuality });
     return this;
   }
@@ -391,10 +413,54 @@ export class LocalParticipant extends Participant {
     });
   }
 
+  /**
+   * @internal The room's node is lost (Room's rejoin): the publications
+   * go without a word to the server (it is gone). The tracks, published or
+   * being published, wait with their priority to be published again in
+   * the new room ({@link _rejoined}); meanwhile publishTrack waits for it,
+   * and unpublishTrack takes a track off that list.
+   */
+  _forgetPublications() {
+    const tracks = [...this.tracks.values()].map((p) => ({ track: p.track, priority: p.priority }));
+    for (const publication of [...this.tracks.values()]) {
+      this.#unwatch(publication.track);
+      this._removePublication(publication.trackSid);
+    }
+    for (const track of this.#pending.keys()) tracks.push({ track, priority: 'standard' });
+    this.#pending.clear();
+    this.#between = { tracks, waiting: [] };
+  }
+
+  /**
+   * @internal In the room again after a rejoin: a new participant SID and a
+   * new session; the network quality reports asked for are asked again.
+   * Returns the tracks to publish again (the Room does, then the
+   * publishTrack calls that waited go on).
+   * @param {{sid: string}} info
+   * @param {import('./peer.js').PeerSession} peer
+   * @param {import('./signaling.js').Signaling} signaling
+   * @returns {Array<{track: LocalAudioTrack|LocalVideoTrack|LocalDataTrack, priority: string}>}
+   */
+  _rejoined(info, peer, signaling) {
+    this.sid = info.sid;
+    this.#peer = peer;
+    this.#signaling = signaling;
+    if (this.#networkQualityAsked) signaling.send({ type: 'set_network_quality', ...this.#networkQuality });
+    const between = this.#between;
+    this.#between = null;
+    if (!between) return [];
+    for (const go of between.waiting) go();
+    return between.tracks;
+  }
+
   /** @internal The room is gone: every publication goes, tracks keep running. */
   _disconnected() {
     if (this.state === 'disconnected') return;
     this.state = 'disconnected';
+    // publishTrack calls waiting for a rejoin now fail (disconnected).
+    const between = this.#between;
+    this.#between = null;
+    if (between) for (const go of between.waiting) go();
     for (const publication of [...this.tracks.values()]) this.unpublishTrack(publication.track);
     this.emit('disconnected', this);
   }

@@ -25,6 +25,22 @@
 //   network_quality           participants' networkQualityLevelChanged
 //   layers                    simulcast encodings paused or resumed
 //   disconnected              disconnected(room, error)
+//
+// Rejoining (a cluster's node lost): when the node holding the room dies,
+// its rooms are failed and the session cannot be resumed. The server says
+// so (`disconnected` with reason `node-lost` in answer to the resume; or
+// `shutdown` when the node drains), and the Room, unless rejoining is off
+// (connect()'s `rejoin`; on by default when `joined` names a cluster
+// node), joins the room of the same name again through the address
+// connect() used, and stays the same object:
+//
+//   reconnecting(53001) ─▶ participantDisconnected (the old room's others)
+//   join again, every REJOIN_RETRY_MS until REJOIN_WINDOW_MS passes
+//   joined ─▶ sid, localParticipant.sid: the new ones
+//          ─▶ participantConnected (the new room's others) … trackSubscribed
+//          ─▶ the same LocalTracks published again: trackPublished
+//          ─▶ reconnected
+//   no join within the window ─▶ disconnected(53001)
 
 import { EventEmitter } from './events.js';
 import { createTwilioError } from './errors.js';
@@ -35,6 +51,20 @@ import { RemoteAudioTrack, RemoteDataTrack, RemoteVideoTrack } from './track.js'
 
 /** After a resume, how long an unanswered offer waits for its answer in the backlog. */
 const RESEND_AFTER_RESUME_MS = 1_500;
+/**
+ * A rejoin (the room's node lost) keeps trying this long: a dead node's
+ * rooms are failed within 10 s, and then a new room of the same name can
+ * be made on a live node. As the Rust client's.
+ */
+const REJOIN_WINDOW_MS = 30_000;
+/** Between rejoin attempts. */
+const REJOIN_RETRY_MS = 500;
+/**
+ * The first offer (of connect(), or of a rejoin) waits this long at most
+ * for the `subscribed` messages of tracks already in the room, so that it
+ * carries them too: one round trip to the first remote frame instead of two.
+ */
+export const FIRST_OFFER_WAIT_MS = 150;
 
 // RemoteParticipant events the Room re-emits with the participant appended.
 const PARTICIPANT_EVENTS = [
@@ -72,6 +102,12 @@ export class Room extends EventEmitter {
 
   /** connect()'s adaptive options: dominantSpeaker, clientTrackSwitchOffControl, contentPreferencesMode. */
   #adaptive;
+  /** How to join again when the room's node is lost (see the top of this file); null: never. */
+  #rejoin;
+  /** A rejoin is looking for the room (until its `joined`). */
+  #rejoining = false;
+  /** Whether the server subscribes us to every track (connect()'s automaticSubscription). */
+  #autoSubscribe;
 
   /**
    * @param {any} joined the server's `joined` message
@@ -81,13 +117,17 @@ export class Room extends EventEmitter {
    * @param {Array<{stop: () => void}>} ownedTracks
    * @param {Log} [log]
    * @param {{dominantSpeaker: boolean, clientTrackSwitchOffControl: string, contentPreferencesMode: string}} [adaptive]
+   * @param {{autoSubscribe?: boolean, rejoin?: (() => Promise<{signaling: any, joined: any, peer: any}>)|null}} [session]
+   *   `rejoin` opens a new session in the room of the same name (when the room's node is lost)
    */
   constructor(joined, localParticipant, signaling, peer, ownedTracks, log = new Log('Room'), adaptive = {
     dominantSpeaker: false, clientTrackSwitchOffControl: 'disabled', contentPreferencesMode: 'disabled',
-  }) {
+  }, { autoSubscribe = true, rejoin = null } = {}) {
     super();
     this.#log = log.child(this);
     this.#adaptive = adaptive;
+    this.#autoSubscribe = autoSubscribe;
+    this.#rejoin = rejoin;
     /** @type {string} */
     this.sid = joined.room.sid;
     /** @type {string} */
@@ -102,38 +142,51 @@ export class Room extends EventEmitter {
     /** Whether some track of the room is being recorded (`recordingStarted` / `recordingStopped` on changes). */
     this.isRecording = joined.room.recording === true;
     this.mediaRegion = 'local';
-    this.#signaling = signaling;
-    this.#peer = peer;
     this.#ownedTracks = ownedTracks;
     for (const info of joined.participants) this.#add(new RemoteParticipant(info), false);
+    this.#attach(signaling, peer, joined);
+  }
 
-    // The signaling socket and the media connection come back on their
-    // own paths; the Reconnection (reconnect.js) says when the room is
-    // reconnecting, back, or lost.
-    this.#reconnection = new Reconnection({
+  /**
+   * Take `signaling` and `peer` as the room's session (at connect(), and
+   * after a rejoin): the signaling socket and the media connection come
+   * back on their own paths; the Reconnection (reconnect.js) says when
+   * the room is reconnecting, back, or lost.
+   */
+  #attach(signaling, peer, joined) {
+    this.#signaling = signaling;
+    this.#peer = peer;
+    const reconnection = new Reconnection({
       signaling,
       peer,
       sessionTimeoutMs: typeof joined.session_timeout === 'number' && joined.session_timeout > 0
         ? joined.session_timeout * 1000 : DEFAULT_SESSION_TIMEOUT_MS,
       log: this.#log.child('reconnect'),
     });
-    this.#reconnection.on('reconnecting', (error) => {
-      if (this.state !== 'connected') return;
+    this.#reconnection = reconnection;
+    const current = () => this.#peer === peer;
+    reconnection.on('reconnecting', (error) => {
+      if (this.state !== 'connected' || !current()) return;
       this.state = 'reconnecting';
       this.localParticipant._reconnecting();
       this.emit('reconnecting', error);
     });
-    this.#reconnection.on('reconnected', () => {
-      if (this.state !== 'reconnecting') return;
+    reconnection.on('reconnected', () => {
+      if (this.state !== 'reconnecting' || !current() || this.#rejoining) return;
       this.state = 'connected';
       this.localParticipant._reconnected();
       this.emit('reconnected');
     });
-    this.#reconnection.on('failed', (error) => this.#end(error));
-    peer.on('track', (sid, mediaStreamTrack) => this.#onTrack(sid, mediaStreamTrack));
-    peer.on('datachannel', (channel) => this.#onDataChannel(channel));
-    peer.on('subscriptionFailed', (sid, error) => this.#publisherOf(sid)?._subscriptionFailed(sid, error));
-    peer.on('failed', (error) => this.#end(error));
+    reconnection.on('failed', (error) => {
+      if (!current()) return;
+      // The room's node is gone (the server said so): join again.
+      if (this.#rejoin && error && error.nodeLost) this.#rejoinRoom(error);
+      else this.#end(error);
+    });
+    peer.on('track', (sid, mediaStreamTrack) => current() && this.#onTrack(sid, mediaStreamTrack));
+    peer.on('datachannel', (channel) => current() && this.#onDataChannel(channel));
+    peer.on('subscriptionFailed', (sid, error) => current() && this.#publisherOf(sid)?._subscriptionFailed(sid, error));
+    peer.on('failed', (error) => current() && this.#end(error));
   }
 
   /**
@@ -150,7 +203,9 @@ export class Room extends EventEmitter {
 
   /** @internal Start reading server messages (after connect() has wired everything). */
   _start() {
-    this.#signaling.setHandler((message) => {
+    const signaling = this.#signaling;
+    signaling.setHandler((message) => {
+      if (signaling !== this.#signaling) return; // a session left behind by a rejoin
       try {
         this.#onMessage(message);
       } catch (error) {
@@ -347,7 +402,13 @@ export class Room extends EventEmitter {
         break;
       }
       case 'disconnected':
-        this.#end(m.code ? createTwilioError(m.code, m.message) : undefined);
+        // A node of a cluster that drains (SIGTERM) ends its rooms: go on
+        // in a room of the same name on another node.
+        if (m.reason === 'shutdown' && this.#rejoin) {
+          this.#rejoinRoom(createTwilioError(53001, `Signaling connection disconnected: the room's node is shutting down (${m.message})`));
+        } else {
+          this.#end(m.code ? createTwilioError(m.code, m.message) : undefined);
+        }
         break;
       default:
         break; // newer servers may say more; ignore what we do not know
@@ -484,11 +545,100 @@ export class Room extends EventEmitter {
     }
   }
 
+  // ---- rejoining ---------------------------------------------------------------
+
+  /**
+   * The room's node is lost: join the room of the same name again (see the
+   * top of this file), or end with 53001 when no join works within
+   * REJOIN_WINDOW_MS. A token the server refuses ends it at once.
+   * @param {import('./errors.js').TwilioError} error why the session was lost
+   */
+  async #rejoinRoom(error) {
+    if (this.#rejoining || this.state === 'disconnected') return;
+    this.#rejoining = true;
+    this.#log.warn(`Lost the room's node (${error.code} ${error.message}): joining ${this.name} again`);
+    // The old session is gone, and its room with it.
+    clearTimeout(this.#resendTimer);
+    this.#reconnection.close();
+    this.#signaling.close();
+    this.#peer.close();
+    if (this.state === 'connected') {
+      this.state = 'reconnecting';
+      this.localParticipant._reconnecting();
+      this.emit('reconnecting', error);
+    }
+    for (const sid of [...this.participants.keys()]) this.#remove(sid);
+    this.#earlyChannels.clear();
+    this.#awaitedChannels.clear();
+    this.localParticipant._forgetPublications();
+
+    const deadline = Date.now() + REJOIN_WINDOW_MS;
+    let last = error;
+    while (this.state === 'reconnecting') {
+      let session = null;
+      try {
+        session = await this.#rejoin();
+      } catch (e) {
+        last = e;
+        const refused = e && typeof e.code === 'number' && e.code >= 20101 && e.code <= 20107;
+        if (refused || Date.now() + REJOIN_RETRY_MS >= deadline) break;
+        this.#log.debug(`Rejoin attempt failed (${e && e.message}): trying again`);
+        await new Promise((resolve) => setTimeout(resolve, REJOIN_RETRY_MS));
+        continue;
+      }
+      if (this.state !== 'reconnecting') {
+        // disconnect() while the join was under way.
+        session.signaling.close();
+        session.peer.close();
+        return;
+      }
+      await this.#rejoined(session);
+      return;
+    }
+    if (this.state === 'reconnecting') {
+      this.#rejoining = false;
+      const code = last && typeof last.code === 'number' && last.code >= 20101 && last.code <= 20107 ? last.code : 53001;
+      this.#end(createTwilioError(code, `Signaling connection disconnected: could not join ${this.name} again within ${REJOIN_WINDOW_MS / 1000} s (${last && last.message})`));
+    }
+  }
+
+  /** In the room again: the new session becomes the room's. */
+  async #rejoined({ signaling, joined, peer }) {
+    this.#log.info(`Joined ${joined.room.name} again: room ${joined.room.sid}, participant ${joined.participant.sid}`);
+    this.sid = joined.room.sid;
+    this.name = joined.room.name;
+    this.#attach(signaling, peer, joined);
+    // From here a loss of this session (its node too may die or drain) is
+    // a new rejoin, which takes over from this one.
+    this.#rejoining = false;
+    const republish = this.localParticipant._rejoined(joined.participant, peer, signaling);
+    this.#setRecording(joined.room.recording === true);
+    for (const info of joined.participants) this.#add(new RemoteParticipant(info), true);
+    // As connect(): what is in the room and what we publish, in one offer.
+    const expected = new Set(this.#autoSubscribe
+      ? joined.participants.flatMap((p) => p.tracks.filter((t) => t.kind !== 'data').map((t) => t.sid))
+      : []);
+    peer.hold();
+    this._start();
+    const publishing = republish.map(({ track, priority }) => this.localParticipant.publishTrack(track, { priority }).catch((e) => {
+      this.#log.warn(`Could not publish ${track} again:`, e);
+      return null;
+    }));
+    await waitFor(() => this.state !== 'reconnecting' || [...expected].every((sid) => peer.isSubscribed(sid)), FIRST_OFFER_WAIT_MS);
+    peer.release();
+    await Promise.all(publishing);
+    if (this.state !== 'reconnecting' || this.#peer !== peer) return;
+    this.state = 'connected';
+    this.localParticipant._reconnected();
+    this.emit('reconnected');
+  }
+
   // ---- the end ---------------------------------------------------------------
 
   #end(error) {
     if (this.state === 'disconnected') return;
     this.state = 'disconnected';
+    this.#rejoining = false;
     if (error) this.#log.warn(`Disconnected: ${error.code} ${error.message}`);
     else this.#log.info('Disconnected');
     clearTimeout(this.#resendTimer);
@@ -502,4 +652,16 @@ export class Room extends EventEmitter {
     this.localParticipant._disconnected();
     for (const track of this.#ownedTracks) track.stop();
   }
+}
+
+/** Resolve when `done()` holds (checked every few ms) or after `ms`. */
+export function waitFor(done, ms) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const check = () => {
+      if (done() || Date.now() - started >= ms) resolve();
+      else setTimeout(check, 5);
+    };
+    check();
+  });
 }

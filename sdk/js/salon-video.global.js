@@ -1663,6 +1663,14 @@ var Twilio;
     #signaling;
     /** The verbosities last asked for. */
     #networkQuality = { local: 1, remote: 0 };
+    /** Whether the app (or connect()) asked for network quality: asked again after a rejoin. */
+    #networkQualityAsked = false;
+    /**
+     * Between two sessions (the Room rejoining after its node was lost): the
+     * tracks to publish in the new room, and publishTrack calls waiting for it.
+     * @type {{tracks: Array<{track: any, priority: string}>, waiting: Array<() => void>}|null}
+     */
+    #between = null;
     /** LocalTrack → Promise<publication> while being published. */
     #pending = /* @__PURE__ */ new Map();
     /** LocalTrack → its listeners, removed when unpublished. */
@@ -1705,6 +1713,10 @@ var Twilio;
       if (this.state === "disconnected") {
         return Promise.reject(new Error("Illegal call to publishTrack: the LocalParticipant is disconnected"));
       }
+      if (this.#between) {
+        const between = this.#between;
+        return new Promise((resolve) => between.waiting.push(resolve)).then(() => this.publishTrack(local, { ...options, priority }));
+      }
       const published = this.#publicationOf(local);
       if (published) return Promise.resolve(published);
       if (this.#pending.has(local)) return this.#pending.get(local);
@@ -1716,6 +1728,7 @@ var Twilio;
       const publishing = local.kind === "data" ? this.#peer.publishData(local) : this.#peer.publishMedia(local);
       const promise = publishing.then(
         (info) => {
+          if (this.#pending.get(local) !== promise) throw new Error("The room's node was lost while the track was being published");
           this.#pending.delete(local);
           if (this.state === "disconnected") throw new Error("The LocalParticipant disconnected while the track was being published");
           const cls = { audio: LocalAudioTrackPublication, video: LocalVideoTrackPublication }[local.kind] || LocalDataTrackPublication;
@@ -1737,6 +1750,7 @@ var Twilio;
           return publication;
         },
         (error) => {
+          if (this.#pending.get(local) !== promise) throw error;
           this.#pending.delete(local);
           this.emit("trackPublicationFailed", error, local);
           throw error;
@@ -1761,6 +1775,10 @@ var Twilio;
     unpublishTrack(track) {
       const local = this.#findLocal(track);
       if (!local) return null;
+      if (this.#between) {
+        this.#between.tracks = this.#between.tracks.filter((t) => t.track !== local);
+        return null;
+      }
       const publication = this.#publicationOf(local);
       if (!publication) {
         if (this.#pending.has(local)) this.#peer.cancelPublish(local);
@@ -1803,6 +1821,7 @@ var Twilio;
     setNetworkQualityConfiguration(configuration) {
       checkNetworkQualityConfiguration("networkQualityConfiguration", configuration);
       this.#networkQuality = { ...this.#networkQuality, ...dropUndefined(configuration) };
+      this.#networkQualityAsked = true;
       if (this.state !== "disconnected") this.#signaling.send({ type: "set_network_quality", ...this.#networkQuality });
       return this;
     }
@@ -1827,10 +1846,51 @@ var Twilio;
         }
       });
     }
+    /**
+     * @internal The room's node is lost (Room's rejoin): the publications
+     * go without a word to the server (it is gone). The tracks, published or
+     * being published, wait with their priority to be published again in
+     * the new room ({@link _rejoined}); meanwhile publishTrack waits for it,
+     * and unpublishTrack takes a track off that list.
+     */
+    _forgetPublications() {
+      const tracks = [...this.tracks.values()].map((p) => ({ track: p.track, priority: p.priority }));
+      for (const publication of [...this.tracks.values()]) {
+        this.#unwatch(publication.track);
+        this._removePublication(publication.trackSid);
+      }
+      for (const track of this.#pending.keys()) tracks.push({ track, priority: "standard" });
+      this.#pending.clear();
+      this.#between = { tracks, waiting: [] };
+    }
+    /**
+     * @internal In the room again after a rejoin: a new participant SID and a
+     * new session; the network quality reports asked for are asked again.
+     * Returns the tracks to publish again (the Room does, then the
+     * publishTrack calls that waited go on).
+     * @param {{sid: string}} info
+     * @param {import('./peer.js').PeerSession} peer
+     * @param {import('./signaling.js').Signaling} signaling
+     * @returns {Array<{track: LocalAudioTrack|LocalVideoTrack|LocalDataTrack, priority: string}>}
+     */
+    _rejoined(info, peer, signaling) {
+      this.sid = info.sid;
+      this.#peer = peer;
+      this.#signaling = signaling;
+      if (this.#networkQualityAsked) signaling.send({ type: "set_network_quality", ...this.#networkQuality });
+      const between = this.#between;
+      this.#between = null;
+      if (!between) return [];
+      for (const go of between.waiting) go();
+      return between.tracks;
+    }
     /** @internal The room is gone: every publication goes, tracks keep running. */
     _disconnected() {
       if (this.state === "disconnected") return;
       this.state = "disconnected";
+      const between = this.#between;
+      this.#between = null;
+      if (between) for (const go of between.waiting) go();
       for (const publication of [...this.tracks.values()]) this.unpublishTrack(publication.track);
       this.emit("disconnected", this);
     }
@@ -2591,6 +2651,9 @@ var Twilio;
 
   // sdk/js/room.js
   var RESEND_AFTER_RESUME_MS = 1500;
+  var REJOIN_WINDOW_MS = 3e4;
+  var REJOIN_RETRY_MS = 500;
+  var FIRST_OFFER_WAIT_MS = 150;
   var PARTICIPANT_EVENTS = [
     "trackDimensionsChanged",
     "trackDisabled",
@@ -2621,6 +2684,12 @@ var Twilio;
     #reconnection;
     /** connect()'s adaptive options: dominantSpeaker, clientTrackSwitchOffControl, contentPreferencesMode. */
     #adaptive;
+    /** How to join again when the room's node is lost (see the top of this file); null: never. */
+    #rejoin;
+    /** A rejoin is looking for the room (until its `joined`). */
+    #rejoining = false;
+    /** Whether the server subscribes us to every track (connect()'s automaticSubscription). */
+    #autoSubscribe;
     /**
      * @param {any} joined the server's `joined` message
      * @param {import('./participant.js').LocalParticipant} localParticipant
@@ -2629,15 +2698,19 @@ var Twilio;
      * @param {Array<{stop: () => void}>} ownedTracks
      * @param {Log} [log]
      * @param {{dominantSpeaker: boolean, clientTrackSwitchOffControl: string, contentPreferencesMode: string}} [adaptive]
+     * @param {{autoSubscribe?: boolean, rejoin?: (() => Promise<{signaling: any, joined: any, peer: any}>)|null}} [session]
+     *   `rejoin` opens a new session in the room of the same name (when the room's node is lost)
      */
     constructor(joined, localParticipant, signaling, peer, ownedTracks, log2 = new Log("Room"), adaptive = {
       dominantSpeaker: false,
       clientTrackSwitchOffControl: "disabled",
       contentPreferencesMode: "disabled"
-    }) {
+    }, { autoSubscribe = true, rejoin = null } = {}) {
       super();
       this.#log = log2.child(this);
       this.#adaptive = adaptive;
+      this.#autoSubscribe = autoSubscribe;
+      this.#rejoin = rejoin;
       this.sid = joined.room.sid;
       this.name = joined.room.name;
       this.state = "connected";
@@ -2646,33 +2719,48 @@ var Twilio;
       this.dominantSpeaker = null;
       this.isRecording = joined.room.recording === true;
       this.mediaRegion = "local";
-      this.#signaling = signaling;
-      this.#peer = peer;
       this.#ownedTracks = ownedTracks;
       for (const info of joined.participants) this.#add(new RemoteParticipant(info), false);
-      this.#reconnection = new Reconnection({
+      this.#attach(signaling, peer, joined);
+    }
+    /**
+     * Take `signaling` and `peer` as the room's session (at connect(), and
+     * after a rejoin): the signaling socket and the media connection come
+     * back on their own paths; the Reconnection (reconnect.js) says when
+     * the room is reconnecting, back, or lost.
+     */
+    #attach(signaling, peer, joined) {
+      this.#signaling = signaling;
+      this.#peer = peer;
+      const reconnection = new Reconnection({
         signaling,
         peer,
         sessionTimeoutMs: typeof joined.session_timeout === "number" && joined.session_timeout > 0 ? joined.session_timeout * 1e3 : DEFAULT_SESSION_TIMEOUT_MS,
         log: this.#log.child("reconnect")
       });
-      this.#reconnection.on("reconnecting", (error) => {
-        if (this.state !== "connected") return;
+      this.#reconnection = reconnection;
+      const current = () => this.#peer === peer;
+      reconnection.on("reconnecting", (error) => {
+        if (this.state !== "connected" || !current()) return;
         this.state = "reconnecting";
         this.localParticipant._reconnecting();
         this.emit("reconnecting", error);
       });
-      this.#reconnection.on("reconnected", () => {
-        if (this.state !== "reconnecting") return;
+      reconnection.on("reconnected", () => {
+        if (this.state !== "reconnecting" || !current() || this.#rejoining) return;
         this.state = "connected";
         this.localParticipant._reconnected();
         this.emit("reconnected");
       });
-      this.#reconnection.on("failed", (error) => this.#end(error));
-      peer.on("track", (sid, mediaStreamTrack) => this.#onTrack(sid, mediaStreamTrack));
-      peer.on("datachannel", (channel) => this.#onDataChannel(channel));
-      peer.on("subscriptionFailed", (sid, error) => this.#publisherOf(sid)?._subscriptionFailed(sid, error));
-      peer.on("failed", (error) => this.#end(error));
+      reconnection.on("failed", (error) => {
+        if (!current()) return;
+        if (this.#rejoin && error && error.nodeLost) this.#rejoinRoom(error);
+        else this.#end(error);
+      });
+      peer.on("track", (sid, mediaStreamTrack) => current() && this.#onTrack(sid, mediaStreamTrack));
+      peer.on("datachannel", (channel) => current() && this.#onDataChannel(channel));
+      peer.on("subscriptionFailed", (sid, error) => current() && this.#publisherOf(sid)?._subscriptionFailed(sid, error));
+      peer.on("failed", (error) => current() && this.#end(error));
     }
     /**
      * @internal twilio-video's private path to its signaling socket, which
@@ -2687,7 +2775,9 @@ var Twilio;
     }
     /** @internal Start reading server messages (after connect() has wired everything). */
     _start() {
-      this.#signaling.setHandler((message) => {
+      const signaling = this.#signaling;
+      signaling.setHandler((message) => {
+        if (signaling !== this.#signaling) return;
         try {
           this.#onMessage(message);
         } catch (error) {
@@ -2878,7 +2968,11 @@ var Twilio;
           break;
         }
         case "disconnected":
-          this.#end(m.code ? createTwilioError(m.code, m.message) : void 0);
+          if (m.reason === "shutdown" && this.#rejoin) {
+            this.#rejoinRoom(createTwilioError(53001, `Signaling connection disconnected: the room's node is shutting down (${m.message})`));
+          } else {
+            this.#end(m.code ? createTwilioError(m.code, m.message) : void 0);
+          }
           break;
         default:
           break;
@@ -3000,10 +3094,88 @@ var Twilio;
         }, RESEND_AFTER_RESUME_MS);
       }
     }
+    // ---- rejoining ---------------------------------------------------------------
+    /**
+     * The room's node is lost: join the room of the same name again (see the
+     * top of this file), or end with 53001 when no join works within
+     * REJOIN_WINDOW_MS. A token the server refuses ends it at once.
+     * @param {import('./errors.js').TwilioError} error why the session was lost
+     */
+    async #rejoinRoom(error) {
+      if (this.#rejoining || this.state === "disconnected") return;
+      this.#rejoining = true;
+      this.#log.warn(`Lost the room's node (${error.code} ${error.message}): joining ${this.name} again`);
+      clearTimeout(this.#resendTimer);
+      this.#reconnection.close();
+      this.#signaling.close();
+      this.#peer.close();
+      if (this.state === "connected") {
+        this.state = "reconnecting";
+        this.localParticipant._reconnecting();
+        this.emit("reconnecting", error);
+      }
+      for (const sid of [...this.participants.keys()]) this.#remove(sid);
+      this.#earlyChannels.clear();
+      this.#awaitedChannels.clear();
+      this.localParticipant._forgetPublications();
+      const deadline = Date.now() + REJOIN_WINDOW_MS;
+      let last = error;
+      while (this.state === "reconnecting") {
+        let session = null;
+        try {
+          session = await this.#rejoin();
+        } catch (e) {
+          last = e;
+          const refused = e && typeof e.code === "number" && e.code >= 20101 && e.code <= 20107;
+          if (refused || Date.now() + REJOIN_RETRY_MS >= deadline) break;
+          this.#log.debug(`Rejoin attempt failed (${e && e.message}): trying again`);
+          await new Promise((resolve) => setTimeout(resolve, REJOIN_RETRY_MS));
+          continue;
+        }
+        if (this.state !== "reconnecting") {
+          session.signaling.close();
+          session.peer.close();
+          return;
+        }
+        await this.#rejoined(session);
+        return;
+      }
+      if (this.state === "reconnecting") {
+        this.#rejoining = false;
+        const code = last && typeof last.code === "number" && last.code >= 20101 && last.code <= 20107 ? last.code : 53001;
+        this.#end(createTwilioError(code, `Signaling connection disconnected: could not join ${this.name} again within ${REJOIN_WINDOW_MS / 1e3} s (${last && last.message})`));
+      }
+    }
+    /** In the room again: the new session becomes the room's. */
+    async #rejoined({ signaling, joined, peer }) {
+      this.#log.info(`Joined ${joined.room.name} again: room ${joined.room.sid}, participant ${joined.participant.sid}`);
+      this.sid = joined.room.sid;
+      this.name = joined.room.name;
+      this.#attach(signaling, peer, joined);
+      this.#rejoining = false;
+      const republish = this.localParticipant._rejoined(joined.participant, peer, signaling);
+      this.#setRecording(joined.room.recording === true);
+      for (const info of joined.participants) this.#add(new RemoteParticipant(info), true);
+      const expected = new Set(this.#autoSubscribe ? joined.participants.flatMap((p) => p.tracks.filter((t) => t.kind !== "data").map((t) => t.sid)) : []);
+      peer.hold();
+      this._start();
+      const publishing = republish.map(({ track, priority }) => this.localParticipant.publishTrack(track, { priority }).catch((e) => {
+        this.#log.warn(`Could not publish ${track} again:`, e);
+        return null;
+      }));
+      await waitFor(() => this.state !== "reconnecting" || [...expected].every((sid) => peer.isSubscribed(sid)), FIRST_OFFER_WAIT_MS);
+      peer.release();
+      await Promise.all(publishing);
+      if (this.state !== "reconnecting" || this.#peer !== peer) return;
+      this.state = "connected";
+      this.localParticipant._reconnected();
+      this.emit("reconnected");
+    }
     // ---- the end ---------------------------------------------------------------
     #end(error) {
       if (this.state === "disconnected") return;
       this.state = "disconnected";
+      this.#rejoining = false;
       if (error) this.#log.warn(`Disconnected: ${error.code} ${error.message}`);
       else this.#log.info("Disconnected");
       clearTimeout(this.#resendTimer);
@@ -3018,6 +3190,16 @@ var Twilio;
       for (const track of this.#ownedTracks) track.stop();
     }
   };
+  function waitFor(done, ms) {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const check = () => {
+        if (done() || Date.now() - started >= ms) resolve();
+        else setTimeout(check, 5);
+      };
+      check();
+    });
+  }
 
   // sdk/js/signaling.js
   var import_meta = {};
@@ -3289,6 +3471,11 @@ var Twilio;
           const error = createTwilioError(message.code, message.message);
           Object.defineProperty(error, "fromServer", { value: true });
           waiter.onError(error);
+        } else if (message.type === "disconnected") {
+          const error = createTwilioError(typeof message.code === "number" ? message.code : 53001, message.message);
+          Object.defineProperty(error, "fromServer", { value: true });
+          Object.defineProperty(error, "nodeLost", { value: message.reason === "node-lost" });
+          waiter.onError(error);
         } else {
           waiter.onError(createTwilioError(53003, `expected joined, got ${message.type}`));
         }
@@ -3454,7 +3641,6 @@ var Twilio;
   var VERSION = "0.2.0";
   var VIDEO_CODECS = ["VP8", "H264", "VP9"];
   var AUDIO_CODECS = ["opus", "PCMU", "PCMA", "isac"];
-  var FIRST_OFFER_WAIT_MS = 150;
   function connect(token, options) {
     const attempt = { canceled: false, undo: () => {
     } };
@@ -3500,20 +3686,25 @@ var Twilio;
         throw error;
       });
       if (attempt.canceled) throw canceled();
-      peer = new PeerSession({
-        signaling,
-        iceServers: (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
-        rtcConfiguration: o.rtcConfiguration,
-        preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
-        bitrates: { audio: o.maxAudioBitrate, video: o.maxVideoBitrate },
-        // docs/protocol.md: "until layer selection lands, publish one
-        // encoding". A server that selects layers says so in `joined`.
-        simulcast: o.simulcast && joined.simulcast === true,
-        RTCPeerConnection: o.RTCPeerConnection,
-        log: log2.child("webrtc")
-      });
+      peer = mediaSession(o, signaling, joined, log2);
       const localParticipant = new LocalParticipant(joined.participant, peer, signaling);
-      room = new Room(joined, localParticipant, signaling, peer, owned, log2, o.adaptive);
+      const rejoinRoom = async () => {
+        const again = new Signaling(o.url, token, { log: log2.child("signaling") });
+        try {
+          const rejoined = await again.join({ room: room.name, autoSubscribe: o.automaticSubscription, client: `salon-video.js ${VERSION}` });
+          const session = { signaling: again, joined: rejoined, peer: mediaSession(o, again, rejoined, log2) };
+          if (o.bandwidthProfileMessage) again.send(o.bandwidthProfileMessage);
+          return session;
+        } catch (error) {
+          again.close();
+          throw error;
+        }
+      };
+      const rejoin = o.rejoin ?? typeof joined.node === "string";
+      room = new Room(joined, localParticipant, signaling, peer, owned, log2, o.adaptive, {
+        autoSubscribe: o.automaticSubscription,
+        rejoin: rejoin ? rejoinRoom : null
+      });
       if (o.bandwidthProfileMessage) signaling.send(o.bandwidthProfileMessage);
       if (o.networkQuality) localParticipant.setNetworkQualityConfiguration(o.networkQuality);
       const ended = new Promise((_, reject) => {
@@ -3542,14 +3733,20 @@ var Twilio;
       throw error;
     }
   }
-  function waitFor(done, ms) {
-    return new Promise((resolve) => {
-      const started = Date.now();
-      const check = () => {
-        if (done() || Date.now() - started >= ms) resolve();
-        else setTimeout(check, 5);
-      };
-      check();
+  function mediaSession(o, signaling, joined, log2) {
+    return new PeerSession({
+      signaling,
+      iceServers: (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
+      rtcConfiguration: o.rtcConfiguration,
+      preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
+      // One object for every session: setParameters() changes it, and a
+      // rejoin's session starts with the caps as they are now.
+      bitrates: o.bitrates,
+      // docs/protocol.md: "until layer selection lands, publish one
+      // encoding". A server that selects layers says so in `joined`.
+      simulcast: o.simulcast && joined.simulcast === true,
+      RTCPeerConnection: o.RTCPeerConnection,
+      log: log2.child("webrtc")
     });
   }
   function checkOptions(token, options) {
@@ -3577,7 +3774,7 @@ var Twilio;
         throw typeError("options.tracks", what);
       });
     }
-    for (const key of ["automaticSubscription", "dominantSpeaker", "insights", "enableDscp", "dscpTagging", "receiveTranscriptions"]) {
+    for (const key of ["automaticSubscription", "dominantSpeaker", "insights", "enableDscp", "dscpTagging", "receiveTranscriptions", "rejoin"]) {
       if (options[key] !== void 0 && typeof options[key] !== "boolean") throw typeError(`options.${key}`, "boolean");
     }
     const nq = options.networkQuality;
@@ -3610,6 +3807,7 @@ var Twilio;
       video: options.video === void 0 ? true : options.video,
       tracks,
       automaticSubscription: options.automaticSubscription !== false,
+      rejoin: options.rejoin,
       simulcast: options.preferredVideoCodecs === "auto" || Array.isArray(options.preferredVideoCodecs) && options.preferredVideoCodecs.some((c) => c && typeof c === "object" && c.simulcast === true),
       bandwidthProfileMessage: bandwidthProfileMessage(options.bandwidthProfile),
       networkQuality: nq === true ? { local: 1, remote: 0 } : nq && typeof nq === "object" ? { local: nq.local ?? 1, remote: nq.remote ?? 0 } : null,
@@ -3622,6 +3820,10 @@ var Twilio;
       preferredAudioCodecs: codecList("options.preferredAudioCodecs", options.preferredAudioCodecs, AUDIO_CODECS, []),
       maxAudioBitrate: checkBitrate("options.maxAudioBitrate", options.maxAudioBitrate),
       maxVideoBitrate: checkBitrate("options.maxVideoBitrate", options.maxVideoBitrate),
+      bitrates: {
+        audio: checkBitrate("options.maxAudioBitrate", options.maxAudioBitrate),
+        video: checkBitrate("options.maxVideoBitrate", options.maxVideoBitrate)
+      },
       rtcConfiguration,
       RTCPeerConnection: options.RTCPeerConnection,
       getUserMedia: options.getUserMedia,

@@ -11,6 +11,8 @@
 //   join() ──▶ socket open ──▶ {type: join} ──▶ joined ──▶ handler(message)…
 //   socket drops ──▶ 'reconnecting' ──▶ new socket ──▶ {type: resume}
 //        ├─ joined {resumed: true} ──▶ handler(joined), backlog… ──▶ 'reconnected'
+//        ├─ the session's node is gone (a cluster's: `disconnected`
+//        │  node-lost) ──▶ 'failed'(error with `nodeLost`: the Room rejoins)
 //        └─ refused, or the session timeout passes ──▶ 'failed'(error)
 
 import { EventEmitter } from './events.js';
@@ -343,6 +345,13 @@ export class Signaling extends EventEmitter {
       } else if (message.type === 'error') {
         const error = createTwilioError(message.code, message.message);
         Object.defineProperty(error, 'fromServer', { value: true });
+        waiter.onError(error);
+      } else if (message.type === 'disconnected') {
+        // The answer to a resume whose session's node is gone (reason
+        // `node-lost`): the Room may join the room again (room.js).
+        const error = createTwilioError(typeof message.code === 'number' ? message.code : 53001, message.message);
+        Object.defineProperty(error, 'fromServer', { value: true });
+        Object.defineProperty(error, 'nodeLost', { value: message.reason === 'node-lost' });
         waiter.onError(error);
       } else {
         waiter.onError(createTwilioError(53003, `expected joined, got ${message.type}`));

@@ -1,6 +1,8 @@
 // Two Salon nodes as one service, with the browser SDK: participants whose
 // pages come from different nodes land in one room (the SDK follows the
-// node's redirect) and see and hear each other.
+// node's redirect) and see and hear each other; when the room's node is
+// SIGKILLed, the SDK rejoins a room of the same name on the live node by
+// itself (the same Room: reconnecting, then reconnected).
 //
 // The nodes share a private redis-server (free loopback port, no
 // persistence) and one SQLite file (WAL: several processes on one machine
@@ -32,6 +34,8 @@ const haveRedis = (() => {
 let dir;
 let redis;
 let browser;
+/** Every node's --redis-url and --database-url. */
+let shared;
 const nodes = [];
 
 before(async () => {
@@ -43,7 +47,7 @@ before(async () => {
     const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
     socket.on('error', () => resolve(false));
   }), 'redis-server to listen');
-  const shared = ['--redis-url', `redis://127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/shared.db`];
+  shared = ['--redis-url', `redis://127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/shared.db`];
   nodes.push(await startServer([...shared, '--node-id', 'node-a']));
   nodes.push(await startServer([...shared, '--node-id', 'node-b']));
   browser = await launchBrowser();
@@ -75,7 +79,7 @@ async function roomsOn(node) {
   return Number(line?.split(' ').pop() ?? NaN);
 }
 
-test('participants through two nodes meet in one room and exchange media', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+test('participants through two nodes meet in one room and exchange media; completing it ends it, no rejoin', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
   const alice = await join(nodes[0], 'alice', 'two-nodes');
   const bob = await join(nodes[1], 'bob', 'two-nodes');
   assert.equal(bob.sid, alice.sid, 'one room');
@@ -86,20 +90,37 @@ test('participants through two nodes meet in one room and exchange media', { ski
   // Whoever came through the other node was redirected, and said so.
   const redirected = nodes.some((n) => n.log.join('').includes('join redirected to the room\'s node'));
   assert.ok(redirected, 'a node redirected a join');
+  // A room completed through REST (on either node) ends for them: 53118,
+  // and no rejoin, though the SDK rejoins by itself when a node is lost.
   for (const p of [alice.page, bob.page]) {
-    await p.evaluate(() => window.room.disconnect());
+    await p.evaluate(() => {
+      window.seen = [];
+      for (const event of ['reconnecting', 'reconnected', 'disconnected']) {
+        window.room.on(event, (...args) => window.seen.push([event, args.find((a) => a && a.code)?.code ?? null]));
+      }
+    });
+  }
+  const completed = await nodes[1].rest('POST', `/v1/Rooms/${alice.sid}`, { Status: 'completed' });
+  assert.equal(completed.status, 200, JSON.stringify(completed.body));
+  for (const p of [alice.page, bob.page]) {
+    await eventually(() => p.evaluate(() => window.room.state === 'disconnected'), `${p.identity}'s room to end`);
+  }
+  await sleep(2_000);
+  for (const p of [alice.page, bob.page]) {
+    assert.deepEqual(await p.evaluate(() => window.seen), [['disconnected', 53118]], `${p.identity}: ended, no rejoin`);
     assert.deepEqual(p.errors, [], `${p.identity}: no page errors`);
     await p.close();
   }
-  await sleep(100);
+  assert.deepEqual([await roomsOn(nodes[0]), await roomsOn(nodes[1])], [0, 0], 'no room made again');
 });
 
-test('when the room\'s node dies, the room ends soon with 53001 and joining again lands on a live node', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+test('when the room\'s node dies, the pages rejoin a room of the same name on the live node by themselves', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
   const [first] = nodes;
   // Rooms of the test before stay in progress until their empty-room timeout.
   const before = [await roomsOn(nodes[0]), await roomsOn(nodes[1])];
   const created = await first.rest('POST', '/v1/Rooms', { UniqueName: 'phoenix' });
   assert.equal(created.status, 201, JSON.stringify(created.body));
+  const oldRoom = created.body.sid;
   const holder = (await roomsOn(nodes[0])) > before[0] ? 0 : 1;
   const survivor = nodes[1 - holder];
   const survivorRooms = before[1 - holder];
@@ -107,36 +128,156 @@ test('when the room\'s node dies, the room ends soon with 53001 and joining agai
   // balancer's address) and are redirected to the room's node.
   const alice = await join(survivor, 'alice', 'phoenix');
   const bob = await join(survivor, 'bob', 'phoenix');
-  assert.equal(alice.sid, created.body.sid);
+  assert.equal(alice.sid, oldRoom);
+  await assertReceiving(alice.page, { videos: 1, audios: 1 });
   await assertReceiving(bob.page, { videos: 1, audios: 1 });
   for (const p of [alice.page, bob.page]) {
     await p.evaluate(() => {
-      window.ended = null;
-      window.room.on('disconnected', (_room, error) => { window.ended = { code: error?.code ?? null, at: Date.now() }; });
+      const room = window.room;
+      window.original = room;
+      window.seen = [];
+      const seen = (event, more) => window.seen.push({ event, at: Date.now(), ...more });
+      room.on('reconnecting', (error) => seen('reconnecting', { code: error?.code ?? null, state: room.state }));
+      room.on('reconnected', () => seen('reconnected', { sid: room.sid, me: room.localParticipant.sid, state: room.state }));
+      room.on('disconnected', (_room, error) => seen('disconnected', { code: error?.code ?? null }));
+      room.on('participantDisconnected', (p) => seen('participantDisconnected', { identity: p.identity, sid: p.sid }));
+      room.on('participantConnected', (p) => seen('participantConnected', { identity: p.identity, sid: p.sid }));
+      room.on('trackSubscribed', (track, _pub, p) => seen('trackSubscribed', { kind: track.kind, identity: p.identity }));
+      room.localParticipant.on('trackPublished', (pub) => seen('trackPublished', { kind: pub.kind, sid: pub.trackSid }));
+      window.before = { me: room.localParticipant.sid, tracks: [...room.localParticipant.tracks.values()].map((p) => p.track) };
     });
   }
   const killedAt = Date.now();
   nodes[holder].child.kill('SIGKILL');
+
+  // The room is failed (the dead node's lease ran out) …
+  await eventually(async () => (await survivor.rest('GET', `/v1/Rooms/${oldRoom}`)).body?.status === 'failed', 'the old room to be failed', 30_000);
+  const failedAt = Date.now();
+  console.log(`# room failed ${failedAt - killedAt} ms after SIGKILL`);
+
+  // … and each page, without calling connect() again, is back in a room
+  // of the same name: the same Room object, reconnecting then reconnected.
+  const backAt = {};
   for (const p of [alice.page, bob.page]) {
-    const ended = await eventually(() => p.evaluate(() => window.ended), `${p.identity}'s room to end`, 30_000);
-    assert.equal(ended.code, 53001, JSON.stringify(ended));
-    console.log(`# ${p.identity}: disconnected ${ended.at - killedAt} ms after SIGKILL`);
+    const back = await eventually(() => p.evaluate(() => window.seen.find((e) => e.event === 'reconnected' || e.event === 'disconnected')), `${p.identity} to rejoin`, 40_000);
+    assert.equal(back.event, 'reconnected', `${p.identity}: ${JSON.stringify(await p.evaluate(() => window.seen))}`);
+    const seen = await p.evaluate(() => window.seen);
+    const reconnecting = seen.find((e) => e.event === 'reconnecting');
+    assert.ok(reconnecting && reconnecting.at <= back.at, `${p.identity}: reconnecting first: ${JSON.stringify(seen)}`);
+    assert.equal(reconnecting.code, 53001, JSON.stringify(reconnecting));
+    const room = await p.evaluate(() => ({
+      same: window.room === window.original,
+      name: window.room.name,
+      sid: window.room.sid,
+      state: window.room.state,
+      me: window.room.localParticipant.sid,
+      before: window.before.me,
+      sameTracks: window.before.tracks.every((t) => [...window.room.localParticipant.tracks.values()].some((pub) => pub.track === t)),
+      kinds: [...window.room.localParticipant.tracks.values()].map((pub) => pub.kind).sort(),
+    }));
+    assert.ok(room.same, 'the same Room');
+    assert.equal(room.name, 'phoenix');
+    assert.equal(room.state, 'connected');
+    assert.notEqual(room.sid, oldRoom, 'a new room');
+    assert.equal(back.sid, room.sid);
+    assert.notEqual(room.me, room.before, 'a new participant SID');
+    assert.ok(room.sameTracks, 'the same LocalTracks, published again');
+    assert.deepEqual(room.kinds, ['audio', 'video']);
+    const published = seen.filter((e) => e.event === 'trackPublished').map((e) => e.kind).sort();
+    assert.deepEqual(published, ['audio', 'video'], `${p.identity}: trackPublished for each track again: ${JSON.stringify(seen)}`);
+    const other = p === alice.page ? 'bob' : 'alice';
+    assert.ok(seen.some((e) => e.event === 'participantDisconnected' && e.identity === other), `${p.identity}: the old room's ${other} disconnected: ${JSON.stringify(seen)}`);
+    backAt[p.identity] = back.at;
+    console.log(`# ${p.identity}: reconnecting ${reconnecting.at - killedAt} ms, reconnected ${back.at - killedAt} ms after SIGKILL`);
   }
-  // The app joins again: once the dead node's room is failed, a new room of
-  // the same name on the live node.
+  // Both in the same new room, seeing each other and their tracks.
+  const sids = [await alice.page.evaluate(() => window.room.sid), await bob.page.evaluate(() => window.room.sid)];
+  assert.equal(sids[0], sids[1], 'both in one new room');
   for (const p of [alice.page, bob.page]) {
-    const token = await survivor.token(p.identity);
-    await eventually(async () => (await outcome(p, async (token) => {
-      window.room = await window.Video.connect(token, { name: 'phoenix', audio: true, video: { width: 320 } });
-      return window.room.sid;
-    }, token)).ok, `${p.identity} to join phoenix again`, 30_000);
+    const other = p === alice.page ? 'bob' : 'alice';
+    await eventually(() => p.evaluate((other) => {
+      const them = [...window.room.participants.values()].find((q) => q.identity === other);
+      return them && window.seen.filter((e) => e.event === 'trackSubscribed' && e.identity === other).length >= 2;
+    }, other), `${p.identity} to subscribe to ${other}'s tracks in the new room`, 15_000);
   }
-  console.log(`# both back in a call ${Date.now() - killedAt} ms after SIGKILL`);
+  await eventually(async () => {
+    for (const p of [alice.page, bob.page]) {
+      const inbound = await p.evaluate(async () => {
+        const out = { video: 0, audio: 0 };
+        for (const pc of window.__e2e.pcs) {
+          if (pc.connectionState === 'closed') continue;
+          (await pc.getStats()).forEach((s) => {
+            if (s.type === 'inbound-rtp' && s.kind === 'video') out.video += s.framesDecoded || 0;
+            if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audio += s.packetsReceived || 0;
+          });
+        }
+        return out;
+      });
+      if (!(inbound.video > 0 && inbound.audio > 0)) return false;
+    }
+    return true;
+  }, 'media both ways in the new room', 15_000);
+  const inCallAt = Date.now();
+  console.log(`# both back in a call (media both ways) ${inCallAt - killedAt} ms after SIGKILL, ${inCallAt - failedAt} ms after the room failed`
+    + ` (reconnected: ${Math.max(...Object.values(backAt)) - failedAt} ms after)`);
+  // Issue #14's targets: failed within 10 s, back in a call within 5 s of that.
+  assert.ok(failedAt - killedAt <= 10_000, `room failed ${failedAt - killedAt} ms after SIGKILL`);
+  assert.ok(inCallAt - failedAt <= 5_000, `back in a call ${inCallAt - failedAt} ms after the room failed`);
   await assertReceiving(alice.page, { videos: 1, audios: 1 });
   await assertReceiving(bob.page, { videos: 1, audios: 1 });
-  const again = await alice.page.evaluate(() => window.room.sid);
-  assert.notEqual(again, created.body.sid, 'a new room');
   assert.equal(await roomsOn(survivor), survivorRooms + 1, 'the new room runs on the live node');
+  for (const p of [alice.page, bob.page]) {
+    await p.evaluate(() => window.room.disconnect());
+    // Chromium logs each socket it could not open to the dead node (the
+    // resume's tries) as a console error: those are expected.
+    const errors = p.errors.filter((e) => !/^WebSocket connection to .* failed: /.test(e));
+    assert.deepEqual(errors, [], `${p.identity}: no page errors`);
+    await p.close();
+  }
+});
+
+test('when the room\'s node drains (SIGTERM), the pages rejoin a room of the same name elsewhere when it ends its rooms', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+  // A third node that drains for 2 s; the live node of the test before
+  // is where the pages come from.
+  const live = nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const draining = await startServer([...shared, '--node-id', 'node-c', '--drain-timeout', '2']);
+  nodes.push(draining);
+  // Placement picks the least-loaded node: the new one, most likely; try
+  // a few names until a room lands there.
+  let name = null;
+  for (let i = 0; i < 5 && !name; i++) {
+    const candidate = `drained-${i}`;
+    const before = await roomsOn(draining);
+    const created = await live.rest('POST', '/v1/Rooms', { UniqueName: candidate });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    if ((await roomsOn(draining)) > before) name = candidate;
+    else await live.rest('POST', `/v1/Rooms/${created.body.sid}`, { Status: 'completed' });
+  }
+  assert.ok(name, 'a room placed on the new node');
+  const alice = await join(live, 'alice', name);
+  const bob = await join(live, 'bob', name);
+  await assertReceiving(bob.page, { videos: 1, audios: 1 });
+  for (const p of [alice.page, bob.page]) {
+    await p.evaluate(() => {
+      window.original = window.room;
+      window.seen = [];
+      for (const event of ['reconnecting', 'reconnected', 'disconnected']) {
+        window.room.on(event, (...args) => window.seen.push({ event, code: args.find((a) => a && a.code)?.code ?? null, at: Date.now() }));
+      }
+    });
+  }
+  const termAt = Date.now();
+  draining.child.kill('SIGTERM');
+  for (const p of [alice.page, bob.page]) {
+    const back = await eventually(() => p.evaluate(() => window.seen.find((e) => e.event !== 'reconnecting')), `${p.identity} to rejoin`, 40_000);
+    assert.equal(back.event, 'reconnected', JSON.stringify(await p.evaluate(() => window.seen)));
+    assert.ok(await p.evaluate(() => window.room === window.original && window.room.state === 'connected'));
+    console.log(`# ${p.identity}: reconnected ${back.at - termAt} ms after SIGTERM (drain timeout 2 s)`);
+  }
+  const sids = [await alice.page.evaluate(() => window.room.sid), await bob.page.evaluate(() => window.room.sid)];
+  assert.equal(sids[0], sids[1], 'both in one new room');
+  await assertReceiving(alice.page, { videos: 1, audios: 1 });
+  await assertReceiving(bob.page, { videos: 1, audios: 1 });
   for (const p of [alice.page, bob.page]) {
     await p.evaluate(() => window.room.disconnect());
     await p.close();

@@ -102,11 +102,14 @@ pub struct ClientConfig {
     pub transport: MediaTransport,
     /// When the connection to the room's node is lost (its socket drops
     /// without a `disconnected`, or the node says it is shutting down),
-    /// join the room again by name through `url`, with the same tracks
-    /// (default false): in a cluster, a dead node's room is failed and the
-    /// first to come back makes a new room of that name on a live node.
+    /// join the room again by name through `url`, with the same tracks:
+    /// in a cluster, a dead node's room is failed and the first to come
+    /// back makes a new room of that name on a live node.
     /// [`ClientEvent::Rejoining`] and [`ClientEvent::Rejoined`] tell.
-    pub rejoin: bool,
+    /// `None` (the default): on when the server said at `joined` that it
+    /// is a node of a cluster, off on a single node (whose lost room is
+    /// gone). A kick or a completed room never rejoins.
+    pub rejoin: Option<bool>,
 }
 
 impl ClientConfig {
@@ -123,7 +126,7 @@ impl ClientConfig {
             ping_interval: Duration::from_secs(5),
             receive_loss: None,
             transport: MediaTransport::Udp,
-            rejoin: false,
+            rejoin: None,
         }
     }
 
@@ -133,9 +136,10 @@ impl ClientConfig {
         self
     }
 
-    /// Rejoin by name when the room's node is lost (see [`ClientConfig::rejoin`]).
+    /// Rejoin by name when the room's node is lost, or not, whatever the
+    /// server (see [`ClientConfig::rejoin`]).
     pub fn rejoin(mut self, on: bool) -> Self {
-        self.rejoin = on;
+        self.rejoin = Some(on);
         self
     }
 
@@ -342,7 +346,9 @@ impl Client {
             participant,
             participants,
             session_timeout,
+            node,
         } = open(&config, &config.publish, None).await?;
+        let rejoin = config.rejoin.unwrap_or(node.is_some());
 
         let participants = Arc::new(Mutex::new(participants));
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
@@ -367,6 +373,7 @@ impl Client {
             restart_at: None,
             session_timeout,
             published: config.publish.clone(),
+            rejoin,
             config,
         };
         let span = tracing::debug_span!("client", identity = %participant.identity, participant = %participant.sid);
@@ -383,12 +390,15 @@ impl Client {
         })
     }
 
-    /// The room joined.
+    /// The room joined; after a rejoin, the new room, once its
+    /// [`ClientEvent::Rejoined`] was read ([`Client::next_event`],
+    /// [`Client::wait_for`]).
     pub fn room(&self) -> &RoomInfo {
         &self.room
     }
 
-    /// This participant, as the server described it in `joined`.
+    /// This participant, as the server described it in `joined` (after a
+    /// rejoin, as [`Client::room`]: the new one).
     pub fn participant(&self) -> &ParticipantInfo {
         &self.participant
     }
@@ -425,7 +435,23 @@ impl Client {
 
     /// The next event; `None` once the session ended and every event was read.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        if let Some(event) = &event {
+            self.follow(event);
+        }
+        event
+    }
+
+    /// After a [`ClientEvent::Rejoined`] read from the queue, [`Client::room`]
+    /// and [`Client::participant`] name the new room and participant.
+    fn follow(&mut self, event: &ClientEvent) {
+        if let ClientEvent::Rejoined {
+            room, participant, ..
+        } = event
+        {
+            self.room = room.clone();
+            self.participant = participant.clone();
+        }
     }
 
     /// Read events until one satisfies `pred` and return it; the events read
@@ -448,14 +474,17 @@ impl Client {
                 Ok(None) => {
                     return Err(ClientError::signaling_lost("the session has ended"));
                 }
-                Ok(Some(event)) if pred(&event) => return Ok(event),
+                Ok(Some(event)) if pred(&event) => {
+                    self.follow(&event);
+                    return Ok(event);
+                }
                 Ok(Some(ClientEvent::Disconnected { code, message, .. })) => {
                     return Err(ClientError::new(
                         code.unwrap_or(codes::SIGNALING_DISCONNECTED),
                         message,
                     ));
                 }
-                Ok(Some(_)) => {}
+                Ok(Some(event)) => self.follow(&event),
             }
         }
     }
@@ -640,6 +669,9 @@ struct Connection {
     config: ClientConfig,
     /// The tracks published now, to publish again on a rejoin.
     published: Vec<TrackSpec>,
+    /// Whether to rejoin when the room's node is lost
+    /// ([`ClientConfig::rejoin`], decided at the first `joined`).
+    rejoin: bool,
 }
 
 impl Connection {
@@ -653,7 +685,7 @@ impl Connection {
                     End::from_error(e)
                 }
             };
-            match (&end, self.config.rejoin) {
+            match (&end, self.rejoin) {
                 (
                     End::Report {
                         code,
@@ -1198,6 +1230,8 @@ struct Opened {
     /// How long the server keeps this participant without media or
     /// signaling (`joined`).
     session_timeout: Duration,
+    /// The cluster node holding the room (`joined`), if the server is one.
+    node: Option<String>,
 }
 
 /// Open the signaling socket at `config.url` and join, following the
@@ -1248,6 +1282,7 @@ async fn open(
                     participants,
                     session_timeout,
                     ice_servers,
+                    node,
                     ..
                 } => {
                     tracing::debug!(%room.sid, %participant.sid, url, "joined {}", room.name);
@@ -1264,6 +1299,7 @@ async fn open(
                         participants,
                         session_timeout: session_timeout
                             .map_or(DEFAULT_SESSION_TIMEOUT, |s| Duration::from_secs(s.into())),
+                        node,
                     });
                 }
                 // The room is on another node of the cluster: join there.

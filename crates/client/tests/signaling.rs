@@ -152,6 +152,7 @@ fn joined(me: &ParticipantInfo, others: Vec<ParticipantInfo>) -> ServerMessage {
         ice_servers: vec![],
         last_revision: 0,
         session_timeout: None,
+        node: None,
     }
 }
 
@@ -527,6 +528,85 @@ async fn a_dropped_socket_ends_the_session_with_53001() {
         ),
         "{event:?}"
     );
+}
+
+/// A node of a cluster says so in `joined` (`node`): when its socket drops
+/// the client joins the room again by name by itself (the default), and the
+/// handle's `room()` and `participant()` name the new ones once `Rejoined`
+/// is read. On a single node (above) a dropped socket ends the session.
+#[tokio::test]
+async fn in_a_cluster_a_lost_node_is_rejoined_by_default() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/signaling", listener.local_addr().unwrap());
+    let connecting = tokio::spawn(Client::connect(ClientConfig::new(url, "t", "standup")));
+    async fn accept(listener: &TcpListener) -> Server {
+        let (tcp, _) = listener.accept().await.unwrap();
+        Server {
+            ws: tokio_tungstenite::accept_async(tcp).await.unwrap(),
+            backlog: VecDeque::new(),
+            pings: 0,
+        }
+    }
+    let in_cluster = |me: &ParticipantInfo| {
+        let mut joined = joined(me, vec![]);
+        if let ServerMessage::Joined { node, .. } = &mut joined {
+            *node = Some("node-a".into());
+        }
+        joined
+    };
+    let mut server = accept(&listener).await;
+    server
+        .expect("join", |m| matches!(m, ClientMessage::Join { .. }))
+        .await;
+    let me = ParticipantInfo {
+        sid: ParticipantSid::random(),
+        identity: "alice".into(),
+        tracks: vec![],
+    };
+    server.send(in_cluster(&me)).await;
+    let mut client = connecting.await.unwrap().unwrap();
+    let first = client.room().sid;
+
+    // The node dies: the socket drops without a word.
+    drop(server);
+    let mut server = accept(&listener).await;
+    let join = server
+        .expect("join again", |m| matches!(m, ClientMessage::Join { .. }))
+        .await;
+    assert!(
+        matches!(&join, ClientMessage::Join { room: Some(room), .. } if room == "standup"),
+        "{join:?}"
+    );
+    let again = ParticipantInfo {
+        sid: ParticipantSid::random(),
+        identity: "alice".into(),
+        tracks: vec![],
+    };
+    let joined_again = in_cluster(&again);
+    let ServerMessage::Joined { room, .. } = &joined_again else {
+        unreachable!()
+    };
+    let second = room.sid;
+    assert_ne!(first, second);
+    server.send(joined_again).await;
+    client
+        .wait_for(
+            |e| matches!(e, ClientEvent::Rejoining { code: 53001, .. }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.room().sid, first, "not rejoined yet");
+    let rejoined = client
+        .wait_for(|e| matches!(e, ClientEvent::Rejoined { .. }), WAIT)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&rejoined, ClientEvent::Rejoined { room, .. } if room.sid == second),
+        "{rejoined:?}"
+    );
+    assert_eq!(client.room().sid, second);
+    assert_eq!(client.participant().sid, again.sid);
 }
 
 /// A newer server may send message types this client does not know and

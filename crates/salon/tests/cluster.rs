@@ -445,11 +445,12 @@ fn signaling(node: &Server) -> String {
     format!("ws://{}/v1/signaling", node.addr)
 }
 
-async fn participant(node: &Server, identity: &str, room: &str, rejoin: bool) -> Client {
+/// A participant with the client's defaults: in a cluster it rejoins by
+/// itself when the room's node is lost (`ClientConfig::rejoin`).
+async fn participant(node: &Server, identity: &str, room: &str) -> Client {
     let config = ClientConfig::new(signaling(node), token(identity), room)
         .publish(TrackSpec::audio("mic"))
-        .publish(TrackSpec::video("camera"))
-        .rejoin(rejoin);
+        .publish(TrackSpec::video("camera"));
     Client::connect(config).await.expect("joined")
 }
 
@@ -527,8 +528,8 @@ async fn participants_through_different_nodes_meet_and_a_kick_through_a_third_wo
     let [a, b, _] = &cluster.nodes[..] else {
         unreachable!()
     };
-    let mut alice = participant(a, "alice", "meet", false).await;
-    let mut bob = participant(b, "bob", "meet", false).await;
+    let mut alice = participant(a, "alice", "meet").await;
+    let mut bob = participant(b, "bob", "meet").await;
     assert_eq!(alice.room().sid, bob.room().sid, "one room for both");
     media_flows(&mut alice).await;
     media_flows(&mut bob).await;
@@ -631,8 +632,8 @@ async fn a_killed_nodes_participants_rejoin_on_a_live_node() {
     // The participants come in through another node (as through a load
     // balancer) and are redirected to the room's.
     let entry = (holder + 1) % 3;
-    let mut alice = participant(&cluster.nodes[entry], "alice", "survive", true).await;
-    let mut bob = participant(&cluster.nodes[entry], "bob", "survive", true).await;
+    let mut alice = participant(&cluster.nodes[entry], "alice", "survive").await;
+    let mut bob = participant(&cluster.nodes[entry], "bob", "survive").await;
     assert_eq!(alice.room().sid.to_string(), old_room);
     media_flows(&mut alice).await;
     media_flows(&mut bob).await;
@@ -663,6 +664,7 @@ async fn a_killed_nodes_participants_rejoin_on_a_live_node() {
         };
         assert_eq!(room.name, "survive");
         assert_ne!(room.sid.to_string(), old_room);
+        assert_eq!(client.room().sid, room.sid, "the handle names the new room");
         rooms.push(room.sid);
     }
     assert_eq!(rooms[0], rooms[1], "both in the same new room");
@@ -701,7 +703,7 @@ async fn sigterm_drains_a_node_then_it_exits() {
         .await
         .expect("a node holds the room");
     let other = 1 - holder;
-    let mut alice = participant(&cluster.nodes[other], "alice", "drain", true).await;
+    let mut alice = participant(&cluster.nodes[other], "alice", "drain").await;
     alice
         .wait_for(|e| matches!(e, ClientEvent::MediaConnected), WAIT)
         .await
@@ -730,6 +732,7 @@ async fn sigterm_drains_a_node_then_it_exits() {
         unreachable!()
     };
     assert_ne!(room.sid, first_room);
+    assert_eq!(alice.room().sid, room.sid, "the handle names the new room");
     let mut drained = cluster.nodes.remove(holder);
     let status =
         tokio::task::block_in_place(|| common::wait(&mut drained.child, Duration::from_secs(30)));
@@ -745,8 +748,8 @@ async fn rooms_go_on_while_redis_is_away_and_nothing_is_lost_when_it_returns() {
         return;
     };
     let a = &cluster.nodes[0];
-    let mut alice = participant(a, "alice", "steady", false).await;
-    let mut bob = participant(&cluster.nodes[1], "bob", "steady", false).await;
+    let mut alice = participant(a, "alice", "steady").await;
+    let mut bob = participant(&cluster.nodes[1], "bob", "steady").await;
     media_flows(&mut alice).await;
     media_flows(&mut bob).await;
     let addr = cluster.redis.addr;
@@ -824,7 +827,7 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
     let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
         return;
     };
-    let mut alice = participant(&cluster.nodes[0], "alice", "proxied", false).await;
+    let mut alice = participant(&cluster.nodes[0], "alice", "proxied").await;
     let holder = cluster
         .node_with("participants_connected", 1)
         .await
@@ -949,7 +952,7 @@ async fn bench_join_through_the_rooms_node_and_through_another() {
     let Some(cluster) = Nodes::start(&["node-a", "node-b", "node-c"], &[]).await else {
         return;
     };
-    let _host = participant(&cluster.nodes[0], "host", "bench", false).await;
+    let _host = participant(&cluster.nodes[0], "host", "bench").await;
     let holder = cluster
         .node_with("participants_connected", 1)
         .await
@@ -1035,10 +1038,11 @@ async fn bench_placement_of_a_ramp_of_100_rooms() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node() {
+async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node_and_a_dead_ones_is_node_lost()
+ {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+    let Some(mut cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
         return;
     };
     async fn next_message(
@@ -1096,4 +1100,46 @@ async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node()
     assert_eq!(resumed["type"], "joined", "{resumed}");
     assert_eq!(resumed["resumed"], true, "{resumed}");
     assert_eq!(resumed["session"], session.as_str());
+
+    // The session's node dies. Once its lease has run out, a resume through
+    // the live node is answered `node-lost`: the room is gone with its node,
+    // and the client may join a room of the same name again.
+    drop(there);
+    let dead = cluster.nodes.remove(holder);
+    let _ = tokio::task::block_in_place(|| dead.kill());
+    let live = &cluster.nodes[0];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        assert!(
+            Instant::now() < deadline,
+            "still redirected to the dead node"
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(signaling(live))
+            .await
+            .expect("open");
+        socket
+            .send(Message::text(resume.to_string()))
+            .await
+            .unwrap();
+        let answer = next_message(&mut socket).await;
+        if answer["type"] != "redirect" {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(answer["type"], "disconnected", "{answer}");
+    assert_eq!(answer["reason"], "node-lost", "{answer}");
+    assert_eq!(answer["code"], 53001, "{answer}");
+
+    // A session that ended on a live node (here: unknown to the node its id
+    // names) is the plain refusal, after which a client must not come back.
+    let live_id = ["node-a", "node-b"][1 - holder];
+    let (mut socket, _) = tokio_tungstenite::connect_async(signaling(live))
+        .await
+        .expect("open");
+    let stale = serde_json::json!({"type": "resume", "version": 1, "token": token("alice"), "session": format!("{live_id}~0123")});
+    socket.send(Message::text(stale.to_string())).await.unwrap();
+    let refused = next_message(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], 53001, "{refused}");
 }

@@ -400,6 +400,10 @@ pub enum DisconnectReason {
     Failed,
     /// The server is shutting down.
     Shutdown,
+    /// The answer to a `resume` whose session lived on a cluster node that
+    /// is gone (it stopped renewing its lease; its rooms are failed): join
+    /// the room again by name (53001).
+    NodeLost,
 }
 
 /// What the server sends. A client ignores fields it does not know; one
@@ -432,6 +436,13 @@ pub enum ServerMessage {
         /// it. Absent from older servers: 10 s.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_timeout: Option<u32>,
+        /// The id of the node holding the room, when the server is one
+        /// node of a cluster; absent from a single node. A client that
+        /// loses that node may join the room again by name (a new room of
+        /// the same name on a live node), where on a single node a lost
+        /// room is simply gone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// The answer to an `offer` with the same `revision`, and the tracks the
     /// offer published.
@@ -736,7 +747,9 @@ impl DisconnectReason {
             DisconnectReason::RoomCompleted | DisconnectReason::Shutdown => Some(53118),
             DisconnectReason::MaxDurationExceeded => Some(53216),
             DisconnectReason::MediaTimeout => Some(codes::MEDIA_FAILED),
-            DisconnectReason::Failed => Some(codes::SIGNALING_DISCONNECTED),
+            DisconnectReason::Failed | DisconnectReason::NodeLost => {
+                Some(codes::SIGNALING_DISCONNECTED)
+            }
         }
     }
 }
@@ -871,6 +884,50 @@ mod tests {
             r#"{"type":"disconnected","reason":"room-completed","code":53118,"message":"Room completed"}"#
         );
         assert_eq!(ServerMessage::parse(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn a_lost_node_is_said_apart_and_only_a_cluster_names_its_node() {
+        let lost = ServerMessage::parse(
+            r#"{"type":"disconnected","reason":"node-lost","code":53001,"message":"gone"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            lost,
+            ServerMessage::Disconnected {
+                reason: DisconnectReason::NodeLost,
+                code: Some(53001),
+                ..
+            }
+        ));
+        assert_eq!(DisconnectReason::NodeLost.code(), Some(53001));
+        let joined = |node: Option<&str>| ServerMessage::Joined {
+            version: VERSION,
+            session: "s".into(),
+            resumed: false,
+            room: RoomInfo {
+                sid: RoomSid::random(),
+                name: "standup".into(),
+                recording: false,
+            },
+            participant: ParticipantInfo {
+                sid: ParticipantSid::random(),
+                identity: "alice".into(),
+                tracks: vec![],
+            },
+            participants: vec![],
+            ice_servers: vec![],
+            last_revision: 0,
+            session_timeout: None,
+            node: node.map(Into::into),
+        };
+        assert!(!joined(None).to_json().contains("\"node\""));
+        let json = joined(Some("node-a")).to_json();
+        assert!(json.contains(r#""node":"node-a""#), "{json}");
+        assert!(matches!(
+            ServerMessage::parse(&json).unwrap(),
+            ServerMessage::Joined { node: Some(node), .. } if node == "node-a"
+        ));
     }
 
     #[test]

@@ -583,6 +583,22 @@ pub async fn session_node(state: &AppState, id: &str) -> Option<crate::cluster::
     cluster.find(node).await.ok().flatten()
 }
 
+/// The node named by session `id` when it is another node of the cluster
+/// and no longer live (it stopped renewing its lease): the session, and
+/// its room, are gone with it. `None` when that cannot be said (a single
+/// node, this node's own session, a live node, Redis not answering).
+pub async fn lost_node(state: &AppState, id: &str) -> Option<String> {
+    let cluster = state.cluster.as_ref()?;
+    let (node, _) = id.split_once(SESSION_NODE_SEPARATOR)?;
+    if node == cluster.node() {
+        return None;
+    }
+    match cluster.find(node).await {
+        Ok(None) => Some(node.to_string()),
+        Ok(Some(_)) | Err(_) => None,
+    }
+}
+
 pub fn random_id() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()

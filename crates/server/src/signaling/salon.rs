@@ -127,6 +127,23 @@ async fn serve(
                     let redirect = ServerMessage::Redirect { url, node: node.id };
                     return connection.last_word(redirect.to_json()).await;
                 }
+                // A session of a node that is gone: its rooms are failed,
+                // and the client may join the room again by name. Said
+                // apart from a session that ended (kicked, completed,
+                // timed out), after which a client must not come back.
+                if refusal.code == codes::SIGNALING_DISCONNECTED
+                    && let Some(node) = session::lost_node(&state, &session).await
+                {
+                    tracing::info!(node, "resume of a session on a lost node");
+                    let lost = ServerMessage::Disconnected {
+                        reason: DisconnectReason::NodeLost,
+                        code: DisconnectReason::NodeLost.code(),
+                        message: format!(
+                            "the session's node {node} is gone and its rooms with it: join the room again"
+                        ),
+                    };
+                    return connection.last_word(lost.to_json()).await;
+                }
                 connection.refuse(refusal.code, refusal.message).await;
             }
         }
@@ -218,6 +235,7 @@ async fn join(
             .for_identity(&session.member.identity),
         last_revision: 0,
         session_timeout: Some(session_timeout(&session.member)),
+        node: cluster_node(&session.member),
     });
     // Changes come as they happen; the speaker already chosen, now.
     if let Some(speaker) = dominant_speaker {
@@ -418,6 +436,7 @@ impl Session {
             ice_servers: self.member.state.ice.for_identity(&self.member.identity),
             last_revision: self.last_revision,
             session_timeout: Some(session_timeout(&self.member)),
+            node: cluster_node(&self.member),
         };
         self.send(joined);
         let backlog: Vec<String> = self.backlog.drain(..).collect();
@@ -850,6 +869,12 @@ fn wire_reason(reason: CoreReason) -> DisconnectReason {
         CoreReason::Failed => DisconnectReason::Failed,
         CoreReason::Shutdown => DisconnectReason::Shutdown,
     }
+}
+
+/// The node holding the room, as `joined` tells it: in a cluster only.
+fn cluster_node(member: &Member) -> Option<String> {
+    let cluster = member.state.cluster.as_ref()?;
+    Some(cluster.node().to_string())
 }
 
 /// The session timeout, as `joined` tells it.
