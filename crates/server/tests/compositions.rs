@@ -68,7 +68,8 @@ async fn add_recording(
         ]);
     } else {
         ffmpeg(&[
-            "-f", "lavfi", "-i", source, "-t", &t, "-c:v", "libvpx", &path_text,
+            "-f", "lavfi", "-i", source, "-t", &t, "-pix_fmt", "yuv420p", "-c:v", "libvpx",
+            &path_text,
         ]);
     }
     let store = &s.state.store;
