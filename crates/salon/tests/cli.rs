@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env};
+use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, pem};
 
 /// Run `salon ARGS` in `dir` (so no stray salon.toml is read), with a clean
 /// environment plus `env`.
@@ -396,20 +396,6 @@ fn rooms_commands_go_through_the_running_server() {
     );
 }
 
-/// PEM text of a DER blob.
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
 
 #[test]
 fn turn_check_allocates_through_every_turn_url_of_the_running_server() {

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{API_KEY, API_SECRET, Server, clean_env, free_port};
+use common::{API_KEY, API_SECRET, Launch, Server, clean_env, free_port};
 use salon_client::{Client, ClientConfig, ClientEvent, TrackSpec};
 use serde_json::Value;
 
@@ -935,6 +935,125 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
     assert_eq!(synced["type"], "synced", "{synced}");
     assert_eq!(synced["session"], session.as_str(), "{synced}");
     assert_eq!(synced["participants"][0]["identity"], "alice", "{synced}");
+}
+
+/// Terminate TLS for one node as a load balancer would: accept on
+/// `listener` with `cert`, and copy each connection to `node` in the clear.
+async fn terminate_tls(
+    listener: tokio::net::TcpListener,
+    node: SocketAddr,
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) {
+    use tokio_rustls::rustls;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("a TLS configuration");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let (Ok(mut tls), Ok(mut plain)) = (
+                    acceptor.accept(stream).await,
+                    tokio::net::TcpStream::connect(node).await,
+                ) else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+}
+
+/// Nodes whose public URLs are https (TLS at a terminator in front of
+/// each, as behind a load balancer): the official SDK's signaling that
+/// reaches the node without the room is proxied over wss://, trusting the
+/// system's roots (here a private CA, given as `SSL_CERT_FILE`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_sdks_signaling_is_proxied_over_tls_to_a_node_with_an_https_url() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let Some(database) = postgres::fresh_database().await else {
+        return;
+    };
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("roots.pem");
+    std::fs::write(&roots, common::pem("CERTIFICATE", cert.cert.der())).unwrap();
+    let mut nodes = Vec::new();
+    for id in ["node-a", "node-b"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let launch = Launch {
+            args: node_args(&redis, &database, id, &[]),
+            public_url: Some(format!("https://localhost:{port}")),
+            env: vec![("SSL_CERT_FILE".into(), roots.display().to_string())],
+            ..Launch::default()
+        };
+        let node = tokio::task::block_in_place(|| Server::launch(&launch));
+        terminate_tls(listener, node.addr, &cert).await;
+        nodes.push(node);
+    }
+    let cluster = Nodes {
+        redis,
+        database,
+        nodes,
+    };
+    let mut alice = participant(&cluster.nodes[0], "alice", "over-tls").await;
+    let holder = cluster
+        .node_with("participants_connected", 1)
+        .await
+        .expect("a node holds the room");
+    let other = &cluster.nodes[1 - holder];
+
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/signaling", other.addr))
+            .await
+            .expect("open /signaling");
+    let hello = serde_json::json!({
+        "type": "hello", "id": "3f0d2c4e-0000-4000-8000-000000000003",
+        "version": 2, "timeout": 5000, "body": {
+            "type": "connect", "version": 2, "token": token("bob"), "name": "over-tls",
+            "participant": {"revision": 1, "tracks": []},
+            "media_signaling": {},
+            "subscribe": {"rules": [{"type": "include", "all": true}], "revision": 1},
+            "format": "unified",
+            "publisher": {"name": "twilio-video.js", "sdk_version": "2.36.0", "user_agent": "test"}
+        }
+    });
+    socket
+        .send(Message::text(hello.to_string()))
+        .await
+        .expect("send hello");
+    let connected = loop {
+        let frame = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket stays open")
+            .expect("a frame");
+        let Message::Text(text) = frame else { continue };
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        if value["type"] == "msg" {
+            break value["body"].clone();
+        }
+        assert_ne!(value["type"], "bad", "{value}");
+    };
+    assert_eq!(connected["type"], "connected", "{connected}");
+    assert_eq!(connected["sid"], alice.room().sid.to_string(), "{connected}");
+    alice
+        .wait_for(
+            |e| matches!(e, ClientEvent::ParticipantConnected { participant } if participant.identity == "bob"),
+            WAIT,
+        )
+        .await
+        .expect("alice sees bob, proxied over TLS");
+    let log = std::fs::read_to_string(&other.log).unwrap_or_default();
+    assert!(log.contains("wss://localhost:"), "{log}");
 }
 
 // ---- benchmarks (run by hand: `cargo test --test cluster -- --ignored --nocapture bench_`) ----

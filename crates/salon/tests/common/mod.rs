@@ -89,6 +89,11 @@ pub struct Launch {
     pub open_files: Option<u32>,
     /// Extra arguments (settings flags).
     pub args: Vec<String>,
+    /// The public URL the server is told (default: `http://` and the
+    /// listen address; [`Server::url`] is that address either way).
+    pub public_url: Option<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -159,6 +164,7 @@ impl Server {
         let log = dir.path().join("server.log");
         let addr = free_port();
         let url = format!("http://{addr}");
+        let public_url = launch.public_url.clone().unwrap_or_else(|| url.clone());
         let opened = File::options().create(true).append(true).open(&log);
         let log_file = match opened {
             Ok(file) => file,
@@ -181,11 +187,12 @@ impl Server {
         };
         clean_env(&mut command);
         credentials(&mut command);
+        command.envs(launch.env.iter().map(|(k, v)| (k, v)));
         command
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--public-url")
-            .arg(&url)
+            .arg(&public_url)
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--media-port")
@@ -290,4 +297,19 @@ pub fn wait(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
             }
         }
     }
+}
+
+/// PEM text of a DER blob.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
