@@ -8,6 +8,9 @@
 //   sees `participantReconnecting` / `participantReconnected`, never
 //   `participantDisconnected` (and so does an official twilio-video SDK,
 //   through Twilio's participant state `reconnecting`);
+// - a tenth of the roamer's incoming packets are dropped (nftables): its
+//   network quality level falls to 2 or less, for itself and as the steady
+//   one sees it, and comes back when the drop ends;
 // - the roamer moves to another address: ICE restarts, media resumes;
 // - the official twilio-video SDK, moved the same way, restarts ICE through
 //   /signaling and its media resumes;
@@ -36,6 +39,15 @@ const subnet = `10.${200 + (process.pid % 50)}.${process.pid % 250}`;
 const hostIp = `${subnet}.1`;
 const roamerIp = `${subnet}.2`;
 const movedIp = `${subnet}.3`;
+
+const haveNft = (() => {
+  try {
+    execFileSync('nft', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const inNs = (...args) => ip('-n', ns, ...args);
@@ -87,16 +99,16 @@ after(async () => {
 });
 
 /** A page of `browser` with the SDK, recording the room's connection events in `window.events`. */
-async function participant(browser, server, identity, room) {
+async function participant(browser, server, identity, room, options = {}) {
   const page = await newPage(browser, server);
   page.identity = identity;
   await page.goto(`${server.url}/e2e/blank.html`);
   const token = await server.token(identity, room);
-  const joined = await outcome(page, async ({ token, room, debug }) => {
+  const joined = await outcome(page, async ({ token, room, debug, options }) => {
     window.Video = await import('/sdk/salon-video.js');
     if (debug) window.Video.Logger.getLogger('twilio-video').setLevel('debug');
     window.events = [];
-    const r = await window.Video.connect(token, { name: room, audio: true, video: { width: 320 } });
+    const r = await window.Video.connect(token, { name: room, audio: true, video: { width: 320 }, ...options });
     window.room = r;
     const log = (...e) => window.events.push(e);
     r.on('reconnecting', (error) => log('reconnecting', error?.code ?? null));
@@ -106,7 +118,7 @@ async function participant(browser, server, identity, room) {
     r.on('participantReconnected', (p) => log('participantReconnected', p.identity, p.state));
     r.on('participantDisconnected', (p) => log('participantDisconnected', p.identity));
     return r.sid;
-  }, { token, room, debug: !!process.env.SALON_E2E_VERBOSE });
+  }, { token, room, debug: !!process.env.SALON_E2E_VERBOSE, options });
   assert.equal(joined.ok, true, `${identity} joins: ${JSON.stringify(joined)}`);
   return page;
 }
@@ -177,9 +189,9 @@ async function flowsAgain(page, ms = 20_000) {
   }
 }
 
-async function pair(server, room) {
-  const steady = await participant(hostBrowser, server, 'steady', room);
-  const roamer = await participant(nsBrowser, server, 'roamer', room);
+async function pair(server, room, options = {}) {
+  const steady = await participant(hostBrowser, server, 'steady', room, options);
+  const roamer = await participant(nsBrowser, server, 'roamer', room, options);
   await Promise.all([
     assertReceiving(roamer, { videos: 1, audios: 1 }),
     assertReceiving(steady, { videos: 1, audios: 1 }),
@@ -220,6 +232,27 @@ describe('a participant whose network changes', () => {
     const observed = (await events(observer)).filter((e) => e[1] === 'roamer');
     assert.deepEqual(observed, [['participantReconnecting', 'roamer', 'reconnecting'], ['participantReconnected', 'roamer', 'connected']]);
     await leave(roamer, steady, observer);
+  });
+
+  test('10% of its packets lost: its network quality falls, for itself and for the others, and comes back', { skip: !haveNft && 'needs nft (tests/e2e/setup installs it)' }, async () => {
+    const { steady, roamer } = await pair(servers.normal, 'e2e-rc-loss', { networkQuality: { local: 1, remote: 1 } });
+    const own = () => roamer.evaluate(() => window.room.localParticipant.networkQualityLevel);
+    const seen = () => steady.evaluate(() => [...window.room.participants.values()].find((p) => p.identity === 'roamer')?.networkQualityLevel ?? null);
+    await eventually(async () => (await own()) >= 4 && (await seen()) >= 4, 'a clean network scored 4 or 5 on both sides', 20_000);
+    // Every tenth packet into the roamer's namespace dropped (no netem in
+    // this kernel): its downlink loses 10%, which its receiver reports
+    // tell the server.
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+      input: `table inet e2eloss {\n chain input {\n type filter hook input priority 0;\n meta l4proto udp numgen random mod 100 < 10 drop\n }\n}\n`,
+    });
+    try {
+      await eventually(async () => (await own()) <= 2 && (await seen()) <= 2, 'the lossy network scored 2 or less on both sides', 30_000);
+      console.log(`# with 10% loss: the roamer's own level ${await own()}, as the steady one sees it ${await seen()}`);
+    } finally {
+      execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'e2eloss']);
+    }
+    await eventually(async () => (await own()) >= 4 && (await seen()) >= 4, 'back to 4 or 5 once the loss ends', 30_000);
+    await leave(roamer, steady);
   });
 
   test('a new address: ICE restarts from it and media resumes', async () => {
