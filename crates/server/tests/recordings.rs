@@ -13,7 +13,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, assert_error};
+use common::receiver::{Answer, Receiver};
+use common::{Options, TestServer, assert_error};
 use salon_client::{ClientEvent, TrackSpec};
 use serde_json::Value;
 
@@ -87,15 +88,42 @@ fn file_of(s: &TestServer, recording: &Value) -> std::path::PathBuf {
         .join(format!("{sid}.{ext}"))
 }
 
+/// Status callbacks allowed to loopback (the tests' receiver).
+fn with_callbacks() -> Options {
+    Options {
+        callbacks: salon_server::callbacks::CallbackConfig {
+            allow_private_network: true,
+            ..Default::default()
+        },
+        ..Options::default()
+    }
+}
+
+/// The recording callbacks `receiver` was sent, as (event, RecordingSid).
+fn recording_events(receiver: &Receiver) -> Vec<(String, String)> {
+    receiver
+        .captured()
+        .iter()
+        .filter(|c| c.event().starts_with("recording-"))
+        .map(|c| {
+            let sid = c.param("RecordingSid").unwrap_or_default().to_owned();
+            (c.event().to_owned(), sid)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_room_gives_one_completed_recording_per_track_with_a_gap_for_a_mute() {
-    let s = TestServer::start().await;
+    let s = TestServer::with(with_callbacks()).await;
+    let receiver = Receiver::start(Answer::Accept).await;
+    let callback = receiver.url("/recorded");
     let (status, room) = s
         .post(
             "/v1/Rooms",
             &[
                 ("UniqueName", "recorded"),
                 ("RecordParticipantsOnConnect", "true"),
+                ("StatusCallback", &callback),
             ],
         )
         .await;
@@ -157,6 +185,23 @@ async fn a_recorded_room_gives_one_completed_recording_per_track_with_a_gap_for_
         assert!((5..=8).contains(&duration), "{r:#}");
         assert!(r["offset"].as_i64().unwrap() > 0);
         assert!(file_of(&s, r).exists());
+    }
+    // The app hears each recording start and complete (in order per
+    // recording; the two recordings' callbacks interleave).
+    receiver.wait_for_delivered("recording-completed", 2).await;
+    let events = recording_events(&receiver);
+    for r in [audio, video] {
+        let sid = r["sid"].as_str().unwrap();
+        let of_it: Vec<&str> = events
+            .iter()
+            .filter(|(_, s)| s == sid)
+            .map(|(e, _)| e.as_str())
+            .collect();
+        assert_eq!(
+            of_it,
+            ["recording-started", "recording-completed"],
+            "{events:?}"
+        );
     }
 
     // Fetch, and the media link: a redirect to a signed URL Salon serves.
@@ -485,13 +530,16 @@ async fn a_full_disk_fails_the_recording_and_the_room_goes_on() {
         eprintln!("skipping: mounting a small tmpfs needs root");
         return;
     };
-    let s = TestServer::in_dir(dir, common::Options::default()).await;
+    let s = TestServer::in_dir(dir, with_callbacks()).await;
+    let receiver = Receiver::start(Answer::Accept).await;
+    let callback = receiver.url("/full");
     let (status, room) = s
         .post(
             "/v1/Rooms",
             &[
                 ("UniqueName", "full"),
                 ("RecordParticipantsOnConnect", "true"),
+                ("StatusCallback", &callback),
             ],
         )
         .await;
@@ -511,6 +559,16 @@ async fn a_full_disk_fails_the_recording_and_the_room_goes_on() {
 
     let list = recordings_of(&s, &room_sid, |l| all_finished(l, 1)).await;
     assert_eq!(list[0]["status"], "failed", "{list:#?}");
+    // The app hears it: recording-started, then recording-failed.
+    receiver.wait_for_delivered("recording-failed", 1).await;
+    let sid = list[0]["sid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        recording_events(&receiver),
+        [
+            ("recording-started".to_owned(), sid.clone()),
+            ("recording-failed".to_owned(), sid)
+        ]
+    );
 
     // The room goes on: bob still receives, alice can still publish.
     let (_, room) = s.get(&format!("/v1/Rooms/{room_sid}")).await;
