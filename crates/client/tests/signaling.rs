@@ -152,6 +152,7 @@ fn joined(me: &ParticipantInfo, others: Vec<ParticipantInfo>) -> ServerMessage {
         ice_servers: vec![],
         last_revision: 0,
         session_timeout: None,
+        simulcast: false,
     }
 }
 

@@ -432,6 +432,11 @@ pub enum ServerMessage {
         /// it. Absent from older servers: 10 s.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_timeout: Option<u32>,
+        /// The server selects simulcast layers: publish video with RIDs
+        /// (`a=rid` / `a=simulcast`) if you want to. Absent (false) from
+        /// servers that do not.
+        #[serde(default)]
+        simulcast: bool,
     },
     /// The answer to an `offer` with the same `revision`, and the tracks the
     /// offer published.

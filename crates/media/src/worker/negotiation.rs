@@ -80,15 +80,18 @@ impl Worker {
                     ));
                     continue;
                 }
+                // RID simulcast (`a=rid` / `a=simulcast:send`): one layer
+                // per RID, in the offer's order.
+                let rids: Vec<Rid> = match media.rids_rx() {
+                    str0m::media::Rids::Specific(rids) => rids.clone(),
+                    _ => Vec::new(),
+                };
                 peer.published.retain(|(m, _)| *m != mid);
                 peer.published.push((mid, binding.track));
-                forwarders.push(Forwarder::new(
-                    binding.track,
-                    r,
-                    mid,
-                    video,
-                    PublisherCodecs::new(codecs),
-                ));
+                forwarders.push(
+                    Forwarder::new(binding.track, r, mid, video, PublisherCodecs::new(codecs))
+                        .with_rids(&rids),
+                );
             }
         }
         let new_tracks: Vec<TrackSid> = forwarders.iter().map(|f| f.track).collect();

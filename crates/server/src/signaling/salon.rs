@@ -218,6 +218,7 @@ async fn join(
             .for_identity(&session.member.identity),
         last_revision: 0,
         session_timeout: Some(session_timeout(&session.member)),
+        simulcast: true,
     });
     // Changes come as they happen; the speaker already chosen, now.
     if let Some(speaker) = dominant_speaker {
@@ -411,6 +412,7 @@ impl Session {
             ice_servers: self.member.state.ice.for_identity(&self.member.identity),
             last_revision: self.last_revision,
             session_timeout: Some(session_timeout(&self.member)),
+            simulcast: true,
         };
         self.send(joined);
         let backlog: Vec<String> = self.backlog.drain(..).collect();
