@@ -266,3 +266,63 @@ fn offered_layers(f: &Forwarder, now: Instant) -> (Vec<Layer>, Vec<u8>) {
         })
         .unzip()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::PublisherCodecs;
+
+    fn forwarder(rids: &[&str]) -> Forwarder {
+        let rids: Vec<Rid> = rids.iter().map(|r| Rid::from(*r)).collect();
+        Forwarder::new(
+            TrackSid::from_bytes([7; 16]),
+            PeerRef {
+                index: 0,
+                generation: 0,
+            },
+            "0".into(),
+            true,
+            PublisherCodecs::new(vec![(96, Some(VideoCodec::Vp8))]),
+        )
+        .with_rids(&rids)
+    }
+
+    #[test]
+    fn layers_are_offered_smallest_first_whatever_the_rid_order_and_only_while_sent() {
+        let now = Instant::now();
+        let mut f = forwarder(&["f", "q", "h", "x"]);
+        for (layer, width) in f.layers.iter_mut().zip([640u16, 160, 320, 1280]) {
+            layer.width = width;
+            layer.height = width * 9 / 16;
+            layer.last_packet = Some(now);
+        }
+        // "x" stopped a while ago: not offered.
+        f.layers[3].last_packet = Some(now - crate::forward::LAYER_SILENCE * 2);
+        let (layers, indices) = offered_layers(&f, now);
+        let widths: Vec<(u8, u32)> = layers.iter().map(|l| (l.spatial, l.width)).collect();
+        assert_eq!(widths, [(0, 160), (1, 320), (2, 640)]);
+        assert_eq!(indices, [1, 2, 0]);
+
+        // A layer whose size no keyframe told yet is not offered.
+        f.layers[2].width = 0;
+        let (layers, indices) = offered_layers(&f, now);
+        assert_eq!(layers.len(), 2);
+        assert_eq!(indices, [1, 0]);
+    }
+
+    #[test]
+    fn a_track_without_simulcast_is_one_layer_of_its_size_or_a_guess() {
+        let now = Instant::now();
+        let mut f = forwarder(&[]);
+        assert!(!f.is_simulcast());
+        let (layers, indices) = offered_layers(&f, now);
+        assert_eq!(
+            (layers[0].width, layers[0].height, indices),
+            (640, 360, vec![0])
+        );
+        f.layers[0].width = 320;
+        f.layers[0].height = 240;
+        let (layers, _) = offered_layers(&f, now);
+        assert_eq!((layers[0].width, layers[0].height), (320, 240));
+    }
+}

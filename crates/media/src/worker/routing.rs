@@ -99,10 +99,16 @@ impl Worker {
         };
         let slots = &mut self.slots;
         let mut forwarded = 0u64;
+        // str0m's parse of the VP8 descriptor, made once per packet and
+        // only if a lane renumbers it.
+        let mut descriptor: Option<Option<Vp8Descriptor>> = None;
         for lane in &mut forwarder.lanes {
             let Some(out) = lane.admit(&meta) else {
                 continue;
             };
+            let patch = renumber(&meta, &out, || {
+                *descriptor.get_or_insert_with(|| Vp8Descriptor::parse(&packet.payload).ok())
+            });
             let Some(slot) = slots.get_mut(lane.subscriber.index as usize) else {
                 continue;
             };
@@ -129,7 +135,7 @@ impl Worker {
                     .marker(packet.header.marker)
                     .ext_vals(exts.clone())
                     .nackable(true);
-                    if let Some(patch) = renumber(&meta, &out, &packet.payload) {
+                    if let Some(patch) = patch {
                         rtp = rtp.vp8_patch(patch);
                     }
                     stream.write_rtp(rtp);
@@ -199,7 +205,11 @@ impl Worker {
 /// The VP8 picture ID and TL0PICIDX a lane renumbered, as a patch str0m
 /// applies while it serializes the packet (no copy of the payload); `None`
 /// when they go out as they came.
-fn renumber(meta: &PacketMeta, out: &Outgoing, payload: &[u8]) -> Option<Vp8Patch> {
+fn renumber(
+    meta: &PacketMeta,
+    out: &Outgoing,
+    descriptor: impl FnOnce() -> Option<Vp8Descriptor>,
+) -> Option<Vp8Patch> {
     let ours = meta.vp8?;
     let picture_id = out
         .picture_id
@@ -208,8 +218,7 @@ fn renumber(meta: &PacketMeta, out: &Outgoing, payload: &[u8]) -> Option<Vp8Patc
     if picture_id.is_none() && tl0.is_none() {
         return None;
     }
-    let descriptor = Vp8Descriptor::parse(payload).ok()?;
-    let mut patch = descriptor.patch();
+    let mut patch = descriptor()?.patch();
     if let Some(id) = picture_id {
         // A 7-bit picture ID stays 7 bits.
         let id = if ours.picture_id.is_some_and(|p| !p.1) {
