@@ -1,7 +1,7 @@
 // Simulcast under a limited downlink (#9): a subscriber in its own network
 // namespace, whose downlink (the host's end of its veth pair) is shaped by
-// `tc qdisc tbf` to 150 kbit/s, receives a low layer (decoded width ≤ 320)
-// of a 640x360 publisher sending 160/320/640-wide layers, while a
+// `tc qdisc tbf` to 300 kbit/s, receives a low layer (decoded width ≤ 480)
+// of a 960x540 publisher sending 240/480/960-wide layers, while a
 // subscriber on the ordinary network receives the top layer. The server's
 // send-side (TWCC) estimate of each subscriber's downlink is what tells
 // them apart.
@@ -30,7 +30,7 @@ const octet = (process.pid % 200) + 20;
 const hostIp = `10.248.${octet}.1`;
 const nsIp = `10.248.${octet}.2`;
 /** The confined subscriber's downlink. */
-const RATE = '150kbit';
+const RATE = '300kbit';
 
 const have = (cmd) => {
   try {
@@ -78,13 +78,7 @@ before(async () => {
 
   server = await startServer(['--turn', 'false', '--app-routes', 'true'], { host: hostIp });
   // Pages on http://10.x are not a secure context: let them have a camera.
-  // Chromium sends at most 2 layers of a 640x360 camera unless its legacy
-  // layer limit is lifted (see simulcast.test.mjs).
-  const flags = [
-    ...CHROMIUM_FLAGS,
-    `--unsafely-treat-insecure-origin-as-secure=${server.url}`,
-    '--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/',
-  ];
+  const flags = [...CHROMIUM_FLAGS, `--unsafely-treat-insecure-origin-as-secure=${server.url}`];
   dir = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-scdl-'));
   const wrapper = path.join(dir, 'chromium-in-netns');
   writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${netns} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
@@ -112,13 +106,13 @@ async function sdkPage(browser, identity) {
   return page;
 }
 
-/** Connect; publish a 640x360 simulcast camera, or render the first remote video at 640x360. */
+/** Connect; publish a 960x540 simulcast camera, or render the first remote video at 960x540. */
 async function join(page, room, publish) {
   const token = await server.token(page.identity);
   await page.evaluate(async ({ token, room, publish }) => {
     const t = {};
     window.t = t;
-    window.__e2eCamera = { width: 640, height: 360, frameRate: 15 };
+    window.__e2eCamera = { width: 960, height: 540, frameRate: 15 };
     const tracks = publish ? [await window.Video.createLocalVideoTrack()] : [];
     t.room = await window.Video.connect(token, {
       name: room,
@@ -131,7 +125,7 @@ async function join(page, room, publish) {
       if (track.kind !== 'video' || t.video) return;
       t.video = track;
       document.body.appendChild(track.attach());
-      track.setContentPreferences({ renderDimensions: { width: 640, height: 360 } });
+      track.setContentPreferences({ renderDimensions: { width: 960, height: 540 } });
     };
     t.room.on('trackSubscribed', subscribed);
     t.room.participants.forEach((p) => p.videoTracks.forEach((publication) => publication.track && subscribed(publication.track)));
@@ -165,14 +159,14 @@ describe('simulcast under a limited downlink', { skip }, () => {
       await join(alice, 'downlink', true);
       await join(bob, 'downlink', false);
       await join(carol, 'downlink', false);
-      await eventually(async () => (await received(bob)).width === 640, 'bob to get the top layer', 30_000);
+      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top layer', 30_000);
       // A new subscriber starts on the lowest layer, and the estimate
       // starts at 1.5 Mbit/s: carol goes up first, until her link's queue
       // and losses bring the estimate down (a few seconds).
       await sleep(10_000);
       await eventually(async () => {
         const r = await received(carol);
-        return r.decoded > 0 && r.width > 0 && r.width <= 320;
+        return r.decoded > 0 && r.width > 0 && r.width <= 480;
       }, 'carol to decode a low layer', 30_000);
       // And it stays low while frames keep coming (no probe pushes it up
       // past what the link carries for long).
@@ -180,8 +174,8 @@ describe('simulcast under a limited downlink', { skip }, () => {
       await sleep(5_000);
       const later = await received(carol);
       assert.ok(later.decoded > before.decoded, 'carol keeps decoding');
-      assert.ok(later.width <= 320, `carol stays low (width ${later.width})`);
-      assert.equal((await received(bob)).width, 640, 'bob still on the top layer');
+      assert.ok(later.width <= 480, `carol stays low (width ${later.width})`);
+      assert.equal((await received(bob)).width, 960, 'bob still on the top layer');
       console.log(`simulcast-downlink: bob ${(await received(bob)).width} wide, carol behind ${RATE} ${later.width} wide, ${later.decoded - before.decoded} frames in 5 s`);
     } finally {
       await alice.close();

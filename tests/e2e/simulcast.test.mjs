@@ -1,9 +1,11 @@
 // Simulcast through the SDK (#9): a publisher with
 // `preferredVideoCodecs: [{codec: 'VP8', simulcast: true}]` sends RID
-// layers of a 640x360 camera; a subscriber that renders the track small
-// receives a low layer (its decoded frame width), rendering it large the top
-// layer, with frames decoding across the switches; a subscriber whose
-// maxSubscriptionBitrate is low receives a low layer.
+// layers of a 960x540 camera (240, 480 and 960 wide); a subscriber that
+// renders the track small receives the low layer (its decoded frame
+// width), rendering it large the top layer, with frames decoding across the
+// switches; a subscriber whose maxSubscriptionBitrate is low receives the
+// low layer. A 640x360 camera gives two layers (320 and 640 wide), as
+// libwebrtc sends no more; without simulcast asked, one encoding.
 //
 //   node --test tests/e2e/simulcast.test.mjs      (needs target/debug/salon; see DEVELOPERS.md)
 
@@ -17,10 +19,7 @@ let browser;
 
 before(async () => {
   server = await startServer();
-  // Chromium sends at most 2 layers of a 640x360 camera (libwebrtc's
-  // legacy layer limit by resolution: 3 from 960x540); lift it, so a small
-  // camera gives 3 layers (160, 320, 640 wide) as a 720p one would.
-  browser = await launchBrowser({ args: ['--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/'] });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -29,12 +28,13 @@ after(async () => {
 });
 
 /** Connect a page; the first remote video track goes on `window.t.video`. */
-async function join(page, room, options, publish) {
+async function join(page, room, options, camera) {
   const token = await server.token(page.identity);
-  await page.evaluate(async ({ token, room, options, publish }) => {
+  await page.evaluate(async ({ token, room, options, camera }) => {
     const t = {};
     window.t = t;
-    window.__e2eCamera = { width: 640, height: 360, frameRate: 15 };
+    const publish = Boolean(camera);
+    window.__e2eCamera = camera;
     const tracks = publish ? [await window.Video.createLocalVideoTrack()] : [];
     t.room = await window.Video.connect(token, { name: room, tracks, audio: false, ...options });
     const subscribed = (track) => {
@@ -47,8 +47,11 @@ async function join(page, room, options, publish) {
     };
     t.room.on('trackSubscribed', subscribed);
     t.room.participants.forEach((p) => p.videoTracks.forEach((publication) => publication.track && subscribed(publication.track)));
-  }, { token, room, options, publish });
+  }, { token, room, options, camera });
 }
+
+const CAMERA = { width: 960, height: 540, frameRate: 15 };
+const SMALL_CAMERA = { width: 640, height: 360, frameRate: 15 };
 
 /** The received video: frame width and frames decoded (summed over m-lines). */
 const received = (page) => page.evaluate(async () => {
@@ -88,48 +91,55 @@ async function keepsDecoding(page, ms) {
   }
 }
 
+const SIMULCAST = { preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }] };
+const MANUAL = { bandwidthProfile: { video: { contentPreferencesMode: 'manual', clientTrackSwitchOffControl: 'manual' } } };
+
+/** Wait until `page` publishes `count` layers, the largest `top` wide; their widths by RID. */
+async function layersSent(page, count, top) {
+  await eventually(async () => {
+    const widths = Object.values(await sent(page));
+    return widths.length === count && widths.every((w) => w > 0) && Math.max(...widths) === top;
+  }, `${count} layers up to ${top} wide`, 20_000);
+  return sent(page);
+}
+
 describe('simulcast', () => {
-  test('render dimensions pick the layer: small gets a low layer, large the top one, frames decoding throughout; a low maxSubscriptionBitrate gets a low layer', async () => {
+  test('render dimensions pick the layer: small gets the low layer, large the top one, frames decoding throughout; a low maxSubscriptionBitrate gets the low layer', async () => {
     const alice = await sdkPage(browser, server, 'alice');
     const bob = await sdkPage(browser, server, 'bob');
     const carol = await sdkPage(browser, server, 'carol');
     try {
-      await join(alice, 'simulcast', { preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }] }, true);
-      // The publisher sends layers, the largest 640 wide.
-      await eventually(async () => {
-        const widths = Object.values(await sent(alice));
-        return widths.length >= 2 && Math.max(...widths) === 640;
-      }, 'alice to send simulcast layers', 20_000);
-      const layers = await sent(alice);
+      await join(alice, 'simulcast', SIMULCAST, CAMERA);
+      const layers = await layersSent(alice, 3, 960);
+      assert.deepEqual(Object.values(layers).sort((a, b) => a - b), [240, 480, 960]);
 
-      await join(bob, 'simulcast', { bandwidthProfile: { video: { contentPreferencesMode: 'manual', clientTrackSwitchOffControl: 'manual' } } });
+      await join(bob, 'simulcast', MANUAL);
       await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe');
       await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
       await eventually(async () => {
         const r = await received(bob);
-        return r.decoded > 0 && r.width > 0 && r.width <= 320;
-      }, 'bob to decode a low layer', 15_000);
-      const low = (await received(bob)).width;
+        return r.decoded > 0 && r.width === 240;
+      }, 'bob to decode the 240-wide layer', 15_000);
       await keepsDecoding(bob, 1_500);
 
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 640, height: 360 } }));
-      await eventually(async () => (await received(bob)).width === 640, 'bob to get the top layer', 15_000);
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
+      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top layer', 15_000);
       await keepsDecoding(bob, 2_000);
 
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
-      await eventually(async () => (await received(bob)).width <= 320, 'bob back on a low layer', 15_000);
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 480, height: 270 } }));
+      await eventually(async () => (await received(bob)).width === 480, 'bob on the middle layer', 15_000);
       await keepsDecoding(bob, 1_500);
 
       await join(carol, 'simulcast', { bandwidthProfile: { video: { maxSubscriptionBitrate: 100_000 } } });
       await eventually(async () => {
         const r = await received(carol);
-        return r.decoded > 0 && r.width > 0 && r.width <= 320;
-      }, 'carol to decode a low layer', 15_000);
+        return r.decoded > 0 && r.width === 240;
+      }, 'carol to decode the low layer', 15_000);
       await sleep(3_000);
       const capped = await received(carol);
-      assert.ok(capped.width <= 320, `carol stays low under her cap (width ${capped.width})`);
+      assert.equal(capped.width, 240, 'carol stays low under her cap');
       await keepsDecoding(carol, 1_500);
-      console.log(`simulcast: alice sends ${JSON.stringify(layers)}; bob small ${low}, large 640; carol capped ${capped.width}`);
+      console.log(`simulcast: alice sends ${JSON.stringify(layers)}; bob 240 → 960 → 480 by render dimensions; carol capped at 100 kbit/s: ${capped.width}`);
       assert.deepEqual([...alice.errors, ...bob.errors, ...carol.errors], []);
     } finally {
       await alice.close();
@@ -138,11 +148,27 @@ describe('simulcast', () => {
     }
   });
 
+  test('a 640x360 camera gives two layers, 320 and 640 wide (libwebrtc sends no more), and the subscriber gets the top one', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    try {
+      await join(alice, 'two-layers', SIMULCAST, SMALL_CAMERA);
+      const layers = await layersSent(alice, 2, 640);
+      assert.deepEqual(Object.keys(layers).sort(), ['f', 'h']);
+      await join(bob, 'two-layers', {});
+      await eventually(async () => (await received(bob)).width === 640, 'bob to decode 640 wide', 15_000);
+      await keepsDecoding(bob, 1_000);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
   test('without simulcast asked, one encoding is sent and received at full size', async () => {
     const alice = await sdkPage(browser, server, 'alice');
     const bob = await sdkPage(browser, server, 'bob');
     try {
-      await join(alice, 'plain', {}, true);
+      await join(alice, 'plain', {}, SMALL_CAMERA);
       await join(bob, 'plain', {});
       await eventually(async () => (await received(bob)).width === 640, 'bob to decode 640 wide');
       assert.deepEqual(Object.keys(await sent(alice)), ['-'], 'one encoding, no RID');
