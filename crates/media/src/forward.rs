@@ -286,7 +286,7 @@ impl Lane {
     /// rebased to follow on — from the next keyframe (video), so the
     /// subscriber sees one stream with no gap to ask retransmission for.
     /// Whether anything changed.
-    pub fn switch(&mut self, on: bool, _video: bool) -> bool {
+    pub fn switch(&mut self, on: bool) -> bool {
         self.set(!on, self.starved)
     }
 
@@ -297,7 +297,7 @@ impl Lane {
 
     /// Switch the lane off or on for the allocation (see [`Lane::switch`];
     /// it stays off while the subscriber has it off).
-    pub fn starve(&mut self, starved: bool, _video: bool) -> bool {
+    pub fn starve(&mut self, starved: bool) -> bool {
         self.set(self.off, starved)
     }
 
@@ -584,28 +584,26 @@ impl Forwarder {
     /// Switch `subscriber`'s lanes off or on (see [`Lane::switch`]).
     /// Switching video on makes the forwarder want a keyframe.
     pub fn switch(&mut self, subscriber: PeerRef, on: bool) {
-        let video = self.video;
         let mut wanted = 0;
         for lane in self.lanes.iter_mut().filter(|l| l.subscriber == subscriber) {
-            if lane.switch(on, video) && on {
+            if lane.switch(on) && on {
                 wanted |= 1 << lane.target;
             }
         }
-        if video {
+        if self.video {
             self.keyframe_wanted |= wanted;
         }
     }
 
     /// Switch `subscriber`'s lanes off or on for the allocation.
     pub fn starve(&mut self, subscriber: PeerRef, starved: bool) {
-        let video = self.video;
         let mut wanted = 0;
         for lane in self.lanes.iter_mut().filter(|l| l.subscriber == subscriber) {
-            if lane.starve(starved, video) && !starved {
+            if lane.starve(starved) && !starved {
                 wanted |= 1 << lane.target;
             }
         }
-        if video {
+        if self.video {
             self.keyframe_wanted |= wanted;
         }
     }

@@ -218,8 +218,9 @@ struct Offered {
 
 /// The layers of `f` the allocation may choose from, smallest first, and
 /// each one's index in the forwarder: for simulcast, the layers being sent
-/// whose size is known (from a keyframe); without simulcast, the one layer
-/// (its size guessed until a keyframe tells).
+/// whose size is known (from a keyframe; or guessed from the offer's order
+/// when no keyframe tells any size); without simulcast, the one layer (its
+/// size guessed until a keyframe tells).
 fn offered_layers(f: &Forwarder, now: Instant) -> (Vec<Layer>, Vec<u8>) {
     let as_layer = |l: &crate::forward::SimulcastLayer, width: u32, height: u32| Layer {
         spatial: 0,
@@ -244,16 +245,25 @@ fn offered_layers(f: &Forwarder, now: Instant) -> (Vec<Layer>, Vec<u8>) {
         layer.bitrate = f.bitrate;
         return (vec![layer], vec![0]);
     }
+    // Sizes come from VP8 keyframes. A codec whose keyframes do not tell
+    // (H.264, VP9 here) leaves every layer unsized: then the layers are
+    // taken to be in the offer's order, lowest first (as browsers' and
+    // Salon's SDK's `sendEncodings` are), halving from 1280×720 down.
+    let sized = f.layers.iter().any(|l| l.width > 0 && l.height > 0);
+    let count = f.layers.len() as u32;
     let mut known: Vec<(u8, Layer)> = f
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.width > 0 && l.height > 0 && l.is_active(now))
-        .map(|(i, l)| {
-            (
-                i as u8,
-                as_layer(l, u32::from(l.width), u32::from(l.height)),
-            )
+        .filter(|(_, l)| l.is_active(now))
+        .filter_map(|(i, l)| {
+            let (width, height) = if sized {
+                (u32::from(l.width), u32::from(l.height))
+            } else {
+                let shift = count.saturating_sub(i as u32 + 1).min(4);
+                (1280 >> shift, 720 >> shift)
+            };
+            (width > 0 && height > 0).then(|| (i as u8, as_layer(l, width, height)))
         })
         .collect();
     known.sort_by_key(|(i, l)| (u64::from(l.width) * u64::from(l.height), *i));
@@ -308,6 +318,19 @@ mod tests {
         let (layers, indices) = offered_layers(&f, now);
         assert_eq!(layers.len(), 2);
         assert_eq!(indices, [1, 0]);
+    }
+
+    #[test]
+    fn layers_whose_keyframes_tell_no_size_are_taken_in_the_offers_order() {
+        let now = Instant::now();
+        let mut f = forwarder(&["l", "m", "h"]);
+        for layer in &mut f.layers {
+            layer.last_packet = Some(now);
+        }
+        let (layers, indices) = offered_layers(&f, now);
+        let widths: Vec<u32> = layers.iter().map(|l| l.width).collect();
+        assert_eq!(widths, [320, 640, 1280]);
+        assert_eq!(indices, [0, 1, 2]);
     }
 
     #[test]
