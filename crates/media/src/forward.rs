@@ -48,7 +48,6 @@
 use std::time::{Duration, Instant};
 
 use salon_sid::TrackSid;
-
 use str0m::media::Rid;
 
 use crate::keyframe::{VideoCodec, starts_keyframe};
