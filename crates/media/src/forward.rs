@@ -406,6 +406,8 @@ fn frame_step(video: bool) -> u32 {
 pub struct SimulcastLayer {
     /// The RID it is sent with; `None` for a track without simulcast.
     pub rid: Option<Rid>,
+    /// Or its SSRC, for simulcast declared with `a=ssrc-group:SIM`.
+    pub ssrc: Option<u32>,
     /// From its last keyframe; 0 until one arrived.
     pub width: u16,
     pub height: u16,
@@ -425,6 +427,7 @@ impl SimulcastLayer {
     fn new(rid: Option<Rid>) -> Self {
         Self {
             rid,
+            ssrc: None,
             width: 0,
             height: 0,
             frame_rate: 0.0,
@@ -516,6 +519,23 @@ impl Forwarder {
                 .iter()
                 .take(MAX_LAYERS)
                 .map(|rid| SimulcastLayer::new(Some(*rid)))
+                .collect();
+        }
+        self
+    }
+
+    /// A simulcast forwarder from an `a=ssrc-group:SIM` line: one layer
+    /// per SSRC, lowest first (at most [`MAX_LAYERS`]; fewer than two is no
+    /// simulcast).
+    pub fn with_ssrcs(mut self, ssrcs: &[u32]) -> Self {
+        if self.video && ssrcs.len() > 1 {
+            self.layers = ssrcs
+                .iter()
+                .take(MAX_LAYERS)
+                .map(|ssrc| SimulcastLayer {
+                    ssrc: Some(*ssrc),
+                    ..SimulcastLayer::new(None)
+                })
                 .collect();
         }
         self
@@ -716,7 +736,7 @@ impl Forwarder {
     /// tracks without simulcast).
     pub fn meta(&mut self, seq: u64, time: u32, pt: u8, payload: &[u8]) -> PacketMeta {
         let layer = self.layers.first().and_then(|l| l.rid);
-        self.observe(layer, None, false, seq, time, pt, payload)
+        self.observe(layer, 0, None, false, seq, time, pt, payload)
             .unwrap_or(PacketMeta {
                 seq,
                 time,
@@ -730,11 +750,13 @@ impl Forwarder {
 
     /// Describe a packet for the lanes, and count it in its layer's
     /// measurements. `None` when it belongs to no layer of this track (a
-    /// RID the offer did not announce, or none on a simulcast track).
+    /// RID or SSRC the offer did not announce, or none on a simulcast
+    /// track).
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         rid: Option<Rid>,
+        ssrc: u32,
         arrival: Option<Instant>,
         marker: bool,
         seq: u64,
@@ -747,9 +769,10 @@ impl Forwarder {
         let index = if self.layers.len() == 1 {
             0
         } else {
-            self.layers
-                .iter()
-                .position(|l| rid.is_some() && l.rid == rid)?
+            self.layers.iter().position(|l| match l.ssrc {
+                Some(own) => own == ssrc,
+                None => rid.is_some() && l.rid == rid,
+            })?
         };
         let codec = if self.video {
             self.codecs.video_codec(pt)
@@ -1144,6 +1167,7 @@ mod tests {
     ) -> Option<Outgoing> {
         let meta = f.observe(
             Some(Rid::from(rid)),
+            0,
             Some(t0 + Duration::from_millis(ms)),
             true,
             seq,
@@ -1329,7 +1353,7 @@ mod tests {
         assert_eq!((out.picture_id, out.tl0), (Some(0), Some(0)));
         let bytes = vp8_packet(false, 1235, 9, 0);
         let meta = f
-            .observe(Some(Rid::from("h")), None, false, 51, 9, VP8_PT, &bytes)
+            .observe(Some(Rid::from("h")), 0, None, false, 51, 9, VP8_PT, &bytes)
             .unwrap();
         let out = f.lanes[0].admit(&meta).unwrap();
         assert_eq!((out.picture_id, out.tl0), (Some(1), Some(0)));
@@ -1341,11 +1365,11 @@ mod tests {
         let mut f = simulcast_forwarder();
         f.add_lane(lane(1, 0));
         assert!(
-            f.observe(Some(Rid::from("x")), Some(t0), true, 1, 0, VP8_PT, &KEY)
+            f.observe(Some(Rid::from("x")), 0, Some(t0), true, 1, 0, VP8_PT, &KEY)
                 .is_none()
         );
         assert!(
-            f.observe(None, Some(t0), true, 1, 0, VP8_PT, &KEY)
+            f.observe(None, 0, Some(t0), true, 1, 0, VP8_PT, &KEY)
                 .is_none()
         );
         f.measure(t0);
@@ -1353,6 +1377,7 @@ mod tests {
             let key = i == 0;
             f.observe(
                 Some(Rid::from("h")),
+                0,
                 Some(t0 + Duration::from_millis(i * 33)),
                 true,
                 i,
@@ -1369,5 +1394,42 @@ mod tests {
         assert!(h.is_active(t0 + Duration::from_secs(1)));
         assert!(!h.is_active(t0 + Duration::from_secs(3)));
         assert!(!f.layers[0].is_active(t0));
+    }
+
+    #[test]
+    fn ssrc_group_layers_are_told_apart_by_ssrc() {
+        let t0 = Instant::now();
+        let mut f = video_forwarder().with_ssrcs(&[11, 12, 13]);
+        assert!(f.is_simulcast());
+        f.add_lane(lane(1, 100));
+        let at = Some(t0);
+        let high = f
+            .observe(
+                None,
+                13,
+                at,
+                true,
+                5,
+                0,
+                VP8_PT,
+                &vp8_packet(true, 9, 0, 640),
+            )
+            .unwrap();
+        assert_eq!(high.layer, 2);
+        assert!(f.observe(None, 99, at, true, 5, 0, VP8_PT, &KEY).is_none());
+        let low = f
+            .observe(
+                None,
+                11,
+                at,
+                true,
+                8,
+                0,
+                VP8_PT,
+                &vp8_packet(true, 1, 0, 160),
+            )
+            .unwrap();
+        assert_eq!(f.lanes[0].admit(&low).map(|o| o.seq), Some(100));
+        assert_eq!((f.layers[2].width, f.layers[0].width), (640, 160));
     }
 }

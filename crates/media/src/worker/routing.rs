@@ -75,6 +75,7 @@ impl Worker {
         }
         let Some(meta) = forwarder.observe(
             rid,
+            *packet.header.ssrc,
             Some(packet.timestamp),
             packet.header.marker,
             *packet.seq_no,
@@ -166,8 +167,8 @@ impl Worker {
         let Some(room) = self.rooms.get_mut(&room_sid) else {
             return;
         };
-        // (publisher, m-line, RID): one request per layer wanted.
-        let mut wanted: Vec<(PeerRef, Mid, Option<Rid>)> = Vec::new();
+        // (publisher, m-line, RID, SSRC): one request per layer wanted.
+        let mut wanted: Vec<(PeerRef, Mid, Option<Rid>, Option<u32>)> = Vec::new();
         for f in &mut room.forwarders {
             if !f.poll_keyframe_request(now) {
                 continue;
@@ -175,17 +176,22 @@ impl Worker {
             let layers = f.requested_layers();
             for (i, layer) in f.layers.iter().enumerate() {
                 if layers & (1 << i) != 0 || f.layers.len() == 1 {
-                    wanted.push((f.publisher, f.mid, layer.rid));
+                    wanted.push((f.publisher, f.mid, layer.rid, layer.ssrc));
                 }
             }
         }
         let mut ignored = Vec::new();
-        for (publisher, mid, rid) in wanted {
+        for (publisher, mid, rid, ssrc) in wanted {
             let Some(peer) = slot_peer(&mut self.slots, publisher) else {
                 continue;
             };
             let outcome = guarded(peer, &self.setup.stats, |p| {
-                if let Some(stream) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                let mut api = p.rtc.direct_api();
+                let stream = match ssrc {
+                    Some(ssrc) => api.stream_rx(&ssrc.into()),
+                    None => api.stream_rx_by_mid(mid, rid),
+                };
+                if let Some(stream) = stream {
                     stream.request_keyframe(KeyframeRequestKind::Pli);
                 }
                 Ok(())
