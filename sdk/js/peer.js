@@ -50,6 +50,24 @@ const SIMULCAST_LAYERS = [
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
 
+/**
+ * The simulcast layers for a camera of `width`×`height`, lowest first,
+ * the top one always full size. libwebrtc sends at most 3 layers from
+ * 960×540, 2 from 480×270 and 1 below (its simulcast format table), and
+ * drops the *top* encodings past that: asked for ¼, ½ and full of a
+ * 640×360 camera it would send ¼ and ½ only. So, as twilio-video does,
+ * ask for no more layers than it sends: ½ and full from 480×270, a single
+ * encoding below. Unknown size: 3.
+ * @param {number} [width]
+ * @param {number} [height]
+ */
+function simulcastLayers(width, height) {
+  const pixels = width > 0 && height > 0 ? width * height : Infinity;
+  if (pixels >= 960 * 540) return SIMULCAST_LAYERS;
+  if (pixels >= 480 * 270) return SIMULCAST_LAYERS.slice(1);
+  return [];
+}
+
 export class PeerSession extends EventEmitter {
   /** @type {RTCPeerConnection} */
   pc;
@@ -171,8 +189,13 @@ export class PeerSession extends EventEmitter {
     const maxBitrate = this.#bitrates[track.kind];
     let sendEncodings = maxBitrate ? [{ maxBitrate }] : undefined;
     if (track.kind === 'video' && this.#simulcast) {
-      // Three RID layers, lowest first, as docs/protocol.md (Simulcast) says.
-      sendEncodings = SIMULCAST_LAYERS.map((layer) => ({ ...layer, maxBitrate: maxBitrate ? Math.min(layer.maxBitrate, maxBitrate) : layer.maxBitrate }));
+      // RID layers, lowest first, as docs/protocol.md (Simulcast) says: as
+      // many as the camera's size gives.
+      const settings = typeof track._sendTrack.getSettings === 'function' ? track._sendTrack.getSettings() : {};
+      const layers = simulcastLayers(settings.width, settings.height);
+      if (layers.length > 1) {
+        sendEncodings = layers.map((layer) => ({ ...layer, maxBitrate: maxBitrate ? Math.min(layer.maxBitrate, maxBitrate) : layer.maxBitrate }));
+      }
     }
     const transceiver = this.pc.addTransceiver(track._sendTrack, { direction: 'sendonly', sendEncodings });
     this.#preferCodecs(transceiver, track.kind);

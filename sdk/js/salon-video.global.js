@@ -1998,6 +1998,12 @@ var Twilio;
     { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 5e5 },
     { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 15e5 }
   ];
+  function simulcastLayers(width, height) {
+    const pixels = width > 0 && height > 0 ? width * height : Infinity;
+    if (pixels >= 960 * 540) return SIMULCAST_LAYERS;
+    if (pixels >= 480 * 270) return SIMULCAST_LAYERS.slice(1);
+    return [];
+  }
   var PeerSession = class extends EventEmitter {
     /** @type {RTCPeerConnection} */
     pc;
@@ -2116,7 +2122,11 @@ var Twilio;
       const maxBitrate = this.#bitrates[track.kind];
       let sendEncodings = maxBitrate ? [{ maxBitrate }] : void 0;
       if (track.kind === "video" && this.#simulcast) {
-        sendEncodings = SIMULCAST_LAYERS.map((layer) => ({ ...layer, maxBitrate: maxBitrate ? Math.min(layer.maxBitrate, maxBitrate) : layer.maxBitrate }));
+        const settings = typeof track._sendTrack.getSettings === "function" ? track._sendTrack.getSettings() : {};
+        const layers = simulcastLayers(settings.width, settings.height);
+        if (layers.length > 1) {
+          sendEncodings = layers.map((layer) => ({ ...layer, maxBitrate: maxBitrate ? Math.min(layer.maxBitrate, maxBitrate) : layer.maxBitrate }));
+        }
       }
       const transceiver = this.pc.addTransceiver(track._sendTrack, { direction: "sendonly", sendEncodings });
       this.#preferCodecs(transceiver, track.kind);

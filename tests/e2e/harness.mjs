@@ -164,7 +164,9 @@ function instrument() {
   devices.getUserMedia = async (constraints = {}) => {
     const c = { ...constraints };
     if (c.video) {
-      c.video = { ...(typeof c.video === 'object' ? c.video : {}), width: 320, height: 240, frameRate: 15 };
+      // Small by default, to spare the CPU; a test that needs a larger
+      // camera (simulcast) sets window.__e2eCamera = {width, height, frameRate}.
+      c.video = { ...(typeof c.video === 'object' ? c.video : {}), width: 320, height: 240, frameRate: 15, ...(window.__e2eCamera || {}) };
     }
     const stream = await gum(c);
     probe.streams.push(stream);
@@ -172,12 +174,12 @@ function instrument() {
   };
 }
 
-/** Launch Chromium; with `tone`, every page's fake microphone plays a steady tone (see toneWav). */
-export async function launchBrowser({ tone = false } = {}) {
+/** Launch Chromium; with `tone`, every page's fake microphone plays a steady tone (see toneWav); `args`: more command-line flags. */
+export async function launchBrowser({ tone = false, args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: tone ? [...CHROMIUM_FLAGS, `--use-file-for-fake-audio-capture=${toneWav()}`] : CHROMIUM_FLAGS,
+    args: [...CHROMIUM_FLAGS, ...(tone ? [`--use-file-for-fake-audio-capture=${toneWav()}`] : []), ...args],
   });
 }
 

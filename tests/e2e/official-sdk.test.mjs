@@ -475,3 +475,48 @@ describe('media signaling, m-lines and mixed rooms with the official SDK', () =>
     await ann.close();
   });
 });
+
+describe('simulcast from the official SDK', () => {
+  test('VP8 simulcast (an a=ssrc-group:SIM offer, no RIDs): the server forwards one of its streams, not all of them mixed', async () => {
+    const pia = await officialPage('pia');
+    const sam = await sdkPage(browser, server, 'sam');
+    try {
+      await pia.evaluate(() => {
+        window.__e2eCamera = { width: 960, height: 540, frameRate: 15 };
+      });
+      const joined = await connect(pia, 'official-simulcast', { extra: { audio: false, preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }] } });
+      assert.ok(!joined.error, JSON.stringify(joined));
+      const offer = await pia.evaluate(() => window.__e2e.pcs.map((pc) => pc.localDescription?.sdp || '').join('\n'));
+      assert.match(offer, /a=ssrc-group:SIM \d+ \d+ \d+/, 'the SDK offers SSRC-group simulcast');
+      assert.doesNotMatch(offer, /a=rid:/);
+      // Packets pia sends on all its video SSRCs (Chromium 156 sends the
+      // three munged layers all at full size), and sam receives.
+      const sent = () => pia.evaluate(async () => {
+        let n = 0;
+        let streams = 0;
+        for (const pc of window.__e2e.pcs) (await pc.getStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video' && s.packetsSent) { n += s.packetsSent; streams += 1; } });
+        return { n, streams };
+      });
+      await eventually(async () => (await sent()).streams === 3, 'pia to send three streams', 20_000);
+
+      const token = await server.token('sam');
+      await sam.evaluate(async ({ token }) => {
+        window.room = await window.Video.connect(token, { name: 'official-simulcast', audio: false, video: false });
+        window.room.on('trackSubscribed', (track) => { if (track.kind === 'video') document.body.appendChild(track.attach()); });
+      }, { token });
+      const received = async () => (await inbound(sam)).filter((s) => s.kind === 'video').reduce((n, s) => n + s.packetsReceived, 0);
+      await eventually(async () => (await framesDecoded(sam)) > 10, 'sam decoding', 20_000);
+      const [s0, r0, f0] = [(await sent()).n, await received(), await framesDecoded(sam)];
+      await new Promise((r) => setTimeout(r, 3_000));
+      const [s1, r1, f1] = [(await sent()).n, await received(), await framesDecoded(sam)];
+      const share = (r1 - r0) / (s1 - s0);
+      console.log(`official simulcast: pia sent ${s1 - s0} packets on 3 SSRCs in 3 s, sam received ${r1 - r0} (${Math.round(share * 100)}%), decoded ${f1 - f0} frames`);
+      assert.ok(share < 0.8, `sam receives one stream's packets, not all three (${Math.round(share * 100)}%)`);
+      assert.ok(f1 - f0 > 20, `sam keeps decoding (${f1 - f0} frames in 3 s)`);
+      assert.deepEqual(pia.errors.filter((e) => !/insights|favicon/i.test(e)), [], 'no page errors');
+    } finally {
+      await pia.close();
+      await sam.close();
+    }
+  });
+});

@@ -82,7 +82,9 @@ pub mod synthetic;
 
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use error::{ClientError, codes};
-pub use media::{MediaEvent, MediaSession, Offer, RemoteTrack, StatsHandle, TrackSpec, WallClock};
+pub use media::{
+    LayerSpec, MediaEvent, MediaSession, Offer, RemoteTrack, StatsHandle, TrackSpec, WallClock,
+};
 pub use path::MediaTransport;
 pub use salon_sid::{ParticipantSid, TrackSid};
 pub use salon_signal::{

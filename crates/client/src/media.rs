@@ -69,7 +69,9 @@ use salon_turn::stun;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequest, MediaKind, Mid, Pt};
+use str0m::media::{
+    Direction, KeyframeRequest, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -109,6 +111,19 @@ pub struct TrackSpec {
     /// Audio: the RFC 6464 audio level every packet carries, 0 (loudest)
     /// to 127 (silence), flagged as voice when below 127; `None` for none.
     pub audio_level: Option<u8>,
+    /// Video: send these RID simulcast layers (`a=simulcast:send`) instead
+    /// of one stream, lowest first; empty for none.
+    pub simulcast: Vec<LayerSpec>,
+}
+
+/// One synthetic simulcast layer: its RID, the size its keyframes announce
+/// and its bitrate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSpec {
+    pub rid: String,
+    pub width: u16,
+    pub height: u16,
+    pub bitrate_bps: u32,
 }
 
 impl TrackSpec {
@@ -121,6 +136,7 @@ impl TrackSpec {
             fps: 50,
             enabled: true,
             audio_level: None,
+            simulcast: Vec::new(),
         }
     }
 
@@ -133,6 +149,7 @@ impl TrackSpec {
             fps: 30,
             enabled: true,
             audio_level: None,
+            simulcast: Vec::new(),
         }
     }
 
@@ -146,6 +163,7 @@ impl TrackSpec {
             fps: 0,
             enabled: true,
             audio_level: None,
+            simulcast: Vec::new(),
         }
     }
 
@@ -163,6 +181,22 @@ impl TrackSpec {
     /// in every packet, as a speaker (voice activity set below 127).
     pub fn audio_level(mut self, level: u8) -> Self {
         self.audio_level = Some(level.min(127));
+        self
+    }
+
+    /// Video: send RID simulcast layers, lowest first: (rid, width,
+    /// height, bits per second) each. Frames follow the track's frame rate;
+    /// a keyframe request for any layer makes every layer send one.
+    pub fn simulcast(mut self, layers: &[(&str, u16, u16, u32)]) -> Self {
+        self.simulcast = layers
+            .iter()
+            .map(|(rid, width, height, bitrate_bps)| LayerSpec {
+                rid: (*rid).to_owned(),
+                width: *width,
+                height: *height,
+                bitrate_bps: *bitrate_bps,
+            })
+            .collect();
         self
     }
 
@@ -316,6 +350,17 @@ struct Publication {
     rtp_offset: u32,
     rtp_epoch: Option<Instant>,
     frame: u32,
+    picture_id: u16,
+    /// Video with simulcast: each layer's own numbering.
+    layers: Vec<LayerState>,
+}
+
+/// A simulcast layer's RTP numbering: each layer is a stream of its own.
+struct LayerState {
+    rid: Rid,
+    spec: LayerSpec,
+    next_seq: u64,
+    rtp_offset: u32,
     picture_id: u16,
 }
 
@@ -556,9 +601,24 @@ impl MediaSession {
             .lock()
             .published
             .insert(spec.name.clone(), PublishStats::new(spec.kind));
+        let layers = if spec.kind == TrackKind::Video {
+            spec.simulcast
+                .iter()
+                .map(|l| LayerState {
+                    rid: Rid::from(l.rid.as_str()),
+                    spec: l.clone(),
+                    next_seq: u64::from(rand::random::<u16>() & 0x7fff),
+                    rtp_offset: rand::random(),
+                    picture_id: rand::random::<u16>() & 0x7fff,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.publications.push(Publication {
             index: self.publications.len() as u32,
             clock: FrameClock::new(spec.fps),
+            layers,
             spec,
             mid: None,
             pt: None,
@@ -769,13 +829,21 @@ impl MediaSession {
                 }
                 TrackKind::Audio | TrackKind::Video if p.mid.is_none() => {
                     let kind = media_kind(p.spec.kind);
+                    let simulcast = (!p.layers.is_empty()).then(|| Simulcast {
+                        send: p
+                            .layers
+                            .iter()
+                            .map(|l| SimulcastLayer::new(&l.spec.rid))
+                            .collect(),
+                        recv: Vec::new(),
+                    });
                     // msid: the track name, so SDP dumps are readable.
                     let mid = api.add_media(
                         kind,
                         Direction::SendOnly,
                         None,
                         Some(p.spec.name.clone()),
-                        None,
+                        simulcast,
                     );
                     p.mid = Some(mid);
                     publish.push(PublishMedia {
@@ -1246,6 +1314,11 @@ impl MediaSession {
             let elapsed = now.saturating_duration_since(epoch);
             let ticks = elapsed.as_micros() as u64 * p.clock_rate() / 1_000_000;
             let rtp_time = p.rtp_offset.wrapping_add(ticks as u32);
+            if !p.layers.is_empty() {
+                self.send_layers(i, keyframe, ticks as u32, sent_at_us, now)?;
+                wrote = true;
+                continue;
+            }
             let bytes = p.spec.frame_bytes(keyframe);
             let (packets, keyframe) = match p.spec.kind {
                 TrackKind::Video => {
@@ -1307,6 +1380,74 @@ impl MediaSession {
             }
         }
         Ok(wrote)
+    }
+
+    /// Write one frame of every simulcast layer of publication `i`, each on
+    /// its RID's stream with its own numbering.
+    fn send_layers(
+        &mut self,
+        i: usize,
+        keyframe: bool,
+        ticks: u32,
+        sent_at_us: u64,
+        now: Instant,
+    ) -> Result<(), ClientError> {
+        let p = &mut self.publications[i];
+        let (Some(mid), Some(pt)) = (p.mid, p.pt) else {
+            return Ok(());
+        };
+        let fps = p.spec.fps.max(1) as usize;
+        let mut writes = Vec::with_capacity(p.layers.len());
+        for layer in &mut p.layers {
+            let per_frame = layer.spec.bitrate_bps as usize / 8 / fps;
+            let bytes = if keyframe {
+                per_frame * synthetic::KEYFRAME_SIZE_FACTOR
+            } else {
+                per_frame
+            };
+            let frame = synthetic::sized_video_frame(
+                p.index,
+                p.frame,
+                layer.picture_id,
+                keyframe,
+                bytes,
+                sent_at_us,
+                (layer.spec.width, layer.spec.height),
+            );
+            layer.picture_id = layer.picture_id.wrapping_add(1) & 0x7fff;
+            let first_seq = layer.next_seq;
+            layer.next_seq += frame.packets.len() as u64;
+            let time = layer.rtp_offset.wrapping_add(ticks);
+            writes.push((layer.rid, first_seq, time, frame.packets));
+        }
+        p.frame = p.frame.wrapping_add(1);
+        let name = p.spec.name.clone();
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        for (rid, first_seq, time, frame) in writes {
+            let count = frame.len();
+            for (k, payload) in frame.into_iter().enumerate() {
+                bytes += payload.len() as u64;
+                let write = RtpWrite::new(pt, (first_seq + k as u64).into(), time, now, payload)
+                    .marker(k + 1 == count)
+                    .nackable(true);
+                match self.rtc.direct_api().stream_tx_by_mid(mid, Some(rid)) {
+                    Some(stream) => stream.write_rtp(write),
+                    None => {
+                        tracing::warn!(%mid, %rid, "no send stream for simulcast layer of {name:?}");
+                        break;
+                    }
+                }
+                self.drain()?;
+            }
+            packets += count as u64;
+        }
+        if let Some(s) = self.stats.lock().published.get_mut(&name) {
+            s.packets += packets;
+            s.bytes += bytes;
+            s.frames += 1;
+            s.keyframes += u64::from(keyframe);
+        }
+        Ok(())
     }
 
     /// Poll the `Rtc` until it has nothing more to say: send its datagrams,
@@ -1463,9 +1604,13 @@ impl MediaSession {
         sub.started = true;
 
         let payload: &[u8] = &packet.payload;
+        let mut size = None;
         let (probe, keyframe, end_of_frame) = match sub.kind {
             TrackKind::Video => match synthetic::read_video_packet(payload) {
-                Some(info) => (info.probe, info.keyframe, packet.header.marker),
+                Some(info) => {
+                    size = info.size;
+                    (info.probe, info.keyframe, packet.header.marker)
+                }
                 None => (None, false, packet.header.marker),
             },
             _ => (synthetic::read_audio_packet(payload), false, true),
@@ -1479,7 +1624,7 @@ impl MediaSession {
                 .subscribed
                 .entry(track)
                 .or_insert_with(|| ReceiveStats::new(kind, packet.timestamp));
-            s.record_packet(
+            let new = s.record_packet(
                 packet.timestamp,
                 *packet.seq_no,
                 payload.len(),
@@ -1487,6 +1632,9 @@ impl MediaSession {
                 keyframe,
                 latency,
             );
+            if let (true, Some((width, height))) = (new, size) {
+                (s.width, s.height) = (width, height);
+            }
         }
         if first {
             self.events.push_back(MediaEvent::MediaStarted { track });

@@ -86,6 +86,10 @@ pub struct ReceiveStats {
     pub first_packet_at: Option<Instant>,
     pub first_keyframe_at: Option<Instant>,
     pub last_packet_at: Option<Instant>,
+    /// Video: the width and height of the last keyframe (the simulcast
+    /// layer received), 0 before one.
+    pub width: u16,
+    pub height: u16,
     sequence: SequenceTracker,
 }
 
@@ -103,6 +107,8 @@ impl ReceiveStats {
             first_packet_at: None,
             first_keyframe_at: None,
             last_packet_at: None,
+            width: 0,
+            height: 0,
             sequence: SequenceTracker::default(),
         }
     }

@@ -35,7 +35,8 @@
 //!
 //! ```text
 //! interframe  3 bytes: frame tag with P=1 (bit 0 of the first byte), show_frame=1
-//! keyframe   10 bytes: frame tag with P=0, start code 9d 01 2a, width, height (LE, 640x480)
+//! keyframe   10 bytes: frame tag with P=0, start code 9d 01 2a, width, height (LE, 640x480,
+//!            or a simulcast layer's size)
 //! ```
 //!
 //! and every packet then the probe and padding. A packet starts a keyframe
@@ -207,6 +208,8 @@ pub fn is_vp8_keyframe(payload: &[u8]) -> bool {
 pub struct VideoPacketInfo {
     pub starts_frame: bool,
     pub keyframe: bool,
+    /// A keyframe's width and height, from its header.
+    pub size: Option<(u16, u16)>,
     pub picture_id: Option<u16>,
     pub probe: Option<Probe>,
 }
@@ -222,9 +225,19 @@ pub fn read_video_packet(payload: &[u8]) -> Option<VideoPacketInfo> {
         _ => 0,
     };
     let probe = payload.get(d.len + header..).and_then(Probe::read);
+    let size = (starts_frame && keyframe)
+        .then(|| payload.get(d.len + 6..d.len + 10))
+        .flatten()
+        .map(|s| {
+            (
+                u16::from_le_bytes([s[0], s[1]]) & 0x3fff,
+                u16::from_le_bytes([s[2], s[3]]) & 0x3fff,
+            )
+        });
     Some(VideoPacketInfo {
         starts_frame,
         keyframe,
+        size,
         picture_id: d.picture_id,
         probe,
     })
@@ -279,6 +292,28 @@ pub fn video_frame(
     frame_bytes: usize,
     sent_at_us: u64,
 ) -> VideoFrame {
+    sized_video_frame(
+        track_index,
+        frame,
+        picture_id,
+        keyframe,
+        frame_bytes,
+        sent_at_us,
+        (VIDEO_WIDTH, VIDEO_HEIGHT),
+    )
+}
+
+/// [`video_frame`] whose keyframe header says `size` (width, height): a
+/// simulcast layer's.
+pub fn sized_video_frame(
+    track_index: u32,
+    frame: u32,
+    picture_id: u16,
+    keyframe: bool,
+    frame_bytes: usize,
+    sent_at_us: u64,
+    dimensions: (u16, u16),
+) -> VideoFrame {
     let header_len = if keyframe {
         VP8_KEYFRAME_HEADER_LEN
     } else {
@@ -307,7 +342,7 @@ pub fn video_frame(
             out.push(0x80 | (picture_id >> 8) as u8); // M=1, high 7 bits
             out.push(picture_id as u8);
             if i == 0 {
-                write_vp8_header(&mut out, keyframe, frame_bytes);
+                write_vp8_header(&mut out, keyframe, frame_bytes, dimensions);
             }
             Probe {
                 track_index,
@@ -327,7 +362,7 @@ pub fn video_frame(
 
 /// The VP8 frame header (RFC 6386 §9.1): a 3-byte frame tag, and for
 /// keyframes the start code and the dimensions.
-fn write_vp8_header(out: &mut Vec<u8>, keyframe: bool, frame_bytes: usize) {
+fn write_vp8_header(out: &mut Vec<u8>, keyframe: bool, frame_bytes: usize, size: (u16, u16)) {
     // first_part_size is 19 bits; its value means nothing to an SFU.
     let first_part = frame_bytes.min(0x7ffff) as u32;
     let inter = u32::from(!keyframe);
@@ -336,8 +371,8 @@ fn write_vp8_header(out: &mut Vec<u8>, keyframe: bool, frame_bytes: usize) {
     out.extend_from_slice(&tag.to_le_bytes()[..3]);
     if keyframe {
         out.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-        out.extend_from_slice(&VIDEO_WIDTH.to_le_bytes());
-        out.extend_from_slice(&VIDEO_HEIGHT.to_le_bytes());
+        out.extend_from_slice(&size.0.to_le_bytes());
+        out.extend_from_slice(&size.1.to_le_bytes());
     }
 }
 

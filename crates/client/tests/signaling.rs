@@ -153,6 +153,7 @@ fn joined(me: &ParticipantInfo, others: Vec<ParticipantInfo>) -> ServerMessage {
         last_revision: 0,
         session_timeout: None,
         node: None,
+        simulcast: false,
     }
 }
 

@@ -23,19 +23,35 @@
 //!   subscriber's m-line is reused for another track (see
 //!   [`Lane::continuing`]), the new lane continues the old one's sequence
 //!   numbers and rebases timestamps to follow on from its last, so the
-//!   subscriber sees one continuous stream on one SSRC. (Simulcast layer
-//!   switching, later, rebases the same way.)
+//!   subscriber sees one continuous stream on one SSRC. A simulcast layer
+//!   switch rebases the same way.
+//! * **Simulcast**: a forwarder holds one [`SimulcastLayer`] per RID the
+//!   publisher sends (a single one, without a RID, for a plain track), with
+//!   its resolution (read from its keyframes), frame rate, bitrate and last
+//!   keyframe. Each lane forwards one layer, its *current* one, and has a
+//!   *target* set by the allocation ([`Forwarder::set_target`]). It switches
+//!   only at a keyframe of the target layer (the forwarder asks the
+//!   publisher for one on that layer), continuing sequence numbers and
+//!   timestamps — the latter by the packets' arrival times — and, for VP8,
+//!   the picture ID and TL0PICIDX ([`crate::vp8`]), so the subscriber sees
+//!   one stream.
 //! * **Keyframes**: a video lane forwards nothing until a keyframe begins,
 //!   and the forwarder asks the publisher for one as soon as a lane is
 //!   added, again every [`KEYFRAME_RETRY`] while any lane still waits, and
 //!   when a subscriber asks (PLI/FIR) — never more often than
-//!   [`KEYFRAME_THROTTLE`].
+//!   [`KEYFRAME_THROTTLE`]. Requests name the layers wanted.
+//!
+//! Cost per packet: finding its layer among at most [`MAX_LAYERS`], reading
+//! the VP8 descriptor (a few bytes), and per lane a few comparisons and
+//! additions. Nothing allocates.
 
 use std::time::{Duration, Instant};
 
 use salon_sid::TrackSid;
+use str0m::media::Rid;
 
 use crate::keyframe::{VideoCodec, starts_keyframe};
+use crate::vp8;
 
 /// Least time between two keyframe requests to one publisher's track.
 pub const KEYFRAME_THROTTLE: Duration = Duration::from_millis(300);
@@ -50,6 +66,14 @@ pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
 /// its highest; no numbering can continue from there (the arithmetic would
 /// overflow), so such a packet is skipped.
 pub const MAX_SEQ: u64 = (1 << 48) - 1;
+
+/// Simulcast layers a forwarder keeps; RIDs beyond these are ignored
+/// (browsers send at most 3, and Twilio's SDK 3).
+pub const MAX_LAYERS: usize = 4;
+
+/// A layer not heard from for this long is not offered to the allocation
+/// (the publisher stopped it, for its own bandwidth or CPU).
+pub const LAYER_SILENCE: Duration = Duration::from_millis(1500);
 
 /// A handle for a peer in its worker: slab index plus generation, so a stale
 /// reference to a removed peer never reaches its successor in the slot.
@@ -70,6 +94,12 @@ pub struct PacketMeta {
     pub pt: u8,
     /// Whether the packet begins a keyframe (always false for audio).
     pub keyframe_start: bool,
+    /// The simulcast layer (index into the forwarder's layers).
+    pub layer: u8,
+    /// When the packet arrived (to rebase timestamps at a layer switch).
+    pub arrival: Option<Instant>,
+    /// The VP8 payload descriptor, for VP8.
+    pub vp8: Option<vp8::Descriptor>,
 }
 
 /// How one packet leaves on one lane.
@@ -78,6 +108,10 @@ pub struct Outgoing {
     pub seq: u64,
     pub time: u32,
     pub pt: u8,
+    /// VP8: the picture ID and TL0PICIDX to write over the packet's
+    /// (`None`: leave as is).
+    pub picture_id: Option<u16>,
+    pub tl0: Option<u8>,
 }
 
 /// Where the next packet on a subscriber's m-line must continue from, when
@@ -126,8 +160,14 @@ pub struct Lane {
     pub mid: str0m::media::Mid,
     /// Publisher payload type → subscriber payload type.
     pt_map: Vec<(u8, u8)>,
-    waiting_for_keyframe: bool,
-    /// (first incoming seq, first outgoing seq), once started.
+    video: bool,
+    /// The layer being forwarded; `None` until the lane starts (and again
+    /// after it is switched off), when it waits for a keyframe.
+    current: Option<u8>,
+    /// The layer the allocation wants forwarded: the lane moves to it at
+    /// its next keyframe.
+    target: u8,
+    /// (first incoming seq, first outgoing seq) of the current layer.
     start: Option<(u64, u64)>,
     base_out: u64,
     /// Continue from an earlier lane on the same m-line: rebase timestamps
@@ -135,8 +175,14 @@ pub struct Lane {
     continue_at: Option<u32>,
     /// Added to incoming timestamps (wrapping), fixed at the start.
     time_offset: u32,
-    /// The last packet sent: to continue from when the lane ends.
+    /// Added to incoming VP8 picture IDs (modulo 2^15) and TL0PICIDX
+    /// (modulo 2^8), fixed at the start.
+    picture_id_offset: u16,
+    tl0_offset: u8,
+    /// The last packet sent: to continue from when the lane ends or
+    /// switches layer, with its arrival.
     last: Option<Outgoing>,
+    last_arrival: Option<Instant>,
     /// The subscriber switched the track off: nothing is forwarded.
     off: bool,
     /// The allocation switched it off (no bandwidth for it): nothing is
@@ -144,6 +190,8 @@ pub struct Lane {
     starved: bool,
     /// Packets admitted, for statistics.
     pub forwarded: u64,
+    /// Layer switches made, for statistics.
+    pub switches: u64,
 }
 
 impl Lane {
@@ -160,15 +208,21 @@ impl Lane {
             subscriber,
             mid,
             pt_map,
-            waiting_for_keyframe: video,
+            video,
+            current: None,
+            target: 0,
             start: None,
             base_out: u64::from(base_out),
             continue_at: None,
             time_offset: 0,
+            picture_id_offset: 0,
+            tl0_offset: 0,
             last: None,
+            last_arrival: None,
             off: false,
             starved: false,
             forwarded: 0,
+            switches: 0,
         }
     }
 
@@ -192,18 +246,33 @@ impl Lane {
     /// Where a later lane on this m-line should continue from: one packet
     /// and one frame interval after the last one sent.
     pub fn continuation(&self, video: bool) -> Option<Continuation> {
-        // One frame of 30 fps video at 90 kHz; one 20 ms Opus frame at 48 kHz.
-        let step = if video { 3_000 } else { 960 };
         self.last.map(|l| Continuation {
             seq: l.seq + 1,
-            time: l.time.wrapping_add(step),
+            time: l.time.wrapping_add(frame_step(video)),
         })
     }
 
-    /// Whether this lane still waits for a keyframe (a switched-off lane
-    /// waits for nothing).
+    /// Whether this lane still waits for a keyframe: to start, or to switch
+    /// to its target layer (a switched-off lane waits for nothing).
     pub fn waiting_for_keyframe(&self) -> bool {
-        self.waiting_for_keyframe && !self.off && !self.starved
+        self.video && !self.off && !self.starved && self.current != Some(self.target)
+    }
+
+    /// The layer forwarded now, if any.
+    pub fn current_layer(&self) -> Option<u8> {
+        self.current
+    }
+
+    /// The layer the lane moves to at its next keyframe.
+    pub fn target_layer(&self) -> u8 {
+        self.target
+    }
+
+    /// Set the layer to move to. Whether it changed.
+    pub fn set_target(&mut self, layer: u8) -> bool {
+        let changed = self.target != layer;
+        self.target = layer;
+        changed
     }
 
     /// Whether the subscriber switched the track off.
@@ -216,8 +285,8 @@ impl Lane {
     /// rebased to follow on — from the next keyframe (video), so the
     /// subscriber sees one stream with no gap to ask retransmission for.
     /// Whether anything changed.
-    pub fn switch(&mut self, on: bool, video: bool) -> bool {
-        self.set(!on, self.starved, video)
+    pub fn switch(&mut self, on: bool) -> bool {
+        self.set(!on, self.starved)
     }
 
     /// Whether the allocation switched the lane off.
@@ -227,11 +296,11 @@ impl Lane {
 
     /// Switch the lane off or on for the allocation (see [`Lane::switch`];
     /// it stays off while the subscriber has it off).
-    pub fn starve(&mut self, starved: bool, video: bool) -> bool {
-        self.set(self.off, starved, video)
+    pub fn starve(&mut self, starved: bool) -> bool {
+        self.set(self.off, starved)
     }
 
-    fn set(&mut self, off: bool, starved: bool, video: bool) -> bool {
+    fn set(&mut self, off: bool, starved: bool) -> bool {
         let was_on = !self.off && !self.starved;
         self.off = off;
         self.starved = starved;
@@ -240,12 +309,9 @@ impl Lane {
             return false;
         }
         if on {
-            if let Some(from) = self.continuation(video) {
-                self.base_out = from.seq;
-                self.continue_at = Some(from.time);
-                self.start = None;
-            }
-            self.waiting_for_keyframe = video;
+            // Start again (at a keyframe, for video), continuing from the
+            // last packet sent.
+            self.current = None;
         }
         true
     }
@@ -260,32 +326,128 @@ impl Lane {
             .iter()
             .find(|(from, _)| *from == packet.pt)
             .map(|(_, to)| *to)?;
-        if self.waiting_for_keyframe {
-            if !packet.keyframe_start {
+        if self.current != Some(packet.layer) {
+            // Another layer's packet (or the first): only the start of a
+            // keyframe of the target layer (any packet, for audio) moves
+            // the lane onto it.
+            if packet.layer != self.target || (self.video && !packet.keyframe_start) {
                 return None;
             }
-            self.waiting_for_keyframe = false;
-        }
-        if self.start.is_none() {
-            self.start = Some((packet.seq, self.base_out));
-            if let Some(at) = self.continue_at {
-                self.time_offset = at.wrapping_sub(packet.time);
-            }
+            self.begin(packet);
         }
         let (first_in, first_out) = self.start?;
         if packet.seq < first_in {
             return None; // older than where this subscriber joined
         }
         self.forwarded += 1;
+        let vp8 = packet.vp8.unwrap_or_default();
         let out = Outgoing {
             seq: first_out + (packet.seq - first_in),
             time: packet.time.wrapping_add(self.time_offset),
             pt,
+            picture_id: vp8.picture_id.map(|(id, _, _)| {
+                id.wrapping_add(self.picture_id_offset) % vp8::PICTURE_ID_MODULUS
+            }),
+            tl0: vp8.tl0.map(|(t, _)| t.wrapping_add(self.tl0_offset)),
         };
         if self.last.is_none_or(|l| out.seq > l.seq) {
             self.last = Some(out);
+            self.last_arrival = packet.arrival;
         }
         Some(out)
+    }
+
+    /// Start forwarding `packet`'s layer with `packet`, following on from
+    /// the last packet sent, if any.
+    fn begin(&mut self, packet: &PacketMeta) {
+        if self.current.is_some() {
+            self.switches += 1;
+        }
+        self.current = Some(packet.layer);
+        if let Some(last) = self.last {
+            // The new layer numbers its packets, timestamps and pictures
+            // on its own: continue the subscriber's from the last sent.
+            let step = match (packet.arrival, self.last_arrival) {
+                (Some(now), Some(then)) => {
+                    let micros = now.saturating_duration_since(then).as_micros();
+                    (micros * 9 / 100).clamp(1, u128::from(u32::MAX / 2)) as u32
+                }
+                _ => frame_step(self.video),
+            };
+            self.base_out = last.seq + 1;
+            self.continue_at = Some(last.time.wrapping_add(step));
+            let vp8 = packet.vp8.unwrap_or_default();
+            if let (Some(out), Some((id, _, _))) = (last.picture_id, vp8.picture_id) {
+                self.picture_id_offset = out
+                    .wrapping_add(1)
+                    .wrapping_sub(id)
+                    .wrapping_add(vp8::PICTURE_ID_MODULUS)
+                    % vp8::PICTURE_ID_MODULUS;
+            }
+            if let (Some(out), Some((t, _))) = (last.tl0, vp8.tl0) {
+                self.tl0_offset = out.wrapping_add(1).wrapping_sub(t);
+            }
+        }
+        self.start = Some((packet.seq, self.base_out));
+        if let Some(at) = self.continue_at {
+            self.time_offset = at.wrapping_sub(packet.time);
+        }
+    }
+}
+
+/// One frame of 30 fps video at 90 kHz; one 20 ms Opus frame at 48 kHz.
+fn frame_step(video: bool) -> u32 {
+    if video { 3_000 } else { 960 }
+}
+
+/// One simulcast layer of a published video track (the only layer of a
+/// track sent without simulcast), as measured from what arrives.
+#[derive(Debug, Clone)]
+pub struct SimulcastLayer {
+    /// The RID it is sent with; `None` for a track without simulcast.
+    pub rid: Option<Rid>,
+    /// Or its SSRC, for simulcast declared with `a=ssrc-group:SIM`.
+    pub ssrc: Option<u32>,
+    /// From its last keyframe; 0 until one arrived.
+    pub width: u16,
+    pub height: u16,
+    /// Frames per second and bits per second over the last measurement
+    /// ([`Forwarder::measure`]).
+    pub frame_rate: f32,
+    pub bitrate: u64,
+    pub last_keyframe: Option<Instant>,
+    pub last_packet: Option<Instant>,
+    bytes: u64,
+    frames: u64,
+    /// (when, bytes, frames) at the last measurement.
+    measured: Option<(Instant, u64, u64)>,
+}
+
+impl SimulcastLayer {
+    fn new(rid: Option<Rid>) -> Self {
+        Self {
+            rid,
+            ssrc: None,
+            width: 0,
+            height: 0,
+            frame_rate: 0.0,
+            bitrate: 0,
+            last_keyframe: None,
+            last_packet: None,
+            bytes: 0,
+            frames: 0,
+            measured: None,
+        }
+    }
+
+    /// Whether it is being sent: heard from within [`LAYER_SILENCE`].
+    pub fn is_active(&self, now: Instant) -> bool {
+        self.last_packet
+            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_SILENCE)
+    }
+
+    fn area(&self) -> u32 {
+        u32::from(self.width) * u32::from(self.height)
     }
 }
 
@@ -299,9 +461,15 @@ pub struct Forwarder {
     pub video: bool,
     pub codecs: PublisherCodecs,
     pub lanes: Vec<Lane>,
+    /// What the publisher sends: one layer, or one per simulcast RID.
+    pub layers: Vec<SimulcastLayer>,
     keyframe_requested_at: Option<Instant>,
-    /// Set when a keyframe should be requested at the next opportunity.
-    keyframe_wanted: bool,
+    /// Layers (bits) whose keyframe should be requested at the next
+    /// opportunity.
+    keyframe_wanted: u8,
+    /// The layers (bits) of the last request [`Forwarder::poll_keyframe_request`]
+    /// answered true for.
+    requested: u8,
     /// Packets received from the publisher, for statistics.
     pub received: u64,
     /// An audio track's voice in the room's dominant speaker detection.
@@ -330,8 +498,10 @@ impl Forwarder {
             video,
             codecs,
             lanes: Vec::new(),
+            layers: vec![SimulcastLayer::new(None)],
             keyframe_requested_at: None,
-            keyframe_wanted: false,
+            keyframe_wanted: 0,
+            requested: 0,
             received: 0,
             voice: None,
             priority: crate::allocation::Priority::Standard,
@@ -341,12 +511,72 @@ impl Forwarder {
         }
     }
 
+    /// A simulcast forwarder: one layer per RID (at most [`MAX_LAYERS`];
+    /// fewer than two RIDs is no simulcast).
+    pub fn with_rids(mut self, rids: &[Rid]) -> Self {
+        if self.video && rids.len() > 1 {
+            self.layers = rids
+                .iter()
+                .take(MAX_LAYERS)
+                .map(|rid| SimulcastLayer::new(Some(*rid)))
+                .collect();
+        }
+        self
+    }
+
+    /// A simulcast forwarder from an `a=ssrc-group:SIM` line: one layer
+    /// per SSRC, lowest first (at most [`MAX_LAYERS`]; fewer than two is no
+    /// simulcast).
+    pub fn with_ssrcs(mut self, ssrcs: &[u32]) -> Self {
+        if self.video && ssrcs.len() > 1 {
+            self.layers = ssrcs
+                .iter()
+                .take(MAX_LAYERS)
+                .map(|ssrc| SimulcastLayer {
+                    ssrc: Some(*ssrc),
+                    ..SimulcastLayer::new(None)
+                })
+                .collect();
+        }
+        self
+    }
+
+    /// Whether the publisher sends simulcast.
+    pub fn is_simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// The index of the smallest layer known (by its keyframes), else the
+    /// first.
+    pub fn lowest_layer(&self) -> u8 {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.area() > 0)
+            .min_by_key(|(_, l)| l.area())
+            .map_or(0, |(i, _)| i as u8)
+    }
+
+    /// The index of the largest layer known, else the last (what a
+    /// recording keeps).
+    pub fn top_layer(&self) -> u8 {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.area() > 0)
+            .max_by_key(|(i, l)| (l.area(), *i))
+            .map_or(self.layers.len().saturating_sub(1) as u8, |(i, _)| i as u8)
+    }
+
     /// Add a subscriber; a video lane makes the forwarder want a keyframe.
-    pub fn add_lane(&mut self, lane: Lane) {
+    /// A new lane of a simulcast track starts on the lowest layer, until the
+    /// allocation says otherwise.
+    pub fn add_lane(&mut self, mut lane: Lane) {
         self.lanes
             .retain(|l| l.subscriber != lane.subscriber || l.mid != lane.mid);
+        lane.set_target(self.lowest_layer());
         if self.video {
-            self.keyframe_wanted = true;
+            self.keyframe_wanted |= 1 << lane.target;
         }
         self.lanes.push(lane);
     }
@@ -373,37 +603,74 @@ impl Forwarder {
     /// Switch `subscriber`'s lanes off or on (see [`Lane::switch`]).
     /// Switching video on makes the forwarder want a keyframe.
     pub fn switch(&mut self, subscriber: PeerRef, on: bool) {
-        let video = self.video;
-        let mut changed = false;
+        let mut wanted = 0;
         for lane in self.lanes.iter_mut().filter(|l| l.subscriber == subscriber) {
-            changed |= lane.switch(on, video);
+            if lane.switch(on) && on {
+                wanted |= 1 << lane.target;
+            }
         }
-        if changed && on && video {
-            self.keyframe_wanted = true;
+        if self.video {
+            self.keyframe_wanted |= wanted;
         }
     }
 
     /// Switch `subscriber`'s lanes off or on for the allocation.
     pub fn starve(&mut self, subscriber: PeerRef, starved: bool) {
-        let video = self.video;
-        let mut changed = false;
+        let mut wanted = 0;
         for lane in self.lanes.iter_mut().filter(|l| l.subscriber == subscriber) {
-            changed |= lane.starve(starved, video);
+            if lane.starve(starved) && !starved {
+                wanted |= 1 << lane.target;
+            }
         }
-        if changed && !starved && video {
-            self.keyframe_wanted = true;
+        if self.video {
+            self.keyframe_wanted |= wanted;
         }
     }
 
-    /// A subscriber asked for a keyframe (PLI or FIR).
+    /// Move `subscriber`'s lanes to `layer` (an index into
+    /// [`Forwarder::layers`]) at its next keyframe, which is asked for.
+    pub fn set_target(&mut self, subscriber: PeerRef, layer: u8) {
+        if usize::from(layer) >= self.layers.len() {
+            return;
+        }
+        for lane in self.lanes.iter_mut().filter(|l| l.subscriber == subscriber) {
+            if lane.set_target(layer) && lane.waiting_for_keyframe() {
+                self.keyframe_wanted |= 1 << layer;
+            }
+        }
+    }
+
+    /// A subscriber asked for a keyframe (PLI or FIR), or a recording
+    /// needs one: every layer a lane forwards or waits for.
     pub fn subscriber_wants_keyframe(&mut self) {
         if self.video {
-            self.keyframe_wanted = true;
+            let mut wanted = 1 << self.top_layer();
+            for lane in &self.lanes {
+                wanted |= 1 << lane.current.unwrap_or(lane.target);
+            }
+            self.keyframe_wanted |= wanted;
         }
     }
 
-    /// Whether to send a keyframe request to the publisher now. Marks the
-    /// request as sent when it answers true.
+    /// Subscriber `subscriber` asked for a keyframe on its m-line `mid`:
+    /// the layer it receives. Whether it receives this track there.
+    pub fn keyframe_for(&mut self, subscriber: PeerRef, mid: str0m::media::Mid) -> bool {
+        let Some(lane) = self
+            .lanes
+            .iter()
+            .find(|l| l.subscriber == subscriber && l.mid == mid)
+        else {
+            return false;
+        };
+        if self.video {
+            self.keyframe_wanted |= 1 << lane.current.unwrap_or(lane.target);
+        }
+        true
+    }
+
+    /// Whether to send a keyframe request to the publisher now; the layers
+    /// to ask are then in [`Forwarder::requested_layers`]. Marks the request
+    /// as sent when it answers true.
     pub fn poll_keyframe_request(&mut self, now: Instant) -> bool {
         if !self.video {
             return false;
@@ -411,21 +678,34 @@ impl Forwarder {
         let since = self
             .keyframe_requested_at
             .map(|at| now.saturating_duration_since(at));
-        let waiting = self.lanes.iter().any(Lane::waiting_for_keyframe);
+        let waiting = self
+            .lanes
+            .iter()
+            .filter(|l| l.waiting_for_keyframe())
+            .fold(0u8, |m, l| m | 1 << l.target);
+        let wanted = self.keyframe_wanted != 0;
         let due = match since {
-            None => self.keyframe_wanted || waiting,
+            None => wanted || waiting != 0,
             Some(since) if since < KEYFRAME_THROTTLE => false,
-            Some(since) => self.keyframe_wanted || (waiting && since >= KEYFRAME_RETRY),
+            Some(since) => wanted || (waiting != 0 && since >= KEYFRAME_RETRY),
         };
         if due {
             self.keyframe_requested_at = Some(now);
-            self.keyframe_wanted = false;
+            self.requested = self.keyframe_wanted | waiting;
+            self.keyframe_wanted = 0;
         }
         due
     }
 
-    /// Update [`Forwarder::bitrate`] from the bytes received since the
-    /// last call (a second or more apart, else nothing changes).
+    /// The layers (bits of indices into [`Forwarder::layers`]) the last
+    /// request that [`Forwarder::poll_keyframe_request`] granted is for.
+    pub fn requested_layers(&self) -> u8 {
+        self.requested
+    }
+
+    /// Update [`Forwarder::bitrate`] and each layer's bitrate and frame
+    /// rate from what arrived since the last call (a second or more apart,
+    /// else nothing changes).
     pub fn measure(&mut self, now: Instant) {
         match self.measured {
             Some((at, bytes)) if now.saturating_duration_since(at) >= Duration::from_secs(1) => {
@@ -436,19 +716,105 @@ impl Forwarder {
             Some(_) => {}
             None => self.measured = Some((now, self.bytes)),
         }
+        for layer in &mut self.layers {
+            match layer.measured {
+                Some((at, bytes, frames))
+                    if now.saturating_duration_since(at) >= Duration::from_secs(1) =>
+                {
+                    let secs = now.saturating_duration_since(at).as_secs_f64();
+                    layer.bitrate = ((layer.bytes - bytes) as f64 * 8.0 / secs) as u64;
+                    layer.frame_rate = ((layer.frames - frames) as f64 / secs) as f32;
+                    layer.measured = Some((now, layer.bytes, layer.frames));
+                }
+                Some(_) => {}
+                None => layer.measured = Some((now, layer.bytes, layer.frames)),
+            }
+        }
     }
 
-    /// Describe a packet for the lanes.
+    /// Describe a packet of the only layer for the lanes (tests, and
+    /// tracks without simulcast).
     pub fn meta(&mut self, seq: u64, time: u32, pt: u8, payload: &[u8]) -> PacketMeta {
+        let layer = self.layers.first().and_then(|l| l.rid);
+        self.observe(layer, 0, None, false, seq, time, pt, payload)
+            .unwrap_or(PacketMeta {
+                seq,
+                time,
+                pt,
+                keyframe_start: false,
+                layer: 0,
+                arrival: None,
+                vp8: None,
+            })
+    }
+
+    /// Describe a packet for the lanes, and count it in its layer's
+    /// measurements. `None` when it belongs to no layer of this track (a
+    /// RID or SSRC the offer did not announce, or none on a simulcast
+    /// track).
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(
+        &mut self,
+        rid: Option<Rid>,
+        ssrc: u32,
+        arrival: Option<Instant>,
+        marker: bool,
+        seq: u64,
+        time: u32,
+        pt: u8,
+        payload: &[u8],
+    ) -> Option<PacketMeta> {
         self.received += 1;
         self.bytes += payload.len() as u64;
-        let keyframe_start = self.video && self.codecs.keyframe_start(pt, payload);
-        PacketMeta {
+        let index = if self.layers.len() == 1 {
+            0
+        } else {
+            self.layers.iter().position(|l| match l.ssrc {
+                Some(own) => own == ssrc,
+                None => rid.is_some() && l.rid == rid,
+            })?
+        };
+        let codec = if self.video {
+            self.codecs.video_codec(pt)
+        } else {
+            None
+        };
+        let vp8 = (codec == Some(VideoCodec::Vp8))
+            .then(|| vp8::Descriptor::parse(payload))
+            .flatten();
+        let keyframe_start = match (codec, vp8) {
+            (Some(VideoCodec::Vp8), Some(d)) => d.keyframe,
+            (Some(codec), _) => starts_keyframe(codec, payload),
+            (None, _) => false,
+        };
+        let layer = &mut self.layers[index];
+        layer.bytes += payload.len() as u64;
+        if marker {
+            layer.frames += 1;
+        }
+        if arrival.is_some() {
+            layer.last_packet = arrival;
+        }
+        if keyframe_start {
+            if arrival.is_some() {
+                layer.last_keyframe = arrival;
+            }
+            if let Some(d) = vp8
+                && d.size.0 > 0
+                && d.size.1 > 0
+            {
+                (layer.width, layer.height) = d.size;
+            }
+        }
+        Some(PacketMeta {
             seq,
             time,
             pt,
             keyframe_start,
-        }
+            layer: index as u8,
+            arrival,
+            vp8,
+        })
     }
 }
 
@@ -563,7 +929,9 @@ mod tests {
             Some(Outgoing {
                 seq: 7,
                 time: 4_000,
-                pt: 109
+                pt: 109,
+                picture_id: None,
+                tl0: None,
             })
         );
         let other = f.meta(124, 4_960, 0, &[1]);
@@ -653,7 +1021,9 @@ mod tests {
             Some(Outgoing {
                 seq: 103,
                 time: 96_000,
-                pt: 100
+                pt: 100,
+                picture_id: None,
+                tl0: None,
             })
         );
         assert_eq!(
@@ -661,7 +1031,9 @@ mod tests {
             Some(Outgoing {
                 seq: 104,
                 time: 99_000,
-                pt: 100
+                pt: 100,
+                picture_id: None,
+                tl0: None,
             })
         );
     }
@@ -753,5 +1125,311 @@ mod tests {
             send(&mut f, 0, 23, 69_000, &DELTA).map(|o| o.seq),
             Some(504)
         );
+    }
+
+    /// A VP8 packet with a 15-bit picture ID and TL0PICIDX; a keyframe
+    /// carries its size.
+    fn vp8_packet(key: bool, picture_id: u16, tl0: u8, width: u16) -> Vec<u8> {
+        let height = width * 9 / 16;
+        let mut p = vec![
+            0x90,
+            0xe0,
+            0x80 | (picture_id >> 8) as u8,
+            picture_id as u8,
+            tl0,
+            0x20,
+        ];
+        if key {
+            p.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+            p.extend_from_slice(&width.to_le_bytes());
+            p.extend_from_slice(&height.to_le_bytes());
+        } else {
+            p.extend_from_slice(&[0x11, 0x02, 0x00]);
+        }
+        p
+    }
+
+    fn simulcast_forwarder() -> Forwarder {
+        let rids: Vec<Rid> = ["q", "h", "f"].iter().map(|r| Rid::from(*r)).collect();
+        video_forwarder().with_rids(&rids)
+    }
+
+    /// Send a packet of layer `rid` arriving at `t0 + ms`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_layer(
+        f: &mut Forwarder,
+        rid: &str,
+        t0: Instant,
+        ms: u64,
+        seq: u64,
+        time: u32,
+        payload: &[u8],
+    ) -> Option<Outgoing> {
+        let meta = f.observe(
+            Some(Rid::from(rid)),
+            0,
+            Some(t0 + Duration::from_millis(ms)),
+            true,
+            seq,
+            time,
+            VP8_PT,
+            payload,
+        )?;
+        f.lanes.first_mut()?.admit(&meta)
+    }
+
+    #[test]
+    fn a_simulcast_lane_switches_layer_at_the_target_layers_keyframe_and_stays_continuous() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        assert!(f.is_simulcast());
+        // The layers' sizes come from their keyframes.
+        send_layer(
+            &mut f,
+            "f",
+            t0,
+            0,
+            900,
+            500_000,
+            &vp8_packet(true, 7_000, 40, 640),
+        );
+        send_layer(
+            &mut f,
+            "q",
+            t0,
+            0,
+            100,
+            10_000,
+            &vp8_packet(true, 3, 200, 160),
+        );
+        assert_eq!((f.layers[2].width, f.layers[2].height), (640, 360));
+        assert_eq!(f.lowest_layer(), 0);
+        assert_eq!(f.top_layer(), 2);
+
+        f.add_lane(lane(1, 1000));
+        assert_eq!(f.lanes[0].target_layer(), 0, "a new lane starts low");
+        assert!(f.poll_keyframe_request(t0));
+        assert_eq!(f.requested_layers(), 0b001);
+        // The high layer's packets are not for this lane; the low layer's
+        // keyframe starts it.
+        assert_eq!(
+            send_layer(
+                &mut f,
+                "f",
+                t0,
+                30,
+                901,
+                502_700,
+                &vp8_packet(false, 7_001, 40, 0)
+            ),
+            None
+        );
+        let first = send_layer(
+            &mut f,
+            "q",
+            t0,
+            33,
+            101,
+            13_000,
+            &vp8_packet(true, 4, 201, 160),
+        )
+        .unwrap();
+        assert_eq!(
+            (first.seq, first.time, first.picture_id, first.tl0),
+            (1000, 13_000, Some(4), Some(201))
+        );
+        let next = send_layer(
+            &mut f,
+            "q",
+            t0,
+            66,
+            102,
+            16_000,
+            &vp8_packet(false, 5, 201, 0),
+        )
+        .unwrap();
+        assert_eq!((next.seq, next.picture_id), (1001, Some(5)));
+
+        // The allocation wants the top layer: the forwarder asks for its
+        // keyframe; the low layer flows until it comes.
+        f.set_target(peer(1), 2);
+        assert!(f.lanes[0].waiting_for_keyframe());
+        assert!(f.poll_keyframe_request(t0 + KEYFRAME_THROTTLE));
+        assert_eq!(f.requested_layers(), 0b100);
+        assert_eq!(
+            send_layer(
+                &mut f,
+                "f",
+                t0,
+                99,
+                902,
+                505_400,
+                &vp8_packet(false, 7_002, 40, 0)
+            ),
+            None
+        );
+        assert!(
+            send_layer(
+                &mut f,
+                "q",
+                t0,
+                99,
+                103,
+                19_000,
+                &vp8_packet(false, 6, 202, 0)
+            )
+            .is_some()
+        );
+        // Its keyframe switches: sequence numbers, timestamps (33 ms after
+        // the last sent, at 90 kHz), picture ID and TL0PICIDX follow on.
+        let switched = send_layer(
+            &mut f,
+            "f",
+            t0,
+            132,
+            903,
+            508_100,
+            &vp8_packet(true, 7_003, 41, 640),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                switched.seq,
+                switched.time,
+                switched.picture_id,
+                switched.tl0
+            ),
+            (1003, 19_000 + 2_970, Some(7), Some(203))
+        );
+        assert!(!f.lanes[0].waiting_for_keyframe());
+        assert_eq!(f.lanes[0].current_layer(), Some(2));
+        assert_eq!(f.lanes[0].switches, 1);
+        // The old layer is dropped now; the new one goes on.
+        assert_eq!(
+            send_layer(
+                &mut f,
+                "q",
+                t0,
+                133,
+                104,
+                22_000,
+                &vp8_packet(false, 7, 202, 0)
+            ),
+            None
+        );
+        let after = send_layer(
+            &mut f,
+            "f",
+            t0,
+            165,
+            904,
+            511_100,
+            &vp8_packet(false, 7_004, 41, 0),
+        )
+        .unwrap();
+        assert_eq!(
+            (after.seq, after.time, after.picture_id, after.tl0),
+            (1004, 24_970, Some(8), Some(203))
+        );
+    }
+
+    #[test]
+    fn picture_ids_wrap_at_15_bits_across_a_switch() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        f.add_lane(lane(1, 0));
+        send_layer(
+            &mut f,
+            "q",
+            t0,
+            0,
+            1,
+            0,
+            &vp8_packet(true, 0x7fff, 255, 160),
+        )
+        .unwrap();
+        f.set_target(peer(1), 1);
+        let out = send_layer(&mut f, "h", t0, 33, 50, 9, &vp8_packet(true, 1234, 9, 320)).unwrap();
+        assert_eq!((out.picture_id, out.tl0), (Some(0), Some(0)));
+        let bytes = vp8_packet(false, 1235, 9, 0);
+        let meta = f
+            .observe(Some(Rid::from("h")), 0, None, false, 51, 9, VP8_PT, &bytes)
+            .unwrap();
+        let out = f.lanes[0].admit(&meta).unwrap();
+        assert_eq!((out.picture_id, out.tl0), (Some(1), Some(0)));
+    }
+
+    #[test]
+    fn unknown_rids_are_not_forwarded_and_layers_measure_themselves() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        f.add_lane(lane(1, 0));
+        assert!(
+            f.observe(Some(Rid::from("x")), 0, Some(t0), true, 1, 0, VP8_PT, &KEY)
+                .is_none()
+        );
+        assert!(
+            f.observe(None, 0, Some(t0), true, 1, 0, VP8_PT, &KEY)
+                .is_none()
+        );
+        f.measure(t0);
+        for i in 0..30u64 {
+            let key = i == 0;
+            f.observe(
+                Some(Rid::from("h")),
+                0,
+                Some(t0 + Duration::from_millis(i * 33)),
+                true,
+                i,
+                0,
+                VP8_PT,
+                &vp8_packet(key, i as u16, 0, 320),
+            );
+        }
+        f.measure(t0 + Duration::from_secs(1));
+        let h = &f.layers[1];
+        assert_eq!((h.width, h.height), (320, 180));
+        assert!((h.frame_rate - 30.0).abs() < 0.5, "{}", h.frame_rate);
+        assert!(h.bitrate > 0);
+        assert!(h.is_active(t0 + Duration::from_secs(1)));
+        assert!(!h.is_active(t0 + Duration::from_secs(3)));
+        assert!(!f.layers[0].is_active(t0));
+    }
+
+    #[test]
+    fn ssrc_group_layers_are_told_apart_by_ssrc() {
+        let t0 = Instant::now();
+        let mut f = video_forwarder().with_ssrcs(&[11, 12, 13]);
+        assert!(f.is_simulcast());
+        f.add_lane(lane(1, 100));
+        let at = Some(t0);
+        let high = f
+            .observe(
+                None,
+                13,
+                at,
+                true,
+                5,
+                0,
+                VP8_PT,
+                &vp8_packet(true, 9, 0, 640),
+            )
+            .unwrap();
+        assert_eq!(high.layer, 2);
+        assert!(f.observe(None, 99, at, true, 5, 0, VP8_PT, &KEY).is_none());
+        let low = f
+            .observe(
+                None,
+                11,
+                at,
+                true,
+                8,
+                0,
+                VP8_PT,
+                &vp8_packet(true, 1, 0, 160),
+            )
+            .unwrap();
+        assert_eq!(f.lanes[0].admit(&low).map(|o| o.seq), Some(100));
+        assert_eq!((f.layers[2].width, f.layers[0].width), (640, 160));
     }
 }

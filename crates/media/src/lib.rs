@@ -58,6 +58,7 @@ pub mod sdp;
 pub mod speaker;
 mod stun;
 pub mod tcp;
+pub mod vp8;
 mod worker;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -437,6 +438,13 @@ pub(crate) enum Command {
         track: TrackSid,
         subscriber: bool,
         priority: Option<allocation::Priority>,
+    },
+    /// Set the render dimensions `participant` wants `track` at (`None`:
+    /// no limit).
+    Render {
+        participant: ParticipantSid,
+        track: TrackSid,
+        dimensions: Option<allocation::Dimensions>,
     },
     /// Change `participant`'s bandwidth profile (fields left `None` keep
     /// their value).
@@ -901,6 +909,26 @@ impl Media {
             priority,
         };
         let _ = self.send(room, command);
+    }
+
+    /// Set the size subscriber `participant` renders `track` at (`None`:
+    /// no limit): the allocation forwards the smallest layer that covers
+    /// it.
+    pub fn set_render_dimensions(
+        &self,
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        dimensions: Option<allocation::Dimensions>,
+    ) {
+        let _ = self.send(
+            room,
+            Command::Render {
+                participant,
+                track,
+                dimensions,
+            },
+        );
     }
 
     /// Change `participant`'s bandwidth profile; it applies to its next

@@ -104,6 +104,31 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection<'_>> {
         .collect()
 }
 
+/// The SSRCs of each m-section's `a=ssrc-group:SIM` line (SSRC-group
+/// simulcast, what libwebrtc sends when its offer is munged for it, as
+/// twilio-video does): (mid, SSRCs in the line's order, lowest layer
+/// first). str0m ignores SIM groups; the forwarder treats the SSRCs as
+/// layers. Sections without a mid or with fewer than two SSRCs are left
+/// out; at most 4 SSRCs are kept.
+pub fn simulcast_ssrc_groups(sdp: &str) -> Vec<(String, Vec<u32>)> {
+    let lines: Vec<&str> = lines(sdp).collect();
+    let (_, sections) = split_sections(&lines);
+    sections
+        .iter()
+        .filter_map(|section| {
+            let mid = mid_of(section)?;
+            let ssrcs: Vec<u32> = section[1..]
+                .iter()
+                .find_map(|l| l.strip_prefix("a=ssrc-group:SIM "))?
+                .split_whitespace()
+                .map_while(|s| s.parse().ok())
+                .take(4)
+                .collect();
+            (ssrcs.len() > 1).then(|| (mid.to_owned(), ssrcs))
+        })
+        .collect()
+}
+
 /// Parse a client's offer. A parse error names the line it stopped at.
 pub(crate) fn read_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
     SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadOffer(locate(sdp, &e.to_string())))
@@ -475,6 +500,21 @@ mod tests {
                 "SDP parse: Parse error at PointerOffset(0x12)\nUnexpected `x`\nExpected `y`\n"
             ),
             "the SDP does not parse: Unexpected `x`; Expected `y`"
+        );
+    }
+
+    #[test]
+    fn ssrc_group_simulcast_is_read_per_m_section_in_the_groups_order() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ssrc:5 cname:x\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:1\r\n\
+            a=ssrc-group:FID 11 21\r\na=ssrc-group:FID 12 22\r\na=ssrc-group:FID 13 23\r\n\
+            a=ssrc-group:SIM 11 12 13\r\na=ssrc:11 cname:x\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=ssrc-group:SIM 7 x\r\n";
+        assert_eq!(
+            simulcast_ssrc_groups(sdp),
+            vec![("1".to_owned(), vec![11, 12, 13])],
+            "one SSRC is no simulcast"
         );
     }
 }

@@ -396,7 +396,6 @@ fn rooms_commands_go_through_the_running_server() {
     );
 }
 
-
 #[test]
 fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
     let dir = tempfile::tempdir().unwrap();

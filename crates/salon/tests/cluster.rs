@@ -1044,7 +1044,11 @@ async fn the_official_sdks_signaling_is_proxied_over_tls_to_a_node_with_an_https
         assert_ne!(value["type"], "bad", "{value}");
     };
     assert_eq!(connected["type"], "connected", "{connected}");
-    assert_eq!(connected["sid"], alice.room().sid.to_string(), "{connected}");
+    assert_eq!(
+        connected["sid"],
+        alice.room().sid.to_string(),
+        "{connected}"
+    );
     alice
         .wait_for(
             |e| matches!(e, ClientEvent::ParticipantConnected { participant } if participant.identity == "bob"),

@@ -443,6 +443,11 @@ pub enum ServerMessage {
         /// room is simply gone.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
+        /// The server selects simulcast layers: publish video with RIDs
+        /// (`a=rid` / `a=simulcast`) if you want to. Absent (false) from
+        /// servers that do not.
+        #[serde(default)]
+        simulcast: bool,
     },
     /// The answer to an `offer` with the same `revision`, and the tracks the
     /// offer published.
@@ -920,6 +925,7 @@ mod tests {
             last_revision: 0,
             session_timeout: None,
             node: node.map(Into::into),
+            simulcast: true,
         };
         assert!(!joined(None).to_json().contains("\"node\""));
         let json = joined(Some("node-a")).to_json();

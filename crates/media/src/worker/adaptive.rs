@@ -5,11 +5,15 @@
 //! ([`crate::allocation`]): which video tracks it receives are forwarded.
 //!
 //! The allocation runs at housekeeping and when a subscriber switches a
-//! track or changes its profile. Its budget today is the profile's
-//! `maxSubscriptionBitrate` alone: str0m's send-side estimate is not yet
-//! trusted as the subscriber's downlink (see `docs/performance.md`), and
-//! tracks are single-layer (no simulcast yet), so a track is either
-//! forwarded or switched off.
+//! track, changes its profile or its render dimensions. It chooses among
+//! the layers each publisher sends (measured by the forwarder: size from
+//! keyframes, frame rate, bitrate; a simulcast layer not heard from for
+//! [`crate::forward::LAYER_SILENCE`] is not offered), and the forwarder
+//! moves each lane to the chosen layer at its next keyframe. The budget is
+//! the profile's `maxSubscriptionBitrate` and, for a subscriber receiving
+//! at least one simulcast track, str0m's send-side (TWCC) estimate of its
+//! downlink; a subscriber of single-layer tracks only is not limited by
+//! the estimate (see `docs/performance.md`).
 
 use super::*;
 use crate::allocation::{Input, Layer, SwitchOffReason, Target, VideoSubscription};
@@ -49,8 +53,8 @@ impl Worker {
         }
     }
 
-    /// Allocate subscriber `r`'s video: switch tracks off or on, and tell
-    /// the control plane what changed.
+    /// Allocate subscriber `r`'s video: pick each track's layer, switch
+    /// tracks off or on, and tell the control plane what changed.
     pub(super) fn allocate(&mut self, r: PeerRef, now: Instant) {
         let Some(room_sid) = slot_peer(&mut self.slots, r).map(|p| p.room) else {
             return;
@@ -59,8 +63,6 @@ impl Worker {
             return;
         };
         let dominant = room.speaker.dominant().copied();
-        // (track, its layer, switched off by the subscriber, the dominant
-        // speaker's), and the audio it receives.
         let mut tracks = Vec::new();
         let mut audio = 0;
         for f in &mut room.forwarders {
@@ -72,21 +74,22 @@ impl Worker {
                 audio += f.bitrate;
                 continue;
             }
-            let layer = [Layer {
-                spatial: 0,
-                width: 640,
-                height: 360,
-                frame_rate: 30.0,
-                bitrate: f.bitrate,
-            }];
+            let (layers, indices) = offered_layers(f, now);
             let publisher = self
                 .slots
                 .get(f.publisher.index as usize)
                 .filter(|s| s.generation == f.publisher.generation)
                 .and_then(|s| s.peer.as_ref())
                 .map(|p| p.participant);
-            let speaking = publisher.is_some() && publisher == dominant;
-            tracks.push((f.track, layer, lane.is_off(), speaking, f.priority));
+            tracks.push(Offered {
+                track: f.track,
+                layers,
+                indices,
+                off: lane.is_off(),
+                speaking: publisher.is_some() && publisher == dominant,
+                priority: f.priority,
+                simulcast: f.is_simulcast(),
+            });
         }
         if tracks.is_empty() {
             return;
@@ -100,36 +103,74 @@ impl Worker {
                 .find(|(t, _)| t == track)
                 .map(|(_, p)| *p)
         };
+        let render = |track: &TrackSid| {
+            peer.render
+                .iter()
+                .find(|(t, _)| t == track)
+                .map(|(_, d)| *d)
+        };
         let subscriptions: Vec<VideoSubscription<'_, TrackSid>> = tracks
             .iter()
-            .map(
-                |(track, layer, off, speaking, priority)| VideoSubscription {
-                    switched_off_by_subscriber: *off,
-                    dominant_speaker: *speaking,
-                    publish_priority: *priority,
-                    subscribe_priority: own(track),
-                    ..VideoSubscription::new(*track, layer)
-                },
-            )
+            .map(|t| VideoSubscription {
+                switched_off_by_subscriber: t.off,
+                dominant_speaker: t.speaking,
+                publish_priority: t.priority,
+                subscribe_priority: own(&t.track),
+                render: render(&t.track),
+                ..VideoSubscription::new(t.track, &t.layers)
+            })
             .collect();
+        // str0m's send-side estimate is the budget only where there is a
+        // choice of layers: with single-layer tracks alone, an estimate that
+        // has not ramped up yet would switch tracks off that the link
+        // carries (see docs/performance.md).
+        let estimate = match peer.estimate {
+            Some((estimate, _)) if tracks.iter().any(|t| t.simulcast) => estimate,
+            _ => UNLIMITED,
+        };
+        let can_probe = peer.estimate.is_some_and(|(_, p)| p);
         let input = Input {
-            estimate: UNLIMITED,
-            can_probe: false,
+            estimate,
+            can_probe,
             audio,
             tracks: &subscriptions,
         };
-        let allocation = peer.allocator.allocate(now, &input);
+        let allocation = peer.allocator.allocate(now, &input).clone();
         let participant = peer.participant;
-        let starve: Vec<(TrackSid, bool)> = allocation
-            .decisions
-            .iter()
-            .filter(|d| d.changed)
-            .filter_map(|d| match d.target {
-                Target::Layer(_) => Some((d.track, false)),
-                Target::Off(SwitchOffReason::DisabledBySubscriber) | Target::Idle => None,
-                Target::Off(_) => Some((d.track, true)),
-            })
-            .collect();
+        if let Some(probe) = allocation.probe
+            && estimate != UNLIMITED
+        {
+            // Ask str0m to probe for what the next layer up needs.
+            let desired = Bitrate::bps(probe);
+            let _ = guarded(peer, &self.setup.stats, |p| {
+                p.rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+                Ok(())
+            });
+        }
+        // (track, starve change, layer index to forward)
+        let mut apply: Vec<(TrackSid, Option<bool>, Option<u8>)> = Vec::new();
+        for (d, t) in allocation.decisions.iter().zip(&tracks) {
+            let (starve, layer) = match d.target {
+                Target::Layer(rank) => (
+                    d.changed.then_some(false),
+                    t.indices.get(usize::from(rank)).copied(),
+                ),
+                Target::Off(SwitchOffReason::DisabledBySubscriber) | Target::Idle => (None, None),
+                Target::Off(_) => (d.changed.then_some(true), None),
+            };
+            if starve.is_some() || layer.is_some() {
+                apply.push((d.track, starve, layer));
+            }
+        }
+        if allocation.decisions.iter().any(|d| d.changed) {
+            tracing::debug!(
+                %participant,
+                estimate,
+                decisions = ?allocation.decisions.iter().map(|d| (d.track, d.target)).collect::<Vec<_>>(),
+                layers = ?tracks.iter().map(|t| t.layers.iter().map(|l| (l.width, l.bitrate)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "allocation changed"
+            );
+        }
         for switched in &allocation.switched {
             let _ = self.setup.events.send(MediaEvent::Switched {
                 room: room_sid,
@@ -139,12 +180,18 @@ impl Worker {
             });
         }
         if let Some(room) = self.rooms.get_mut(&room_sid) {
-            for (track, starved) in starve {
+            for (track, starve, layer) in apply {
                 for f in room.forwarders.iter_mut().filter(|f| f.track == track) {
-                    f.starve(r, starved);
+                    if let Some(layer) = layer {
+                        f.set_target(r, layer);
+                    }
+                    if let Some(starved) = starve {
+                        f.starve(r, starved);
+                    }
                 }
             }
         }
+        self.request_keyframes(room_sid, now);
     }
 
     /// Allocate every subscriber's video (at housekeeping).
@@ -153,5 +200,152 @@ impl Worker {
         for r in peers {
             self.allocate(r, now);
         }
+    }
+}
+
+/// A subscribed video track as the allocation sees it.
+struct Offered {
+    track: TrackSid,
+    /// Its layers, smallest first, `spatial` numbering them so.
+    layers: Vec<Layer>,
+    /// Each layer's index in the forwarder's layers.
+    indices: Vec<u8>,
+    off: bool,
+    speaking: bool,
+    priority: crate::allocation::Priority,
+    simulcast: bool,
+}
+
+/// The layers of `f` the allocation may choose from, smallest first, and
+/// each one's index in the forwarder: for simulcast, the layers being sent
+/// whose size is known (from a keyframe; or guessed from the offer's order
+/// when no keyframe tells any size); without simulcast, the one layer (its
+/// size guessed until a keyframe tells).
+fn offered_layers(f: &Forwarder, now: Instant) -> (Vec<Layer>, Vec<u8>) {
+    let as_layer = |l: &crate::forward::SimulcastLayer, width: u32, height: u32| Layer {
+        spatial: 0,
+        width,
+        height,
+        frame_rate: if l.frame_rate > 0.0 {
+            l.frame_rate
+        } else {
+            30.0
+        },
+        bitrate: l.bitrate,
+    };
+    if !f.is_simulcast() {
+        let Some(l) = f.layers.first() else {
+            return (Vec::new(), Vec::new());
+        };
+        let (width, height) = match (l.width, l.height) {
+            (0, _) | (_, 0) => (640, 360),
+            (w, h) => (u32::from(w), u32::from(h)),
+        };
+        let mut layer = as_layer(l, width, height);
+        layer.bitrate = f.bitrate;
+        return (vec![layer], vec![0]);
+    }
+    // Sizes come from VP8 keyframes. A codec whose keyframes do not tell
+    // (H.264, VP9 here) leaves every layer unsized: then the layers are
+    // taken to be in the offer's order, lowest first (as browsers' and
+    // Salon's SDK's `sendEncodings` are), halving from 1280×720 down.
+    let sized = f.layers.iter().any(|l| l.width > 0 && l.height > 0);
+    let count = f.layers.len() as u32;
+    let mut known: Vec<(u8, Layer)> = f
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_active(now))
+        .filter_map(|(i, l)| {
+            let (width, height) = if sized {
+                (u32::from(l.width), u32::from(l.height))
+            } else {
+                let shift = count.saturating_sub(i as u32 + 1).min(4);
+                (1280 >> shift, 720 >> shift)
+            };
+            (width > 0 && height > 0).then(|| (i as u8, as_layer(l, width, height)))
+        })
+        .collect();
+    known.sort_by_key(|(i, l)| (u64::from(l.width) * u64::from(l.height), *i));
+    known
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (i, mut l))| {
+            l.spatial = rank as u8;
+            (l, i)
+        })
+        .unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::PublisherCodecs;
+
+    fn forwarder(rids: &[&str]) -> Forwarder {
+        let rids: Vec<Rid> = rids.iter().map(|r| Rid::from(*r)).collect();
+        Forwarder::new(
+            TrackSid::from_bytes([7; 16]),
+            PeerRef {
+                index: 0,
+                generation: 0,
+            },
+            "0".into(),
+            true,
+            PublisherCodecs::new(vec![(96, Some(VideoCodec::Vp8))]),
+        )
+        .with_rids(&rids)
+    }
+
+    #[test]
+    fn layers_are_offered_smallest_first_whatever_the_rid_order_and_only_while_sent() {
+        let now = Instant::now();
+        let mut f = forwarder(&["f", "q", "h", "x"]);
+        for (layer, width) in f.layers.iter_mut().zip([640u16, 160, 320, 1280]) {
+            layer.width = width;
+            layer.height = width * 9 / 16;
+            layer.last_packet = Some(now);
+        }
+        // "x" stopped a while ago: not offered.
+        f.layers[3].last_packet = Some(now - crate::forward::LAYER_SILENCE * 2);
+        let (layers, indices) = offered_layers(&f, now);
+        let widths: Vec<(u8, u32)> = layers.iter().map(|l| (l.spatial, l.width)).collect();
+        assert_eq!(widths, [(0, 160), (1, 320), (2, 640)]);
+        assert_eq!(indices, [1, 2, 0]);
+
+        // A layer whose size no keyframe told yet is not offered.
+        f.layers[2].width = 0;
+        let (layers, indices) = offered_layers(&f, now);
+        assert_eq!(layers.len(), 2);
+        assert_eq!(indices, [1, 0]);
+    }
+
+    #[test]
+    fn layers_whose_keyframes_tell_no_size_are_taken_in_the_offers_order() {
+        let now = Instant::now();
+        let mut f = forwarder(&["l", "m", "h"]);
+        for layer in &mut f.layers {
+            layer.last_packet = Some(now);
+        }
+        let (layers, indices) = offered_layers(&f, now);
+        let widths: Vec<u32> = layers.iter().map(|l| l.width).collect();
+        assert_eq!(widths, [320, 640, 1280]);
+        assert_eq!(indices, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_track_without_simulcast_is_one_layer_of_its_size_or_a_guess() {
+        let now = Instant::now();
+        let mut f = forwarder(&[]);
+        assert!(!f.is_simulcast());
+        let (layers, indices) = offered_layers(&f, now);
+        assert_eq!(
+            (layers[0].width, layers[0].height, indices),
+            (640, 360, vec![0])
+        );
+        f.layers[0].width = 320;
+        f.layers[0].height = 240;
+        let (layers, _) = offered_layers(&f, now);
+        assert_eq!((layers[0].width, layers[0].height), (320, 240));
     }
 }

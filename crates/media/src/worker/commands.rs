@@ -167,6 +167,27 @@ impl Worker {
                 self.allocate(r, now);
                 self.request_keyframes(room, now);
             }
+            Command::Render {
+                participant,
+                track,
+                dimensions,
+            } => {
+                let Some(r) = self.by_participant.get(&participant).copied() else {
+                    return;
+                };
+                let Some(peer) = slot_peer(&mut self.slots, r) else {
+                    return;
+                };
+                peer.render.retain(|(t, _)| *t != track);
+                if let Some(dimensions) = dimensions {
+                    // Bounded: one entry per track, at most a room's worth.
+                    if peer.render.len() >= MAX_RENDER_ENTRIES {
+                        peer.render.remove(0);
+                    }
+                    peer.render.push((track, dimensions));
+                }
+                self.allocate(r, now);
+            }
             Command::Priority {
                 participant,
                 track,

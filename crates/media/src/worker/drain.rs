@@ -96,11 +96,17 @@ pub(super) fn on_event(
             interrupted(peer, setup);
         }
         Event::RtpPacket(packet) => {
-            let mid = peer
+            // Browsers send the RID extension only until the SSRC is
+            // acknowledged: the stream str0m mapped it to knows the RID.
+            let stream = peer
                 .rtc
                 .direct_api()
                 .stream_rx(&packet.header.ssrc)
-                .map(|s| s.mid());
+                .map(|s| (s.mid(), s.rid()));
+            let (mid, rid) = match stream {
+                Some((mid, rid)) => (Some(mid), rid),
+                None => (None, None),
+            };
             if let Some(track) = mid.and_then(|m| {
                 peer.published
                     .iter()
@@ -109,6 +115,7 @@ pub(super) fn on_event(
             }) {
                 happenings.push(Happening::Rtp {
                     track,
+                    rid,
                     packet: Box::new(packet),
                 });
             }
@@ -135,6 +142,12 @@ pub(super) fn on_event(
             });
         }
         Event::ChannelClose(id) => peer.channels.retain(|(cid, _, _)| *cid != id),
+        Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc {
+            estimate,
+            can_probe,
+        }) => {
+            peer.estimate = Some((estimate.as_u64(), can_probe));
+        }
         Event::MediaIngressStats(s) => {
             let jitter = (s.jitter > 0).then_some(s.jitter);
             record_stats(peer, s.mid, true, s.packets, s.bytes, s.loss, s.rtt, jitter);

@@ -25,7 +25,7 @@ use salon_sid::{ParticipantSid, RoomSid, TrackSid};
 use str0m::bwe::Bitrate;
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
-use str0m::media::{KeyframeRequestKind, MediaKind as StrMediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind as StrMediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -58,6 +58,8 @@ use drain::drain;
 
 /// How often liveness and timeouts are checked even without traffic.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// Render dimensions kept per subscriber (one per track it receives).
+const MAX_RENDER_ENTRIES: usize = 256;
 /// Data-channel messages kept for a subscriber whose channel is not open yet.
 const PENDING_DATA: usize = 64;
 /// `recvmmsg` calls (of up to 16 datagrams) before checking commands and
@@ -113,6 +115,8 @@ pub struct Setup {
 enum Happening {
     Rtp {
         track: TrackSid,
+        /// The simulcast layer's RID, if it has one.
+        rid: Option<Rid>,
         /// Boxed: a packet is large beside the other variants.
         packet: Box<RtpPacket>,
     },
@@ -181,6 +185,11 @@ struct Peer {
     /// Its own priorities for tracks it receives
     /// (`RemoteVideoTrack.setPriority`).
     priorities: Vec<(TrackSid, crate::allocation::Priority)>,
+    /// The render dimensions it asked for, per track it receives.
+    render: Vec<(TrackSid, crate::allocation::Dimensions)>,
+    /// str0m's latest send-side estimate of its downlink, bits per
+    /// second, and whether str0m can probe.
+    estimate: Option<(u64, bool)>,
     /// The m-lines the server added (for protocols where it offers), with
     /// the id in their `a=msid`.
     lines: Vec<(Mid, String)>,

@@ -50,6 +50,7 @@ impl Worker {
         self.follow_ice_restart(r);
 
         // Bind what the offer publishes.
+        let sim_groups = crate::sdp::simulcast_ssrc_groups(sdp);
         let mut problems = Vec::new();
         let mut forwarders = Vec::new();
         {
@@ -80,15 +81,25 @@ impl Worker {
                     ));
                     continue;
                 }
+                // RID simulcast (`a=rid` / `a=simulcast:send`): one layer
+                // per RID, in the offer's order.
+                let rids: Vec<Rid> = match media.rids_rx() {
+                    str0m::media::Rids::Specific(rids) => rids.clone(),
+                    _ => Vec::new(),
+                };
+                // Or SSRC-group simulcast (`a=ssrc-group:SIM`, no RIDs): one
+                // layer per SSRC, in the group's order.
+                let ssrcs: &[u32] = sim_groups
+                    .iter()
+                    .find(|(m, _)| rids.is_empty() && *m == binding.mid)
+                    .map_or(&[], |(_, ssrcs)| ssrcs);
                 peer.published.retain(|(m, _)| *m != mid);
                 peer.published.push((mid, binding.track));
-                forwarders.push(Forwarder::new(
-                    binding.track,
-                    r,
-                    mid,
-                    video,
-                    PublisherCodecs::new(codecs),
-                ));
+                forwarders.push(
+                    Forwarder::new(binding.track, r, mid, video, PublisherCodecs::new(codecs))
+                        .with_rids(&rids)
+                        .with_ssrcs(ssrcs),
+                );
             }
         }
         let new_tracks: Vec<TrackSid> = forwarders.iter().map(|f| f.track).collect();

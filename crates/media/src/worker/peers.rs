@@ -81,6 +81,8 @@ impl Worker {
             sabotaged: false,
             quality: NetworkQuality::new(now),
             priorities: Vec::new(),
+            render: Vec::new(),
+            estimate: None,
             allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default()),
             totals: Vec::new(),
             offer: None,

@@ -51,6 +51,24 @@ impl Member {
         Ok(())
     }
 
+    /// Set the size this member renders a video track it receives at
+    /// (`None`: no limit); the media allocation picks the layer.
+    pub fn set_render_dimensions(
+        &self,
+        what: &str,
+        track: TrackSid,
+        dimensions: Option<(u32, u32)>,
+    ) -> Result<(), String> {
+        if let Some((width, height)) = dimensions {
+            check_render_dimensions(width, height)?;
+        }
+        self.receives_video(what, track)?;
+        let dimensions = dimensions.map(|(w, h)| salon_media::allocation::Dimensions::new(w, h));
+        let media = &self.state.media;
+        media.set_render_dimensions(self.room, self.me, track, dimensions);
+        Ok(())
+    }
+
     /// Change this member's bandwidth profile (what it receives).
     pub fn set_bandwidth_profile(&self, update: salon_media::ProfileUpdate) {
         self.state.media.set_profile(self.room, self.me, update);

@@ -236,6 +236,7 @@ async fn join(
         last_revision: 0,
         session_timeout: Some(session_timeout(&session.member)),
         node: cluster_node(&session.member),
+        simulcast: true,
     });
     // Changes come as they happen; the speaker already chosen, now.
     if let Some(speaker) = dominant_speaker {
@@ -437,6 +438,7 @@ impl Session {
             last_revision: self.last_revision,
             session_timeout: Some(session_timeout(&self.member)),
             node: cluster_node(&self.member),
+            simulcast: true,
         };
         self.send(joined);
         let backlog: Vec<String> = self.backlog.drain(..).collect();

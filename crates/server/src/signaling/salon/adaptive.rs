@@ -8,7 +8,7 @@ use salon_media::allocation::{Mode, Priority, SwitchOffMode};
 use salon_signal::{BandwidthMode, ClientMessage, TrackSwitchOffMode, codes};
 
 use super::Session;
-use crate::session::adaptive::{check_network_quality, check_render_dimensions};
+use crate::session::adaptive::check_network_quality;
 
 impl Session {
     /// Handle one adaptive-video message; a refused one is answered with
@@ -41,9 +41,12 @@ impl Session {
                 });
                 Ok(())
             }
-            ClientMessage::SetRenderDimensions { track, dimensions } => dimensions
-                .map_or(Ok(()), |d| check_render_dimensions(d.width, d.height))
-                .and_then(|()| member.receives_video("set_render_dimensions", track)),
+            ClientMessage::SetRenderDimensions { track, dimensions } => member
+                .set_render_dimensions(
+                    "set_render_dimensions",
+                    track,
+                    dimensions.map(|d| (d.width, d.height)),
+                ),
             ClientMessage::SetNetworkQuality { local, remote } => {
                 check_network_quality(local, remote)
                     .map(|()| self.network_quality = (local, remote))

@@ -264,7 +264,8 @@ impl Session {
     ) -> Result<(), String> {
         if let Some(d) = dimensions {
             check_render_dimensions(d.width, d.height)?;
-            self.member.receives_video("render_hints", track)?;
+            self.member
+                .set_render_dimensions("render_hints", track, Some((d.width, d.height)))?;
         }
         if let Some(on) = enabled
             && self.msp.hinted.get(&track) != Some(&on)

@@ -1,0 +1,183 @@
+// Simulcast through the SDK (#9): a publisher with
+// `preferredVideoCodecs: [{codec: 'VP8', simulcast: true}]` sends RID
+// layers of a 960x540 camera (240, 480 and 960 wide); a subscriber that
+// renders the track small receives the low layer (its decoded frame
+// width), rendering it large the top layer, with frames decoding across the
+// switches; a subscriber whose maxSubscriptionBitrate is low receives a
+// layer below the top one. A 640x360 camera gives two layers (320 and 640 wide), as
+// libwebrtc sends no more; without simulcast asked, one encoding.
+//
+//   node --test tests/e2e/simulcast.test.mjs      (needs target/debug/salon; see DEVELOPERS.md)
+
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { eventually, launchBrowser, sdkPage, startServer } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Connect a page; the first remote video track goes on `window.t.video`. */
+async function join(page, room, options, camera) {
+  const token = await server.token(page.identity);
+  await page.evaluate(async ({ token, room, options, camera }) => {
+    const t = {};
+    window.t = t;
+    const publish = Boolean(camera);
+    window.__e2eCamera = camera;
+    const tracks = publish ? [await window.Video.createLocalVideoTrack()] : [];
+    t.room = await window.Video.connect(token, { name: room, tracks, audio: false, ...options });
+    const subscribed = (track) => {
+      if (track.kind !== 'video' || t.video) return;
+      t.video = track;
+      const el = track.attach();
+      el.style.width = '640px';
+      el.style.height = '360px';
+      document.body.appendChild(el);
+    };
+    t.room.on('trackSubscribed', subscribed);
+    t.room.participants.forEach((p) => p.videoTracks.forEach((publication) => publication.track && subscribed(publication.track)));
+  }, { token, room, options, camera });
+}
+
+const CAMERA = { width: 960, height: 540, frameRate: 15 };
+const SMALL_CAMERA = { width: 640, height: 360, frameRate: 15 };
+
+/** The received video: frame width and frames decoded (summed over m-lines). */
+const received = (page) => page.evaluate(async () => {
+  let width = 0;
+  let decoded = 0;
+  for (const pc of window.__e2e.pcs) {
+    if (pc.connectionState === 'closed') continue;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded) {
+        width = Math.max(width, s.frameWidth || 0);
+        decoded += s.framesDecoded;
+      }
+    });
+  }
+  return { width, decoded };
+});
+
+/** What the publisher sends: each RID's frame width. */
+const sent = (page) => page.evaluate(async () => {
+  const out = {};
+  for (const pc of window.__e2e.pcs) {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || '-'] = s.frameWidth || 0;
+    });
+  }
+  return out;
+});
+
+/** Frames keep coming for `ms`: framesDecoded grows in every 500 ms. */
+async function keepsDecoding(page, ms) {
+  let last = (await received(page)).decoded;
+  for (let waited = 0; waited < ms; waited += 500) {
+    await sleep(500);
+    const now = (await received(page)).decoded;
+    assert.ok(now > last, `frames stalled at ${now}`);
+    last = now;
+  }
+}
+
+const SIMULCAST = { preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }] };
+const MANUAL = { bandwidthProfile: { video: { contentPreferencesMode: 'manual', clientTrackSwitchOffControl: 'manual' } } };
+
+/** Wait until `page` publishes `count` layers, the largest `top` wide; their widths by RID. */
+async function layersSent(page, count, top) {
+  await eventually(async () => {
+    const widths = Object.values(await sent(page));
+    return widths.length === count && widths.every((w) => w > 0) && Math.max(...widths) === top;
+  }, `${count} layers up to ${top} wide`, 20_000);
+  return sent(page);
+}
+
+describe('simulcast', () => {
+  test('render dimensions pick the layer: small gets the low layer, large the top one, frames decoding throughout; a low maxSubscriptionBitrate keeps it below the top layer', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    const carol = await sdkPage(browser, server, 'carol');
+    try {
+      await join(alice, 'simulcast', SIMULCAST, CAMERA);
+      const layers = await layersSent(alice, 3, 960);
+      assert.deepEqual(Object.values(layers).sort((a, b) => a - b), [240, 480, 960]);
+
+      await join(bob, 'simulcast', MANUAL);
+      await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe');
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
+      await eventually(async () => {
+        const r = await received(bob);
+        return r.decoded > 0 && r.width === 240;
+      }, 'bob to decode the 240-wide layer', 15_000);
+      await keepsDecoding(bob, 1_500);
+
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
+      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top layer', 15_000);
+      await keepsDecoding(bob, 2_000);
+
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 480, height: 270 } }));
+      await eventually(async () => (await received(bob)).width === 480, 'bob on the middle layer', 15_000);
+      await keepsDecoding(bob, 1_500);
+
+      // The low layer runs at ~50–110 kbit/s, the middle one ~70–220, the
+      // top one ~160–580 (they vary with the encoder's own estimate).
+      await join(carol, 'simulcast', { bandwidthProfile: { video: { maxSubscriptionBitrate: 130_000 } } });
+      await eventually(async () => {
+        const r = await received(carol);
+        return r.decoded > 0 && r.width > 0 && r.width <= 480;
+      }, 'carol to decode a low layer', 15_000);
+      await sleep(3_000);
+      const capped = await received(carol);
+      assert.ok(capped.width > 0 && capped.width <= 480, `carol stays below the top layer under her cap (width ${capped.width})`);
+      await keepsDecoding(carol, 1_500);
+      console.log(`simulcast: alice sends ${JSON.stringify(layers)}; bob 240 → 960 → 480 by render dimensions; carol capped at 130 kbit/s: ${capped.width}`);
+      assert.deepEqual([...alice.errors, ...bob.errors, ...carol.errors], []);
+    } finally {
+      await alice.close();
+      await bob.close();
+      await carol.close();
+    }
+  });
+
+  test('a 640x360 camera gives two layers, 320 and 640 wide (libwebrtc sends no more), and the subscriber gets the top one', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    try {
+      await join(alice, 'two-layers', SIMULCAST, SMALL_CAMERA);
+      const layers = await layersSent(alice, 2, 640);
+      assert.deepEqual(Object.keys(layers).sort(), ['f', 'h']);
+      await join(bob, 'two-layers', {});
+      await eventually(async () => (await received(bob)).width === 640, 'bob to decode 640 wide', 15_000);
+      await keepsDecoding(bob, 1_000);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
+  test('without simulcast asked, one encoding is sent and received at full size', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    try {
+      await join(alice, 'plain', {}, SMALL_CAMERA);
+      await join(bob, 'plain', {});
+      await eventually(async () => (await received(bob)).width === 640, 'bob to decode 640 wide');
+      assert.deepEqual(Object.keys(await sent(alice)), ['-'], 'one encoding, no RID');
+      await keepsDecoding(bob, 1_000);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+});
