@@ -486,9 +486,11 @@ describe('simulcast from the official SDK', () => {
       });
       const joined = await connect(pia, 'official-simulcast', { extra: { audio: false, preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }] } });
       assert.ok(!joined.error, JSON.stringify(joined));
-      const offer = await pia.evaluate(() => window.__e2e.pcs.map((pc) => pc.localDescription?.sdp || '').join('\n'));
-      assert.match(offer, /a=ssrc-group:SIM \d+ \d+ \d+/, 'the SDK offers SSRC-group simulcast');
-      assert.doesNotMatch(offer, /a=rid:/);
+      // connect() may resolve before the peer connection has its local
+      // description (the SDK negotiates media after `connected`).
+      const offer = () => pia.evaluate(() => window.__e2e.pcs.map((pc) => pc.localDescription?.sdp || '').join('\n'));
+      await eventually(async () => /a=ssrc-group:SIM \d+ \d+ \d+/.test(await offer()), 'the SDK to offer SSRC-group simulcast', 20_000);
+      assert.doesNotMatch(await offer(), /a=rid:/);
       // Packets pia sends on all its video SSRCs (Chromium 156 sends the
       // three munged layers all at full size), and sam receives.
       const sent = () => pia.evaluate(async () => {
