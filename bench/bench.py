@@ -294,6 +294,7 @@ def digest(target, scenario, size, participants, report, stderr):
     forwarded = server.get("forwarded_packets") or 0
     row.update({
         "joined": report["joins"]["joined"],
+        "disconnected": report["joins"].get("disconnected", 0),
         "planned": report["joins"]["planned"],
         "join_p50_ms": report["joins"]["join_ms"].get("p50"),
         "subscriptions": subs["expected"],
@@ -326,7 +327,9 @@ def digest(target, scenario, size, participants, report, stderr):
             "layers": video["layers"],
             "video_subscriptions": video["subscriptions"],
         })
-    if row["joined"] < row["planned"] or row["with_media"] < row["subscriptions"]:
+    if row["disconnected"]:
+        row["stop"] = f"{row['disconnected']} participants dropped"
+    elif row["joined"] < row["planned"] or row["with_media"] < row["subscriptions"]:
         row["stop"] = "not every subscription got media"
     elif row.get("stalled"):
         row["stop"] = "video stalled"
@@ -344,7 +347,7 @@ def digest(target, scenario, size, participants, report, stderr):
 def sustained(row):
     """Forwarded everything: every subscription got media, loss at most 1%;
     with simulcast also no stalled video and nobody over the cap."""
-    return "loss_pct" in row and row["joined"] == row["planned"] \
+    return "loss_pct" in row and row["joined"] == row["planned"] and not row.get("disconnected") \
         and row["with_media"] == row["subscriptions"] and row["loss_pct"] <= LOSS_LIMIT_PCT \
         and not row.get("stalled") and not row.get("over_cap")
 

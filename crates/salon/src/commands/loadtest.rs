@@ -84,8 +84,9 @@ use crate::settings::Settings;
 /// max, how many over it), layer switches (changes of the received
 /// keyframe size, looked at every 250 ms), the layers received at the end,
 /// and stalled subscriptions (video silent for more than 2 s while the
-/// server had not switched it off). A room of 50 in grid mode:
-/// `--publishers 50 --simulcast --max-subscription-bitrate 2.5M --mode grid`.
+/// server had not switched it off). A room of 50 in grid mode, with a cap
+/// that holds all 49 quarter layers (a lower one switches tracks off):
+/// `--publishers 50 --simulcast --max-subscription-bitrate 10M --mode grid`.
 ///
 /// `--target floor` measures the relay floor: the same participants and
 /// media through `salon bench-relay`, a bare one-thread relay doing only the
