@@ -120,6 +120,7 @@
 //!       "subscriber_bitrate_bps": {"count", "mean", "min", "max"},   // video only, per receiver
 //!       "over_cap",                                                  // receivers above cap_bps
 //!       "subscriptions", "layer_switches", "stalled", "switched_off", "longest_gap_ms",
+//!       "switch_off_reasons": {"network-congestion": n, …},         // switch-offs in the window
 //!       "layers": {"320x180": n, …, "unknown": n},                   // at the window's end
 //!       "stall_ms", "watch_interval_ms", "observations",
 //!       "subscribers": [{"room", "subscriber", "tracks", "bitrate_bps", "over_cap",

@@ -181,6 +181,10 @@ pub struct VideoReport {
     /// Subscriptions the server switched off (`track_switched_off`) at
     /// some point in the window.
     pub switched_off: u64,
+    /// Switch-offs in the window by Twilio's reason
+    /// (`network-congestion`: the estimate; `max-bandwidth-reached`: the
+    /// cap).
+    pub switch_off_reasons: BTreeMap<String, u64>,
     /// The longest silence of any subscription not switched off.
     pub longest_gap_ms: Option<f64>,
     /// Subscriptions by the keyframe size they received at the window's
@@ -441,11 +445,20 @@ impl Report {
             })
             .collect();
 
+        let bounds = window.map(|(a, b)| (a.at, b.at));
         let window_report = window.map(|_| {
             let mut window = summarize_window(plan, slots, &deltas, seconds);
-            window.video = video
-                .as_ref()
-                .map(|v| video_report(plan, v, &subscriptions, seconds));
+            window.video = video.as_ref().map(|v| {
+                let mut report = video_report(plan, v, &subscriptions, seconds);
+                if let Some((start, end)) = bounds {
+                    for (at, reason) in slots.iter().flat_map(|s| &s.switch_offs) {
+                        if *at >= start && *at <= end {
+                            *report.switch_off_reasons.entry(reason.clone()).or_insert(0) += 1;
+                        }
+                    }
+                }
+                report
+            });
             if let Some(v) = &window.video {
                 if v.stalled > 0 {
                     warnings.push(format!(
@@ -700,13 +713,23 @@ impl Report {
                     v.layer_switches,
                     layers.join(", ")
                 )?;
+                let reasons: Vec<String> = v
+                    .switch_off_reasons
+                    .iter()
+                    .map(|(why, n)| format!("{n} {why}"))
+                    .collect();
                 writeln!(
                     out,
-                    "video stalls      {} of {} subscriptions silent > {} s; {} switched off by the server; longest silence {}",
+                    "video stalls      {} of {} subscriptions silent > {} s; {} switched off by the server{}; longest silence {}",
                     v.stalled,
                     v.subscriptions,
                     STALL.as_secs(),
                     v.switched_off,
+                    if reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", reasons.join(", "))
+                    },
                     ms(v.longest_gap_ms)
                 )?;
             }
@@ -1022,6 +1045,7 @@ fn video_report(
         layer_switches: watch.tracks().map(|t| t.switches).sum(),
         stalled: watch.tracks().filter(|t| t.stalled).count() as u64,
         switched_off: watch.tracks().filter(|t| t.switched_off).count() as u64,
+        switch_off_reasons: BTreeMap::new(),
         longest_gap_ms: gaps
             .map(|t| t.longest_gap.as_secs_f64() * 1000.0)
             .reduce(f64::max),

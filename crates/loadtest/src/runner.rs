@@ -170,6 +170,8 @@ enum Update {
         index: usize,
         track: String,
         off: bool,
+        reason: Option<String>,
+        at: Instant,
     },
 }
 
@@ -186,6 +188,9 @@ pub(crate) struct Slot {
     pub meter: Option<Arc<dyn Meter>>,
     /// Subscribed tracks the server has switched off for this participant.
     pub switched_off: HashSet<String>,
+    /// When the server switched a track off, and why (bounded: one entry
+    /// per switch-off, and a switch-off needs a subscription).
+    pub switch_offs: Vec<(Instant, String)>,
     /// Counters at the last progress tick.
     previous: Counters,
 }
@@ -237,6 +242,7 @@ pub async fn run<T: Target>(
                 errors: Vec::new(),
                 meter: None,
                 switched_off: HashSet::new(),
+                switch_offs: Vec::new(),
                 previous: Counters::default(),
             }
         })
@@ -368,9 +374,19 @@ fn switched_off(slots: &[Slot]) -> Vec<&HashSet<String>> {
 
 fn apply(slots: &mut [Slot], update: Update) {
     match update {
-        Update::Switched { index, track, off } => {
+        Update::Switched {
+            index,
+            track,
+            off,
+            reason,
+            at,
+        } => {
             if let Some(s) = slots.get_mut(index) {
                 if off {
+                    // The first thousand: enough to say why, and bounded.
+                    if s.switch_offs.len() < 1000 {
+                        s.switch_offs.push((at, reason.unwrap_or_default()));
+                    }
                     s.switched_off.insert(track);
                 } else {
                     s.switched_off.remove(&track);
@@ -570,8 +586,14 @@ async fn participant<T: Target>(
                 let _ = updates.send(Update::Disconnected { index, error });
                 return;
             }
-            Some(ParticipantEvent::TrackSwitched { track, off }) => {
-                let _ = updates.send(Update::Switched { index, track, off });
+            Some(ParticipantEvent::TrackSwitched { track, off, reason }) => {
+                let _ = updates.send(Update::Switched {
+                    index,
+                    track,
+                    off,
+                    reason,
+                    at: Instant::now(),
+                });
             }
             Some(ParticipantEvent::Other) => {}
             None => {

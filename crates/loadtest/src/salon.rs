@@ -224,16 +224,18 @@ impl Participant for SalonParticipant {
             ClientEvent::Disconnected { code, message, .. } => {
                 ParticipantEvent::Disconnected { code, message }
             }
-            ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { track, .. }) => {
+            ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { track, reason }) => {
                 ParticipantEvent::TrackSwitched {
                     track: track.to_string(),
                     off: true,
+                    reason: Some(reason),
                 }
             }
             ClientEvent::Adaptive(ServerMessage::TrackSwitchedOn { track }) => {
                 ParticipantEvent::TrackSwitched {
                     track: track.to_string(),
                     off: false,
+                    reason: None,
                 }
             }
             _ => ParticipantEvent::Other,

@@ -72,8 +72,14 @@ pub enum ParticipantEvent {
     Disconnected { code: Option<u32>, message: String },
     /// The server stopped forwarding a subscribed video track (`off`:
     /// Twilio's `trackSwitchedOff`, for bandwidth) or forwards it again
-    /// (`trackSwitchedOn`). `track` is named as in [`ReceivedTrack::track`].
-    TrackSwitched { track: String, off: bool },
+    /// (`trackSwitchedOn`). `track` is named as in [`ReceivedTrack::track`];
+    /// `reason` is Twilio's for a switch-off (`network-congestion`,
+    /// `max-bandwidth-reached`, …).
+    TrackSwitched {
+        track: String,
+        off: bool,
+        reason: Option<String>,
+    },
     /// Anything else (room events): ignored by the runner.
     Other,
 }
