@@ -8,6 +8,16 @@ runs the same `salon loadtest` plan against each server still in the race:
   meeting   rooms of 4; every participant publishes audio and video and
             subscribes to the other three. Rooms are added step by step.
   webinar   one room: 1 publisher, subscribers added step by step.
+  large     rooms of 50 (a Twilio group room's largest), everyone publishing
+            audio and three-layer simulcast video (libwebrtc's layers of a
+            720p camera: 150k/500k/1.5M) and subscribing to everyone else,
+            under a grid bandwidth profile with a maxSubscriptionBitrate
+            (LARGE_CAP). Rooms are added step by step. Salon only: the load
+            tester's Janus target publishes one stream per camera (Janus's
+            VideoRoom can relay simulcast, but the tester neither sends it
+            to Janus nor asks VideoRoom for a substream, and VideoRoom has no
+            per-subscriber bandwidth cap to respect), and the floor relays
+            everything it gets.
 
 Every step gets a fresh server pinned to --server-cpus (Salon with one media
 worker; Janus with all its threads; the one-thread relay floor) and a load
@@ -42,13 +52,22 @@ SCENARIOS = {
     # scenario: (steps, what a step counts)
     "meeting": ([1, 2, 4, 8, 12, 16, 20, 24], "rooms of 4"),
     "webinar": ([25, 50, 100, 150, 200, 300, 400], "subscribers"),
+    "large": ([1, 2, 3, 4], "rooms of 50"),
 }
 UNITS = {
     # scenario: (one, many) for "at N ..."
     "meeting": ("room of 4", "rooms of 4"),
     "webinar": ("subscriber", "subscribers"),
+    "large": ("room of 50", "rooms of 50"),
 }
-QUICK = {"meeting": [1, 2], "webinar": [10, 25]}
+QUICK = {"meeting": [1, 2], "webinar": [10, 25], "large": [1]}
+# The large meeting's bandwidth profile: grid mode, and a video cap that
+# holds all 49 quarter layers (49 × 150 kbit/s ≈ 7.4 Mbit/s) with room for
+# a few half layers, so no track has to be switched off.
+LARGE_CAP = "10M"
+LARGE_MODE = "grid"
+# Which targets can run a scenario.
+SCENARIO_TARGETS = {"large": ("salon",)}
 LOSS_LIMIT_PCT = 1.0
 SATURATED = 0.95  # of one core: ends the race
 # "Below saturation" for the no-loss target: both CPUs under this. A
@@ -68,8 +87,8 @@ def main():
                              "the load generator (for before/after runs)")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help="comma-separated: salon,janus,floor (default: all three)")
-    parser.add_argument("--scenarios", default="meeting,webinar",
-                        help="comma-separated: meeting,webinar (default: both)")
+    parser.add_argument("--scenarios", default="meeting,webinar,large",
+                        help="comma-separated: meeting,webinar,large (default: all three)")
     parser.add_argument("--duration", type=float, default=5.0,
                         help="measurement window of each step, seconds (default: 5)")
     parser.add_argument("--server-cpus", default="0", help="CPUs of the server (default: 0)")
@@ -108,7 +127,7 @@ def main():
         except ValueError:
             custom[name] = []
         if name not in SCENARIOS or not custom[name] or min(custom[name]) < 1:
-            parser.error(f"--steps {spec!r}: use e.g. meeting=4,8 or webinar=50,100")
+            parser.error(f"--steps {spec!r}: use e.g. meeting=4,8, webinar=50,100 or large=1,2")
     if not os.access(args.salon, os.X_OK):
         parser.error(f"{args.salon} is not an executable: build it (cargo build --release)")
 
@@ -141,7 +160,11 @@ def log(line):
 # ---- one step ---------------------------------------------------------------
 
 def run_scenario(args, scenario, steps, targets, reports):
-    racing = list(targets)
+    allowed = SCENARIO_TARGETS.get(scenario, TARGETS)
+    racing = [t for t in targets if t in allowed]
+    for t in targets:
+        if t not in allowed:
+            log(f"{scenario}: {NAMES[t]} cannot run it (see bench/bench.py's docstring); skipped")
     rows = []
     stops = {}
     for size in steps:
@@ -160,8 +183,16 @@ def run_scenario(args, scenario, steps, targets, reports):
 
 
 def run_step(args, target, scenario, size, reports):
+    extra = []
+    settle = 10
     if scenario == "meeting":
         rooms, publishers, subscribers = size, 4, 0
+    elif scenario == "large":
+        rooms, publishers, subscribers = size, 50, 0
+        extra = ["--simulcast", "--max-subscription-bitrate", LARGE_CAP, "--mode", LARGE_MODE]
+        # The send-side estimate starts at 1.5 Mbit/s and must climb to the
+        # 49 quarter layers before every subscription has video.
+        settle = 30
     else:
         rooms, publishers, subscribers = 1, 1, size
     participants = rooms * (publishers + subscribers)
@@ -172,8 +203,9 @@ def run_step(args, target, scenario, size, reports):
     plan = [
         "--rooms", str(rooms), "--publishers", str(publishers),
         "--subscribers", str(subscribers), "--ramp", f"{ramp:g}s",
+        "--settle", f"{settle}s",
         "--duration", f"{args.duration:g}s", "--json", report_path, "--quiet",
-    ]
+    ] + extra
     generator = ["taskset", "-c", args.generator_cpus, args.salon, "loadtest",
                  "--target", target]
     server = None
@@ -262,6 +294,7 @@ def digest(target, scenario, size, participants, report, stderr):
     forwarded = server.get("forwarded_packets") or 0
     row.update({
         "joined": report["joins"]["joined"],
+        "disconnected": report["joins"].get("disconnected", 0),
         "planned": report["joins"]["planned"],
         "join_p50_ms": report["joins"]["join_ms"].get("p50"),
         "subscriptions": subs["expected"],
@@ -279,8 +312,29 @@ def digest(target, scenario, size, participants, report, stderr):
         "other_cores": report["machine"].get("other_cores"),
         "warnings": report.get("warnings", []),
     })
-    if row["joined"] < row["planned"] or row["with_media"] < row["subscriptions"]:
+    video = window.get("video")
+    if video and video.get("simulcast"):
+        rate = video["subscriber_bitrate_bps"]
+        row.update({
+            "cap_bps": video.get("cap_bps"),
+            "video_mean_bps": rate.get("mean"),
+            "video_min_bps": rate.get("min"),
+            "video_max_bps": rate.get("max"),
+            "over_cap": video["over_cap"],
+            "layer_switches": video["layer_switches"],
+            "stalled": video["stalled"],
+            "switched_off": video["switched_off"],
+            "layers": video["layers"],
+            "video_subscriptions": video["subscriptions"],
+        })
+    if row["disconnected"]:
+        row["stop"] = f"{row['disconnected']} participants dropped"
+    elif row["joined"] < row["planned"] or row["with_media"] < row["subscriptions"]:
         row["stop"] = "not every subscription got media"
+    elif row.get("stalled"):
+        row["stop"] = "video stalled"
+    elif row.get("over_cap"):
+        row["stop"] = "a subscriber over its cap"
     elif row["loss_pct"] > LOSS_LIMIT_PCT:
         row["stop"] = f"loss over {LOSS_LIMIT_PCT:g}%"
     elif (row["server_cores"] or 0) >= SATURATED:
@@ -291,9 +345,11 @@ def digest(target, scenario, size, participants, report, stderr):
 
 
 def sustained(row):
-    """Forwarded everything: every subscription got media, loss at most 1%."""
-    return "loss_pct" in row and row["joined"] == row["planned"] \
-        and row["with_media"] == row["subscriptions"] and row["loss_pct"] <= LOSS_LIMIT_PCT
+    """Forwarded everything: every subscription got media, loss at most 1%;
+    with simulcast also no stalled video and nobody over the cap."""
+    return "loss_pct" in row and row["joined"] == row["planned"] and not row.get("disconnected") \
+        and row["with_media"] == row["subscriptions"] and row["loss_pct"] <= LOSS_LIMIT_PCT \
+        and not row.get("stalled") and not row.get("over_cap")
 
 
 def summary_line(row):
@@ -304,6 +360,10 @@ def summary_line(row):
             f"  server {fmt(row['server_cores'], 2)} cores  generator {fmt(row['generator_cores'], 2)}"
             f"  loss {row['loss_pct']:.2f}%  p50 {fmt(row['latency_p50_ms'], 2)} ms"
             f"  p99 {fmt(row['latency_p99_ms'], 2)} ms")
+    if "over_cap" in row:
+        line += (f"  video {fmt(kbps(row['video_mean_bps']), 0)}/{fmt(kbps(row['video_max_bps']), 0)}"
+                 f" kbit/s mean/max (cap {fmt(kbps(row['cap_bps']), 0)}), {row['over_cap']} over"
+                 f"  {row['stalled']} stalled  {row['layer_switches']} switches")
     return line + (f"  → stop: {row['stop']}" if row["stop"] else "")
 
 
@@ -410,6 +470,10 @@ def render(results, args):
     checks = []
     for scenario, data in results["scenarios"].items():
         rows = data["rows"]
+        if scenario == "large":
+            render_large(w, data, m)
+            checks.extend(large_checks(data))
+            continue
         what = SCENARIOS[scenario][1]
         w(f"## {scenario.capitalize()}: {'rooms of 4, everyone publishes and subscribes to all' if scenario == 'meeting' else '1 publisher, subscribers added'}\n")
         present = [t for t in TARGETS if any(r["target"] == t for r in rows)]
@@ -479,6 +543,63 @@ def render(results, args):
         w(f"- {c}")
     w("")
     return "\n".join(out)
+
+
+def render_large(w, data, m):
+    rows = data["rows"]
+    w("## Large meeting: rooms of 50, everyone publishes audio and 3-layer video (Salon only)\n")
+    w(f"Every participant publishes audio (40 kbit/s) and simulcast video — three RID layers "
+      f"as libwebrtc sends a 1280×720 camera: 320×180 at 150 kbit/s, 640×360 at 500 kbit/s, "
+      f"1280×720 at 1.5 Mbit/s, 30 fps each — subscribes to the other 49, and sets the "
+      f"bandwidth profile `mode: '{LARGE_MODE}'`, `maxSubscriptionBitrate: {LARGE_CAP}`. "
+      "Subscriber video is RTP payload over the window per receiving participant; *stalled* "
+      "is a subscription whose video stopped for more than 2 s without the server switching "
+      "it off; *switches* are changes of the received keyframe size (the layer), seen every "
+      "250 ms. Janus is not run: the load tester's Janus target publishes one stream per "
+      "camera and asks VideoRoom for no substream, and VideoRoom has no per-subscriber "
+      "bitrate cap to hold (see bench/bench.py).\n")
+    ok = [r for r in rows if sustained(r)]
+    best = max(ok, key=lambda r: r["size"], default=None)
+    w(f"- **Largest sustained step:** {count('large', best['size']) if best else 'none'}"
+      f"; the race ended: {data['stops'].get('salon', '—')}.")
+    if best and best.get("server_cores"):
+        w(f"- **Rooms of 50 per core (server):** {best['size'] / best['server_cores']:.2f}, "
+          f"from {best['server_cores']:.2f} server cores at {count('large', best['size'])} "
+          "(a linear estimate; a generator at saturation makes it a lower bound).")
+    w("")
+    w("| rooms of 50 | forwarded pkt/s | CPU µs/pkt | server cores | generator cores | loss % | "
+      "p99 ms | subscriber video mean / max kbit/s (cap) | over cap | layer switches | "
+      "stalled | switched off | layers at the end | note |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|")
+    for r in rows:
+        if "loss_pct" not in r:
+            w(f"| {r['size']} | — | — | — | — | — | — | — | — | — | — | — | — | "
+              f"{r['stop']}: {r.get('error', '')} |")
+            continue
+        layers = ", ".join(f"{k}: {v}" for k, v in (r.get("layers") or {}).items())
+        w(f"| {r['size']} | {r['forwarded_pps']:.0f} | {fmt(r['cpu_us_per_packet'], 2)} | "
+          f"{fmt(r['server_cores'], 2)} | {fmt(r['generator_cores'], 2)} | {r['loss_pct']:.3f} | "
+          f"{fmt(r['latency_p99_ms'], 2)} | {fmt(kbps(r.get('video_mean_bps')), 0)} / "
+          f"{fmt(kbps(r.get('video_max_bps')), 0)} ({fmt(kbps(r.get('cap_bps')), 0)}) | "
+          f"{r.get('over_cap', '—')} | {r.get('layer_switches', '—')} | {r.get('stalled', '—')} | "
+          f"{r.get('switched_off', '—')} | {layers} | {r['stop'] or ''} |")
+    w("")
+
+
+def large_checks(data):
+    rows = [r for r in data["rows"] if "loss_pct" in r]
+    if not rows:
+        return ["**not met** (large): no room of 50 was measured."]
+    first = rows[0]
+    fits = sustained(first) and (first["server_cores"] or 0) < SATURATED
+    return [f"{'met' if fits else '**not met**'} (large): a room of 50 on one core, every "
+            f"subscriber within its cap and no stalled video — server "
+            f"{fmt(first['server_cores'], 2)} cores, {first.get('over_cap', '—')} over the cap, "
+            f"{first.get('stalled', '—')} stalled, loss {first['loss_pct']:.3f} %."]
+
+
+def kbps(bps):
+    return bps / 1000 if bps is not None else None
 
 
 def summarize(rows):

@@ -666,6 +666,9 @@ impl Meter for FloorMeter {
                 foreign: r.foreign,
                 latency: histogram::from_client(&r.latency),
                 first_packet_after: r.time_to_first_packet(),
+                width: r.width,
+                height: r.height,
+                last_packet_at: r.last_packet_at,
             })
             .collect();
         Counters {

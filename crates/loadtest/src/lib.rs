@@ -35,7 +35,12 @@
 //! Publishers send synthetic Opus-shaped audio (50 packets per second) and
 //! VP8-shaped video (the configured bitrate and frame rate, frames split
 //! into packets of at most 1100 bytes, a keyframe every 3 s and on request);
-//! every packet carries its send time. Publisher and subscriber run in this
+//! every packet carries its send time. With simulcast
+//! ([`VideoShape::simulcast`]) the video is three RID layers, as libwebrtc
+//! sends a 1280×720 camera, and a plan's [`BandwidthProfile`] makes every
+//! participant set Twilio's `maxSubscriptionBitrate` and mode; the
+//! [`video`] watch then follows, every 250 ms of the window, which layer
+//! each subscription receives and whether its video stops. Publisher and subscriber run in this
 //! one process and share its clock, so each received packet's one-way
 //! latency — through the server and both network stacks — is known exactly,
 //! and its RTP sequence number says what is missing.
@@ -89,7 +94,8 @@
 //!   "target": {"kind": "salon" | "janus", "url": "ws://127.0.0.1:3999/v1/signaling"},
 //!   "scenario": "meeting" | "webinar" | "mixed",
 //!   "plan": {"rooms", "publishers", "subscribers",        // per room
-//!            "audio": {"bitrate_bps"} | null, "video": {"bitrate_bps", "fps"} | null,
+//!            "audio": {"bitrate_bps"} | null, "video": {"bitrate_bps", "fps", "simulcast"} | null,
+//!            "bandwidth_profile": {"max_subscription_bitrate_bps", "mode": "grid" | … | null} | null,
 //!            "ramp_s", "settle_s", "duration_s",
 //!            "prefix"},
 //!   "timing": {"before_window_s", "window_s"},
@@ -108,11 +114,24 @@
 //!                  "foreign"},
 //!     "subscriptions": {"expected", "present", "with_media"},
 //!     "latency_us": {"all", "audio", "video"},                       // latency summaries
-//!     "subscriber_bitrate_bps": {"count", "mean", "min", "max"}      // per receiving participant
+//!     "subscriber_bitrate_bps": {"count", "mean", "min", "max"},     // per receiving participant
+//!     "video": null | {                                              // when the plan has video
+//!       "simulcast", "cap_bps", "mode",
+//!       "subscriber_bitrate_bps": {"count", "mean", "min", "max"},   // video only, per receiver
+//!       "over_cap",                                                  // receivers above cap_bps
+//!       "subscriptions", "layer_switches", "stalled", "switched_off", "longest_gap_ms",
+//!       "switch_off_reasons": {"network-congestion": n, …},         // switch-offs in the window
+//!       "layers": {"320x180": n, …, "unknown": n},                   // at the window's end
+//!       "stall_ms", "watch_interval_ms", "observations",
+//!       "subscribers": [{"room", "subscriber", "tracks", "bitrate_bps", "over_cap",
+//!                        "layer_switches", "stalled", "switched_off"}]
+//!     }
 //!   },
 //!   "subscriptions": [{"room", "subscriber", "publisher", "track", "track_name", "kind",
 //!                      "packets", "bytes", "expected", "lost", "loss_pct", "bitrate_bps",
-//!                      "first_packet_ms", "latency_us"}],
+//!                      "first_packet_ms", "latency_us",
+//!                      "width", "height", "layer_switches", "longest_gap_ms",  // video; else null
+//!                      "stalled", "switched_off"}],
 //!   "server": null | {"pid", "cpu_seconds", "cpu_cores", "rss_bytes", "peak_rss_bytes", "threads",
 //!                     "metrics": null | {"rtp_received", "rtp_forwarded", "datagrams_received",
 //!                                        "datagrams_sent", "bytes_received", "bytes_sent", "dropped"},
@@ -132,7 +151,10 @@
 //! `machine.other_cores` needs the PID too. A Janus track is named
 //! `<feed>/<mid>` (its publisher's id in the room and the publisher's mid). Every
 //! figure under `window`, `subscriptions`, `server`, `generator` and
-//! `machine` covers the window only; `joins` covers the whole run.
+//! `machine` covers the window only; `joins` covers the whole run. With
+//! simulcast, `received.delivered_pct` is `null` (a subscriber receives one
+//! layer of three, or none). Video bitrates are RTP payload, while the cap
+//! the server applies counts what its allocation measures of each layer.
 
 pub mod floor;
 pub mod histogram;
@@ -145,10 +167,14 @@ pub mod report;
 pub mod runner;
 pub mod salon;
 pub mod target;
+pub mod video;
 
 pub use floor::FloorTarget;
 pub use janus::JanusTarget;
-pub use plan::{AudioShape, ParticipantPlan, Plan, PlanError, Role, VideoShape};
+pub use plan::{
+    AudioShape, BandwidthMode, BandwidthProfile, LayerShape, ParticipantPlan, Plan, PlanError,
+    Role, VideoShape,
+};
 pub use report::{Report, SCHEMA};
 pub use runner::{Phase, Progress, RunError, RunOptions, run};
 pub use salon::SalonTarget;

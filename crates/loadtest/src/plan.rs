@@ -52,16 +52,70 @@ impl Default for AudioShape {
 
 /// VP8-like video: frames split into packets of at most 1100 bytes, a
 /// keyframe (4× the size) every 3 s and on request.
+///
+/// With `simulcast`, the track is three RID layers instead of one stream
+/// ([`VideoShape::layers`]): what libwebrtc sends for a 1280×720 camera,
+/// each layer at the shape's frame rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct VideoShape {
+    /// One stream's bitrate; with simulcast, the full (top) layer's.
     pub bitrate_bps: u32,
     pub fps: u32,
+    pub simulcast: bool,
+}
+
+/// One simulcast layer of a [`VideoShape`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerShape {
+    pub rid: &'static str,
+    pub width: u16,
+    pub height: u16,
+    pub bitrate_bps: u32,
 }
 
 impl VideoShape {
     pub const MIN_BITRATE: u32 = 16_000;
     pub const MAX_BITRATE: u32 = 20_000_000;
     pub const MAX_FPS: u32 = 60;
+
+    /// The layers a publisher sends, lowest first: without simulcast one
+    /// (`""`, 1280×720, the bitrate); with it libwebrtc's three for a
+    /// 1280×720 camera — quarter (`q`, 320×180), half (`h`, 640×360) and
+    /// full (`f`, 1280×720) — at 1/10, 1/3 and all of the bitrate, which
+    /// from the default 1.5 Mbit/s are libwebrtc's 150, 500 and 1500
+    /// kbit/s. Each layer's bitrate is at least 8 kbit/s (one small
+    /// packet per frame still carries the probe).
+    pub fn layers(&self) -> Vec<LayerShape> {
+        if !self.simulcast {
+            return vec![LayerShape {
+                rid: "",
+                width: 1280,
+                height: 720,
+                bitrate_bps: self.bitrate_bps,
+            }];
+        }
+        let part = |d: u32| (self.bitrate_bps / d).max(8_000);
+        vec![
+            LayerShape {
+                rid: "q",
+                width: 320,
+                height: 180,
+                bitrate_bps: part(10),
+            },
+            LayerShape {
+                rid: "h",
+                width: 640,
+                height: 360,
+                bitrate_bps: part(3),
+            },
+            LayerShape {
+                rid: "f",
+                width: 1280,
+                height: 720,
+                bitrate_bps: self.bitrate_bps,
+            },
+        ]
+    }
 }
 
 impl Default for VideoShape {
@@ -69,8 +123,29 @@ impl Default for VideoShape {
         Self {
             bitrate_bps: 1_500_000,
             fps: 30,
+            simulcast: false,
         }
     }
+}
+
+/// Twilio's `bandwidthProfile.video.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BandwidthMode {
+    Grid,
+    Collaboration,
+    Presentation,
+}
+
+/// The bandwidth profile every subscribing participant sets after joining
+/// (Twilio's `bandwidthProfile.video`): a downlink cap on the video it
+/// receives, which the server's allocation must respect, and the mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BandwidthProfile {
+    /// `maxSubscriptionBitrate`, bits per second of video; `None`: no cap.
+    pub max_subscription_bitrate_bps: Option<u64>,
+    /// `None`: the server's default (`grid`).
+    pub mode: Option<BandwidthMode>,
 }
 
 /// A whole run.
@@ -84,6 +159,8 @@ pub struct Plan {
     /// What each publisher sends; `None`: no such track.
     pub audio: Option<AudioShape>,
     pub video: Option<VideoShape>,
+    /// Set by every participant that subscribes; `None`: none set.
+    pub bandwidth_profile: Option<BandwidthProfile>,
     /// Joins are spread evenly over this long.
     #[serde(rename = "ramp_s", serialize_with = "seconds")]
     pub ramp: Duration,
@@ -125,6 +202,8 @@ pub struct ParticipantPlan {
     /// Tracks to publish (none for subscribers).
     pub audio: Option<AudioShape>,
     pub video: Option<VideoShape>,
+    /// To set after joining (everyone subscribes).
+    pub bandwidth_profile: Option<BandwidthProfile>,
     /// When to join, from the start of the run.
     pub join_at: Duration,
 }
@@ -145,6 +224,7 @@ impl Plan {
             subscribers: 0,
             audio: Some(AudioShape::default()),
             video: Some(VideoShape::default()),
+            bandwidth_profile: None,
             ramp: Duration::from_secs(2),
             settle: Duration::from_secs(10),
             duration: Duration::from_secs(20),
@@ -183,6 +263,13 @@ impl Plan {
     /// Tracks each publisher sends.
     pub fn tracks_per_publisher(&self) -> u32 {
         u32::from(self.audio.is_some()) + u32::from(self.video.is_some())
+    }
+
+    /// The video cap each subscriber sets, if any.
+    pub fn video_cap(&self) -> Option<u64> {
+        self.bandwidth_profile
+            .and_then(|p| p.max_subscription_bitrate_bps)
+            .filter(|&c| c > 0)
     }
 
     /// Subscriptions in a room with `publishers` and `subscribers` present:
@@ -312,6 +399,7 @@ impl Plan {
                     role,
                     audio: self.audio.filter(|_| publishes),
                     video: self.video.filter(|_| publishes),
+                    bandwidth_profile: self.bandwidth_profile,
                     join_at,
                 });
             }
@@ -362,6 +450,34 @@ mod tests {
         );
         assert_eq!(people[10].identity, "lt-0-s9");
         assert_eq!(plan.subscriptions_in_room(1, 10), 20);
+    }
+
+    #[test]
+    fn simulcast_is_libwebrtcs_three_layers_of_a_720p_camera() {
+        let video = VideoShape {
+            simulcast: true,
+            ..VideoShape::default()
+        };
+        let layers: Vec<(&str, u16, u32)> = video
+            .layers()
+            .iter()
+            .map(|l| (l.rid, l.width, l.bitrate_bps))
+            .collect();
+        assert_eq!(
+            layers,
+            [
+                ("q", 320, 150_000),
+                ("h", 640, 500_000),
+                ("f", 1280, 1_500_000)
+            ]
+        );
+        assert_eq!(VideoShape::default().layers().len(), 1);
+        let small = VideoShape {
+            bitrate_bps: 30_000,
+            fps: 5,
+            simulcast: true,
+        };
+        assert_eq!(small.layers()[0].bitrate_bps, 8_000);
     }
 
     #[test]
@@ -426,6 +542,7 @@ mod tests {
                     video: Some(VideoShape {
                         bitrate_bps: 1_000,
                         fps: 30,
+                        simulcast: false,
                     }),
                     ..ok.clone()
                 },
@@ -436,6 +553,7 @@ mod tests {
                     video: Some(VideoShape {
                         bitrate_bps: 100_000,
                         fps: 0,
+                        simulcast: false,
                     }),
                     ..ok.clone()
                 },

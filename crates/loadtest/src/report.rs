@@ -5,7 +5,7 @@
 //! (schema `salon-loadtest/1`): fields are only ever added within a schema
 //! version; a rename or a change of meaning bumps the version.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -13,10 +13,11 @@ use serde::Serialize;
 
 use crate::histogram::{Histogram, Summary};
 use crate::metrics::ServerCounters;
-use crate::plan::{Plan, Role};
+use crate::plan::{BandwidthMode, Plan, Role};
 use crate::process::{MachineSample, ProcessSample};
 use crate::runner::{Slot, expected_subscriptions};
 use crate::target::{Counters, MediaKind, TargetError};
+use crate::video::{STALL, VideoWatch, WATCH_INTERVAL};
 
 /// The schema identifier in every report.
 pub const SCHEMA: &str = "salon-loadtest/1";
@@ -39,6 +40,8 @@ pub(crate) struct Outcome {
     pub start: Instant,
     pub window_start: Option<Snapshot>,
     pub window_end: Option<Snapshot>,
+    /// What the video watch saw, when the plan has video.
+    pub video: Option<VideoWatch>,
     pub warnings: Vec<String>,
 }
 
@@ -149,6 +152,63 @@ pub struct Window {
     pub latency_us: LatencyByKind,
     /// What each receiving participant received, all tracks together.
     pub subscriber_bitrate_bps: Spread,
+    /// The video subscribers received, against their cap; `None` without
+    /// video in the plan.
+    pub video: Option<VideoReport>,
+}
+
+/// The video subscribers received in the window: bitrate against the
+/// bandwidth profile's cap, layers, switches, stalls.
+#[derive(Debug, Clone, Serialize)]
+pub struct VideoReport {
+    pub simulcast: bool,
+    /// `maxSubscriptionBitrate` each subscriber set, bits per second.
+    pub cap_bps: Option<u64>,
+    pub mode: Option<BandwidthMode>,
+    /// Per receiving participant: all its video subscriptions together, in
+    /// bits per second of RTP payload (what the cap limits also counts RTP
+    /// headers, so this errs low by about 2–5 %).
+    pub subscriber_bitrate_bps: Spread,
+    /// Receiving participants whose video bitrate passed the cap.
+    pub over_cap: usize,
+    /// Video subscriptions watched.
+    pub subscriptions: u64,
+    /// Changes of received keyframe size, all subscriptions together.
+    pub layer_switches: u64,
+    /// Subscriptions whose video stopped for more than `stall_ms` while
+    /// the server had not switched them off.
+    pub stalled: u64,
+    /// Subscriptions the server switched off (`track_switched_off`) at
+    /// some point in the window.
+    pub switched_off: u64,
+    /// Switch-offs in the window by Twilio's reason
+    /// (`network-congestion`: the estimate; `max-bandwidth-reached`: the
+    /// cap).
+    pub switch_off_reasons: BTreeMap<String, u64>,
+    /// The longest silence of any subscription not switched off.
+    pub longest_gap_ms: Option<f64>,
+    /// Subscriptions by the keyframe size they received at the window's
+    /// end (`"320x180"`; `"unknown"` before a keyframe).
+    pub layers: BTreeMap<String, u64>,
+    pub stall_ms: f64,
+    /// How often the watch looked, and how many times it did.
+    pub watch_interval_ms: f64,
+    pub observations: u64,
+    /// Each receiving participant's video.
+    pub subscribers: Vec<SubscriberVideo>,
+}
+
+/// One receiving participant's video over the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriberVideo {
+    pub room: String,
+    pub subscriber: String,
+    pub tracks: usize,
+    pub bitrate_bps: f64,
+    pub over_cap: bool,
+    pub layer_switches: u64,
+    pub stalled: u64,
+    pub switched_off: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -239,6 +299,15 @@ pub struct SubscriptionReport {
     /// From the subscription to its first packet (maybe before the window).
     pub first_packet_ms: Option<f64>,
     pub latency_us: Summary,
+    /// Video: the keyframe size received at the window's end (the
+    /// simulcast layer), `None` before a keyframe or for audio.
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    /// Video: what the video watch saw (`None` for audio).
+    pub layer_switches: Option<u64>,
+    pub longest_gap_ms: Option<f64>,
+    pub stalled: Option<bool>,
+    pub switched_off: Option<bool>,
 }
 
 /// The server process and its counters over the window.
@@ -301,6 +370,7 @@ impl Report {
             start,
             window_start,
             window_end,
+            video,
             mut warnings,
         } = outcome;
         let joins = joins(slots, window_end.as_ref());
@@ -344,6 +414,11 @@ impl Report {
                     let mut h = Histogram::new();
                     h.add(&r.latency);
                     let publisher = publishers.get(r.track.as_str());
+                    let watched = video
+                        .as_ref()
+                        .and_then(|v| v.track(slot.plan.index, &r.track))
+                        .filter(|_| r.kind == MediaKind::Video);
+                    let sized = (r.kind == MediaKind::Video && r.width > 0).then_some(());
                     SubscriptionReport {
                         room: slot.plan.room.clone(),
                         subscriber: slot.plan.identity.clone(),
@@ -359,13 +434,48 @@ impl Report {
                         bitrate_bps: per_second(r.bytes * 8, seconds),
                         first_packet_ms: r.first_packet_after.map(|d| d.as_secs_f64() * 1000.0),
                         latency_us: h.summary(),
+                        width: sized.map(|()| r.width),
+                        height: sized.map(|()| r.height),
+                        layer_switches: watched.map(|w| w.switches),
+                        longest_gap_ms: watched.map(|w| w.longest_gap.as_secs_f64() * 1000.0),
+                        stalled: watched.map(|w| w.stalled),
+                        switched_off: watched.map(|w| w.switched_off),
                     }
                 })
             })
             .collect();
 
+        let bounds = window.map(|(a, b)| (a.at, b.at));
         let window_report = window.map(|_| {
-            let window = summarize_window(plan, slots, &deltas, seconds);
+            let mut window = summarize_window(plan, slots, &deltas, seconds);
+            window.video = video.as_ref().map(|v| {
+                let mut report = video_report(plan, v, &subscriptions, seconds);
+                if let Some((start, end)) = bounds {
+                    for (at, reason) in slots.iter().flat_map(|s| &s.switch_offs) {
+                        if *at >= start && *at <= end {
+                            *report.switch_off_reasons.entry(reason.clone()).or_insert(0) += 1;
+                        }
+                    }
+                }
+                report
+            });
+            if let Some(v) = &window.video {
+                if v.stalled > 0 {
+                    warnings.push(format!(
+                        "{} of {} video subscriptions stalled (no video for more than {} s)",
+                        v.stalled,
+                        v.subscriptions,
+                        STALL.as_secs()
+                    ));
+                }
+                if v.over_cap > 0 {
+                    warnings.push(format!(
+                        "{} of {} subscribers received more video than their cap",
+                        v.over_cap,
+                        v.subscribers.len()
+                    ));
+                }
+            }
             if window.subscriptions.with_media < window.subscriptions.expected {
                 warnings.push(format!(
                     "{} of {} expected subscriptions received no media in the window",
@@ -450,10 +560,35 @@ impl Report {
             media.push(format!("audio {}", bitrate(a.bitrate_bps as f64)));
         }
         if let Some(v) = p.video {
+            if v.simulcast {
+                let layers: Vec<String> = v
+                    .layers()
+                    .iter()
+                    .map(|l| format!("{}x{} {}", l.width, l.height, bitrate(l.bitrate_bps as f64)))
+                    .collect();
+                media.push(format!(
+                    "simulcast video ({}) @ {} fps",
+                    layers.join(", "),
+                    v.fps
+                ));
+            } else {
+                media.push(format!(
+                    "video {} @ {} fps",
+                    bitrate(v.bitrate_bps as f64),
+                    v.fps
+                ));
+            }
+        }
+        if let Some(b) = p.bandwidth_profile {
+            let mode = match b.mode {
+                Some(BandwidthMode::Grid) => "grid",
+                Some(BandwidthMode::Collaboration) => "collaboration",
+                Some(BandwidthMode::Presentation) => "presentation",
+                None => "default mode",
+            };
             media.push(format!(
-                "video {} @ {} fps",
-                bitrate(v.bitrate_bps as f64),
-                v.fps
+                "profile {mode}, cap {}",
+                p.video_cap().map_or("none".into(), |c| bitrate(c as f64))
             ));
         }
         writeln!(
@@ -555,6 +690,49 @@ impl Report {
                 b.max.map_or("-".into(), bitrate),
                 b.count
             )?;
+            if let Some(v) = &w.video {
+                let b = &v.subscriber_bitrate_bps;
+                writeln!(
+                    out,
+                    "subscriber video  mean {}, min {}, max {}; cap {}: {} of {} subscribers over it",
+                    b.mean.map_or("-".into(), bitrate),
+                    b.min.map_or("-".into(), bitrate),
+                    b.max.map_or("-".into(), bitrate),
+                    v.cap_bps.map_or("none".into(), |c| bitrate(c as f64)),
+                    v.over_cap,
+                    b.count
+                )?;
+                let layers: Vec<String> = v
+                    .layers
+                    .iter()
+                    .map(|(size, n)| format!("{size}: {n}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "video layers      {} switches; at the end {}",
+                    v.layer_switches,
+                    layers.join(", ")
+                )?;
+                let reasons: Vec<String> = v
+                    .switch_off_reasons
+                    .iter()
+                    .map(|(why, n)| format!("{n} {why}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "video stalls      {} of {} subscriptions silent > {} s; {} switched off by the server{}; longest silence {}",
+                    v.stalled,
+                    v.subscriptions,
+                    STALL.as_secs(),
+                    v.switched_off,
+                    if reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", reasons.join(", "))
+                    },
+                    ms(v.longest_gap_ms)
+                )?;
+            }
         } else {
             writeln!(out, "window            none: nothing was measured")?;
         }
@@ -785,7 +963,10 @@ fn summarize_window(
     received.packets_per_second = per_second(received.packets, seconds);
     received.bitrate_bps = per_second(received.bytes * 8, seconds);
     received.loss_pct = percent(received.lost, received.expected);
-    received.delivered_pct = (received.expected_deliveries > 0)
+    // With simulcast a subscriber receives one layer of three, or none:
+    // sent × subscribers says nothing about full delivery.
+    let simulcast = plan.video.is_some_and(|v| v.simulcast);
+    received.delivered_pct = (received.expected_deliveries > 0 && !simulcast)
         .then(|| percent(received.packets, received.expected_deliveries));
     Window {
         duration_s: seconds,
@@ -802,6 +983,77 @@ fn summarize_window(
             video: video.summary(),
         },
         subscriber_bitrate_bps: Spread::of(&rates),
+        video: None,
+    }
+}
+
+/// The video part of the window, from the subscriptions' reports and the
+/// video watch.
+fn video_report(
+    plan: &Plan,
+    watch: &VideoWatch,
+    subscriptions: &[SubscriptionReport],
+    seconds: f64,
+) -> VideoReport {
+    let cap = plan.video_cap();
+    let mut subscribers: Vec<SubscriberVideo> = Vec::new();
+    let mut layers = BTreeMap::new();
+    for s in subscriptions.iter().filter(|s| s.kind == MediaKind::Video) {
+        let size = match (s.width, s.height) {
+            (Some(w), Some(h)) => format!("{w}x{h}"),
+            _ => "unknown".into(),
+        };
+        *layers.entry(size).or_insert(0) += 1;
+        let at = match subscribers
+            .iter()
+            .position(|v| v.subscriber == s.subscriber)
+        {
+            Some(i) => i,
+            None => {
+                subscribers.push(SubscriberVideo {
+                    room: s.room.clone(),
+                    subscriber: s.subscriber.clone(),
+                    tracks: 0,
+                    bitrate_bps: 0.0,
+                    over_cap: false,
+                    layer_switches: 0,
+                    stalled: 0,
+                    switched_off: 0,
+                });
+                subscribers.len() - 1
+            }
+        };
+        let v = &mut subscribers[at];
+        v.tracks += 1;
+        v.bitrate_bps += per_second(s.bytes * 8, seconds);
+        v.layer_switches += s.layer_switches.unwrap_or(0);
+        v.stalled += u64::from(s.stalled == Some(true));
+        v.switched_off += u64::from(s.switched_off == Some(true));
+    }
+    for v in &mut subscribers {
+        v.over_cap = cap.is_some_and(|c| v.bitrate_bps > c as f64);
+    }
+    let rates: Vec<f64> = subscribers.iter().map(|v| v.bitrate_bps).collect();
+    let gaps = watch.tracks().filter(|t| !t.switched_off);
+    VideoReport {
+        simulcast: plan.video.is_some_and(|v| v.simulcast),
+        cap_bps: cap,
+        mode: plan.bandwidth_profile.and_then(|p| p.mode),
+        subscriber_bitrate_bps: Spread::of(&rates),
+        over_cap: subscribers.iter().filter(|v| v.over_cap).count(),
+        subscriptions: watch.tracks().count() as u64,
+        layer_switches: watch.tracks().map(|t| t.switches).sum(),
+        stalled: watch.tracks().filter(|t| t.stalled).count() as u64,
+        switched_off: watch.tracks().filter(|t| t.switched_off).count() as u64,
+        switch_off_reasons: BTreeMap::new(),
+        longest_gap_ms: gaps
+            .map(|t| t.longest_gap.as_secs_f64() * 1000.0)
+            .reduce(f64::max),
+        layers,
+        stall_ms: STALL.as_secs_f64() * 1000.0,
+        watch_interval_ms: WATCH_INTERVAL.as_secs_f64() * 1000.0,
+        observations: watch.observations(),
+        subscribers,
     }
 }
 

@@ -16,9 +16,12 @@
 //! subscription has received a packet (or the settle time ran out); there
 //! it snapshots every meter, the server's `/proc` and `/metrics`, and its
 //! own `/proc`, and again at the end. Everything reported about media is the
-//! difference, so joins, first keyframes and ICE do not pollute it.
+//! difference, so joins, first keyframes and ICE do not pollute it. When the
+//! plan has video, the runner also looks at every participant's video every
+//! [`WATCH_INTERVAL`] during the window ([`VideoWatch`]: layer switches and
+//! stalls).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +34,7 @@ use crate::plan::{ParticipantPlan, Plan, PlanError, Role};
 use crate::process::{self, Pid};
 use crate::report::{Outcome, Report, Snapshot};
 use crate::target::{Counters, Meter, Participant, ParticipantEvent, Target, TargetError};
+use crate::video::{VideoWatch, WATCH_INTERVAL};
 
 /// How long participants get to leave after the window before they are
 /// dropped.
@@ -162,6 +166,13 @@ enum Update {
         index: usize,
         error: TargetError,
     },
+    Switched {
+        index: usize,
+        track: String,
+        off: bool,
+        reason: Option<String>,
+        at: Instant,
+    },
 }
 
 /// The coordinator's record of one participant.
@@ -175,6 +186,11 @@ pub(crate) struct Slot {
     pub disconnected: Option<TargetError>,
     pub errors: Vec<TargetError>,
     pub meter: Option<Arc<dyn Meter>>,
+    /// Subscribed tracks the server has switched off for this participant.
+    pub switched_off: HashSet<String>,
+    /// When the server switched a track off, and why (bounded: one entry
+    /// per switch-off, and a switch-off needs a subscription).
+    pub switch_offs: Vec<(Instant, String)>,
     /// Counters at the last progress tick.
     previous: Counters,
 }
@@ -225,6 +241,8 @@ pub async fn run<T: Target>(
                 disconnected: None,
                 errors: Vec::new(),
                 meter: None,
+                switched_off: HashSet::new(),
+                switch_offs: Vec::new(),
                 previous: Counters::default(),
             }
         })
@@ -237,6 +255,10 @@ pub async fn run<T: Target>(
     let mut phase = Phase::Ramp;
     let mut settle_since = start;
     let mut window_start: Option<Snapshot> = None;
+    let mut video = VideoWatch::default();
+    let watching = plan.video.is_some();
+    let mut watch = tokio::time::interval(WATCH_INTERVAL);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut window_end: Option<Snapshot> = None;
     let mut last_tick = Instant::now();
     let mut warnings = Vec::new();
@@ -250,8 +272,17 @@ pub async fn run<T: Target>(
         tokio::select! {
             Some(update) = updates.recv() => apply(&mut slots, update),
             () = tokio::time::sleep_until(end_at), if window_start.is_some() => {
-                window_end = Some(snapshot(&slots, &options).await);
+                let end = snapshot(&slots, &options).await;
+                if watching {
+                    video.observe(end.at, &end.counters, &switched_off(&slots));
+                }
+                window_end = Some(end);
                 break;
+            }
+            _ = watch.tick(), if watching && window_start.is_some() => {
+                let counters: Vec<Option<Counters>> =
+                    slots.iter().map(|s| s.meter.as_ref().map(|m| m.sample())).collect();
+                video.observe(Instant::now(), &counters, &switched_off(&slots));
             }
             _ = ticker.tick() => {
                 let now = Instant::now();
@@ -292,7 +323,11 @@ pub async fn run<T: Target>(
                                 plan.settle.as_secs_f64(), with_media, expected
                             ));
                         }
-                        window_start = Some(snapshot(&slots, &options).await);
+                        let start = snapshot(&slots, &options).await;
+                        if watching {
+                            video.start(start.at, &start.counters, &switched_off(&slots));
+                        }
+                        window_start = Some(start);
                         phase = Phase::Window;
                     }
                 }
@@ -326,13 +361,38 @@ pub async fn run<T: Target>(
             start,
             window_start,
             window_end,
+            video: watching.then_some(video),
             warnings,
         },
     ))
 }
 
+/// Per participant, the tracks the server has switched off for it.
+fn switched_off(slots: &[Slot]) -> Vec<&HashSet<String>> {
+    slots.iter().map(|s| &s.switched_off).collect()
+}
+
 fn apply(slots: &mut [Slot], update: Update) {
     match update {
+        Update::Switched {
+            index,
+            track,
+            off,
+            reason,
+            at,
+        } => {
+            if let Some(s) = slots.get_mut(index) {
+                if off {
+                    // The first thousand: enough to say why, and bounded.
+                    if s.switch_offs.len() < 1000 {
+                        s.switch_offs.push((at, reason.unwrap_or_default()));
+                    }
+                    s.switched_off.insert(track);
+                } else {
+                    s.switched_off.remove(&track);
+                }
+            }
+        }
         Update::Joining { index, at } => {
             if let Some(s) = slots.get_mut(index) {
                 s.join_started = Some(at);
@@ -525,6 +585,15 @@ async fn participant<T: Target>(
                 let error = TargetError { code, message };
                 let _ = updates.send(Update::Disconnected { index, error });
                 return;
+            }
+            Some(ParticipantEvent::TrackSwitched { track, off, reason }) => {
+                let _ = updates.send(Update::Switched {
+                    index,
+                    track,
+                    off,
+                    reason,
+                    at: Instant::now(),
+                });
             }
             Some(ParticipantEvent::Other) => {}
             None => {

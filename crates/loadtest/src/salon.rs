@@ -3,8 +3,11 @@
 //! Each participant mints its own access token (the API key is the one the
 //! server trusts; the grant names the participant's room), joins with
 //! auto-subscribe on, and publishes the plan's tracks as `microphone`
-//! (Opus-shaped) and `camera` (VP8-shaped). Its [`Meter`] reads the client's
-//! shared statistics.
+//! (Opus-shaped) and `camera` (VP8-shaped; with simulcast, three RID layers,
+//! [`crate::VideoShape::layers`]). With a bandwidth profile in the plan, it
+//! sets it (`set_bandwidth_profile`) right after joining. Its [`Meter`]
+//! reads the client's shared statistics; the server's `track_switched_off`
+//! and `track_switched_on` become [`ParticipantEvent::TrackSwitched`].
 //!
 //! With [`SalonTarget::record_rooms`], each room is created through the
 //! REST API with `RecordParticipantsOnConnect=true` before its first
@@ -19,10 +22,11 @@ use salon_client::{
     Client, ClientConfig, ClientEvent, ClientStats, MediaTransport, StatsHandle, TrackKind,
     TrackSid, TrackSpec,
 };
+use salon_signal::{ClientMessage, ServerMessage};
 use salon_token::{ApiKey, Grant, MintOptions};
 
 use crate::histogram;
-use crate::plan::ParticipantPlan;
+use crate::plan::{BandwidthMode, ParticipantPlan};
 use crate::target::{
     Counters, MediaKind, Meter, Participant, ParticipantEvent, ReceivedTrack, SentTrack, Target,
     TargetError,
@@ -162,16 +166,41 @@ impl Target for SalonTarget {
             config = config.publish(TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps));
         }
         if let Some(video) = plan.video {
-            config = config.publish(
-                TrackSpec::video(VIDEO_TRACK)
-                    .bitrate(video.bitrate_bps)
-                    .fps(video.fps),
-            );
+            let mut camera = TrackSpec::video(VIDEO_TRACK)
+                .bitrate(video.bitrate_bps)
+                .fps(video.fps);
+            if video.simulcast {
+                let layers: Vec<(&str, u16, u16, u32)> = video
+                    .layers()
+                    .iter()
+                    .map(|l| (l.rid, l.width, l.height, l.bitrate_bps))
+                    .collect();
+                camera = camera.simulcast(&layers);
+            }
+            config = config.publish(camera);
         }
-        let client = Client::connect(config).await.map_err(|e| TargetError {
+        let failed = |e: salon_client::ClientError| TargetError {
             code: Some(e.code),
             message: e.message,
-        })?;
+        };
+        let client = Client::connect(config).await.map_err(failed)?;
+        if let Some(profile) = plan.bandwidth_profile {
+            let mode = profile.mode.map(|m| match m {
+                BandwidthMode::Grid => salon_signal::BandwidthMode::Grid,
+                BandwidthMode::Collaboration => salon_signal::BandwidthMode::Collaboration,
+                BandwidthMode::Presentation => salon_signal::BandwidthMode::Presentation,
+            });
+            client
+                .adaptive(ClientMessage::SetBandwidthProfile {
+                    mode,
+                    max_subscription_bitrate: profile.max_subscription_bitrate_bps,
+                    dominant_speaker_priority: None,
+                    track_switch_off_mode: None,
+                    max_tracks: None,
+                })
+                .await
+                .map_err(failed)?;
+        }
         Ok(SalonParticipant { client })
     }
 }
@@ -194,6 +223,20 @@ impl Participant for SalonParticipant {
             ClientEvent::Error { code, message } => ParticipantEvent::Error { code, message },
             ClientEvent::Disconnected { code, message, .. } => {
                 ParticipantEvent::Disconnected { code, message }
+            }
+            ClientEvent::Adaptive(ServerMessage::TrackSwitchedOff { track, reason }) => {
+                ParticipantEvent::TrackSwitched {
+                    track: track.to_string(),
+                    off: true,
+                    reason: Some(reason),
+                }
+            }
+            ClientEvent::Adaptive(ServerMessage::TrackSwitchedOn { track }) => {
+                ParticipantEvent::TrackSwitched {
+                    track: track.to_string(),
+                    off: false,
+                    reason: None,
+                }
             }
             _ => ParticipantEvent::Other,
         })
@@ -254,6 +297,9 @@ pub(crate) fn counters(
                 foreign: r.foreign,
                 latency: histogram::from_client(&r.latency),
                 first_packet_after: r.time_to_first_packet(),
+                width: r.width,
+                height: r.height,
+                last_packet_at: r.last_packet_at,
             })
         })
         .collect();

@@ -70,6 +70,16 @@ pub enum ParticipantEvent {
     Error { code: u32, message: String },
     /// The session is over before the runner ended it.
     Disconnected { code: Option<u32>, message: String },
+    /// The server stopped forwarding a subscribed video track (`off`:
+    /// Twilio's `trackSwitchedOff`, for bandwidth) or forwards it again
+    /// (`trackSwitchedOn`). `track` is named as in [`ReceivedTrack::track`];
+    /// `reason` is Twilio's for a switch-off (`network-congestion`,
+    /// `max-bandwidth-reached`, …).
+    TrackSwitched {
+        track: String,
+        off: bool,
+        reason: Option<String>,
+    },
     /// Anything else (room events): ignored by the runner.
     Other,
 }
@@ -130,6 +140,12 @@ pub struct ReceivedTrack {
     pub latency: Latencies,
     /// From the subscription to its first packet.
     pub first_packet_after: Option<Duration>,
+    /// Video: the size the last keyframe announced (the simulcast layer
+    /// received), 0 when unknown.
+    pub width: u16,
+    pub height: u16,
+    /// When the last packet arrived.
+    pub last_packet_at: Option<std::time::Instant>,
 }
 
 impl Counters {

@@ -78,6 +78,7 @@ async fn a_webinar_through_the_batched_relay_reaches_every_subscriber() {
     plan.video = Some(salon_loadtest::VideoShape {
         bitrate_bps: 500_000,
         fps: 15,
+        simulcast: false,
     });
     let report = run(target, RunOptions::new(plan), |_| {}).await.unwrap();
     let (stats, _) = relay.stop().unwrap();

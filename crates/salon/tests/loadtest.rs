@@ -211,6 +211,133 @@ fn every_publisher_of_a_meeting_receives_every_other() {
     assert!(silent.is_empty(), "subscriptions without media: {silent:?}");
 }
 
+/// How far over its cap a subscriber's measured video may be. Without a
+/// cap, grid mode would forward every full layer (15 × 80 kbit/s, 4× the
+/// cap of the test below), so a cap not applied fails by far. What the
+/// tolerance absorbs: the server holds the *allocation* under the cap from
+/// the layers' measured bitrates, but each layer switch asks the
+/// publisher for a keyframe (4 frames' worth, on every layer of that
+/// publisher), and those keyframes reach all its subscribers before the
+/// measured bitrates show them. Measured in December 2026 with layers
+/// that flap (about 2 switches per subscription per 8 s while the cap
+/// binds): subscribers 5–13 % over on a release build, up to 19 % on a
+/// debug one (docs/performance.md, "Large meeting"). 25 % keeps this test
+/// a check that the cap is applied; tighten it once the allocation counts
+/// the keyframes its switches cause and stops flapping.
+const CAP_TOLERANCE: f64 = 0.25;
+
+/// A room of `publishers`, everyone publishing three-layer simulcast video
+/// (80 kbit/s full layer, so 8/27/80 kbit/s; no audio; 2 fps, so it runs in
+/// seconds on two cores in a debug build) and setting `cap` as its
+/// `maxSubscriptionBitrate` in grid mode; checks that everyone joined and
+/// stayed, that every subscription received video throughout the window
+/// (none silent for more than 2 s: a track the allocation switches off
+/// and on again within that is reported, not failed), and that every
+/// subscriber stayed under its cap. Returns the report's `window.video`.
+fn simulcast_room(publishers: u64, cap: f64, ramp: &str, settle: &str) -> Value {
+    let server = Server::start();
+    let pid = server.child.id().to_string();
+    let data_dir = server.data_dir.to_string_lossy().into_owned();
+    let (r, _) = loadtest(
+        &server,
+        &[
+            "--data-dir",
+            &data_dir,
+            "--publishers",
+            &publishers.to_string(),
+            "--no-audio",
+            "--simulcast",
+            "--video-bitrate",
+            "80k",
+            "--video-fps",
+            "2",
+            "--max-subscription-bitrate",
+            &format!("{cap}"),
+            "--mode",
+            "grid",
+            "--ramp",
+            ramp,
+            "--settle",
+            settle,
+            "--duration",
+            "4s",
+            "--server-pid",
+            &pid,
+            "--name-prefix",
+            "simulcast",
+            "--quiet",
+        ],
+        &[],
+    );
+    let joins = &r["joins"];
+    assert_eq!(joins["joined"].as_u64(), Some(publishers), "{joins}");
+    assert_eq!(joins["disconnected"].as_u64(), Some(0), "{joins}");
+    let subscriptions = publishers * (publishers - 1);
+    let window = &r["window"];
+    assert_eq!(
+        window["subscriptions"]["with_media"].as_u64(),
+        Some(subscriptions),
+        "{}",
+        r["warnings"]
+    );
+    let video = window["video"].clone();
+    assert_eq!(video["simulcast"], true, "{video}");
+    assert_eq!(num(&video, "cap_bps"), cap, "{video}");
+    assert_eq!(
+        video["subscriptions"].as_u64(),
+        Some(subscriptions),
+        "{video}"
+    );
+    // Nobody's video stops.
+    assert_eq!(video["stalled"].as_u64(), Some(0), "{video}");
+    // Every subscriber under its cap, within the tolerance.
+    let subscribers = video["subscribers"].as_array().expect("subscribers");
+    assert_eq!(subscribers.len() as u64, publishers, "{video}");
+    let limit = cap * (1.0 + CAP_TOLERANCE);
+    let over: Vec<String> = subscribers
+        .iter()
+        .filter(|s| num(s, "bitrate_bps") > limit)
+        .map(|s| format!("{}: {:.0} bit/s", s["subscriber"], num(s, "bitrate_bps")))
+        .collect();
+    assert!(
+        over.is_empty(),
+        "over the cap of {cap} + {CAP_TOLERANCE}: {over:?}\n{video}"
+    );
+    assert!(num(&video, "subscriber_bitrate_bps.min") > 0.0, "{video}");
+    video
+}
+
+/// 16 people under a 300 kbit/s cap: their 15 quarter layers take about
+/// 150 kbit/s, all 15 half layers 400, so grid mode gives everyone the
+/// quarter layer and lifts some tracks to the half layer with the rest —
+/// the cap, not the link, decides, and nothing reaches the full layer.
+#[test]
+fn a_simulcast_meeting_stays_under_the_cap_and_no_video_stops() {
+    let video = simulcast_room(16, 300_000.0, "2s", "15s");
+    let layers = &video["layers"];
+    assert!(layers.get("1280x720").is_none(), "{layers}");
+    assert!(layers.get("320x180").is_some(), "{layers}");
+}
+
+/// The same in a room of 50, Twilio's largest group room (2450 video
+/// subscriptions; 49 quarter layers take about 0.5 Mbit/s, the cap of
+/// 0.8 Mbit/s lifts some to the half layer). Ignored in `scripts/test`: a
+/// debug build on two shared cores cannot carry the join storm (each join
+/// renegotiates with the 49 others; sessions fall behind and the server
+/// drops them for a full event queue), and on a release build with the
+/// machine busy, tracks are switched off (by hand on release, 3 December
+/// 2026: 2102 of 2450 subscriptions with media in the window, none
+/// stalled, nobody over the cap, 523 of 576 switch-offs
+/// `max-bandwidth-reached`: the keyframes of layer switches inflate the
+/// measured layer bitrates; docs/performance.md). Run it on a release
+/// build:
+/// `cargo test --release --workspace --test loadtest -- --ignored room_of_50`.
+#[test]
+#[ignore = "a room of 50 needs a release build and a quiet machine (see its doc)"]
+fn a_room_of_50_with_simulcast_stays_under_the_cap_and_no_video_stops() {
+    simulcast_room(50, 800_000.0, "5s", "30s");
+}
+
 #[test]
 fn a_target_off_this_machine_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary directory");

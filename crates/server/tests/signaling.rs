@@ -152,7 +152,7 @@ async fn a_join_without_a_room_takes_the_grant_or_makes_a_room_named_by_its_sid(
 async fn bad_messages_during_a_session_get_errors_and_the_session_goes_on() {
     let s = TestServer::start().await;
     let (mut socket, _) = joined(&s, "alice", "r").await;
-    let oversized = json!({"type": "ping", "id": 1, "pad": "x".repeat(70 * 1024)});
+    let oversized = json!({"type": "ping", "id": 1, "pad": "x".repeat(300 * 1024)});
     send(&mut socket, oversized).await;
     assert_error(&next(&mut socket).await, 53004);
     send(&mut socket, json!({"type": "teleport"})).await;

@@ -112,10 +112,10 @@ fn frame(text: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a_frame_over_128_kib_closes_the_socket_with_1009() {
+async fn a_frame_over_512_kib_closes_the_socket_with_1009() {
     let s = TestServer::start().await;
     let mut socket = joined(&s, "alice", "big").await;
-    let huge = json!({"type": "ping", "id": 1, "pad": "x".repeat(200_000)});
+    let huge = json!({"type": "ping", "id": 1, "pad": "x".repeat(600_000)});
     // The server may close before taking all of it.
     let _ = socket.send(Message::Text(huge.to_string().into())).await;
     match hear(&mut socket).await {
@@ -125,12 +125,12 @@ async fn a_frame_over_128_kib_closes_the_socket_with_1009() {
 }
 
 #[tokio::test]
-async fn a_join_with_a_100_kb_token_is_refused_with_a_code_then_closed() {
+async fn a_join_with_a_300_kb_token_is_refused_with_a_code_then_closed() {
     let s = TestServer::start().await;
     let mut socket = open(&s).await;
     send(
         &mut socket,
-        json!({"type": "join", "version": 1, "token": "e".repeat(100_000), "room": "r"}),
+        json!({"type": "join", "version": 1, "token": "e".repeat(300_000), "room": "r"}),
     )
     .await;
     let refused = message(&mut socket).await;

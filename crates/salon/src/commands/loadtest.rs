@@ -26,7 +26,8 @@ use salon_loadtest::janus::netns;
 use salon_loadtest::janus::server::{self as janus_server, JanusOptions, JanusServer};
 use salon_loadtest::metrics::Scraper;
 use salon_loadtest::{
-    AudioShape, FloorTarget, JanusTarget, Plan, Report, RunOptions, SalonTarget, Target, VideoShape,
+    AudioShape, BandwidthMode, BandwidthProfile, FloorTarget, JanusTarget, Plan, Report,
+    RunOptions, SalonTarget, Target, VideoShape,
 };
 use salon_server::{Credentials, Metrics};
 use salon_token::ApiKey;
@@ -72,6 +73,21 @@ use crate::settings::Settings;
 /// no /metrics). Pin Janus with --janus-cpus as you pin Salon with taskset:
 /// `taskset -c 1 salon loadtest --target janus --janus-cpus 0`.
 ///
+/// --simulcast publishes each camera as three RID layers, as libwebrtc
+/// sends a 1280x720 camera: q 320x180, h 640x360, f 1280x720 at 1/10, 1/3
+/// and all of --video-bitrate (150k, 500k, 1.5M from the default), each at
+/// --video-fps. --max-subscription-bitrate and --mode make every
+/// participant set Twilio's bandwidth profile (maxSubscriptionBitrate, a cap
+/// on the video it receives, which the server's allocation must respect;
+/// mode grid, collaboration or presentation). With video, the report adds
+/// each subscriber's received video bitrate against the cap (mean, min,
+/// max, how many over it), layer switches (changes of the received
+/// keyframe size, looked at every 250 ms), the layers received at the end,
+/// and stalled subscriptions (video silent for more than 2 s while the
+/// server had not switched it off). A room of 50 in grid mode, with a cap
+/// that holds all 49 quarter layers (a lower one switches tracks off):
+/// `--publishers 50 --simulcast --max-subscription-bitrate 10M --mode grid`.
+///
 /// `--target floor` measures the relay floor: the same participants and
 /// media through `salon bench-relay`, a bare one-thread relay doing only the
 /// SRTP work forwarding cannot avoid. Without --url it starts one on a free
@@ -115,6 +131,18 @@ pub struct LoadtestArgs {
     /// Publishers send no video
     #[arg(long)]
     pub no_video: bool,
+
+    /// Salon: each publisher's video is three RID simulcast layers, libwebrtc's for a 1280x720 camera: 320x180, 640x360 and 1280x720 at 1/10, 1/3 and all of --video-bitrate (150k/500k/1.5M by default)
+    #[arg(long, conflicts_with = "no_video")]
+    pub simulcast: bool,
+
+    /// Salon: every participant sets Twilio's bandwidth profile maxSubscriptionBitrate to this (bits per second of video it receives; k and M work), a cap the server's allocation must respect
+    #[arg(long, value_name = "BPS", value_parser = parse_bitrate)]
+    pub max_subscription_bitrate: Option<u32>,
+
+    /// Salon: every participant sets this bandwidth profile mode [default: the server's, grid]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
 
     /// Publishers send no audio
     #[arg(long)]
@@ -223,6 +251,24 @@ pub enum TargetKind {
     Floor,
 }
 
+/// Twilio's bandwidth profile modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Grid,
+    Collaboration,
+    Presentation,
+}
+
+impl From<ModeArg> for BandwidthMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Grid => BandwidthMode::Grid,
+            ModeArg::Collaboration => BandwidthMode::Collaboration,
+            ModeArg::Presentation => BandwidthMode::Presentation,
+        }
+    }
+}
+
 /// CPUs to pin a process to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuList(pub Vec<usize>);
@@ -234,6 +280,14 @@ fn parse_cpus(text: &str) -> Result<CpuList, String> {
 impl LoadtestArgs {
     fn janus(&self) -> bool {
         self.target == TargetKind::Janus || self.janus_url.is_some()
+    }
+
+    /// The bandwidth profile every participant sets, if any.
+    fn bandwidth_profile(&self) -> Option<BandwidthProfile> {
+        (self.max_subscription_bitrate.is_some() || self.mode.is_some()).then(|| BandwidthProfile {
+            max_subscription_bitrate_bps: self.max_subscription_bitrate.map(u64::from),
+            mode: self.mode.map(BandwidthMode::from),
+        })
     }
 }
 
@@ -250,6 +304,7 @@ pub struct Prepared {
 /// there, then move this process into the network namespace Janus runs in
 /// (see [`salon_loadtest::janus::netns`]).
 pub fn prepare(args: &LoadtestArgs) -> Result<Prepared> {
+    salon_only(args)?;
     if !args.janus() || args.janus_url.is_some() {
         return Ok(Prepared::default());
     }
@@ -262,6 +317,20 @@ pub fn prepare(args: &LoadtestArgs) -> Result<Prepared> {
     let ip = janus_server::find_or_install("ip", "iproute2", &mut say)?;
     netns::isolate(&ip)?;
     Ok(Prepared { janus: Some(janus) })
+}
+
+/// Refuse Salon-only flags for the other targets: the Janus target
+/// publishes one video stream per camera and asks VideoRoom for no
+/// substream; the floor relays whatever it gets and allocates nothing.
+fn salon_only(args: &LoadtestArgs) -> Result<()> {
+    if (args.janus() || args.target == TargetKind::Floor)
+        && (args.simulcast || args.bandwidth_profile().is_some())
+    {
+        bail!(
+            "--simulcast, --max-subscription-bitrate and --mode are for Salon: the Janus and floor targets publish one video stream and set no bandwidth profile"
+        );
+    }
+    Ok(())
 }
 
 /// Interrupted by Ctrl-C.
@@ -287,7 +356,9 @@ pub async fn run(settings: &Settings, args: LoadtestArgs, prepared: Prepared) ->
         video: (!args.no_video).then_some(VideoShape {
             bitrate_bps: args.video_bitrate,
             fps: args.video_fps,
+            simulcast: args.simulcast,
         }),
+        bandwidth_profile: args.bandwidth_profile(),
         ramp: args.ramp,
         settle: args.settle,
         duration: args.duration,
@@ -297,6 +368,7 @@ pub async fn run(settings: &Settings, args: LoadtestArgs, prepared: Prepared) ->
             .unwrap_or_else(|| format!("lt-{:04x}", rand::random::<u16>())),
     };
     plan.validate()?;
+    salon_only(&args)?;
 
     let report = if args.target == TargetKind::Floor {
         run_floor(&args, plan).await
@@ -661,6 +733,26 @@ mod tests {
         assert!(parse(&["--janus-bind-ip", "127.0.0.3"]).is_err());
         assert!(parse(&["--target", "janus", "--janus-cpus", "zero"]).is_err());
         assert!(parse(&["--target", "mediasoup"]).is_err());
+        // Simulcast and a bandwidth profile.
+        let large = parse(&[
+            "--simulcast",
+            "--max-subscription-bitrate",
+            "2.5M",
+            "--mode",
+            "grid",
+        ])
+        .unwrap();
+        assert!(large.simulcast);
+        assert_eq!(
+            large.bandwidth_profile(),
+            Some(BandwidthProfile {
+                max_subscription_bitrate_bps: Some(2_500_000),
+                mode: Some(BandwidthMode::Grid),
+            })
+        );
+        assert_eq!(salon.bandwidth_profile(), None);
+        assert!(parse(&["--simulcast", "--no-video"]).is_err());
+        assert!(parse(&["--mode", "gallery"]).is_err());
         // Nothing to prepare for Salon or for a Janus already running.
         assert!(prepare(&salon).unwrap().janus.is_none());
         assert!(prepare(&running).unwrap().janus.is_none());
