@@ -102,10 +102,23 @@ after(async () => {
 async function participant(browser, server, identity, room, options = {}) {
   const page = await newPage(browser, server);
   page.identity = identity;
-  await page.goto(`${server.url}/e2e/blank.html`);
+  // The SDK's modules over the veth, from a fresh page: once in a CI run
+  // one of them failed to fetch ("Failed to fetch dynamically imported
+  // module"); a module that failed stays failed in that page, so load the
+  // page again and retry (this file is about the network changes below).
+  for (let attempt = 1; ; attempt++) {
+    await page.goto(`${server.url}/e2e/blank.html`);
+    const loaded = await outcome(page, async () => {
+      window.Video = await import('/sdk/salon-video.js');
+      return true;
+    });
+    if (loaded.ok) break;
+    assert.ok(attempt < 3, `${identity} loads the SDK: ${JSON.stringify(loaded)}`);
+    console.log(`# ${identity}: the SDK did not load (${loaded.message}); loading the page again`);
+    await sleep(500);
+  }
   const token = await server.token(identity, room);
   const joined = await outcome(page, async ({ token, room, debug, options }) => {
-    window.Video = await import('/sdk/salon-video.js');
     if (debug) window.Video.Logger.getLogger('twilio-video').setLevel('debug');
     window.events = [];
     const r = await window.Video.connect(token, { name: room, audio: true, video: { width: 320 }, ...options });
