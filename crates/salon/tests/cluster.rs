@@ -820,6 +820,22 @@ async fn rooms_go_on_while_redis_is_away_and_nothing_is_lost_when_it_returns() {
     let _ = cluster.database;
 }
 
+/// The TCMP `hello` carrying RSP `connect`, as twilio-video.js opens
+/// `/signaling` for `identity` in room `name` (hello id number `n`).
+fn twilio_connect_hello(identity: &str, name: &str, n: u8) -> Value {
+    serde_json::json!({
+        "type": "hello", "id": format!("3f0d2c4e-0000-4000-8000-{n:012}"),
+        "version": 2, "timeout": 5000, "body": {
+            "type": "connect", "version": 2, "token": token(identity), "name": name,
+            "participant": {"revision": 1, "tracks": []},
+            "media_signaling": {},
+            "subscribe": {"rules": [{"type": "include", "all": true}], "revision": 1},
+            "format": "unified",
+            "publisher": {"name": "twilio-video.js", "sdk_version": "2.36.0", "user_agent": "test"}
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
     use futures_util::{SinkExt, StreamExt};
@@ -840,18 +856,7 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
         tokio_tungstenite::connect_async(format!("ws://{}/signaling", other.addr))
             .await
             .expect("open /signaling");
-    let connect = serde_json::json!({
-        "type": "connect", "version": 2, "token": token("bob"), "name": "proxied",
-        "participant": {"revision": 1, "tracks": []},
-        "media_signaling": {},
-        "subscribe": {"rules": [{"type": "include", "all": true}], "revision": 1},
-        "format": "unified",
-        "publisher": {"name": "twilio-video.js", "sdk_version": "2.36.0", "user_agent": "test"}
-    });
-    let hello = serde_json::json!({
-        "type": "hello", "id": "3f0d2c4e-0000-4000-8000-000000000001",
-        "version": 2, "timeout": 5000, "body": connect
-    });
+    let hello = twilio_connect_hello("bob", "proxied", 1);
     socket
         .send(Message::text(hello.to_string()))
         .await
@@ -1015,17 +1020,7 @@ async fn the_official_sdks_signaling_is_proxied_over_tls_to_a_node_with_an_https
         tokio_tungstenite::connect_async(format!("ws://{}/signaling", other.addr))
             .await
             .expect("open /signaling");
-    let hello = serde_json::json!({
-        "type": "hello", "id": "3f0d2c4e-0000-4000-8000-000000000003",
-        "version": 2, "timeout": 5000, "body": {
-            "type": "connect", "version": 2, "token": token("bob"), "name": "over-tls",
-            "participant": {"revision": 1, "tracks": []},
-            "media_signaling": {},
-            "subscribe": {"rules": [{"type": "include", "all": true}], "revision": 1},
-            "format": "unified",
-            "publisher": {"name": "twilio-video.js", "sdk_version": "2.36.0", "user_agent": "test"}
-        }
-    });
+    let hello = twilio_connect_hello("bob", "over-tls", 3);
     socket
         .send(Message::text(hello.to_string()))
         .await
