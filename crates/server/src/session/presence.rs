@@ -93,7 +93,7 @@ impl Presence {
             .collect();
         Away {
             away,
-            own_media_away_at: None,
+            ..Away::default()
         }
     }
 
@@ -115,6 +115,21 @@ impl Presence {
 pub struct Away {
     away: HashSet<(ParticipantSid, Cause)>,
     own_media_away_at: Option<Instant>,
+    /// This session's socket is gone and the others were told so: they
+    /// must be told of the resume.
+    own_detach_shown: bool,
+}
+
+/// What the others are shown when this session's client resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// Nothing: they were shown this outage already, and its end.
+    Nothing,
+    /// The end of the outage they were shown (`reconnected`).
+    Back,
+    /// A whole outage they were not shown (`reconnecting`, `reconnected`):
+    /// the client took a silent socket for dead before the server noticed.
+    Blip,
 }
 
 impl Away {
@@ -145,6 +160,32 @@ impl Away {
     /// shows them no second reconnect.
     pub fn own_outage_shown_since(&self, last_heard: Instant) -> bool {
         self.own_media_away_at.is_some_and(|at| at >= last_heard)
+    }
+
+    /// This session's socket is gone (`last_heard`: its last word).
+    /// Whether to show the others a reconnect: not when its media going
+    /// silent already showed them this outage. The socket's end is often
+    /// noticed only once the network is back (the client's new socket, or
+    /// a reset), after the media came back and they were shown its end.
+    pub fn own_detached(&mut self, last_heard: Instant) -> bool {
+        self.own_detach_shown = !self.own_outage_shown_since(last_heard);
+        self.own_detach_shown
+    }
+
+    /// This session's client resumed; `detached` when the session had
+    /// noticed its old socket was gone ([`Away::own_detached`]).
+    pub fn own_resumed(&mut self, detached: bool, last_heard: Instant) -> Resumed {
+        if detached {
+            if std::mem::take(&mut self.own_detach_shown) {
+                Resumed::Back
+            } else {
+                Resumed::Nothing
+            }
+        } else if self.own_outage_shown_since(last_heard) {
+            Resumed::Nothing
+        } else {
+            Resumed::Blip
+        }
     }
 
     pub fn is_away(&self, participant: ParticipantSid) -> bool {
@@ -200,6 +241,45 @@ mod tests {
         assert!(away.own_outage_shown_since(before));
         // An outage before the socket's last word was another one.
         assert!(!away.own_outage_shown_since(Instant::now() + std::time::Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn one_outage_is_shown_once_whichever_of_socket_and_media_is_noticed_first() {
+        let (room, me) = (RoomSid::random(), ParticipantSid::random());
+        let media = |reconnecting| Notice {
+            room,
+            participant: me,
+            cause: Cause::Media,
+            reconnecting,
+        };
+        // The socket noticed gone first: shown, and its resume too.
+        let mut away = Away::default();
+        let heard = Instant::now();
+        assert!(away.own_detached(heard));
+        away.note_own(media(true));
+        assert_eq!(away.own_resumed(true, heard), Resumed::Back);
+        // The media went silent and came back, and only then was the old
+        // socket noticed gone (the CI race): no second reconnect.
+        let mut away = Away::default();
+        let heard = Instant::now();
+        away.note_own(media(true));
+        away.note_own(media(false));
+        assert!(!away.own_detached(heard));
+        assert_eq!(away.own_resumed(true, heard), Resumed::Nothing);
+        // A resume before the server noticed anything, media never silent:
+        // the whole blip; with the media silent meanwhile: nothing more.
+        let mut away = Away::default();
+        assert_eq!(away.own_resumed(false, Instant::now()), Resumed::Blip);
+        let heard = Instant::now();
+        away.note_own(media(true));
+        assert_eq!(away.own_resumed(false, heard), Resumed::Nothing);
+        // A media outage before the socket's last word was another one.
+        let mut away = Away::default();
+        away.note_own(media(true));
+        away.note_own(media(false));
+        let heard = Instant::now() + std::time::Duration::from_millis(1);
+        assert!(away.own_detached(heard));
+        assert_eq!(away.own_resumed(true, heard), Resumed::Back);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
     self, Away, Cause, Change, Declared, Expiry, Goodbye, Member, Notice, Participant, Refusal,
-    Track, check_offer,
+    Resumed, Track, check_offer,
 };
 
 mod adaptive;
@@ -375,7 +375,9 @@ impl Session {
         self.connection = None;
         if self.detached_at.is_none() {
             self.detached_at = Some(Instant::now());
-            self.announce(true);
+            if self.away.own_detached(self.last_heard) {
+                self.announce(true);
+            }
         }
     }
 
@@ -419,11 +421,14 @@ impl Session {
         // this session noticed its old socket was gone (the client took a
         // silent socket for dead): the client was away either way. Unless
         // its media going silent already showed them this outage.
-        if self.detached_at.take().is_some() {
-            self.announce(false);
-        } else if !self.away.own_outage_shown_since(self.last_heard) {
-            self.announce(true);
-            self.announce(false);
+        let detached = self.detached_at.take().is_some();
+        match self.away.own_resumed(detached, self.last_heard) {
+            Resumed::Nothing => {}
+            Resumed::Back => self.announce(false),
+            Resumed::Blip => {
+                self.announce(true);
+                self.announce(false);
+            }
         }
         self.last_heard = Instant::now();
         let (me, others) = self.member.roster();

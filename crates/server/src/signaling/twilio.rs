@@ -62,7 +62,8 @@ mod msp;
 use crate::AppState;
 use crate::http::SocketControl;
 use crate::session::{
-    self, Away, Cause, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Track,
+    self, Away, Cause, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Resumed,
+    Track,
 };
 
 /// Twilio's protocol on a signaling socket: TCMP frames.
@@ -493,7 +494,7 @@ impl Session {
     }
 
     fn detach(&mut self) {
-        if self.detached_at.is_none() {
+        if self.detached_at.is_none() && self.reconnecting.own_detached(self.last_heard) {
             self.announce(true);
         }
         self.connection = None;
@@ -1085,11 +1086,16 @@ impl Session {
         // The client lost its socket, whether or not the server noticed
         // before the sync came: the others see it reconnect either way
         // (once: not again when its media going silent showed them).
-        if self.detached_at.is_some() {
-            self.announce(false);
-        } else if !self.reconnecting.own_outage_shown_since(self.last_heard) {
-            self.announce(true);
-            self.announce(false);
+        match self
+            .reconnecting
+            .own_resumed(self.detached_at.is_some(), self.last_heard)
+        {
+            Resumed::Nothing => {}
+            Resumed::Back => self.announce(false),
+            Resumed::Blip => {
+                self.announce(true);
+                self.announce(false);
+            }
         }
         self.connection = Some(attached.connection);
         self.detached_at = None;
