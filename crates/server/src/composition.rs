@@ -8,6 +8,11 @@
 //! `composition-progress` callbacks at each quarter; the end sends
 //! `composition-available` or `composition-failed`.
 //!
+//! The queue is in memory: a node that stops (a crash, or a shutdown before
+//! a job ends) resumes its `enqueued` and `processing` compositions when it
+//! starts again (`rest::compositions::resume_unfinished`); the compositions
+//! table records which node queued each.
+//!
 //! Time alignment: each recording starts at its first frame's time (its
 //! `offset`); the timeline starts at the earliest source included
 //! (`Trim=true`, the default) or at the room's creation (`Trim=false`).
@@ -264,6 +269,9 @@ pub struct Job {
     pub sid: CompositionSid,
     pub plan: Plan,
     pub recordings: Vec<RecordingRecord>,
+    /// It was `processing` when a previous process stopped: it starts over
+    /// (without a second `composition-started`).
+    pub interrupted: bool,
 }
 
 /// The handle REST uses.
@@ -288,6 +296,11 @@ impl Compositions {
     /// Queue a job; false when the queue is full.
     pub fn enqueue(&self, job: Job) -> bool {
         self.jobs.try_send(job).is_ok()
+    }
+
+    /// Queue a job once there is room; false when the runner is gone.
+    pub async fn enqueue_waiting(&self, job: Job) -> bool {
+        self.jobs.send(job).await.is_ok()
     }
 }
 
@@ -340,15 +353,20 @@ async fn compose(
     recordings_dir: &Path,
     job: Job,
 ) -> Result<(u64, u64), String> {
+    let (from, started_event) = if job.interrupted {
+        (&["processing"], None)
+    } else {
+        (&["enqueued"], Some(CallbackEvent::CompositionStarted))
+    };
     let started = store
         .composition_change(
             job.sid,
-            &["enqueued"],
+            from,
             "processing",
             0,
             None,
             None,
-            Some(CallbackEvent::CompositionStarted),
+            started_event,
             Timestamp::now(),
         )
         .await

@@ -153,6 +153,8 @@ pub struct Server {
     http: http::HttpLimits,
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
+    /// Fires composition hooks; it finishes what the shutdown started.
+    hooks: tokio::task::JoinHandle<()>,
     callback_sender: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
     /// The built-in TURN server (stops when dropped).
@@ -263,10 +265,12 @@ impl Server {
             compositions,
             cluster: None,
         };
-        tokio::spawn(rest::composition_hooks::fire_when_rooms_end(
+        let hooks = tokio::spawn(rest::composition_hooks::fire_when_rooms_end(
             state.clone(),
             hook_events,
+            stop_watcher.subscribe(),
         ));
+        tokio::spawn(rest::compositions::resume_unfinished(state.clone()));
         Ok(Self {
             listener,
             state,
@@ -278,6 +282,7 @@ impl Server {
             watcher,
             callback_sender,
             heartbeat,
+            hooks,
             turn,
         })
     }
@@ -322,6 +327,7 @@ impl Server {
         // The sender delivers what the shutdown made due for a few seconds
         // more; the rest waits in the outbox for the next start.
         let _ = self.stop_watcher.send(true);
+        let _ = self.hooks.await;
         let _ = self.watcher.await;
         let _ = self.callback_sender.await;
         let _ = self.heartbeat.await;

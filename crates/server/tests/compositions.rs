@@ -579,3 +579,155 @@ async fn composition_hooks_are_a_rest_resource_and_compose_each_room_that_ends()
         .await;
     assert_eq!(status, 204);
 }
+
+/// Compositions of `room`, as REST lists them.
+async fn compositions_of(s: &TestServer, room: &str) -> Vec<Value> {
+    let (_, list) = s.get(&format!("/v1/Compositions?RoomSid={room}")).await;
+    list["compositions"].as_array().cloned().unwrap_or_default()
+}
+
+/// A node that stops before its compositions are made makes them when it
+/// starts again: a room the shutdown itself ended still fires its hook
+/// before the store closes, and a composition a crash left `processing`
+/// starts over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compositions_a_stop_cut_short_are_made_after_the_restart() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let s = TestServer::start().await;
+    let (status, hook) = s
+        .post(
+            "/v1/CompositionHooks",
+            &[
+                ("FriendlyName", "everyone"),
+                ("AudioSources", "*"),
+                ("Format", "mp4"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+
+    // A recorded room in progress when the server stops.
+    let (_, live) = s
+        .post(
+            "/v1/Rooms",
+            &[
+                ("UniqueName", "live-at-shutdown"),
+                ("RecordParticipantsOnConnect", "true"),
+            ],
+        )
+        .await;
+    let live_sid = live["sid"].as_str().unwrap().to_owned();
+    let _alice = s
+        .client(
+            "alice",
+            "live-at-shutdown",
+            &[salon_client::TrackSpec::audio("mic")],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    // An ended room whose composition a crash left `processing`.
+    let (_, ended) = s.post("/v1/Rooms", &[("UniqueName", "crashed")]).await;
+    let ended_sid: RoomSid = ended["sid"].as_str().unwrap().parse().unwrap();
+    s.post(
+        &format!("/v1/Rooms/{ended_sid}"),
+        &[("Status", "completed")],
+    )
+    .await;
+    let t0 = Timestamp::now().millis() - 60_000;
+    let bob = ParticipantSid::random();
+    add_recording(
+        &s,
+        ended_sid,
+        bob,
+        "bob-mic",
+        "audio",
+        "sine=frequency=660",
+        t0,
+        0,
+        2,
+    )
+    .await;
+    let stuck = salon_sid::CompositionSid::random();
+    let now = Timestamp::now();
+    let record = salon_store::CompositionRecord {
+        sid: stuck,
+        account_sid: s.account,
+        room_sid: ended_sid,
+        status: "enqueued".into(),
+        format: "mp4".into(),
+        resolution: "640x480".into(),
+        video_layout: "{}".into(),
+        audio_sources: r#"["*"]"#.into(),
+        trim: true,
+        status_callback: None,
+        status_callback_method: "POST".into(),
+        progress: 0,
+        path: format!("{stuck}.mp4"),
+        size: 0,
+        duration_ms: 0,
+        failure: None,
+        date_created: now,
+        date_updated: now,
+        date_completed: None,
+    };
+    let store = &s.state.store;
+    store.insert_composition(&record).await.unwrap();
+    let started = store
+        .composition_change(
+            stuck,
+            &["enqueued"],
+            "processing",
+            40,
+            None,
+            None,
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(started);
+
+    // The shutdown ends the live room; its hook writes its composition
+    // before the store closes.
+    let dir = s.stop().await;
+    let store = salon_store::Store::open(dir.path()).await.unwrap();
+    let filter = salon_store::CompositionFilter {
+        room_sid: Some(live_sid.parse().unwrap()),
+        ..Default::default()
+    };
+    let written = store
+        .compositions(&filter, &salon_store::PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        written.len(),
+        1,
+        "the hook fired for the room the shutdown ended"
+    );
+    store.close().await;
+
+    // After the restart, both are made.
+    let s = TestServer::in_dir(dir, common::Options::default()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for room in [live_sid.as_str(), ended_sid.as_str()] {
+        loop {
+            let list = compositions_of(&s, room).await;
+            assert_eq!(list.len(), 1, "{list:#?}");
+            let status = list[0]["status"].as_str().unwrap_or_default().to_owned();
+            if status == "completed" {
+                assert!(list[0]["duration"].as_u64().unwrap_or(0) >= 1, "{list:#?}");
+                break;
+            }
+            assert_ne!(status, "failed", "{list:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "not composed after the restart: {list:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}

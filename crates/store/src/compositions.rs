@@ -84,8 +84,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO compositions (sid, account_sid, room_sid, status, format, resolution,
                 video_layout, audio_sources, trim, status_callback, status_callback_method,
-                progress, path, size, duration, date_created, date_updated)
-             VALUES ($1, $2, $3, 'enqueued', $4, $5, $6, $7, $8, $9, $10, 0, $11, 0, 0, $12, $12)",
+                progress, path, size, duration, date_created, date_updated, node)
+             VALUES ($1, $2, $3, 'enqueued', $4, $5, $6, $7, $8, $9, $10, 0, $11, 0, 0, $12, $12, $13)",
         )
         .bind(c.sid.as_str())
         .bind(c.account_sid.as_str())
@@ -99,6 +99,7 @@ impl Store {
         .bind(&c.status_callback_method)
         .bind(&c.path)
         .bind(c.date_created.millis())
+        .bind(self.node())
         .execute(&mut *tx)
         .await?;
         let written = composition_callback(
@@ -175,6 +176,20 @@ impl Store {
             .bind(sid.as_str())
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// This node's compositions a previous process left `enqueued` or
+    /// `processing` (its job queue died with it), oldest first, at most
+    /// `limit`.
+    pub async fn unfinished_compositions(&self, limit: u32) -> Result<Vec<CompositionRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM compositions WHERE status IN ('enqueued', 'processing') AND node = $1
+             ORDER BY date_created, sid LIMIT $2",
+        )
+        .bind(self.node())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Compositions matching `filter`, newest first (deleted ones only when

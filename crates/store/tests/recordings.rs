@@ -528,6 +528,26 @@ async fn a_compositions_life_is_stored_listed_and_called_back(db: Db) {
     );
     assert_eq!(list(CompositionFilter::default()).await.len(), 2);
 
+    // What a restart of this node resumes: its own compositions not
+    // finished, never another node's.
+    let unfinished: Vec<CompositionSid> = f
+        .store
+        .unfinished_compositions(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.sid)
+        .collect();
+    assert_eq!(unfinished, [elsewhere.sid]);
+    let other_node = f.store.clone().for_node("other-node");
+    assert!(
+        other_node
+            .unfinished_compositions(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // Only the composition with a callback calls back, in order.
     let callbacks = f.drain().await;
     let events: Vec<&str> = callbacks.iter().map(|c| c.event.as_str()).collect();

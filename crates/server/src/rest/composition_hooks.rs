@@ -27,7 +27,8 @@ use salon_store::{
     Timestamp,
 };
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::PathParams;
 use super::compositions::{Spec, start};
@@ -249,12 +250,43 @@ pub async fn list(
 }
 
 /// Fire the account's enabled hooks for each room that ends (see the
-/// module docs). Runs until the room service stops.
-pub async fn fire_when_rooms_end(state: AppState, mut events: mpsc::UnboundedReceiver<Arc<Event>>) {
-    while let Some(event) = events.recv().await {
-        if let Event::RoomEnded { room, .. } = &*event {
-            tokio::spawn(fire(state.clone(), *room));
+/// module docs). Runs until the room service stops or `stop` turns true;
+/// then it fires for the rooms already ended (the shutdown ends every
+/// room, and those rooms are composed too) and waits, at most [`SETTLE`]
+/// and a little more, for what it started to write its compositions, so
+/// that the store is not closed under them. The compositions themselves
+/// run at the next start if the shutdown cut them short
+/// ([`super::compositions::resume_unfinished`]).
+pub async fn fire_when_rooms_end(
+    state: AppState,
+    mut events: mpsc::UnboundedReceiver<Arc<Event>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut firing = JoinSet::new();
+    let take = |event: &Event, firing: &mut JoinSet<()>| {
+        if let Event::RoomEnded { room, .. } = event {
+            firing.spawn(fire(state.clone(), *room));
         }
+    };
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => take(&event, &mut firing),
+                None => break,
+            },
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            Some(_) = firing.join_next(), if !firing.is_empty() => {}
+        }
+    }
+    while let Ok(event) = events.try_recv() {
+        take(&event, &mut firing);
+    }
+    let all = async { while firing.join_next().await.is_some() {} };
+    if tokio::time::timeout(SETTLE + Duration::from_secs(5), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopped before every composition hook had fired");
     }
 }
 

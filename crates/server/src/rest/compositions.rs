@@ -9,10 +9,10 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use salon_sid::CompositionSid;
+use salon_sid::{CompositionSid, RoomSid};
 use salon_store::{
-    CompositionFilter, CompositionRecord, PageRequest, RecordingFilter, RecordingStatus,
-    RoomRecord, RoomStatus, Timestamp,
+    CallbackEvent, CompositionFilter, CompositionRecord, PageRequest, RecordingFilter,
+    RecordingRecord, RecordingStatus, RoomRecord, RoomStatus, Timestamp,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -176,28 +176,133 @@ pub async fn create(State(state): State<AppState>, params: Params) -> Result<Res
         .into_response())
 }
 
+/// The job of composition `sid`: `spec` over `room`'s `recordings`;
+/// `interrupted` when it was `processing` in a process that stopped.
+fn job(
+    sid: CompositionSid,
+    room: &RoomRecord,
+    spec: Spec,
+    recordings: Vec<RecordingRecord>,
+    interrupted: bool,
+) -> Job {
+    Job {
+        sid,
+        plan: Plan {
+            layout: spec.layout,
+            audio_sources: spec.audio_sources,
+            width: spec.width,
+            height: spec.height,
+            format: spec.format,
+            trim: spec.trim,
+            room_start: room.date_created,
+        },
+        recordings,
+        interrupted,
+    }
+}
+
+/// The room's completed recordings (what a composition is made of).
+async fn completed_recordings(
+    state: &AppState,
+    room: RoomSid,
+) -> Result<Vec<RecordingRecord>, ApiError> {
+    let filter = RecordingFilter {
+        status: Some(RecordingStatus::Completed),
+        room_sid: Some(room),
+        ..RecordingFilter::default()
+    };
+    let request = PageRequest {
+        size: 1000,
+        ..PageRequest::default()
+    };
+    Ok(state.store.recordings(&filter, &request).await?.items)
+}
+
+/// Most unfinished compositions one start resumes.
+const RESUMED_AT_MOST: u32 = 1000;
+
+/// Run again what a previous process of this node left `enqueued` or
+/// `processing` (its job queue died with it: a crash, or a shutdown that
+/// came before the job finished). A composition that was `processing`
+/// starts over without a second `composition-started`; one that can no
+/// longer be made (its spec or room unreadable) is `failed`. Jobs wait for
+/// room in the queue, oldest first.
+pub async fn resume_unfinished(state: AppState) {
+    let unfinished = match state.store.unfinished_compositions(RESUMED_AT_MOST).await {
+        Ok(unfinished) => unfinished,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the unfinished compositions");
+            return;
+        }
+    };
+    for c in unfinished {
+        let resumed = match resumable(&state, &c).await {
+            Ok(job) => {
+                tracing::info!(composition = %c.sid, status = c.status, "resuming a composition");
+                if !state.compositions.enqueue_waiting(job).await {
+                    return;
+                }
+                continue;
+            }
+            Err(reason) => reason,
+        };
+        tracing::warn!(composition = %c.sid, reason = resumed, "an unfinished composition cannot be resumed");
+        let failed = state
+            .store
+            .composition_change(
+                c.sid,
+                &["enqueued", "processing"],
+                "failed",
+                0,
+                None,
+                Some(&resumed),
+                Some(CallbackEvent::CompositionFailed),
+                Timestamp::now(),
+            )
+            .await;
+        if let Err(e) = failed {
+            tracing::error!(composition = %c.sid, error = %e, "could not record a composition's end");
+        }
+    }
+}
+
+/// The job of an unfinished composition, or why there is none.
+async fn resumable(state: &AppState, c: &CompositionRecord) -> Result<Job, String> {
+    let layout = (c.video_layout != "{}").then_some(c.video_layout.as_str());
+    let spec = Spec::check(
+        layout,
+        serde_json::from_str(&c.audio_sources).unwrap_or_default(),
+        &c.format,
+        &c.resolution,
+        c.trim,
+        c.status_callback.clone(),
+        &c.status_callback_method,
+    )
+    .map_err(|e| format!("its parameters no longer read: {e:?}"))?;
+    let room = match state.store.room(c.room_sid).await {
+        Ok(Some(room)) => room,
+        Ok(None) => return Err("its room is gone".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let recordings = completed_recordings(state, c.room_sid)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(job(
+        c.sid,
+        &room,
+        spec,
+        recordings,
+        c.status == "processing",
+    ))
+}
+
 /// Write an `enqueued` composition of an ended `room` and queue its job.
 pub async fn start(
     state: &AppState,
     room: &RoomRecord,
     spec: Spec,
 ) -> Result<CompositionRecord, ApiError> {
-    let filter = RecordingFilter {
-        status: Some(RecordingStatus::Completed),
-        room_sid: Some(room.sid),
-        ..RecordingFilter::default()
-    };
-    let recordings = state
-        .store
-        .recordings(
-            &filter,
-            &PageRequest {
-                size: 1000,
-                ..PageRequest::default()
-            },
-        )
-        .await?
-        .items;
+    let recordings = completed_recordings(state, room.sid).await?;
     if recordings.is_empty() {
         return Err(ApiError::invalid_parameter(
             "RoomSid",
@@ -212,12 +317,12 @@ pub async fn start(
         room_sid: room.sid,
         status: "enqueued".into(),
         format: spec.format.clone(),
-        resolution: spec.resolution,
-        video_layout: spec.layout_text,
+        resolution: spec.resolution.clone(),
+        video_layout: spec.layout_text.clone(),
         audio_sources: serde_json::to_string(&spec.audio_sources).unwrap_or_else(|_| "[]".into()),
         trim: spec.trim,
-        status_callback: spec.status_callback,
-        status_callback_method: spec.status_callback_method,
+        status_callback: spec.status_callback.clone(),
+        status_callback_method: spec.status_callback_method.clone(),
         progress: 0,
         path: format!("{sid}.{}", spec.format),
         size: 0,
@@ -228,20 +333,10 @@ pub async fn start(
         date_completed: None,
     };
     state.store.insert_composition(&record).await?;
-    let job = Job {
-        sid,
-        plan: Plan {
-            layout: spec.layout,
-            audio_sources: spec.audio_sources,
-            width: spec.width,
-            height: spec.height,
-            format: spec.format,
-            trim: spec.trim,
-            room_start: room.date_created,
-        },
-        recordings,
-    };
-    if !state.compositions.enqueue(job) {
+    if !state
+        .compositions
+        .enqueue(job(sid, room, spec, recordings, false))
+    {
         state
             .store
             .composition_change(
