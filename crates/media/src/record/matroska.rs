@@ -248,10 +248,16 @@ impl<W: Write + Seek> MatroskaWriter<W> {
     }
 
     /// Add a frame at `ms` milliseconds from the start of the recording.
-    /// Times must not go backwards (a frame that would is placed at the
-    /// previous frame's time).
+    /// Times must increase: a frame at or before the previous frame's time
+    /// (a sender's clock that stood still or went back, or two frames
+    /// within one millisecond) is placed 1 ms after it, since two blocks
+    /// at one time are not valid to demuxers (ffmpeg: "non monotonically
+    /// increasing dts").
     pub fn frame(&mut self, ms: i64, keyframe: bool, data: &[u8]) -> io::Result<()> {
-        let ms = ms.max(self.last_ms);
+        let ms = match self.cluster_start {
+            None => ms.max(0),
+            Some(_) => ms.max(self.last_ms + 1),
+        };
         let starts_cluster = match self.cluster_start {
             None => true,
             Some(start) => {
@@ -474,6 +480,19 @@ mod tests {
         let mut d = [0u8; 8];
         d.copy_from_slice(&file[duration_at..duration_at + 8]);
         assert_eq!(f64::from_be_bytes(d), 2_000.0);
+    }
+
+    #[test]
+    fn frame_times_always_increase() {
+        let mut file = Cursor::new(Vec::new());
+        let mut w =
+            MatroskaWriter::new(&mut file, RecordedCodec::Opus, &TrackHeader::default()).unwrap();
+        let mut placed = Vec::new();
+        for ms in [-5, 0, 20, 20, 10, 40, 41] {
+            w.frame(ms, true, &[0xfc]).unwrap();
+            placed.push(w.last_ms);
+        }
+        assert_eq!(placed, [0, 1, 20, 21, 22, 40, 41]);
     }
 
     /// The Segment-relative position a SeekHead entry gives `element`.

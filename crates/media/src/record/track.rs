@@ -201,11 +201,13 @@ impl Assembler {
     pub fn push(&mut self, packet: &Packet) -> Option<Frame> {
         let gap = self.last_seq.is_some_and(|last| packet.seq != last + 1);
         self.last_seq = Some(packet.seq);
+        if packet.payload.is_empty() {
+            // Padding (a sender probing its bandwidth): no media, and no
+            // frame boundary either, whatever its marker says.
+            return None;
+        }
         let Some(depacketizer) = self.depacketizer.as_mut() else {
-            // Opus: one packet, one frame. An empty payload is nothing.
-            if packet.payload.is_empty() {
-                return None;
-            }
+            // Opus: one packet, one frame.
             let rtp_time = self.extend(packet.rtp_time);
             return Some(Frame {
                 rtp_time,
@@ -378,6 +380,18 @@ mod tests {
         // A sequence number behind the old one is not "late" after a reset.
         r.push(packet(5, 0, false, &[1]), &mut out);
         assert_eq!(seqs(&out), [5]);
+    }
+
+    #[test]
+    fn padding_between_frames_is_no_frame_and_no_loss() {
+        let mut a = Assembler::new(RecordedCodec::Vp8);
+        a.push(&packet(1, 100, true, &KEY_HEAD)).unwrap();
+        // Padding-only packets carry the last frame's time, marked or not.
+        assert_eq!(a.push(&packet(2, 100, true, &[])), None);
+        assert_eq!(a.push(&packet(3, 100, false, &[])), None);
+        assert!(!a.wants_keyframe());
+        let frame = a.push(&packet(4, 200, true, &DELTA_HEAD)).unwrap();
+        assert_eq!(frame.rtp_time, 200);
     }
 
     #[test]
