@@ -1127,13 +1127,21 @@ impl MediaSession {
                 };
                 if let Some(Ok((n, from))) = received
                     && from == relay.server
-                    && let Some((channel, data)) =
-                        self.buf.get(..n).and_then(stun::parse_channel_data)
-                    && let Some(peer) = relay.peer_of(channel)
                 {
-                    let len = data.len();
-                    self.buf.copy_within(4..4 + len, 0);
-                    self.handle_datagram(Instant::now(), peer, len)?;
+                    let frame = self.buf.get(..n).unwrap_or_default();
+                    match stun::parse_channel_data(frame) {
+                        Some((channel, data)) => {
+                            if let Some(peer) = relay.peer_of(channel) {
+                                let len = data.len();
+                                self.buf.copy_within(4..4 + len, 0);
+                                self.handle_datagram(Instant::now(), peer, len)?;
+                            }
+                        }
+                        None => relay.on_turn_message(frame)?,
+                    }
+                }
+                if let Path::Relay(relay) = &mut self.path {
+                    relay.keep_alive(Instant::now());
                 }
                 return self.step_timers();
             }

@@ -12,7 +12,10 @@
 //!   allocates with the credentials `joined` handed out, its relayed address
 //!   becomes its only candidate, and once the answer names the server's
 //!   addresses it binds a channel to each; every datagram then travels as
-//!   channel data to and from the TURN server.
+//!   channel data to and from the TURN server. The session refreshes the
+//!   allocation, its channels and their permissions while it lasts
+//!   ([`salon_turn::client::Keeper`]), so a relayed session outlives the
+//!   TURN server's lifetimes.
 //!
 //! Sending never blocks: a datagram that does not fit is dropped and
 //! counted, as a full UDP socket buffer would drop it (over TCP, only whole
@@ -22,7 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use salon_turn::client::{Transport, TurnClient};
+use salon_turn::client::{Keeper, Transport, TurnClient};
 use salon_turn::stun;
 use str0m::net::Protocol;
 use tokio::net::{TcpStream, UdpSocket};
@@ -183,8 +186,10 @@ pub(crate) struct RelayPath {
     pub relayed: SocketAddr,
     /// Until the channels are bound: the TURN client holding the socket.
     pub turn: Option<TurnClient>,
-    /// After: the socket itself.
+    /// After: the socket itself,
     pub socket: Option<UdpSocket>,
+    /// and what keeps the allocation and its channels alive.
+    keeper: Option<Keeper>,
     /// Channel number → the server address it reaches.
     pub channels: Vec<(u16, SocketAddr)>,
     /// The channel-data frame being written.
@@ -208,6 +213,7 @@ impl RelayPath {
             relayed,
             turn: Some(turn),
             socket: None,
+            keeper: None,
             channels: Vec::new(),
             frame: Vec::with_capacity(1600),
         })
@@ -233,8 +239,35 @@ impl RelayPath {
                 .map_err(|e| ClientError::media(format!("TURN channel to {peer}: {e}")))?;
             self.channels.push((channel, *peer));
         }
-        self.socket = self.turn.take().and_then(TurnClient::into_udp_socket);
+        if let Some((socket, keeper)) = self.turn.take().and_then(TurnClient::into_udp_parts) {
+            self.socket = Some(socket);
+            self.keeper = Some(keeper);
+        }
         Ok(())
+    }
+
+    /// Send the refreshes that are due (the allocation at half its
+    /// lifetime, the channels and their permissions every few minutes).
+    pub(crate) fn keep_alive(&mut self, now: std::time::Instant) {
+        let (Some(socket), Some(keeper)) = (&self.socket, &mut self.keeper) else {
+            return;
+        };
+        while let Some(request) = keeper.poll_request(now) {
+            // Unsent is unanswered: the keeper sends it again.
+            let _ = socket.try_send_to(&request, self.server);
+        }
+    }
+
+    /// A datagram from the TURN server that is not channel data: the
+    /// answer to a refresh. A refusal loses the relayed path.
+    pub(crate) fn on_turn_message(&mut self, frame: &[u8]) -> Result<(), ClientError> {
+        let Some(keeper) = &mut self.keeper else {
+            return Ok(());
+        };
+        keeper
+            .handle_response(frame)
+            .map(drop)
+            .map_err(|e| ClientError::media(format!("TURN {}: a refresh failed: {e}", self.server)))
     }
 
     /// Send `contents` to `peer` through its channel; whether the socket

@@ -1,6 +1,15 @@
 //! A small TURN client: allocate, permit, bind channels, relay. Used by
 //! `salon turn check` (to allocate through the configured TURN like a
-//! browser would) and by the tests; not by the packet path.
+//! browser would), by Salon's Rust client (its relayed media path) and by
+//! the tests; not by the server's packet path.
+//!
+//! [`TurnClient`] makes an allocation with request/response round trips on
+//! a socket it owns. A caller that then relays through the socket itself
+//! takes it with [`TurnClient::into_udp_parts`], and the [`Keeper`] beside
+//! it: sans-IO, it says when the allocation needs a Refresh and the
+//! channels a ChannelBind (which also renews their permissions), writes
+//! those requests signed with the allocation's credentials, and reads their
+//! responses out of what the caller receives.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +25,16 @@ use crate::stun::{self, Class, Message, Method, Writer, attr};
 
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
 const UDP_RETRANSMIT: Duration = Duration::from_millis(500);
+/// An allocation's lifetime when the server does not say (RFC 8656 §3.2).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
+/// How often a [`Keeper`] binds its channels again: a binding lasts 10
+/// minutes and the permission it installs 5 (RFC 8656 §9, §12), so well
+/// within the shorter.
+const CHANNEL_REFRESH: Duration = Duration::from_secs(240);
+/// A keeper's request unanswered this long is sent again (UDP loses it).
+const KEEPER_RETRANSMIT: Duration = Duration::from_secs(1);
+/// Sends of one keeper request before it waits for its next turn.
+const KEEPER_SENDS: u32 = 5;
 
 /// How to reach the TURN server.
 #[derive(Clone)]
@@ -67,6 +86,10 @@ pub struct TurnClient {
     buf: Vec<u8>,
     /// Relayed data that arrived while waiting for a response.
     early: Vec<Received>,
+    /// The allocation's lifetime, as the server granted it.
+    lifetime: Duration,
+    /// Channels bound so far, which a [`Keeper`] goes on refreshing.
+    channels: Vec<(u16, SocketAddr)>,
 }
 
 impl TurnClient {
@@ -115,6 +138,8 @@ impl TurnClient {
             key: None,
             buf: Vec::with_capacity(1500),
             early: Vec::new(),
+            lifetime: DEFAULT_LIFETIME,
+            channels: Vec::new(),
         })
     }
 
@@ -126,6 +151,9 @@ impl TurnClient {
             })
             .await?;
         let m = Message::parse(&response).map_err(|_| Error::Protocol("unreadable response"))?;
+        if let Some(seconds) = m.u32_attr(attr::LIFETIME) {
+            self.lifetime = Duration::from_secs(seconds.into());
+        }
         m.xor_address(attr::XOR_RELAYED_ADDRESS)
             .ok_or(Error::Protocol("no XOR-RELAYED-ADDRESS"))
     }
@@ -143,8 +171,11 @@ impl TurnClient {
             w.u32(attr::CHANNEL_NUMBER, u32::from(channel) << 16)
                 .xor_address(attr::XOR_PEER_ADDRESS, peer);
         })
-        .await
-        .map(drop)
+        .await?;
+        if !self.channels.iter().any(|(c, _)| *c == channel) {
+            self.channels.push((channel, peer));
+        }
+        Ok(())
     }
 
     /// Refresh the allocation; a lifetime of 0 ends it.
@@ -158,13 +189,27 @@ impl TurnClient {
 
     /// The UDP socket to the server, for a caller that relays through its
     /// allocation itself (channel data on a socket it polls), once the
-    /// allocation and its channels are made. `None` over TCP or TLS. The
-    /// allocation lives on until its lifetime runs out (nothing refreshes it).
-    pub fn into_udp_socket(self) -> Option<UdpSocket> {
-        match self.link {
-            Link::Udp(socket) => Some(socket),
-            Link::Stream(_) => None,
-        }
+    /// allocation and its channels are made, and the [`Keeper`] that keeps
+    /// them alive. `None` over TCP or TLS.
+    pub fn into_udp_parts(self) -> Option<(UdpSocket, Keeper)> {
+        let Link::Udp(socket) = self.link else {
+            return None;
+        };
+        let now = std::time::Instant::now();
+        let keeper = Keeper {
+            username: self.username,
+            password: self.password,
+            realm: self.realm,
+            nonce: self.nonce,
+            key: self.key,
+            lifetime: self.lifetime,
+            channels: self.channels,
+            channel_refresh: CHANNEL_REFRESH,
+            next_refresh: now + self.lifetime / 2,
+            next_channels: now + CHANNEL_REFRESH,
+            pending: Vec::new(),
+        };
+        Some((socket, keeper))
     }
 
     pub async fn send_channel(&mut self, channel: u16, data: &[u8]) -> Result<(), Error> {
@@ -307,6 +352,168 @@ impl TurnClient {
                 Ok(frame)
             }
         }
+    }
+}
+
+/// Keeps an allocation, its permissions and its channels alive for a
+/// caller that owns the socket (see the module docs). Drive it with
+/// [`Keeper::poll_request`] now and then (every second is plenty) and hand
+/// it every STUN message the TURN server sends ([`Keeper::handle_response`]).
+pub struct Keeper {
+    username: String,
+    password: String,
+    realm: String,
+    nonce: String,
+    key: Option<[u8; 16]>,
+    lifetime: Duration,
+    channels: Vec<(u16, SocketAddr)>,
+    channel_refresh: Duration,
+    next_refresh: std::time::Instant,
+    next_channels: std::time::Instant,
+    /// Requests in flight: what they renew, their transaction, when last
+    /// sent and how many times.
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Renewal {
+    Allocation,
+    Channel(u16, SocketAddr),
+}
+
+struct Pending {
+    what: Renewal,
+    tid: [u8; 12],
+    sent: std::time::Instant,
+    sends: u32,
+}
+
+impl Keeper {
+    /// Bind the channels again every `every` instead of every four minutes
+    /// (for tests).
+    pub fn with_channel_refresh(mut self, every: Duration) -> Self {
+        self.next_channels = self.next_channels - self.channel_refresh + every;
+        self.channel_refresh = every;
+        self
+    }
+
+    /// The allocation's lifetime, as the server last granted it.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// The next request to send to the TURN server, if one is due at `now`:
+    /// a Refresh at half the allocation's lifetime, a ChannelBind for each
+    /// channel every few minutes, or one of those again when unanswered.
+    pub fn poll_request(&mut self, now: std::time::Instant) -> Option<Vec<u8>> {
+        if now >= self.next_refresh {
+            self.next_refresh = now + self.lifetime / 2;
+            self.start(Renewal::Allocation, now);
+        }
+        if now >= self.next_channels {
+            self.next_channels = now + self.channel_refresh;
+            for (channel, peer) in self.channels.clone() {
+                self.start(Renewal::Channel(channel, peer), now);
+            }
+        }
+        // Give up on a request sent often enough; its next turn comes.
+        self.pending.retain(|p| p.sends < KEEPER_SENDS);
+        let p = self
+            .pending
+            .iter_mut()
+            .find(|p| p.sends == 0 || now >= p.sent + KEEPER_RETRANSMIT)?;
+        p.sent = now;
+        p.sends += 1;
+        let (what, tid) = (p.what, p.tid);
+        Some(self.request(what, tid))
+    }
+
+    /// Read a STUN message from the TURN server: the response to one of
+    /// this keeper's requests is taken (`Ok(true)`; a stale nonce is
+    /// learnt and the request sent again), anything else is not
+    /// (`Ok(false)`). A refusal is an error: the allocation, or the
+    /// channel, is lost.
+    pub fn handle_response(&mut self, frame: &[u8]) -> Result<bool, Error> {
+        let Ok(m) = Message::parse(frame) else {
+            return Ok(false);
+        };
+        let Some(at) = self.pending.iter().position(|p| p.tid == m.transaction) else {
+            return Ok(false);
+        };
+        let what = self.pending[at].what;
+        if m.class == Class::Success {
+            self.pending.swap_remove(at);
+            if what == Renewal::Allocation
+                && let Some(seconds) = m.u32_attr(attr::LIFETIME)
+            {
+                self.lifetime = Duration::from_secs(seconds.into());
+            }
+            return Ok(true);
+        }
+        let code = m.error_code().unwrap_or(0);
+        if code == 438
+            && let Some(nonce) = m.text(attr::NONCE)
+        {
+            self.nonce = nonce.to_owned();
+            if let Some(realm) = m.text(attr::REALM) {
+                self.realm = realm.to_owned();
+            }
+            self.key = Some(stun::long_term_key(
+                &self.username,
+                &self.realm,
+                &self.password,
+            ));
+            let p = &mut self.pending[at];
+            p.tid = rand::random();
+            p.sends = 0;
+            return Ok(true);
+        }
+        self.pending.swap_remove(at);
+        let reason = m
+            .get(attr::ERROR_CODE)
+            .and_then(|v| std::str::from_utf8(v.get(4..)?).ok())
+            .unwrap_or_default()
+            .to_owned();
+        Err(Error::Refused { code, reason })
+    }
+
+    fn start(&mut self, what: Renewal, now: std::time::Instant) {
+        if self.pending.iter().any(|p| p.what == what) {
+            return;
+        }
+        self.pending.push(Pending {
+            what,
+            tid: rand::random(),
+            sent: now,
+            sends: 0,
+        });
+    }
+
+    fn request(&self, what: Renewal, tid: [u8; 12]) -> Vec<u8> {
+        let mut request = Vec::with_capacity(200);
+        let method = match what {
+            Renewal::Allocation => Method::Refresh,
+            Renewal::Channel(..) => Method::ChannelBind,
+        };
+        let mut w = Writer::new(&mut request, method, Class::Request, tid);
+        match what {
+            Renewal::Allocation => {
+                w.u32(attr::LIFETIME, self.lifetime.as_secs() as u32);
+            }
+            Renewal::Channel(channel, peer) => {
+                w.u32(attr::CHANNEL_NUMBER, u32::from(channel) << 16)
+                    .xor_address(attr::XOR_PEER_ADDRESS, peer);
+            }
+        }
+        if let Some(key) = self.key {
+            w.attr(attr::USERNAME, self.username.as_bytes())
+                .attr(attr::REALM, self.realm.as_bytes())
+                .attr(attr::NONCE, self.nonce.as_bytes());
+            w.finish(Some(&key));
+        } else {
+            w.finish(None);
+        }
+        request
     }
 }
 

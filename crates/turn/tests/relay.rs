@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use salon_turn::client::{Error, Received, Transport, TurnClient};
+use salon_turn::client::{Error, Keeper, Received, Transport, TurnClient};
 use salon_turn::rustls;
 use salon_turn::{PeerPolicy, Quotas, Rules, TurnConfig, TurnServer, credentials};
 use tokio::net::UdpSocket;
@@ -29,6 +29,11 @@ fn unix() -> u64 {
 }
 
 async fn setup(quotas: Quotas) -> Setup {
+    setup_with(quotas, Duration::from_secs(600)).await
+}
+
+/// A server whose allocations last `lifetime` unless refreshed.
+async fn setup_with(quotas: Quotas, lifetime: Duration) -> Setup {
     let media = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let cert_der = cert.cert.der().clone();
@@ -57,7 +62,7 @@ async fn setup(quotas: Quotas) -> Setup {
                 media: vec![media.local_addr().unwrap()],
                 allowed: vec![],
             },
-            default_lifetime: Duration::from_secs(600),
+            default_lifetime: lifetime,
             max_lifetime: Duration::from_secs(3600),
         },
         quotas,
@@ -137,6 +142,83 @@ async fn media_relays_both_ways_over_udp_tcp_and_tls() {
         );
         client.refresh(0).await.unwrap();
     }
+}
+
+/// Relay channel data from `socket` (through the TURN server at
+/// `server`) to the media stand-in for `seconds`, four times a second,
+/// letting `keeper` (if any) refresh meanwhile. Returns the seconds in
+/// which media arrived, and how many refresh responses the keeper took.
+async fn relay_for(
+    s: &Setup,
+    socket: &UdpSocket,
+    server: SocketAddr,
+    mut keeper: Option<Keeper>,
+    seconds: u64,
+) -> (Vec<u64>, usize) {
+    let start = tokio::time::Instant::now();
+    let mut frame = Vec::new();
+    let (mut heard, mut answered) = (Vec::new(), 0);
+    let (mut buf, mut media_buf) = (vec![0; 2048], vec![0; 2048]);
+    while start.elapsed() < Duration::from_secs(seconds) {
+        if let Some(keeper) = &mut keeper {
+            while let Some(request) = keeper.poll_request(std::time::Instant::now()) {
+                socket.send_to(&request, server).await.unwrap();
+            }
+        }
+        salon_turn::stun::write_channel_data(&mut frame, 0x4000, b"rtp", false);
+        socket.send_to(&frame, server).await.unwrap();
+        let tick = tokio::time::Instant::now() + Duration::from_millis(250);
+        loop {
+            tokio::select! {
+                r = socket.recv_from(&mut buf) => {
+                    let (n, _) = r.unwrap();
+                    if let Some(keeper) = &mut keeper
+                        && keeper.handle_response(&buf[..n]).expect("a refresh is accepted")
+                    {
+                        answered += 1;
+                    }
+                }
+                r = s.media.recv_from(&mut media_buf) => {
+                    r.unwrap();
+                    let second = start.elapsed().as_secs();
+                    if heard.last() != Some(&second) {
+                        heard.push(second);
+                    }
+                }
+                () = tokio::time::sleep_until(tick) => break,
+            }
+        }
+    }
+    (heard, answered)
+}
+
+#[tokio::test]
+async fn a_keeper_refreshes_the_allocation_and_its_channels_past_their_lifetime() {
+    let s = setup_with(Quotas::default(), Duration::from_secs(2)).await;
+    let media = s.media.local_addr().unwrap();
+    let server = s.server.udp.unwrap();
+
+    // Left alone, an allocation of 2 s stops relaying.
+    let mut client = s.client("udp", "alone").await;
+    client.allocate().await.unwrap();
+    client.channel_bind(0x4000, media).await.unwrap();
+    let (socket, _) = client.into_udp_parts().unwrap();
+    let (heard, _) = relay_for(&s, &socket, server, None, 4).await;
+    assert!(heard.contains(&0), "{heard:?}");
+    assert!(!heard.contains(&3), "relayed past its lifetime: {heard:?}");
+
+    // Kept, it relays on: Refresh every second, and ChannelBind every
+    // second too (so that path is exercised; their real lifetimes are
+    // minutes).
+    let mut client = s.client("udp", "kept").await;
+    client.allocate().await.unwrap();
+    client.channel_bind(0x4000, media).await.unwrap();
+    let (socket, keeper) = client.into_udp_parts().unwrap();
+    assert_eq!(keeper.lifetime(), Duration::from_secs(2));
+    let keeper = keeper.with_channel_refresh(Duration::from_secs(1));
+    let (heard, answered) = relay_for(&s, &socket, server, Some(keeper), 6).await;
+    assert_eq!(heard, [0, 1, 2, 3, 4, 5], "media every second");
+    assert!(answered >= 8, "{answered} refreshes answered in 6 s");
 }
 
 #[tokio::test]
