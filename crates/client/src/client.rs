@@ -66,6 +66,10 @@ const MAX_REDIRECTS: u32 = 3;
 const REJOIN_WINDOW: Duration = Duration::from_secs(30);
 /// Between rejoin attempts.
 const REJOIN_RETRY: Duration = Duration::from_millis(500);
+/// Between attempts to resume a dropped signaling socket.
+const RESUME_RETRY: Duration = Duration::from_millis(500);
+/// One attempt to resume: connect, `resume`, `joined`.
+const RESUME_ATTEMPT: Duration = Duration::from_secs(5);
 /// The server's "too many messages" (20429): the message was not handled.
 const RATE_LIMITED: u32 = 20429;
 /// How long to wait before sending again an offer the server refused with
@@ -225,6 +229,17 @@ pub enum ClientEvent {
     },
     /// The media connection is back after [`ClientEvent::Reconnecting`].
     Reconnected,
+    /// The signaling socket dropped (`code` 53001, or 53002 when the server
+    /// fell silent); the client resumes the session on a new socket within
+    /// the session timeout ([`ClientEvent::Resumed`]), media going on
+    /// meanwhile, or gives up ([`ClientEvent::Disconnected`]).
+    Resuming {
+        code: u32,
+        message: String,
+    },
+    /// The session goes on, on a new signaling socket: what changed while
+    /// the socket was gone came as the usual events.
+    Resumed,
     /// Another participant's signaling or media went away; the server
     /// keeps it for the session timeout.
     ParticipantReconnecting {
@@ -319,6 +334,7 @@ enum Command {
     GoSilent,
     MoveTo(IpAddr, oneshot::Sender<Result<SocketAddr, ClientError>>),
     BlackOut(Duration),
+    DropSignaling,
 }
 
 impl Client {
@@ -340,6 +356,7 @@ impl Client {
     async fn join(config: ClientConfig) -> Result<Client, ClientError> {
         let Opened {
             ws,
+            url,
             media,
             session,
             room,
@@ -372,6 +389,8 @@ impl Client {
             media_lost: None,
             restart_at: None,
             session_timeout,
+            session: session.clone(),
+            session_url: url,
             published: config.publish.clone(),
             rejoin,
             config,
@@ -574,6 +593,13 @@ impl Client {
         let _ = self.command(Command::BlackOut(duration)).await;
     }
 
+    /// Drop the signaling socket without a close frame, as a lost
+    /// connection would, and resume the session on a new one
+    /// ([`ClientEvent::Resuming`], [`ClientEvent::Resumed`]).
+    pub async fn drop_signaling(&self) {
+        let _ = self.command(Command::DropSignaling).await;
+    }
+
     pub async fn go_silent(&self) {
         let _ = self.commands.send(Command::GoSilent).await;
     }
@@ -618,6 +644,8 @@ impl std::fmt::Debug for Client {
 enum End {
     /// The handle is gone or the client left; nothing more to report.
     Quiet,
+    /// The signaling socket is gone (or the server fell silent): resume.
+    Lost(ClientError),
     /// The session is over for this reason; report it.
     Report {
         reason: Option<DisconnectReason>,
@@ -665,6 +693,10 @@ struct Connection {
     restart_at: Option<tokio::time::Instant>,
     /// How long the server keeps us without media (`joined`).
     session_timeout: Duration,
+    /// The session (`joined`), to resume it, and the URL of the node that
+    /// holds it.
+    session: String,
+    session_url: String,
     /// How this client connected, to rejoin the same way.
     config: ClientConfig,
     /// The tracks published now, to publish again on a rejoin.
@@ -677,14 +709,21 @@ struct Connection {
 impl Connection {
     async fn run(mut self) {
         let end = loop {
-            let end = match self.serve().await {
+            let mut end = match self.serve().await {
                 Ok(end) => end,
+                Err(e) if lost_socket(&e) => End::Lost(e),
                 Err(e) => {
                     // A local failure: tell the server we are going, if it listens.
                     let _ = send(&mut self.ws, &ClientMessage::Leave {}).await;
                     End::from_error(e)
                 }
             };
+            if let End::Lost(e) = end {
+                end = match self.resume(e).await {
+                    Ok(()) => continue,
+                    Err(end) => end,
+                };
+            }
             match (&end, self.rejoin) {
                 (
                     End::Report {
@@ -735,19 +774,21 @@ impl Connection {
                     let text = match message {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Close(frame))) => {
-                            return Ok(End::from_error(ClientError::signaling_lost(match frame {
+                            // A close frame without `disconnected` first is
+                            // not the server ending the session: resume.
+                            return Ok(End::Lost(ClientError::signaling_lost(match frame {
                                 Some(f) => format!("the server closed the connection: {} {}", f.code, f.reason),
                                 None => "the server closed the connection".into(),
                             })));
                         }
                         Some(Ok(_)) => continue,
                         Some(Err(e)) => {
-                            return Ok(End::from_error(ClientError::signaling_lost(format!(
+                            return Ok(End::Lost(ClientError::signaling_lost(format!(
                                 "signaling connection lost: {e}"
                             ))));
                         }
                         None => {
-                            return Ok(End::from_error(ClientError::signaling_lost(
+                            return Ok(End::Lost(ClientError::signaling_lost(
                                 "signaling connection lost",
                             )));
                         }
@@ -807,6 +848,164 @@ impl Connection {
         }
     }
 
+    /// The signaling socket is gone (`lost`): open a new one to the
+    /// session's node and `resume` (following redirects), until it works or
+    /// the session timeout has passed; media goes on meanwhile. On success
+    /// the room as it is now is reconciled with what this client knew (the
+    /// messages it missed follow as usual), and an offer the old socket
+    /// lost is sent again. The server's refusal (the session ended: 53001,
+    /// or its node is lost) ends it as the server says.
+    async fn resume(&mut self, lost: ClientError) -> Result<(), End> {
+        tracing::info!(
+            code = lost.code,
+            message = lost.message,
+            "signaling lost: resuming"
+        );
+        self.emit(ClientEvent::Resuming {
+            code: lost.code,
+            message: lost.message.clone(),
+        });
+        let deadline = tokio::time::Instant::now() + self.session_timeout;
+        let mut unreachable = 0;
+        loop {
+            let attempt = tokio::time::timeout(RESUME_ATTEMPT, self.resume_once()).await;
+            match attempt {
+                Ok(Ok(Some((ws, last_revision, participants)))) => {
+                    // The old socket goes without a close frame (it is dead,
+                    // or the server has moved on from it).
+                    self.ws = ws;
+                    self.heard_at = Instant::now();
+                    self.reconcile(participants);
+                    if let Some((revision, _)) = self.offer_sent
+                        && revision > last_revision
+                        && let Some(message) = self.offer_message.clone()
+                    {
+                        self.offer_sent = Some((revision, Instant::now()));
+                        if let Err(e) = send(&mut self.ws, &message).await {
+                            return Err(End::from_error(e));
+                        }
+                    }
+                    self.media.stats_handle().lock().resumes += 1;
+                    tracing::info!("signaling resumed");
+                    self.emit(ClientEvent::Resumed);
+                    return Ok(());
+                }
+                Ok(Err(end)) => return Err(end),
+                Ok(Ok(None)) | Err(_) => {
+                    // The session's node does not answer: ask through the
+                    // configured address, which knows whether that node
+                    // lives (it redirects back) or died (`node-lost`).
+                    unreachable += 1;
+                    if unreachable >= 2 && self.session_url != self.config.url {
+                        tracing::info!(url = self.config.url, "the session's node does not answer");
+                        self.session_url = self.config.url.clone();
+                        unreachable = 0;
+                    }
+                }
+            }
+            if tokio::time::Instant::now() + RESUME_RETRY >= deadline {
+                return Err(End::from_error(ClientError::signaling_lost(format!(
+                    "could not resume within the session timeout ({:?}): {}",
+                    self.session_timeout, lost.message
+                ))));
+            }
+            tokio::time::sleep(RESUME_RETRY).await;
+        }
+    }
+
+    /// One attempt to resume: `Ok(Some(..))` with the new socket, the
+    /// server's `last_revision` and everyone else in the room; `Ok(None)`
+    /// to try again; `Err` when the server ended the session.
+    async fn resume_once(&mut self) -> Result<Option<(Socket, u32, Vec<ParticipantInfo>)>, End> {
+        let resume = ClientMessage::Resume {
+            version: salon_signal::VERSION,
+            token: self.config.token.clone(),
+            session: self.session.clone(),
+        };
+        let mut redirects = 0;
+        loop {
+            let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(WS_READ_BUFFER);
+            let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(
+                self.session_url.as_str(),
+                Some(ws_config),
+                false,
+            )
+            .await
+            else {
+                return Ok(None);
+            };
+            if send(&mut ws, &resume).await.is_err() {
+                return Ok(None);
+            }
+            loop {
+                match read(&mut ws).await {
+                    Err(_) => return Ok(None),
+                    Ok(ServerMessage::Joined {
+                        participants,
+                        last_revision,
+                        ..
+                    }) => return Ok(Some((ws, last_revision, participants))),
+                    Ok(ServerMessage::Redirect { url, node }) if redirects < MAX_REDIRECTS => {
+                        redirects += 1;
+                        tracing::debug!(node, url, "resume redirected");
+                        let _ = ws.close(None).await;
+                        self.session_url = url;
+                        break;
+                    }
+                    Ok(ServerMessage::Error { code, message, .. }) => {
+                        return Err(End::Report {
+                            reason: None,
+                            code: Some(code),
+                            message,
+                        });
+                    }
+                    Ok(ServerMessage::Disconnected {
+                        reason,
+                        code,
+                        message,
+                    }) => {
+                        return Err(End::Report {
+                            reason: Some(reason),
+                            code,
+                            message,
+                        });
+                    }
+                    Ok(other) => tracing::debug!("before joined, ignored: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// After a resume: the room as `joined` says it is now, against what
+    /// this client knew. Who left meanwhile is `ParticipantDisconnected`,
+    /// who came is `ParticipantConnected`; the messages the client missed
+    /// follow, and are taken only where they change something.
+    fn reconcile(&mut self, now: Vec<ParticipantInfo>) {
+        let mut before = Vec::new();
+        self.update_participants(|list| before = list.clone());
+        for gone in before
+            .iter()
+            .filter(|p| !now.iter().any(|n| n.sid == p.sid))
+        {
+            for track in &gone.tracks {
+                self.media.unsubscribe(track.sid);
+            }
+            self.emit(ClientEvent::ParticipantDisconnected {
+                participant: gone.sid,
+            });
+        }
+        for came in now
+            .iter()
+            .filter(|n| !before.iter().any(|p| p.sid == n.sid))
+        {
+            self.emit(ClientEvent::ParticipantConnected {
+                participant: came.clone(),
+            });
+        }
+        self.update_participants(|list| *list = now);
+    }
+
     /// Join the room again by name through the configured URL, with a new
     /// media session publishing the same tracks, until it works or
     /// [`REJOIN_WINDOW`] passes. A token refusal ends it at once.
@@ -830,6 +1029,8 @@ impl Connection {
             match attempt {
                 Ok(opened) => {
                     self.ws = opened.ws;
+                    self.session = opened.session;
+                    self.session_url = opened.url;
                     self.media = opened.media;
                     self.revision = 0;
                     self.offer_sent = None;
@@ -940,21 +1141,37 @@ impl Connection {
             }
             ServerMessage::Published { published } => self.confirm(&published.mid, published.track),
             ServerMessage::ParticipantConnected { participant } => {
-                self.update_participants(|list| list.push(participant.clone()));
-                self.emit(ClientEvent::ParticipantConnected { participant });
+                // Idempotent: after a resume, `joined` may already have had it.
+                let mut new = true;
+                self.update_participants(|list| {
+                    match list.iter_mut().find(|p| p.sid == participant.sid) {
+                        Some(known) => {
+                            new = false;
+                            *known = participant.clone();
+                        }
+                        None => list.push(participant.clone()),
+                    }
+                });
+                if new {
+                    self.emit(ClientEvent::ParticipantConnected { participant });
+                }
             }
             ServerMessage::ParticipantDisconnected { participant } => {
                 // Leaving ends every subscription to the leaver's tracks
                 // without separate `unsubscribed` messages: free their
                 // m-lines for reuse.
-                let mut gone = Vec::new();
+                let mut gone = None;
                 self.update_participants(|list| {
                     if let Some(p) = list.iter().find(|p| p.sid == participant) {
-                        gone.extend(p.tracks.iter().map(|t| t.sid));
+                        gone = Some(p.tracks.iter().map(|t| t.sid).collect::<Vec<_>>());
                     }
                     list.retain(|p| p.sid != participant);
                 });
-                for track in gone {
+                // Idempotent: after a resume, it may be gone already.
+                let Some(tracks) = gone else {
+                    return Ok(None);
+                };
+                for track in tracks {
                     self.media.unsubscribe(track);
                 }
                 self.emit(ClientEvent::ParticipantDisconnected { participant });
@@ -966,20 +1183,31 @@ impl Connection {
                 self.emit(ClientEvent::ParticipantReconnected { participant });
             }
             ServerMessage::TrackPublished { participant, track } => {
+                // Idempotent, as above.
+                let mut new = true;
                 self.update_participants(|list| {
                     if let Some(p) = list.iter_mut().find(|p| p.sid == participant) {
-                        p.tracks.push(track.clone());
+                        new = !p.tracks.iter().any(|t| t.sid == track.sid);
+                        if new {
+                            p.tracks.push(track.clone());
+                        }
                     }
                 });
-                self.emit(ClientEvent::TrackPublished { participant, track });
+                if new {
+                    self.emit(ClientEvent::TrackPublished { participant, track });
+                }
             }
             ServerMessage::TrackUnpublished { participant, track } => {
+                let mut known = false;
                 self.update_participants(|list| {
                     if let Some(p) = list.iter_mut().find(|p| p.sid == participant) {
+                        known = p.tracks.iter().any(|t| t.sid == track);
                         p.tracks.retain(|t| t.sid != track);
                     }
                 });
-                self.emit(ClientEvent::TrackUnpublished { participant, track });
+                if known {
+                    self.emit(ClientEvent::TrackUnpublished { participant, track });
+                }
             }
             ServerMessage::TrackSwitched {
                 participant,
@@ -1113,6 +1341,11 @@ impl Connection {
                 let _ = reply.send(moved);
             }
             Command::BlackOut(duration) => self.media.black_out(duration),
+            Command::DropSignaling => {
+                return Ok(Some(End::Lost(ClientError::signaling_lost(
+                    "the signaling socket was dropped",
+                ))));
+            }
             Command::GoSilent => {
                 // Hold the sockets, say nothing, until the handle goes away.
                 while self.commands.recv().await.is_some() {}
@@ -1209,9 +1442,18 @@ impl Connection {
 /// Whether a session's end means its node is gone (or going), so a
 /// rejoin may find the room elsewhere: the socket dropped or went silent
 /// without a `disconnected`, or the server said it is shutting down.
+/// Whether `e` is the signaling socket failing (a send that did not go,
+/// the server silent too long), which a resume answers.
+fn lost_socket(e: &ClientError) -> bool {
+    e.code == codes::SIGNALING_DISCONNECTED || e.code == codes::SIGNALING_TIMEOUT
+}
+
 fn node_lost(code: Option<u32>, reason: Option<DisconnectReason>) -> bool {
     match reason {
-        Some(reason) => reason == DisconnectReason::Shutdown,
+        Some(reason) => matches!(
+            reason,
+            DisconnectReason::Shutdown | DisconnectReason::NodeLost
+        ),
         None => matches!(
             code,
             Some(codes::SIGNALING_DISCONNECTED | codes::SIGNALING_TIMEOUT)
@@ -1224,6 +1466,8 @@ struct Opened {
     ws: Socket,
     media: MediaSession,
     session: String,
+    /// The URL that joined (after redirects): the session's node.
+    url: String,
     room: RoomInfo,
     participant: ParticipantInfo,
     participants: Vec<ParticipantInfo>,
@@ -1292,6 +1536,7 @@ async fn open(
                     }
                     return Ok(Opened {
                         ws,
+                        url,
                         media,
                         session,
                         room,

@@ -61,6 +61,16 @@
 //!   moves its media to a new socket (a network change) and restarts ICE;
 //!   [`Client::black_out_media`] simulates an outage. Both are counted in
 //!   [`ClientStats`] (`ice_restarts`, `reconnections`).
+//! - Resume: when the signaling socket drops (or the server falls silent
+//!   for 20 s) the client reports [`ClientEvent::Resuming`] and sends
+//!   `resume` on a new socket to the session's node (through the configured
+//!   address when that node does not answer) until the server's session
+//!   timeout, media going on meanwhile; then [`ClientEvent::Resumed`], the
+//!   room reconciled with what it missed and a lost offer sent again. A
+//!   refusal ends the session with the server's code; in a cluster, a
+//!   `node-lost` answer makes it rejoin ([`ClientConfig::rejoin`]).
+//!   [`Client::drop_signaling`] simulates the drop (`resumes` in
+//!   [`ClientStats`]).
 //! - [`stats`]: what is measured and how (loss from extended RTP sequence
 //!   numbers, a log-bucketed latency histogram).
 //! - [`synthetic`]: the payload format and frame pacing.
@@ -68,8 +78,7 @@
 //! # What it does not do
 //!
 //! Encode, decode, render, capture; TURN over TCP or TLS (over UDP it relays,
-//! [`MediaTransport::Relay`]); `wss://` (plain `ws://` only); the
-//! `resume` of a dropped socket. It trusts nothing the network says: no
+//! [`MediaTransport::Relay`]); `wss://` (plain `ws://` only). It trusts nothing the network says: no
 //! input from the server or a peer can make it panic; every failure is a
 //! [`ClientError`] with a Twilio code.
 

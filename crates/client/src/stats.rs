@@ -32,6 +32,9 @@ pub struct ClientStats {
     /// Times the media connection was lost and came back
     /// ([`crate::ClientEvent::Reconnected`]).
     pub reconnections: u64,
+    /// Times the signaling socket dropped and the session resumed on a new
+    /// one ([`crate::ClientEvent::Resumed`]).
+    pub resumes: u64,
 }
 
 /// What was sent on one published track.

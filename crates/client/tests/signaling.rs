@@ -52,6 +52,16 @@ impl Server {
         (server, connecting)
     }
 
+    /// The next socket on `listener` (a client connecting again).
+    async fn on(listener: &TcpListener) -> Server {
+        let (tcp, _) = listener.accept().await.unwrap();
+        Server {
+            ws: tokio_tungstenite::accept_async(tcp).await.unwrap(),
+            backlog: VecDeque::new(),
+            pings: 0,
+        }
+    }
+
     async fn send(&mut self, message: ServerMessage) {
         self.ws.send_text(message.to_json()).await;
     }
@@ -499,10 +509,15 @@ async fn leave_says_leave_and_waits_for_the_server() {
     tokio::time::timeout(WAIT, leaving).await.unwrap().unwrap();
 }
 
+/// A dropped socket is resumed on a new one (media goes on meanwhile);
+/// a resume the server refuses (the session is gone) ends the session with
+/// the server's code.
 #[tokio::test]
-async fn a_dropped_socket_ends_the_session_with_53001() {
-    let (mut server, connecting) =
-        Server::accept(|url| ClientConfig::new(url, "t", "standup")).await;
+async fn a_dropped_socket_is_resumed_and_a_refused_resume_ends_the_session() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/signaling", listener.local_addr().unwrap());
+    let connecting = tokio::spawn(Client::connect(ClientConfig::new(url, "t", "standup")));
+    let mut server = Server::on(&listener).await;
     server
         .expect("join", |m| matches!(m, ClientMessage::Join { .. }))
         .await;
@@ -513,7 +528,46 @@ async fn a_dropped_socket_ends_the_session_with_53001() {
     };
     server.send(joined(&me, vec![])).await;
     let mut client = connecting.await.unwrap().unwrap();
+
     drop(server);
+    let mut server = Server::on(&listener).await;
+    let resume = server
+        .expect("resume", |m| matches!(m, ClientMessage::Resume { .. }))
+        .await;
+    assert!(
+        matches!(&resume, ClientMessage::Resume { session, token, .. } if session == "session-1" && token == "t"),
+        "{resume:?}"
+    );
+    let mut resumed = joined(&me, vec![]);
+    if let ServerMessage::Joined { resumed, .. } = &mut resumed {
+        *resumed = true;
+    }
+    server.send(resumed).await;
+    client
+        .wait_for(
+            |e| matches!(e, ClientEvent::Resuming { code: 53001, .. }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    client
+        .wait_for(|e| matches!(e, ClientEvent::Resumed), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(client.stats().resumes, 1);
+
+    drop(server);
+    let mut server = Server::on(&listener).await;
+    server
+        .expect("resume", |m| matches!(m, ClientMessage::Resume { .. }))
+        .await;
+    server
+        .send(ServerMessage::Error {
+            code: 53001,
+            message: "no such session".into(),
+            revision: None,
+        })
+        .await;
     let event = client
         .wait_for(|e| matches!(e, ClientEvent::Disconnected { .. }), WAIT)
         .await
@@ -532,22 +586,15 @@ async fn a_dropped_socket_ends_the_session_with_53001() {
 }
 
 /// A node of a cluster says so in `joined` (`node`): when its socket drops
-/// the client joins the room again by name by itself (the default), and the
-/// handle's `room()` and `participant()` name the new ones once `Rejoined`
-/// is read. On a single node (above) a dropped socket ends the session.
+/// the client resumes, and when the answer is that the room's node is lost
+/// it joins the room again by name by itself (the default); the handle's
+/// `room()` and `participant()` name the new ones once `Rejoined` is read.
 #[tokio::test]
 async fn in_a_cluster_a_lost_node_is_rejoined_by_default() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/v1/signaling", listener.local_addr().unwrap());
     let connecting = tokio::spawn(Client::connect(ClientConfig::new(url, "t", "standup")));
-    async fn accept(listener: &TcpListener) -> Server {
-        let (tcp, _) = listener.accept().await.unwrap();
-        Server {
-            ws: tokio_tungstenite::accept_async(tcp).await.unwrap(),
-            backlog: VecDeque::new(),
-            pings: 0,
-        }
-    }
+    let accept = Server::on;
     let in_cluster = |me: &ParticipantInfo| {
         let mut joined = joined(me, vec![]);
         if let ServerMessage::Joined { node, .. } = &mut joined {
@@ -568,7 +615,20 @@ async fn in_a_cluster_a_lost_node_is_rejoined_by_default() {
     let mut client = connecting.await.unwrap().unwrap();
     let first = client.room().sid;
 
-    // The node dies: the socket drops without a word.
+    // The node dies: the socket drops without a word, and the resume is
+    // answered that the session's node is lost.
+    drop(server);
+    let mut server = accept(&listener).await;
+    server
+        .expect("resume", |m| matches!(m, ClientMessage::Resume { .. }))
+        .await;
+    server
+        .send(ServerMessage::Disconnected {
+            reason: DisconnectReason::NodeLost,
+            code: Some(53001),
+            message: "the room's node is gone".into(),
+        })
+        .await;
     drop(server);
     let mut server = accept(&listener).await;
     let join = server

@@ -193,6 +193,91 @@ async fn an_outage_shorter_than_the_session_timeout_is_a_reconnection_not_a_depa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_signaling_socket_is_resumed_with_what_happened_meanwhile() {
+    let s = TestServer::start().await;
+    let mut steady = s.client("steady", "resume", &av()).await;
+    let mut roamer = s.client("roamer", "resume", &av()).await;
+    media_on(&mut steady, 2).await;
+    media_on(&mut roamer, 2).await;
+    let roamer_sid = roamer.participant().sid;
+    let session = roamer.session().to_owned();
+
+    roamer.drop_signaling().await;
+    // While it is away, someone joins and publishes.
+    let late = s
+        .client("late", "resume", &[TrackSpec::audio("late-mic")])
+        .await;
+    let late_sid = late.participant().sid;
+    let mut roamer_saw = Vec::new();
+    until(
+        &mut roamer,
+        &mut roamer_saw,
+        |e| matches!(e, ClientEvent::Resumed),
+        WAIT,
+        "the roamer resumes",
+    )
+    .await;
+    assert!(
+        roamer_saw
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Resuming { code: 53001, .. })),
+        "{roamer_saw:#?}"
+    );
+    // It learns of the newcomer once, from the resume or from the missed
+    // messages, and receives its track.
+    until(
+        &mut roamer,
+        &mut roamer_saw,
+        |e| matches!(e, ClientEvent::Subscribed { participant, .. } if *participant == late_sid),
+        WAIT,
+        "the roamer subscribes to the newcomer",
+    )
+    .await;
+    let connected = roamer_saw
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::ParticipantConnected { participant } if participant.sid == late_sid))
+        .count();
+    assert_eq!(connected, 1, "{roamer_saw:#?}");
+    assert!(roamer.participants().iter().any(|p| p.sid == late_sid));
+    // The others saw one reconnect, never a departure.
+    let mut steady_saw = Vec::new();
+    until(
+        &mut steady,
+        &mut steady_saw,
+        |e| about(roamer_sid)(e) == Some("reconnected"),
+        WAIT,
+        "the others are told it is back",
+    )
+    .await;
+    let told: Vec<_> = steady_saw.iter().filter_map(about(roamer_sid)).collect();
+    assert_eq!(told, ["reconnecting", "reconnected"], "{steady_saw:#?}");
+
+    // The resumed session negotiates as before: a new track reaches the
+    // others, and media flows both ways on the same media session.
+    roamer
+        .publish(TrackSpec::audio("second-mic"))
+        .await
+        .unwrap();
+    until(
+        &mut steady,
+        &mut steady_saw,
+        |e| matches!(e, ClientEvent::TrackPublished { participant, track } if *participant == roamer_sid && track.name == "second-mic"),
+        WAIT,
+        "the new track is published",
+    )
+    .await;
+    flowing(&mut roamer, 50, "media to the roamer").await;
+    flowing(&mut steady, 50, "media from the roamer").await;
+    assert_eq!(roamer.session(), session);
+    let stats = roamer.stats();
+    assert_eq!(stats.resumes, 1, "{stats:#?}");
+    assert_eq!(stats.ice_restarts, 0, "{stats:#?}");
+    roamer.leave().await;
+    steady.leave().await;
+    late.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_that_moves_to_a_new_address_restarts_ice_and_its_media_resumes() {
     let s = TestServer::start().await;
     let mut steady = s.client("steady", "move", &av()).await;
