@@ -5,7 +5,9 @@
 // width), rendering it large the top layer, with frames decoding across the
 // switches; a subscriber whose maxSubscriptionBitrate is low receives a
 // layer below the top one. A 640x360 camera gives two layers (320 and 640 wide), as
-// libwebrtc sends no more; without simulcast asked, one encoding.
+// libwebrtc sends no more; without simulcast asked, one encoding. With
+// `{codec: 'H264', simulcast: true}` the layers are H.264 and are picked
+// the same way.
 //
 //   node --test tests/e2e/simulcast.test.mjs      (needs target/debug/salon; see DEVELOPERS.md)
 
@@ -160,6 +162,43 @@ describe('simulcast', () => {
       await join(bob, 'two-layers', {});
       await eventually(async () => (await received(bob)).width === 640, 'bob to decode 640 wide', 15_000);
       await keepsDecoding(bob, 1_000);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
+  test('H.264 simulcast: the layers are H.264, and render dimensions pick among them as for VP8', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    try {
+      await join(alice, 'h264-simulcast', { preferredVideoCodecs: [{ codec: 'H264', simulcast: true }] }, CAMERA);
+      const layers = await layersSent(alice, 3, 960);
+      const codecs = await alice.evaluate(async () => {
+        const out = new Set();
+        for (const pc of window.__e2e.pcs) {
+          const stats = await pc.getStats();
+          stats.forEach((s) => {
+            if (s.type === 'outbound-rtp' && s.kind === 'video') out.add(stats.get(s.codecId)?.mimeType);
+          });
+        }
+        return [...out];
+      });
+      assert.deepEqual(codecs, ['video/H264'], 'every layer is H.264');
+
+      await join(bob, 'h264-simulcast', MANUAL);
+      await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe');
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
+      await eventually(async () => {
+        const r = await received(bob);
+        return r.decoded > 0 && r.width === 240;
+      }, 'bob to decode the 240-wide H.264 layer', 15_000);
+      await keepsDecoding(bob, 1_500);
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
+      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top H.264 layer', 15_000);
+      await keepsDecoding(bob, 2_000);
+      console.log(`simulcast (H.264): alice sends ${JSON.stringify(layers)}; bob 240 → 960 by render dimensions`);
+      assert.deepEqual([...alice.errors, ...bob.errors], []);
     } finally {
       await alice.close();
       await bob.close();
