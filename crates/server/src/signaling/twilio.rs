@@ -1203,6 +1203,9 @@ impl Session {
                 self.track_switched(track, off.is_some());
                 return Next::Continue;
             }
+            // MSP `publisher_hints` is not announced: the official SDK
+            // keeps sending every layer.
+            Change::Layers { .. } => return Next::Continue,
         };
         let state = match state {
             ParticipantState::Connected => self.state_of(participant),
