@@ -170,9 +170,10 @@ describe('simulcast', () => {
     }
   });
 
-  test('layer pausing: the only subscriber rendering 160x90 pauses the upper encodings (active: false, no more bytes), rendering large resumes them and brings the top layer', async () => {
+  test('layer pausing: the only subscriber rendering 160x90 pauses the upper encodings (active: false, no more bytes; still after a renegotiation), rendering large resumes them and brings the top layer', async () => {
     const alice = await sdkPage(browser, server, 'alice');
     const bob = await sdkPage(browser, server, 'bob');
+    const carol = await sdkPage(browser, server, 'carol');
     try {
       await join(alice, 'pausing', { preferredVideoCodecs: 'auto' }, CAMERA);
       await layersSent(alice, 3, 960);
@@ -197,6 +198,13 @@ describe('simulcast', () => {
       assert.ok(later.q.bytes > before.q.bytes, 'q still sent');
       await keepsDecoding(bob, 1_000);
 
+      // A renegotiation (alice subscribes to the track of carol, who
+      // subscribes to nothing) keeps the encodings paused.
+      await join(carol, 'pausing', { automaticSubscription: false }, SMALL_CAMERA);
+      await eventually(() => alice.evaluate(() => Boolean(window.t.video)), 'alice to receive carol', 15_000);
+      const renegotiated = await encodings(alice);
+      assert.deepEqual([renegotiated.q.active, renegotiated.h.active, renegotiated.f.active], [true, false, false], 'still paused after alice renegotiated');
+
       const asked = Date.now();
       await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
       await eventually(async () => (await received(bob)).width === 960, 'bob to get the top layer back', 15_000);
@@ -205,10 +213,11 @@ describe('simulcast', () => {
       assert.deepEqual([resumed.q.active, resumed.h.active, resumed.f.active], [true, true, true]);
       await keepsDecoding(bob, 1_500);
       console.log(`layer pausing: h and f paused ${pausedAfter} ms after bob's 240-wide layer; f stopped (+${later.f.bytes - before.f.bytes} bytes in 1.5 s); top layer back at bob ${back} ms after asking`);
-      assert.deepEqual([...alice.errors, ...bob.errors], []);
+      assert.deepEqual([...alice.errors, ...bob.errors, ...carol.errors], []);
     } finally {
       await alice.close();
       await bob.close();
+      await carol.close();
     }
   });
 
