@@ -92,6 +92,8 @@ export class PeerSession extends EventEmitter {
   #receivers = new Map();
   /** Track SID → sending transceiver. */
   #senders = new Map();
+  /** Track SID → the server's last `layers` for it (applied again after each answer). */
+  #layers = new Map();
   /** publish_data requests waiting for `published`, in order. */
   #dataRequests = [];
   /** Track SID → the data channel publishing it. */
@@ -229,6 +231,7 @@ export class PeerSession extends EventEmitter {
    */
   unpublish(sid) {
     const transceiver = this.#senders.get(sid);
+    this.#layers.delete(sid);
     if (transceiver) {
       this.#senders.delete(sid);
       transceiver.stop();
@@ -287,13 +290,16 @@ export class PeerSession extends EventEmitter {
   /**
    * The server's `layers`: pause the simulcast layers no one receives
    * (`active: false`) and resume the others. Layers are matched by `rid`,
-   * else by position (lowest first).
+   * else by position (lowest first). Kept and applied again after every
+   * answer: Chromium sets each RID encoding's `active` from the answer's
+   * `a=simulcast` (paused only when marked `~`) whenever it applies one.
    * @param {string} sid the published track
    * @param {Array<{layer: number, rid?: string, active: boolean}>} layers
    */
   async setLayers(sid, layers) {
     const transceiver = this.#senders.get(sid);
     if (!transceiver || !Array.isArray(layers)) return;
+    this.#layers.set(sid, layers);
     const params = transceiver.sender.getParameters();
     if (!params.encodings || params.encodings.length < 2) return;
     let changed = false;
@@ -435,6 +441,7 @@ export class PeerSession extends EventEmitter {
     }
     if (this.#closed) return;
     this.#outstanding = null;
+    for (const [sid, layers] of this.#layers) this.setLayers(sid, layers);
     for (const s of offer.subscribe) this.#watch(s);
     const published = new Map((message.published || []).map((p) => [p.mid, p.track]));
     for (const p of offer.publish) {

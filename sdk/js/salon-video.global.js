@@ -2028,6 +2028,8 @@ var Twilio;
     #receivers = /* @__PURE__ */ new Map();
     /** Track SID → sending transceiver. */
     #senders = /* @__PURE__ */ new Map();
+    /** Track SID → the server's last `layers` for it (applied again after each answer). */
+    #layers = /* @__PURE__ */ new Map();
     /** publish_data requests waiting for `published`, in order. */
     #dataRequests = [];
     /** Track SID → the data channel publishing it. */
@@ -2158,6 +2160,7 @@ var Twilio;
      */
     unpublish(sid) {
       const transceiver = this.#senders.get(sid);
+      this.#layers.delete(sid);
       if (transceiver) {
         this.#senders.delete(sid);
         transceiver.stop();
@@ -2213,13 +2216,16 @@ var Twilio;
     /**
      * The server's `layers`: pause the simulcast layers no one receives
      * (`active: false`) and resume the others. Layers are matched by `rid`,
-     * else by position (lowest first).
+     * else by position (lowest first). Kept and applied again after every
+     * answer: Chromium sets each RID encoding's `active` from the answer's
+     * `a=simulcast` (paused only when marked `~`) whenever it applies one.
      * @param {string} sid the published track
      * @param {Array<{layer: number, rid?: string, active: boolean}>} layers
      */
     async setLayers(sid, layers) {
       const transceiver = this.#senders.get(sid);
       if (!transceiver || !Array.isArray(layers)) return;
+      this.#layers.set(sid, layers);
       const params = transceiver.sender.getParameters();
       if (!params.encodings || params.encodings.length < 2) return;
       let changed = false;
@@ -2348,6 +2354,7 @@ var Twilio;
       }
       if (this.#closed) return;
       this.#outstanding = null;
+      for (const [sid, layers] of this.#layers) this.setLayers(sid, layers);
       for (const s of offer.subscribe) this.#watch(s);
       const published = new Map((message.published || []).map((p) => [p.mid, p.track]));
       for (const p of offer.publish) {

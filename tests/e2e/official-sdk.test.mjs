@@ -1,6 +1,7 @@
 // The official twilio-video SDK (2.36.0 from npm, pinned in
 // package-lock.json), unmodified, against Salon's /signaling in real
-// Chromium: only its connect options point it at Salon.
+// Chromium: only its connect options point it at Salon. Adaptive simulcast
+// ('auto'): MSP publisher_hints disable the layers nobody wants.
 //
 //   node --test --test-concurrency=1 tests/e2e/official-sdk.test.mjs
 //
@@ -298,7 +299,7 @@ describe('media signaling, m-lines and mixed rooms with the official SDK', () =>
     assert.ok(!joined.error, JSON.stringify(joined));
 
     // The server opened the channels asked for, and not publisher_hints
-    // (no layers to pause: the SDK falls back to one layer).
+    // (the SDK asks for it only with preferredVideoCodecs: 'auto').
     const labels = await eventually(async () => {
       const l = await ben.evaluate(() => window.__e2e.channels.map((c) => c.label));
       return ['active_speaker', 'network_quality', 'track_priority', 'track_switch_off', 'render_hints'].every((x) => l.includes(x)) && l;
@@ -515,6 +516,75 @@ describe('simulcast from the official SDK', () => {
       console.log(`official simulcast: pia sent ${s1 - s0} packets on 3 SSRCs in 3 s, sam received ${r1 - r0} (${Math.round(share * 100)}%), decoded ${f1 - f0} frames`);
       assert.ok(share < 0.8, `sam receives one stream's packets, not all three (${Math.round(share * 100)}%)`);
       assert.ok(f1 - f0 > 20, `sam keeps decoding (${f1 - f0} frames in 3 s)`);
+      assert.deepEqual(pia.errors.filter((e) => !/insights|favicon/i.test(e)), [], 'no page errors');
+    } finally {
+      await pia.close();
+      await sam.close();
+    }
+  });
+
+  test("adaptive simulcast ('auto', publisher_hints): layers nobody wants are disabled at the publisher, and enabled again when a subscriber asks", async () => {
+    const pia = await officialPage('pia');
+    const sam = await sdkPage(browser, server, 'sam');
+    try {
+      await pia.evaluate(() => {
+        window.__e2eCamera = { width: 960, height: 540, frameRate: 15 };
+      });
+      const joined = await connect(pia, 'adaptive-simulcast', { extra: { audio: false, preferredVideoCodecs: 'auto' } });
+      assert.ok(!joined.error, JSON.stringify(joined));
+      // The SDK's encodings: active flag and frame width, by index.
+      const encodings = () => pia.evaluate(async () => {
+        const out = [];
+        for (const pc of window.__e2e.pcs) {
+          if (pc.connectionState === 'closed') continue;
+          for (const sender of pc.getSenders()) {
+            if (sender.track?.kind !== 'video') continue;
+            (sender.getParameters().encodings || []).forEach((e, i) => { out[i] = { active: e.active !== false, scale: e.scaleResolutionDownBy }; });
+          }
+        }
+        return out;
+      });
+      // With publisher_hints announced the SDK keeps adaptive simulcast:
+      // three SIM layers scaled ¼, ½ and full.
+      const offer = () => pia.evaluate(() => window.__e2e.pcs.map((pc) => pc.localDescription?.sdp || '').join('\n'));
+      await eventually(async () => /a=ssrc-group:SIM \d+ \d+ \d+/.test(await offer()), 'the SDK to keep SSRC-group simulcast', 20_000);
+      await eventually(async () => (await encodings()).map((e) => e.scale).join() === '4,2,1', 'encodings scaled 4, 2, 1', 20_000);
+
+      const token = await server.token('sam');
+      await sam.evaluate(async ({ token }) => {
+        window.room = await window.Video.connect(token, {
+          name: 'adaptive-simulcast', audio: false, video: false,
+          bandwidthProfile: { video: { contentPreferencesMode: 'manual', clientTrackSwitchOffControl: 'manual' } },
+        });
+        window.room.on('trackSubscribed', (track) => {
+          if (track.kind !== 'video') return;
+          window.video = track;
+          document.body.appendChild(track.attach());
+        });
+      }, { token });
+      await eventually(() => sam.evaluate(() => Boolean(window.video)), 'sam to subscribe', 20_000);
+      await sam.evaluate(() => window.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
+      const width = () => sam.evaluate(async () => {
+        let w = 0;
+        for (const pc of window.__e2e.pcs) {
+          if (pc.connectionState === 'closed') continue;
+          (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') w = Math.max(w, s.frameWidth || 0); });
+        }
+        return w;
+      });
+      await eventually(async () => (await width()) === 240, 'sam on the 240-wide layer', 20_000);
+      const t0 = Date.now();
+      await eventually(async () => (await encodings()).map((e) => e.active).join() === 'true,false,false', 'the upper encodings disabled', 20_000);
+      const paused = Date.now() - t0;
+      const hints = await pia.evaluate(() => window.__e2e.channels.filter((c) => c.label === 'publisher_hints').flatMap((c) => c.messages).map((m) => JSON.parse(m)));
+      assert.ok(hints.some((m) => m.type === 'publisher_hints' && m.publisher?.hints?.[0]?.encodings?.some((e) => e.enabled === false)), JSON.stringify(hints));
+
+      const t1 = Date.now();
+      await sam.evaluate(() => window.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
+      await eventually(async () => (await width()) === 960, 'sam on the top layer again', 20_000);
+      const back = Date.now() - t1;
+      assert.equal((await encodings()).map((e) => e.active).join(), 'true,true,true');
+      console.log(`adaptive simulcast: pia's upper encodings disabled ${paused} ms after sam settled on 240 wide; 960 wide back at sam in ${back} ms`);
       assert.deepEqual(pia.errors.filter((e) => !/insights|favicon/i.test(e)), [], 'no page errors');
     } finally {
       await pia.close();

@@ -7,7 +7,10 @@
 // layer below the top one. A 640x360 camera gives two layers (320 and 640 wide), as
 // libwebrtc sends no more; without simulcast asked, one encoding. With
 // `{codec: 'H264', simulcast: true}` the layers are H.264 and are picked
-// the same way.
+// the same way. Layer pausing (adaptive simulcast): when the only
+// subscriber renders the track at 160x90, the server's `layers` makes the
+// publisher set its upper encodings `active: false` and they stop being
+// sent; when it asks large, they come back and it receives the top layer.
 //
 //   node --test tests/e2e/simulcast.test.mjs      (needs target/debug/salon; see DEVELOPERS.md)
 
@@ -82,6 +85,22 @@ const sent = (page) => page.evaluate(async () => {
   return out;
 });
 
+/** The publisher's video encodings by RID: `active`, and bytes sent so far. */
+const encodings = (page) => page.evaluate(async () => {
+  const out = {};
+  for (const pc of window.__e2e.pcs) {
+    if (pc.connectionState === 'closed') continue;
+    for (const sender of pc.getSenders()) {
+      if (!sender.track || sender.track.kind !== 'video') continue;
+      for (const e of sender.getParameters().encodings || []) out[e.rid || '-'] = { active: e.active, bytes: 0 };
+    }
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && out[s.rid || '-']) out[s.rid || '-'].bytes = s.bytesSent;
+    });
+  }
+  return out;
+});
+
 /** Frames keep coming for `ms`: framesDecoded grows in every 500 ms. */
 async function keepsDecoding(page, ms) {
   let last = (await received(page)).decoded;
@@ -144,6 +163,57 @@ describe('simulcast', () => {
       assert.ok(capped.width > 0 && capped.width <= 480, `carol stays below the top layer under her cap (width ${capped.width})`);
       await keepsDecoding(carol, 1_500);
       console.log(`simulcast: alice sends ${JSON.stringify(layers)}; bob 240 → 960 → 480 by render dimensions; carol capped at 130 kbit/s: ${capped.width}`);
+      assert.deepEqual([...alice.errors, ...bob.errors, ...carol.errors], []);
+    } finally {
+      await alice.close();
+      await bob.close();
+      await carol.close();
+    }
+  });
+
+  test('layer pausing: the only subscriber rendering 160x90 pauses the upper encodings (active: false, no more bytes; still after a renegotiation), rendering large resumes them and brings the top layer', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    const carol = await sdkPage(browser, server, 'carol');
+    try {
+      await join(alice, 'pausing', { preferredVideoCodecs: 'auto' }, CAMERA);
+      await layersSent(alice, 3, 960);
+      await join(bob, 'pausing', MANUAL);
+      await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe');
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
+      await eventually(async () => {
+        const r = await received(bob);
+        return r.decoded > 0 && r.width === 240;
+      }, 'bob to decode the 240-wide layer', 15_000);
+      // Unneeded for 5 s, the upper layers are paused.
+      const paused = Date.now();
+      await eventually(async () => {
+        const e = await encodings(alice);
+        return e.q?.active === true && e.h?.active === false && e.f?.active === false;
+      }, 'h and f inactive, q active', 15_000);
+      const pausedAfter = Date.now() - paused;
+      const before = await encodings(alice);
+      await sleep(1_500);
+      const later = await encodings(alice);
+      assert.ok(later.f.bytes - before.f.bytes < 2_000, `f stopped (${before.f.bytes} → ${later.f.bytes} bytes)`);
+      assert.ok(later.q.bytes > before.q.bytes, 'q still sent');
+      await keepsDecoding(bob, 1_000);
+
+      // A renegotiation (alice subscribes to the track of carol, who
+      // subscribes to nothing) keeps the encodings paused.
+      await join(carol, 'pausing', { automaticSubscription: false }, SMALL_CAMERA);
+      await eventually(() => alice.evaluate(() => Boolean(window.t.video)), 'alice to receive carol', 15_000);
+      const renegotiated = await encodings(alice);
+      assert.deepEqual([renegotiated.q.active, renegotiated.h.active, renegotiated.f.active], [true, false, false], 'still paused after alice renegotiated');
+
+      const asked = Date.now();
+      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
+      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top layer back', 15_000);
+      const back = Date.now() - asked;
+      const resumed = await encodings(alice);
+      assert.deepEqual([resumed.q.active, resumed.h.active, resumed.f.active], [true, true, true]);
+      await keepsDecoding(bob, 1_500);
+      console.log(`layer pausing: h and f paused ${pausedAfter} ms after bob's 240-wide layer; f stopped (+${later.f.bytes - before.f.bytes} bytes in 1.5 s); top layer back at bob ${back} ms after asking`);
       assert.deepEqual([...alice.errors, ...bob.errors, ...carol.errors], []);
     } finally {
       await alice.close();

@@ -1272,12 +1272,15 @@ impl Connection {
             ServerMessage::Pong { .. } => {}
             ServerMessage::Joined { .. } => tracing::warn!("a second `joined` ignored"),
             ServerMessage::Redirect { .. } => tracing::warn!("a `redirect` after `joined` ignored"),
+            ServerMessage::Layers { track, ref layers } => {
+                self.media.set_layers(track, layers);
+                self.emit(ClientEvent::Adaptive(message));
+            }
             adaptive @ (ServerMessage::TrackPriorityChanged { .. }
             | ServerMessage::TrackSwitchedOff { .. }
             | ServerMessage::TrackSwitchedOn { .. }
             | ServerMessage::DominantSpeakerChanged { .. }
-            | ServerMessage::NetworkQuality { .. }
-            | ServerMessage::Layers { .. }) => self.emit(ClientEvent::Adaptive(adaptive)),
+            | ServerMessage::NetworkQuality { .. }) => self.emit(ClientEvent::Adaptive(adaptive)),
         }
         Ok(None)
     }

@@ -362,6 +362,11 @@ struct LayerState {
     next_seq: u64,
     rtp_offset: u32,
     picture_id: u16,
+    /// Sent (the server's `layers` may pause it).
+    active: bool,
+    /// Resumed: its next frame is a keyframe, as a browser's re-enabled
+    /// encoding starts with one.
+    restart: bool,
 }
 
 impl Publication {
@@ -610,6 +615,8 @@ impl MediaSession {
                     next_seq: u64::from(rand::random::<u16>() & 0x7fff),
                     rtp_offset: rand::random(),
                     picture_id: rand::random::<u16>() & 0x7fff,
+                    active: true,
+                    restart: false,
                 })
                 .collect()
         } else {
@@ -723,6 +730,52 @@ impl MediaSession {
             stats.track = Some(track);
         }
         Some(name)
+    }
+
+    /// The server's `layers` for published video `track`: send only the
+    /// simulcast layers marked active, matched by RID, else by position. A
+    /// resumed layer starts with a keyframe. The lowest layer is never
+    /// paused here, whatever the message says.
+    pub fn set_layers(&mut self, track: TrackSid, layers: &[salon_signal::LayerHint]) {
+        let Some(name) = self
+            .stats
+            .lock()
+            .published
+            .iter()
+            .find(|(_, s)| s.track == Some(track))
+            .map(|(name, _)| name.clone())
+        else {
+            return;
+        };
+        let Some(p) = self
+            .publications
+            .iter_mut()
+            .find(|p| p.spec.name == name && !p.stopped)
+        else {
+            return;
+        };
+        for hint in layers {
+            let index = match &hint.rid {
+                Some(rid) => p.layers.iter().position(|l| l.spec.rid == *rid),
+                None => Some(usize::from(hint.layer)),
+            };
+            let Some(layer) = index.filter(|i| *i > 0).and_then(|i| p.layers.get_mut(i)) else {
+                continue;
+            };
+            if hint.active && !layer.active {
+                layer.restart = true;
+            }
+            layer.active = hint.active;
+        }
+        let paused = p
+            .layers
+            .iter()
+            .filter(|l| !l.active)
+            .map(|l| l.spec.rid.clone())
+            .collect();
+        if let Some(s) = self.stats.lock().published.get_mut(&name) {
+            s.paused = paused;
+        }
     }
 
     /// Restart ICE in the next offer: new ICE credentials, which the
@@ -1406,7 +1459,8 @@ impl MediaSession {
         };
         let fps = p.spec.fps.max(1) as usize;
         let mut writes = Vec::with_capacity(p.layers.len());
-        for layer in &mut p.layers {
+        for layer in p.layers.iter_mut().filter(|l| l.active) {
+            let keyframe = keyframe || std::mem::take(&mut layer.restart);
             let per_frame = layer.spec.bitrate_bps as usize / 8 / fps;
             let bytes = if keyframe {
                 per_frame * synthetic::KEYFRAME_SIZE_FACTOR

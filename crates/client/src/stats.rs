@@ -52,6 +52,9 @@ pub struct PublishStats {
     pub keyframes: u64,
     /// PLI and FIR received for this track.
     pub keyframe_requests: u64,
+    /// Simulcast: the RIDs of the layers the server's `layers` paused (not
+    /// sent until it resumes them).
+    pub paused: Vec<String>,
 }
 
 impl PublishStats {
@@ -64,6 +67,7 @@ impl PublishStats {
             frames: 0,
             keyframes: 0,
             keyframe_requests: 0,
+            paused: Vec::new(),
         }
     }
 }

@@ -41,9 +41,10 @@
 //! costs only that peer.
 //!
 //! The forwarding rules themselves live in [`forward`], sans-IO and unit
-//! tested. Beside it, three more sans-IO cores decide what adaptive video
+//! tested. Beside it, four more sans-IO cores decide what adaptive video
 //! forwards and reports: [`allocation`] (which simulcast layer each
-//! subscriber receives, Twilio's bandwidth profiles), [`speaker`] (the
+//! subscriber receives, Twilio's bandwidth profiles), [`pausing`] (which
+//! layers a publisher need not send at all), [`speaker`] (the
 //! dominant speaker, from RFC 6464 audio levels) and [`quality`] (Twilio's
 //! network quality levels 0–5).
 
@@ -52,6 +53,7 @@ mod codec_order;
 mod demux;
 pub mod forward;
 pub mod keyframe;
+pub mod pausing;
 pub mod quality;
 pub mod record;
 pub mod sdp;
@@ -223,6 +225,16 @@ pub enum MediaEvent {
         participant: ParticipantSid,
         track: TrackSid,
         off: Option<&'static str>,
+    },
+    /// Which simulcast layers of `participant`'s video `track` it should
+    /// send (see [`pausing`]): one entry per layer in the order of its
+    /// offer (`a=rid` or `a=ssrc-group:SIM`, lowest first as browsers
+    /// send), with the layer's RID if it has one. Sent only on changes.
+    Layers {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        layers: Vec<(Option<String>, bool)>,
     },
     /// A connected peer went silent (its network went away, or its ICE
     /// consent lapsed): it is kept, bound as it was, until it is heard

@@ -197,6 +197,16 @@ pub enum Event {
         track: TrackSid,
         off: Option<&'static str>,
     },
+    /// The media server decided which simulcast layers of `participant`'s
+    /// video `track` anyone receives (publisher layer pausing): one entry
+    /// per layer in the order of the publisher's offer, with its RID if it
+    /// has one, and whether to send it.
+    PublisherLayers {
+        room: RoomSid,
+        participant: ParticipantSid,
+        track: TrackSid,
+        layers: Vec<(Option<String>, bool)>,
+    },
     /// A publisher set a track's priority (`low`, `standard`, `high`).
     TrackPriorityChanged {
         room: RoomSid,
@@ -232,6 +242,7 @@ impl Event {
             | Event::DominantSpeakerChanged { room, .. }
             | Event::NetworkQualityChanged { room, .. }
             | Event::SubscriptionSwitched { room, .. }
+            | Event::PublisherLayers { room, .. }
             | Event::TrackPriorityChanged { room, .. }
             | Event::Unsubscribed { room, .. } => *room,
         }

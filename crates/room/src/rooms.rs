@@ -659,6 +659,33 @@ impl Rooms {
             .push_back(Event::DominantSpeakerChanged { room, participant });
     }
 
+    /// The media server decided which simulcast layers of `participant`'s
+    /// video `track` it should send. Ignored unless it still publishes the
+    /// track.
+    pub fn set_publisher_layers(
+        &mut self,
+        participant: ParticipantSid,
+        track: TrackSid,
+        layers: Vec<(Option<String>, bool)>,
+    ) {
+        let Some(room) = self.where_is.get(&participant).copied() else {
+            return;
+        };
+        let publishes = self
+            .rooms
+            .get(&room)
+            .and_then(|r| r.participant(participant))
+            .is_some_and(|p| p.tracks.iter().any(|t| t.sid == track));
+        if publishes {
+            self.events.push_back(Event::PublisherLayers {
+                room,
+                participant,
+                track,
+                layers,
+            });
+        }
+    }
+
     /// The media server switched a video track `subscriber` receives off
     /// (`off`: Twilio's `switchOffReason`) or on again. Ignored unless it
     /// still receives the track.

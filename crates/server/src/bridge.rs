@@ -110,6 +110,16 @@ pub async fn media_to_room(
                     .call(move |r, _| r.set_switched(participant, track, off))
                     .await;
             }
+            MediaEvent::Layers {
+                participant,
+                track,
+                layers,
+                ..
+            } => {
+                let _ = rooms
+                    .call(move |r, _| r.set_publisher_layers(participant, track, layers))
+                    .await;
+            }
             MediaEvent::DominantSpeaker { room, participant } => {
                 let _ = rooms
                     .call(move |r, _| r.set_dominant_speaker(room, participant))

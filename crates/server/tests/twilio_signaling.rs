@@ -599,15 +599,19 @@ async fn connected_announces_the_msp_channels_asked_for_that_salon_serves() {
     assert_eq!(next(&mut socket).await.expect("welcome")["type"], "welcome");
     let first = body(&mut socket).await;
     assert_eq!(first["type"], "connected", "{first}");
-    // Each label is the channel's name; publisher hints (no layers to
-    // pause), transcriptions and a transport other than a data channel
-    // are not announced.
+    // Each label is the channel's name; transcriptions and a transport
+    // other than a data channel are not announced.
     let announced = first["media_signaling"].as_object().expect("announcements");
     let mut names: Vec<&str> = announced.keys().map(String::as_str).collect();
     names.sort();
     assert_eq!(
         names,
-        ["active_speaker", "network_quality", "render_hints"],
+        [
+            "active_speaker",
+            "network_quality",
+            "publisher_hints",
+            "render_hints"
+        ],
         "{first}"
     );
     for (name, announcement) in announced {

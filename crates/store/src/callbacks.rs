@@ -113,6 +113,7 @@ pub(crate) async fn enqueue(
         | Event::DominantSpeakerChanged { .. }
         | Event::NetworkQualityChanged { .. }
         | Event::SubscriptionSwitched { .. }
+        | Event::PublisherLayers { .. }
         | Event::TrackPriorityChanged { .. } => return Ok(0),
         Event::RoomCreated { name, settings, .. } => match &settings.status_callback {
             None => return Ok(0),
@@ -142,6 +143,7 @@ pub(crate) async fn enqueue(
         | Event::DominantSpeakerChanged { .. }
         | Event::NetworkQualityChanged { .. }
         | Event::SubscriptionSwitched { .. }
+        | Event::PublisherLayers { .. }
         | Event::TrackPriorityChanged { .. } => Ok(0),
         Event::RoomCreated { .. } => {
             room.write(tx, CallbackEvent::RoomCreated, "in-progress", Vec::new())

@@ -226,6 +226,7 @@ async fn apply(
         Event::DominantSpeakerChanged { .. }
         | Event::NetworkQualityChanged { .. }
         | Event::SubscriptionSwitched { .. }
+        | Event::PublisherLayers { .. }
         | Event::TrackPriorityChanged { .. } => {}
         Event::RoomCreated {
             room,

@@ -360,6 +360,56 @@ mod tests {
     }
 
     #[test]
+    fn publisher_hints_have_the_sdks_shape_and_its_replies_read() {
+        // What twilio-video's publisherhintsignaling.js reads:
+        // message.publisher.{id, hints[{track, encodings[{enabled, layer_index}]}]}.
+        let hint = ServerMessage::PublisherHints {
+            publisher: PublisherHintsRequest {
+                id: 3,
+                hints: vec![PublisherHint {
+                    track: sid(1),
+                    encodings: vec![
+                        EncodingHint {
+                            enabled: true,
+                            layer_index: 0,
+                        },
+                        EncodingHint {
+                            enabled: false,
+                            layer_index: 1,
+                        },
+                    ],
+                }],
+            },
+        };
+        let json: serde_json::Value = serde_json::from_str(&hint.to_json()).unwrap();
+        assert_eq!(json["type"], "publisher_hints");
+        assert_eq!(json["publisher"]["id"], 3);
+        assert_eq!(json["publisher"]["hints"][0]["track"], sid(1).to_string());
+        assert_eq!(
+            json["publisher"]["hints"][0]["encodings"][1],
+            serde_json::json!({"enabled": false, "layer_index": 1})
+        );
+        // What it sends back: results, and client_reset after replaceTrack.
+        let reply = format!(
+            r#"{{"type":"publisher_hints","id":3,"hints":[{{"track":"{}","result":"OK"}}]}}"#,
+            sid(1)
+        );
+        let ClientMessage::PublisherHints { id, hints } = ClientMessage::parse(&reply).unwrap()
+        else {
+            panic!("not publisher hint results");
+        };
+        assert_eq!((id, hints[0].result.as_str()), (3, "OK"));
+        let reset = format!(r#"{{"type":"client_reset","track":"{}","id":9}}"#, sid(1));
+        assert_eq!(
+            ClientMessage::parse(&reset).unwrap(),
+            ClientMessage::ClientReset {
+                track: sid(1),
+                id: 9
+            }
+        );
+    }
+
+    #[test]
     fn render_hints_and_priorities_read() {
         let text = format!(
             r#"{{"type":"render_hints","subscriber":{{"id":7,"hints":[

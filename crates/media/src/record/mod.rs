@@ -118,6 +118,11 @@ impl Recorders {
         self.active.is_empty()
     }
 
+    /// Whether `track` is being recorded (it keeps its largest layer).
+    pub fn records(&self, track: TrackSid) -> bool {
+        self.active.iter().any(|r| r.spec.track == track)
+    }
+
     /// Start recording `spec.track`: spawn its writer.
     pub fn start(&mut self, spec: RecordSpec, events: &mpsc::UnboundedSender<MediaEvent>) {
         if self.active.iter().any(|r| r.spec.track == spec.track) {

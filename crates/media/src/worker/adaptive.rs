@@ -17,6 +17,7 @@
 
 use super::*;
 use crate::allocation::{Input, Layer, SwitchOffReason, Target, VideoSubscription};
+use crate::pausing::{LayerPausing, Observed};
 
 /// The budget when nothing limits it.
 const UNLIMITED: u64 = 1 << 40;
@@ -74,7 +75,7 @@ impl Worker {
                 audio += f.bitrate;
                 continue;
             }
-            let (layers, indices) = offered_layers(f, now);
+            let (layers, indices) = offered_layers(f, now, room.pausing.get(&f.track));
             let publisher = self
                 .slots
                 .get(f.publisher.index as usize)
@@ -201,6 +202,86 @@ impl Worker {
             self.allocate(r, now);
         }
     }
+
+    /// Decide which layers of each simulcast track its publisher sends
+    /// (after [`Worker::allocate_all`], whose targets say what subscribers
+    /// want), and tell each publisher what changed.
+    pub(super) fn tick_pausing(&mut self, now: Instant) {
+        for (room_sid, room) in &mut self.rooms {
+            let forwarders = &room.forwarders;
+            room.pausing.retain(|track, _| {
+                forwarders
+                    .iter()
+                    .any(|f| f.track == *track && f.is_simulcast())
+            });
+            for f in room
+                .forwarders
+                .iter()
+                .filter(|f| f.video && f.is_simulcast())
+            {
+                let pausing = room
+                    .pausing
+                    .entry(f.track)
+                    .or_insert_with(|| LayerPausing::new(f.layers.len()));
+                let observed = observed_layers(f, now);
+                // What subscribers want: each lane's target, and the layer
+                // it still forwards until it switches; a recording keeps
+                // the largest.
+                let mut wanted = 0u8;
+                let mut subscribed = false;
+                for lane in f.lanes.iter().filter(|l| !l.is_off() && !l.is_starved()) {
+                    subscribed = true;
+                    wanted |= 1 << lane.target_layer();
+                    if let Some(current) = lane.current_layer() {
+                        wanted |= 1 << current;
+                    }
+                }
+                if self.recorders.records(f.track) {
+                    subscribed = true;
+                    wanted |= 1 << f.top_layer();
+                }
+                let Some(active) = pausing.update(now, &observed, wanted, subscribed) else {
+                    continue;
+                };
+                let Some(participant) = self
+                    .slots
+                    .get(f.publisher.index as usize)
+                    .filter(|s| s.generation == f.publisher.generation)
+                    .and_then(|s| s.peer.as_ref())
+                    .map(|p| p.participant)
+                else {
+                    continue;
+                };
+                tracing::debug!(%participant, track = %f.track, ?active, "publisher layers");
+                let layers = f
+                    .layers
+                    .iter()
+                    .zip(active)
+                    .map(|(l, active)| (l.rid.map(|r| r.to_string()), active))
+                    .collect();
+                let _ = self.setup.events.send(MediaEvent::Layers {
+                    room: *room_sid,
+                    participant,
+                    track: f.track,
+                    layers,
+                });
+            }
+        }
+    }
+}
+
+/// What is measured of each of `f`'s layers, in its order: `Some` while the
+/// layer is heard and its size is known (or guessed, as
+/// [`offered_layers`] does), for [`LayerPausing::update`].
+fn observed_layers(f: &Forwarder, now: Instant) -> Vec<Observed> {
+    let (layers, indices) = offered_layers(f, now, None);
+    let mut observed = vec![None; f.layers.len()];
+    for (layer, index) in layers.into_iter().zip(indices) {
+        if let Some(slot) = observed.get_mut(usize::from(index)) {
+            *slot = Some(layer);
+        }
+    }
+    observed
 }
 
 /// A subscribed video track as the allocation sees it.
@@ -219,9 +300,15 @@ struct Offered {
 /// The layers of `f` the allocation may choose from, smallest first, and
 /// each one's index in the forwarder: for simulcast, the layers being sent
 /// whose size is known (from a keyframe; or guessed from the offer's order
-/// when no keyframe tells any size); without simulcast, the one layer (its
-/// size guessed until a keyframe tells).
-fn offered_layers(f: &Forwarder, now: Instant) -> (Vec<Layer>, Vec<u8>) {
+/// when no keyframe tells any size), and the layers its publisher was told
+/// to pause (or just to resume) as they were last heard (`pausing`'s stand
+/// ins, so a subscriber can want a paused layer back); without simulcast,
+/// the one layer (its size guessed until a keyframe tells).
+fn offered_layers(
+    f: &Forwarder,
+    now: Instant,
+    pausing: Option<&LayerPausing>,
+) -> (Vec<Layer>, Vec<u8>) {
     let as_layer = |l: &crate::forward::SimulcastLayer, width: u32, height: u32| Layer {
         spatial: 0,
         width,
@@ -255,8 +342,13 @@ fn offered_layers(f: &Forwarder, now: Instant) -> (Vec<Layer>, Vec<u8>) {
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.is_active(now))
         .filter_map(|(i, l)| {
+            if let Some(stand_in) = pausing.and_then(|p| p.stand_in(i, now)) {
+                return Some((i as u8, stand_in));
+            }
+            if !l.is_active(now) {
+                return None;
+            }
             let (width, height) = if sized {
                 (u32::from(l.width), u32::from(l.height))
             } else {
@@ -308,16 +400,49 @@ mod tests {
         }
         // "x" stopped a while ago: not offered.
         f.layers[3].last_packet = Some(now - crate::forward::LAYER_SILENCE * 2);
-        let (layers, indices) = offered_layers(&f, now);
+        let (layers, indices) = offered_layers(&f, now, None);
         let widths: Vec<(u8, u32)> = layers.iter().map(|l| (l.spatial, l.width)).collect();
         assert_eq!(widths, [(0, 160), (1, 320), (2, 640)]);
         assert_eq!(indices, [1, 2, 0]);
 
         // A layer whose size no keyframe told yet is not offered.
         f.layers[2].width = 0;
-        let (layers, indices) = offered_layers(&f, now);
+        let (layers, indices) = offered_layers(&f, now, None);
         assert_eq!(layers.len(), 2);
         assert_eq!(indices, [1, 0]);
+    }
+
+    #[test]
+    fn a_paused_layer_is_offered_as_it_was_last_heard_so_it_can_be_wanted_back() {
+        let t0 = Instant::now();
+        let mut f = forwarder(&["q", "h", "f"]);
+        for (layer, width) in f.layers.iter_mut().zip([320u16, 640, 1280]) {
+            layer.width = width;
+            layer.height = width * 9 / 16;
+            layer.bitrate = u64::from(width) * 1000;
+            layer.last_packet = Some(t0);
+        }
+        let mut pausing = LayerPausing::new(3);
+        // Nobody subscribes: the two upper layers are paused.
+        pausing.update(t0, &observed_layers(&f, t0), 0, false);
+        let t = t0 + crate::pausing::PAUSE_AFTER;
+        for layer in &mut f.layers {
+            layer.last_packet = Some(t);
+        }
+        assert_eq!(
+            pausing.update(t, &observed_layers(&f, t), 0, false),
+            Some(vec![true, false, false])
+        );
+        // Silent since: measured, only the lowest is sent…
+        let later = t + crate::forward::LAYER_SILENCE * 2;
+        f.layers[0].last_packet = Some(later);
+        let (layers, _) = offered_layers(&f, later, None);
+        assert_eq!(layers.len(), 1);
+        // …but the paused ones are offered as they were.
+        let (layers, indices) = offered_layers(&f, later, Some(&pausing));
+        let offered: Vec<(u32, u64)> = layers.iter().map(|l| (l.width, l.bitrate)).collect();
+        assert_eq!(offered, [(320, 320_000), (640, 640_000), (1280, 1_280_000)]);
+        assert_eq!(indices, [0, 1, 2]);
     }
 
     #[test]
@@ -327,7 +452,7 @@ mod tests {
         for layer in &mut f.layers {
             layer.last_packet = Some(now);
         }
-        let (layers, indices) = offered_layers(&f, now);
+        let (layers, indices) = offered_layers(&f, now, None);
         let widths: Vec<u32> = layers.iter().map(|l| l.width).collect();
         assert_eq!(widths, [320, 640, 1280]);
         assert_eq!(indices, [0, 1, 2]);
@@ -338,14 +463,14 @@ mod tests {
         let now = Instant::now();
         let mut f = forwarder(&[]);
         assert!(!f.is_simulcast());
-        let (layers, indices) = offered_layers(&f, now);
+        let (layers, indices) = offered_layers(&f, now, None);
         assert_eq!(
             (layers[0].width, layers[0].height, indices),
             (640, 360, vec![0])
         );
         f.layers[0].width = 320;
         f.layers[0].height = 240;
-        let (layers, _) = offered_layers(&f, now);
+        let (layers, _) = offered_layers(&f, now, None);
         assert_eq!((layers[0].width, layers[0].height), (320, 240));
     }
 }

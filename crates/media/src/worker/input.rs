@@ -276,5 +276,6 @@ impl Worker {
         self.tick_speakers(now);
         self.tick_quality(now);
         self.allocate_all(now);
+        self.tick_pausing(now);
     }
 }

@@ -221,6 +221,10 @@ struct MediaRoom {
     /// Dominant speaker detection over the room's audio tracks (each audio
     /// forwarder holds its voice).
     speaker: DominantSpeaker<ParticipantSid>,
+    /// Publisher layer pausing of each simulcast video track (see
+    /// [`crate::pausing`]); entries of gone tracks are dropped at
+    /// housekeeping.
+    pausing: HashMap<TrackSid, crate::pausing::LayerPausing>,
 }
 
 impl MediaRoom {

@@ -134,6 +134,13 @@ pub enum Change {
         track: TrackSid,
         off: Option<&'static str>,
     },
+    /// Which simulcast layers of this participant's video track someone
+    /// receives (in the order of its offer: RID if any, and whether to
+    /// send it).
+    Layers {
+        track: TrackSid,
+        layers: Vec<(Option<String>, bool)>,
+    },
     /// Another participant set a track's priority.
     TrackPriority {
         participant: ParticipantSid,
@@ -364,6 +371,15 @@ impl Member {
             } if *subscriber == me && self.subscribed.contains(track) => Change::Switched {
                 track: *track,
                 off: *off,
+            },
+            Event::PublisherLayers {
+                participant,
+                track,
+                layers,
+                ..
+            } if *participant == me => Change::Layers {
+                track: *track,
+                layers: layers.clone(),
             },
             Event::TrackPriorityChanged {
                 participant,

@@ -19,9 +19,9 @@ use salon_room::{
 };
 use salon_sid::{ParticipantSid, TrackSid};
 use salon_signal::{
-    ClientMessage, DisconnectReason, NetworkQualityLevel, NetworkQualityMedia, NetworkQualityPath,
-    ParticipantInfo, PublishMedia, Published, RoomInfo, ServerMessage, SubscribeMedia, TrackInfo,
-    TrackKind, codes,
+    ClientMessage, DisconnectReason, LayerHint, NetworkQualityLevel, NetworkQualityMedia,
+    NetworkQualityPath, ParticipantInfo, PublishMedia, Published, RoomInfo, ServerMessage,
+    SubscribeMedia, TrackInfo, TrackKind, codes,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -699,6 +699,18 @@ impl Session {
             } => ServerMessage::TrackSwitchedOff {
                 track,
                 reason: reason.into(),
+            },
+            Change::Layers { track, layers } => ServerMessage::Layers {
+                track,
+                layers: layers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (rid, active))| LayerHint {
+                        layer: i as u8,
+                        rid,
+                        active,
+                    })
+                    .collect(),
             },
             Change::TrackPriority {
                 participant,

@@ -1203,6 +1203,10 @@ impl Session {
                 self.track_switched(track, off.is_some());
                 return Next::Continue;
             }
+            Change::Layers { track, layers } => {
+                self.publisher_layers(track, layers.into_iter().map(|(_, on)| on).collect());
+                return Next::Continue;
+            }
         };
         let state = match state {
             ParticipantState::Connected => self.state_of(participant),

@@ -17,14 +17,20 @@
 //! | `track_priority` | — | a subscriber's priority for a track | the allocator ([`Member::set_subscribe_priority`]) |
 //! | `track_switch_off` | tracks switched off and on, on every change and on `ready` | `ready` | [`Change::Switched`] (the allocator's decisions) |
 //! | `render_hints` | an acknowledgement of each batch | `enabled` and render dimensions per track | `enabled` switches the track ([`Member::switch`]); dimensions are checked and acknowledged |
+//! | `publisher_hints` | every encoding of a published simulcast track, `enabled` or not, on every change, on `ready` and after `client_reset` | results per track; `client_reset` after `replaceTrack` | [`Change::Layers`] (the media server's [`salon_media::pausing`]) |
 //!
-//! `publisher_hints` is not announced: announcing it keeps the SDK's
-//! adaptive simulcast (`preferredVideoCodecs: 'auto'`) on, and the media
-//! server has no simulcast layers to pause yet, so the SDK is better off
-//! falling back to one layer. Its messages are understood (results and
-//! `client_reset` are read and dropped) and the server's message is
-//! `salon_twilio_signal::msp::ServerMessage::PublisherHints`; serving it
-//! needs a layer-pausing hook in the media server to drive. `extension_transcriptions` is not served.
+//! Announcing `publisher_hints` keeps the SDK's adaptive simulcast
+//! (`preferredVideoCodecs: 'auto'`) on: in Chromium it publishes VP8 in an
+//! `a=ssrc-group:SIM` of three SSRCs scaled ¼, ½ and full (only the lower
+//! one or two active below 960×540 and 480×270), and sets
+//! `RTCRtpEncodingParameters.active` of encoding `layer_index` (the
+//! group's order, lowest first) as the hints say — though never past its
+//! own default for the camera's size. A result other than `OK` is logged;
+//! `COULD_NOT_APPLY_HINT` for a track's latest hint has it sent once more
+//! (`REQUEST_SKIPPED` means a newer hint replaced it). `client_reset`
+//! means the SDK put the track's encodings back to its defaults after
+//! `replaceTrack`: the track's current hint is sent again.
+//! `extension_transcriptions` is not served.
 //!
 //! A message that does not parse, or names a track the client does not
 //! receive, changes nothing: MSP has no error reply, and an RSP `error`
@@ -48,8 +54,9 @@ use salon_media::allocation::Priority as MediaPriority;
 use salon_room::{MediaQuality, NetworkQualityDetail, PathQuality};
 use salon_sid::{ParticipantSid, TrackSid};
 use salon_twilio_signal::msp::{
-    BandwidthStats, ClientMessage, DirectionStats, FractionLostStats, HintResult, LatencyStats,
-    Levels, LocalLevel, MediaLevels, RemoteLevel, RenderHintsResults, ServerMessage,
+    BandwidthStats, ClientMessage, DirectionStats, EncodingHint, FractionLostStats, HintResult,
+    LatencyStats, Levels, LocalLevel, MediaLevels, PublisherHint as WireHint,
+    PublisherHintsRequest, RemoteLevel, RenderHintsResults, ServerMessage,
 };
 use salon_twilio_signal::rsp::{Announcement, Channel, MediaSignalingRequest, Priority};
 use salon_twilio_signal::{ProtocolError, rsp};
@@ -67,13 +74,25 @@ const PER_SECOND: f64 = 20.0;
 const BURST: f64 = 60.0;
 
 /// The channels Salon serves, in the order they are announced.
-const SERVED: [Channel; 5] = [
+const SERVED: [Channel; 6] = [
     Channel::ActiveSpeaker,
     Channel::NetworkQuality,
     Channel::TrackPriority,
     Channel::TrackSwitchOff,
     Channel::RenderHints,
+    Channel::PublisherHints,
 ];
+
+/// The hint last sent for one of the client's published tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PublisherHint {
+    /// Each encoding's `enabled`, by `layer_index`.
+    pub layers: Vec<bool>,
+    /// The message that carried it.
+    pub id: u64,
+    /// Sent once more after `COULD_NOT_APPLY_HINT`.
+    pub retried: bool,
+}
 
 /// What the session keeps for MSP.
 pub(super) struct Msp {
@@ -97,6 +116,10 @@ pub(super) struct Msp {
     /// again (the SDK repeats all of them when an ack is late) switches
     /// nothing.
     pub hinted: BTreeMap<TrackSid, bool>,
+    /// The publisher hint last sent per published simulcast track.
+    pub publisher: BTreeMap<TrackSid, PublisherHint>,
+    /// The id of the next `publisher_hints` message.
+    next_hint: u64,
     /// Messages that may still be handled now, and when that was counted.
     budget: (f64, Instant),
 }
@@ -118,6 +141,8 @@ impl Msp {
             owed: None,
             switched_off: Vec::new(),
             hinted: BTreeMap::new(),
+            publisher: BTreeMap::new(),
+            next_hint: 1,
             budget: (BURST, Instant::now()),
         }
     }
@@ -248,8 +273,25 @@ impl Session {
                     },
                 );
             }
-            // `ready` elsewhere, publisher-hint results, `client_reset`,
-            // and messages on the wrong channel need nothing.
+            (Channel::PublisherHints, ClientMessage::Ready) => {
+                let tracks: Vec<TrackSid> = self.msp.publisher.keys().copied().collect();
+                for track in tracks {
+                    self.send_publisher_hint(track);
+                }
+            }
+            (Channel::PublisherHints, ClientMessage::PublisherHints { id, hints }) => {
+                for hint in hints {
+                    self.publisher_hint_result(id, hint);
+                }
+            }
+            (Channel::PublisherHints, ClientMessage::ClientReset { track, .. }) => {
+                // The SDK put the track's encodings back to its defaults.
+                if self.msp.publisher.contains_key(&track) {
+                    self.send_publisher_hint(track);
+                }
+            }
+            // `ready` elsewhere and messages on the wrong channel need
+            // nothing.
             (channel, other) => {
                 tracing::trace!(participant = %self.member.me, channel = channel.name(), ?other, "MSP message needs nothing");
             }
@@ -274,6 +316,78 @@ impl Session {
             self.msp.hinted.insert(track, on);
         }
         Ok(())
+    }
+
+    /// The media server decided which layers of published `track` anyone
+    /// receives: hint the client.
+    pub(super) fn publisher_layers(&mut self, track: TrackSid, layers: Vec<bool>) {
+        if !self.msp.announced.contains(&Channel::PublisherHints) {
+            return;
+        }
+        self.msp.publisher.insert(
+            track,
+            PublisherHint {
+                layers,
+                id: 0,
+                retried: false,
+            },
+        );
+        self.send_publisher_hint(track);
+    }
+
+    /// Send `track`'s current hint in a message of its own.
+    fn send_publisher_hint(&mut self, track: TrackSid) {
+        let id = self.msp.next_hint;
+        let Some(hint) = self.msp.publisher.get_mut(&track) else {
+            return;
+        };
+        self.msp.next_hint += 1;
+        hint.id = id;
+        let encodings = hint
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, enabled)| EncodingHint {
+                enabled: *enabled,
+                layer_index: i as u8,
+            })
+            .collect();
+        self.msp_send(
+            Channel::PublisherHints,
+            &ServerMessage::PublisherHints {
+                publisher: PublisherHintsRequest {
+                    id,
+                    hints: vec![WireHint { track, encodings }],
+                },
+            },
+        );
+    }
+
+    /// The client's result for one track of hint `id`.
+    fn publisher_hint_result(&mut self, id: u64, result: HintResult) {
+        let me = self.member.me;
+        let track = result.track;
+        match result.result.as_str() {
+            "OK" | "REQUEST_SKIPPED" => {
+                tracing::trace!(participant = %me, %track, id, result = result.result, "publisher hint");
+            }
+            "COULD_NOT_APPLY_HINT" => {
+                let latest = self.msp.publisher.get_mut(&track).filter(|h| h.id == id);
+                match latest {
+                    Some(hint) if !hint.retried => {
+                        hint.retried = true;
+                        tracing::debug!(participant = %me, %track, id, "publisher hint not applied; sent again");
+                        self.send_publisher_hint(track);
+                    }
+                    _ => {
+                        tracing::info!(participant = %me, %track, id, "publisher hint not applied");
+                    }
+                }
+            }
+            other => {
+                tracing::info!(participant = %me, %track, id, result = other, "publisher hint refused");
+            }
+        }
     }
 
     pub(super) fn send_dominant_speaker(&self) {
@@ -427,7 +541,11 @@ mod tests {
         let msp = Msp::new(&request, None);
         assert_eq!(
             msp.announced,
-            vec![Channel::ActiveSpeaker, Channel::RenderHints]
+            vec![
+                Channel::ActiveSpeaker,
+                Channel::RenderHints,
+                Channel::PublisherHints
+            ]
         );
         let announced = msp.announcements();
         assert_eq!(
