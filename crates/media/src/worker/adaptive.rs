@@ -241,9 +241,7 @@ fn offered_layers(f: &Forwarder, now: Instant) -> (Vec<Layer>, Vec<u8>) {
             (0, _) | (_, 0) => (640, 360),
             (w, h) => (u32::from(w), u32::from(h)),
         };
-        let mut layer = as_layer(l, width, height);
-        layer.bitrate = f.bitrate;
-        return (vec![layer], vec![0]);
+        return (vec![as_layer(l, width, height)], vec![0]);
     }
     // Sizes come from VP8 keyframes. A codec whose keyframes do not tell
     // (H.264, VP9 here) leaves every layer unsized: then the layers are
