@@ -672,8 +672,9 @@ struct TrackState {
     /// What the subscriber was last told.
     reported: Option<SwitchOffReason>,
     epoch: u64,
-    /// Each layer's smoothed cost, by `spatial` id ([`COST_SMOOTHING`]).
-    costs: Vec<(u8, f64)>,
+    /// Each layer's smoothed cost, by `spatial` id ([`COST_SMOOTHING`]),
+    /// and whether it was measured (not a guess).
+    costs: Vec<(u8, f64, bool)>,
     /// When `costs` were last updated.
     smoothed_at: Instant,
 }
@@ -723,7 +724,7 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
         let profile = self.profile;
 
         // Each layer's cost, smoothed per track (COST_SMOOTHING).
-        let smoothed: Vec<(Vec<Layer>, Vec<(u8, f64)>)> = input
+        let smoothed: Vec<(Vec<Layer>, Vec<(u8, f64, bool)>)> = input
             .tracks
             .iter()
             .map(|sub| self.smooth(now, sub))
@@ -844,7 +845,8 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
         // A step up the estimate allowed (a higher layer, or a track back
         // on after a bandwidth switch-off) goes on trial; a forced step down
         // during a trial backs off.
-        let over = current_cost > keep_limits.network.min(keep_limits.subscription);
+        // Only the estimate fails a trial: the cap does not move.
+        let over = current_cost > keep_limits.network;
         let stepped_up =
             current
                 .iter()
@@ -931,8 +933,13 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
 
     /// `sub`'s layers with their costs smoothed since the last call
     /// ([`COST_SMOOTHING`]), and the smoothed costs to remember. A layer
-    /// seen for the first time counts at its cost.
-    fn smooth(&self, now: Instant, sub: &VideoSubscription<'_, K>) -> (Vec<Layer>, Vec<(u8, f64)>) {
+    /// seen for the first time, or measured for the first time after a
+    /// guess, counts at its cost.
+    fn smooth(
+        &self,
+        now: Instant,
+        sub: &VideoSubscription<'_, K>,
+    ) -> (Vec<Layer>, Vec<(u8, f64, bool)>) {
         let state = self.tracks.get(&sub.track);
         let weight = state.map_or(1.0, |s| {
             let dt = now.saturating_duration_since(s.smoothed_at).as_secs_f64();
@@ -944,14 +951,15 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
             .iter()
             .map(|layer| {
                 let cost = layer.cost() as f64;
+                let measured = layer.bitrate > 0;
                 let before = state.and_then(|s| {
                     s.costs
                         .iter()
-                        .find(|(spatial, _)| *spatial == layer.spatial)
-                        .map(|(_, c)| *c)
+                        .find(|(spatial, _, m)| *spatial == layer.spatial && *m == measured)
+                        .map(|(_, c, _)| *c)
                 });
                 let smoothed = before.map_or(cost, |b| b + (cost - b) * weight);
-                costs.push((layer.spatial, smoothed));
+                costs.push((layer.spatial, smoothed, measured));
                 Layer {
                     bitrate: (smoothed.round() as u64).max(1),
                     ..*layer
