@@ -115,6 +115,17 @@
 //!   the allocation climbs as the estimate itself creeps up with the media;
 //! * between the two there is a band where nothing moves: a link whose
 //!   estimate wanders by less than the headroom never changes layer;
+//! * layer bitrates are smoothed per track ([`COST_SMOOTHING`], on top of
+//!   the forwarder's keyframe-robust figure), and a total over
+//!   `maxSubscriptionBitrate` by at most [`DOWN_TOLERANCE`] is kept for
+//!   [`DOWN_HOLD`] before a step down: with a fixed cap, an overshoot is
+//!   the noise of the layers' measured bitrates, not a change. Together
+//!   with the 15% headroom to climb, a capped allocation whose layers read
+//!   ±30% off from one call to the next does not move;
+//! * in the committed plan, tracks keep the layer they have before tracks
+//!   of equal rank (priority, screen share, dominant speaker) take a step,
+//!   so noise at the margin does not swap one track's layer for another's
+//!   (each swap costs two keyframes);
 //! * a step up that is followed by a forced step down within the hold time
 //!   doubles the hold (up to 2⁴ times), like LiveKit's probe back-off, so a
 //!   marginal link does not oscillate; a step up that lasts resets it;
@@ -1250,15 +1261,34 @@ impl<K> Planner<'_, '_, K> {
         }
     }
 
-    /// Admit `start..end` in rank order, those on now first.
+    /// Admit `start..end` in rank order, those on now first among equals.
     fn admit_all(&mut self, start: usize, end: usize) {
-        for keepers in [true, false] {
-            for i in start..end {
-                if self.has(i, 0) == keepers {
-                    self.admit(i);
-                }
-            }
+        for i in self.order(start, end, 0) {
+            self.admit(i);
         }
+    }
+
+    /// `start..end` in rank order, except that among tracks of equal rank
+    /// (priority, screen share, dominant speaker: all but the key) those
+    /// that have `level` now come first.
+    fn order(&self, start: usize, end: usize, level: usize) -> Vec<usize> {
+        let class = |i: usize| {
+            let c = &self.ranked[i];
+            (c.priority, c.screen_share, c.dominant_speaker)
+        };
+        let mut order: Vec<usize> = (start..end).collect();
+        // Stable: rank order is kept within each part.
+        let mut group_start = 0;
+        while group_start < order.len() {
+            let key = class(order[group_start]);
+            let group_end = order[group_start..]
+                .iter()
+                .position(|&i| class(i) != key)
+                .map_or(order.len(), |n| group_start + n);
+            order[group_start..group_end].sort_by_key(|&i| !self.has(i, level));
+            group_start = group_end;
+        }
+        order
     }
 
     /// Whether track `i` has `level` or above now.
@@ -1294,11 +1324,9 @@ impl<K> Planner<'_, '_, K> {
     fn round_robin(&mut self, start: usize, end: usize) {
         let highest = (start..end).filter_map(|i| self.top(i)).max().unwrap_or(0);
         for level in 1..=highest {
-            for keepers in [true, false] {
-                for i in start..end {
-                    if self.has(i, level) == keepers && self.choices[i] == Choice::On(level - 1) {
-                        self.raise(i);
-                    }
+            for i in self.order(start, end, level) {
+                if self.choices[i] == Choice::On(level - 1) {
+                    self.raise(i);
                 }
             }
         }

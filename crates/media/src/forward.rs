@@ -27,8 +27,8 @@
 //!   switch rebases the same way.
 //! * **Simulcast**: a forwarder holds one [`SimulcastLayer`] per RID the
 //!   publisher sends (a single one, without a RID, for a plain track), with
-//!   its resolution (read from its keyframes), frame rate, bitrate and last
-//!   keyframe. Each lane forwards one layer, its *current* one, and has a
+//!   its resolution (read from its keyframes), frame rate, bitrate (robust
+//!   to keyframe bursts: [`LayerRate`]) and last keyframe. Each lane forwards one layer, its *current* one, and has a
 //!   *target* set by the allocation ([`Forwarder::set_target`]). It switches
 //!   only at a keyframe of the target layer (the forwarder asks the
 //!   publisher for one on that layer), continuing sequence numbers and
@@ -39,7 +39,12 @@
 //!   and the forwarder asks the publisher for one as soon as a lane is
 //!   added, again every [`KEYFRAME_RETRY`] while any lane still waits, and
 //!   when a subscriber asks (PLI/FIR) — never more often than
-//!   [`KEYFRAME_THROTTLE`]. Requests name the layers wanted.
+//!   [`KEYFRAME_THROTTLE`]. Requests name the layers wanted. The throttle
+//!   is the forwarder's, that is the publisher track's, not a lane's: many
+//!   subscribers switching layer within it make one request (the
+//!   publisher's encoder answers on every layer anyway, as libvpx's
+//!   simulcast encoder does), and a keyframe a request brings serves every
+//!   lane waiting on that layer.
 //!
 //! Cost per packet: finding its layer among at most [`MAX_LAYERS`], reading
 //! the VP8 descriptor (a few bytes), and per lane a few comparisons and
@@ -900,7 +905,9 @@ impl Forwarder {
         } else {
             c.delta_bytes += size;
         }
-        if marker {
+        // Video's marker bit ends a frame (audio's starts a talkspurt: no
+        // frames counted, the plain rate is used).
+        if marker && self.video {
             if layer.in_keyframe {
                 c.key_frames += 1;
             } else {
@@ -1473,6 +1480,48 @@ mod tests {
             .unwrap();
         let out = f.lanes[0].admit(&meta).unwrap();
         assert_eq!((out.picture_id, out.tl0), (Some(1), Some(0)));
+    }
+
+    /// Fifteen subscribers of one publisher's track moved to its half layer
+    /// within a few housekeeping rounds: one keyframe request, not fifteen
+    /// — the throttle is the track's (the publisher's encoder), not each
+    /// lane's.
+    #[test]
+    fn layer_switches_of_many_subscribers_coalesce_into_one_request_per_track() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        for i in 0..15 {
+            f.add_lane(lane(i, 0));
+        }
+        assert!(f.poll_keyframe_request(t0), "the new lanes ask once");
+        // Their first keyframes arrive.
+        send_layer(&mut f, "q", t0, 10, 1, 0, &vp8_packet(true, 1, 0, 320));
+        let meta = f.observe(
+            Some(Rid::from("q")),
+            0,
+            Some(t0 + Duration::from_millis(10)),
+            true,
+            2,
+            0,
+            VP8_PT,
+            &vp8_packet(true, 2, 0, 320),
+        );
+        let meta = meta.expect("a layer packet");
+        for lane in &mut f.lanes {
+            lane.admit(&meta);
+        }
+        let mut requests = 0;
+        for round in 0..4u64 {
+            let now = t0 + KEYFRAME_THROTTLE + Duration::from_millis(round * 50);
+            for i in (round as u32 * 4..(round as u32 + 1) * 4).take_while(|i| *i < 15) {
+                f.set_target(peer(i), 1);
+            }
+            requests += u32::from(f.poll_keyframe_request(now));
+        }
+        assert_eq!(requests, 1);
+        assert_eq!(f.requested_layers() & 0b010, 0b010, "for the half layer");
+        // The rest are asked for after the throttle, together.
+        assert!(f.poll_keyframe_request(t0 + KEYFRAME_THROTTLE * 2 + Duration::from_millis(50)));
     }
 
     /// Send one frame of `frame_bytes` on layer "q" at `at`, in packets of

@@ -215,16 +215,24 @@ fn every_publisher_of_a_meeting_receives_every_other() {
 /// cap, grid mode would forward every full layer (15 × 80 kbit/s, 4× the
 /// cap of the test below), so a cap not applied fails by far. What the
 /// tolerance absorbs: the server holds the *allocation* under the cap from
-/// the layers' measured bitrates, but each layer switch asks the
-/// publisher for a keyframe (4 frames' worth, on every layer of that
-/// publisher), and those keyframes reach all its subscribers before the
-/// measured bitrates show them. Measured in December 2026 with layers
-/// that flap (about 2 switches per subscription per 8 s while the cap
-/// binds): subscribers 5–13 % over on a release build, up to 19 % on a
-/// debug one (docs/performance.md, "Large meeting"). 25 % keeps this test
-/// a check that the cap is applied; tighten it once the allocation counts
-/// the keyframes its switches cause and stops flapping.
-const CAP_TOLERANCE: f64 = 0.25;
+/// the layers' measured bitrates (keyframes amortized, smoothed), and
+/// lets it exceed the cap by up to 10 % for 1.5 s before stepping down
+/// (`allocation::DOWN_TOLERANCE`); what the load tester measures over the
+/// window is the packets that arrived, keyframes and all. Until December
+/// 2026 layers flapped (every switch asked for keyframes that inflated
+/// the measured bitrates and pushed another track down) and subscribers
+/// were 5–19 % over, so this was 25 %; since the allocation stopped
+/// flapping they stay under the cap (docs/performance.md, "Large
+/// meeting").
+const CAP_TOLERANCE: f64 = 0.10;
+
+/// Layer switches (changes of the received keyframe size) per video
+/// subscription in the window, at most. The window starts as soon as every
+/// subscription has media, a few seconds after the joins, when the
+/// allocation is still settling (layers measured, estimates held): a
+/// handful of switches in a room of 16 is that; flapping was 0.3–0.6 per
+/// subscription per 4 s.
+const MAX_SWITCHES_PER_SUBSCRIPTION: f64 = 0.2;
 
 /// A room of `publishers`, everyone publishing three-layer simulcast video
 /// (80 kbit/s full layer, so 8/27/80 kbit/s; no audio; 2 fps, so it runs in
@@ -274,6 +282,7 @@ fn simulcast_room(publishers: u64, cap: f64, ramp: &str, settle: &str) -> Value 
     assert_eq!(joins["disconnected"].as_u64(), Some(0), "{joins}");
     let subscriptions = publishers * (publishers - 1);
     let window = &r["window"];
+    eprintln!("{publishers} people, cap {cap}: {}", window["video"]);
     assert_eq!(
         window["subscriptions"]["with_media"].as_u64(),
         Some(subscriptions),
@@ -304,6 +313,12 @@ fn simulcast_room(publishers: u64, cap: f64, ramp: &str, settle: &str) -> Value 
         "over the cap of {cap} + {CAP_TOLERANCE}: {over:?}\n{video}"
     );
     assert!(num(&video, "subscriber_bitrate_bps.min") > 0.0, "{video}");
+    // The layers do not flap.
+    let switches = num(&video, "layer_switches");
+    assert!(
+        switches <= MAX_SWITCHES_PER_SUBSCRIPTION * subscriptions as f64,
+        "{switches} layer switches for {subscriptions} subscriptions\n{video}"
+    );
     video
 }
 
