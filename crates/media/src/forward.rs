@@ -426,30 +426,12 @@ pub struct SimulcastLayer {
     pub last_packet: Option<Instant>,
     /// Payload bytes and frames received, split by the kind of frame.
     counts: FrameCounts,
-    /// What the frame being received began as.
-    frame: Frame,
+    /// Whether the frame being received began as a keyframe.
+    in_keyframe: bool,
     /// The counts at the last measurement, and when.
     measured: Option<(Instant, FrameCounts)>,
     rate: LayerRate,
 }
-
-/// What kind of frame a layer's packets belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Frame {
-    Delta,
-    /// A keyframe the encoder sent of its own accord (periodic, or for a
-    /// reason of its own): part of the layer's steady cost.
-    Key,
-    /// A keyframe that followed a request of Salon's within
-    /// [`REQUESTED_KEYFRAME`]: the cost of a switch or a new subscriber,
-    /// transient, and not the layer's ([`LayerRate`]).
-    Requested,
-}
-
-/// A keyframe arriving this soon after Salon asked the track's publisher
-/// for one answers the request (a round trip and an encoder's frame; the
-/// publisher answers on every layer, as libvpx's simulcast encoder does).
-pub const REQUESTED_KEYFRAME: Duration = Duration::from_millis(1000);
 
 /// Payload bytes and completed frames of a layer (frames end at the RTP
 /// marker bit), keyframes apart from delta frames.
@@ -460,8 +442,6 @@ struct FrameCounts {
     delta_frames: u64,
     key_bytes: u64,
     key_frames: u64,
-    /// Requested keyframes: counted as frames, their bytes left out.
-    requested_frames: u64,
 }
 
 /// How long the delta-frame rate is smoothed over (the time constant of
@@ -484,20 +464,13 @@ pub const KEYFRAME_AMORTIZATION: Duration = Duration::from_secs(10);
 /// allocation then moves another track down, which asks for another
 /// keyframe, and the measurement feeds the flapping it should damp.
 ///
-/// What: keyframes that answer a request of Salon's (arriving within
-/// [`REQUESTED_KEYFRAME`] of one to the track) are left out: they are the
-/// transient cost of a switch or a new subscriber, which the allocation
-/// keeps rare (hysteresis) and the forwarder paces ([`KEYFRAME_THROTTLE`]
-/// per track), not the layer's. The rest is two parts, each an EWMA over
-/// the one-second measurements.
+/// What: two parts, each an EWMA over the one-second measurements.
 /// * The *delta rate*: the mean size of the delta frames in the interval
 ///   times the number of frames (every frame counted as a delta frame), so
 ///   a keyframe neither inflates the rate nor, by displacing a delta frame,
 ///   deflates it; smoothed over [`DELTA_SMOOTHING`].
 /// * The *keyframe overhead*: each keyframe's bytes beyond a delta frame,
-///   averaged over [`KEYFRAME_AMORTIZATION`] (bias-corrected while the
-///   layer is younger than that, so a new layer's periodic keyframes are
-///   counted from the start, not learnt over tens of seconds). An occasional keyframe adds
+///   averaged over [`KEYFRAME_AMORTIZATION`]. An occasional keyframe adds
 ///   little (one of 4 frames' worth on an 8 kbit/s, 2 fps layer adds about
 ///   1 kbit/s and fades); keyframes that keep coming (a publisher that sends
 ///   only keyframes, or requests that never stop) converge to their true
@@ -508,11 +481,6 @@ pub const KEYFRAME_AMORTIZATION: Duration = Duration::from_secs(10);
 pub struct LayerRate {
     delta: Option<f64>,
     keyframes: f64,
-    /// The weight the keyframe EWMA has gathered, 1 − e^(−age/τ): its value
-    /// divided by this is unbiased while the layer is younger than τ (the
-    /// EWMA starts from 0, which would read a new layer's keyframes as
-    /// free for tens of seconds).
-    weight: f64,
 }
 
 impl LayerRate {
@@ -523,44 +491,30 @@ impl LayerRate {
         if secs <= 0.0 {
             return self.bits_per_second();
         }
-        let frames = counts.delta_frames + counts.key_frames + counts.requested_frames;
+        let frames = counts.delta_frames + counts.key_frames;
         let (delta, overhead) = if counts.delta_frames > 0 {
             let mean = counts.delta_bytes as f64 / counts.delta_frames as f64;
             let excess = (counts.key_bytes as f64 - mean * counts.key_frames as f64).max(0.0);
-            (Some(mean * frames as f64), excess)
-        } else if counts.key_frames > 0 {
-            // Only keyframes of the encoder's own: that is what it costs.
-            let mean = counts.key_bytes as f64 / counts.key_frames as f64;
-            (Some(mean * frames as f64), 0.0)
+            (mean * frames as f64, excess)
         } else if frames > 0 {
-            // Only requested keyframes: nothing learnt of the steady rate.
-            (None, 0.0)
+            // Only keyframes: that is what the layer costs.
+            (counts.key_bytes as f64, 0.0)
         } else {
-            (Some(counts.bytes as f64), 0.0)
+            (counts.bytes as f64, 0.0)
         };
+        let (delta, overhead) = (delta * 8.0 / secs, overhead * 8.0 / secs);
         let weight = |tau: Duration| 1.0 - (-secs / tau.as_secs_f64()).exp();
-        if let Some(delta) = delta {
-            let delta = delta * 8.0 / secs;
-            self.delta = Some(match self.delta {
-                Some(d) => d + (delta - d) * weight(DELTA_SMOOTHING),
-                None => delta,
-            });
-        }
-        let overhead = overhead * 8.0 / secs;
-        let w = weight(KEYFRAME_AMORTIZATION);
-        self.keyframes += (overhead - self.keyframes) * w;
-        self.weight += (1.0 - self.weight) * w;
+        self.delta = Some(match self.delta {
+            Some(d) => d + (delta - d) * weight(DELTA_SMOOTHING),
+            None => delta,
+        });
+        self.keyframes += (overhead - self.keyframes) * weight(KEYFRAME_AMORTIZATION);
         self.bits_per_second()
     }
 
     /// The rate, bits per second (0 before the first interval).
     pub fn bits_per_second(&self) -> u64 {
-        let keyframes = if self.weight > 0.0 {
-            self.keyframes / self.weight
-        } else {
-            0.0
-        };
-        (self.delta.unwrap_or(0.0) + keyframes).round() as u64
+        (self.delta.unwrap_or(0.0) + self.keyframes).round() as u64
     }
 }
 
@@ -576,7 +530,7 @@ impl SimulcastLayer {
             last_keyframe: None,
             last_packet: None,
             counts: FrameCounts::default(),
-            frame: Frame::Delta,
+            in_keyframe: false,
             measured: None,
             rate: LayerRate::default(),
         }
@@ -872,12 +826,10 @@ impl Forwarder {
                         delta_frames: c.delta_frames - before.delta_frames,
                         key_bytes: c.key_bytes - before.key_bytes,
                         key_frames: c.key_frames - before.key_frames,
-                        requested_frames: c.requested_frames - before.requested_frames,
                     };
                     layer.bitrate = layer.rate.update(secs, interval);
-                    let frames =
-                        interval.delta_frames + interval.key_frames + interval.requested_frames;
-                    layer.frame_rate = (frames as f64 / secs) as f32;
+                    layer.frame_rate =
+                        ((interval.delta_frames + interval.key_frames) as f64 / secs) as f32;
                     layer.measured = Some((now, c));
                 }
                 Some(_) => {}
@@ -941,35 +893,27 @@ impl Forwarder {
             (Some(codec), _) => starts_keyframe(codec, payload),
             (None, _) => false,
         };
-        let requested = match (arrival, self.keyframe_requested_at) {
-            (Some(now), Some(at)) => now.saturating_duration_since(at) < REQUESTED_KEYFRAME,
-            _ => false,
-        };
         let layer = &mut self.layers[index];
         let size = payload.len() as u64;
         if keyframe_start {
-            layer.frame = if requested {
-                Frame::Requested
-            } else {
-                Frame::Key
-            };
+            layer.in_keyframe = true;
         }
         let c = &mut layer.counts;
         c.bytes += size;
-        match layer.frame {
-            Frame::Delta => c.delta_bytes += size,
-            Frame::Key => c.key_bytes += size,
-            Frame::Requested => {}
+        if layer.in_keyframe {
+            c.key_bytes += size;
+        } else {
+            c.delta_bytes += size;
         }
         // Video's marker bit ends a frame (audio's starts a talkspurt: no
         // frames counted, the plain rate is used).
         if marker && self.video {
-            match layer.frame {
-                Frame::Delta => c.delta_frames += 1,
-                Frame::Key => c.key_frames += 1,
-                Frame::Requested => c.requested_frames += 1,
+            if layer.in_keyframe {
+                c.key_frames += 1;
+            } else {
+                c.delta_frames += 1;
             }
-            layer.frame = Frame::Delta;
+            layer.in_keyframe = false;
         }
         if arrival.is_some() {
             layer.last_packet = arrival;
@@ -1673,51 +1617,6 @@ mod tests {
         }
         let all_keys = f.layers[0].bitrate;
         assert!((30_000..=32_500).contains(&all_keys), "{all_keys}");
-    }
-
-    /// A keyframe that answers Salon's request (a switch, a new subscriber)
-    /// is not the layer's cost: the measured rate does not move.
-    #[test]
-    fn requested_keyframes_are_left_out_of_a_layers_rate() {
-        let t0 = Instant::now();
-        let mut f = simulcast_forwarder();
-        let mut seq = 0;
-        f.measure(t0);
-        let second = |s: u64| t0 + Duration::from_secs(s);
-        for s in 0..5 {
-            send_frame(&mut f, second(s), &mut seq, false, 500);
-            send_frame(
-                &mut f,
-                second(s) + Duration::from_millis(500),
-                &mut seq,
-                false,
-                500,
-            );
-            f.measure(second(s + 1));
-        }
-        f.add_lane(lane(1, 0));
-        assert!(f.poll_keyframe_request(second(5)));
-        for s in 5..8 {
-            // Answered 100 ms after the request (4 frames' worth).
-            let (key, bytes) = if s == 5 { (true, 2000) } else { (false, 500) };
-            send_frame(
-                &mut f,
-                second(s) + Duration::from_millis(100),
-                &mut seq,
-                key,
-                bytes,
-            );
-            send_frame(
-                &mut f,
-                second(s) + Duration::from_millis(600),
-                &mut seq,
-                false,
-                500,
-            );
-            f.measure(second(s + 1));
-        }
-        let rate = f.layers[0].bitrate;
-        assert!((7_500..=8_500).contains(&rate), "{rate}");
     }
 
     /// Keyframes every other frame (a flapping allocation at its worst)
