@@ -228,14 +228,16 @@ const CAP_TOLERANCE: f64 = 0.10;
 
 /// Layer switches (changes of the received keyframe size) per video
 /// subscription in the window, at most. The window starts as soon as every
-/// subscription has media, a few seconds after the joins, while the
-/// allocation is still settling (layers measured, their keyframes
-/// amortized, estimates held); on the busy 2-core machine, debug build,
-/// December 2026: 19–102 switches for 240 subscriptions in 4 s (0.08–0.43
-/// per subscription) against 82 before the allocation's hysteresis and
-/// keyframe-robust layer bitrates, whose flapping went on for as long as
-/// the cap bound (docs/performance.md, "Large meeting").
-const MAX_SWITCHES_PER_SUBSCRIPTION: f64 = 0.5;
+/// subscription has media, about 5 s after the first join, while the
+/// allocation is still settling (layers measured, the join storm's
+/// keyframes amortized, estimates held): in a debug build on the busy
+/// 2-core machine (December 2026) the server's allocation stops changing
+/// about 9 s after the first join, and the 10 s window saw 51–218 switches
+/// for 240 subscriptions, all in its first seconds. A flapping allocation
+/// (before: 0.3–0.6 per subscription per 4 s, for as long as the cap
+/// bound) goes past this; the allocator's unit tests check the steady
+/// state exactly (docs/performance.md, "Large meeting").
+const MAX_SWITCHES_PER_SUBSCRIPTION: f64 = 1.0;
 
 /// A room of `publishers`, everyone publishing three-layer simulcast video
 /// (80 kbit/s full layer, so 8/27/80 kbit/s; no audio; 2 fps, so it runs in
