@@ -677,6 +677,9 @@ pub struct Allocator<K> {
     out: Allocation<K>,
 }
 
+/// Each layer's smoothed cost by `spatial` id, and whether it was measured.
+type SmoothedCosts = Vec<(u8, f64, bool)>;
+
 #[derive(Debug, Clone)]
 struct TrackState {
     target: Target,
@@ -685,7 +688,7 @@ struct TrackState {
     epoch: u64,
     /// Each layer's smoothed cost, by `spatial` id ([`COST_SMOOTHING`]),
     /// and whether it was measured (not a guess).
-    costs: Vec<(u8, f64, bool)>,
+    costs: SmoothedCosts,
     /// When `costs` were last updated.
     smoothed_at: Instant,
 }
@@ -735,7 +738,7 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
         let profile = self.profile;
 
         // Each layer's cost, smoothed per track (COST_SMOOTHING).
-        let smoothed: Vec<(Vec<Layer>, Vec<(u8, f64, bool)>)> = input
+        let smoothed: Vec<(Vec<Layer>, SmoothedCosts)> = input
             .tracks
             .iter()
             .map(|sub| self.smooth(now, sub))
@@ -946,11 +949,7 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
     /// ([`COST_SMOOTHING`]), and the smoothed costs to remember. A layer
     /// seen for the first time, or measured for the first time after a
     /// guess, counts at its cost.
-    fn smooth(
-        &self,
-        now: Instant,
-        sub: &VideoSubscription<'_, K>,
-    ) -> (Vec<Layer>, Vec<(u8, f64, bool)>) {
+    fn smooth(&self, now: Instant, sub: &VideoSubscription<'_, K>) -> (Vec<Layer>, SmoothedCosts) {
         let state = self.tracks.get(&sub.track);
         let weight = state.map_or(1.0, |s| {
             let dt = now.saturating_duration_since(s.smoothed_at).as_secs_f64();
