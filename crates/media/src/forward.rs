@@ -27,8 +27,8 @@
 //!   switch rebases the same way.
 //! * **Simulcast**: a forwarder holds one [`SimulcastLayer`] per RID the
 //!   publisher sends (a single one, without a RID, for a plain track), with
-//!   its resolution (read from its keyframes), frame rate, bitrate and last
-//!   keyframe. Each lane forwards one layer, its *current* one, and has a
+//!   its resolution (read from its keyframes), frame rate, bitrate (robust
+//!   to keyframe bursts: [`LayerRate`]) and last keyframe. Each lane forwards one layer, its *current* one, and has a
 //!   *target* set by the allocation ([`Forwarder::set_target`]). It switches
 //!   only at a keyframe of the target layer (the forwarder asks the
 //!   publisher for one on that layer), continuing sequence numbers and
@@ -39,7 +39,12 @@
 //!   and the forwarder asks the publisher for one as soon as a lane is
 //!   added, again every [`KEYFRAME_RETRY`] while any lane still waits, and
 //!   when a subscriber asks (PLI/FIR) — never more often than
-//!   [`KEYFRAME_THROTTLE`]. Requests name the layers wanted.
+//!   [`KEYFRAME_THROTTLE`]. Requests name the layers wanted. The throttle
+//!   is the forwarder's, that is the publisher track's, not a lane's: many
+//!   subscribers switching layer within it make one request (the
+//!   publisher's encoder answers on every layer anyway, as libvpx's
+//!   simulcast encoder does), and a keyframe a request brings serves every
+//!   lane waiting on that layer.
 //!
 //! Cost per packet: finding its layer among at most [`MAX_LAYERS`], reading
 //! the VP8 descriptor (a few bytes), and per lane a few comparisons and
@@ -411,16 +416,106 @@ pub struct SimulcastLayer {
     /// From its last keyframe; 0 until one arrived.
     pub width: u16,
     pub height: u16,
-    /// Frames per second and bits per second over the last measurement
-    /// ([`Forwarder::measure`]).
+    /// Frames per second over the last measurement ([`Forwarder::measure`]).
     pub frame_rate: f32,
+    /// What forwarding the layer costs in the long run, bits per second:
+    /// its delta frames' rate plus its keyframes amortized (see
+    /// [`LayerRate`]); what the allocation reads.
     pub bitrate: u64,
     pub last_keyframe: Option<Instant>,
     pub last_packet: Option<Instant>,
+    /// Payload bytes and frames received, split by the kind of frame.
+    counts: FrameCounts,
+    /// Whether the frame being received began as a keyframe.
+    in_keyframe: bool,
+    /// The counts at the last measurement, and when.
+    measured: Option<(Instant, FrameCounts)>,
+    rate: LayerRate,
+}
+
+/// Payload bytes and completed frames of a layer (frames end at the RTP
+/// marker bit), keyframes apart from delta frames.
+#[derive(Debug, Clone, Copy, Default)]
+struct FrameCounts {
     bytes: u64,
-    frames: u64,
-    /// (when, bytes, frames) at the last measurement.
-    measured: Option<(Instant, u64, u64)>,
+    delta_bytes: u64,
+    delta_frames: u64,
+    key_bytes: u64,
+    key_frames: u64,
+}
+
+/// How long the delta-frame rate is smoothed over (the time constant of
+/// its EWMA): a couple of seconds irons out an encoder's frame-to-frame
+/// variation without hiding a real change of rate for long.
+pub const DELTA_SMOOTHING: Duration = Duration::from_secs(2);
+/// How long a keyframe's extra bytes are amortized over (the time
+/// constant of their EWMA).
+pub const KEYFRAME_AMORTIZATION: Duration = Duration::from_secs(10);
+
+/// A layer's bitrate as the allocation should see it: robust to keyframe
+/// bursts.
+///
+/// Why: a keyframe is several delta frames' worth of bytes (4 or more at
+/// low rates), and keyframes come on request — each layer switch of any
+/// subscriber of the track asks for one, and libvpx's simulcast encoder
+/// (like the load tester's) answers on every layer. A plain bytes-per-second
+/// count over one second therefore reads a layer sent at 8 kbit/s as 8, 20
+/// or 32 kbit/s depending on how many keyframes fell into the second; the
+/// allocation then moves another track down, which asks for another
+/// keyframe, and the measurement feeds the flapping it should damp.
+///
+/// What: two parts, each an EWMA over the one-second measurements.
+/// * The *delta rate*: the mean size of the delta frames in the interval
+///   times the number of frames (every frame counted as a delta frame), so
+///   a keyframe neither inflates the rate nor, by displacing a delta frame,
+///   deflates it; smoothed over [`DELTA_SMOOTHING`].
+/// * The *keyframe overhead*: each keyframe's bytes beyond a delta frame,
+///   averaged over [`KEYFRAME_AMORTIZATION`]. An occasional keyframe adds
+///   little (one of 4 frames' worth on an 8 kbit/s, 2 fps layer adds about
+///   1 kbit/s and fades); keyframes that keep coming (a publisher that sends
+///   only keyframes, or requests that never stop) converge to their true
+///   cost, so the long-run figure stays honest.
+///
+/// Without marker bits (no frame boundaries) the plain rate is smoothed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayerRate {
+    delta: Option<f64>,
+    keyframes: f64,
+}
+
+impl LayerRate {
+    /// Fold in one interval of `secs` seconds: `delta_bytes` over
+    /// `delta_frames` delta frames, `key_bytes` over `key_frames`
+    /// keyframes, `bytes` in all. Returns the rate, bits per second.
+    fn update(&mut self, secs: f64, counts: FrameCounts) -> u64 {
+        if secs <= 0.0 {
+            return self.bits_per_second();
+        }
+        let frames = counts.delta_frames + counts.key_frames;
+        let (delta, overhead) = if counts.delta_frames > 0 {
+            let mean = counts.delta_bytes as f64 / counts.delta_frames as f64;
+            let excess = (counts.key_bytes as f64 - mean * counts.key_frames as f64).max(0.0);
+            (mean * frames as f64, excess)
+        } else if frames > 0 {
+            // Only keyframes: that is what the layer costs.
+            (counts.key_bytes as f64, 0.0)
+        } else {
+            (counts.bytes as f64, 0.0)
+        };
+        let (delta, overhead) = (delta * 8.0 / secs, overhead * 8.0 / secs);
+        let weight = |tau: Duration| 1.0 - (-secs / tau.as_secs_f64()).exp();
+        self.delta = Some(match self.delta {
+            Some(d) => d + (delta - d) * weight(DELTA_SMOOTHING),
+            None => delta,
+        });
+        self.keyframes += (overhead - self.keyframes) * weight(KEYFRAME_AMORTIZATION);
+        self.bits_per_second()
+    }
+
+    /// The rate, bits per second (0 before the first interval).
+    pub fn bits_per_second(&self) -> u64 {
+        (self.delta.unwrap_or(0.0) + self.keyframes).round() as u64
+    }
 }
 
 impl SimulcastLayer {
@@ -434,9 +529,10 @@ impl SimulcastLayer {
             bitrate: 0,
             last_keyframe: None,
             last_packet: None,
-            bytes: 0,
-            frames: 0,
+            counts: FrameCounts::default(),
+            in_keyframe: false,
             measured: None,
+            rate: LayerRate::default(),
         }
     }
 
@@ -703,7 +799,8 @@ impl Forwarder {
         self.requested
     }
 
-    /// Update [`Forwarder::bitrate`] and each layer's bitrate and frame
+    /// Update [`Forwarder::bitrate`] (plain bytes per second) and each
+    /// layer's bitrate ([`LayerRate`]: robust to keyframe bursts) and frame
     /// rate from what arrived since the last call (a second or more apart,
     /// else nothing changes).
     pub fn measure(&mut self, now: Instant) {
@@ -718,16 +815,25 @@ impl Forwarder {
         }
         for layer in &mut self.layers {
             match layer.measured {
-                Some((at, bytes, frames))
+                Some((at, before))
                     if now.saturating_duration_since(at) >= Duration::from_secs(1) =>
                 {
                     let secs = now.saturating_duration_since(at).as_secs_f64();
-                    layer.bitrate = ((layer.bytes - bytes) as f64 * 8.0 / secs) as u64;
-                    layer.frame_rate = ((layer.frames - frames) as f64 / secs) as f32;
-                    layer.measured = Some((now, layer.bytes, layer.frames));
+                    let c = layer.counts;
+                    let interval = FrameCounts {
+                        bytes: c.bytes - before.bytes,
+                        delta_bytes: c.delta_bytes - before.delta_bytes,
+                        delta_frames: c.delta_frames - before.delta_frames,
+                        key_bytes: c.key_bytes - before.key_bytes,
+                        key_frames: c.key_frames - before.key_frames,
+                    };
+                    layer.bitrate = layer.rate.update(secs, interval);
+                    layer.frame_rate =
+                        ((interval.delta_frames + interval.key_frames) as f64 / secs) as f32;
+                    layer.measured = Some((now, c));
                 }
                 Some(_) => {}
-                None => layer.measured = Some((now, layer.bytes, layer.frames)),
+                None => layer.measured = Some((now, layer.counts)),
             }
         }
     }
@@ -788,9 +894,26 @@ impl Forwarder {
             (None, _) => false,
         };
         let layer = &mut self.layers[index];
-        layer.bytes += payload.len() as u64;
-        if marker {
-            layer.frames += 1;
+        let size = payload.len() as u64;
+        if keyframe_start {
+            layer.in_keyframe = true;
+        }
+        let c = &mut layer.counts;
+        c.bytes += size;
+        if layer.in_keyframe {
+            c.key_bytes += size;
+        } else {
+            c.delta_bytes += size;
+        }
+        // Video's marker bit ends a frame (audio's starts a talkspurt: no
+        // frames counted, the plain rate is used).
+        if marker && self.video {
+            if layer.in_keyframe {
+                c.key_frames += 1;
+            } else {
+                c.delta_frames += 1;
+            }
+            layer.in_keyframe = false;
         }
         if arrival.is_some() {
             layer.last_packet = arrival;
@@ -1357,6 +1480,168 @@ mod tests {
             .unwrap();
         let out = f.lanes[0].admit(&meta).unwrap();
         assert_eq!((out.picture_id, out.tl0), (Some(1), Some(0)));
+    }
+
+    /// Fifteen subscribers of one publisher's track moved to its half layer
+    /// within a few housekeeping rounds: one keyframe request, not fifteen
+    /// — the throttle is the track's (the publisher's encoder), not each
+    /// lane's.
+    #[test]
+    fn layer_switches_of_many_subscribers_coalesce_into_one_request_per_track() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        for i in 0..15 {
+            f.add_lane(lane(i, 0));
+        }
+        assert!(f.poll_keyframe_request(t0), "the new lanes ask once");
+        // Their first keyframes arrive.
+        send_layer(&mut f, "q", t0, 10, 1, 0, &vp8_packet(true, 1, 0, 320));
+        let meta = f.observe(
+            Some(Rid::from("q")),
+            0,
+            Some(t0 + Duration::from_millis(10)),
+            true,
+            2,
+            0,
+            VP8_PT,
+            &vp8_packet(true, 2, 0, 320),
+        );
+        let meta = meta.expect("a layer packet");
+        for lane in &mut f.lanes {
+            lane.admit(&meta);
+        }
+        let mut requests = 0;
+        for round in 0..4u64 {
+            let now = t0 + KEYFRAME_THROTTLE + Duration::from_millis(round * 50);
+            for i in (round as u32 * 4..(round as u32 + 1) * 4).take_while(|i| *i < 15) {
+                f.set_target(peer(i), 1);
+            }
+            requests += u32::from(f.poll_keyframe_request(now));
+        }
+        assert_eq!(requests, 1);
+        assert_eq!(f.requested_layers() & 0b010, 0b010, "for the half layer");
+        // The rest are asked for after the throttle, together.
+        assert!(f.poll_keyframe_request(t0 + KEYFRAME_THROTTLE * 2 + Duration::from_millis(50)));
+    }
+
+    /// Send one frame of `frame_bytes` on layer "q" at `at`, in packets of
+    /// 500 bytes; a keyframe starts with a VP8 keyframe header.
+    fn send_frame(f: &mut Forwarder, at: Instant, seq: &mut u64, key: bool, frame_bytes: usize) {
+        let packets = frame_bytes.div_ceil(500);
+        for i in 0..packets {
+            let mut payload = if i == 0 {
+                vp8_packet(key, *seq as u16, 0, 320)
+            } else {
+                vec![0x80, 0x00] // X=1, S=0: a continuation
+            };
+            payload.resize(500, 0);
+            let marker = i + 1 == packets;
+            f.observe(
+                Some(Rid::from("q")),
+                0,
+                Some(at),
+                marker,
+                *seq,
+                0,
+                VP8_PT,
+                &payload,
+            );
+            *seq += 1;
+        }
+    }
+
+    /// A layer sent at 8 kbit/s (2 fps, 500-byte delta frames) with a
+    /// keyframe of 4 frames' worth in one second: a plain count reads 20
+    /// kbit/s; the allocation's rate stays within 8–10.
+    #[test]
+    fn a_keyframe_burst_barely_moves_a_layers_measured_bitrate() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut seq = 0;
+        f.measure(t0);
+        let second = |s: u64| t0 + Duration::from_secs(s);
+        for s in 0..12 {
+            send_frame(&mut f, second(s), &mut seq, s == 0, 500);
+            send_frame(
+                &mut f,
+                second(s) + Duration::from_millis(500),
+                &mut seq,
+                false,
+                500,
+            );
+            f.measure(second(s + 1));
+        }
+        let steady = f.layers[0].bitrate;
+        assert!((7_500..=9_000).contains(&steady), "{steady}");
+        assert!((f.layers[0].frame_rate - 2.0).abs() < 0.1);
+
+        // One keyframe of 2000 bytes in place of a delta frame.
+        send_frame(&mut f, second(12), &mut seq, true, 2000);
+        send_frame(
+            &mut f,
+            second(12) + Duration::from_millis(500),
+            &mut seq,
+            false,
+            500,
+        );
+        f.measure(second(13));
+        let burst = f.layers[0].bitrate;
+        assert!((8_000..=10_000).contains(&burst), "{burst}, not 20000");
+        // It fades.
+        for s in 13..30 {
+            send_frame(&mut f, second(s), &mut seq, false, 500);
+            send_frame(
+                &mut f,
+                second(s) + Duration::from_millis(500),
+                &mut seq,
+                false,
+                500,
+            );
+            f.measure(second(s + 1));
+        }
+        let after = f.layers[0].bitrate;
+        assert!(after < 8_500, "{after}");
+
+        // Keyframes that keep coming are what the layer costs: every frame
+        // a keyframe of 2000 bytes is 32 kbit/s in the long run.
+        for s in 30..70 {
+            send_frame(&mut f, second(s), &mut seq, true, 2000);
+            send_frame(
+                &mut f,
+                second(s) + Duration::from_millis(500),
+                &mut seq,
+                true,
+                2000,
+            );
+            f.measure(second(s + 1));
+        }
+        let all_keys = f.layers[0].bitrate;
+        assert!((30_000..=32_500).contains(&all_keys), "{all_keys}");
+    }
+
+    /// Keyframes every other frame (a flapping allocation at its worst)
+    /// converge to their true cost, too: the figure is robust, not blind.
+    #[test]
+    fn keyframes_that_keep_coming_are_counted_at_their_cost() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut seq = 0;
+        f.measure(t0);
+        for s in 0..60 {
+            let at = t0 + Duration::from_secs(s);
+            send_frame(&mut f, at, &mut seq, true, 2000);
+            send_frame(
+                &mut f,
+                at + Duration::from_millis(500),
+                &mut seq,
+                false,
+                500,
+            );
+            f.measure(at + Duration::from_secs(1));
+        }
+        // 2500 bytes a second.
+        let rate = f.layers[0].bitrate;
+        assert!((18_500..=20_500).contains(&rate), "{rate}");
     }
 
     #[test]

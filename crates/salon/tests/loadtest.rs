@@ -215,16 +215,29 @@ fn every_publisher_of_a_meeting_receives_every_other() {
 /// cap, grid mode would forward every full layer (15 × 80 kbit/s, 4× the
 /// cap of the test below), so a cap not applied fails by far. What the
 /// tolerance absorbs: the server holds the *allocation* under the cap from
-/// the layers' measured bitrates, but each layer switch asks the
-/// publisher for a keyframe (4 frames' worth, on every layer of that
-/// publisher), and those keyframes reach all its subscribers before the
-/// measured bitrates show them. Measured in December 2026 with layers
-/// that flap (about 2 switches per subscription per 8 s while the cap
-/// binds): subscribers 5–13 % over on a release build, up to 19 % on a
-/// debug one (docs/performance.md, "Large meeting"). 25 % keeps this test
-/// a check that the cap is applied; tighten it once the allocation counts
-/// the keyframes its switches cause and stops flapping.
-const CAP_TOLERANCE: f64 = 0.25;
+/// the layers' measured bitrates (keyframes amortized, smoothed), and
+/// lets it exceed the cap by up to 10 % for 1.5 s before stepping down
+/// (`allocation::DOWN_TOLERANCE`); what the load tester measures over the
+/// window is the packets that arrived, keyframes and all. Until December
+/// 2026 layers flapped (every switch asked for keyframes that inflated
+/// the measured bitrates and pushed another track down) and subscribers
+/// were 5–19 % over, so this was 25 %; since the allocation stopped
+/// flapping they stay under the cap (docs/performance.md, "Large
+/// meeting").
+const CAP_TOLERANCE: f64 = 0.10;
+
+/// Layer switches (changes of the received keyframe size) per video
+/// subscription in the window, at most. The window starts as soon as every
+/// subscription has media, about 5 s after the first join, while the
+/// allocation is still settling (layers measured, the join storm's
+/// keyframes amortized, estimates held): in a debug build on the busy
+/// 2-core machine (December 2026) the server's allocation stops changing
+/// about 9 s after the first join, and the 10 s window saw 51–218 switches
+/// for 240 subscriptions, all in its first seconds. A flapping allocation
+/// (before: 0.3–0.6 per subscription per 4 s, for as long as the cap
+/// bound) goes past this; the allocator's unit tests check the steady
+/// state exactly (docs/performance.md, "Large meeting").
+const MAX_SWITCHES_PER_SUBSCRIPTION: f64 = 1.0;
 
 /// A room of `publishers`, everyone publishing three-layer simulcast video
 /// (80 kbit/s full layer, so 8/27/80 kbit/s; no audio; 2 fps, so it runs in
@@ -260,7 +273,7 @@ fn simulcast_room(publishers: u64, cap: f64, ramp: &str, settle: &str) -> Value 
             "--settle",
             settle,
             "--duration",
-            "4s",
+            "10s",
             "--server-pid",
             &pid,
             "--name-prefix",
@@ -274,6 +287,7 @@ fn simulcast_room(publishers: u64, cap: f64, ramp: &str, settle: &str) -> Value 
     assert_eq!(joins["disconnected"].as_u64(), Some(0), "{joins}");
     let subscriptions = publishers * (publishers - 1);
     let window = &r["window"];
+    eprintln!("{publishers} people, cap {cap}: {}", window["video"]);
     assert_eq!(
         window["subscriptions"]["with_media"].as_u64(),
         Some(subscriptions),
@@ -304,6 +318,12 @@ fn simulcast_room(publishers: u64, cap: f64, ramp: &str, settle: &str) -> Value 
         "over the cap of {cap} + {CAP_TOLERANCE}: {over:?}\n{video}"
     );
     assert!(num(&video, "subscriber_bitrate_bps.min") > 0.0, "{video}");
+    // The layers do not flap.
+    let switches = num(&video, "layer_switches");
+    assert!(
+        switches <= MAX_SWITCHES_PER_SUBSCRIPTION * subscriptions as f64,
+        "{switches} layer switches for {subscriptions} subscriptions\n{video}"
+    );
     video
 }
 
@@ -322,15 +342,16 @@ fn a_simulcast_meeting_stays_under_the_cap_and_no_video_stops() {
 /// The same in a room of 50, Twilio's largest group room (2450 video
 /// subscriptions; 49 quarter layers take about 0.5 Mbit/s, the cap of
 /// 0.8 Mbit/s lifts some to the half layer). Ignored in `scripts/test`: a
-/// debug build on two shared cores cannot carry the join storm (each join
-/// renegotiates with the 49 others; sessions fall behind and the server
-/// drops them for a full event queue), and on a release build with the
-/// machine busy, tracks are switched off (by hand on release, 3 December
-/// 2026: 2102 of 2450 subscriptions with media in the window, none
-/// stalled, nobody over the cap, 523 of 576 switch-offs
-/// `max-bandwidth-reached`: the keyframes of layer switches inflate the
-/// measured layer bitrates; docs/performance.md). Run it on a release
-/// build:
+/// debug build on two shared cores cannot carry 50 people's media (the
+/// join storm itself no longer drops sessions: subscription events are
+/// addressed to their subscriber's session only). On release, 3 December
+/// 2026, after the allocation stopped flapping: by hand, 50 joined, none
+/// disconnected, 2450 of 2450 subscriptions with media in the window, none
+/// stalled, nobody over the cap (mean 630, max 647 kbit/s), 65 layer
+/// switches in 6 s; through this test, with the machine saturated (other
+/// processes on 1.1 of the 2 cores), 474 subscriptions had no media in the
+/// window (switched off), nobody over the cap, 35 switches
+/// (docs/performance.md). Run it on a release build and a quiet machine:
 /// `cargo test --release --workspace --test loadtest -- --ignored room_of_50`.
 #[test]
 #[ignore = "a room of 50 needs a release build and a quiet machine (see its doc)"]

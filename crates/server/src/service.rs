@@ -51,7 +51,30 @@ type Reply = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
 type Job = Box<dyn FnOnce(&mut Rooms, &mut Listeners, Instant) -> Reply + Send>;
 
 /// Events of one room queued for one session before it counts as stalled.
+///
+/// What a session legitimately receives is bounded by the room's size, not
+/// its square: events about one subscription (`Subscribed`,
+/// `Unsubscribed`, `SubscriptionSwitched`) go only to the subscriber's
+/// session ([`addressee`]), so a join storm of Twilio's largest group room
+/// (50 people publishing audio and video) brings each session about 50
+/// connects, 100 publications, its own 98 subscriptions and their
+/// switch-offs and switch-ons: a few hundred events. Before they were
+/// addressed, every session heard every subscription of the room (50 × 49
+/// × 2, about 4,900 in that storm) and a busy debug build dropped sessions
+/// for a full queue.
 pub const SESSION_QUEUE: usize = 1024;
+
+/// The one participant an event concerns, when only its session needs it:
+/// the other sessions drop these events (see `Session`'s `change`), so
+/// they are not queued to them at all.
+pub fn addressee(event: &Event) -> Option<ParticipantSid> {
+    match event {
+        Event::Subscribed { subscriber, .. }
+        | Event::Unsubscribed { subscriber, .. }
+        | Event::SubscriptionSwitched { subscriber, .. } => Some(*subscriber),
+        _ => None,
+    }
+}
 
 /// Where a session's events go.
 type SessionSender = (ParticipantSid, mpsc::Sender<Arc<Event>>);
@@ -80,16 +103,22 @@ impl Listeners {
 
     fn dispatch(&mut self, event: Event) {
         let room = event.room();
+        let to = addressee(&event);
         let event = Arc::new(event);
         self.watchers.retain(|w| w.send(event.clone()).is_ok());
         if let Some(sessions) = self.sessions.get_mut(&room) {
-            sessions.retain(|(participant, tx)| match tx.try_send(event.clone()) {
+            sessions.retain(|(participant, tx)| {
+                if to.is_some_and(|to| to != *participant) {
+                    return true;
+                }
+                match tx.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::warn!(%participant, "signaling session stalled: its event queue is full");
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
             });
             if sessions.is_empty() {
                 self.sessions.remove(&room);
@@ -385,5 +414,77 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A join storm's subscriptions reach only their subscriber: a room of
+    /// 50 fills no session's queue with the others' subscriptions.
+    #[test]
+    fn subscription_events_go_to_their_subscriber_only_and_the_rest_to_all() {
+        let room = RoomSid::from_bytes([1; 16]);
+        let people: Vec<ParticipantSid> = (0..50u8)
+            .map(|i| ParticipantSid::from_bytes([i; 16]))
+            .collect();
+        let mut listeners = Listeners::default();
+        let mut queues = Vec::new();
+        for p in &people {
+            let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+            listeners.attach(room, *p, tx);
+            queues.push(rx);
+        }
+        // Everyone publishes audio and video; everyone subscribes to the
+        // others' tracks, and each video is switched off and on once.
+        for (i, p) in people.iter().enumerate() {
+            listeners.dispatch(Event::ParticipantConnected {
+                room,
+                participant: *p,
+                identity: format!("p{i}"),
+            });
+            for t in 0..2u8 {
+                let track =
+                    TrackSid::from_bytes([i as u8, t, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+                for s in people.iter().filter(|s| *s != p) {
+                    listeners.dispatch(Event::Subscribed {
+                        room,
+                        subscriber: *s,
+                        publisher: *p,
+                        track,
+                    });
+                    for off in [Some("max-bandwidth-reached"), None] {
+                        listeners.dispatch(Event::SubscriptionSwitched {
+                            room,
+                            subscriber: *s,
+                            track,
+                            off,
+                        });
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            listeners.sessions.get(&room).map(Vec::len),
+            Some(50),
+            "no session was dropped"
+        );
+        for (p, rx) in people.iter().zip(&mut queues) {
+            let mut connected = 0;
+            let mut own = 0;
+            while let Ok(event) = rx.try_recv() {
+                match &*event {
+                    Event::ParticipantConnected { .. } => connected += 1,
+                    Event::Subscribed { subscriber, .. }
+                    | Event::SubscriptionSwitched { subscriber, .. } => {
+                        assert_eq!(subscriber, p);
+                        own += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!((connected, own), (50, 49 * 2 * 3));
+        }
     }
 }

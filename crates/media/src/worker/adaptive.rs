@@ -7,8 +7,10 @@
 //! The allocation runs at housekeeping and when a subscriber switches a
 //! track, changes its profile or its render dimensions. It chooses among
 //! the layers each publisher sends (measured by the forwarder: size from
-//! keyframes, frame rate, bitrate; a simulcast layer not heard from for
-//! [`crate::forward::LAYER_SILENCE`] is not offered), and the forwarder
+//! keyframes, frame rate, and a bitrate robust to the keyframe bursts that
+//! layer switches cause, [`crate::forward::LayerRate`]; a simulcast layer
+//! not heard from for [`crate::forward::LAYER_SILENCE`] is not offered),
+//! and the forwarder
 //! moves each lane to the chosen layer at its next keyframe. The budget is
 //! the profile's `maxSubscriptionBitrate` and, for a subscriber receiving
 //! at least one simulcast track, str0m's send-side (TWCC) estimate of its
@@ -328,9 +330,7 @@ fn offered_layers(
             (0, _) | (_, 0) => (640, 360),
             (w, h) => (u32::from(w), u32::from(h)),
         };
-        let mut layer = as_layer(l, width, height);
-        layer.bitrate = f.bitrate;
-        return (vec![layer], vec![0]);
+        return (vec![as_layer(l, width, height)], vec![0]);
     }
     // Sizes come from VP8 keyframes. A codec whose keyframes do not tell
     // (H.264, VP9 here) leaves every layer unsized: then the layers are
