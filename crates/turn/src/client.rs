@@ -78,11 +78,7 @@ enum Link {
 
 pub struct TurnClient {
     link: Link,
-    username: String,
-    password: String,
-    realm: String,
-    nonce: String,
-    key: Option<[u8; 16]>,
+    credentials: Credentials,
     buf: Vec<u8>,
     /// Relayed data that arrived while waiting for a response.
     early: Vec<Received>,
@@ -131,11 +127,13 @@ impl TurnClient {
         };
         Ok(TurnClient {
             link,
-            username: username.to_owned(),
-            password: password.to_owned(),
-            realm: String::new(),
-            nonce: String::new(),
-            key: None,
+            credentials: Credentials {
+                username: username.to_owned(),
+                password: password.to_owned(),
+                realm: String::new(),
+                nonce: String::new(),
+                key: None,
+            },
             buf: Vec::with_capacity(1500),
             early: Vec::new(),
             lifetime: DEFAULT_LIFETIME,
@@ -197,11 +195,7 @@ impl TurnClient {
         };
         let now = std::time::Instant::now();
         let keeper = Keeper {
-            username: self.username,
-            password: self.password,
-            realm: self.realm,
-            nonce: self.nonce,
-            key: self.key,
+            credentials: self.credentials,
             lifetime: self.lifetime,
             channels: self.channels,
             channel_refresh: CHANNEL_REFRESH,
@@ -260,43 +254,22 @@ impl TurnClient {
             let mut request = Vec::with_capacity(200);
             let mut w = Writer::new(&mut request, method, Class::Request, tid);
             attrs(&mut w);
-            if let Some(key) = self.key {
-                w.attr(attr::USERNAME, self.username.as_bytes())
-                    .attr(attr::REALM, self.realm.as_bytes())
-                    .attr(attr::NONCE, self.nonce.as_bytes());
-                w.finish(Some(&key));
-            } else {
-                w.finish(None);
-            }
+            self.credentials.sign(w);
             let response = self.exchange(&request, tid).await?;
             let m =
                 Message::parse(&response).map_err(|_| Error::Protocol("unreadable response"))?;
             if m.class == Class::Success {
                 return Ok(response);
             }
-            let code = m.error_code().unwrap_or(0);
-            let retry = match code {
-                401 if self.key.is_none() => true,
-                438 => true,
+            let retry = match m.error_code() {
+                Some(401) => self.credentials.key.is_none(),
+                Some(438) => true,
                 _ => false,
             };
-            if retry && let (Some(realm), Some(nonce)) = (m.text(attr::REALM), m.text(attr::NONCE))
-            {
-                self.realm = realm.to_owned();
-                self.nonce = nonce.to_owned();
-                self.key = Some(stun::long_term_key(
-                    &self.username,
-                    &self.realm,
-                    &self.password,
-                ));
+            if retry && m.text(attr::REALM).is_some() && self.credentials.learn(&m) {
                 continue;
             }
-            let reason = m
-                .get(attr::ERROR_CODE)
-                .and_then(|v| std::str::from_utf8(v.get(4..)?).ok())
-                .unwrap_or_default()
-                .to_owned();
-            return Err(Error::Refused { code, reason });
+            return Err(refusal(&m));
         }
         Err(Error::Protocol("the server kept challenging"))
     }
@@ -360,11 +333,7 @@ impl TurnClient {
 /// [`Keeper::poll_request`] now and then (every second is plenty) and hand
 /// it every STUN message the TURN server sends ([`Keeper::handle_response`]).
 pub struct Keeper {
-    username: String,
-    password: String,
-    realm: String,
-    nonce: String,
-    key: Option<[u8; 16]>,
+    credentials: Credentials,
     lifetime: Duration,
     channels: Vec<(u16, SocketAddr)>,
     channel_refresh: Duration,
@@ -450,31 +419,14 @@ impl Keeper {
             }
             return Ok(true);
         }
-        let code = m.error_code().unwrap_or(0);
-        if code == 438
-            && let Some(nonce) = m.text(attr::NONCE)
-        {
-            self.nonce = nonce.to_owned();
-            if let Some(realm) = m.text(attr::REALM) {
-                self.realm = realm.to_owned();
-            }
-            self.key = Some(stun::long_term_key(
-                &self.username,
-                &self.realm,
-                &self.password,
-            ));
+        if m.error_code() == Some(438) && self.credentials.learn(&m) {
             let p = &mut self.pending[at];
             p.tid = rand::random();
             p.sends = 0;
             return Ok(true);
         }
         self.pending.swap_remove(at);
-        let reason = m
-            .get(attr::ERROR_CODE)
-            .and_then(|v| std::str::from_utf8(v.get(4..)?).ok())
-            .unwrap_or_default()
-            .to_owned();
-        Err(Error::Refused { code, reason })
+        Err(refusal(&m))
     }
 
     fn start(&mut self, what: Renewal, now: std::time::Instant) {
@@ -505,15 +457,65 @@ impl Keeper {
                     .xor_address(attr::XOR_PEER_ADDRESS, peer);
             }
         }
-        if let Some(key) = self.key {
-            w.attr(attr::USERNAME, self.username.as_bytes())
-                .attr(attr::REALM, self.realm.as_bytes())
-                .attr(attr::NONCE, self.nonce.as_bytes());
-            w.finish(Some(&key));
-        } else {
-            w.finish(None);
-        }
+        self.credentials.sign(w);
         request
+    }
+}
+
+/// The long-term credentials of an allocation (RFC 8489 §9.2): what the
+/// server's challenge taught (realm, nonce) and the key they make.
+struct Credentials {
+    username: String,
+    password: String,
+    realm: String,
+    nonce: String,
+    /// None until the server's first challenge.
+    key: Option<[u8; 16]>,
+}
+
+impl Credentials {
+    /// Finish a request: signed once a challenge gave realm and nonce.
+    fn sign(&self, mut w: Writer<'_>) {
+        match self.key {
+            Some(key) => {
+                w.attr(attr::USERNAME, self.username.as_bytes())
+                    .attr(attr::REALM, self.realm.as_bytes())
+                    .attr(attr::NONCE, self.nonce.as_bytes());
+                w.finish(Some(&key));
+            }
+            None => w.finish(None),
+        }
+    }
+
+    /// Take the realm and nonce of a 401 or 438 answer; false when it has
+    /// no nonce to take.
+    fn learn(&mut self, m: &Message<'_>) -> bool {
+        let Some(nonce) = m.text(attr::NONCE) else {
+            return false;
+        };
+        self.nonce = nonce.to_owned();
+        if let Some(realm) = m.text(attr::REALM) {
+            self.realm = realm.to_owned();
+        }
+        self.key = Some(stun::long_term_key(
+            &self.username,
+            &self.realm,
+            &self.password,
+        ));
+        true
+    }
+}
+
+/// An error answer as [`Error::Refused`], with its code and reason.
+fn refusal(m: &Message<'_>) -> Error {
+    let reason = m
+        .get(attr::ERROR_CODE)
+        .and_then(|v| std::str::from_utf8(v.get(4..)?).ok())
+        .unwrap_or_default()
+        .to_owned();
+    Error::Refused {
+        code: m.error_code().unwrap_or(0),
+        reason,
     }
 }
 
