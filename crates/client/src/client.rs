@@ -924,15 +924,7 @@ impl Connection {
         };
         let mut redirects = 0;
         loop {
-            let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                .read_buffer_size(WS_READ_BUFFER);
-            let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(
-                self.session_url.as_str(),
-                Some(ws_config),
-                false,
-            )
-            .await
-            else {
+            let Ok(mut ws) = connect(&self.session_url).await else {
                 return Ok(None);
             };
             if send(&mut ws, &resume).await.is_err() {
@@ -1509,16 +1501,7 @@ async fn open(
     let mut url = config.url.clone();
     let mut redirects = 0;
     'socket: loop {
-        // tungstenite zeroes `read_buffer_size` bytes on every read attempt
-        // (128 KiB by default), and the session task polls the socket each
-        // time any of its inputs wakes it, media included: keep it small.
-        // Larger messages still arrive whole.
-        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(WS_READ_BUFFER);
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), false)
-                .await
-                .map_err(|e| ClientError::signaling(format!("cannot open {url}: {e}")))?;
+        let mut ws = connect(&url).await?;
         send(&mut ws, &join).await?;
         loop {
             match read(&mut ws).await? {
@@ -1578,6 +1561,19 @@ async fn open(
             }
         }
     }
+}
+
+/// Open a signaling socket to `url`. tungstenite zeroes `read_buffer_size`
+/// bytes on every read attempt (128 KiB by default), and the session task
+/// polls the socket each time any of its inputs wakes it, media included:
+/// keep it small. Larger messages still arrive whole.
+async fn connect(url: &str) -> Result<Socket, ClientError> {
+    let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), false)
+        .await
+        .map_err(|e| ClientError::signaling(format!("cannot open {url}: {e}")))?;
+    Ok(ws)
 }
 
 fn far_future() -> tokio::time::Instant {

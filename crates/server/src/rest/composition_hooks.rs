@@ -64,10 +64,9 @@ fn hook_json(h: &CompositionHookRecord, urls: &Urls) -> Value {
 
 /// The composition a hook makes.
 fn spec_of(h: &CompositionHookRecord) -> Result<Spec, ApiError> {
-    let layout = (h.video_layout != "{}").then_some(h.video_layout.as_str());
-    Spec::check(
-        layout,
-        serde_json::from_str(&h.audio_sources).unwrap_or_default(),
+    Spec::stored(
+        &h.video_layout,
+        &h.audio_sources,
         &h.format,
         &h.resolution,
         h.trim,

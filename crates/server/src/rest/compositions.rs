@@ -94,6 +94,28 @@ impl Spec {
         )
     }
 
+    /// The spec as the store keeps it (a composition's or a hook's row:
+    /// `VideoLayout` text, `{}` for none, and `AudioSources` as JSON).
+    pub fn stored(
+        layout_text: &str,
+        audio_sources: &str,
+        format: &str,
+        resolution: &str,
+        trim: bool,
+        status_callback: Option<String>,
+        method: &str,
+    ) -> Result<Self, ApiError> {
+        Self::check(
+            (layout_text != "{}").then_some(layout_text),
+            serde_json::from_str(audio_sources).unwrap_or_default(),
+            format,
+            resolution,
+            trim,
+            status_callback,
+            method,
+        )
+    }
+
     /// Check the parts of a spec.
     pub fn check(
         layout_text: Option<&str>,
@@ -268,10 +290,9 @@ pub async fn resume_unfinished(state: AppState) {
 
 /// The job of an unfinished composition, or why there is none.
 async fn resumable(state: &AppState, c: &CompositionRecord) -> Result<Job, String> {
-    let layout = (c.video_layout != "{}").then_some(c.video_layout.as_str());
-    let spec = Spec::check(
-        layout,
-        serde_json::from_str(&c.audio_sources).unwrap_or_default(),
+    let spec = Spec::stored(
+        &c.video_layout,
+        &c.audio_sources,
         &c.format,
         &c.resolution,
         c.trim,
