@@ -19,6 +19,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use salon_sid::{ParticipantSid, RoomSid};
 use tokio::sync::broadcast;
@@ -109,6 +110,60 @@ impl Presence {
     }
 }
 
+/// A pause in what a client sends at least this long is a silence (a
+/// client's words in a burst, or in a busy exchange, come closer).
+const SILENCE: Duration = Duration::from_secs(1);
+
+/// When a session last heard its client, and where the client's latest
+/// silence began.
+///
+/// What a client sends into a network that is down is not lost: TCP sends
+/// it again once the network is back, so a session may hear a client's
+/// pings from the middle of an outage only after it. The outage began at
+/// the last word *before* that silence, not at the late ones
+/// ([`Heard::quiet_from`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Heard {
+    last: Instant,
+    /// The latest silence: from the word before it to the word after.
+    silence: (Instant, Instant),
+}
+
+impl Heard {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            last: now,
+            silence: (now, now),
+        }
+    }
+
+    /// The client said something at `now`.
+    pub fn hear(&mut self, now: Instant) {
+        if now >= self.last + SILENCE {
+            self.silence = (self.last, now);
+        }
+        self.last = now;
+    }
+
+    /// The client's last word.
+    pub fn last(&self) -> Instant {
+        self.last
+    }
+
+    /// Since when the client may have been cut off: the last word before
+    /// its latest silence when nothing but a burst came after that silence
+    /// (words held up by an outage, arriving together), its last word
+    /// otherwise.
+    pub fn quiet_from(&self) -> Instant {
+        let (from, until) = self.silence;
+        if self.last < until + SILENCE {
+            from
+        } else {
+            self.last
+        }
+    }
+}
+
 /// One session's view of who else in its room is reconnecting, and when
 /// the others last saw its own media go away.
 #[derive(Debug, Default)]
@@ -155,33 +210,34 @@ impl Away {
     }
 
     /// Whether the others were already shown an outage of this session's
-    /// participant that began after `last_heard` (the last word of its old
-    /// socket): its media went silent in the same outage. A resume then
-    /// shows them no second reconnect.
-    pub fn own_outage_shown_since(&self, last_heard: Instant) -> bool {
-        self.own_media_away_at.is_some_and(|at| at >= last_heard)
+    /// participant that began after `quiet_from` (when its old socket went
+    /// quiet, [`Heard::quiet_from`]): its media went silent in the same
+    /// outage. A resume then shows them no second reconnect.
+    pub fn own_outage_shown_since(&self, quiet_from: Instant) -> bool {
+        self.own_media_away_at.is_some_and(|at| at >= quiet_from)
     }
 
-    /// This session's socket is gone (`last_heard`: its last word).
-    /// Whether to show the others a reconnect: not when its media going
-    /// silent already showed them this outage. The socket's end is often
-    /// noticed only once the network is back (the client's new socket, or
-    /// a reset), after the media came back and they were shown its end.
-    pub fn own_detached(&mut self, last_heard: Instant) -> bool {
-        self.own_detach_shown = !self.own_outage_shown_since(last_heard);
+    /// This session's socket is gone (`quiet_from`: since when it was
+    /// quiet). Whether to show the others a reconnect: not when its media
+    /// going silent already showed them this outage. The socket's end is
+    /// often noticed only once the network is back (the client's new
+    /// socket, or a reset), after the media came back and they were shown
+    /// its end.
+    pub fn own_detached(&mut self, quiet_from: Instant) -> bool {
+        self.own_detach_shown = !self.own_outage_shown_since(quiet_from);
         self.own_detach_shown
     }
 
     /// This session's client resumed; `detached` when the session had
     /// noticed its old socket was gone ([`Away::own_detached`]).
-    pub fn own_resumed(&mut self, detached: bool, last_heard: Instant) -> Resumed {
+    pub fn own_resumed(&mut self, detached: bool, quiet_from: Instant) -> Resumed {
         if detached {
             if std::mem::take(&mut self.own_detach_shown) {
                 Resumed::Back
             } else {
                 Resumed::Nothing
             }
-        } else if self.own_outage_shown_since(last_heard) {
+        } else if self.own_outage_shown_since(quiet_from) {
             Resumed::Nothing
         } else {
             Resumed::Blip
@@ -280,6 +336,51 @@ mod tests {
         let heard = Instant::now() + std::time::Duration::from_millis(1);
         assert!(away.own_detached(heard));
         assert_eq!(away.own_resumed(true, heard), Resumed::Back);
+    }
+
+    #[test]
+    fn words_held_up_by_an_outage_do_not_move_where_it_began() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut heard = Heard::new(t0);
+        // Pings every 5 s: each is the end of a silence that began at the
+        // one before.
+        heard.hear(t0 + ms(5_000));
+        assert_eq!(heard.quiet_from(), t0);
+        // The network goes down at 6 s; the pings sent meanwhile arrive
+        // together at 11 s, when it is back.
+        for late in [11_000, 11_002, 11_004] {
+            heard.hear(t0 + ms(late));
+        }
+        assert_eq!(heard.last(), t0 + ms(11_004));
+        assert_eq!(heard.quiet_from(), t0 + ms(5_000));
+        // Talk that goes on after the burst: quiet only from the last word.
+        heard.hear(t0 + ms(11_600));
+        heard.hear(t0 + ms(12_200));
+        assert_eq!(heard.quiet_from(), t0 + ms(12_200));
+
+        // The CI race: the media, missed in the outage, showed it; the
+        // late pings, then the resume, come after. No second reconnect.
+        let now = Instant::now();
+        let mut heard = Heard::new(now - ms(10_000));
+        heard.hear(now - ms(5_000));
+        let mut away = Away::default();
+        let room = RoomSid::random();
+        let media = |reconnecting| Notice {
+            room,
+            participant: ParticipantSid::random(),
+            cause: Cause::Media,
+            reconnecting,
+        };
+        away.note_own(media(true));
+        away.note_own(media(false));
+        heard.hear(Instant::now() + ms(1));
+        heard.hear(Instant::now() + ms(2));
+        assert!(!away.own_outage_shown_since(heard.last()));
+        assert_eq!(
+            away.own_resumed(false, heard.quiet_from()),
+            Resumed::Nothing
+        );
     }
 
     #[test]

@@ -31,8 +31,8 @@ use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
-    self, Away, Cause, Change, Declared, Expiry, Goodbye, Member, Notice, Participant, Refusal,
-    Resumed, Track, check_offer,
+    self, Away, Cause, Change, Declared, Expiry, Goodbye, Heard, Member, Notice, Participant,
+    Refusal, Resumed, Track, check_offer,
 };
 
 mod adaptive;
@@ -213,7 +213,7 @@ async fn join(
         attach,
         connection: Some(connection),
         backlog: VecDeque::new(),
-        last_heard: Instant::now(),
+        heard: Heard::new(Instant::now()),
         detached_at: None,
         last_revision: 0,
         network_quality: (0, 0),
@@ -260,7 +260,8 @@ struct Session {
     connection: Option<Connection>,
     /// What the client missed while detached, replayed on resume.
     backlog: VecDeque<String>,
-    last_heard: Instant,
+    /// When the client last said anything (and since when it is quiet).
+    heard: Heard,
     detached_at: Option<Instant>,
     /// The revision of the last offer handled.
     last_revision: u32,
@@ -294,7 +295,7 @@ impl Session {
             let config = self.member.state.signaling.config;
             let deadline = match self.detached_at {
                 Some(at) => at + config.resume_grace,
-                None => self.last_heard + config.idle_timeout,
+                None => self.heard.last() + config.idle_timeout,
             };
             let next = tokio::select! {
                 incoming = recv(&mut self.connection) => self.on_incoming(incoming).await,
@@ -375,7 +376,7 @@ impl Session {
         self.connection = None;
         if self.detached_at.is_none() {
             self.detached_at = Some(Instant::now());
-            if self.away.own_detached(self.last_heard) {
+            if self.away.own_detached(self.heard.quiet_from()) {
                 self.announce(true);
             }
         }
@@ -422,7 +423,7 @@ impl Session {
         // silent socket for dead): the client was away either way. Unless
         // its media going silent already showed them this outage.
         let detached = self.detached_at.take().is_some();
-        match self.away.own_resumed(detached, self.last_heard) {
+        match self.away.own_resumed(detached, self.heard.quiet_from()) {
             Resumed::Nothing => {}
             Resumed::Back => self.announce(false),
             Resumed::Blip => {
@@ -430,7 +431,7 @@ impl Session {
                 self.announce(false);
             }
         }
-        self.last_heard = Instant::now();
+        self.heard.hear(Instant::now());
         let (me, others) = self.member.roster();
         let joined = ServerMessage::Joined {
             version: salon_signal::VERSION,
@@ -459,11 +460,11 @@ impl Session {
     async fn on_incoming(&mut self, incoming: Option<Incoming>) -> Next {
         match incoming {
             Some(Incoming::Message(message)) => {
-                self.last_heard = Instant::now();
+                self.heard.hear(Instant::now());
                 self.on_message(message).await
             }
             Some(Incoming::Invalid(e)) => {
-                self.last_heard = Instant::now();
+                self.heard.hear(Instant::now());
                 self.error(e.code(), e.to_string());
                 Next::Continue
             }

@@ -62,8 +62,8 @@ mod msp;
 use crate::AppState;
 use crate::http::SocketControl;
 use crate::session::{
-    self, Away, Cause, Change, Expiry, Goodbye, Member, Notice, Participant, Refusal, Resumed,
-    Track,
+    self, Away, Cause, Change, Expiry, Goodbye, Heard, Member, Notice, Participant, Refusal,
+    Resumed, Track,
 };
 
 /// Twilio's protocol on a signaling socket: TCMP frames.
@@ -290,7 +290,7 @@ async fn join(
         attach,
         connection: Some(connection),
         heartbeat,
-        last_heard: Instant::now(),
+        heard: Heard::new(Instant::now()),
         last_sent: Instant::now(),
         detached_at: None,
         participant_revision: 0,
@@ -356,7 +356,8 @@ struct Session {
     connection: Option<Connection>,
     /// The negotiated heartbeat period.
     heartbeat: Duration,
-    last_heard: Instant,
+    /// When the client last said anything (and since when it is quiet).
+    heard: Heard,
     last_sent: Instant,
     detached_at: Option<Instant>,
     /// The client's participant revision last applied.
@@ -433,7 +434,9 @@ impl Session {
                 Some(at) => at + config.resume_grace,
                 // The client sends at least a heartbeat per period: three
                 // missed ones and the socket is taken as dropped.
-                None => (self.last_heard + 3 * self.heartbeat).min(self.last_sent + self.heartbeat),
+                None => {
+                    (self.heard.last() + 3 * self.heartbeat).min(self.last_sent + self.heartbeat)
+                }
             };
             let next = tokio::select! {
                 incoming = recv(&mut self.connection) => self.on_incoming(incoming).await,
@@ -484,7 +487,7 @@ impl Session {
             tracing::info!(participant = %self.member.me, "session not resumed in time");
             return Next::End(Goodbye::of(CoreReason::Failed));
         }
-        if now >= self.last_heard + 3 * self.heartbeat {
+        if now >= self.heard.last() + 3 * self.heartbeat {
             tracing::info!(participant = %self.member.me, "no heartbeat; waiting for sync");
             self.detach();
         } else if now >= self.last_sent + self.heartbeat {
@@ -494,7 +497,7 @@ impl Session {
     }
 
     fn detach(&mut self) {
-        if self.detached_at.is_none() && self.reconnecting.own_detached(self.last_heard) {
+        if self.detached_at.is_none() && self.reconnecting.own_detached(self.heard.quiet_from()) {
             self.announce(true);
         }
         self.connection = None;
@@ -614,7 +617,7 @@ impl Session {
                 return Next::Continue;
             }
         };
-        self.last_heard = Instant::now();
+        self.heard.hear(Instant::now());
         let body = match frame {
             ClientFrame::Msg { body } => body,
             ClientFrame::Heartbeat | ClientFrame::Hello(_) => return Next::Continue,
@@ -1088,7 +1091,7 @@ impl Session {
         // (once: not again when its media going silent showed them).
         match self
             .reconnecting
-            .own_resumed(self.detached_at.is_some(), self.last_heard)
+            .own_resumed(self.detached_at.is_some(), self.heard.quiet_from())
         {
             Resumed::Nothing => {}
             Resumed::Back => self.announce(false),
@@ -1099,7 +1102,7 @@ impl Session {
         }
         self.connection = Some(attached.connection);
         self.detached_at = None;
-        self.last_heard = Instant::now();
+        self.heard.hear(Instant::now());
         let mut published = self.apply_participant(attached.sync.participant).await;
         let answers = self.negotiate(&attached.sync.peer_connections).await;
         // All publications, not only new ones: the client may have missed
