@@ -15,6 +15,12 @@
 //! - **A parse error says where, not a pointer.** str0m's parser reports a
 //!   position as a memory address; [`read_offer`] turns it into a line
 //!   number and the line's beginning.
+//! - **One payload type means one thing.** An offer that describes a
+//!   payload type twice, differently (two sections mapping 102 to codecs
+//!   or parameters that differ, or two `a=rtpmap:102` lines in one), is
+//!   refused: str0m 0.25 asserts while answering such an offer, which the
+//!   `sdp_offer` fuzz target found. RFC 8843 §7.5.1 forbids it in a bundle
+//!   anyway, and no browser sends it.
 //! - **What an offer declares can be checked against its SDP.**
 //!   [`media_sections`] lists each m-section's media, `mid`, direction and
 //!   whether it is rejected, so the signaling layer can refuse a `publish`
@@ -22,6 +28,8 @@
 //!
 //! All of it is control-plane work: once per offer, on text a few kilobytes
 //! long. Nothing here runs per packet.
+
+use std::collections::HashMap;
 
 use str0m::change::SdpOffer;
 
@@ -129,9 +137,120 @@ pub fn simulcast_ssrc_groups(sdp: &str) -> Vec<(String, Vec<u32>)> {
         .collect()
 }
 
-/// Parse a client's offer. A parse error names the line it stopped at.
+/// Parse a client's offer. A parse error names the line it stopped at; a
+/// payload type described twice, differently, names both lines.
 pub(crate) fn read_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
-    SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadOffer(locate(sdp, &e.to_string())))
+    let offer = SdpOffer::from_sdp_string(sdp)
+        .map_err(|e| MediaError::BadOffer(locate(sdp, &e.to_string())))?;
+    one_meaning_per_payload_type(sdp).map_err(MediaError::BadOffer)?;
+    Ok(offer)
+}
+
+/// Refuse an SDP in which one payload type has two descriptions: its
+/// `a=rtpmap` (codec, clock rate, channels) or its `a=fmtp` parameters
+/// differ between two sections or within one, a missing `fmtp` being a
+/// description of its own. Compared as str0m reads them: ignoring case,
+/// spaces, and the order of `fmtp` parameters.
+fn one_meaning_per_payload_type(sdp: &str) -> Result<(), String> {
+    let mut offer: HashMap<u16, Description> = HashMap::new();
+    let mut section: HashMap<u16, Description> = HashMap::new();
+    for (index, raw) in sdp.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.starts_with("m=") {
+            close_section(&mut offer, &mut section)?;
+            continue;
+        }
+        let (rtpmap, rest) = if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+            (true, rest)
+        } else if let Some(rest) = line.strip_prefix("a=fmtp:") {
+            (false, rest)
+        } else {
+            continue;
+        };
+        let (pt, value) = rest.split_once(' ').unwrap_or((rest, ""));
+        // As str0m reads it: `0102` and `+102` are 102. A number that does
+        // not fit means nothing to str0m.
+        let Ok(pt) = pt.parse::<u16>() else {
+            continue;
+        };
+        let said = if rtpmap {
+            value.trim().to_ascii_lowercase()
+        } else {
+            let mut params: Vec<String> = value
+                .split(';')
+                .map(|p| p.trim().to_ascii_lowercase())
+                .filter(|p| !p.is_empty())
+                .collect();
+            params.sort();
+            params.join(";")
+        };
+        let description = section.entry(pt).or_insert_with(|| Description {
+            line: index + 1,
+            ..Description::default()
+        });
+        let slot = if rtpmap {
+            &mut description.rtpmap
+        } else {
+            &mut description.fmtp
+        };
+        match slot {
+            Some(before) if *before != said => {
+                let first = (description.line, before.clone());
+                return Err(described_twice(pt, first, (index + 1, said)));
+            }
+            _ => *slot = Some(said),
+        }
+    }
+    close_section(&mut offer, &mut section)
+}
+
+/// What one section says of a payload type, and the line where it starts
+/// saying it.
+#[derive(Default)]
+struct Description {
+    line: usize,
+    rtpmap: Option<String>,
+    fmtp: Option<String>,
+}
+
+impl Description {
+    /// Where, and what it says, as one text.
+    fn said(&self) -> (usize, String) {
+        let rtpmap = self.rtpmap.as_deref().unwrap_or("no rtpmap");
+        let fmtp = self.fmtp.as_deref().unwrap_or("no fmtp");
+        (self.line, format!("{rtpmap}, {fmtp}"))
+    }
+}
+
+/// Add what a section said of its payload types to what the offer said so
+/// far, refusing a second meaning.
+fn close_section(
+    offer: &mut HashMap<u16, Description>,
+    section: &mut HashMap<u16, Description>,
+) -> Result<(), String> {
+    for (pt, description) in section.drain() {
+        match offer.get(&pt) {
+            Some(first) if first.rtpmap != description.rtpmap || first.fmtp != description.fmtp => {
+                return Err(described_twice(pt, first.said(), description.said()));
+            }
+            Some(_) => {}
+            None => {
+                offer.insert(pt, description);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The refusal: where each description starts, and what it says.
+fn described_twice(pt: u16, first: (usize, String), second: (usize, String)) -> String {
+    format!(
+        "payload type {pt} is described two ways: {:?} from line {} and {:?} from line {}",
+        excerpt(&first.1),
+        first.0,
+        excerpt(&second.1),
+        second.0
+    )
 }
 
 /// Finish str0m's answer for every kind of client: the server's candidates
@@ -259,7 +378,6 @@ fn without_trickle(line: &str) -> Option<std::borrow::Cow<'_, str>> {
 /// PointerOffset(0x55abcfd0dcf7)"): make it a line number and show that
 /// line's start.
 fn locate(sdp: &str, error: &str) -> String {
-    const MAX_EXCERPT: usize = 60;
     let (head, rest) = error.split_once('\n').unwrap_or((error, ""));
     let detail: Vec<&str> = rest
         .lines()
@@ -290,16 +408,23 @@ fn locate(sdp: &str, error: &str) -> String {
                 .split(['\r', '\n'])
                 .next()
                 .unwrap_or_default();
-            let mut excerpt: String = line.chars().take(MAX_EXCERPT).collect();
-            if line.chars().nth(MAX_EXCERPT).is_some() {
-                excerpt.push('…');
-            }
+            let excerpt = excerpt(line);
             format!("the SDP does not parse at line {number} ({excerpt:?}){detail}")
         }
         // Not the shape expected: keep the words, never the number.
         _ if address.is_some() => format!("the SDP does not parse{detail}"),
         _ => error.to_owned(),
     }
+}
+
+/// A line's beginning, to show in an error.
+fn excerpt(line: &str) -> String {
+    const MAX_EXCERPT: usize = 60;
+    let mut excerpt: String = line.chars().take(MAX_EXCERPT).collect();
+    if line.chars().nth(MAX_EXCERPT).is_some() {
+        excerpt.push('…');
+    }
+    excerpt
 }
 
 #[cfg(test)]
@@ -516,5 +641,78 @@ mod tests {
             vec![("1".to_owned(), vec![11, 12, 13])],
             "one SSRC is no simulcast"
         );
+    }
+
+    /// An offer of one audio and one video section, each with `extra`
+    /// lines after its own codec.
+    fn offer_with<S: AsRef<str>>(audio: &[S], video: &[S]) -> String {
+        let section = |kind: &str, mid: u8, codec: &str, extra: &[S]| {
+            let pt = codec.split_whitespace().next().unwrap_or_default();
+            let mut lines = vec![
+                format!("m={kind} 9 UDP/TLS/RTP/SAVPF {pt}"),
+                "c=IN IP4 0.0.0.0".into(),
+                "a=ice-ufrag:abcd".into(),
+                "a=ice-pwd:abcdefghijklmnopqrstuvwx".into(),
+                format!(
+                    "a=fingerprint:sha-256 {}",
+                    ["00:11:22:33:44:55:66:77"; 4].join(":")
+                ),
+                "a=setup:actpass".into(),
+                format!("a=mid:{mid}"),
+                "a=sendrecv".into(),
+                "a=rtcp-mux".into(),
+                format!("a=rtpmap:{codec}"),
+            ];
+            lines.extend(extra.iter().map(|l| l.as_ref().to_owned()));
+            lines.join("\r\n")
+        };
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n{}\r\n{}\r\n",
+            section("audio", 0, "111 opus/48000/2", audio),
+            section("video", 1, "96 VP8/90000", video)
+        )
+    }
+
+    fn refusal(offer: &str) -> Option<String> {
+        match read_offer(offer) {
+            Ok(_) => None,
+            Err(MediaError::BadOffer(message)) => Some(message),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_payload_type_described_two_ways_is_refused_naming_both_lines() {
+        // What str0m 0.25 panicked on (found by the sdp_offer fuzz target):
+        // 102 is H.264 in both sections, with parameters in one only. The
+        // m= lines need not even list it.
+        let h264 = "a=rtpmap:102 H264/90000";
+        let fmtp = "a=fmtp:102 packetization-mode=1;profile-level-id=42e01f";
+        let message = refusal(&offer_with(&[h264], &[h264, fmtp])).expect("refused");
+        assert_eq!(
+            message,
+            "payload type 102 is described two ways: \"h264/90000, no fmtp\" from line 16 and \
+             \"h264/90000, packetization-mode=1;profile-level-id=42e01f\" from line 27"
+        );
+        // Other codecs, and two meanings within one section.
+        assert!(refusal(&offer_with(&[h264], &["a=rtpmap:102 VP8/90000"])).is_some());
+        assert!(refusal(&offer_with(&[h264], &["a=rtpmap:0102 VP8/90000"])).is_some());
+        assert!(refusal(&offer_with(&[h264, "a=rtpmap:102 VP9/90000"], &[])).is_some());
+        let rtx = |apt: u8| format!("a=fmtp:103 apt={apt}");
+        let with_rtx = |apt| [h264, "a=rtpmap:103 rtx/90000", &rtx(apt)].map(str::to_owned);
+        let (a, b) = (with_rtx(102), with_rtx(96));
+        assert!(refusal(&offer_with(&a, &b)).is_some());
+
+        // The same meaning in other words is one meaning: case, spaces and
+        // the order of parameters, as str0m reads them.
+        let same = [
+            "a=rtpmap:102 h264/90000",
+            "a=fmtp:102 profile-level-id=42E01F; packetization-mode=1",
+        ];
+        assert_eq!(refusal(&offer_with(&[h264, fmtp], &same)), None);
+        assert_eq!(refusal(&offer_with(&a, &a)), None);
+        // What browsers send: every payload type described once per kind,
+        // identically in every section of that kind.
+        assert_eq!(refusal(&client_offer()), None);
     }
 }
