@@ -51,6 +51,7 @@
 pub mod allocation;
 mod codec_order;
 mod demux;
+pub mod dtls;
 pub mod forward;
 pub mod keyframe;
 pub mod pausing;

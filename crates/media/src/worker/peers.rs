@@ -24,6 +24,7 @@ impl Worker {
         let ice_tcp = self.setup.ice_tcp;
         let mut rtc = catch_unwind(move || {
             let mut rtc = Rtc::builder()
+                .set_crypto_provider(crate::dtls::provider())
                 .set_ice_lite(true)
                 .set_rtp_mode(true)
                 .clear_codecs()
