@@ -169,6 +169,7 @@ function mediaSession(o, signaling, joined, log) {
     iceServers: (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
     rtcConfiguration: o.rtcConfiguration,
     preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
+    dtx: o.dtx,
     // One object for every session: setParameters() changes it, and a
     // rejoin's session starts with the caps as they are now.
     bitrates: o.bitrates,
@@ -261,6 +262,7 @@ function checkOptions(token, options) {
     },
     preferredVideoCodecs: codecList('options.preferredVideoCodecs', options.preferredVideoCodecs, VIDEO_CODECS, ['VP8']),
     preferredAudioCodecs: codecList('options.preferredAudioCodecs', options.preferredAudioCodecs, AUDIO_CODECS, []),
+    dtx: opusDtx(options.preferredAudioCodecs),
     maxAudioBitrate: checkBitrate('options.maxAudioBitrate', options.maxAudioBitrate),
     maxVideoBitrate: checkBitrate('options.maxVideoBitrate', options.maxVideoBitrate),
     bitrates: {
@@ -274,6 +276,22 @@ function checkOptions(token, options) {
     url: signalingUrl(where.url),
     urlFrom: where.from,
   };
+}
+
+/**
+ * Whether Opus is sent with discontinuous transmission (DTX: a packet
+ * every 400 ms instead of every 20 ms while the microphone hears
+ * silence), as twilio-video decides: on, unless the app lists Opus and
+ * none of its Opus entries is `{codec: 'opus', dtx: true}` (a plain
+ * `'opus'` counts as `dtx: true`; `dtx` defaults to true).
+ * @param {any} value options.preferredAudioCodecs, already checked
+ */
+function opusDtx(value) {
+  if (!Array.isArray(value)) return true;
+  const opus = value
+    .map((entry) => (typeof entry === 'string' ? { codec: entry } : entry))
+    .filter((entry) => entry.codec.toLowerCase() === 'opus');
+  return opus.length === 0 || opus.some((entry) => entry.dtx !== false);
 }
 
 /**

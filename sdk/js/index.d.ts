@@ -786,7 +786,7 @@ export interface AudioCodecSettings {
 
 export interface OpusCodecSettings extends AudioCodecSettings {
   codec: 'opus';
-  /** Accepted; Salon leaves DTX to the browser's default. */
+  /** Discontinuous transmission while the microphone hears silence (default true). */
   dtx?: boolean;
 }
 

@@ -68,6 +68,36 @@ function simulcastLayers(width, height) {
   return [];
 }
 
+/**
+ * `sdp` (an answer) with Opus's `usedtx=1` in each audio m-section's
+ * `a=fmtp` when `on`, and without it otherwise. The answer is what the
+ * browser's encoder follows (RFC 7587 §7: `usedtx` is the receiving side's
+ * preference, here the app's), which is how twilio-video turns DTX on; the
+ * server forwards whatever the publisher sends, so it need not be told.
+ * @param {string} sdp
+ * @param {boolean} on
+ */
+export function withOpusDtx(sdp, on) {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const lines = sdp.split(eol);
+  const out = [];
+  let opus = null;
+  for (const line of lines) {
+    if (line.startsWith('m=')) opus = line.startsWith('m=audio') ? new Set() : null;
+    const rtpmap = opus && /^a=rtpmap:(\d+) opus\//i.exec(line);
+    if (rtpmap) opus.add(rtpmap[1]);
+    const fmtp = opus && /^a=fmtp:(\d+) (.*)$/.exec(line);
+    if (fmtp && opus.has(fmtp[1])) {
+      const params = fmtp[2].split(';').map((p) => p.trim()).filter((p) => p && !/^usedtx=/i.test(p));
+      if (on) params.push('usedtx=1');
+      out.push(`a=fmtp:${fmtp[1]} ${params.join(';')}`);
+      continue;
+    }
+    out.push(line);
+  }
+  return out.join(eol);
+}
+
 export class PeerSession extends EventEmitter {
   /** @type {RTCPeerConnection} */
   pc;
@@ -101,6 +131,8 @@ export class PeerSession extends EventEmitter {
   #closed = false;
   /** Publish video as three simulcast layers (preferredVideoCodecs simulcast or 'auto'). */
   #simulcast = false;
+  /** Send Opus with DTX (the answers applied say `usedtx=1`). */
+  #dtx = true;
   /** While held, changes queue up without an offer (connect() batches the first one). */
   #held = false;
   /** The next offer restarts ICE. */
@@ -116,17 +148,19 @@ export class PeerSession extends EventEmitter {
    * @param {{audio: string[], video: string[]}} options.preferredCodecs codec names by kind, most wanted first
    * @param {{audio: number|null, video: number|null}} options.bitrates bps caps
    * @param {boolean} [options.simulcast] publish video in three RID layers
+   * @param {boolean} [options.dtx] send Opus with discontinuous transmission (default true, as twilio-video)
    * @param {typeof RTCPeerConnection} [options.RTCPeerConnection]
    * @param {Log} [options.log]
    */
   constructor({
-    signaling, iceServers, rtcConfiguration = {}, preferredCodecs, bitrates, simulcast = false,
+    signaling, iceServers, rtcConfiguration = {}, preferredCodecs, bitrates, simulcast = false, dtx = true,
     RTCPeerConnection: PC = globalThis.RTCPeerConnection, log = new Log('webrtc'),
   }) {
     super();
     this.#signaling = signaling;
     this.#preferredCodecs = preferredCodecs;
     this.#simulcast = simulcast;
+    this.#dtx = dtx;
     this.#bitrates = bitrates;
     this.#log = log;
     const servers = [...(rtcConfiguration.iceServers || []), ...iceServers];
@@ -430,7 +464,7 @@ export class PeerSession extends EventEmitter {
     }
     this.#log.debug(`Answer ${message.revision}`);
     try {
-      await this.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: withOpusDtx(message.sdp, this.#dtx) });
     } catch (e) {
       if (this.#closed) return;
       this.#outstanding = null;

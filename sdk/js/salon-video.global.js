@@ -2004,6 +2004,26 @@ var Twilio;
     if (pixels >= 480 * 270) return SIMULCAST_LAYERS.slice(1);
     return [];
   }
+  function withOpusDtx(sdp, on) {
+    const eol = sdp.includes("\r\n") ? "\r\n" : "\n";
+    const lines = sdp.split(eol);
+    const out = [];
+    let opus = null;
+    for (const line of lines) {
+      if (line.startsWith("m=")) opus = line.startsWith("m=audio") ? /* @__PURE__ */ new Set() : null;
+      const rtpmap = opus && /^a=rtpmap:(\d+) opus\//i.exec(line);
+      if (rtpmap) opus.add(rtpmap[1]);
+      const fmtp = opus && /^a=fmtp:(\d+) (.*)$/.exec(line);
+      if (fmtp && opus.has(fmtp[1])) {
+        const params = fmtp[2].split(";").map((p) => p.trim()).filter((p) => p && !/^usedtx=/i.test(p));
+        if (on) params.push("usedtx=1");
+        out.push(`a=fmtp:${fmtp[1]} ${params.join(";")}`);
+        continue;
+      }
+      out.push(line);
+    }
+    return out.join(eol);
+  }
   var PeerSession = class extends EventEmitter {
     /** @type {RTCPeerConnection} */
     pc;
@@ -2037,6 +2057,8 @@ var Twilio;
     #closed = false;
     /** Publish video as three simulcast layers (preferredVideoCodecs simulcast or 'auto'). */
     #simulcast = false;
+    /** Send Opus with DTX (the answers applied say `usedtx=1`). */
+    #dtx = true;
     /** While held, changes queue up without an offer (connect() batches the first one). */
     #held = false;
     /** The next offer restarts ICE. */
@@ -2051,6 +2073,7 @@ var Twilio;
      * @param {{audio: string[], video: string[]}} options.preferredCodecs codec names by kind, most wanted first
      * @param {{audio: number|null, video: number|null}} options.bitrates bps caps
      * @param {boolean} [options.simulcast] publish video in three RID layers
+     * @param {boolean} [options.dtx] send Opus with discontinuous transmission (default true, as twilio-video)
      * @param {typeof RTCPeerConnection} [options.RTCPeerConnection]
      * @param {Log} [options.log]
      */
@@ -2061,6 +2084,7 @@ var Twilio;
       preferredCodecs,
       bitrates,
       simulcast = false,
+      dtx = true,
       RTCPeerConnection: PC = globalThis.RTCPeerConnection,
       log: log2 = new Log("webrtc")
     }) {
@@ -2068,6 +2092,7 @@ var Twilio;
       this.#signaling = signaling;
       this.#preferredCodecs = preferredCodecs;
       this.#simulcast = simulcast;
+      this.#dtx = dtx;
       this.#bitrates = bitrates;
       this.#log = log2;
       const servers = [...rtcConfiguration.iceServers || [], ...iceServers];
@@ -2343,7 +2368,7 @@ var Twilio;
       }
       this.#log.debug(`Answer ${message.revision}`);
       try {
-        await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        await this.pc.setRemoteDescription({ type: "answer", sdp: withOpusDtx(message.sdp, this.#dtx) });
       } catch (e) {
         if (this.#closed) return;
         this.#outstanding = null;
@@ -3756,6 +3781,7 @@ var Twilio;
       iceServers: (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
       rtcConfiguration: o.rtcConfiguration,
       preferredCodecs: { audio: o.preferredAudioCodecs, video: o.preferredVideoCodecs },
+      dtx: o.dtx,
       // One object for every session: setParameters() changes it, and a
       // rejoin's session starts with the caps as they are now.
       bitrates: o.bitrates,
@@ -3835,6 +3861,7 @@ var Twilio;
       },
       preferredVideoCodecs: codecList("options.preferredVideoCodecs", options.preferredVideoCodecs, VIDEO_CODECS, ["VP8"]),
       preferredAudioCodecs: codecList("options.preferredAudioCodecs", options.preferredAudioCodecs, AUDIO_CODECS, []),
+      dtx: opusDtx(options.preferredAudioCodecs),
       maxAudioBitrate: checkBitrate("options.maxAudioBitrate", options.maxAudioBitrate),
       maxVideoBitrate: checkBitrate("options.maxVideoBitrate", options.maxVideoBitrate),
       bitrates: {
@@ -3848,6 +3875,11 @@ var Twilio;
       url: signalingUrl(where.url),
       urlFrom: where.from
     };
+  }
+  function opusDtx(value) {
+    if (!Array.isArray(value)) return true;
+    const opus = value.map((entry) => typeof entry === "string" ? { codec: entry } : entry).filter((entry) => entry.codec.toLowerCase() === "opus");
+    return opus.length === 0 || opus.some((entry) => entry.dtx !== false);
   }
   function codecList(what, value, known, fallback) {
     if (value === void 0 || value === null || value === "auto" && known === VIDEO_CODECS) return fallback;

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { eventually, launchBrowser, rtpCodecs, sdkPage, startServer } from './harness.mjs';
+import { eventually, launchBrowser, rtpCodecs, sdkPage, silenceWav, sleep, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -67,5 +67,38 @@ describe('codec preferences', () => {
     const { sent, received } = await call('e2e-default', {});
     assert.deepEqual(sent, { audio: 'audio/opus', video: 'video/VP8' });
     assert.deepEqual(received, { audio: 'audio/opus', video: 'video/VP8' });
+  });
+
+  test('Opus with DTX by default, as twilio-video: a silent microphone sends a packet in ten; dtx: false, one every 20 ms', async () => {
+    // Chromium's own fake microphone beeps; a quiet room is silence.
+    const quiet = await launchBrowser({ args: [`--use-file-for-fake-audio-capture=${silenceWav()}`] });
+    /** What a publisher of audio only sends per second once flowing, and whether its applied answer asks for DTX. */
+    const audioRate = async (room, preferences) => {
+      const page = await sdkPage(quiet, server, `${room}-publisher`);
+      await page.evaluate(async ({ token, room, preferences }) => {
+        window.room = await window.Video.connect(token, { name: room, audio: true, video: false, ...preferences });
+      }, { token: await server.token('publisher', room), room, preferences });
+      const sent = async () => (await rtpCodecs(page, 'outbound-rtp')).filter((s) => s.kind === 'audio').reduce((n, s) => n + s.count, 0);
+      await eventually(async () => (await sent()) > 0, `${room}: audio to flow`);
+      await sleep(1_000);
+      const before = await sent();
+      await sleep(4_000);
+      const perSecond = ((await sent()) - before) / 4;
+      const usedtx = await page.evaluate(() => window.__e2e.pcs.some((pc) => /^a=fmtp:\d+ .*usedtx=1/m.test(pc.remoteDescription?.sdp ?? '')));
+      await page.evaluate(() => window.room.disconnect());
+      await page.close();
+      return { perSecond, usedtx };
+    };
+    try {
+      const dtx = await audioRate('e2e-dtx', {});
+      const full = await audioRate('e2e-no-dtx', { preferredAudioCodecs: [{ codec: 'opus', dtx: false }] });
+      console.log(`# Opus packets a second from a silent microphone: ${dtx.perSecond} with DTX, ${full.perSecond} without`);
+      assert.equal(dtx.usedtx, true, 'the applied answer asks for DTX');
+      assert.equal(full.usedtx, false, 'dtx: false: the applied answer does not');
+      assert.ok(full.perSecond >= 40, `without DTX a packet every 20 ms: ${full.perSecond}/s`);
+      assert.ok(dtx.perSecond < 15, `with DTX silence sends little: ${dtx.perSecond}/s against ${full.perSecond}/s`);
+    } finally {
+      await quiet.close();
+    }
   });
 });

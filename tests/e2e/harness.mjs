@@ -185,10 +185,20 @@ export async function launchBrowser({ tone = false, args = [] } = {}) {
 
 /** A WAV file of a steady 440 Hz tone (16-bit mono, 48 kHz, 2 s; Chromium loops it). */
 export function toneWav() {
+  return wav('tone', (i, rate) => Math.round(12_000 * Math.sin((2 * Math.PI * 440 * i) / rate)));
+}
+
+/** A WAV file of digital silence (16-bit mono, 48 kHz, 2 s): a microphone in a quiet room, to Opus's DTX. */
+export function silenceWav() {
+  return wav('silence', () => 0);
+}
+
+/** A 2 s WAV file (16-bit mono, 48 kHz) of `sample(i, rate)`, in a new temporary directory. */
+function wav(name, sample) {
   const rate = 48_000;
   const samples = rate * 2;
   const data = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(12_000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(sample(i, rate), i * 2);
   const header = Buffer.alloc(44);
   header.write('RIFF', 0);
   header.writeUInt32LE(36 + data.length, 4);
@@ -202,7 +212,7 @@ export function toneWav() {
   header.writeUInt16LE(16, 34);
   header.write('data', 36);
   header.writeUInt32LE(data.length, 40);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'salon-tone-')), 'tone.wav');
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), `salon-${name}-`)), `${name}.wav`);
   writeFileSync(file, Buffer.concat([header, data]));
   return file;
 }
