@@ -205,6 +205,12 @@ describe('simulcast', () => {
       await eventually(() => alice.evaluate(() => Boolean(window.t.video)), 'alice to receive carol', 15_000);
       const renegotiated = await encodings(alice);
       assert.deepEqual([renegotiated.q.active, renegotiated.h.active, renegotiated.f.active], [true, false, false], 'still paused after alice renegotiated');
+      // The server's answer says so itself (RFC 8853's `~`), which is what
+      // libwebrtc sets `active` from when it applies an answer.
+      const simulcastLines = await alice.evaluate(() => window.__e2e.pcs
+        .filter((pc) => pc.connectionState !== 'closed')
+        .flatMap((pc) => pc.remoteDescription?.sdp.match(/^a=simulcast:.*$/gm) ?? []));
+      assert.deepEqual(simulcastLines.map((l) => l.trim()), ['a=simulcast:recv q;~h;~f'], 'the answer marks h and f paused');
 
       const asked = Date.now();
       await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));

@@ -253,6 +253,86 @@ fn described_twice(pt: u16, first: (usize, String), second: (usize, String)) -> 
     )
 }
 
+/// `answer` with the RIDs in `paused` ((mid, RID) pairs) marked paused
+/// (`~`, RFC 8853 §5.1) in their m-section's `a=simulcast` line.
+///
+/// Why: the RID layers a publisher sends are the answer's to say. Applying
+/// an answer, libwebrtc sets each encoding's `active` from it
+/// (`UpdateSimulcastLayerStatusInSender`): an unmarked layer is sent again.
+/// Salon pauses layers nobody receives ([`crate::pausing`]), so every
+/// renegotiation's answer must carry the pause, or each one would undo it
+/// until the next `layers` message.
+pub fn mark_paused(answer: &str, paused: &[(String, String)]) -> String {
+    if paused.is_empty() {
+        return answer.to_owned();
+    }
+    let eol = if answer.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let mut mid: Option<&str> = None;
+    let mut out = String::with_capacity(answer.len() + 8 * paused.len());
+    for line in lines(answer) {
+        if line.starts_with("m=") {
+            mid = None;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m);
+        }
+        let here = |rid: &str| {
+            paused
+                .iter()
+                .any(|(m, r)| Some(m.as_str()) == mid && r == rid)
+        };
+        match line.strip_prefix("a=simulcast:") {
+            // The a=mid line comes before a=simulcast in what str0m writes.
+            Some(rest) if mid.is_some() => {
+                out.push_str("a=simulcast:");
+                out.push_str(&mark_streams(rest, here));
+            }
+            _ => out.push_str(line),
+        }
+        out.push_str(eol);
+    }
+    out
+}
+
+/// An `a=simulcast` value (`recv q;h;f`, `send 1,2;3 recv 4`) with `~` on
+/// each RID of the `recv` list that `paused` says, once.
+fn mark_streams(value: &str, paused: impl Fn(&str) -> bool) -> String {
+    let mut words = Vec::new();
+    let mut receiving = false;
+    for word in value.split(' ') {
+        match word {
+            "recv" | "send" => {
+                receiving = word == "recv";
+                words.push(word.to_owned());
+            }
+            list if receiving => {
+                let streams: Vec<String> = list
+                    .split(';')
+                    .map(|stream| {
+                        stream
+                            .split(',')
+                            .map(|rid| {
+                                if !rid.starts_with('~') && paused(rid) {
+                                    format!("~{rid}")
+                                } else {
+                                    rid.to_owned()
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .collect();
+                words.push(streams.join(";"));
+            }
+            other => words.push(other.to_owned()),
+        }
+    }
+    words.join(" ")
+}
+
 /// Finish str0m's answer for every kind of client: the server's candidates
 /// and `a=end-of-candidates` in each bundled, non-rejected m-section, and
 /// no `trickle` ICE option.
@@ -714,5 +794,39 @@ mod tests {
         // What browsers send: every payload type described once per kind,
         // identically in every section of that kind.
         assert_eq!(refusal(&client_offer()), None);
+    }
+
+    #[test]
+    fn paused_rids_are_marked_in_their_sections_simulcast_line_only() {
+        let answer = "v=0\r\ns=-\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=rid:q recv\r\na=simulcast:recv q;h;f\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=simulcast:recv q;h;f\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=simulcast:send 1,2;3 recv a,b;c\r\n";
+        let paused = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(m, r)| (m.to_string(), r.to_string()))
+                .collect()
+        };
+        let marked = mark_paused(
+            answer,
+            &paused(&[("1", "h"), ("1", "f"), ("3", "b"), ("3", "c"), ("3", "2")]),
+        );
+        let simulcast: Vec<&str> = marked
+            .lines()
+            .filter(|l| l.starts_with("a=simulcast"))
+            .collect();
+        assert_eq!(
+            simulcast,
+            [
+                "a=simulcast:recv q;~h;~f",
+                "a=simulcast:recv q;h;f",
+                "a=simulcast:send 1,2;3 recv a,~b;~c"
+            ]
+        );
+        assert_eq!(marked.replace("~", ""), answer, "nothing else changes");
+        // Marking again changes nothing; nothing paused is the answer as is.
+        assert_eq!(mark_paused(&marked, &paused(&[("1", "h")])), marked);
+        assert_eq!(mark_paused(answer, &[]), answer);
     }
 }

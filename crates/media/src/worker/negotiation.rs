@@ -153,7 +153,29 @@ impl Worker {
         // The offerer's codec preference decides what it sends; every
         // client, not only browsers, must find the candidates.
         let answer = codec_order::follow_offer(sdp, &answer.to_sdp_string());
+        let answer = crate::sdp::mark_paused(&answer, &self.paused_rids(room, r));
         Ok(crate::sdp::finish_answer(&answer))
+    }
+
+    /// The RID layers of `publisher`'s tracks that are paused now, as (mid,
+    /// RID): an answer marks them so (`~`), or the browser would take its
+    /// unmarked list as "send every layer" again.
+    fn paused_rids(&self, room: RoomSid, publisher: PeerRef) -> Vec<(String, String)> {
+        let Some(state) = self.rooms.get(&room) else {
+            return Vec::new();
+        };
+        let mut paused = Vec::new();
+        for f in state.forwarders.iter().filter(|f| f.publisher == publisher) {
+            let Some(pausing) = state.pausing.get(&f.track) else {
+                continue;
+            };
+            for (i, layer) in f.layers.iter().enumerate() {
+                if let (true, Some(rid)) = (pausing.is_paused(i), layer.rid) {
+                    paused.push((f.mid.to_string(), rid.to_string()));
+                }
+            }
+        }
+        paused
     }
 
     /// Route the peer's current local ufrag to it, if an ICE restart
