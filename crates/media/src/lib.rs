@@ -89,7 +89,7 @@ pub mod fuzzing {
 
     /// A client's offer read as the worker reads it (`sdp::read_offer`).
     pub fn read_offer(sdp: &str) -> Result<str0m::change::SdpOffer, crate::MediaError> {
-        crate::sdp::read_offer(sdp)
+        crate::sdp::read_offer(sdp).map(|(offer, _)| offer)
     }
 }
 

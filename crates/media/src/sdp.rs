@@ -138,12 +138,47 @@ pub fn simulcast_ssrc_groups(sdp: &str) -> Vec<(String, Vec<u32>)> {
 }
 
 /// Parse a client's offer. A parse error names the line it stopped at; a
-/// payload type described twice, differently, names both lines.
-pub(crate) fn read_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
+/// payload type described twice, differently, names both lines. Also what
+/// the offer says each payload type is, for [`PayloadTypes::keep`].
+pub(crate) fn read_offer(sdp: &str) -> Result<(SdpOffer, PayloadTypes), MediaError> {
     let offer = SdpOffer::from_sdp_string(sdp)
         .map_err(|e| MediaError::BadOffer(locate(sdp, &e.to_string())))?;
-    one_meaning_per_payload_type(sdp).map_err(MediaError::BadOffer)?;
-    Ok(offer)
+    let types = one_meaning_per_payload_type(sdp).map_err(MediaError::BadOffer)?;
+    Ok((offer, types))
+}
+
+/// What a peer's offers have said each payload type is. RFC 3264 §8.3.2:
+/// a payload type's mapping must not change for the duration of the
+/// session, and str0m 0.25 asserts when a later offer remaps one it has
+/// locked (found by the `sdp_offer` fuzz target, after the one-offer case
+/// below was refused).
+#[derive(Debug, Default)]
+pub(crate) struct PayloadTypes(HashMap<u16, Description>);
+
+impl PayloadTypes {
+    /// Refuse `offer` if it says a payload type is something other than
+    /// what an earlier offer of this peer said.
+    pub(crate) fn check(&self, offer: &PayloadTypes) -> Result<(), MediaError> {
+        for (pt, now) in &offer.0 {
+            if let Some(before) = self.0.get(pt).filter(|b| !b.same(now)) {
+                let (_, was) = before.said();
+                let (line, is) = now.said();
+                return Err(MediaError::BadOffer(format!(
+                    "payload type {pt} was {:?} in an earlier offer and cannot change; this one says {:?} (line {line})",
+                    excerpt(&was),
+                    excerpt(&is)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Remember what an accepted offer said.
+    pub(crate) fn keep(&mut self, offer: PayloadTypes) {
+        for (pt, description) in offer.0 {
+            self.0.entry(pt).or_insert(description);
+        }
+    }
 }
 
 /// Refuse an SDP in which one payload type has two descriptions: its
@@ -151,7 +186,7 @@ pub(crate) fn read_offer(sdp: &str) -> Result<SdpOffer, MediaError> {
 /// differ between two sections or within one, a missing `fmtp` being a
 /// description of its own. Compared as str0m reads them: ignoring case,
 /// spaces, and the order of `fmtp` parameters.
-fn one_meaning_per_payload_type(sdp: &str) -> Result<(), String> {
+fn one_meaning_per_payload_type(sdp: &str) -> Result<PayloadTypes, String> {
     let mut offer: HashMap<u16, Description> = HashMap::new();
     let mut section: HashMap<u16, Description> = HashMap::new();
     for (index, raw) in sdp.split('\n').enumerate() {
@@ -201,12 +236,13 @@ fn one_meaning_per_payload_type(sdp: &str) -> Result<(), String> {
             _ => *slot = Some(said),
         }
     }
-    close_section(&mut offer, &mut section)
+    close_section(&mut offer, &mut section)?;
+    Ok(PayloadTypes(offer))
 }
 
 /// What one section says of a payload type, and the line where it starts
 /// saying it.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Description {
     line: usize,
     rtpmap: Option<String>,
@@ -214,6 +250,10 @@ struct Description {
 }
 
 impl Description {
+    fn same(&self, other: &Description) -> bool {
+        self.rtpmap == other.rtpmap && self.fmtp == other.fmtp
+    }
+
     /// Where, and what it says, as one text.
     fn said(&self) -> (usize, String) {
         let rtpmap = self.rtpmap.as_deref().unwrap_or("no rtpmap");
@@ -230,7 +270,7 @@ fn close_section(
 ) -> Result<(), String> {
     for (pt, description) in section.drain() {
         match offer.get(&pt) {
-            Some(first) if first.rtpmap != description.rtpmap || first.fmtp != description.fmtp => {
+            Some(first) if !first.same(&description) => {
                 return Err(described_twice(pt, first.said(), description.said()));
             }
             Some(_) => {}
@@ -678,7 +718,7 @@ mod tests {
     #[test]
     fn a_parse_error_names_the_line_not_an_address() {
         let offer = client_offer().replacen("s=-", "s is for session", 1);
-        let Err(MediaError::BadOffer(message)) = read_offer(&offer) else {
+        let Err(MediaError::BadOffer(message)) = read_offer(&offer).map(|_| ()) else {
             panic!("the offer parsed");
         };
         assert!(
@@ -690,7 +730,7 @@ mod tests {
             "{message}"
         );
 
-        let Err(MediaError::BadOffer(message)) = read_offer("") else {
+        let Err(MediaError::BadOffer(message)) = read_offer("").map(|_| ()) else {
             panic!("nothing parsed");
         };
         assert!(!message.contains("0x"), "{message}");
@@ -754,7 +794,7 @@ mod tests {
     }
 
     fn refusal(offer: &str) -> Option<String> {
-        match read_offer(offer) {
+        match read_offer(offer).map(|_| ()) {
             Ok(_) => None,
             Err(MediaError::BadOffer(message)) => Some(message),
             Err(other) => panic!("{other:?}"),
@@ -828,5 +868,49 @@ mod tests {
         // Marking again changes nothing; nothing paused is the answer as is.
         assert_eq!(mark_paused(&marked, &paused(&[("1", "h")])), marked);
         assert_eq!(mark_paused(answer, &[]), answer);
+    }
+
+    #[test]
+    fn a_later_offer_cannot_change_what_a_payload_type_is() {
+        let h264 = "a=rtpmap:102 H264/90000";
+        let fmtp =
+            |profile: &str| format!("a=fmtp:102 packetization-mode=1;profile-level-id={profile}");
+        let types = |offer: &str| read_offer(offer).map(|(_, t)| t).expect("a good offer");
+        let mut peer = PayloadTypes::default();
+        let first = types(&offer_with(&[], &[h264.to_owned(), fmtp("42e01f")]));
+        peer.check(&first).expect("nothing known yet");
+        peer.keep(first);
+        // The same again, new payload types beside it, or 102 left out:
+        // all fine.
+        for again in [
+            offer_with(&[], &[h264.to_owned(), fmtp("42E01F")]),
+            offer_with(
+                &[],
+                &[
+                    h264.to_owned(),
+                    fmtp("42e01f"),
+                    "a=rtpmap:103 VP9/90000".into(),
+                ],
+            ),
+            offer_with::<&str>(&[], &[]),
+        ] {
+            assert!(peer.check(&types(&again)).is_ok(), "{again}");
+        }
+        // What the fuzzer sent: a later offer with other parameters.
+        let Err(MediaError::BadOffer(message)) = peer.check(&types(&offer_with(
+            &[],
+            &[h264.to_owned(), fmtp("42]e01f")],
+        ))) else {
+            panic!("a remapped payload type was accepted");
+        };
+        assert_eq!(
+            message,
+            "payload type 102 was \"h264/90000, packetization-mode=1;profile-level-id=42e01f\" in an earlier offer \
+             and cannot change; this one says \"h264/90000, packetization-mode=1;profile-level-id=42]e01f\" (line 26)"
+        );
+        assert!(
+            peer.check(&types(&offer_with(&[], &["a=rtpmap:102 VP8/90000"])))
+                .is_err()
+        );
     }
 }

@@ -139,6 +139,9 @@ struct Peer {
     participant: ParticipantSid,
     ufrag: String,
     rtc: Rtc,
+    /// What its accepted offers said each payload type is (they may not
+    /// change it).
+    payload_types: crate::sdp::PayloadTypes,
     /// When str0m next wants `handle_input(Timeout)`.
     deadline: Instant,
     created: Instant,

@@ -13,7 +13,7 @@ impl Worker {
         subscribe: &[SubscribeBinding],
         now: Instant,
     ) -> Result<String, MediaError> {
-        let offer = crate::sdp::read_offer(sdp)?;
+        let (offer, payload_types) = crate::sdp::read_offer(sdp)?;
         let (r, created) = match self.by_participant.get(&participant) {
             Some(r) => (*r, false),
             None => (self.create_peer(room, participant, now)?, true),
@@ -21,9 +21,14 @@ impl Worker {
         let Some(peer) = slot_peer(&mut self.slots, r) else {
             return Err(MediaError::Closed);
         };
+        // A new peer knows no payload types yet: nothing to refuse.
+        peer.payload_types.check(&payload_types)?;
         let accepted = catch_unwind(AssertUnwindSafe(|| peer.rtc.sdp_api().accept_offer(offer)));
         let answer = match accepted {
-            Ok(Ok(answer)) => answer,
+            Ok(Ok(answer)) => {
+                peer.payload_types.keep(payload_types);
+                answer
+            }
             Ok(Err(e)) => {
                 if created {
                     self.remove_peer(r, None);

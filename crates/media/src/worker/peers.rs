@@ -64,6 +64,7 @@ impl Worker {
             participant,
             ufrag: ufrag.clone(),
             rtc,
+            payload_types: Default::default(),
             deadline: now,
             created: now,
             last_heard: now,
