@@ -112,6 +112,18 @@ async function keepsDecoding(page, ms) {
   }
 }
 
+/**
+ * `page` renders its video at `width`×`height`: within 15 s it decodes the
+ * `expected`-wide layer (`what` names the wait).
+ */
+async function rendersLayer(page, [width, height], expected, what) {
+  await page.evaluate((size) => window.t.video.setContentPreferences({ renderDimensions: size }), { width, height });
+  await eventually(async () => {
+    const r = await received(page);
+    return r.decoded > 0 && r.width === expected;
+  }, what, 15_000);
+}
+
 const SIMULCAST = { preferredVideoCodecs: [{ codec: 'VP8', simulcast: true }] };
 const MANUAL = { bandwidthProfile: { video: { contentPreferencesMode: 'manual', clientTrackSwitchOffControl: 'manual' } } };
 
@@ -136,19 +148,13 @@ describe('simulcast', () => {
 
       await join(bob, 'simulcast', MANUAL);
       await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe');
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
-      await eventually(async () => {
-        const r = await received(bob);
-        return r.decoded > 0 && r.width === 240;
-      }, 'bob to decode the 240-wide layer', 15_000);
+      await rendersLayer(bob, [160, 90], 240, 'bob to decode the 240-wide layer');
       await keepsDecoding(bob, 1_500);
 
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
-      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top layer', 15_000);
+      await rendersLayer(bob, [960, 540], 960, 'bob to get the top layer');
       await keepsDecoding(bob, 2_000);
 
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 480, height: 270 } }));
-      await eventually(async () => (await received(bob)).width === 480, 'bob on the middle layer', 15_000);
+      await rendersLayer(bob, [480, 270], 480, 'bob on the middle layer');
       await keepsDecoding(bob, 1_500);
 
       // The low layer runs at ~50–110 kbit/s, the middle one ~70–220, the
@@ -180,11 +186,7 @@ describe('simulcast', () => {
       await layersSent(alice, 3, 960);
       await join(bob, 'pausing', MANUAL);
       await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe');
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
-      await eventually(async () => {
-        const r = await received(bob);
-        return r.decoded > 0 && r.width === 240;
-      }, 'bob to decode the 240-wide layer', 15_000);
+      await rendersLayer(bob, [160, 90], 240, 'bob to decode the 240-wide layer');
       // Unneeded for 5 s, the upper layers are paused.
       const paused = Date.now();
       await eventually(async () => {
@@ -213,8 +215,7 @@ describe('simulcast', () => {
       assert.deepEqual(simulcastLines.map((l) => l.trim()), ['a=simulcast:recv q;~h;~f'], 'the answer marks h and f paused');
 
       const asked = Date.now();
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
-      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top layer back', 15_000);
+      await rendersLayer(bob, [960, 540], 960, 'bob to get the top layer back');
       const back = Date.now() - asked;
       const resumed = await encodings(alice);
       assert.deepEqual([resumed.q.active, resumed.h.active, resumed.f.active], [true, true, true]);
@@ -264,14 +265,9 @@ describe('simulcast', () => {
 
       await join(bob, 'h264-simulcast', MANUAL);
       await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe');
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 160, height: 90 } }));
-      await eventually(async () => {
-        const r = await received(bob);
-        return r.decoded > 0 && r.width === 240;
-      }, 'bob to decode the 240-wide H.264 layer', 15_000);
+      await rendersLayer(bob, [160, 90], 240, 'bob to decode the 240-wide H.264 layer');
       await keepsDecoding(bob, 1_500);
-      await bob.evaluate(() => window.t.video.setContentPreferences({ renderDimensions: { width: 960, height: 540 } }));
-      await eventually(async () => (await received(bob)).width === 960, 'bob to get the top H.264 layer', 15_000);
+      await rendersLayer(bob, [960, 540], 960, 'bob to get the top H.264 layer');
       await keepsDecoding(bob, 2_000);
       console.log(`simulcast (H.264): alice sends ${JSON.stringify(layers)}; bob 240 → 960 by render dimensions`);
       assert.deepEqual([...alice.errors, ...bob.errors], []);
