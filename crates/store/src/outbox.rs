@@ -11,6 +11,12 @@
 //! `next_attempt`: the others wait behind it. So the sender delivers each
 //! stream in order by taking due heads only, and a receiver that refuses
 //! one callback holds back the rest of its room, not other rooms.
+//!
+//! Several nodes of a shared database each run a sender over the one
+//! outbox. A head is taken by leasing it, which succeeds only if its
+//! `next_attempt` is still what the sender read ([`Store::lease_callback`]),
+//! so one node delivers it; a lease names its node, and a node starting
+//! again re-arms only its own ([`Store::rearm_callbacks`]).
 
 use salon_room::CallbackMethod;
 use salon_sid::AccountSid;
@@ -40,6 +46,8 @@ pub struct OutboxCallback {
     pub attempts: u32,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// When it was due, as read: what [`Store::lease_callback`] compares.
+    pub due: Timestamp,
 }
 
 /// How much is waiting, for `/metrics`.
@@ -125,7 +133,7 @@ impl Store {
     pub async fn due_callbacks(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxCallback>> {
         let rows = sqlx::query(
             "SELECT stream, sequence, account_sid, event, url, method, params, date_created,
-                    attempts, last_error
+                    attempts, last_error, next_attempt
              FROM status_callbacks
              WHERE next_attempt IS NOT NULL AND next_attempt <= $1
              ORDER BY next_attempt, stream
@@ -152,11 +160,18 @@ impl Store {
     /// its stream becomes due at `now`.
     pub async fn remove_callback(&self, stream: &str, sequence: i64, now: Timestamp) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM status_callbacks WHERE stream = $1 AND sequence = $2")
-            .bind(stream)
-            .bind(sequence)
-            .execute(&mut *tx)
-            .await?;
+        let removed =
+            sqlx::query("DELETE FROM status_callbacks WHERE stream = $1 AND sequence = $2")
+                .bind(stream)
+                .bind(sequence)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if removed == 0 {
+            // Removed already (by another node's sender): its successor's
+            // state, a lease perhaps, is not this call's to touch.
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE status_callbacks SET next_attempt = $2
              WHERE stream = $1
@@ -170,23 +185,29 @@ impl Store {
         Ok(())
     }
 
-    /// Take a head for delivery until `until`: it is not due again before
-    /// then, unless a restart re-arms it ([`Store::rearm_callbacks`]).
+    /// Take a head for delivery by `node` until `until`: it is not due
+    /// again before then, unless `node` starts again and re-arms it
+    /// ([`Store::rearm_callbacks`]). Only if it is still due when it was
+    /// read (`callback.due`): false when another sender took it first.
     pub async fn lease_callback(
         &self,
-        stream: &str,
-        sequence: i64,
+        callback: &OutboxCallback,
         until: Timestamp,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE status_callbacks SET next_attempt = $3 WHERE stream = $1 AND sequence = $2",
+        node: &str,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "UPDATE status_callbacks SET next_attempt = $4, lease_node = $5
+             WHERE stream = $1 AND sequence = $2 AND next_attempt = $3",
         )
-        .bind(stream)
-        .bind(sequence)
+        .bind(&callback.stream)
+        .bind(callback.sequence)
+        .bind(callback.due.millis())
         .bind(until.millis())
+        .bind(node)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
     }
 
     /// Count a failed attempt and schedule the next one.
@@ -199,7 +220,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE status_callbacks
-             SET attempts = attempts + 1, next_attempt = $3, last_error = $4
+             SET attempts = attempts + 1, next_attempt = $3, last_error = $4, lease_node = NULL
              WHERE stream = $1 AND sequence = $2",
         )
         .bind(stream)
@@ -211,17 +232,21 @@ impl Store {
         Ok(())
     }
 
-    /// Make every waiting head due at `now`: after a restart, whatever was
-    /// backing off is tried again at once (attempts already made still
-    /// count). Returns how many heads were moved.
-    pub async fn rearm_callbacks(&self, now: Timestamp) -> Result<u64> {
-        Ok(
-            sqlx::query("UPDATE status_callbacks SET next_attempt = $1 WHERE next_attempt > $1")
-                .bind(now.millis())
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+    /// Make every waiting head due at `now` when `node` starts: whatever
+    /// was backing off is tried again at once (attempts already made still
+    /// count), and so is what `node` had leased before it stopped; a lease
+    /// another node holds is left to it (it runs out by itself if that node
+    /// is gone). Returns how many heads were moved.
+    pub async fn rearm_callbacks(&self, now: Timestamp, node: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE status_callbacks SET next_attempt = $1, lease_node = NULL
+             WHERE next_attempt > $1 AND (lease_node IS NULL OR lease_node = $2)",
         )
+        .bind(now.millis())
+        .bind(node)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// How many callbacks wait, and since when.
@@ -271,5 +296,6 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<OutboxCallback> {
         created: Timestamp::from_millis(row.try_get("date_created")?),
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         last_error: row.try_get("last_error")?,
+        due: Timestamp::from_millis(row.try_get::<Option<i64>, _>("next_attempt")?.unwrap_or(0)),
     })
 }

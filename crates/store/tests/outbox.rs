@@ -333,7 +333,10 @@ async fn each_room_is_a_queue_of_its_own_whose_head_alone_is_due(db: Db) {
     // A restart makes what was backing off due at once, attempts kept.
     f.store.remove_callback(b.as_str(), 1, now).await.unwrap();
     assert_eq!(f.store.next_callback_due().await.unwrap(), Some(later));
-    assert_eq!(f.store.rearm_callbacks(now).await.unwrap(), 1);
+    assert_eq!(
+        f.store.rearm_callbacks(now, f.store.node()).await.unwrap(),
+        1
+    );
     let due = f.store.due_callbacks(now, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].sequence, due[0].attempts), (0, 1));
@@ -344,16 +347,45 @@ async fn a_lease_keeps_a_head_from_being_taken_twice(db: Db) {
     let room = f.create("leased", Some(CallbackMethod::Post));
     f.flush(1).await;
     let now = Timestamp::from_millis(f.clock);
-    f.store
-        .lease_callback(room.as_str(), 0, Timestamp::from_millis(f.clock + 20_000))
-        .await
-        .unwrap();
+    let until = Timestamp::from_millis(f.clock + 20_000);
+    // Two nodes' senders read the same due head; the first lease wins.
+    let (a, b) = (f.store.clone().for_node("a"), f.store.clone().for_node("b"));
+    let seen_by_a = a.due_callbacks(now, 10).await.unwrap();
+    let seen_by_b = b.due_callbacks(now, 10).await.unwrap();
+    assert_eq!(seen_by_a, seen_by_b);
+    assert!(
+        a.lease_callback(&seen_by_a[0], until, a.node())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.lease_callback(&seen_by_b[0], until, b.node())
+            .await
+            .unwrap(),
+        "taken by a meanwhile"
+    );
     assert!(f.store.due_callbacks(now, 10).await.unwrap().is_empty());
     // Events keep arriving behind it meanwhile.
     f.join(room, "alice");
     f.flush(1).await;
     assert!(f.store.due_callbacks(now, 10).await.unwrap().is_empty());
     assert_eq!(f.store.callback_backlog().await.unwrap().callbacks, 2);
+    // Node b starting again leaves a's lease alone; a starting again
+    // re-arms it (it was delivering when it stopped).
+    assert_eq!(b.rearm_callbacks(now, b.node()).await.unwrap(), 0);
+    assert!(f.store.due_callbacks(now, 10).await.unwrap().is_empty());
+    assert_eq!(a.rearm_callbacks(now, a.node()).await.unwrap(), 1);
+    let due = f.store.due_callbacks(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    // Delivered by b now; a late removal of the same callback by a does
+    // not make b's lease on the next one due again.
+    assert!(b.lease_callback(&due[0], until, b.node()).await.unwrap());
+    b.remove_callback(room.as_str(), 0, now).await.unwrap();
+    let next = b.due_callbacks(now, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(b.lease_callback(&next[0], until, b.node()).await.unwrap());
+    a.remove_callback(room.as_str(), 0, now).await.unwrap();
+    assert!(f.store.due_callbacks(now, 10).await.unwrap().is_empty());
 }
 
 async fn rooms_a_dead_process_left_behind_report_their_end_at_the_next_start(db: Db) {

@@ -103,7 +103,11 @@ impl Sender {
     /// Deliver until `stop` turns true, then drain for a few seconds.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let sender = Arc::new(self);
-        match sender.store.rearm_callbacks(Timestamp::now()).await {
+        match sender
+            .store
+            .rearm_callbacks(Timestamp::now(), sender.store.node())
+            .await
+        {
             Ok(0) => {}
             Ok(rearmed) => tracing::info!(
                 rooms = rearmed,
@@ -233,14 +237,19 @@ impl Sender {
             let lease = Timestamp::from_millis(
                 now.millis() + (self.config.timeout + Duration::from_secs(5)).as_millis() as i64,
             );
-            if let Err(e) = self
+            // Another node's sender may have taken it since it was read.
+            match self
                 .store
-                .lease_callback(&callback.stream, callback.sequence, lease)
+                .lease_callback(&callback, lease, self.store.node())
                 .await
             {
-                report_store_error(&e);
-                taken.store_failed = true;
-                break;
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    report_store_error(&e);
+                    taken.store_failed = true;
+                    break;
+                }
             }
             let stream = callback.stream.clone();
             let sender = self.clone();
