@@ -623,3 +623,52 @@ async fn connected_announces_the_msp_channels_asked_for_that_salon_serves() {
     let (_bob, connected) = connected(&s, "bob", "standup", json!([]), None).await;
     assert!(connected.get("media_signaling").is_none(), "{connected}");
 }
+
+#[tokio::test]
+async fn automatic_subscription_false_subscribes_to_nothing() {
+    let s = TestServer::start().await;
+    let (_alice, alice_connected) =
+        connected(&s, "alice", "standup", mic(true), Some(offer("mic-id"))).await;
+    let mic_sid = alice_connected["published"]["tracks"][0]["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Bob connects as `automaticSubscription: false` makes the SDK do.
+    let mut bob = open(&s, "/signaling").await;
+    let mut connect = connect(
+        &s.token("bob", None),
+        "standup",
+        json!([]),
+        Some(offer("nothing")),
+    );
+    connect["subscribe"] = json!({"rules": [{"type": "exclude", "all": true}], "revision": 1});
+    send(&mut bob, hello(Some(connect))).await;
+    assert_eq!(next(&mut bob).await.expect("welcome")["type"], "welcome");
+    let bob_connected = body(&mut bob).await;
+    assert_eq!(bob_connected["type"], "connected", "{bob_connected}");
+    // He is told of alice's track, but never sent it.
+    let alice_there = bob_connected["participants"][0]["tracks"][0]["sid"].clone();
+    assert_eq!(alice_there, json!(mic_sid), "{bob_connected}");
+    // Carol, subscribing to all, gets it: the time below is long enough.
+    let (mut carol, _) = connected(&s, "carol", "standup", json!([]), Some(offer("nothing"))).await;
+    eventually_offer_with(&mut carol, &mic_sid).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(frame) = tokio::time::timeout_at(deadline, next(&mut bob)).await {
+        let frame = frame.expect("bob's socket stays open");
+        if frame["type"] != "msg" {
+            continue;
+        }
+        let sdp = frame["body"]["peer_connections"][0]["description"]["sdp"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            !sdp.contains(&mic_sid),
+            "bob was offered alice's track: {frame}"
+        );
+        let subscribed = &frame["body"]["subscribed"]["tracks"];
+        assert!(
+            subscribed.is_null() || subscribed == &json!([]),
+            "bob subscribed: {frame}"
+        );
+    }
+}

@@ -397,10 +397,12 @@ pub enum RuleType {
 }
 
 impl SubscribeRules {
-    /// Whether these rules subscribe to everything automatically. Rules
-    /// beyond `include/exclude all` are filters Salon applies as Twilio's
-    /// Subscribe Rules API does: the last matching rule wins, and with none
-    /// nothing is subscribed.
+    /// Whether these rules subscribe to everything automatically: the last
+    /// `all` rule is `include`. The SDK sends only `include all` or
+    /// `exclude all` (`automaticSubscription`), at connect; rules naming a
+    /// publisher, track or kind (Twilio's Subscribe Rules REST API, which
+    /// Salon does not serve) are not read, and without an `all` rule
+    /// nothing is subscribed automatically.
     pub fn automatic(&self) -> bool {
         self.rules
             .iter()

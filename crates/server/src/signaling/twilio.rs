@@ -31,8 +31,6 @@
 //! subscription of its kind reuses it (keeping its `a=msid` id, which
 //! `subscribed` then names for the new track), so the SDP does not grow
 //! with every track a long room has seen.
-//!
-//! Not yet: `publisher_hints` (see [`msp`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -16,7 +16,7 @@
 //! | `network_quality` | a reply to each input: the local level, and the known remotes' levels when asked | inputs about every second | [`Change::NetworkQuality`] (the media server's [`salon_media::quality`]) |
 //! | `track_priority` | — | a subscriber's priority for a track | the allocator ([`Member::set_subscribe_priority`]) |
 //! | `track_switch_off` | tracks switched off and on, on every change and on `ready` | `ready` | [`Change::Switched`] (the allocator's decisions) |
-//! | `render_hints` | an acknowledgement of each batch | `enabled` and render dimensions per track | `enabled` switches the track ([`Member::switch`]); dimensions are checked and acknowledged |
+//! | `render_hints` | an acknowledgement of each batch | `enabled` and render dimensions per track | `enabled` switches the track ([`Member::switch`]); render dimensions go to the allocator, which picks the simulcast layer by them ([`Member::set_render_dimensions`]) |
 //! | `publisher_hints` | every encoding of a published simulcast track, `enabled` or not, on every change, on `ready` and after `client_reset` | results per track; `client_reset` after `replaceTrack` | [`Change::Layers`] (the media server's [`salon_media::pausing`]) |
 //!
 //! Announcing `publisher_hints` keeps the SDK's adaptive simulcast
