@@ -194,6 +194,10 @@ describe('simulcast', () => {
         return e.q?.active === true && e.h?.active === false && e.f?.active === false;
       }, 'h and f inactive, q active', 15_000);
       const pausedAfter = Date.now() - paused;
+      // `active` reads false as soon as it is set; the encoder stops a
+      // moment later (a frame in flight, stats cached for a while), so what
+      // is sent is measured from a second after.
+      await sleep(1_000);
       const before = await encodings(alice);
       await sleep(1_500);
       const later = await encodings(alice);
