@@ -66,6 +66,13 @@ QUICK = {"meeting": [1, 2], "webinar": [10, 25], "large": [1]}
 # a few half layers, so no track has to be switched off.
 LARGE_CAP = "10M"
 LARGE_MODE = "grid"
+# What a room of 50 looks like from its seats: every subscriber shows the
+# 49 others as tiles of a 7×7 grid in a 1920×1080 window and reports that
+# size, as twilio-video's contentPreferencesMode 'auto' does (so each gets
+# the quarter layer, the one that covers its tile); two people talk and the
+# other 48 send Opus DTX silence, twilio-video's default.
+LARGE_RENDER = "274x154"
+LARGE_SPEAKERS = 2
 # Which targets can run a scenario.
 SCENARIO_TARGETS = {"large": ("salon",)}
 LOSS_LIMIT_PCT = 1.0
@@ -189,7 +196,8 @@ def run_step(args, target, scenario, size, reports):
         rooms, publishers, subscribers = size, 4, 0
     elif scenario == "large":
         rooms, publishers, subscribers = size, 50, 0
-        extra = ["--simulcast", "--max-subscription-bitrate", LARGE_CAP, "--mode", LARGE_MODE]
+        extra = ["--simulcast", "--max-subscription-bitrate", LARGE_CAP, "--mode", LARGE_MODE,
+                 "--render", LARGE_RENDER, "--speakers", str(LARGE_SPEAKERS)]
         # The send-side estimate starts at 1.5 Mbit/s and must climb to the
         # 49 quarter layers before every subscription has video.
         settle = 30
@@ -548,10 +556,15 @@ def render(results, args):
 def render_large(w, data, m):
     rows = data["rows"]
     w("## Large meeting: rooms of 50, everyone publishes audio and 3-layer video (Salon only)\n")
-    w(f"Every participant publishes audio (40 kbit/s) and simulcast video — three RID layers "
+    w(f"Every participant publishes audio and simulcast video — three RID layers "
       f"as libwebrtc sends a 1280×720 camera: 320×180 at 150 kbit/s, 640×360 at 500 kbit/s, "
-      f"1280×720 at 1.5 Mbit/s, 30 fps each — subscribes to the other 49, and sets the "
-      f"bandwidth profile `mode: '{LARGE_MODE}'`, `maxSubscriptionBitrate: {LARGE_CAP}`. "
+      f"1280×720 at 1.5 Mbit/s, 30 fps each — subscribes to the other 49, sets the "
+      f"bandwidth profile `mode: '{LARGE_MODE}'`, `maxSubscriptionBitrate: {LARGE_CAP}`, and "
+      f"reports a render size of {LARGE_RENDER.replace('x', '×')} for every video track (a "
+      f"tile of a 7×7 grid in a 1920×1080 window, as twilio-video's `contentPreferencesMode: "
+      f"'auto'` reports its video elements). {LARGE_SPEAKERS} people per room speak (40 "
+      f"kbit/s, 50 packets/s, with an RFC 6464 audio level); the others send Opus DTX "
+      f"silence (5 small packets/s), twilio-video's default. "
       "Subscriber video is RTP payload over the window per receiving participant; *stalled* "
       "is a subscription whose video stopped for more than 2 s without the server switching "
       "it off; *switches* are changes of the received keyframe size (the layer), seen every "

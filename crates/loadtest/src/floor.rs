@@ -133,12 +133,8 @@ impl Target for FloorTarget {
 
         let now = Instant::now();
         let mut specs = Vec::new();
-        if let Some(audio) = plan.audio {
-            specs.push((
-                AUDIO_TRACK,
-                TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps),
-                OPUS_PT,
-            ));
+        if let Some(microphone) = crate::salon::audio_track(plan) {
+            specs.push((AUDIO_TRACK, microphone, OPUS_PT));
         }
         if let Some(video) = plan.video {
             specs.push((

@@ -40,6 +40,30 @@ impl AudioShape {
     /// Lowest bitrate: a packet must hold the 24-byte probe.
     pub const MIN_BITRATE: u32 = 10_000;
     pub const MAX_BITRATE: u32 = 512_000;
+    /// A silent publisher's packets per second with Opus DTX, which
+    /// twilio-video turns on by default: Chromium sent 4.75 a second from
+    /// a silent microphone in `tests/e2e/codecs.test.mjs` (Opus itself
+    /// asks for one every 400 ms; the encoder's hangover adds some).
+    pub const DTX_PACKETS_PER_SECOND: u32 = 5;
+    /// A DTX packet's payload: the probe, as a comfort-noise frame is a
+    /// few bytes.
+    pub const DTX_PACKET_BYTES: u32 = 24;
+    /// The RFC 6464 level a speaker's packets carry (-dBov: 0 is the
+    /// loudest, 127 silence), a voice at conversational loudness.
+    pub const SPEAKING_LEVEL: u8 = 30;
+}
+
+/// What a publisher's audio carries when the plan names its speakers
+/// ([`Plan::speakers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Voice {
+    /// 50 packets a second with a speaking audio level (and voice
+    /// activity), which the server's dominant-speaker detection hears.
+    Speaking,
+    /// Silence with Opus DTX: [`AudioShape::DTX_PACKETS_PER_SECOND`]
+    /// small packets at level 127.
+    Silent,
 }
 
 impl Default for AudioShape {
@@ -161,6 +185,15 @@ pub struct Plan {
     pub video: Option<VideoShape>,
     /// Set by every participant that subscribes; `None`: none set.
     pub bandwidth_profile: Option<BandwidthProfile>,
+    /// Per room, how many publishers speak (the first ones to join); the
+    /// others publish DTX silence ([`Voice`]). `None`: every publisher
+    /// sends 50 packets a second and no audio level, as before speakers
+    /// were modelled.
+    pub speakers: Option<u32>,
+    /// The size every subscriber renders each video track at, reported to
+    /// the server as twilio-video's `contentPreferencesMode: 'auto'` does
+    /// for its video elements; `None`: none reported.
+    pub render: Option<(u32, u32)>,
     /// Joins are spread evenly over this long.
     #[serde(rename = "ramp_s", serialize_with = "seconds")]
     pub ramp: Duration,
@@ -204,6 +237,10 @@ pub struct ParticipantPlan {
     pub video: Option<VideoShape>,
     /// To set after joining (everyone subscribes).
     pub bandwidth_profile: Option<BandwidthProfile>,
+    /// With audio and named speakers: whether this publisher speaks.
+    pub voice: Option<Voice>,
+    /// Render dimensions to report for every video track received.
+    pub render: Option<(u32, u32)>,
     /// When to join, from the start of the run.
     pub join_at: Duration,
 }
@@ -225,6 +262,8 @@ impl Plan {
             audio: Some(AudioShape::default()),
             video: Some(VideoShape::default()),
             bandwidth_profile: None,
+            speakers: None,
+            render: None,
             ramp: Duration::from_secs(2),
             settle: Duration::from_secs(10),
             duration: Duration::from_secs(20),
@@ -336,6 +375,26 @@ impl Plan {
                 ));
             }
         }
+        if let Some(n) = self.speakers {
+            if n > self.publishers {
+                return fail(format!(
+                    "--speakers {n} is more than the {} publishers of a room",
+                    self.publishers
+                ));
+            }
+            if self.audio.is_none() {
+                return fail("--speakers needs audio: the silent publish DTX audio".into());
+            }
+        }
+        if let Some((w, h)) = self.render {
+            let side = 1..=salon_signal::MAX_RENDER_SIDE;
+            if !side.contains(&w) || !side.contains(&h) {
+                return fail(format!(
+                    "render dimensions {w}x{h}: each side must be 1–{}",
+                    salon_signal::MAX_RENDER_SIDE
+                ));
+            }
+        }
         if self.duration.is_zero() || self.duration > MAX_DURATION {
             return fail(format!(
                 "the duration must be more than 0 and at most {} s",
@@ -391,6 +450,13 @@ impl Plan {
                     Duration::ZERO
                 };
                 let publishes = role == Role::Publisher;
+                let voice = self.speakers.filter(|_| publishes).map(|n| {
+                    if slot < n {
+                        Voice::Speaking
+                    } else {
+                        Voice::Silent
+                    }
+                });
                 out.push(ParticipantPlan {
                     index,
                     room_index,
@@ -400,6 +466,8 @@ impl Plan {
                     audio: self.audio.filter(|_| publishes),
                     video: self.video.filter(|_| publishes),
                     bandwidth_profile: self.bandwidth_profile,
+                    voice: voice.filter(|_| self.audio.is_some()),
+                    render: self.render,
                     join_at,
                 });
             }
@@ -434,6 +502,68 @@ mod tests {
         // The ramp runs from 0 to its end.
         assert_eq!(people[0].join_at, Duration::ZERO);
         assert_eq!(people[7].join_at, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn named_speakers_are_each_rooms_first_publishers_and_the_rest_are_silent() {
+        let plan = Plan {
+            speakers: Some(2),
+            render: Some((274, 154)),
+            ..Plan::meeting(2, 5)
+        };
+        plan.validate().unwrap();
+        let people = plan.participants();
+        for room in 0..2 {
+            let voices: Vec<_> = people
+                .iter()
+                .filter(|p| p.room_index == room)
+                .map(|p| p.voice)
+                .collect();
+            let (s, q) = (Some(Voice::Speaking), Some(Voice::Silent));
+            assert_eq!(voices, [s, s, q, q, q], "room {room}");
+        }
+        assert!(people.iter().all(|p| p.render == Some((274, 154))));
+        // Without named speakers, nobody's voice is modelled.
+        assert!(
+            Plan::meeting(1, 3)
+                .participants()
+                .iter()
+                .all(|p| p.voice.is_none())
+        );
+        // Subscribers publish nothing, so they have no voice.
+        let webinar = Plan {
+            speakers: Some(1),
+            ..Plan::webinar(1, 3)
+        };
+        let people = webinar.participants();
+        assert_eq!(people[0].voice, Some(Voice::Speaking));
+        assert!(people[1..].iter().all(|p| p.voice.is_none()));
+    }
+
+    #[test]
+    fn speakers_and_render_dimensions_are_checked() {
+        let refused = |plan: Plan| plan.validate().unwrap_err().to_string();
+        let too_many = refused(Plan {
+            speakers: Some(5),
+            ..Plan::meeting(1, 4)
+        });
+        assert!(
+            too_many.contains("more than the 4 publishers"),
+            "{too_many}"
+        );
+        let mute = refused(Plan {
+            speakers: Some(1),
+            audio: None,
+            ..Plan::meeting(1, 4)
+        });
+        assert!(mute.contains("needs audio"), "{mute}");
+        for render in [(0, 90), (160, 100_000)] {
+            let bad = refused(Plan {
+                render: Some(render),
+                ..Plan::meeting(1, 4)
+            });
+            assert!(bad.contains("render dimensions"), "{bad}");
+        }
     }
 
     #[test]

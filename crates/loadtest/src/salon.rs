@@ -5,7 +5,11 @@
 //! auto-subscribe on, and publishes the plan's tracks as `microphone`
 //! (Opus-shaped) and `camera` (VP8-shaped; with simulcast, three RID layers,
 //! [`crate::VideoShape::layers`]). With a bandwidth profile in the plan, it
-//! sets it (`set_bandwidth_profile`) right after joining. Its [`Meter`]
+//! sets it (`set_bandwidth_profile`) right after joining; with render
+//! dimensions, it reports them for each video track it comes to receive
+//! (`set_render_dimensions`). With named speakers, a speaker's audio
+//! carries a speaking audio level and the others publish DTX silence
+//! ([`crate::plan::Voice`]). Its [`Meter`]
 //! reads the client's shared statistics; the server's `track_switched_off`
 //! and `track_switched_on` become [`ParticipantEvent::TrackSwitched`].
 //!
@@ -22,11 +26,11 @@ use salon_client::{
     Client, ClientConfig, ClientEvent, ClientStats, MediaTransport, StatsHandle, TrackKind,
     TrackSid, TrackSpec,
 };
-use salon_signal::{ClientMessage, ServerMessage};
+use salon_signal::{ClientMessage, Dimensions, ServerMessage};
 use salon_token::{ApiKey, Grant, MintOptions};
 
 use crate::histogram;
-use crate::plan::{BandwidthMode, ParticipantPlan};
+use crate::plan::{AudioShape, BandwidthMode, ParticipantPlan, Voice};
 use crate::target::{
     Counters, MediaKind, Meter, Participant, ParticipantEvent, ReceivedTrack, SentTrack, Target,
     TargetError,
@@ -162,8 +166,8 @@ impl Target for SalonTarget {
         let mut config = ClientConfig::new(self.url.clone(), self.token(plan)?, plan.room.clone())
             .auto_subscribe(true)
             .transport(self.transport);
-        if let Some(audio) = plan.audio {
-            config = config.publish(TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps));
+        if let Some(microphone) = audio_track(plan) {
+            config = config.publish(microphone);
         }
         if let Some(video) = plan.video {
             let mut camera = TrackSpec::video(VIDEO_TRACK)
@@ -201,14 +205,35 @@ impl Target for SalonTarget {
                 .await
                 .map_err(failed)?;
         }
-        Ok(SalonParticipant { client })
+        Ok(SalonParticipant {
+            client,
+            render: plan.render,
+        })
     }
+}
+
+/// The microphone a publisher of `plan` publishes: Opus-shaped at the
+/// plan's bitrate, carrying a speaking audio level when it speaks, and DTX
+/// silence when it does not ([`Voice`]).
+pub(crate) fn audio_track(plan: &ParticipantPlan) -> Option<TrackSpec> {
+    let audio = plan.audio?;
+    let track = TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps);
+    Some(match plan.voice {
+        None => track,
+        Some(Voice::Speaking) => track.audio_level(AudioShape::SPEAKING_LEVEL),
+        Some(Voice::Silent) => track
+            .fps(AudioShape::DTX_PACKETS_PER_SECOND)
+            .bitrate(AudioShape::DTX_PACKET_BYTES * 8 * AudioShape::DTX_PACKETS_PER_SECOND)
+            .audio_level(127),
+    })
 }
 
 /// A joined `salon-client` session.
 #[derive(Debug)]
 pub struct SalonParticipant {
     client: Client,
+    /// Reported for every video track it comes to receive.
+    render: Option<(u32, u32)>,
 }
 
 impl Participant for SalonParticipant {
@@ -218,6 +243,21 @@ impl Participant for SalonParticipant {
 
     async fn next_event(&mut self) -> Option<ParticipantEvent> {
         let event = self.client.next_event().await?;
+        if let (ClientEvent::Subscribed { track, .. }, Some((width, height))) =
+            (&event, self.render)
+            && track.kind == TrackKind::Video
+        {
+            let report = ClientMessage::SetRenderDimensions {
+                track: track.sid,
+                dimensions: Some(Dimensions { width, height }),
+            };
+            if let Err(e) = self.client.adaptive(report).await {
+                return Some(ParticipantEvent::Error {
+                    code: e.code,
+                    message: e.message,
+                });
+            }
+        }
         Some(match event {
             ClientEvent::MediaConnected => ParticipantEvent::MediaConnected,
             ClientEvent::Error { code, message } => ParticipantEvent::Error { code, message },

@@ -359,6 +359,65 @@ fn a_room_of_50_with_simulcast_stays_under_the_cap_and_no_video_stops() {
     simulcast_room(50, 800_000.0, "5s", "30s");
 }
 
+/// A meeting of 4 where one person speaks, rendered as small tiles: the
+/// speaker's audio is 50 packets a second, the three silent publishers'
+/// Opus DTX about 5, and every subscriber receives every camera's quarter
+/// layer, the one that covers its 160x90 tiles.
+#[test]
+fn speakers_send_voice_the_others_dtx_and_small_tiles_get_the_low_layer() {
+    let server = Server::start();
+    let data_dir = server.data_dir.to_string_lossy().into_owned();
+    let (r, _) = loadtest(
+        &server,
+        &[
+            "--data-dir",
+            &data_dir,
+            "--publishers",
+            "4",
+            "--simulcast",
+            "--video-bitrate",
+            "300k",
+            "--video-fps",
+            "10",
+            "--speakers",
+            "1",
+            "--render",
+            "160x90",
+            "--ramp",
+            "1s",
+            "--settle",
+            "10s",
+            "--duration",
+            "4s",
+            "--name-prefix",
+            "voices",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(r["plan"]["speakers"], 1, "{}", r["plan"]);
+    assert_eq!(r["plan"]["render"], serde_json::json!([160, 90]));
+    let seconds = num(&r["window"], "duration_s");
+    let subscriptions = r["subscriptions"].as_array().expect("subscriptions");
+    assert_eq!(subscriptions.len(), 4 * 3 * 2, "{subscriptions:?}");
+    for s in subscriptions {
+        let rate = num(s, "packets") / seconds;
+        let from_speaker = s["publisher"].as_str().is_some_and(|p| p.ends_with("-p0"));
+        match (s["kind"].as_str(), from_speaker) {
+            (Some("audio"), true) => assert!((40.0..=60.0).contains(&rate), "speaker: {s}"),
+            (Some("audio"), false) => assert!((2.0..=8.0).contains(&rate), "silent: {s}"),
+            (Some("video"), _) => {
+                assert_eq!(
+                    (s["width"].as_u64(), s["height"].as_u64()),
+                    (Some(320), Some(180)),
+                    "{s}"
+                );
+            }
+            _ => panic!("unexpected subscription {s}"),
+        }
+    }
+}
+
 #[test]
 fn a_target_off_this_machine_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary directory");

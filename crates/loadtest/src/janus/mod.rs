@@ -77,7 +77,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::plan::{MAX_PER_ROOM, ParticipantPlan};
-use crate::salon::{AUDIO_TRACK, VIDEO_TRACK, counters};
+use crate::salon::{VIDEO_TRACK, counters};
 use crate::target::{Counters, Meter, Participant, ParticipantEvent, Target, TargetError};
 use api::{Connection, Feed, Message, ROOM_EXISTS, SubscriberStream, VIDEOROOM};
 
@@ -253,10 +253,8 @@ async fn setup(
             .await
             .map_err(client_error)?;
         media.without_control_channel();
-        if let Some(audio) = plan.audio {
-            media
-                .publish(TrackSpec::audio(AUDIO_TRACK).bitrate(audio.bitrate_bps))
-                .map_err(client_error)?;
+        if let Some(microphone) = crate::salon::audio_track(plan) {
+            media.publish(microphone).map_err(client_error)?;
         }
         if let Some(video) = plan.video {
             media

@@ -84,9 +84,14 @@ use crate::settings::Settings;
 /// max, how many over it), layer switches (changes of the received
 /// keyframe size, looked at every 250 ms), the layers received at the end,
 /// and stalled subscriptions (video silent for more than 2 s while the
-/// server had not switched it off). A room of 50 in grid mode, with a cap
-/// that holds all 49 quarter layers (a lower one switches tracks off):
-/// `--publishers 50 --simulcast --max-subscription-bitrate 10M --mode grid`.
+/// server had not switched it off). --render makes every subscriber report
+/// a render size for each video track, as twilio-video does for its video
+/// elements; --speakers N lets only N publishers per room speak (with an
+/// audio level the dominant-speaker detection hears) while the others send
+/// Opus DTX silence. A room of 50 in grid mode, each tile of a 7x7 grid in
+/// a 1920x1080 window, two speakers, with a cap that holds all 49 quarter
+/// layers (a lower one switches tracks off): `--publishers 50 --simulcast
+/// --max-subscription-bitrate 10M --mode grid --render 274x154 --speakers 2`.
 ///
 /// `--target floor` measures the relay floor: the same participants and
 /// media through `salon bench-relay`, a bare one-thread relay doing only the
@@ -147,6 +152,14 @@ pub struct LoadtestArgs {
     /// Publishers send no audio
     #[arg(long)]
     pub no_audio: bool,
+
+    /// In each room, only the first N publishers speak (50 audio packets/s with a speaking RFC 6464 level); the others publish silence with Opus DTX, as twilio-video does by default (5 small packets/s) [default: everyone sends 50 packets/s, no level]
+    #[arg(long, value_name = "N", conflicts_with = "no_audio")]
+    pub speakers: Option<u32>,
+
+    /// Salon: every subscriber reports this render size (WIDTHxHEIGHT) for each video track it receives, as twilio-video's contentPreferencesMode 'auto' reports its video elements' size
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub render: Option<(u32, u32)>,
 
     /// Spread the joins evenly over this long (e.g. 5s, 500ms, 1m; 0 joins everyone at once)
     #[arg(long, default_value = "2s", value_name = "TIME", value_parser = parse_duration)]
@@ -324,10 +337,10 @@ pub fn prepare(args: &LoadtestArgs) -> Result<Prepared> {
 /// substream; the floor relays whatever it gets and allocates nothing.
 fn salon_only(args: &LoadtestArgs) -> Result<()> {
     if (args.janus() || args.target == TargetKind::Floor)
-        && (args.simulcast || args.bandwidth_profile().is_some())
+        && (args.simulcast || args.bandwidth_profile().is_some() || args.render.is_some())
     {
         bail!(
-            "--simulcast, --max-subscription-bitrate and --mode are for Salon: the Janus and floor targets publish one video stream and set no bandwidth profile"
+            "--simulcast, --max-subscription-bitrate, --mode and --render are for Salon: the Janus and floor targets publish one video stream and set no bandwidth profile or render size"
         );
     }
     Ok(())
@@ -359,6 +372,8 @@ pub async fn run(settings: &Settings, args: LoadtestArgs, prepared: Prepared) ->
             simulcast: args.simulcast,
         }),
         bandwidth_profile: args.bandwidth_profile(),
+        speakers: args.speakers,
+        render: args.render,
         ramp: args.ramp,
         settle: args.settle,
         duration: args.duration,
@@ -665,6 +680,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// `1500000`, `1.5M`, `800k`.
+/// `320x180`: a width and a height.
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{text:?} is not WIDTHxHEIGHT (e.g. 320x180)");
+    let (w, h) = text.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let side = |v: &str| v.trim().parse::<u32>().map_err(|_| bad());
+    Ok((side(w)?, side(h)?))
+}
+
 fn parse_bitrate(text: &str) -> Result<u32, String> {
     let text = text.trim();
     let (number, scale) = match text.char_indices().last() {
@@ -753,6 +776,12 @@ mod tests {
         assert_eq!(salon.bandwidth_profile(), None);
         assert!(parse(&["--simulcast", "--no-video"]).is_err());
         assert!(parse(&["--mode", "gallery"]).is_err());
+        // Speakers and render dimensions.
+        let grid = parse(&["--speakers", "2", "--render", "274x154"]).unwrap();
+        assert_eq!((grid.speakers, grid.render), (Some(2), Some((274, 154))));
+        assert!(parse(&["--render", "274"]).is_err());
+        assert!(parse(&["--render", "axb"]).is_err());
+        assert!(parse(&["--speakers", "2", "--no-audio"]).is_err());
         // Nothing to prepare for Salon or for a Janus already running.
         assert!(prepare(&salon).unwrap().janus.is_none());
         assert!(prepare(&running).unwrap().janus.is_none());
