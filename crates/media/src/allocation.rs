@@ -43,7 +43,7 @@
 //! let mut allocator = Allocator::new(BandwidthProfile::default());
 //! let t0 = Instant::now();
 //!
-//! let input = Input { estimate: 3_000_000, can_probe: true, audio: 40_000, tracks: &[camera] };
+//! let input = Input { estimate: 3_000_000, can_probe: true, lossy: false, audio: 40_000, tracks: &[camera] };
 //! let out = allocator.allocate(t0, &input);
 //! assert_eq!(out.decisions[0].target, Target::Layer(2));
 //!
@@ -133,6 +133,33 @@
 //!   change, a track switched on again by the subscriber — take effect at
 //!   once, as far as the trusted estimate (or what is spent now) allows.
 //!
+//! # Receiver estimates
+//!
+//! An allocator made with [`Allocator::receiver_estimates`] is given the
+//! subscriber's own estimate (REMB), which Chromium computes from the delay
+//! of what it receives and which behaves differently from a send-side
+//! estimate: it never reads more than half as much again as what is
+//! received (+10 kbit/s), it climbs about 8% a second while nothing queues,
+//! and on overuse it falls to 85% of what is received and stops climbing.
+//! It cannot be asked to probe, and it misses a link that drops rather
+//! than queues: so the estimate given is the lower of the REMB and what the
+//! subscriber's loss reports say its link carried ([`LossBound`]). It is
+//! read as a congestion signal, not as a ceiling:
+//!
+//! * congestion is an estimate under [`CONGESTED`] of what is sent that
+//!   fell in this call, has not risen for [`STALL`] (counted from the
+//!   last step up too), or is a loss bound (`lossy`). Then the budget is the estimate, so layers drop at
+//!   once; a step up on trial backs off as above, and no step is tried for
+//!   the hold time;
+//! * otherwise what is sent is kept, however far under it the estimate is
+//!   (it is catching up), and tracks new to the subscriber come on at their
+//!   lowest layer (the estimate can never make room for them ahead);
+//! * and when the last step up has lasted the hold time, one more step is
+//!   tried: the cheapest single step (a track's next layer, or a track off
+//!   for bandwidth back on) — "probing with media", as LiveKit's allocator
+//!   can. The caps (`maxSubscriptionBitrate`, render dimensions) and the
+//!   mode's order hold as ever.
+//!
 //! # Cost
 //!
 //! Control path only, never per packet. A call costs O(n log n + n·l) for
@@ -171,6 +198,14 @@ pub const MAX_BACKOFF: u32 = 4;
 pub const DOWN_TOLERANCE: (u64, u64) = (110, 100);
 /// How long an overshoot within [`DOWN_TOLERANCE`] is tolerated.
 pub const DOWN_HOLD: Duration = Duration::from_millis(1500);
+/// With receiver estimates, an estimate under this share of what is sent
+/// that falls, or stops rising for [`STALL`], is congestion: Chromium's
+/// receive-side estimator answers overuse with 85% of what it receives and
+/// then holds, while on a link that carries what is sent it climbs (8% a
+/// second) until it is half as much again.
+pub const CONGESTED: (u64, u64) = (90, 100);
+/// How long an estimate under what is sent may go without rising.
+pub const STALL: Duration = Duration::from_secs(1);
 /// The time constant of the EWMA the allocator applies to each layer's
 /// bitrate: the forwarder's figure is already robust to keyframes
 /// ([`crate::forward::LayerRate`]); this irons out what noise is left so
@@ -589,6 +624,9 @@ pub struct Input<'a, K> {
     pub estimate: u64,
     /// Whether the estimator can send probes when asked (`probe`).
     pub can_probe: bool,
+    /// With receiver estimates: the estimate is a [`LossBound`], so the
+    /// link is losing what is sent, whichever way the estimate moved.
+    pub lossy: bool,
     /// Bits per second of the audio the subscriber receives: reserved first.
     pub audio: u64,
     pub tracks: &'a [VideoSubscription<'a, K>],
@@ -672,6 +710,16 @@ pub struct Allocator<K> {
     /// Since when what is spent has been over budget (within
     /// [`DOWN_TOLERANCE`]), for [`DOWN_HOLD`].
     over_since: Option<Instant>,
+    /// The estimate is the subscriber's own ([`Self::receiver_estimates`]).
+    receiver: bool,
+    /// Receiver estimates: the estimate of the previous call, to tell a
+    /// rising or a falling one.
+    previous_estimate: u64,
+    /// When the estimate last rose.
+    last_rise: Option<Instant>,
+    /// Receiver estimates: no step up is tried before this (congestion
+    /// was seen; the hold, backed off, runs from then).
+    quiet_until: Option<Instant>,
     /// Tags the tracks seen by the current call, to forget the others.
     epoch: u64,
     out: Allocation<K>,
@@ -702,9 +750,21 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
             backoff: 0,
             trial: None,
             over_since: None,
+            receiver: false,
+            previous_estimate: u64::MAX,
+            last_rise: None,
+            quiet_until: None,
             epoch: 0,
             out: Allocation::default(),
         }
+    }
+
+    /// The estimates are the subscriber's own (REMB), not a send-side
+    /// estimator's that can probe: see "Receiver estimates" in the module
+    /// docs.
+    pub fn receiver_estimates(mut self, receiver: bool) -> Self {
+        self.receiver = receiver;
+        self
     }
 
     pub fn profile(&self) -> &BandwidthProfile {
@@ -787,10 +847,60 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
 
         let usable = profile.track_switch_off_mode.usable();
         let subscription = profile.max_subscription_bitrate.unwrap_or(u64::MAX);
-        let now_limits = Limits {
+        let mut now_limits = Limits {
             network: video_budget(input.estimate, input.audio, usable),
             subscription,
         };
+        // Receiver estimates: a congestion signal, not a ceiling (module
+        // docs). What is sent is kept while the estimate is under it but
+        // rising; one step up is tried when the last one has lasted.
+        // With no congestion, `receiver_budget` is what may be spent.
+        let mut receiver_budget = None;
+        if self.receiver {
+            let fell = input.estimate < self.previous_estimate;
+            if input.estimate > self.previous_estimate {
+                self.last_rise = Some(now);
+            }
+            self.previous_estimate = input.estimate;
+            // A track new to this subscriber comes on at its lowest layer
+            // unless the link is congested: the estimate only ever covers
+            // half as much again as what is received, so it cannot make
+            // room for it ahead.
+            let fresh: u64 = ranked
+                .iter()
+                .zip(&current)
+                .filter(|(c, cur)| cur.is_none() && !self.tracks.contains_key(c.key))
+                .map(|(c, _)| c.cost(0))
+                .fold(0u64, u64::saturating_add);
+            let behind = now_limits.network < scale(current_cost, CONGESTED);
+            // A step up starts the clock too: the estimate needs a moment
+            // to see what it brought.
+            let stalled = self
+                .last_rise
+                .max(self.trial)
+                .is_none_or(|at| now.saturating_duration_since(at) >= STALL);
+            let congested = behind && (fell || stalled || input.lossy);
+            if congested {
+                if self.trial.is_some() {
+                    self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+                    self.trial = None;
+                }
+                self.quiet_until = Some(now + self.hold());
+            } else {
+                let kept = current_cost.saturating_add(fresh);
+                // One step per hold while nothing says the link is full
+                // (the estimate may still be catching up with the last).
+                let quiet = self.quiet_until.is_some_and(|until| now < until);
+                let step = (self.trial.is_none() && !quiet)
+                    .then(|| cheapest_step(&ranked, &current, &starved))
+                    .flatten()
+                    .unwrap_or(0);
+                receiver_budget = Some(kept.saturating_add(step));
+            }
+        }
+        if let Some(budget) = receiver_budget {
+            now_limits.network = now_limits.network.max(budget);
+        }
         // Over the cap within the tolerance: keep for DOWN_HOLD (the noise
         // of layer bitrates: the cap itself does not move); beyond it, or
         // for longer, step down now. A falling estimate is a real drop and
@@ -814,7 +924,8 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
             },
         };
         let climb_limits = Limits {
-            network: scale(video_budget(trusted, input.audio, usable), HEADROOM),
+            network: scale(video_budget(trusted, input.audio, usable), HEADROOM)
+                .max(receiver_budget.unwrap_or(0)),
             subscription: scale(subscription, HEADROOM),
         };
         // The committed plan may keep what is spent now (if the estimate
@@ -1026,6 +1137,25 @@ fn scale(value: u64, (num, den): (u64, u64)) -> u64 {
 /// What video may spend of an estimate: what audio leaves, times `usable`.
 fn video_budget(estimate: u64, audio: u64, usable: (u64, u64)) -> u64 {
     scale(estimate.saturating_sub(audio), usable)
+}
+
+/// What the cheapest single step up would add: one track's next layer, or
+/// the lowest layer of a track off for bandwidth. `None`: nothing to gain.
+fn cheapest_step<K: Ord>(
+    ranked: &[Candidate<'_, K>],
+    current: &[Option<usize>],
+    starved: &[bool],
+) -> Option<u64> {
+    ranked
+        .iter()
+        .zip(current)
+        .zip(starved)
+        .filter_map(|((c, cur), starved)| match cur {
+            Some(i) if *i < c.top => Some(c.cost(i + 1).saturating_sub(c.cost(*i))),
+            None if *starved => Some(c.cost(0)),
+            _ => None,
+        })
+        .min()
 }
 
 /// One eligible subscription, as the plans see it.
@@ -1362,6 +1492,118 @@ impl<K> Planner<'_, '_, K> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The loss bound
+
+/// With receiver estimates, the loss a subscriber reports bounds its
+/// estimate, as the loss-based half of Google's congestion control does for
+/// a sender: Chromium's REMB is delay-based only, and a link with a short
+/// queue drops what it cannot carry before its delay tells. The reports are
+/// RTCP receiver reports' fraction lost, which str0m hands over with each
+/// round of per-stream stats.
+///
+/// Each round, all the streams sent to the subscriber together:
+///
+/// * with more than [`LOSS_HIGH`] of their packets lost, the link carried
+///   what arrived (what was sent, less what was lost), and that is the
+///   bound — unless what was sent was already within the bound in force:
+///   then the loss is not this sender overrunning the link (a queue still
+///   draining, or loss that is not congestion at all), and the bound stays
+///   where it is rather than ratchet down round after round;
+/// * with reports of less, the bound is lifted;
+/// * with no reports, nothing changes, but a bound no report has renewed
+///   for [`LOSS_STALE`] is lifted.
+///
+/// Feed it with [`Self::record`]; read it with [`Self::bound`].
+#[derive(Debug, Default)]
+pub struct LossBound {
+    /// The round being gathered.
+    round: Option<LossRound>,
+    /// When the last round was taken, to turn its bytes into a rate.
+    last: Option<Instant>,
+    /// The bound, bits per second, and the round that last renewed it.
+    bound: Option<(u64, Instant)>,
+}
+
+/// Above this share of packets lost in a round, the loss bounds the
+/// estimate (GCC's loss-based controller decreases above 10% too).
+pub const LOSS_HIGH: (u64, u64) = (10, 100);
+/// How long a bound lasts with no report to renew it.
+pub const LOSS_STALE: Duration = Duration::from_secs(3);
+
+#[derive(Debug)]
+struct LossRound {
+    at: Instant,
+    bytes: u64,
+    /// Packets of the streams with a report in this round, and the share
+    /// of them lost.
+    reported: u64,
+    lost: f64,
+}
+
+impl LossBound {
+    /// One stream's stats of the round stamped `at`: the packets and bytes
+    /// sent since its last stats, and the fraction lost from the receiver
+    /// reports since then, if any came.
+    pub fn record(&mut self, at: Instant, packets: u64, bytes: u64, loss: Option<f32>) {
+        if self.round.as_ref().is_some_and(|r| r.at != at) {
+            self.close();
+        }
+        let round = self.round.get_or_insert(LossRound {
+            at,
+            bytes: 0,
+            reported: 0,
+            lost: 0.0,
+        });
+        round.bytes = round.bytes.saturating_add(bytes);
+        if let Some(loss) = loss.filter(|l| l.is_finite()) {
+            round.reported = round.reported.saturating_add(packets);
+            round.lost += packets as f64 * f64::from(loss.clamp(0.0, 1.0));
+        }
+    }
+
+    /// What the link is known to carry at `now`, bits per second, if loss
+    /// says so. Closes the round recorded so far (a round's stats arrive
+    /// together).
+    pub fn bound(&mut self, now: Instant) -> Option<u64> {
+        self.close();
+        if self
+            .bound
+            .is_some_and(|(_, at)| now.saturating_duration_since(at) >= LOSS_STALE)
+        {
+            self.bound = None;
+        }
+        self.bound.map(|(bound, _)| bound)
+    }
+
+    fn close(&mut self) {
+        let Some(round) = self.round.take() else {
+            return;
+        };
+        let elapsed = self
+            .last
+            .replace(round.at)
+            .map(|last| round.at.saturating_duration_since(last));
+        let Some(elapsed) = elapsed.filter(|e| !e.is_zero()) else {
+            return;
+        };
+        if round.reported == 0 {
+            return; // no report: nothing known of the loss
+        }
+        let share = round.lost / round.reported as f64;
+        if share * 100.0 <= LOSS_HIGH.0 as f64 * 100.0 / LOSS_HIGH.1 as f64 {
+            self.bound = None;
+            return;
+        }
+        let sent = (round.bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+        let arrived = (sent as f64 * (1.0 - share)) as u64;
+        self.bound = Some(match self.bound {
+            Some((bound, _)) if sent <= bound => (bound, round.at),
+            _ => (arrived, round.at),
+        });
+    }
+}
+
 /// The estimates of the last hold times, kept so that the minimum over any
 /// window up to the longest hold is known: a monotonic queue, values rising
 /// from front to back. Each point (t, v) says "from t on, no estimate was
@@ -1451,6 +1693,7 @@ mod tests {
         clock: Instant,
         estimate: u64,
         can_probe: bool,
+        lossy: bool,
         audio: u64,
     }
 
@@ -1461,6 +1704,7 @@ mod tests {
                 clock: Instant::now(),
                 estimate,
                 can_probe: true,
+                lossy: false,
                 audio: 0,
             }
         }
@@ -1472,6 +1716,7 @@ mod tests {
             let input = Input {
                 estimate: self.estimate,
                 can_probe: self.can_probe,
+                lossy: self.lossy,
                 audio: self.audio,
                 tracks,
             };
@@ -1497,6 +1742,271 @@ mod tests {
             track_switch_off_mode: SwitchOffMode::Detected,
             ..BandwidthProfile::default()
         }
+    }
+
+    /// A subscriber whose estimates are its own (REMB): Chromium reports at
+    /// most 1.5× what it receives (+10 kbit/s), and 85% of it on overuse.
+    fn receiver(estimate: u64) -> Subscriber {
+        let mut sub = Subscriber::new(detected(), estimate);
+        sub.allocator = Allocator::new(detected()).receiver_estimates(true);
+        sub.can_probe = false;
+        sub
+    }
+
+    /// What Chromium's REMB reads while receiving `bps` without overuse.
+    fn ceiling(bps: u64) -> u64 {
+        bps * 3 / 2 + 10_000
+    }
+
+    /// The loss bound of one round of two streams, a second after a first
+    /// round: 1 Mbit/s sent in all.
+    fn loss_round(bound: &mut LossBound, at: Instant, loss: [Option<f32>; 2]) -> Option<u64> {
+        bound.record(at, 80, 100_000, loss[0]);
+        bound.record(at, 20, 25_000, loss[1]);
+        bound.bound(at)
+    }
+
+    #[test]
+    fn loss_over_a_tenth_bounds_the_estimate_by_what_arrived() {
+        let t0 = Instant::now();
+        let mut bound = LossBound::default();
+        // The first round has no rate to go by.
+        assert_eq!(loss_round(&mut bound, t0, [Some(0.5), Some(0.5)]), None);
+        // 80 packets at 50% and 20 at 0%: 40% of 1 Mbit/s lost.
+        let b = loss_round(&mut bound, t0 + SEC, [Some(0.5), Some(0.0)]);
+        assert_eq!(b, Some(600_000));
+        // Still losing, but now sending within the bound: the loss is not
+        // this sender's overrun, and the bound does not ratchet down.
+        bound.record(t0 + 2 * SEC, 50, 50_000, Some(0.3));
+        assert_eq!(bound.bound(t0 + 2 * SEC), Some(600_000));
+        // A round without reports changes nothing; a bound no report
+        // renews is lifted after LOSS_STALE.
+        assert_eq!(
+            loss_round(&mut bound, t0 + 3 * SEC, [None, None]),
+            Some(600_000)
+        );
+        assert_eq!(bound.bound(t0 + 2 * SEC + LOSS_STALE), None);
+        // Losing while sending over it: what arrived is the new bound.
+        loss_round(&mut bound, t0 + 5 * SEC, [None, None]);
+        loss_round(&mut bound, t0 + 6 * SEC, [Some(0.25), Some(0.25)]);
+        assert_eq!(bound.bound(t0 + 6 * SEC), Some(750_000));
+        assert_eq!(
+            loss_round(&mut bound, t0 + 7 * SEC, [Some(0.5), Some(0.5)]),
+            Some(500_000)
+        );
+        // A round reporting 10% or less lifts it.
+        assert_eq!(
+            loss_round(&mut bound, t0 + 8 * SEC, [Some(0.0625), None]),
+            None
+        );
+        // The rate is over the time since the last round.
+        bound.record(t0 + 10 * SEC, 100, 250_000, Some(0.5));
+        assert_eq!(bound.bound(t0 + 10 * SEC), Some(500_000));
+        // NaN is no report; a fraction over 1 is all lost.
+        let mut fresh = LossBound::default();
+        fresh.record(t0, 1, 1, Some(0.0));
+        fresh.record(t0 + SEC, 100, 250_000, Some(f32::NAN));
+        fresh.record(t0 + SEC, 100, 250_000, Some(3.0));
+        assert_eq!(fresh.bound(t0 + SEC), Some(0));
+    }
+
+    #[test]
+    fn behind_a_link_that_drops_the_loss_bound_keeps_a_receiver_allocation_low() {
+        // A link of 300 kbit/s with a short queue: what is sent beyond it
+        // is dropped, not delayed, so the REMB never sees overuse and
+        // reads what arrives half as much again. The loss reports bound
+        // it: the top layer goes within two rounds, and the tries of the
+        // next layer up are rare and brief.
+        const LINK: u64 = 300_000;
+        let tracks = [camera("alice")];
+        let mut sub = receiver(1 << 40);
+        let mut loss = LossBound::default();
+        let mut layers = Vec::new();
+        let mut sent = targets(&sub.allocate(&tracks))
+            .first()
+            .and_then(|t| match t {
+                Target::Layer(l) => Some(CAMERA[usize::from(*l)].bitrate),
+                _ => None,
+            })
+            .unwrap_or(0);
+        for second in 0..60 {
+            // A round of stats a second; allocations four times a second.
+            let arrived = sent.min(LINK);
+            let lost = 1.0 - arrived as f64 / sent.max(1) as f64;
+            loss.record(sub.clock, 100, sent / 8, Some(lost as f32));
+            let remb = ceiling(arrived);
+            let bound = loss.bound(sub.clock);
+            sub.estimate = bound.map_or(remb, |b| b.min(remb));
+            sub.lossy = bound.is_some_and(|b| b < remb);
+            for _ in 0..4 {
+                let out = sub.after(250 * MS).allocate(&tracks);
+                let layer = match targets(&out).first() {
+                    Some(Target::Layer(l)) => *l,
+                    other => panic!("at {second} s: {other:?}"),
+                };
+                sent = CAMERA[usize::from(layer)].bitrate;
+                if second >= 2 {
+                    layers.push(layer);
+                }
+            }
+        }
+        let high = layers.iter().filter(|l| **l > 0).count();
+        assert!(
+            high * 10 <= layers.len(),
+            "{high} of {} looks above the low layer: {layers:?}",
+            layers.len()
+        );
+    }
+
+    #[test]
+    fn receiver_estimates_step_up_one_layer_at_a_time_and_down_on_a_fall() {
+        let tracks = [camera("alice")];
+        let mut sub = receiver(1 << 40);
+        // No estimate yet: what the subscriber asks for.
+        assert_eq!(targets(&sub.allocate(&tracks)), [Target::Layer(2)]);
+        // The first report, about what it receives: kept.
+        sub.estimate = 1_600_000;
+        assert_eq!(
+            targets(&sub.after(SEC).allocate(&tracks)),
+            [Target::Layer(2)]
+        );
+        // Overuse: 85% of 1.5 Mbit/s. Down in the same call.
+        sub.estimate = 1_275_000;
+        assert_eq!(
+            targets(&sub.after(SEC).allocate(&tracks)),
+            [Target::Layer(1)]
+        );
+        // The report now follows what is received, far below the top
+        // layer: the estimate alone would never let it climb back.
+        sub.estimate = ceiling(500_000);
+        for _ in 0..11 {
+            assert_eq!(
+                targets(&sub.after(250 * MS).allocate(&tracks)),
+                [Target::Layer(1)]
+            );
+        }
+        // The hold after congestion is over: one step is tried.
+        assert_eq!(
+            targets(&sub.after(300 * MS).allocate(&tracks)),
+            [Target::Layer(2)]
+        );
+        // The link cannot carry it: the report does not rise (overuse),
+        // and a second later the step is undone; the next try waits twice
+        // as long.
+        assert_eq!(
+            targets(&sub.after(500 * MS).allocate(&tracks)),
+            [Target::Layer(2)]
+        );
+        assert_eq!(
+            targets(&sub.after(600 * MS).allocate(&tracks)),
+            [Target::Layer(1)]
+        );
+        assert_eq!(sub.allocator.hold(), UP_HOLD * 2);
+        sub.estimate = ceiling(500_000) - 1;
+        assert_eq!(
+            targets(&sub.after(5 * SEC).allocate(&tracks)),
+            [Target::Layer(1)]
+        );
+        sub.estimate = ceiling(500_000);
+        assert_eq!(
+            targets(&sub.after(1100 * MS).allocate(&tracks)),
+            [Target::Layer(2)]
+        );
+        // This time the link carries it: the report climbs, 8% a second,
+        // from below what is sent, and nothing moves.
+        let mut remb = ceiling(500_000) as f64;
+        for _ in 0..40 {
+            remb = (remb * 1.08f64.powf(0.25)).min(ceiling(1_500_000) as f64);
+            sub.estimate = remb as u64;
+            assert_eq!(
+                targets(&sub.after(250 * MS).allocate(&tracks)),
+                [Target::Layer(2)]
+            );
+        }
+        assert_eq!(
+            sub.allocator.hold(),
+            UP_HOLD,
+            "a step that lasted resets the back-off"
+        );
+        // Where it levels off (half as much again as it receives), it
+        // stays.
+        for _ in 0..20 {
+            assert_eq!(
+                targets(&sub.after(250 * MS).allocate(&tracks)),
+                [Target::Layer(2)]
+            );
+        }
+    }
+
+    #[test]
+    fn receiver_estimates_let_a_new_track_on_at_once_unless_congested() {
+        let mut sub = receiver(1 << 40);
+        let render = |t: VideoSubscription<'static, &'static str>| VideoSubscription {
+            render: Some(Dimensions::new(160, 90)),
+            ..t
+        };
+        assert_eq!(
+            targets(&sub.allocate(&[render(camera("a"))])),
+            [Target::Layer(0)]
+        );
+        // The report sits where it can: half as much again as a quarter
+        // layer, no room for another by itself.
+        sub.estimate = ceiling(150_000);
+        sub.after(SEC).allocate(&[render(camera("a"))]);
+        let two = [render(camera("a")), render(camera("b"))];
+        assert_eq!(
+            targets(&sub.after(SEC).allocate(&two)),
+            [Target::Layer(0), Target::Layer(0)],
+            "the newcomer is on at once"
+        );
+        // Congestion: the report falls under what is sent, and a third
+        // newcomer waits.
+        sub.estimate = 200_000;
+        let three = [
+            render(camera("a")),
+            render(camera("b")),
+            render(camera("c")),
+        ];
+        let out = targets(&sub.after(SEC).allocate(&three));
+        assert_eq!(
+            out[2],
+            Target::Off(SwitchOffReason::NetworkCongestion),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn receiver_estimates_fill_a_grid_a_step_at_a_time_within_the_cap() {
+        let profile = BandwidthProfile {
+            max_subscription_bitrate: Some(1_000_000),
+            ..detected()
+        };
+        let tracks = [camera("a"), camera("b"), camera("c")];
+        let mut sub = receiver(1 << 40);
+        sub.allocator = Allocator::new(profile).receiver_estimates(true);
+        // The cap allows every quarter layer and one half layer.
+        let first = targets(&sub.allocate(&tracks));
+        assert_eq!(
+            first.iter().filter(|t| **t == Target::Layer(1)).count(),
+            1,
+            "{first:?}"
+        );
+        // A congested link: 85% of what arrives. Down to what fits.
+        sub.estimate = 400_000;
+        let down = sub.after(SEC).allocate(&tracks);
+        assert!(down.video_bitrate <= 400_000, "{down:?}");
+        // The report keeps near what it receives; steps come one per hold,
+        // never past the cap.
+        let mut spent = down.video_bitrate;
+        for _ in 0..6 {
+            sub.estimate = ceiling(spent);
+            let out = sub.after(UP_HOLD + 100 * MS).allocate(&tracks);
+            assert!(out.video_bitrate <= 1_000_000, "{out:?}");
+            assert!(out.video_bitrate >= spent, "{out:?}");
+            spent = out.video_bitrate;
+        }
+        let last = targets(&sub.after(SEC).allocate(&tracks));
+        assert_eq!(last, first, "back where the cap puts it");
     }
 
     #[test]
@@ -2346,6 +2856,7 @@ mod tests {
                 let input = Input {
                     estimate: *estimate,
                     can_probe: true,
+                    lossy: false,
                     audio: *audio,
                     tracks: &subs,
                 };

@@ -122,6 +122,31 @@ pub struct MediaConfig {
     pub ice_tcp: bool,
     /// What TCP clients may cost.
     pub tcp_limits: TcpLimits,
+    /// Where each subscriber's downlink estimate comes from.
+    pub estimation: Estimation,
+}
+
+/// Where the bandwidth allocation gets each subscriber's downlink estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Estimation {
+    /// str0m's send-side estimation from the client's transport-wide
+    /// congestion control feedback (TWCC). It probes for more with padding
+    /// before a layer goes up, and it paces what the server sends, which
+    /// costs a pass over the whole session per forwarded packet: about a
+    /// third more CPU per packet (docs/performance.md).
+    #[default]
+    SendSide,
+    /// The client's own estimate of what it receives (REMB, which Chromium
+    /// sends when the packets it receives carry no transport-wide sequence
+    /// number). The server then neither estimates nor paces: the m-lines
+    /// it sends on negotiate no transport-wide sequence numbers, and
+    /// packets leave as they are forwarded. The allocation reads the
+    /// estimate as a congestion signal and climbs by trying one layer at a
+    /// time ([`crate::allocation`], "Receiver estimates"). Experimental: a
+    /// trial step into a link that cannot carry it is a second or so of
+    /// congestion for that subscriber (backed off up to 48 s), and a client
+    /// that sends no REMB is limited by no estimate, only by its caps.
+    Receiver,
 }
 
 impl Default for MediaConfig {
@@ -135,6 +160,7 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(15),
             ice_tcp: true,
             tcp_limits: TcpLimits::default(),
+            estimation: Estimation::default(),
         }
     }
 }
@@ -353,6 +379,9 @@ pub struct MediaStats {
     pub interruptions: AtomicU64,
     /// Offers that restarted ICE (new ICE credentials).
     pub ice_restarts: AtomicU64,
+    /// Receiver estimates (REMB) taken as a subscriber's downlink estimate
+    /// ([`Estimation::Receiver`]).
+    pub receiver_estimates: AtomicU64,
     /// Peers connected now.
     pub peers: AtomicU64,
     /// ICE-TCP connections open now (waiting for their first frame, or
@@ -547,6 +576,7 @@ impl Media {
                 candidates: candidates.clone(),
                 ice_tcp: tcp_addr.is_some(),
                 tcp_limits: config.tcp_limits,
+                estimation: config.estimation,
                 handoffs,
                 handoff_to: handoff_to.clone(),
                 wakers: wakers.clone(),

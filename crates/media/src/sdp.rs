@@ -435,6 +435,43 @@ pub fn finish_answer(answer: &str) -> String {
     out
 }
 
+/// The RTP header extension that carries transport-wide sequence numbers
+/// (the ones TWCC feedback reports on).
+pub const TRANSPORT_CC: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// `sdp` without the transport-wide sequence number extension in its
+/// m-sections of direction `direction` (`recvonly` in a client's offer,
+/// `sendonly` in the server's): the m-lines the server sends on. What the
+/// server forwards there then carries no transport-wide sequence number,
+/// so Chromium estimates what it receives itself and reports it in REMB
+/// ([`crate::Estimation::Receiver`]) instead of sending TWCC feedback no
+/// one reads. Every other line is kept; lines end in CRLF.
+pub fn without_transport_cc(sdp: &str, direction: &str) -> String {
+    let lines: Vec<&str> = lines(sdp).collect();
+    let (session, sections) = split_sections(&lines);
+    let direction = format!("a={direction}");
+    let mut out = String::with_capacity(sdp.len());
+    let mut push = |line: &str| {
+        out.push_str(line);
+        out.push_str("\r\n");
+    };
+    session.iter().for_each(|l| push(l));
+    for section in sections {
+        let wanted = section.iter().any(|l| *l == direction);
+        for line in section {
+            let is_transport_cc = line
+                .strip_prefix("a=extmap:")
+                .and_then(|v| v.split_whitespace().nth(1))
+                .is_some_and(|uri| uri == TRANSPORT_CC);
+            if !(wanted && is_transport_cc) {
+                push(line);
+            }
+        }
+    }
+    out
+}
+
 // ---- helpers ----------------------------------------------------------------
 
 /// The lines of an SDP, without line endings. SDP ends lines with CRLF;
@@ -713,6 +750,37 @@ mod tests {
         // Anything at all: no sections, no panic.
         assert!(media_sections("").is_empty());
         assert!(media_sections("m=\nm= 0/2\n\u{0}").len() == 2);
+    }
+
+    #[test]
+    fn transport_cc_goes_only_from_the_sections_of_the_direction_asked() {
+        let offer = client_offer();
+        let has_transport_cc =
+            |section: &Vec<String>| section.iter().any(|l| l.contains(TRANSPORT_CC));
+        let before = section_lines(&offer);
+        // str0m offers it in every media section.
+        assert_eq!(before.iter().filter(|s| has_transport_cc(s)).count(), 3);
+        let stripped = without_transport_cc(&offer, "recvonly");
+        let after = section_lines(&stripped);
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            if b.iter().any(|l| l == "a=recvonly") {
+                assert!(!has_transport_cc(a), "{a:?}");
+                let kept: Vec<&String> = b.iter().filter(|l| !l.contains(TRANSPORT_CC)).collect();
+                assert_eq!(a.iter().collect::<Vec<_>>(), kept);
+            } else {
+                assert_eq!(a, b, "other sections are untouched");
+            }
+        }
+        // Line endings and the session part are kept; it still reads.
+        assert_eq!(
+            stripped.matches("\r\n").count(),
+            stripped.matches('\n').count()
+        );
+        assert!(offer.starts_with(stripped.split("m=").next().unwrap()));
+        read_offer(&stripped).unwrap();
+        // A direction no section has changes nothing.
+        assert_eq!(without_transport_cc(&offer, "inactive"), offer);
     }
 
     #[test]

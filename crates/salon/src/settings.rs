@@ -27,6 +27,26 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where each subscriber's downlink estimate comes from
+/// ([`salon_media::Estimation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BandwidthEstimation {
+    /// The server estimates from the client's TWCC feedback, probes, and paces.
+    Twcc,
+    /// The client's own estimate (REMB); no pacing, layers climb by trial steps (experimental).
+    Remb,
+}
+
+impl From<BandwidthEstimation> for salon_media::Estimation {
+    fn from(e: BandwidthEstimation) -> Self {
+        match e {
+            BandwidthEstimation::Twcc => Self::SendSide,
+            BandwidthEstimation::Remb => Self::Receiver,
+        }
+    }
+}
+
 /// Settings given on the command line or in `SALON_*` variables.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Flags {
@@ -104,6 +124,15 @@ pub struct Flags {
     /// Accept ICE over TCP on the media port number (passive TCP candidates, RFC 6544), for clients whose network drops UDP [default: true]
     #[arg(long, env = "SALON_ICE_TCP", global = true, value_name = "BOOL")]
     pub ice_tcp: Option<bool>,
+
+    /// Where the bandwidth allocation gets each subscriber's downlink estimate: twcc (the server's send-side estimate: probes with padding, paces every forwarded packet) or remb (the client's own, experimental: a third less CPU per packet, but layers climb by trying them, which a constrained subscriber sees as short bursts of congestion) [default: twcc]
+    #[arg(
+        long,
+        env = "SALON_BANDWIDTH_ESTIMATION",
+        global = true,
+        value_name = "FROM"
+    )]
+    pub bandwidth_estimation: Option<BandwidthEstimation>,
 
     /// Most HTTP and WebSocket connections open at once [default: what the open-file limit leaves room for, at most 10000]
     #[arg(long, env = "SALON_MAX_CONNECTIONS", global = true, value_name = "N")]
@@ -259,6 +288,7 @@ pub struct FileSettings {
     pub media_ip: Option<Vec<IpAddr>>,
     pub media_workers: Option<usize>,
     pub ice_tcp: Option<bool>,
+    pub bandwidth_estimation: Option<BandwidthEstimation>,
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
     pub api_key: Option<String>,
@@ -326,6 +356,7 @@ pub struct Settings {
     pub media_workers: usize,
     /// Passive ICE-TCP candidates on the media port.
     pub ice_tcp: bool,
+    pub bandwidth_estimation: BandwidthEstimation,
     pub credentials: Configured,
     pub log: String,
     pub log_format: LogFormat,
@@ -543,6 +574,10 @@ impl Settings {
             media_ips,
             media_workers,
             ice_tcp: flags.ice_tcp.or(file.ice_tcp).unwrap_or(true),
+            bandwidth_estimation: flags
+                .bandwidth_estimation
+                .or(file.bandwidth_estimation)
+                .unwrap_or(BandwidthEstimation::Twcc),
             credentials,
             log: flags
                 .log
@@ -727,6 +762,27 @@ mod tests {
         assert!(!resolve(Some(false)));
         let file: FileSettings = toml::from_str("ice_tcp = false").unwrap();
         assert_eq!(file.ice_tcp, Some(false));
+    }
+
+    #[test]
+    fn bandwidth_estimation_is_twcc_unless_chosen() {
+        let resolve = |flag: Option<BandwidthEstimation>| {
+            Settings::resolve(&Flags {
+                bandwidth_estimation: flag,
+                config: Some(PathBuf::from("/dev/null")),
+                ..Flags::default()
+            })
+            .unwrap()
+            .bandwidth_estimation
+        };
+        assert_eq!(resolve(None), BandwidthEstimation::Twcc);
+        assert_eq!(
+            resolve(Some(BandwidthEstimation::Remb)),
+            BandwidthEstimation::Remb
+        );
+        let file: FileSettings = toml::from_str("bandwidth_estimation = \"remb\"").unwrap();
+        assert_eq!(file.bandwidth_estimation, Some(BandwidthEstimation::Remb));
+        assert!(toml::from_str::<FileSettings>("bandwidth_estimation = \"gcc\"").is_err());
     }
 
     #[test]

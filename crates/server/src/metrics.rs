@@ -252,7 +252,7 @@ impl Collector for MediaCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.media.stats();
         let demux = self.media.demux_stats();
-        let counters: [(&str, &str, u64); 14] = [
+        let counters: [(&str, &str, u64); 15] = [
             (
                 "media_datagrams_received",
                 "UDP datagrams received on the media port",
@@ -317,6 +317,11 @@ impl Collector for MediaCollector {
                 "media_ice_restarts",
                 "Offers that restarted ICE (new ICE credentials)",
                 stats.ice_restarts.load(Relaxed),
+            ),
+            (
+                "media_receiver_estimates",
+                "Downlink estimates (REMB) taken from subscribers, with --bandwidth-estimation remb",
+                stats.receiver_estimates.load(Relaxed),
             ),
             (
                 "media_tcp_rejected",

@@ -13,9 +13,11 @@
 //! and the forwarder
 //! moves each lane to the chosen layer at its next keyframe. The budget is
 //! the profile's `maxSubscriptionBitrate` and, for a subscriber receiving
-//! at least one simulcast track, str0m's send-side (TWCC) estimate of its
-//! downlink; a subscriber of single-layer tracks only is not limited by
-//! the estimate (see `docs/performance.md`).
+//! at least one simulcast track, the estimate of its downlink: str0m's
+//! send-side one ([`crate::Estimation::SendSide`], the default) or its own
+//! REMB ([`crate::Estimation::Receiver`]); a subscriber of
+//! single-layer tracks only is not limited by the estimate (see
+//! `docs/performance.md`).
 
 use super::*;
 use crate::allocation::{Input, Layer, SwitchOffReason, Target, VideoSubscription};
@@ -123,18 +125,26 @@ impl Worker {
                 ..VideoSubscription::new(t.track, &t.layers)
             })
             .collect();
-        // str0m's send-side estimate is the budget only where there is a
-        // choice of layers: with single-layer tracks alone, an estimate that
-        // has not ramped up yet would switch tracks off that the link
-        // carries (see docs/performance.md).
-        let estimate = match peer.estimate {
-            Some((estimate, _)) if tracks.iter().any(|t| t.simulcast) => estimate,
-            _ => UNLIMITED,
+        // The estimate is the budget only where there is a choice of
+        // layers: with single-layer tracks alone, an estimate that has not
+        // ramped up yet (or a REMB, at most half as much again as what is
+        // received) would switch tracks off that the link carries (see
+        // docs/performance.md).
+        // With receiver estimates, what the loss reports say the link
+        // carries bounds the REMB (which is delay-based only).
+        let loss_bound = peer.loss.bound(now);
+        let estimate = match (peer.estimate, loss_bound) {
+            _ if !tracks.iter().any(|t| t.simulcast) => UNLIMITED,
+            (Some((estimate, _)), bound) => bound.map_or(estimate, |b| b.min(estimate)),
+            (None, Some(bound)) => bound,
+            (None, None) => UNLIMITED,
         };
         let can_probe = peer.estimate.is_some_and(|(_, p)| p);
+        let lossy = estimate != UNLIMITED && loss_bound == Some(estimate);
         let input = Input {
             estimate,
             can_probe,
+            lossy,
             audio,
             tracks: &subscriptions,
         };
@@ -169,6 +179,7 @@ impl Worker {
             tracing::debug!(
                 %participant,
                 estimate,
+                lossy,
                 decisions = ?allocation.decisions.iter().map(|d| (d.track, d.target)).collect::<Vec<_>>(),
                 layers = ?tracks.iter().map(|t| t.layers.iter().map(|l| (l.width, l.bitrate)).collect::<Vec<_>>()).collect::<Vec<_>>(),
                 "allocation changed"

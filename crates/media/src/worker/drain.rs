@@ -148,23 +148,39 @@ pub(super) fn on_event(
         }) => {
             peer.estimate = Some((estimate.as_u64(), can_probe));
         }
+        // The client's receive-side estimate of everything it receives
+        // (Chromium sends one REMB naming every SSRC).
+        Event::EgressBitrateEstimate(str0m::bwe::BweKind::Remb { estimate, .. })
+            if setup.estimation == crate::Estimation::Receiver =>
+        {
+            setup
+                .stats
+                .receiver_estimates
+                .fetch_add(1, Ordering::Relaxed);
+            peer.estimate = Some((estimate.as_u64(), false));
+        }
         Event::MediaIngressStats(s) => {
             let jitter = (s.jitter > 0).then_some(s.jitter);
             record_stats(peer, s.mid, true, s.packets, s.bytes, s.loss, s.rtt, jitter);
         }
         Event::MediaEgressStats(s) => {
             let jitter = s.remote.as_ref().map(|r| r.jitter);
-            record_stats(
+            let sent = record_stats(
                 peer, s.mid, false, s.packets, s.bytes, s.loss, s.rtt, jitter,
             );
+            if let Some((packets, bytes)) = sent
+                && setup.estimation == crate::Estimation::Receiver
+            {
+                peer.loss.record(s.timestamp, packets, bytes, s.loss);
+            }
         }
         _ => {}
     }
 }
 
 /// Fold one stream's stats event (totals since it began) into the peer's
-/// network quality as one interval's sample. `jitter` is in RTP timestamp
-/// units.
+/// network quality as one interval's sample, and say how many packets and
+/// bytes that interval held. `jitter` is in RTP timestamp units.
 #[allow(clippy::too_many_arguments)]
 fn record_stats(
     peer: &mut Peer,
@@ -175,10 +191,8 @@ fn record_stats(
     loss: Option<f32>,
     rtt: Option<Duration>,
     jitter: Option<u32>,
-) {
-    let Some(kind) = peer.rtc.media(mid).map(|m| m.kind()) else {
-        return;
-    };
+) -> Option<(u64, u64)> {
+    let kind = peer.rtc.media(mid).map(|m| m.kind())?;
     let (kind, clock) = if kind == StrMediaKind::Video {
         (MediaKind::Video, 90_000.0)
     } else {
@@ -200,13 +214,17 @@ fn record_stats(
         }
     };
     let interval = crate::quality::INTERVAL.as_secs_f64();
+    let delta = (
+        packets.saturating_sub(last_packets),
+        bytes.saturating_sub(last_bytes),
+    );
     let sample = PathSample {
         active: true,
-        packets: packets.saturating_sub(last_packets),
+        packets: delta.0,
         loss: loss.map(f64::from),
         rtt,
         jitter: jitter.map(|j| Duration::from_secs_f64(f64::from(j) / clock)),
-        bitrate: Some((bytes.saturating_sub(last_bytes) as f64 * 8.0 / interval) as u64),
+        bitrate: Some((delta.1 as f64 * 8.0 / interval) as u64),
         available: None,
         wanted: None,
     };
@@ -217,4 +235,5 @@ fn record_stats(
         Direction::Recv
     };
     peer.quality.record(kind, direction, sample);
+    Some(delta)
 }

@@ -90,6 +90,7 @@ pub struct Setup {
     /// Whether each candidate is offered on TCP too (passive ICE-TCP).
     pub ice_tcp: bool,
     pub tcp_limits: crate::tcp::TcpLimits,
+    pub estimation: crate::Estimation,
     /// Datagrams other workers read for this one's peers.
     pub handoffs: Receiver<Handoff>,
     /// Every worker's hand-off queue (this one's included, unused).
@@ -190,9 +191,12 @@ struct Peer {
     priorities: Vec<(TrackSid, crate::allocation::Priority)>,
     /// The render dimensions it asked for, per track it receives.
     render: Vec<(TrackSid, crate::allocation::Dimensions)>,
-    /// str0m's latest send-side estimate of its downlink, bits per
-    /// second, and whether str0m can probe.
+    /// The latest estimate of its downlink, bits per second (str0m's
+    /// send-side one, or the client's REMB), and whether str0m can probe.
     estimate: Option<(u64, bool)>,
+    /// With receiver estimates, what its loss reports say its downlink
+    /// carries ([`crate::allocation::LossBound`]).
+    loss: crate::allocation::LossBound,
     /// The m-lines the server added (for protocols where it offers), with
     /// the id in their `a=msid`.
     lines: Vec<(Mid, String)>,

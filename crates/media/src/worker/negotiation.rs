@@ -14,6 +14,16 @@ impl Worker {
         now: Instant,
     ) -> Result<String, MediaError> {
         let (offer, payload_types) = crate::sdp::read_offer(sdp)?;
+        // Read as it came (errors name its lines), then, when the client
+        // estimates its own downlink, without transport-wide sequence
+        // numbers where it only receives.
+        let offer = match self.setup.estimation {
+            crate::Estimation::SendSide => offer,
+            crate::Estimation::Receiver => {
+                let stripped = crate::sdp::without_transport_cc(sdp, "recvonly");
+                crate::sdp::read_offer(&stripped)?.0
+            }
+        };
         let (r, created) = match self.by_participant.get(&participant) {
             Some(r) => (*r, false),
             None => (self.create_peer(room, participant, now)?, true),

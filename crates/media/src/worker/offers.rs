@@ -136,8 +136,15 @@ impl Worker {
         peer.sctp_offered |= needs_sctp;
         peer.lines.extend(added);
         peer.offer = Some(ServerOffer { pending, bindings });
+        let mut sdp = offer.to_sdp_string();
+        if self.setup.estimation == crate::Estimation::Receiver {
+            // What the client answers for these m-lines is what str0m
+            // writes on them: no transport-wide sequence numbers, so the
+            // client reports its own estimate (REMB).
+            sdp = crate::sdp::without_transport_cc(&sdp, "sendonly");
+        }
         Ok(Some(crate::Offer {
-            sdp: crate::sdp::finish_answer(&offer.to_sdp_string()),
+            sdp: crate::sdp::finish_answer(&sdp),
             ids: plan.into_iter().map(|(_, t, id)| (t.track, id)).collect(),
         }))
     }

@@ -22,6 +22,9 @@ impl Worker {
     ) -> Result<PeerRef, MediaError> {
         let candidates = self.setup.candidates.clone();
         let ice_tcp = self.setup.ice_tcp;
+        // Without its own estimation str0m paces nothing (its null pacer).
+        let send_side =
+            (self.setup.estimation == crate::Estimation::SendSide).then_some(Bitrate::kbps(1_500));
         let mut rtc = catch_unwind(move || {
             let mut rtc = Rtc::builder()
                 .set_crypto_provider(crate::dtls::provider())
@@ -34,7 +37,7 @@ impl Worker {
                 .enable_vp8(true)
                 .enable_h264(true)
                 .enable_vp9(true)
-                .enable_bwe(Some(Bitrate::kbps(1_500)))
+                .enable_bwe(send_side)
                 .set_stats_interval(Some(crate::quality::INTERVAL))
                 .build(now);
             for addr in &candidates {
@@ -85,7 +88,9 @@ impl Worker {
             priorities: Vec::new(),
             render: Vec::new(),
             estimate: None,
-            allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default()),
+            loss: Default::default(),
+            allocator: Allocator::new(self.profiles.remove(&participant).unwrap_or_default())
+                .receiver_estimates(self.setup.estimation == crate::Estimation::Receiver),
             totals: Vec::new(),
             offer: None,
             lines: Vec::new(),

@@ -48,6 +48,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             public_ips: settings.media_ips.clone(),
             workers: settings.media_workers,
             ice_tcp: settings.ice_tcp,
+            estimation: settings.bandwidth_estimation.into(),
             peer_timeout: settings.session_timeout,
             ..salon_media::MediaConfig::default()
         },
