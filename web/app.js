@@ -491,6 +491,7 @@ function describe(error, { identity, roomName } = {}) {
     case 53405: return ['The media connection failed.', 'Audio and video could not reach the server (is UDP to it blocked?).'];
     case 53000: case 53001: case 53002: case 53006:
       return ['Lost the connection to Salon.', 'Check that the server is running, then join again.'];
+    case 53204: return ['You were away too long.', 'The connection came back after the room had let you go (or you were removed). Join again.'];
     default: break;
   }
   if (code >= 20101 && code <= 20107) return ['The server refused the access token.', error.message];

@@ -19,7 +19,8 @@
 //        once when the signaling resumes (a laptop that slept lost both)
 //   media 'restored' and signaling connected ─────────▶ 'reconnected'
 //   the session timeout passes without media ─────────▶ 'failed'(53405)
-//   the signaling gives up ───────────────────────────▶ 'failed'(53001)
+//   the signaling gives up ───────────────────────────▶ 'failed'(53000, or the
+//                                                         server's 53204)
 //   the network changes (online, navigator.connection) ▶ ICE restart
 //
 // API (reused by anything that must rebuild the path to the server, such

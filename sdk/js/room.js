@@ -40,7 +40,7 @@
 //          ─▶ participantConnected (the new room's others) … trackSubscribed
 //          ─▶ the same LocalTracks published again: trackPublished
 //          ─▶ reconnected
-//   no join within the window ─▶ disconnected(53001)
+//   no join within the window ─▶ disconnected(53000, or the token's 2010x)
 
 import { EventEmitter } from './events.js';
 import { createTwilioError } from './errors.js';
@@ -549,7 +549,7 @@ export class Room extends EventEmitter {
 
   /**
    * The room's node is lost: join the room of the same name again (see the
-   * top of this file), or end with 53001 when no join works within
+   * top of this file), or end with 53000 when no join works within
    * REJOIN_WINDOW_MS. A token the server refuses ends it at once.
    * @param {import('./errors.js').TwilioError} error why the session was lost
    */
@@ -597,8 +597,8 @@ export class Room extends EventEmitter {
     }
     if (this.state === 'reconnecting') {
       this.#rejoining = false;
-      const code = last && typeof last.code === 'number' && last.code >= 20101 && last.code <= 20107 ? last.code : 53001;
-      this.#end(createTwilioError(code, `Signaling connection disconnected: could not join ${this.name} again within ${REJOIN_WINDOW_MS / 1000} s (${last && last.message})`));
+      const code = last && typeof last.code === 'number' && last.code >= 20101 && last.code <= 20107 ? last.code : 53000;
+      this.#end(createTwilioError(code, `Signaling connection error: could not join ${this.name} again within ${REJOIN_WINDOW_MS / 1000} s (${last && last.message})`));
     }
   }
 

@@ -3139,7 +3139,7 @@ var Twilio;
     // ---- rejoining ---------------------------------------------------------------
     /**
      * The room's node is lost: join the room of the same name again (see the
-     * top of this file), or end with 53001 when no join works within
+     * top of this file), or end with 53000 when no join works within
      * REJOIN_WINDOW_MS. A token the server refuses ends it at once.
      * @param {import('./errors.js').TwilioError} error why the session was lost
      */
@@ -3184,8 +3184,8 @@ var Twilio;
       }
       if (this.state === "reconnecting") {
         this.#rejoining = false;
-        const code = last && typeof last.code === "number" && last.code >= 20101 && last.code <= 20107 ? last.code : 53001;
-        this.#end(createTwilioError(code, `Signaling connection disconnected: could not join ${this.name} again within ${REJOIN_WINDOW_MS / 1e3} s (${last && last.message})`));
+        const code = last && typeof last.code === "number" && last.code >= 20101 && last.code <= 20107 ? last.code : 53e3;
+        this.#end(createTwilioError(code, `Signaling connection error: could not join ${this.name} again within ${REJOIN_WINDOW_MS / 1e3} s (${last && last.message})`));
       }
     }
     /** In the room again: the new session becomes the room's. */
@@ -3649,7 +3649,7 @@ var Twilio;
         delay = Math.min(delay ? delay * 2 : 250, 1e3);
       }
       if (this.state === "reconnecting") {
-        this.#fail(createTwilioError(53001, `Signaling connection disconnected: the session could not be resumed within ${this.#resumeWindowMs / 1e3} s`));
+        this.#fail(createTwilioError(53e3, `Signaling connection error: the session could not be resumed within ${this.#resumeWindowMs / 1e3} s`));
       }
     }
     /** Runs inside the message event of `joined {resumed: true}`, before the backlog. */

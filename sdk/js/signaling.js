@@ -484,12 +484,13 @@ export class Signaling extends EventEmitter {
           continue;
         }
         if (error instanceof TwilioError && error.fromServer) {
-          // The server refused: the session is gone, or the token expired.
+          // The server refused: the session is gone (53204), or the token
+          // expired.
           return this.#fail(error);
         }
         // The session's node (a redirect's) does not answer: ask through
         // the address join() began with, which knows whether that node
-        // lives (it redirects back) or died (the session is gone, 53001).
+        // lives (it redirects back) or died (`node-lost`).
         if (this.#url !== this.#entryUrl && ++unreachable >= 2) {
           this.#log.info(`The session's node does not answer: resuming through ${this.#entryUrl}`);
           this.#url = this.#entryUrl;
@@ -499,7 +500,8 @@ export class Signaling extends EventEmitter {
       delay = Math.min(delay ? delay * 2 : 250, 1_000);
     }
     if (this.state === 'reconnecting') {
-      this.#fail(createTwilioError(53001, `Signaling connection disconnected: the session could not be resumed within ${this.#resumeWindowMs / 1000} s`));
+      // twilio-video's code when its reconnection attempts are exhausted.
+      this.#fail(createTwilioError(53000, `Signaling connection error: the session could not be resumed within ${this.#resumeWindowMs / 1000} s`));
     }
   }
 

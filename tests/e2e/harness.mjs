@@ -294,7 +294,12 @@ export function inbound(page) {
  */
 export async function tcpProxy(targetPort) {
   const pairs = new Set();
+  let held = false;
   const server = net.createServer((client) => {
+    if (held) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = net.connect(targetPort, '127.0.0.1');
     const pair = { client, upstream };
     pairs.add(pair);
@@ -318,6 +323,14 @@ export async function tcpProxy(targetPort) {
         upstream.resetAndDestroy();
       }
       pairs.clear();
+    },
+    /** Reset every new connection at once until release() (and cut the open ones). */
+    hold() {
+      held = true;
+      this.cut();
+    },
+    release() {
+      held = false;
     },
     /** Stop accepting connections (and cut the open ones). */
     async close() {

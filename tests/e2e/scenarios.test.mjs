@@ -419,14 +419,40 @@ describe('the SDK', () => {
     assert.deepEqual(await steady.evaluate(() => window.seen), [], 'the other participant noticed nothing');
 
     // No way back within the server's session timeout (10 s here): the
-    // room gives up with 53001.
+    // room gives up with 53000, twilio-video's code for reconnection
+    // attempts exhausted.
     await proxy.close();
-    await eventually(() => shaky.evaluate(() => window.seen.includes('disconnected 53001')), 'disconnected with 53001', 20_000);
+    await eventually(() => shaky.evaluate(() => window.seen.includes('disconnected 53000')), 'disconnected with 53000', 20_000);
     assert.equal((await leftovers(shaky)).openPeerConnections, 0);
     assert.equal((await leftovers(shaky)).liveTracks, 0, 'the tracks connect() captured are stopped');
     await eventually(() => steady.evaluate(() => window.seen.includes('participantDisconnected')), 'steady to see shaky go', 20_000);
     await steady.evaluate(() => window.room.disconnect());
     await steady.close();
     await shaky.close();
+  });
+
+  test('a resume that reaches the server after its session ended (removed while away) ends the room with 53204', async () => {
+    const room = 'e2e-resume-ended';
+    const proxy = await tcpProxy(server.port);
+    after(() => proxy.close());
+    const away = await sdkPage('away');
+    const token = await server.token(away.identity, room);
+    const sids = await away.evaluate(async ({ token, room, url }) => {
+      window.room = await window.Video.connect(token, { name: room, audio: false, video: false, url });
+      window.seen = [];
+      window.room.on('reconnecting', (e) => window.seen.push(`reconnecting ${e.code}`));
+      window.room.on('disconnected', (_r, e) => window.seen.push(`disconnected ${e ? `${e.code} ${e.constructor.name}` : ''}`));
+      return { room: window.room.sid, participant: window.room.localParticipant.sid };
+    }, { token, room, url: proxy.url });
+    // The socket drops and no new one gets through; meanwhile the
+    // participant is removed through the REST API, which ends its session.
+    proxy.hold();
+    await eventually(() => away.evaluate(() => window.seen.includes('reconnecting 53001')), 'reconnecting');
+    const removed = await server.rest('POST', `/v1/Rooms/${sids.room}/Participants/${sids.participant}`, { Status: 'disconnected' });
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    proxy.release();
+    await eventually(() => away.evaluate(() => window.seen.some((e) => e.startsWith('disconnected'))), 'disconnected', 15_000);
+    assert.deepEqual(await away.evaluate(() => window.seen), ['reconnecting 53001', 'disconnected 53204 ParticipantNotFoundError']);
+    await away.close();
   });
 });

@@ -232,7 +232,9 @@ pub enum ClientEvent {
     /// The signaling socket dropped (`code` 53001, or 53002 when the server
     /// fell silent); the client resumes the session on a new socket within
     /// the session timeout ([`ClientEvent::Resumed`]), media going on
-    /// meanwhile, or gives up ([`ClientEvent::Disconnected`]).
+    /// meanwhile, or gives up ([`ClientEvent::Disconnected`]: 53000 when
+    /// no resume got through, 53204 when the server no longer has the
+    /// session).
     Resuming {
         code: u32,
         message: String,
@@ -280,7 +282,9 @@ pub enum ClientEvent {
     },
     /// The session is over. `reason` is the server's, when it said one;
     /// `code` the Twilio code when it is an error from the client's view
-    /// (53001 when the socket dropped, 53405 when media failed).
+    /// (53000 when the socket dropped and no resume got through within the
+    /// session timeout, 53204 when the server no longer had the session,
+    /// 53405 when media failed).
     Disconnected {
         reason: Option<DisconnectReason>,
         code: Option<u32>,
@@ -646,6 +650,9 @@ enum End {
     Quiet,
     /// The signaling socket is gone (or the server fell silent): resume.
     Lost(ClientError),
+    /// No resume got through within the session timeout (53000): the
+    /// session's node may be gone, so a client that rejoins does.
+    Unresumed(ClientError),
     /// The session is over for this reason; report it.
     Report {
         reason: Option<DisconnectReason>,
@@ -724,7 +731,7 @@ impl Connection {
                     Err(end) => end,
                 };
             }
-            match (&end, self.rejoin) {
+            let lost = match (&end, self.rejoin) {
                 (
                     End::Report {
                         code,
@@ -732,20 +739,26 @@ impl Connection {
                         reason,
                     },
                     true,
-                ) if node_lost(*code, *reason) => {
-                    let code = code.unwrap_or(codes::SIGNALING_DISCONNECTED);
-                    tracing::info!(code, message, "lost the room's node: rejoining");
-                    self.emit(ClientEvent::Rejoining {
-                        code,
-                        message: message.clone(),
-                    });
-                    match self.rejoin().await {
-                        Ok(()) => continue,
-                        Err(e) => break End::from_error(e),
-                    }
-                }
-                _ => break end,
+                ) if node_lost(*code, *reason) => Some((
+                    code.unwrap_or(codes::SIGNALING_DISCONNECTED),
+                    message.clone(),
+                )),
+                (End::Unresumed(e), true) => Some((e.code, e.message.clone())),
+                _ => None,
+            };
+            let Some((code, message)) = lost else {
+                break end;
+            };
+            tracing::info!(code, message, "lost the room's node: rejoining");
+            self.emit(ClientEvent::Rejoining { code, message });
+            match self.rejoin().await {
+                Ok(()) => continue,
+                Err(e) => break End::from_error(e),
             }
+        };
+        let end = match end {
+            End::Unresumed(e) => End::from_error(e),
+            end => end,
         };
         self.media.close();
         let _ = self.ws.close(None).await;
@@ -853,8 +866,9 @@ impl Connection {
     /// the session timeout has passed; media goes on meanwhile. On success
     /// the room as it is now is reconciled with what this client knew (the
     /// messages it missed follow as usual), and an offer the old socket
-    /// lost is sent again. The server's refusal (the session ended: 53001,
-    /// or its node is lost) ends it as the server says.
+    /// lost is sent again. The server's refusal (the session ended: 53204,
+    /// or its node is lost) ends it as the server says; nothing that works
+    /// within the session timeout ends it with 53000.
     async fn resume(&mut self, lost: ClientError) -> Result<(), End> {
         tracing::info!(
             code = lost.code,
@@ -904,10 +918,14 @@ impl Connection {
                 }
             }
             if tokio::time::Instant::now() + RESUME_RETRY >= deadline {
-                return Err(End::from_error(ClientError::signaling_lost(format!(
-                    "could not resume within the session timeout ({:?}): {}",
-                    self.session_timeout, lost.message
-                ))));
+                // Twilio's "reconnection attempts were exhausted".
+                return Err(End::Unresumed(ClientError::new(
+                    codes::SIGNALING_ERROR,
+                    format!(
+                        "could not resume within the session timeout ({:?}): {}",
+                        self.session_timeout, lost.message
+                    ),
+                )));
             }
             tokio::time::sleep(RESUME_RETRY).await;
         }
@@ -1434,15 +1452,18 @@ impl Connection {
     }
 }
 
-/// Whether a session's end means its node is gone (or going), so a
-/// rejoin may find the room elsewhere: the socket dropped or went silent
-/// without a `disconnected`, or the server said it is shutting down.
 /// Whether `e` is the signaling socket failing (a send that did not go,
 /// the server silent too long), which a resume answers.
 fn lost_socket(e: &ClientError) -> bool {
     e.code == codes::SIGNALING_DISCONNECTED || e.code == codes::SIGNALING_TIMEOUT
 }
 
+/// Whether a session's end means its node is gone (or going), so a
+/// rejoin may find the room elsewhere: the server said the node is lost
+/// or shutting down, or the socket failed without a `disconnected`. A
+/// plain refusal of a resume (53204: the session ended while its node
+/// lives) is not; neither resuming in vain for the session timeout
+/// ([`End::Unresumed`]) is, though it too rejoins.
 fn node_lost(code: Option<u32>, reason: Option<DisconnectReason>) -> bool {
     match reason {
         Some(reason) => matches!(

@@ -563,8 +563,8 @@ async fn a_dropped_socket_is_resumed_and_a_refused_resume_ends_the_session() {
         .await;
     server
         .send(ServerMessage::Error {
-            code: 53001,
-            message: "no such session".into(),
+            code: 53204,
+            message: "Participant not found".into(),
             revision: None,
         })
         .await;
@@ -577,7 +577,60 @@ async fn a_dropped_socket_is_resumed_and_a_refused_resume_ends_the_session() {
             event,
             ClientEvent::Disconnected {
                 reason: None,
-                code: Some(53001),
+                code: Some(53204),
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+}
+
+/// A socket that drops while nothing answers for the session timeout:
+/// the client gives up with 53000 (Twilio's "reconnection attempts were
+/// exhausted"), not the 53001 it was resuming for.
+#[tokio::test]
+async fn resuming_in_vain_for_the_session_timeout_ends_with_53000() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/signaling", listener.local_addr().unwrap());
+    let connecting = tokio::spawn(Client::connect(ClientConfig::new(url, "t", "standup")));
+    let mut server = Server::on(&listener).await;
+    server
+        .expect("join", |m| matches!(m, ClientMessage::Join { .. }))
+        .await;
+    let me = ParticipantInfo {
+        sid: ParticipantSid::random(),
+        identity: "alice".into(),
+        tracks: vec![],
+    };
+    let mut short = joined(&me, vec![]);
+    if let ServerMessage::Joined {
+        session_timeout, ..
+    } = &mut short
+    {
+        *session_timeout = Some(1);
+    }
+    server.send(short).await;
+    let mut client = connecting.await.unwrap().unwrap();
+    // Nothing listens any more: every resume fails to connect.
+    drop(server);
+    drop(listener);
+    client
+        .wait_for(
+            |e| matches!(e, ClientEvent::Resuming { code: 53001, .. }),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let event = client
+        .wait_for(|e| matches!(e, ClientEvent::Disconnected { .. }), WAIT)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            event,
+            ClientEvent::Disconnected {
+                reason: None,
+                code: Some(53000),
                 ..
             }
         ),

@@ -1259,5 +1259,5 @@ async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node_a
     socket.send(Message::text(stale.to_string())).await.unwrap();
     let refused = next_message(&mut socket).await;
     assert_eq!(refused["type"], "error", "{refused}");
-    assert_eq!(refused["code"], 53001, "{refused}");
+    assert_eq!(refused["code"], 53204, "{refused}");
 }

@@ -101,7 +101,7 @@ async fn the_first_message_must_be_a_well_formed_join_or_resume() {
         json!({"type": "resume", "version": 1, "token": s.token("x", None), "session": "nope"}),
     )
     .await;
-    assert_error(&next(&mut socket).await, 53001);
+    assert_error(&next(&mut socket).await, 53204);
 }
 
 #[tokio::test]

@@ -467,7 +467,7 @@ async fn a_sync_for_an_unknown_or_foreign_session_is_refused() {
     let (_alice, alice_connected) = connected(&s, "alice", "standup", json!([]), None).await;
     let session = alice_connected["session"].as_str().unwrap();
     for (identity, session, code) in [
-        ("alice", "0123456789abcdef0123456789abcdef", 53001),
+        ("alice", "0123456789abcdef0123456789abcdef", 53204),
         ("mallory", session, 20106),
     ] {
         let mut socket = open(&s, "/signaling").await;

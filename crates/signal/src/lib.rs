@@ -69,7 +69,9 @@ pub fn valid_mid(mid: &str) -> bool {
 
 /// Twilio's error codes for what can go wrong in signaling.
 pub mod codes {
-    /// Generic signaling failure.
+    /// Generic signaling failure; also how a client ends a session it
+    /// could not resume within the session timeout (Twilio's "reconnection
+    /// attempts were exhausted").
     pub const SIGNALING_ERROR: u32 = 53000;
     /// The signaling connection was lost.
     pub const SIGNALING_DISCONNECTED: u32 = 53001;
@@ -80,6 +82,10 @@ pub mod codes {
     pub const INVALID_MESSAGE: u32 = 53004;
     /// The server is at capacity or shutting down.
     pub const SERVER_BUSY: u32 = 53006;
+    /// A `resume` names a session the server does not have: it ended
+    /// (kicked, room completed, timed out) while its node lives. Join
+    /// again, or not; do not resume.
+    pub const PARTICIPANT_NOT_FOUND: u32 = 53204;
     /// The server could not apply the client's offer: its SDP does not
     /// parse or apply, or it contradicts what the message declares. Like
     /// every 534xx error with a `revision`, it refuses that offer: no

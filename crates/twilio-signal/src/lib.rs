@@ -63,8 +63,7 @@ pub const MAX_TEXT_BYTES: usize = 1024;
 pub mod codes {
     /// Signaling connection error (also: a `bad` frame during the handshake).
     pub const SIGNALING_ERROR: u32 = 53000;
-    /// Signaling connection disconnected; also an unknown or expired session
-    /// in `sync`.
+    /// Signaling connection disconnected.
     pub const SIGNALING_DISCONNECTED: u32 = 53001;
     /// Signaling connection timed out.
     pub const SIGNALING_TIMEOUT: u32 = 53002;
@@ -72,6 +71,9 @@ pub mod codes {
     pub const INVALID_MESSAGE: u32 = 53004;
     /// The video server is busy.
     pub const SERVER_BUSY: u32 = 53006;
+    /// Participant not found: a `sync` for a session the server does not
+    /// have (it ended, or never was). The SDK ends the room with it.
+    pub const PARTICIPANT_NOT_FOUND: u32 = 53204;
 }
 
 /// Why a frame, a body or a media-signaling message could not be read.

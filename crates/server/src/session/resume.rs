@@ -108,8 +108,8 @@ pub async fn resume<C>(
         None => Err((
             connection,
             Refusal::new(
-                codes::SIGNALING_DISCONNECTED,
-                "no such session to resume: join again",
+                codes::PARTICIPANT_NOT_FOUND,
+                "Participant not found: no such session to resume (it has ended)",
             ),
         )),
     }

@@ -115,7 +115,7 @@ async fn serve(
             {
                 // Another node's session (behind one address, the new
                 // socket may reach any node): send the client there.
-                if refusal.code == codes::SIGNALING_DISCONNECTED
+                if refusal.code == codes::PARTICIPANT_NOT_FOUND
                     && let Some(node) = session::session_node(&state, &session).await
                 {
                     let url = crate::cluster::signaling_url(&node, "/v1/signaling");
@@ -131,7 +131,7 @@ async fn serve(
                 // and the client may join the room again by name. Said
                 // apart from a session that ended (kicked, completed,
                 // timed out), after which a client must not come back.
-                if refusal.code == codes::SIGNALING_DISCONNECTED
+                if refusal.code == codes::PARTICIPANT_NOT_FOUND
                     && let Some(node) = session::lost_node(&state, &session).await
                 {
                     tracing::info!(node, "resume of a session on a lost node");

@@ -216,7 +216,7 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                     let Attached { connection, .. } = attached;
                     // A session of another node (behind one address, the
                     // SDK's new socket may reach any node): proxy it there.
-                    if refusal.code == codes::SIGNALING_DISCONNECTED
+                    if refusal.code == codes::PARTICIPANT_NOT_FOUND
                         && let (Some(node), Some(hello)) =
                             (session::session_node(&state, &id).await, handshake)
                     {
