@@ -672,3 +672,142 @@ async fn automatic_subscription_false_subscribes_to_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_room_at_its_participant_limit_refuses_connect_with_53105() {
+    let s = TestServer::start().await;
+    let (status, room) = s
+        .post(
+            "/v1/Rooms",
+            &[("UniqueName", "pair"), ("MaxParticipants", "2")],
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let (_alice, _) = connected(&s, "alice", "pair", json!([]), None).await;
+    let (_bob, _) = connected(&s, "bob", "pair", json!([]), None).await;
+    let mut carol = open(&s, "/signaling").await;
+    let token = s.token("carol", None);
+    send(
+        &mut carol,
+        hello(Some(connect(&token, "pair", json!([]), None))),
+    )
+    .await;
+    assert_eq!(next(&mut carol).await.unwrap()["type"], "welcome");
+    let refused = body(&mut carol).await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_u64()),
+        (Some("error"), Some(53105)),
+        "{refused}"
+    );
+    // The room is unchanged: two participants.
+    let sid = room["sid"].as_str().unwrap();
+    let (_, participants) = s
+        .get(&format!("/v1/Rooms/{sid}/Participants?Status=connected"))
+        .await;
+    assert_eq!(
+        participants["participants"].as_array().unwrap().len(),
+        2,
+        "{participants}"
+    );
+}
+
+/// The answer a browser publishing `offer("mic-id")` gives to the
+/// server's first offer (its audio m-line and the data-channel section).
+fn answer_to(server_offer: &str) -> String {
+    let app = server_offer
+        .split("m=application")
+        .nth(1)
+        .and_then(|section| section.lines().find_map(|l| l.strip_prefix("a=mid:")))
+        .expect("a data-channel section with a mid")
+        .trim();
+    let transport = "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:active\r\n";
+    format!(
+        "v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 {app}\r\n\
+a=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n{transport}\
+a=mid:0\r\na=sendrecv\r\na=msid:stream mic-id\r\na=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\na=ssrc:1111 cname:x\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n{transport}\
+a=mid:{app}\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n"
+    )
+}
+
+/// An offer under a revision the session has passed is not answered; the
+/// next one under a higher revision is.
+#[tokio::test]
+async fn an_offer_under_a_stale_revision_is_not_answered() {
+    let s = TestServer::start().await;
+    let (mut alice, connected) =
+        connected(&s, "alice", "standup", mic(true), Some(offer("mic-id"))).await;
+    let session = connected["session"].as_str().unwrap();
+    // The server offers its data-channel section (revision 2): answered.
+    let update = server_offer(&mut alice).await;
+    let description = &update["peer_connections"][0]["description"];
+    assert_eq!(description["revision"], 2, "{update}");
+    let answer = answer_to(description["sdp"].as_str().unwrap());
+    send(&mut alice, json!({"type": "msg", "body": {"type": "update", "version": 2, "session": session,
+        "peer_connections": [{"id": "pc-1", "description": {"type": "answer", "revision": 2, "sdp": answer}}]}})).await;
+    // Offers under revisions 1 and 2 (passed), then 3.
+    for revision in [1, 2, 3] {
+        send(&mut alice, json!({"type": "msg", "body": {"type": "update", "version": 2, "session": session,
+            "peer_connections": [{"id": "pc-1", "description": {"type": "offer", "revision": revision, "sdp": offer("mic-id")}}]}})).await;
+    }
+    let answer = loop {
+        let update = body(&mut alice).await;
+        assert_eq!(update["type"], "update", "{update}");
+        let description = &update["peer_connections"][0]["description"];
+        assert_ne!(
+            description["type"], "offer",
+            "no other server offer: {update}"
+        );
+        if description["type"] == "answer" {
+            break update;
+        }
+    };
+    assert_eq!(
+        answer["peer_connections"][0]["description"]["revision"], 3,
+        "the first answer is to revision 3: {answer}"
+    );
+}
+
+/// A message over 1 MiB is refused with 53004; a frame over 2 MiB is not
+/// read at all, and the socket closes with 1009.
+#[tokio::test]
+async fn a_message_over_1_mib_is_53004_and_a_frame_over_2_mib_closes_with_1009() {
+    let s = TestServer::start().await;
+    let (mut alice, connected) = connected(&s, "alice", "standup", json!([]), None).await;
+    let session = connected["session"].as_str().unwrap();
+    let big = "x".repeat(1536 * 1024);
+    send(&mut alice, json!({"type": "msg", "body": {"type": "update", "version": 2, "session": session,
+        "participant": {"revision": 2, "tracks": [{"id": big, "kind": "audio", "name": "mic", "enabled": true}]}}})).await;
+    let error = not_update(&mut alice).await;
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_u64()),
+        (Some("error"), Some(53004)),
+        "{error}"
+    );
+
+    let mut socket = open(&s, "/signaling").await;
+    let huge = "x".repeat(2 * 1024 * 1024 + 1024);
+    // The server may close before the whole frame is written.
+    let _ = socket
+        .send(Message::Text(
+            json!({"type": "msg", "body": {"type": "update", "pad": huge}})
+                .to_string()
+                .into(),
+        ))
+        .await;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("no close frame: {e}"),
+            None => panic!("no close frame"),
+        }
+    };
+    assert_eq!(code, Some(1009));
+}
