@@ -175,6 +175,17 @@ pub struct Member {
 }
 
 impl Member {
+    /// Tell the room's other sessions that this participant's signaling
+    /// is (or is no longer) reconnecting.
+    pub fn announce_signaling(&self, reconnecting: bool) {
+        self.state.signaling.presence().announce(Notice {
+            room: self.room,
+            participant: self.me,
+            cause: Cause::Signaling,
+            reconnecting,
+        });
+    }
+
     fn new(state: AppState, snapshot: &Snapshot, events: mpsc::Receiver<Arc<Event>>) -> Self {
         let mut tracks = HashMap::new();
         for participant in &snapshot.others {

@@ -84,6 +84,20 @@ impl Presence {
         self.notices.subscribe()
     }
 
+    /// The next notice a session watching (see [`Presence::watch`]) takes:
+    /// one that lagged goes on from the oldest still kept; once the server
+    /// is going away (the sender dropped) it never comes. Cancel-safe, for
+    /// a session's `select!`.
+    pub async fn next(notices: &mut broadcast::Receiver<Notice>) -> Notice {
+        loop {
+            match notices.recv().await {
+                Ok(notice) => return notice,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+
     /// Who in `room` is away now, as a session's starting view.
     pub fn away_in(&self, room: RoomSid) -> Away {
         let away = self
@@ -188,6 +202,28 @@ pub enum Resumed {
 }
 
 impl Away {
+    /// Take a notice from the presence broadcast for the session of
+    /// participant `me` in `room`: another room's is dropped, one about
+    /// `me` noted ([`Away::note_own`]). `Some((participant, reconnecting))`
+    /// when another participant's state changed: it became reconnecting,
+    /// or is connected again.
+    pub fn take(
+        &mut self,
+        room: RoomSid,
+        me: ParticipantSid,
+        notice: Notice,
+    ) -> Option<(ParticipantSid, bool)> {
+        if notice.room != room {
+            return None;
+        }
+        if notice.participant == me {
+            self.note_own(notice);
+            return None;
+        }
+        self.apply(notice)
+            .map(|reconnecting| (notice.participant, reconnecting))
+    }
+
     /// Take `notice` (already known to be about another participant of
     /// this room). `Some(reconnecting)` when the participant's state
     /// changed: it became reconnecting, or is connected again.

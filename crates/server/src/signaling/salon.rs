@@ -31,8 +31,8 @@ use crate::AppState;
 use crate::http::SocketControl;
 use crate::service::ServiceError;
 use crate::session::{
-    self, Away, Cause, Change, Declared, Expiry, Goodbye, Heard, Member, Notice, Participant,
-    Refusal, Resumed, Track, check_offer,
+    self, Away, Change, Declared, Expiry, Goodbye, Heard, Member, Notice, Participant, Refusal,
+    Resumed, Track, check_offer,
 };
 
 mod adaptive;
@@ -311,15 +311,8 @@ impl Session {
                     self.reattach(connection);
                     Next::Continue
                 }
-                notice = self.presence.recv() => {
-                    match notice {
-                        Ok(notice) => self.on_notice(notice),
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        // The server is going away.
-                        Err(broadcast::error::RecvError::Closed) => {
-                            self.presence = broadcast::channel(1).1;
-                        }
-                    }
+                notice = session::Presence::next(&mut self.presence) => {
+                    self.on_notice(notice);
                     Next::Continue
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -377,33 +370,20 @@ impl Session {
         if self.detached_at.is_none() {
             self.detached_at = Some(Instant::now());
             if self.away.own_detached(self.heard.quiet_from()) {
-                self.announce(true);
+                self.member.announce_signaling(true);
             }
         }
     }
 
-    fn announce(&self, reconnecting: bool) {
-        self.member.state.signaling.presence().announce(Notice {
-            room: self.member.room,
-            participant: self.member.me,
-            cause: Cause::Signaling,
-            reconnecting,
-        });
-    }
-
     /// Another participant's signaling or media went away or came back.
     fn on_notice(&mut self, notice: Notice) {
-        if notice.room != self.member.room {
-            return;
-        }
-        if notice.participant == self.member.me {
-            self.away.note_own(notice);
-            return;
-        }
-        let participant = notice.participant;
-        match self.away.apply(notice) {
-            Some(true) => self.send(ServerMessage::ParticipantReconnecting { participant }),
-            Some(false) => self.send(ServerMessage::ParticipantReconnected { participant }),
+        match self.away.take(self.member.room, self.member.me, notice) {
+            Some((participant, true)) => {
+                self.send(ServerMessage::ParticipantReconnecting { participant })
+            }
+            Some((participant, false)) => {
+                self.send(ServerMessage::ParticipantReconnected { participant })
+            }
             None => {}
         }
     }
@@ -425,10 +405,10 @@ impl Session {
         let detached = self.detached_at.take().is_some();
         match self.away.own_resumed(detached, self.heard.quiet_from()) {
             Resumed::Nothing => {}
-            Resumed::Back => self.announce(false),
+            Resumed::Back => self.member.announce_signaling(false),
             Resumed::Blip => {
-                self.announce(true);
-                self.announce(false);
+                self.member.announce_signaling(true);
+                self.member.announce_signaling(false);
             }
         }
         self.heard.hear(Instant::now());

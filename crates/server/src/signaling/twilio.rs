@@ -60,8 +60,8 @@ mod msp;
 use crate::AppState;
 use crate::http::SocketControl;
 use crate::session::{
-    self, Away, Cause, Change, Expiry, Goodbye, Heard, Member, Notice, Participant, Refusal,
-    Resumed, Track,
+    self, Away, Change, Expiry, Goodbye, Heard, Member, Notice, Participant, Refusal, Resumed,
+    Track,
 };
 
 /// Twilio's protocol on a signaling socket: TCMP frames.
@@ -454,15 +454,8 @@ impl Session {
                     self.reattach(attached).await;
                     Next::Continue
                 }
-                notice = self.presence.recv() => {
-                    match notice {
-                        Ok(notice) => self.on_notice(notice),
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        // The server is going away.
-                        Err(broadcast::error::RecvError::Closed) => {
-                            self.presence = broadcast::channel(1).1;
-                        }
-                    }
+                notice = session::Presence::next(&mut self.presence) => {
+                    self.on_notice(notice);
                     Next::Continue
                 }
                 _ = tokio::time::sleep_until(deadline) => self.on_deadline(),
@@ -496,35 +489,20 @@ impl Session {
 
     fn detach(&mut self) {
         if self.detached_at.is_none() && self.reconnecting.own_detached(self.heard.quiet_from()) {
-            self.announce(true);
+            self.member.announce_signaling(true);
         }
         self.connection = None;
         self.detached_at = Some(Instant::now());
     }
 
-    /// Tell the room's other sessions that this participant's signaling is
-    /// (or is no longer) reconnecting.
-    fn announce(&self, reconnecting: bool) {
-        self.member.state.signaling.presence.announce(Notice {
-            room: self.member.room,
-            participant: self.member.me,
-            cause: Cause::Signaling,
-            reconnecting,
-        });
-    }
-
     /// Another participant's signaling or media went away or came back: its state,
     /// under its next revision.
     fn on_notice(&mut self, notice: Notice) {
-        if notice.room != self.member.room {
-            return;
-        }
-        if notice.participant == self.member.me {
-            self.reconnecting.note_own(notice);
-            return;
-        }
-        if self.reconnecting.apply(notice).is_some() {
-            self.send_participant(notice.participant);
+        if let Some((participant, _)) =
+            self.reconnecting
+                .take(self.member.room, self.member.me, notice)
+        {
+            self.send_participant(participant);
         }
     }
 
@@ -1092,10 +1070,10 @@ impl Session {
             .own_resumed(self.detached_at.is_some(), self.heard.quiet_from())
         {
             Resumed::Nothing => {}
-            Resumed::Back => self.announce(false),
+            Resumed::Back => self.member.announce_signaling(false),
             Resumed::Blip => {
-                self.announce(true);
-                self.announce(false);
+                self.member.announce_signaling(true);
+                self.member.announce_signaling(false);
             }
         }
         self.connection = Some(attached.connection);
