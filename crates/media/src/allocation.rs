@@ -1591,7 +1591,7 @@ impl LossBound {
             return; // no report: nothing known of the loss
         }
         let share = round.lost / round.reported as f64;
-        if share * 100.0 <= LOSS_HIGH.0 as f64 * 100.0 / LOSS_HIGH.1 as f64 {
+        if share <= LOSS_HIGH.0 as f64 / LOSS_HIGH.1 as f64 {
             self.bound = None;
             return;
         }
