@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, assert_error};
+use common::receiver::{Answer, Receiver, expected_signature};
+use common::{Options, TestServer, assert_error};
 use salon_sid::{ParticipantSid, RecordingSid, RoomSid, TrackSid};
 use salon_store::{NewRecording, Timestamp};
 use serde_json::Value;
@@ -213,15 +214,7 @@ async fn a_grid_composition_of_two_participants_has_both_videos_and_mixed_audio(
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["status"], "enqueued");
     let sid = created["sid"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done: Value = loop {
-        let (_, c) = s.get(&format!("/v1/Compositions/{sid}")).await;
-        if c["status"] != "enqueued" && c["status"] != "processing" {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "still composing: {c:#}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let done = finished(&s, &sid).await;
     assert_eq!(done["status"], "completed", "{done:#}");
     assert_eq!(done["duration"], 5);
     let (_, listed) = s.get(&format!("/v1/Compositions?RoomSid={room_sid}")).await;
@@ -312,6 +305,149 @@ async fn a_grid_composition_of_two_participants_has_both_videos_and_mixed_audio(
     assert_eq!(status, 204);
     assert!(!file.exists());
     assert_error(&s.get(&format!("/v1/Compositions/{sid}")).await, 404, 20404);
+}
+
+/// A server whose status callbacks may go to the receiver on loopback.
+async fn server_with_callbacks() -> TestServer {
+    TestServer::with(Options {
+        callbacks: salon_server::callbacks::CallbackConfig {
+            allow_private_network: true,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await
+}
+
+/// Wait until composition `sid` is neither enqueued nor processing.
+async fn finished(s: &TestServer, sid: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, c) = s.get(&format!("/v1/Compositions/{sid}")).await;
+        if c["status"] != "enqueued" && c["status"] != "processing" {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "still composing: {c:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ffmpeg_job_calls_back_as_it_goes_and_a_broken_source_fails_it() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let s = server_with_callbacks().await;
+    let receiver = Receiver::start(Answer::Accept).await;
+    let (_, room) = s.post("/v1/Rooms", &[("UniqueName", "called-back")]).await;
+    let room_sid: RoomSid = room["sid"].as_str().unwrap().parse().unwrap();
+    s.post(&format!("/v1/Rooms/{room_sid}"), &[("Status", "completed")])
+        .await;
+    let t0 = Timestamp::now().millis() - 60_000;
+    let alice = ParticipantSid::random();
+    let source = "testsrc=size=320x240:rate=15";
+    add_recording(&s, room_sid, alice, "cam", "video", source, t0, 0, 8).await;
+
+    // A composition made by ffmpeg: enqueued, started, a progress callback
+    // at each quarter it passes, available; every one signed.
+    let callback = receiver.url("/compositions");
+    let form = |format| {
+        [
+            ("RoomSid", room_sid.as_str()),
+            ("VideoLayout", r#"{"grid":{"video_sources":["*"]}}"#),
+            ("Format", format),
+            ("Resolution", "320x240"),
+            ("StatusCallback", callback.as_str()),
+        ]
+    };
+    let (status, created) = s.post("/v1/Compositions", &form("webm")).await;
+    assert_eq!(status, 201, "{created}");
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let done = finished(&s, &sid).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let all = receiver
+        .wait_for_delivered("composition-available", 1)
+        .await;
+    let events: Vec<&str> = all.iter().map(|c| c.event()).collect();
+    assert_eq!(events.first(), Some(&"composition-enqueued"), "{events:?}");
+    assert_eq!(events.get(1), Some(&"composition-started"), "{events:?}");
+    assert_eq!(events.last(), Some(&"composition-available"), "{events:?}");
+    let progress: Vec<&common::receiver::Captured> = all
+        .iter()
+        .filter(|c| c.event() == "composition-progress")
+        .collect();
+    assert!(!progress.is_empty(), "no progress callback: {events:?}");
+    assert_eq!(events.len(), 3 + progress.len(), "{events:?}");
+    let mut last = 0;
+    for p in &progress {
+        let percent: u32 = p.param("PercentageDone").unwrap().parse().unwrap();
+        assert!(percent > last && percent < 100, "{events:?} at {percent}");
+        last = percent;
+        let left: u64 = p.param("SecondsRemaining").unwrap().parse().unwrap();
+        assert!(left < 600, "{left} s left");
+    }
+    let uri = format!("/v1/Compositions/{sid}");
+    for (i, c) in all.iter().enumerate() {
+        assert_eq!(c.param("CompositionSid"), Some(sid.as_str()));
+        assert_eq!(c.param("CompositionUri"), Some(uri.as_str()));
+        assert_eq!(c.param("RoomSid"), Some(room_sid.as_str()));
+        assert_eq!(c.param("AccountSid"), Some(s.account.as_str()));
+        assert_eq!(c.param("SequenceNumber"), Some(i.to_string().as_str()));
+        assert_eq!(
+            c.signature.as_deref(),
+            Some(expected_signature(&s.auth_token, c).as_str())
+        );
+    }
+    let available = all.last().unwrap();
+    assert_eq!(available.param("Duration"), Some("8"));
+    assert_eq!(
+        available.param("Size"),
+        Some(done["size"].to_string().as_str())
+    );
+    assert_eq!(
+        available.param("MediaUri"),
+        Some(format!("{uri}/Media").as_str())
+    );
+
+    // A source ffmpeg cannot read fails the job: composition-failed, with
+    // ffmpeg's reason, and the composition is failed.
+    let (_, recordings) = s.get(&format!("/v1/Rooms/{room_sid}/Recordings")).await;
+    let recording = &recordings["recordings"][0];
+    let file = s
+        .dir
+        .path()
+        .join("recordings")
+        .join(room_sid.as_str())
+        .join(format!("{}.mkv", recording["sid"].as_str().unwrap()));
+    std::fs::write(&file, b"not a Matroska file").unwrap();
+    let (status, created) = s.post("/v1/Compositions", &form("mp4")).await;
+    assert_eq!(status, 201, "{created}");
+    let broken = created["sid"].as_str().unwrap().to_owned();
+    let done = finished(&s, &broken).await;
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let all = receiver.wait_for_delivered("composition-failed", 1).await;
+    let failed: Vec<&common::receiver::Captured> = all
+        .iter()
+        .filter(|c| c.param("CompositionSid") == Some(broken.as_str()))
+        .collect();
+    let events: Vec<&str> = failed.iter().map(|c| c.event()).collect();
+    assert_eq!(
+        events,
+        [
+            "composition-enqueued",
+            "composition-started",
+            "composition-failed"
+        ]
+    );
+    let why = failed[2].param("FailedOperation").unwrap();
+    assert!(why.contains("ffmpeg failed"), "{why}");
+    assert_eq!(
+        failed[2].signature.as_deref(),
+        Some(expected_signature(&s.auth_token, failed[2]).as_str())
+    );
+    // No file is left behind for it.
+    let composed = s.dir.path().join("recordings/compositions");
+    assert!(!composed.join(format!("{broken}.mp4")).exists());
 }
 
 /// CPU seconds (user + system) of this process's waited-for children, from

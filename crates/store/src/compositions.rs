@@ -106,6 +106,7 @@ impl Store {
             &mut tx,
             c.sid,
             CallbackEvent::CompositionEnqueued,
+            None,
             c.date_created,
         )
         .await?;
@@ -132,6 +133,16 @@ impl Store {
         at: Timestamp,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        // The pace since the last change (its progress and time), for a
+        // progress callback's `SecondsRemaining`.
+        let before: Option<(i64, i64)> = if event == Some(CallbackEvent::CompositionProgress) {
+            sqlx::query_as("SELECT progress, date_updated FROM compositions WHERE sid = $1")
+                .bind(sid.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+        } else {
+            None
+        };
         let mut q = Sql::new("UPDATE compositions SET status = ");
         q.push_bind(status.to_owned())
             .push(", progress = ")
@@ -162,7 +173,10 @@ impl Store {
         let changed = q.execute(&mut *tx).await? > 0;
         let mut written = false;
         if changed && let Some(event) = event {
-            written = composition_callback(&mut tx, sid, event, at).await?;
+            let remaining = before.and_then(|(done, since)| {
+                seconds_remaining(done, since, i64::from(progress), at.millis())
+            });
+            written = composition_callback(&mut tx, sid, event, remaining, at).await?;
         }
         tx.commit().await?;
         if written {
@@ -228,12 +242,26 @@ impl Store {
     }
 }
 
+/// How long a composition has left, in whole seconds, at the pace it went
+/// from `done_before` percent at `since` to `done_now` percent at `now`
+/// (milliseconds); `None` without progress to go by.
+fn seconds_remaining(done_before: i64, since: i64, done_now: i64, now: i64) -> Option<u64> {
+    let step = done_now - done_before;
+    if step <= 0 || now < since {
+        return None;
+    }
+    let ms = u64::try_from((now - since) * (100 - done_now).max(0) / step).ok()?;
+    Some(ms.div_ceil(1000))
+}
+
 /// Write a `composition-*` callback if the composition has a status
-/// callback. Its stream is the composition's SID.
+/// callback. Its stream is the composition's SID. `remaining` is a
+/// progress callback's estimate of the seconds left.
 async fn composition_callback(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     sid: CompositionSid,
     event: CallbackEvent,
+    remaining: Option<u64>,
     at: Timestamp,
 ) -> Result<bool> {
     let c: CompositionRecord = sqlx::query_as("SELECT * FROM compositions WHERE sid = $1")
@@ -248,6 +276,7 @@ async fn composition_callback(
     let mut params = vec![
         ("AccountSid", c.account_sid.to_string()),
         ("CompositionSid", c.sid.to_string()),
+        ("CompositionUri", format!("/v1/Compositions/{}", c.sid)),
         ("RoomSid", c.room_sid.to_string()),
         ("StatusCallbackEvent", event.as_str().to_owned()),
         ("Timestamp", twilio_timestamp(at)),
@@ -256,10 +285,14 @@ async fn composition_callback(
     match event {
         CallbackEvent::CompositionProgress => {
             params.push(("PercentageDone", c.progress.to_string()));
+            if let Some(seconds) = remaining {
+                params.push(("SecondsRemaining", seconds.to_string()));
+            }
         }
         CallbackEvent::CompositionAvailable => {
             params.push(("Duration", (c.duration_ms / 1000).to_string()));
             params.push(("Size", c.size.to_string()));
+            params.push(("MediaUri", format!("/v1/Compositions/{}/Media", c.sid)));
         }
         CallbackEvent::CompositionFailed => {
             params.push(("FailedOperation", c.failure.clone().unwrap_or_default()));
@@ -286,4 +319,21 @@ async fn composition_callback(
     )
     .await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds_remaining;
+
+    #[test]
+    fn the_time_left_follows_the_pace_of_the_last_step() {
+        // 0 % to 25 % in 10 s: 75 % more takes 30 s.
+        assert_eq!(seconds_remaining(0, 1_000, 25, 11_000), Some(30));
+        // 25 % to 50 % in 4.1 s: rounded up.
+        assert_eq!(seconds_remaining(25, 0, 50, 4_100), Some(9));
+        assert_eq!(seconds_remaining(99, 0, 100, 5_000), Some(0));
+        // No progress, or a clock that went back: no estimate.
+        assert_eq!(seconds_remaining(50, 0, 50, 5_000), None);
+        assert_eq!(seconds_remaining(25, 9_000, 50, 5_000), None);
+    }
 }

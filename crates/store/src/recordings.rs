@@ -226,6 +226,7 @@ impl Store {
                     .await?;
             let mut extra = vec![
                 ("RecordingSid", row.sid.to_string()),
+                ("RecordingUri", format!("/v1/Recordings/{}", row.sid)),
                 ("SourceSid", row.track_sid.to_string()),
                 ("TrackSid", row.track_sid.to_string()),
                 ("TrackName", row.track_name.clone()),
@@ -238,6 +239,7 @@ impl Store {
             if event == CallbackEvent::RecordingCompleted {
                 extra.push(("Duration", (row.duration_ms / 1000).to_string()));
                 extra.push(("Size", row.size.to_string()));
+                extra.push(("MediaUri", format!("/v1/Recordings/{}/Media", row.sid)));
             }
             if let Some(start) = row.start_time {
                 extra.push(("OffsetFromTwilioVectorEpoch", start.millis().to_string()));

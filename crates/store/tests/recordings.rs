@@ -338,6 +338,13 @@ async fn a_recordings_life_is_stored_listed_and_called_back(db: Db) {
     assert_eq!(param(completed, "Duration"), Some("6"));
     assert_eq!(param(completed, "Size"), Some("48000"));
     assert_eq!(param(completed, "Container"), Some("mka"));
+    let uri = format!("/v1/Recordings/{mic}");
+    assert_eq!(param(completed, "RecordingUri"), Some(uri.as_str()));
+    assert_eq!(
+        param(completed, "MediaUri"),
+        Some(format!("{uri}/Media").as_str())
+    );
+    assert_eq!(param(of_room[0], "MediaUri"), None);
     assert_eq!(
         param(of_room[3], "FailedOperation"),
         Some("the disk is full")
@@ -562,8 +569,20 @@ async fn a_compositions_life_is_stored_listed_and_called_back(db: Db) {
     );
     assert!(callbacks.iter().all(|c| c.stream == good.sid.as_str()));
     assert_eq!(param(&callbacks[2], "PercentageDone"), Some("50"));
+    // Every step at the same instant: nothing left at that pace.
+    assert_eq!(param(&callbacks[2], "SecondsRemaining"), Some("0"));
     assert_eq!(param(&callbacks[3], "Duration"), Some("12"));
     assert_eq!(param(&callbacks[3], "Size"), Some("99999"));
+    let uri = format!("/v1/Compositions/{}", good.sid);
+    assert!(
+        callbacks
+            .iter()
+            .all(|c| param(c, "CompositionUri") == Some(uri.as_str()))
+    );
+    assert_eq!(
+        param(&callbacks[3], "MediaUri"),
+        Some(format!("{uri}/Media").as_str())
+    );
 }
 
 async fn composition_hooks_are_stored_unique_by_name_listed_and_updated(db: Db) {
