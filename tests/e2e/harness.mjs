@@ -102,6 +102,8 @@ export async function startServer(extraArgs = [], { host = '127.0.0.1' } = {}) {
     url,
     port,
     log,
+    /** Its data directory (for `salon --data-dir` commands beside it). */
+    dataDir,
     /** The process (to kill it without a graceful shutdown). */
     child,
     /** Call the REST API with the fixed API key. */

@@ -8,9 +8,10 @@
 // - `ffmpeg -v error -f null -` decodes every frame of every file without a
 //   word on stderr;
 // - alice's mute shows in her files as a gap of its length;
-// - a grid composition (mp4) of the room becomes `completed`, decodes, has
-//   both participants' video side by side and both microphones mixed, and
-//   lasts as long as the room.
+// - a grid composition (mp4) of the room, made with the command line
+//   (`salon compositions create`, `list`, `download`), becomes
+//   `completed`, decodes, has both participants' video side by side and
+//   both microphones mixed, and lasts as long as the room.
 //
 // And a browser that publishes H.264 is recorded as H.264 (its SPS and PPS
 // in the file's avcC) that decodes.
@@ -23,12 +24,12 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_FLAGS, CREDENTIALS, eventually, sdkPage, sleep, startServer } from './harness.mjs';
+import { CHROMIUM_FLAGS, CREDENTIALS, eventually, repo, sdkPage, sleep, startServer } from './harness.mjs';
 
 const MUTE_MS = 3_000;
 const BOB_TONE_HZ = 3_000;
@@ -58,8 +59,8 @@ after(async () => {
 });
 
 /** Run a program; its stdout, or throw with its stderr. */
-function run(program, args) {
-  const r = spawnSync(program, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+function run(program, args, env = process.env) {
+  const r = spawnSync(program, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env });
   if (r.status !== 0) throw new Error(`${program} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r;
 }
@@ -114,6 +115,19 @@ function halves(file, t) {
     return Number(m[1]);
   });
 }
+
+/**
+ * `salon ARGS` beside the server, as its operator would run it (the same
+ * data directory and credentials, `--url` pointing at it): its stdout.
+ */
+function salon(...args) {
+  const binary = process.env.SALON_BIN || path.join(repo, 'target', 'debug', 'salon');
+  const env = { ...process.env, ...CREDENTIALS, NO_COLOR: '1' };
+  return run(binary, ['--data-dir', server.dataDir, ...args, '--url', server.url], env).stdout;
+}
+
+/** `salon ARGS --json`: what it printed, read as JSON. */
+const salonJson = (...args) => JSON.parse(salon(...args, '--json'));
 
 /** Download a resource's media through its `/Media` redirect. */
 async function download(route, file) {
@@ -248,24 +262,26 @@ test('a recorded room of two browsers gives playable per-track recordings with t
   const aliceAll = meanVolume(byWho['alice-audio'].file, 1, 3, '');
   assert.ok(aliceAll > -40 && alice3k < aliceAll - 15, `alice's recording is her beep, not bob's tone (${alice3k} dB of ${aliceAll} dB)`);
 
-  // A composition of the room: both cameras side by side, both microphones.
+  // A composition of the room, made with the command line as an operator
+  // would (`salon compositions create`, `list`, `download`): both cameras
+  // side by side, both microphones. Its defaults are a grid of every
+  // camera and every microphone.
   const room = (await server.rest('GET', `/v1/Rooms/${roomSid}`)).body;
-  const composed = await server.rest('POST', '/v1/Compositions', {
-    RoomSid: roomSid,
-    VideoLayout: JSON.stringify({ grid: { video_sources: ['*'] } }),
-    AudioSources: '*',
-    Format: 'mp4',
-    Resolution: '640x240',
-    Trim: 'false',
-  });
-  assert.equal(composed.status, 201, JSON.stringify(composed.body));
+  const composed = salonJson('compositions', 'create', roomSid, '--format', 'mp4', '--resolution', '640x240', '--trim', 'false');
+  assert.equal(composed.status, 'enqueued', JSON.stringify(composed));
+  assert.deepEqual(composed.video_layout, { grid: { video_sources: ['*'] } });
+  assert.deepEqual(composed.audio_sources, ['*']);
+  assert.equal(composed.trim, false);
   const composition = await eventually(async () => {
-    const { body } = await server.rest('GET', `/v1/Compositions/${composed.body.sid}`);
-    assert.notEqual(body.status, 'failed', JSON.stringify(body));
-    return body.status === 'completed' && body;
+    const listed = salonJson('compositions', 'list', '--room', roomSid);
+    assert.equal(listed.length, 1, JSON.stringify(listed));
+    assert.notEqual(listed[0].status, 'failed', JSON.stringify(listed[0]));
+    return listed[0].status === 'completed' && listed[0];
   }, 'the composition to complete', 120_000);
+  assert.equal(composition.sid, composed.sid);
   const mp4 = path.join(work, 'composition.mp4');
-  await download(`/v1/Compositions/${composition.sid}/Media`, mp4);
+  salon('compositions', 'download', composition.sid, '-o', mp4);
+  assert.equal(statSync(mp4).size, composition.size, 'the download has the size the API says');
   const info = probe(mp4);
   const video = info.streams.find((s) => s.codec_type === 'video');
   const audio = info.streams.find((s) => s.codec_type === 'audio');

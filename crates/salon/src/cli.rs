@@ -139,6 +139,9 @@ pub enum RoomsCommand {
         /// Longest a participant may stay, in seconds (600–86400)
         #[arg(long, value_name = "SECONDS")]
         max_participant_duration: Option<u32>,
+        /// Record every track from the start (RecordParticipantsOnConnect)
+        #[arg(long)]
+        record: bool,
         #[command(flatten)]
         target: RestTarget,
     },
@@ -221,6 +224,9 @@ pub enum CompositionsCommand {
         /// WIDTHxHEIGHT
         #[arg(long, default_value = "640x480")]
         resolution: String,
+        /// Start at the first recording (true) or at the room's creation (false)
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+        trim: bool,
         #[command(flatten)]
         target: RestTarget,
     },

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, repo_root, tail};
+use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, repo_root, tail, token_for};
 use salon_client::{Client, ClientConfig, ClientStats, TrackKind, TrackSid, TrackSpec};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -177,25 +177,6 @@ impl Drop for Aiortc {
     }
 }
 
-fn token(identity: &str) -> String {
-    let key = salon_token::ApiKey::new(
-        API_KEY.parse().expect("an API key SID"),
-        ACCOUNT_SID.parse().expect("an account SID"),
-        API_SECRET,
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_secs();
-    salon_token::mint(
-        &key,
-        &salon_token::Grant::new(identity).in_room(ROOM),
-        now,
-        &salon_token::MintOptions::default(),
-    )
-    .expect("a token")
-}
-
 /// What the Rust participant has of aiortc's tracks, when it has enough:
 /// per kind, (packets, frames, keyframes, packets without our probe).
 fn received_from(stats: &ClientStats, tracks: &[(TrackSid, TrackKind)]) -> Option<String> {
@@ -222,10 +203,14 @@ fn received_from(stats: &ClientStats, tracks: &[(TrackSid, TrackKind)]) -> Optio
 
 async fn exchange(server: &Server, aiortc: &mut Aiortc) -> Result<(), String> {
     let url = format!("ws://{}/v1/signaling", server.addr);
-    let config = ClientConfig::new(url, token("salon-client"), ROOM)
-        .publish(TrackSpec::audio("mic"))
-        .publish(TrackSpec::video("camera"))
-        .publish(TrackSpec::data("chat"));
+    let config = ClientConfig::new(
+        url,
+        token_for(&salon_token::Grant::new("salon-client").in_room(ROOM)),
+        ROOM,
+    )
+    .publish(TrackSpec::audio("mic"))
+    .publish(TrackSpec::video("camera"))
+    .publish(TrackSpec::data("chat"));
     let mut rust = Client::connect(config)
         .await
         .map_err(|e| format!("salon-client could not join: {e}"))?;

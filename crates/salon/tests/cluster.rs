@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{API_KEY, API_SECRET, Launch, Server, clean_env, free_port};
+use common::{API_KEY, API_SECRET, Launch, Server, clean_env, free_port, token};
 use salon_client::{Client, ClientConfig, ClientEvent, TrackSpec};
 use serde_json::Value;
 
@@ -340,25 +340,6 @@ async fn a_killed_nodes_rooms_fail_and_stay_failed_when_it_returns() {
 }
 
 // ---- placement, commands, redirects, failure, drain --------------------------
-
-fn token(identity: &str) -> String {
-    let key = salon_token::ApiKey::new(
-        API_KEY.parse().unwrap(),
-        common::ACCOUNT_SID.parse().unwrap(),
-        API_SECRET,
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    salon_token::mint(
-        &key,
-        &salon_token::Grant::new(identity),
-        now,
-        &salon_token::MintOptions::default(),
-    )
-    .expect("a token")
-}
 
 /// Redis, a PostgreSQL database and nodes on them; `None` when either is
 /// skipped.

@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::interop::{Runtime, installed, interop_dir};
-use common::{Server, clean_env, credentials, tail, wait};
+use common::{Server, clean_env, credentials, ffmpeg_present, tail, wait};
 
 /// How long one script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -123,25 +123,6 @@ fn node_nts() {
 #[test]
 fn python_nts() {
     run_script("python_nts", Runtime::Python, "python/nts.py");
-}
-
-/// Compositions run Debian's ffmpeg: without it the recording scripts
-/// skip, unless `SALON_FFMPEG=required` (as `scripts/test` sets).
-fn ffmpeg_present(test: &str) -> bool {
-    let found = Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found || std::env::var("SALON_FFMPEG").as_deref() != Ok("required"),
-        "{test}: ffmpeg is required (SALON_FFMPEG=required) but not installed"
-    );
-    if !found {
-        println!("{test}: skipped: ffmpeg is not installed (apt-get install ffmpeg)");
-    }
-    found
 }
 
 #[test]

@@ -21,10 +21,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::interop::{Runtime, installed, interop_dir};
-use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, credentials, tail};
+use common::{ACCOUNT_SID, API_KEY, API_SECRET, Server, clean_env, credentials, tail, token};
 use salon_client::{Client, ClientConfig, TrackSpec};
 
 /// Settings every server here runs with.
@@ -194,25 +194,6 @@ impl Receiver {
 }
 
 // ---- the server's side ---------------------------------------------------------
-
-fn token(identity: &str) -> String {
-    let key = salon_token::ApiKey::new(
-        API_KEY.parse().unwrap(),
-        ACCOUNT_SID.parse().unwrap(),
-        API_SECRET,
-    );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    salon_token::mint(
-        &key,
-        &salon_token::Grant::new(identity),
-        now,
-        &salon_token::MintOptions::default(),
-    )
-    .expect("a token")
-}
 
 async fn join(server: &Server, identity: &str, room: &str, tracks: &[TrackSpec]) -> Client {
     let signaling = format!("ws://{}/v1/signaling", server.addr);

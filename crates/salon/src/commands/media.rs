@@ -149,6 +149,7 @@ pub async fn compositions(settings: &Settings, command: CompositionsCommand) -> 
             audio,
             format,
             resolution,
+            trim,
             ..
         } => {
             let form = [
@@ -157,6 +158,7 @@ pub async fn compositions(settings: &Settings, command: CompositionsCommand) -> 
                 ("AudioSources", audio),
                 ("Format", format),
                 ("Resolution", resolution),
+                ("Trim", trim.to_string()),
             ];
             let c = rest.call(Method::POST, "/v1/Compositions", &form).await?;
             show(target.json, &c, print_composition);

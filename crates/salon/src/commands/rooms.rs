@@ -179,6 +179,7 @@ pub async fn run(settings: &Settings, command: RoomsCommand) -> Result<ExitCode>
             empty_room_timeout,
             unused_room_timeout,
             max_participant_duration,
+            record,
             ..
         } => {
             let mut form = Vec::new();
@@ -202,6 +203,7 @@ pub async fn run(settings: &Settings, command: RoomsCommand) -> Result<ExitCode>
                 "MaxParticipantDuration",
                 max_participant_duration.map(|n| n.to_string()),
             );
+            add("RecordParticipantsOnConnect", record.then(|| "true".into()));
             let room = rest.call(Method::POST, "/v1/Rooms", &form).await?;
             show(json, &room, print_room);
         }

@@ -17,6 +17,44 @@ pub const API_KEY: &str = "SK5a10f00d5a10f00d5a10f00d5a10f00d";
 /// 32 letters and digits, like the secrets Twilio and Salon generate.
 pub const API_SECRET: &str = "InteropSecret0123456789abcdefGHI";
 
+/// Recordings and compositions need Debian's ffmpeg: without it their tests
+/// skip, unless `SALON_FFMPEG=required` (as `scripts/test` sets).
+pub fn ffmpeg_present(test: &str) -> bool {
+    let found = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var("SALON_FFMPEG").as_deref() != Ok("required"),
+        "{test}: ffmpeg is required (SALON_FFMPEG=required) but not installed"
+    );
+    if !found {
+        println!("{test}: skipped: ffmpeg is not installed (apt-get install ffmpeg)");
+    }
+    found
+}
+
+/// An access token for `grant`, signed with the test API key.
+pub fn token_for(grant: &salon_token::Grant) -> String {
+    let key = salon_token::ApiKey::new(
+        API_KEY.parse().expect("an API key SID"),
+        ACCOUNT_SID.parse().expect("an account SID"),
+        API_SECRET,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs();
+    salon_token::mint(&key, grant, now, &salon_token::MintOptions::default()).expect("a token")
+}
+
+/// An access token for `identity`, for any room.
+pub fn token(identity: &str) -> String {
+    token_for(&salon_token::Grant::new(identity))
+}
+
 /// The number at a dotted `path` of a JSON report (`window.received.packets`).
 pub fn num(v: &serde_json::Value, path: &str) -> f64 {
     let mut at = v;
