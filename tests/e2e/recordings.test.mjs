@@ -13,8 +13,9 @@
 //   `completed`, decodes, has both participants' video side by side and
 //   both microphones mixed, and lasts as long as the room.
 //
-// And a browser that publishes H.264 is recorded as H.264 (its SPS and PPS
-// in the file's avcC) that decodes.
+// And a browser that publishes H.264 and G.711 μ-law is recorded as H.264
+// (its SPS and PPS in the file's avcC) and PCMU (A_MS/ACM in .mka), both of
+// which decode.
 //
 // Durations are measured from each recording's `offset` (when its first
 // frame arrived), so a slow start under load does not count against it.
@@ -307,35 +308,54 @@ test('a recorded room of two browsers gives playable per-track recordings with t
   assert.ok(mixedLow > aliceAll - 6, `the composition has alice's beep (${mixedLow} dB below 2 kHz)`);
 });
 
-test('a browser publishing H.264 is recorded as H.264 in Matroska that decodes', { skip: !ffmpegPresent && 'ffmpeg is not installed (apt-get install ffmpeg)', timeout: 120_000 }, async () => {
+test('a browser publishing H.264 and G.711 is recorded as H.264 and PCMU in Matroska that decodes', { skip: !ffmpegPresent && 'ffmpeg is not installed (apt-get install ffmpeg)', timeout: 120_000 }, async () => {
   const created = await server.rest('POST', '/v1/Rooms', { UniqueName: 'recorded-h264', Type: 'group', RecordParticipantsOnConnect: 'true' });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const roomSid = created.body.sid;
-  const page = await sdkPage(browsers[0], server, 'carol');
+  // Bob's browser: its microphone is the 3 kHz tone, which G.711's 8 kHz
+  // sampling still carries.
+  const page = await sdkPage(browsers[1], server, 'carol');
   const token = await server.token('carol');
   const joined = Date.now();
   await page.evaluate(async (token) => {
-    window.room = await window.Video.connect(token, { name: 'recorded-h264', audio: false, video: { width: 320, height: 240, frameRate: 15 }, preferredVideoCodecs: ['H264'] });
+    window.room = await window.Video.connect(token, {
+      name: 'recorded-h264',
+      audio: true,
+      video: { width: 320, height: 240, frameRate: 15 },
+      preferredVideoCodecs: ['H264'],
+      preferredAudioCodecs: ['PCMU'],
+    });
   }, token);
   await sleep(5_000);
   await page.evaluate(() => window.room.disconnect());
   const left = Date.now();
   await page.close();
-  const [r] = await eventually(async () => {
+  const recordings = await eventually(async () => {
     const { body } = await server.rest('GET', `/v1/Rooms/${roomSid}/Recordings`);
-    return body.recordings.length === 1 && body.recordings[0].status !== 'processing' && body.recordings;
-  }, 'the recording to finish', 30_000);
-  assert.equal(r.status, 'completed', JSON.stringify(r));
-  assert.equal(r.codec, 'H264');
-  assert.equal(r.container_format, 'mkv');
-  const file = path.join(work, 'carol-video.mkv');
-  await download(`/v1/Recordings/${r.sid}/Media`, file);
-  const info = probe(file);
-  assert.equal(info.streams[0].codec_name, 'h264', JSON.stringify(info.streams[0]));
-  assert.equal(`${info.streams[0].width}x${info.streams[0].height}`, '320x240');
-  const duration = Number(info.format.duration);
-  const life = (left - r.offset) / 1000;
-  assert.ok(r.offset - joined < 8_000, `the recording starts soon after joining (offset ${r.offset}, joined ${joined})`);
-  assert.ok(Math.abs(duration - life) <= 0.5, `ffprobe says ${duration} s, the track lived ${life} s in it`);
-  assertDecodes(file);
+    return body.recordings.length === 2 && body.recordings.every((r) => r.status !== 'processing') && body.recordings;
+  }, 'the recordings to finish', 30_000);
+  const byType = Object.fromEntries(recordings.map((r) => [r.type, r]));
+  for (const [type, codec, container, decoded] of [['video', 'H264', 'mkv', 'h264'], ['audio', 'PCMU', 'mka', 'pcm_mulaw']]) {
+    const r = byType[type];
+    assert.equal(r?.status, 'completed', JSON.stringify(recordings));
+    assert.equal(r.codec, codec);
+    assert.equal(r.container_format, container);
+    const file = path.join(work, `carol-${type}.${container}`);
+    await download(`/v1/Recordings/${r.sid}/Media`, file);
+    const info = probe(file);
+    assert.equal(info.streams[0].codec_name, decoded, JSON.stringify(info.streams[0]));
+    if (type === 'video') assert.equal(`${info.streams[0].width}x${info.streams[0].height}`, '320x240');
+    else assert.equal(`${info.streams[0].sample_rate}/${info.streams[0].channels}`, '8000/1');
+    const duration = Number(info.format.duration);
+    const life = (left - r.offset) / 1000;
+    assert.ok(r.offset - joined < 8_000, `${type}: the recording starts soon after joining (offset ${r.offset}, joined ${joined})`);
+    assert.ok(Math.abs(duration - life) <= 0.5, `${type}: ffprobe says ${duration} s, the track lived ${life} s in it`);
+    assertDecodes(file);
+    if (type === 'audio') {
+      const tone = `bandpass=f=${BOB_TONE_HZ}:width_type=h:w=200,`;
+      const at3k = meanVolume(file, 1, 3, tone);
+      const all = meanVolume(file, 1, 3, '');
+      assert.ok(all > -40 && at3k > all - 3, `the PCMU recording is the 3 kHz tone (${at3k} dB of ${all} dB)`);
+    }
+  }
 });

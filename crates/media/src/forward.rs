@@ -56,6 +56,7 @@ use salon_sid::TrackSid;
 use str0m::media::Rid;
 
 use crate::keyframe::{VideoCodec, starts_keyframe};
+use crate::record::RecordedCodec;
 use crate::vp8;
 
 /// Least time between two keyframe requests to one publisher's track.
@@ -132,11 +133,31 @@ pub struct Continuation {
 pub struct PublisherCodecs {
     /// (payload type, video codec if it is one we gate on keyframes)
     entries: Vec<(u8, Option<VideoCodec>)>,
+    /// (payload type, how a recording writes it) for the payload types a
+    /// recording can write; a recorded track in any other fails.
+    recorded: Vec<(u8, RecordedCodec)>,
 }
 
 impl PublisherCodecs {
     pub fn new(entries: Vec<(u8, Option<VideoCodec>)>) -> Self {
-        Self { entries }
+        Self {
+            entries,
+            recorded: Vec::new(),
+        }
+    }
+
+    /// Say how a recording writes each payload type it can.
+    pub fn with_recorded(mut self, recorded: Vec<(u8, RecordedCodec)>) -> Self {
+        self.recorded = recorded;
+        self
+    }
+
+    /// How a recording writes payload type `pt`; `None`: it cannot.
+    pub fn recorded_codec(&self, pt: u8) -> Option<RecordedCodec> {
+        self.recorded
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, codec)| *codec)
     }
 
     /// The video codec of payload type `pt`, if it is one.

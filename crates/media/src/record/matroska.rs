@@ -28,6 +28,10 @@ use std::io::{self, Seek, SeekFrom, Write};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordedCodec {
     Opus,
+    /// G.711 μ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
     Vp8,
     H264,
 }
@@ -37,6 +41,8 @@ impl RecordedCodec {
     pub const fn as_str(self) -> &'static str {
         match self {
             RecordedCodec::Opus => "opus",
+            RecordedCodec::Pcmu => "PCMU",
+            RecordedCodec::Pcma => "PCMA",
             RecordedCodec::Vp8 => "VP8",
             RecordedCodec::H264 => "H264",
         }
@@ -44,20 +50,18 @@ impl RecordedCodec {
 
     /// Twilio's `container_format`: `mka` for audio, `mkv` for video.
     pub const fn container(self) -> &'static str {
-        match self {
-            RecordedCodec::Opus => "mka",
-            RecordedCodec::Vp8 | RecordedCodec::H264 => "mkv",
-        }
+        if self.is_video() { "mkv" } else { "mka" }
     }
 
     pub const fn is_video(self) -> bool {
-        !matches!(self, RecordedCodec::Opus)
+        matches!(self, RecordedCodec::Vp8 | RecordedCodec::H264)
     }
 
     /// RTP clock rate.
     pub const fn clock_rate(self) -> u64 {
         match self {
             RecordedCodec::Opus => 48_000,
+            RecordedCodec::Pcmu | RecordedCodec::Pcma => 8_000,
             RecordedCodec::Vp8 | RecordedCodec::H264 => 90_000,
         }
     }
@@ -96,6 +100,7 @@ const PIXEL_HEIGHT: u32 = 0xBA;
 const AUDIO: u32 = 0xE1;
 const SAMPLING_FREQUENCY: u32 = 0xB5;
 const CHANNELS: u32 = 0x9F;
+const BIT_DEPTH: u32 = 0x6264;
 const CLUSTER: u32 = 0x1F43_B675;
 const CLUSTER_TIMESTAMP: u32 = 0xE7;
 const SIMPLE_BLOCK: u32 = 0xA3;
@@ -207,6 +212,18 @@ impl<W: Write + Seek> MatroskaWriter<W> {
                 let mut audio = Vec::new();
                 float(&mut audio, SAMPLING_FREQUENCY, 48_000.0);
                 uint(&mut audio, CHANNELS, 2);
+                bytes(&mut entry, AUDIO, &audio);
+            }
+            RecordedCodec::Pcmu | RecordedCodec::Pcma => {
+                // Matroska has no codec ID of its own for G.711: it is
+                // `A_MS/ACM` with a WAVEFORMATEX naming the format, as
+                // ffmpeg and mkvmerge write it.
+                bytes(&mut entry, CODEC_ID, b"A_MS/ACM");
+                bytes(&mut entry, CODEC_PRIVATE, &g711_wave_format(codec));
+                let mut audio = Vec::new();
+                float(&mut audio, SAMPLING_FREQUENCY, 8_000.0);
+                uint(&mut audio, CHANNELS, 1);
+                uint(&mut audio, BIT_DEPTH, 8);
                 bytes(&mut entry, AUDIO, &audio);
             }
             RecordedCodec::Vp8 | RecordedCodec::H264 => {
@@ -386,6 +403,21 @@ fn opus_head() -> [u8; 19] {
     head
 }
 
+/// The WAVEFORMATEX (little-endian, 18 bytes) of 8 kHz mono G.711:
+/// format tag 7 (μ-law) or 6 (A-law), one byte per sample.
+fn g711_wave_format(codec: RecordedCodec) -> [u8; 18] {
+    let tag: u16 = if codec == RecordedCodec::Pcma { 6 } else { 7 };
+    let mut format = [0u8; 18];
+    format[0..2].copy_from_slice(&tag.to_le_bytes());
+    format[2..4].copy_from_slice(&1u16.to_le_bytes()); // channels
+    format[4..8].copy_from_slice(&8_000u32.to_le_bytes()); // samples per second
+    format[8..12].copy_from_slice(&8_000u32.to_le_bytes()); // bytes per second
+    format[12..14].copy_from_slice(&1u16.to_le_bytes()); // block align
+    format[14..16].copy_from_slice(&8u16.to_le_bytes()); // bits per sample
+    // cbSize (16..18): no extra bytes.
+    format
+}
+
 /// A Void element of exactly `total` bytes (at least 2, at most 129).
 fn void(out: &mut Vec<u8>, total: usize) {
     id(out, VOID);
@@ -452,6 +484,28 @@ mod tests {
         out.clear();
         size(&mut out, 127);
         assert_eq!(out, [0x40, 127]);
+    }
+
+    #[test]
+    fn g711_is_a_ms_acm_track_with_its_wave_format() {
+        let mut file = Cursor::new(Vec::new());
+        let w =
+            MatroskaWriter::new(&mut file, RecordedCodec::Pcmu, &TrackHeader::default()).unwrap();
+        w.finish().unwrap();
+        let bytes = file.into_inner();
+        let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
+        assert!(find(b"A_MS/ACM").is_some());
+        // CodecPrivate, 18 bytes: μ-law, mono, 8000 Hz, 8000 B/s, align 1, 8 bits.
+        let private = [
+            0x63, 0xA2, 0x92, 7, 0, 1, 0, 0x40, 0x1F, 0, 0, 0x40, 0x1F, 0, 0, 1, 0, 8, 0, 0, 0,
+        ];
+        assert!(find(&private).is_some(), "no WAVEFORMATEX for μ-law");
+        assert_eq!(g711_wave_format(RecordedCodec::Pcma)[0], 6);
+        // BitDepth 8, Channels 1.
+        assert!(find(&[0x62, 0x64, 0x81, 8]).is_some());
+        assert!(find(&[0x9F, 0x81, 1]).is_some());
+        assert_eq!(RecordedCodec::Pcmu.container(), "mka");
+        assert_eq!(RecordedCodec::Pcmu.clock_rate(), 8_000);
     }
 
     #[test]

@@ -35,7 +35,6 @@ use salon_sid::{RecordingSid, RoomSid, TrackSid};
 use str0m::rtp::{RtpPacket, Ssrc};
 use tokio::sync::mpsc;
 
-use crate::keyframe::VideoCodec;
 use crate::{MediaEvent, MediaKind};
 pub use matroska::RecordedCodec;
 use matroska::{MatroskaWriter, TrackHeader};
@@ -215,19 +214,20 @@ impl Recorders {
         }
     }
 
-    /// A packet of `track` (whose payload type maps to `video`, for video)
-    /// was forwarded. Returns whether the recording wants a keyframe.
+    /// A packet of `track` was forwarded; its payload type is `codec`
+    /// (`None`: one a recording cannot write). Returns whether the
+    /// recording wants a keyframe.
     pub fn packet(
         &mut self,
         track: TrackSid,
-        video: Option<VideoCodec>,
+        codec: Option<RecordedCodec>,
         packet: &RtpPacket,
     ) -> bool {
         let Some(at) = self.active.iter().position(|r| r.spec.track == track) else {
             return false;
         };
         let recorder = &mut self.active[at];
-        match recorder.packet(video, packet) {
+        match recorder.packet(codec, packet) {
             Ok(wants) => wants,
             Err(()) => {
                 // Its writer is gone (it failed and said so) or behind.
@@ -239,23 +239,23 @@ impl Recorders {
 }
 
 impl Recorder {
-    fn packet(&mut self, video: Option<VideoCodec>, packet: &RtpPacket) -> Result<bool, ()> {
+    fn packet(&mut self, codec: Option<RecordedCodec>, packet: &RtpPacket) -> Result<bool, ()> {
         if self.paused || *self.ssrc.get_or_insert(packet.header.ssrc) != packet.header.ssrc {
             return Ok(false);
         }
         if self.assembler.is_none() {
-            let codec = match (self.spec.kind, video) {
-                (MediaKind::Audio, _) => RecordedCodec::Opus,
-                (MediaKind::Video, Some(VideoCodec::Vp8)) => RecordedCodec::Vp8,
-                (MediaKind::Video, Some(VideoCodec::H264)) => RecordedCodec::H264,
-                // VP9 is forwarded but not recorded (Twilio records VP8 and
-                // H.264 only): the writer, never fed, reports the failure.
-                (MediaKind::Video, _) => {
+            match codec {
+                Some(codec) if codec.is_video() == (self.spec.kind == MediaKind::Video) => {
+                    self.assembler = Some(Assembler::new(codec));
+                }
+                // VP9 (or G.722, …) is forwarded but not recorded (Twilio
+                // records Opus, PCMU, VP8 and H.264): the writer, never
+                // fed, reports the failure.
+                _ => {
                     self.state.store(UNSUPPORTED, Ordering::Release);
                     return Err(());
                 }
-            };
-            self.assembler = Some(Assembler::new(codec));
+            }
         }
         let Some(assembler) = self.assembler.as_mut() else {
             return Ok(false);
@@ -409,7 +409,9 @@ impl Writer {
                         codec_private: h264.avcc_record().unwrap_or_default(),
                         ..TrackHeader::default()
                     },
-                    RecordedCodec::Opus => TrackHeader::default(),
+                    RecordedCodec::Opus | RecordedCodec::Pcmu | RecordedCodec::Pcma => {
+                        TrackHeader::default()
+                    }
                 };
                 if let Some(dir) = self.path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

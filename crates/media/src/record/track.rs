@@ -6,10 +6,10 @@
 //! allocation per packet). A hole is waited for until the ring is full,
 //! then skipped: the loss.
 //!
-//! [`Assembler`] turns the ordered packets into codec frames: Opus packets
-//! are frames as they are; VP8 and H.264 packets are depacketized with
-//! str0m's depacketizers (RFC 7741, RFC 6184) and joined until the marker
-//! bit. A frame with a missing packet is dropped, and video then waits for
+//! [`Assembler`] turns the ordered packets into codec frames: Opus and
+//! G.711 packets are frames as they are; VP8 and H.264 packets are
+//! depacketized with str0m's depacketizers (RFC 7741, RFC 6184) and joined
+//! until the marker bit. A frame with a missing packet is dropped, and video then waits for
 //! the next keyframe, so the file never holds a frame its decoder cannot
 //! decode. The first frame of a video recording is a keyframe.
 
@@ -154,7 +154,8 @@ pub struct Assembler {
 impl Assembler {
     pub fn new(codec: RecordedCodec) -> Self {
         let depacketizer: Option<Box<dyn Depacketizer + Send>> = match codec {
-            RecordedCodec::Opus => None,
+            // One RTP packet, one frame.
+            RecordedCodec::Opus | RecordedCodec::Pcmu | RecordedCodec::Pcma => None,
             RecordedCodec::Vp8 => Some(Box::new(Vp8Depacketizer::default())),
             RecordedCodec::H264 => Some(Box::new(H264Depacketizer::default())),
         };

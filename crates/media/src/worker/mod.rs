@@ -37,6 +37,7 @@ use crate::demux::{BufferPool, DemuxStats, Destination, Handoff, Inbound, Route,
 use crate::forward::{Continuation, Forwarder, Lane, PeerRef, PublisherCodecs};
 use crate::keyframe::VideoCodec;
 use crate::quality::NetworkQuality;
+use crate::record::RecordedCodec;
 use crate::speaker::DominantSpeaker;
 use crate::{
     Command, GoneReason, MediaError, MediaEvent, MediaKind, MediaStats, PublishBinding,

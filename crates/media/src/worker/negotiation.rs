@@ -83,11 +83,19 @@ impl Worker {
                     problems.push(format!("m-line {} is not {:?}", binding.mid, binding.kind));
                     continue;
                 }
-                let codecs: Vec<(u8, Option<VideoCodec>)> = media
+                let negotiated: Vec<(u8, Codec)> = media
                     .remote_pts()
                     .iter()
-                    .filter_map(|pt| codec_of(&peer.rtc, *pt).map(|c| (**pt, video_codec(c))))
+                    .filter_map(|pt| codec_of(&peer.rtc, *pt).map(|c| (**pt, c)))
+                    .collect();
+                let codecs: Vec<(u8, Option<VideoCodec>)> = negotiated
+                    .iter()
+                    .map(|(pt, c)| (*pt, video_codec(*c)))
                     .filter(|(_, c)| !video || c.is_some())
+                    .collect();
+                let recorded: Vec<(u8, RecordedCodec)> = negotiated
+                    .iter()
+                    .filter_map(|(pt, c)| recorded_codec(*c).map(|r| (*pt, r)))
                     .collect();
                 if codecs.is_empty() {
                     problems.push(format!(
@@ -111,9 +119,15 @@ impl Worker {
                 peer.published.retain(|(m, _)| *m != mid);
                 peer.published.push((mid, binding.track));
                 forwarders.push(
-                    Forwarder::new(binding.track, r, mid, video, PublisherCodecs::new(codecs))
-                        .with_rids(&rids)
-                        .with_ssrcs(ssrcs),
+                    Forwarder::new(
+                        binding.track,
+                        r,
+                        mid,
+                        video,
+                        PublisherCodecs::new(codecs).with_recorded(recorded),
+                    )
+                    .with_rids(&rids)
+                    .with_ssrcs(ssrcs),
                 );
             }
         }
@@ -370,6 +384,19 @@ fn codec_of(rtc: &Rtc, pt: str0m::media::Pt) -> Option<Codec> {
         .iter()
         .find(|p| p.pt() == pt)
         .map(|p| p.spec().codec)
+}
+
+/// How a recording writes `codec`: the codecs Twilio records (Opus, G.711
+/// μ-law, VP8, H.264) and G.711 A-law; not VP9.
+fn recorded_codec(codec: Codec) -> Option<RecordedCodec> {
+    match codec {
+        Codec::Opus => Some(RecordedCodec::Opus),
+        Codec::PCMU => Some(RecordedCodec::Pcmu),
+        Codec::PCMA => Some(RecordedCodec::Pcma),
+        Codec::Vp8 => Some(RecordedCodec::Vp8),
+        Codec::H264 => Some(RecordedCodec::H264),
+        _ => None,
+    }
 }
 
 fn video_codec(codec: Codec) -> Option<VideoCodec> {

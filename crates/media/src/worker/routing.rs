@@ -87,7 +87,7 @@ impl Worker {
         };
         // A recording keeps one layer: the largest.
         if !self.recorders.is_empty() && meta.layer == forwarder.top_layer() {
-            let codec = forwarder.codecs.video_codec(meta.pt);
+            let codec = forwarder.codecs.recorded_codec(meta.pt);
             if self.recorders.packet(track, codec, packet) {
                 forwarder.subscriber_wants_keyframe();
             }
