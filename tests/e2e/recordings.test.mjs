@@ -15,7 +15,9 @@
 //
 // And a browser that publishes H.264 and G.711 μ-law is recorded as H.264
 // (its SPS and PPS in the file's avcC) and PCMU (A_MS/ACM in .mka), both of
-// which decode.
+// which decode. And recording rules changed during a room stop and start
+// its recording as the page sees it (`recordingStopped`,
+// `recordingStarted`, `room.isRecording`), one recording per stretch.
 //
 // Durations are measured from each recording's `offset` (when its first
 // frame arrived), so a slow start under load does not count against it.
@@ -357,5 +359,54 @@ test('a browser publishing H.264 and G.711 is recorded as H.264 and PCMU in Matr
       const all = meanVolume(file, 1, 3, '');
       assert.ok(all > -40 && at3k > all - 3, `the PCMU recording is the 3 kHz tone (${at3k} dB of ${all} dB)`);
     }
+  }
+});
+
+test('recording rules changed during the room stop and start its recording: recordingStopped, recordingStarted, a recording for each stretch', { skip: !ffmpegPresent && 'ffmpeg is not installed (apt-get install ffmpeg)', timeout: 120_000 }, async () => {
+  const created = await server.rest('POST', '/v1/Rooms', { UniqueName: 'ruled', Type: 'group' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const roomSid = created.body.sid;
+  const rules = (list) => server.rest('POST', `/v1/Rooms/${roomSid}/RecordingRules`, { Rules: JSON.stringify(list) });
+  const page = await sdkPage(browsers[0], server, 'dave');
+  const token = await server.token('dave');
+  await page.evaluate(async (token) => {
+    window.room = await window.Video.connect(token, { name: 'ruled', audio: true, video: false });
+    window.recordingEvents = [];
+    for (const event of ['recordingStarted', 'recordingStopped']) {
+      window.room.on(event, () => window.recordingEvents.push([event, window.room.isRecording]));
+    }
+  }, token);
+  const seen = () => page.evaluate(() => ({ isRecording: window.room.isRecording, events: window.recordingEvents }));
+  assert.deepEqual(await seen(), { isRecording: false, events: [] }, 'a room without rules records nothing');
+
+  const wait = (n, what) => eventually(async () => {
+    const s = await seen();
+    return s.events.length >= n && s;
+  }, what, 15_000);
+  assert.equal((await rules([{ type: 'include', all: true }])).status, 200);
+  assert.deepEqual((await wait(1, 'recordingStarted')).events, [['recordingStarted', true]]);
+  await sleep(2_000);
+  assert.equal((await rules([{ type: 'exclude', all: true }])).status, 200);
+  const stopped = await wait(2, 'recordingStopped');
+  assert.deepEqual(stopped.events[1], ['recordingStopped', false]);
+  assert.equal(stopped.isRecording, false);
+  await sleep(1_000);
+  assert.equal((await rules([{ type: 'include', kind: 'audio' }])).status, 200);
+  assert.deepEqual((await wait(3, 'recordingStarted again')).events[2], ['recordingStarted', true]);
+  await sleep(2_000);
+  await page.evaluate(() => window.room.disconnect());
+  await page.close();
+
+  // One recording per stretch the rules allowed, both of the same track,
+  // each completed and about two seconds long.
+  const recordings = await eventually(async () => {
+    const { body } = await server.rest('GET', `/v1/Rooms/${roomSid}/Recordings`);
+    return body.recordings.length === 2 && body.recordings.every((r) => r.status !== 'processing') && body.recordings;
+  }, 'two recordings to finish', 30_000);
+  assert.equal(new Set(recordings.map((r) => r.source_sid)).size, 1, JSON.stringify(recordings));
+  for (const r of recordings) {
+    assert.equal(r.status, 'completed', JSON.stringify(r));
+    assert.equal(r.type, 'audio');
+    assert.ok(r.duration >= 1 && r.duration <= 4, `${r.sid} lasts ${r.duration} s`);
   }
 });
