@@ -106,6 +106,15 @@ pub struct TurnFlags {
         value_name = "N"
     )]
     pub turn_max_allocations: Option<u32>,
+
+    /// Answers a second to a client IP with no allocation, bursts of twice that; 0: no limit [default: 50]
+    #[arg(
+        long,
+        env = "SALON_TURN_REQUESTS_PER_SOURCE",
+        global = true,
+        value_name = "N"
+    )]
+    pub turn_requests_per_source: Option<u32>,
 }
 
 /// `[turn]` in `salon.toml`.
@@ -125,6 +134,7 @@ pub struct TurnFile {
     pub max_per_credential: Option<u32>,
     pub max_per_source: Option<u32>,
     pub max_allocations: Option<u32>,
+    pub requests_per_source: Option<u32>,
 }
 
 /// The connectivity settings, resolved.
@@ -209,6 +219,10 @@ impl TurnSettings {
                 .turn_max_allocations
                 .or(file.max_allocations)
                 .unwrap_or(defaults.total),
+            requests_per_source: flags
+                .turn_requests_per_source
+                .or(file.requests_per_source)
+                .unwrap_or(defaults.requests_per_source),
             ..defaults
         };
         Ok(TurnSettings {

@@ -195,6 +195,9 @@ impl Server {
         let mut metrics = Metrics::for_node(config.node.as_deref());
         metrics.add_media(media.clone(), signaling.clone());
         metrics.add_collector(callback_stats.clone());
+        if let Some(turn) = &turn {
+            metrics.add_turn(turn.stats());
+        }
         let metrics = Arc::new(metrics);
         let credentials =
             Arc::new(Credentials::load(&store, config.account, metrics.clone()).await?);

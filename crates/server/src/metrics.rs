@@ -135,6 +135,12 @@ impl Metrics {
             .register_collector(Box::new(MediaCollector { media, signaling }));
     }
 
+    /// Report the built-in TURN server's figures too.
+    pub fn add_turn(&mut self, stats: std::sync::Arc<salon_turn::TurnStats>) {
+        self.registry
+            .register_collector(Box::new(TurnCollector(stats)));
+    }
+
     /// Report another part's figures (read at scrape time).
     pub fn add_collector(&mut self, collector: std::sync::Arc<impl Collector + 'static>) {
         self.registry
@@ -231,6 +237,31 @@ struct Shared<C>(std::sync::Arc<C>);
 impl<C: Collector> Collector for Shared<C> {
     fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.0.encode(encoder)
+    }
+}
+
+/// Reads the TURN server's atomic counters at scrape time.
+#[derive(Debug)]
+struct TurnCollector(std::sync::Arc<salon_turn::TurnStats>);
+
+impl Collector for TurnCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let limited = ConstCounter::new(self.0.requests_limited.load(Relaxed));
+        limited.encode(encoder.encode_descriptor(
+            "turn_requests_limited",
+            "TURN requests from clients without an allocation left unanswered by --turn-requests-per-source (or the cap for all sources)",
+            None,
+            limited.metric_type(),
+        )?)?;
+        let allocations = ConstGauge::new(self.0.allocations.load(Relaxed) as i64);
+        allocations.encode(encoder.encode_descriptor(
+            "turn_allocations",
+            "TURN allocations alive on the built-in server",
+            None,
+            allocations.metric_type(),
+        )?)?;
+        Ok(())
     }
 }
 

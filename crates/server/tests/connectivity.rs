@@ -116,6 +116,16 @@ async fn joined_hands_out_turn_credentials_that_relay_to_the_media_port_only() {
             .unwrap();
         let relayed = client.allocate().await.unwrap();
         assert_eq!(relayed.ip(), media.ip(), "{url}");
+        let metrics = s.state.metrics.render();
+        // (The previous URL's allocation may not have ended yet.)
+        let alive = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("salon_turn_allocations "))
+            .and_then(|v| v.parse::<u32>().ok());
+        assert!(
+            matches!(alive, Some(1 | 2)),
+            "{url}: the allocation is not in /metrics:\n{metrics}"
+        );
         client.channel_bind(0x4000, media).await.unwrap();
         let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let refused = client.channel_bind(0x4001, elsewhere).await;

@@ -8,6 +8,8 @@
 //!   `use-auth-secret` checks the same ones.
 //! - `policy`: which peers an allocation may reach (Salon's media
 //!   addresses; never private or metadata addresses).
+//! - `limit`: how fast clients without an allocation are answered (per
+//!   source IP and in all), so the server reflects no floods.
 //! - `session`: one client's allocation, permissions and channels, sans-IO.
 //! - `server`: the tokio shell (UDP, TCP, TLS listeners, relay sockets,
 //!   quotas).
@@ -18,12 +20,13 @@
 
 pub mod client;
 pub mod credentials;
+pub mod limit;
 pub mod policy;
 pub mod server;
 pub mod session;
 pub mod stun;
 
 pub use policy::{Network, PeerPolicy};
-pub use server::{Quotas, TurnConfig, TurnServer, start};
+pub use server::{Quotas, TurnConfig, TurnServer, TurnStats, start};
 pub use session::Rules;
 pub use tokio_rustls::rustls;

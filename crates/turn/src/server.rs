@@ -3,8 +3,8 @@
 //! the quotas. The protocol is `session`'s.
 //!
 //! The UDP listener answers new 5-tuples statelessly (a Binding, a 401
-//! challenge) and starts a session task only for an authenticated
-//! Allocate; it hands each later datagram of that 5-tuple to the task
+//! challenge), at most as fast as `limit` allows per source IP, and starts
+//! a session task only for an authenticated Allocate; it hands each later datagram of that 5-tuple to the task
 //! through a bounded queue (a full queue drops the datagram, as UDP
 //! would). A TCP or TLS connection is its own task from the start. Every
 //! task reads its relay socket itself, so peer → client never crosses
@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
+use crate::limit::RequestLimit;
 use crate::session::{Action, Now, Rules, Session};
 use crate::stun;
 
@@ -51,6 +53,9 @@ pub struct Quotas {
     pub connections_per_source: u32,
     /// TCP and TLS connections at once in all.
     pub connections: u32,
+    /// Answers a second to a client IP that holds no allocation (bursts of
+    /// twice that; 0: no limit): see `limit`.
+    pub requests_per_source: u32,
 }
 
 impl Default for Quotas {
@@ -61,6 +66,7 @@ impl Default for Quotas {
             total: 4096,
             connections_per_source: 64,
             connections: 2048,
+            requests_per_source: 50,
         }
     }
 }
@@ -94,6 +100,21 @@ impl TurnServer {
     pub fn allocations(&self) -> u32 {
         self.shared.usage.lock().map_or(0, |u| u.total)
     }
+
+    /// The server's counters, to read while it runs.
+    pub fn stats(&self) -> Arc<TurnStats> {
+        self.shared.stats.clone()
+    }
+}
+
+/// What the server counts.
+#[derive(Debug, Default)]
+pub struct TurnStats {
+    /// Allocations alive now.
+    pub allocations: AtomicU64,
+    /// Requests from clients without an allocation that the rate limit
+    /// left unanswered (`limit`), since the start.
+    pub requests_limited: AtomicU64,
 }
 
 struct Shared {
@@ -102,6 +123,7 @@ struct Shared {
     relay_ip: IpAddr,
     relay_public_ip: IpAddr,
     usage: Mutex<Usage>,
+    stats: Arc<TurnStats>,
     stop: watch::Receiver<()>,
 }
 
@@ -142,6 +164,10 @@ impl Drop for AllocationSlot {
             );
             bump(&mut u.per_source, self.source, false);
             u.total -= 1;
+            self.shared
+                .stats
+                .allocations
+                .store(u64::from(u.total), Ordering::Relaxed);
         }
     }
 }
@@ -179,6 +205,9 @@ impl Shared {
             return Err("Allocation Quota Reached: too many with this credential");
         }
         u.total += 1;
+        self.stats
+            .allocations
+            .store(u64::from(u.total), Ordering::Relaxed);
         bump(&mut u.per_source, source, true);
         bump(&mut u.per_credential, username.to_owned(), true);
         Ok(AllocationSlot {
@@ -224,6 +253,7 @@ pub async fn start(config: TurnConfig) -> io::Result<TurnServer> {
         relay_ip: config.relay_ip,
         relay_public_ip: config.relay_public_ip.unwrap_or(config.relay_ip),
         usage: Mutex::new(Usage::default()),
+        stats: Arc::default(),
         stop,
     });
     let mut server = TurnServer {
@@ -260,6 +290,7 @@ async fn udp_listener(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     let mut sessions: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0; 65536];
     let mut out = Vec::with_capacity(1500);
+    let mut limit = RequestLimit::new(shared.quotas.requests_per_source, Instant::now());
     loop {
         let (n, from) = tokio::select! {
             got = socket.recv_from(&mut buf) => match got {
@@ -279,7 +310,18 @@ async fn udp_listener(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
             }
         }
         // A 5-tuple with no allocation: answered without keeping state
-        // unless it is an authenticated Allocate.
+        // unless it is an authenticated Allocate, and only as fast as the
+        // limit allows (its answer could go to a spoofed address).
+        if !stun::is_stun(data) {
+            continue;
+        }
+        if !limit.allow(from.ip(), Instant::now()) {
+            shared
+                .stats
+                .requests_limited
+                .fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let mut session = Session::new(from, false);
         match session.client(&shared.rules, data, now(), &mut out) {
             Action::Reply | Action::ReplyAndClose => {
@@ -448,6 +490,9 @@ async fn run_session(
     let mut incoming = Vec::with_capacity(1500);
     let mut relayed = vec![0u8; RELAY_BUFFER];
     let give_up = tokio::time::Instant::now() + FIRST_ALLOCATION;
+    // Over TCP or TLS, what a connection without an allocation is answered
+    // (the UDP listener limits its own).
+    let mut limit = RequestLimit::new(shared.quotas.requests_per_source, Instant::now());
 
     if let Some(username) = allocate {
         let allocated = complete_allocate(
@@ -475,6 +520,10 @@ async fn run_session(
                     return;
                 }
                 let now = now();
+                if !session.is_allocated() && !limit.allow(client, now.mono) {
+                    shared.stats.requests_limited.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 match session.client(&shared.rules, &incoming, now, &mut out) {
                     Action::None => {}
                     Action::Reply => {

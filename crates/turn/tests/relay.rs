@@ -389,3 +389,79 @@ async fn garbage_gets_no_answer_and_harms_no_session() {
     client.send_channel(0x4000, b"still here").await.unwrap();
     assert_eq!(s.media_recv().await.0, b"still here");
 }
+
+/// A STUN Binding request, as a STUN client (or a flood) sends it.
+fn binding_request(n: u32) -> Vec<u8> {
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    request.extend_from_slice(&n.to_be_bytes());
+    request.extend_from_slice(&[0; 8]);
+    request
+}
+
+/// How many answers `socket` gets within a short while.
+async fn answers(socket: &UdpSocket) -> usize {
+    let mut buf = [0u8; 512];
+    let mut n = 0;
+    while tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buf))
+        .await
+        .is_ok()
+    {
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_flood_without_an_allocation_is_answered_only_as_fast_as_the_limit() {
+    let s = setup(Quotas {
+        requests_per_source: 5,
+        ..Quotas::default()
+    })
+    .await;
+    let server = s.server.udp.unwrap();
+    // 100 Binding requests at once from one address (as a spoofed flood
+    // aimed at it would arrive): a burst of twice the rate is answered.
+    // (127.0.0.2: another source than the clients below, on loopback.)
+    let flooder = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    for n in 0..100 {
+        flooder.send_to(&binding_request(n), server).await.unwrap();
+    }
+    let answered = answers(&flooder).await;
+    assert!((10..=12).contains(&answered), "{answered} answers");
+    let limited = s
+        .server
+        .stats()
+        .requests_limited
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(limited >= 88, "{limited} limited");
+
+    // The limit is per address: a client elsewhere still allocates and
+    // relays, over UDP and over TCP (where a connection without an
+    // allocation has a bucket of its own).
+    let mut client = s.client("tcp", "ivan").await;
+    client.allocate().await.unwrap();
+    let mut client = s.client("udp", "ivan").await;
+    client.allocate().await.unwrap();
+    let media = s.media.local_addr().unwrap();
+    client.channel_bind(0x4000, media).await.unwrap();
+    client.send_channel(0x4000, b"through").await.unwrap();
+    assert_eq!(s.media_recv().await.0, b"through");
+    assert_eq!(
+        s.server
+            .stats()
+            .allocations
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+
+    // A second later the flooder is answered again, at most a burst.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for n in 0..100 {
+        flooder.send_to(&binding_request(n), server).await.unwrap();
+    }
+    let answered = answers(&flooder).await;
+    assert!(
+        (5..=10).contains(&answered),
+        "{answered} answers a second later"
+    );
+}
