@@ -1,7 +1,8 @@
 //! Datagrams from many senders reaching one worker's socket: the STUN
-//! reading of the first datagram of a 4-tuple, and the routing table that
+//! reading of the first datagram of a 4-tuple, the routing table that
 //! learns 4-tuples from it, checked against a model of the routing rules
-//! (`crates/media/src/demux.rs`).
+//! (`crates/media/src/demux.rs`), and the media port's answer to a plain
+//! Binding request (`stun::binding_response`).
 //!
 //! Each step is one datagram from one of a few source addresses, or a peer
 //! leaving (its ufrag removed) followed by a prune. Must hold: reading never
@@ -21,7 +22,10 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use salon_media::DemuxStats;
 use salon_media::forward::PeerRef;
-use salon_media::fuzzing::{Destination, Route, Router, Routes, is_stun, recipient_ufrag};
+use salon_media::fuzzing::{
+    BINDING_RESPONSE_MAX, Destination, Route, Router, Routes, binding_response, is_stun,
+    recipient_ufrag,
+};
 
 /// Peers known to the worker's ufrag table: (ufrag, worker). Worker 0 is
 /// the one under test; the others are elsewhere.
@@ -114,6 +118,15 @@ fuzz_target!(|steps: Vec<Step>| {
             }
         };
         let ufrag = check_reading(&datagram);
+        // The media port's own answer to a plain Binding request: only to a
+        // STUN request without a USERNAME, echoing its transaction.
+        let mut reply = [0u8; BINDING_RESPONSE_MAX];
+        if let Some(n) = binding_response(&datagram, from, &mut reply) {
+            assert!(is_stun(&reply[..n]), "the answer is STUN");
+            assert!(ufrag.is_none() && sent.is_none(), "an ICE check answered");
+            assert_eq!(reply[..2], [0x01, 0x01], "a Binding success");
+            assert_eq!(reply[4..20], datagram[4..20], "the request's transaction");
+        }
         if sent.is_some() {
             assert_eq!(ufrag, sent, "the USERNAME of a well-formed request");
         }

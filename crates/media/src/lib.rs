@@ -85,7 +85,7 @@ pub use tcp::TcpLimits;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::demux::{Destination, Route, Router, Routes};
-    pub use crate::stun::{is_stun, recipient_ufrag};
+    pub use crate::stun::{BINDING_RESPONSE_MAX, binding_response, is_stun, recipient_ufrag};
 
     /// A client's offer read as the worker reads it (`sdp::read_offer`).
     pub fn read_offer(sdp: &str) -> Result<str0m::change::SdpOffer, crate::MediaError> {
@@ -359,6 +359,8 @@ impl MediaError {
 /// Counters of the media plane, read by `/metrics`.
 #[derive(Debug, Default)]
 pub struct MediaStats {
+    /// Plain STUN Binding requests the media port answered (`stun`).
+    pub stun_answers: AtomicU64,
     pub datagrams_in: AtomicU64,
     pub datagrams_out: AtomicU64,
     pub bytes_in: AtomicU64,

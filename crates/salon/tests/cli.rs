@@ -422,20 +422,26 @@ fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
         "localhost",
     ]);
     let data_dir = server.data_dir.to_str().unwrap().to_owned();
-    let checked = salon(
-        dir.path(),
-        &[
-            "--data-dir",
-            &data_dir,
-            "turn",
-            "check",
-            "--url",
-            &server.url,
-            "--ca",
-            cert_file.to_str().unwrap(),
-        ],
-        &[("SALON_ACCOUNT_SID", ACCOUNT_SID)],
-    );
+    let media = server.media_addr().to_string();
+    let check = |media: &str| {
+        salon(
+            dir.path(),
+            &[
+                "--data-dir",
+                &data_dir,
+                "turn",
+                "check",
+                "--url",
+                &server.url,
+                "--ca",
+                cert_file.to_str().unwrap(),
+                "--media",
+                media,
+            ],
+            &[("SALON_ACCOUNT_SID", ACCOUNT_SID)],
+        )
+    };
+    let checked = check(&media);
     let out = stdout(&checked);
     assert!(checked.status.success(), "{out}\n{}", stderr(&checked));
     for url in [
@@ -446,7 +452,28 @@ fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
     ] {
         assert!(out.contains(url), "{url} not checked:\n{out}");
     }
-    assert_eq!(out.matches("ok   ").count(), 3, "{out}");
+    // Each relayed a Binding request to the media port and its answer back.
+    assert_eq!(
+        out.matches(&format!("reaches the media port {media}"))
+            .count(),
+        3,
+        "{out}"
+    );
+    // A media address the relay may not reach (or nothing answers at) fails
+    // the check, saying so.
+    let refused = check("127.0.0.1:9");
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stdout(&refused).matches("FAIL ").count(),
+        3,
+        "{}",
+        stdout(&refused)
+    );
+    assert!(
+        stdout(&refused).contains("relaying to the media port 127.0.0.1:9"),
+        "{}",
+        stdout(&refused)
+    );
     drop(server);
 
     let without = Server::start_with(&["--turn", "false"]);

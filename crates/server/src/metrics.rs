@@ -283,7 +283,7 @@ impl Collector for MediaCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.media.stats();
         let demux = self.media.demux_stats();
-        let counters: [(&str, &str, u64); 15] = [
+        let counters: [(&str, &str, u64); 16] = [
             (
                 "media_datagrams_received",
                 "UDP datagrams received on the media port",
@@ -353,6 +353,11 @@ impl Collector for MediaCollector {
                 "media_receiver_estimates",
                 "Downlink estimates (REMB) taken from subscribers, with --bandwidth-estimation remb",
                 stats.receiver_estimates.load(Relaxed),
+            ),
+            (
+                "media_stun_answers",
+                "Plain STUN Binding requests (no ICE peer's) the media port answered with the sender's address",
+                stats.stun_answers.load(Relaxed),
             ),
             (
                 "media_tcp_rejected",

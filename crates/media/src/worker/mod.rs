@@ -294,7 +294,15 @@ pub struct Worker {
     profiles: HashMap<ParticipantSid, crate::allocation::BandwidthProfile>,
     /// ICE-TCP connections of this worker's peers.
     tcp: tcp::Links,
+    /// Plain STUN Binding requests answered in the current second (and
+    /// when it began): at most [`BINDING_ANSWERS_PER_SECOND`].
+    binding_answers: (Instant, u32),
 }
+
+/// Plain STUN Binding requests (no ICE peer's) a worker answers a second:
+/// the answer goes to whatever address the request claims, so this bounds
+/// what the media port reflects at spoofed addresses.
+const BINDING_ANSWERS_PER_SECOND: u32 = 100;
 
 impl Worker {
     /// A worker reading `inbound`; `poll` must be the one whose registry
@@ -320,6 +328,7 @@ impl Worker {
             recorders: crate::record::Recorders::default(),
             profiles: HashMap::new(),
             tcp,
+            binding_answers: (Instant::now(), 0),
         })
     }
 

@@ -2,7 +2,10 @@
 //! Twilio's Network Traversal Service route, authenticated as the account)
 //! and allocate through each TURN URL the way a browser would: a working
 //! answer means the port is reachable from here, the credentials hold and
-//! the relay has an address.
+//! the relay has an address. Then relay, as a browser's ICE checks do: a
+//! STUN Binding request goes through the relay to Salon's media port, and
+//! the media port's answer (which names the relayed address as the sender)
+//! comes back through it.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -29,13 +32,17 @@ pub enum TurnCommand {
         /// Trust this certificate (PEM) for turns: URLs, e.g. a self-signed one [default: the system's roots]
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
+        /// Relay to this media address [default: the relayed address's IP and the configured --media-port]
+        #[arg(long, value_name = "IP:PORT")]
+        media: Option<SocketAddr>,
         #[command(flatten)]
         target: RestTarget,
     },
 }
 
 pub async fn run(settings: &Settings, command: TurnCommand) -> Result<ExitCode> {
-    let TurnCommand::Check { ca, target } = command;
+    let TurnCommand::Check { ca, media, target } = command;
+    let media_port = settings.media_bind.port();
     let store = bootstrap::open_store(settings).await?;
     let (account, _) = bootstrap::ensure_account(&store, settings).await?;
     store.close().await;
@@ -84,8 +91,13 @@ pub async fn run(settings: &Settings, command: TurnCommand) -> Result<ExitCode> 
     }
     let mut failed = 0;
     for url in turn {
-        match check(url, username, password, ca.as_deref()).await {
-            Ok(relayed) => println!("ok   {url}  relayed address {relayed}"),
+        match check(url, username, password, ca.as_deref(), media, media_port).await {
+            Ok((relayed, Some(media))) => {
+                println!("ok   {url}  relayed address {relayed}, reaches the media port {media}");
+            }
+            Ok((relayed, None)) => println!(
+                "ok   {url}  relayed address {relayed} (not relayed: the media port is not known here; --media IP:PORT)"
+            ),
             Err(e) => {
                 failed += 1;
                 println!("FAIL {url}  {e:#}");
@@ -99,8 +111,17 @@ pub async fn run(settings: &Settings, command: TurnCommand) -> Result<ExitCode> 
     })
 }
 
-/// Allocate through one URL, then release the allocation.
-async fn check(url: &str, username: &str, password: &str, ca: Option<&Path>) -> Result<SocketAddr> {
+/// Allocate through one URL, relay a Binding request to the media port
+/// and its answer back, then release the allocation. The relayed address,
+/// and the media address reached.
+async fn check(
+    url: &str,
+    username: &str,
+    password: &str,
+    ca: Option<&Path>,
+    media: Option<SocketAddr>,
+    media_port: u16,
+) -> Result<(SocketAddr, Option<SocketAddr>)> {
     let (scheme, rest) = url.split_once(':').context("not a URL")?;
     let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
     let tcp = query.contains("transport=tcp");
@@ -130,8 +151,69 @@ async fn check(url: &str, username: &str, password: &str, ca: Option<&Path>) -> 
     };
     let mut client = TurnClient::connect(addr, transport, username, password).await?;
     let relayed = client.allocate().await?;
+    // The relay and the media port share the host's address (unless told
+    // otherwise); a media port of 0 was picked at random by the server.
+    let media =
+        media.or_else(|| (media_port != 0).then(|| SocketAddr::new(relayed.ip(), media_port)));
+    if let Some(media) = media {
+        relay_to_media(&mut client, relayed, media)
+            .await
+            .with_context(|| {
+                format!("relayed address {relayed}, relaying to the media port {media}")
+            })?;
+    }
     client.refresh(0).await?;
-    Ok(relayed)
+    Ok((relayed, media))
+}
+
+/// A Binding request through the relay to `media`; its answer must come
+/// back through the relay, naming `relayed` as the sender.
+async fn relay_to_media(
+    client: &mut TurnClient,
+    relayed: SocketAddr,
+    media: SocketAddr,
+) -> Result<()> {
+    use salon_turn::client::Received;
+    use salon_turn::stun::{Class, Message, Method, Writer, attr};
+    client
+        .create_permission(media)
+        .await
+        .context("the TURN server refused a permission for it (is it Salon's media address?)")?;
+    let transaction: [u8; 12] = rand::random();
+    let mut request = Vec::new();
+    Writer::new(&mut request, Method::Binding, Class::Request, transaction).finish(None);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut sent = 0;
+    while tokio::time::Instant::now() < deadline {
+        // UDP may lose a datagram: ask up to three times.
+        if sent < 3 {
+            client.send_indication(media, &request).await?;
+            sent += 1;
+        }
+        match client.recv(std::time::Duration::from_secs(1)).await {
+            Ok(Received::Data(from, data)) if from == media && from_media(&data, &transaction) => {
+                let answer = Message::parse(&data).ok();
+                let mapped = answer.and_then(|m| m.xor_address(attr::XOR_MAPPED_ADDRESS));
+                if mapped != Some(relayed) {
+                    bail!("the media port saw the request come from {mapped:?}, not the relay");
+                }
+                return Ok(());
+            }
+            Ok(_) | Err(salon_turn::client::Error::Timeout(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!(
+        "no answer came back through the relay within 3 s (is the media port reachable from the TURN server's host?)"
+    )
+}
+
+/// Whether `data` is the Binding success answering `transaction`.
+fn from_media(data: &[u8], transaction: &[u8; 12]) -> bool {
+    use salon_turn::stun::{Class, Message, Method};
+    Message::parse(data).is_ok_and(|m| {
+        m.method == Method::Binding && m.class == Class::Success && &m.transaction == transaction
+    })
 }
 
 fn tls_client(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {

@@ -135,6 +135,15 @@ pub struct Launch {
 }
 
 impl Server {
+    /// The media port's address, as the server logged it when it started
+    /// (`media=IP:PORT`; the tests ask for a free port, `--media-port 0`).
+    pub fn media_addr(&self) -> SocketAddr {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.split_whitespace()
+            .find_map(|word| word.strip_prefix("media=")?.parse().ok())
+            .unwrap_or_else(|| panic!("no media=IP:PORT in the log:\n{log}"))
+    }
+
     /// Start `salon` on a free port. A port taken between choosing and
     /// binding it shows as an early exit; then try another.
     pub fn start() -> Server {
