@@ -41,7 +41,7 @@ mod resume;
 
 pub use admission::{Refusal, admit};
 pub use offer::{Declared, check_offer};
-pub use presence::{Away, Cause, Heard, Notice, Presence, Resumed};
+pub use presence::{Away, Cause, Heard, Notice, Presence, Resumed, Watched};
 pub use resume::{Expiry, Resumables, resume};
 
 /// A participant as a session sees it.

@@ -12,10 +12,12 @@
 //!
 //! A broadcast to every session, each keeping what concerns its room. Such
 //! notices are rare (a dropped socket, a network change); a session that
-//! falls behind skips the ones it missed rather than holding anyone up.
-//! Who is away now is also kept here, so that a session that starts later
-//! (a late joiner) knows ([`Presence::away_in`]); the room-to-media bridge
-//! forgets participants that left ([`Presence::forget`]).
+//! falls behind skips the ones it missed rather than holding anyone up, and
+//! catches up from who is away now ([`Watched::Lagged`],
+//! [`Away::changes`]). Who is away now is kept here, so that a session that
+//! starts later (a late joiner) knows too ([`Presence::away_in`]); the
+//! room-to-media bridge forgets participants that left
+//! ([`Presence::forget`]).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -35,6 +37,14 @@ pub enum Cause {
     Signaling,
     /// The media server stopped hearing the participant's media.
     Media,
+}
+
+/// What a watching session takes from the broadcast ([`Presence::next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    Notice(Notice),
+    /// The session fell behind and missed notices.
+    Lagged,
 }
 
 /// A participant's signaling or media went away (`reconnecting`) or came
@@ -84,17 +94,16 @@ impl Presence {
         self.notices.subscribe()
     }
 
-    /// The next notice a session watching (see [`Presence::watch`]) takes:
-    /// one that lagged goes on from the oldest still kept; once the server
-    /// is going away (the sender dropped) it never comes. Cancel-safe, for
-    /// a session's `select!`.
-    pub async fn next(notices: &mut broadcast::Receiver<Notice>) -> Notice {
-        loop {
-            match notices.recv().await {
-                Ok(notice) => return notice,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-            }
+    /// What a session watching (see [`Presence::watch`]) takes next: a
+    /// notice, or word that it fell behind and missed some (it then goes
+    /// on from the oldest still kept); once the server is going away (the
+    /// sender dropped) nothing comes. Cancel-safe, for a session's
+    /// `select!`.
+    pub async fn next(notices: &mut broadcast::Receiver<Notice>) -> Watched {
+        match notices.recv().await {
+            Ok(notice) => Watched::Notice(notice),
+            Err(broadcast::error::RecvError::Lagged(_)) => Watched::Lagged,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
 
@@ -202,6 +211,44 @@ pub enum Resumed {
 }
 
 impl Away {
+    /// What `watched` changes for the session of participant `me` in
+    /// `room`: the other participants that became reconnecting (`true`) or
+    /// are connected again (`false`). A notice is taken ([`Away::take`]);
+    /// after missed notices the session catches up with who is away now in
+    /// `presence`, as if it had seen each.
+    pub fn changes(
+        &mut self,
+        presence: &Presence,
+        room: RoomSid,
+        me: ParticipantSid,
+        watched: Watched,
+    ) -> Vec<(ParticipantSid, bool)> {
+        match watched {
+            Watched::Notice(notice) => self.take(room, me, notice).into_iter().collect(),
+            Watched::Lagged => {
+                let now: HashSet<(ParticipantSid, Cause)> = presence
+                    .away_in(room)
+                    .away
+                    .into_iter()
+                    .filter(|(p, _)| *p != me)
+                    .collect();
+                let mut everyone: Vec<ParticipantSid> =
+                    self.away.iter().chain(&now).map(|(p, _)| *p).collect();
+                everyone.sort();
+                everyone.dedup();
+                let before = std::mem::replace(&mut self.away, now);
+                everyone
+                    .into_iter()
+                    .filter_map(|p| {
+                        let was = before.iter().any(|(q, _)| *q == p);
+                        let is = self.is_away(p);
+                        (was != is).then_some((p, is))
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// Take a notice from the presence broadcast for the session of
     /// participant `me` in `room`: another room's is dropped, one about
     /// `me` noted ([`Away::note_own`]). `Some((participant, reconnecting))`
@@ -293,6 +340,48 @@ impl Away {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_session_that_falls_behind_catches_up_with_who_is_away_now() {
+        let presence = Presence::default();
+        let room = RoomSid::random();
+        let me = ParticipantSid::random();
+        let (back, gone, stays) = (
+            ParticipantSid::random(),
+            ParticipantSid::random(),
+            ParticipantSid::random(),
+        );
+        let notice = |participant, reconnecting| Notice {
+            room,
+            participant,
+            cause: Cause::Signaling,
+            reconnecting,
+        };
+        let mut watching = presence.watch();
+        presence.announce(notice(back, true));
+        presence.announce(notice(stays, true));
+        let mut away = presence.away_in(room);
+        // The session reads its notices (seen twice: they came before it
+        // read away_in), then falls a whole backlog behind.
+        for _ in 0..2 {
+            let watched = Presence::next(&mut watching).await;
+            assert!(away.changes(&presence, room, me, watched).is_empty());
+        }
+        presence.announce(notice(back, false));
+        presence.announce(notice(gone, true));
+        presence.announce(notice(me, true));
+        for _ in 0..BACKLOG {
+            presence.announce(notice(stays, true));
+        }
+        let watched = Presence::next(&mut watching).await;
+        assert_eq!(watched, Watched::Lagged);
+        let mut changes = away.changes(&presence, room, me, watched);
+        changes.sort();
+        let mut expected = vec![(back, false), (gone, true)];
+        expected.sort();
+        assert_eq!(changes, expected, "its own outage is not among them");
+        assert!(away.is_away(stays) && away.is_away(gone) && !away.is_away(back));
+    }
 
     #[test]
     fn a_participant_is_away_while_its_signaling_or_its_media_is() {

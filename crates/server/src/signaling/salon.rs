@@ -311,8 +311,8 @@ impl Session {
                     self.reattach(connection);
                     Next::Continue
                 }
-                notice = session::Presence::next(&mut self.presence) => {
-                    self.on_notice(notice);
+                watched = session::Presence::next(&mut self.presence) => {
+                    self.on_presence(watched);
                     Next::Continue
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -376,15 +376,17 @@ impl Session {
     }
 
     /// Another participant's signaling or media went away or came back.
-    fn on_notice(&mut self, notice: Notice) {
-        match self.away.take(self.member.room, self.member.me, notice) {
-            Some((participant, true)) => {
-                self.send(ServerMessage::ParticipantReconnecting { participant })
-            }
-            Some((participant, false)) => {
-                self.send(ServerMessage::ParticipantReconnected { participant })
-            }
-            None => {}
+    fn on_presence(&mut self, watched: session::Watched) {
+        let presence = self.member.state.signaling.presence();
+        for (participant, reconnecting) in
+            self.away
+                .changes(presence, self.member.room, self.member.me, watched)
+        {
+            self.send(if reconnecting {
+                ServerMessage::ParticipantReconnecting { participant }
+            } else {
+                ServerMessage::ParticipantReconnected { participant }
+            });
         }
     }
 

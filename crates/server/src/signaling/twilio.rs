@@ -454,8 +454,8 @@ impl Session {
                     self.reattach(attached).await;
                     Next::Continue
                 }
-                notice = session::Presence::next(&mut self.presence) => {
-                    self.on_notice(notice);
+                watched = session::Presence::next(&mut self.presence) => {
+                    self.on_presence(watched);
                     Next::Continue
                 }
                 _ = tokio::time::sleep_until(deadline) => self.on_deadline(),
@@ -497,10 +497,11 @@ impl Session {
 
     /// Another participant's signaling or media went away or came back: its state,
     /// under its next revision.
-    fn on_notice(&mut self, notice: Notice) {
-        if let Some((participant, _)) =
+    fn on_presence(&mut self, watched: session::Watched) {
+        let presence = self.member.state.signaling.presence();
+        for (participant, _) in
             self.reconnecting
-                .take(self.member.room, self.member.me, notice)
+                .changes(presence, self.member.room, self.member.me, watched)
         {
             self.send_participant(participant);
         }
