@@ -20,7 +20,9 @@
 //!   or parameters that differ, or two `a=rtpmap:102` lines in one), is
 //!   refused: str0m 0.25 asserts while answering such an offer, which the
 //!   `sdp_offer` fuzz target found. RFC 8843 §7.5.1 forbids it in a bundle
-//!   anyway, and no browser sends it.
+//!   anyway, and no browser sends it. Nor may a later offer change what an
+//!   earlier one made a payload type, as str0m understood it
+//!   ([`PayloadTypes`]).
 //! - **What an offer declares can be checked against its SDP.**
 //!   [`media_sections`] lists each m-section's media, `mid`, direction and
 //!   whether it is rejected, so the signaling layer can refuse a `publish`
@@ -139,12 +141,20 @@ pub fn simulcast_ssrc_groups(sdp: &str) -> Vec<(String, Vec<u32>)> {
 
 /// Parse a client's offer. A parse error names the line it stopped at; a
 /// payload type described twice, differently, names both lines. Also what
-/// the offer says each payload type is, for [`PayloadTypes::keep`].
+/// the offer says each payload type is, for [`PayloadTypes::keep`], as
+/// str0m understood it: str0m's parser skips the rest of a section's
+/// attributes after a line it does not know (`x=…`, a bare `a`, an empty
+/// `a=`), so the text can say more than str0m heard (an `fmtp` after such a
+/// line), and a later offer would then remap a payload type str0m locked
+/// without the check seeing it (found by the `sdp_offer` fuzz target).
+/// Reading str0m's own rendering of the offer keeps the two in step.
 pub(crate) fn read_offer(sdp: &str) -> Result<(SdpOffer, PayloadTypes), MediaError> {
     let offer = SdpOffer::from_sdp_string(sdp)
         .map_err(|e| MediaError::BadOffer(locate(sdp, &e.to_string())))?;
-    let types = one_meaning_per_payload_type(sdp).map_err(MediaError::BadOffer)?;
-    Ok((offer, types))
+    one_meaning_per_payload_type(sdp).map_err(MediaError::BadOffer)?;
+    let understood = one_meaning_per_payload_type(&offer.to_sdp_string())
+        .map_err(|e| MediaError::BadOffer(format!("{e} (as the server reads the offer)")))?;
+    Ok((offer, understood))
 }
 
 /// What a peer's offers have said each payload type is. RFC 3264 §8.3.2:
@@ -162,9 +172,9 @@ impl PayloadTypes {
         for (pt, now) in &offer.0 {
             if let Some(before) = self.0.get(pt).filter(|b| !b.same(now)) {
                 let (_, was) = before.said();
-                let (line, is) = now.said();
+                let (_, is) = now.said();
                 return Err(MediaError::BadOffer(format!(
-                    "payload type {pt} was {:?} in an earlier offer and cannot change; this one says {:?} (line {line})",
+                    "payload type {pt} was {:?} in an earlier offer and cannot change; this one says {:?}",
                     excerpt(&was),
                     excerpt(&is)
                 )));
@@ -974,7 +984,24 @@ mod tests {
         assert_eq!(
             message,
             "payload type 102 was \"h264/90000, packetization-mode=1;profile-level-id=42e01f\" in an earlier offer \
-             and cannot change; this one says \"h264/90000, packetization-mode=1;profile-level-id=42]e01f\" (line 26)"
+             and cannot change; this one says \"h264/90000, packetization-mode=1\"",
+            "as str0m reads it: a profile-level-id that is not hex is left out"
+        );
+        // What str0m heard counts, not what the text says: it skips the
+        // rest of a section's attributes after a line it does not know, so
+        // an fmtp after a bare `a` was never heard, and 102 was H.264 with
+        // no parameters. A later offer giving it some is refused (str0m
+        // asserted on it: found by the fuzzer).
+        let mut peer = PayloadTypes::default();
+        let unheard = types(&offer_with(
+            &[],
+            &[h264.to_owned(), "a".into(), fmtp("42e01f")],
+        ));
+        peer.keep(unheard);
+        assert!(
+            peer.check(&types(&offer_with(&[], &[h264.to_owned(), fmtp("42e01f")])))
+                .is_err(),
+            "a payload type str0m heard without parameters was given some"
         );
         assert!(
             peer.check(&types(&offer_with(&[], &["a=rtpmap:102 VP8/90000"])))
