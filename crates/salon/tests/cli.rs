@@ -347,14 +347,8 @@ fn help_describes_every_command() {
 #[test]
 fn rooms_commands_go_through_the_running_server() {
     let server = Server::start();
-    let data_dir = server.data_dir.to_str().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--data-dir", &data_dir];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--url", &server.url]);
-        salon(dir.path(), &all, &[("SALON_ACCOUNT_SID", ACCOUNT_SID)])
-    };
+    let run = |args: &[&str]| against(&server, dir.path(), args);
     let created = run(&[
         "rooms",
         "create",
@@ -421,24 +415,13 @@ fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
         "--turn-tls-host",
         "localhost",
     ]);
-    let data_dir = server.data_dir.to_str().unwrap().to_owned();
     let media = server.media_addr().to_string();
+    let ca = cert_file.to_str().unwrap();
     let check = |media: &str| {
-        salon(
+        against(
+            &server,
             dir.path(),
-            &[
-                "--data-dir",
-                &data_dir,
-                "turn",
-                "check",
-                "--url",
-                &server.url,
-                "--ca",
-                cert_file.to_str().unwrap(),
-                "--media",
-                media,
-            ],
-            &[("SALON_ACCOUNT_SID", ACCOUNT_SID)],
+            &["turn", "check", "--ca", ca, "--media", media],
         )
     };
     let checked = check(&media);
@@ -477,19 +460,7 @@ fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
     drop(server);
 
     let without = Server::start_with(&["--turn", "false"]);
-    let data_dir = without.data_dir.to_str().unwrap().to_owned();
-    let checked = salon(
-        dir.path(),
-        &[
-            "--data-dir",
-            &data_dir,
-            "turn",
-            "check",
-            "--url",
-            &without.url,
-        ],
-        &[("SALON_ACCOUNT_SID", ACCOUNT_SID)],
-    );
+    let checked = against(&without, dir.path(), &["turn", "check"]);
     assert_eq!(checked.status.code(), Some(1));
     assert!(
         stdout(&checked).contains("no TURN server"),
@@ -501,14 +472,8 @@ fn turn_check_allocates_through_every_turn_url_of_the_running_server() {
 #[test]
 fn recordings_and_compositions_commands_go_through_the_running_server() {
     let server = Server::start();
-    let data_dir = server.data_dir.to_str().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--data-dir", &data_dir];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--url", &server.url]);
-        salon(dir.path(), &all, &[("SALON_ACCOUNT_SID", ACCOUNT_SID)])
-    };
+    let run = |args: &[&str]| against(&server, dir.path(), args);
     let listed = run(&["recordings", "list"]);
     assert!(listed.status.success(), "{}", stderr(&listed));
     assert!(stdout(&listed).starts_with("SID"), "{}", stdout(&listed));
@@ -536,14 +501,19 @@ fn recordings_and_compositions_commands_go_through_the_running_server() {
     assert!(listed.status.success(), "{}", stderr(&listed));
 }
 
-/// What `salon --data-dir DIR ARGS --url URL` prints on stdout, failing the
-/// test if it fails.
-fn through(server: &Server, dir: &Path, args: &[&str]) -> String {
+/// Run `salon --data-dir DIR ARGS --url URL` against the running `server`,
+/// as its operator would (its data directory's credentials).
+fn against(server: &Server, dir: &Path, args: &[&str]) -> Output {
     let data_dir = server.data_dir.to_str().unwrap();
     let mut all = vec!["--data-dir", data_dir];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--url", &server.url]);
-    let out = salon(dir, &all, &[("SALON_ACCOUNT_SID", ACCOUNT_SID)]);
+    salon(dir, &all, &[("SALON_ACCOUNT_SID", ACCOUNT_SID)])
+}
+
+/// What [`against`] prints on stdout, failing the test if it fails.
+fn through(server: &Server, dir: &Path, args: &[&str]) -> String {
+    let out = against(server, dir, args);
     assert!(out.status.success(), "salon {args:?}: {}", stderr(&out));
     stdout(&out)
 }
