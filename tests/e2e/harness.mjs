@@ -10,8 +10,8 @@
 // fps whatever the app asked, to keep three participants within two cores.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,6 +66,66 @@ export function freePort() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether `command` is on the PATH. */
+export function have(command) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A private network namespace `name` joined to this one by a veth pair:
+ * `${name}h` on this side with `hostIp`, `${name}n` inside with `nsIp`
+ * (both /`prefix`), loopback up inside. What a killed run left of it is
+ * removed first. Needs root and iproute2.
+ *
+ * `ip(...args)` runs `ip -n name …`; `exec(args, input)` runs a program
+ * inside (stdin from `input`); `remove()` takes it down (the veth goes
+ * with the namespace).
+ */
+export function namespace({ name, hostIp, nsIp, prefix = 30 }) {
+  const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const hostSide = `${name}h`;
+  const nsSide = `${name}n`;
+  const remove = () => {
+    try { ip('netns', 'del', name); } catch { /* not there */ }
+    try { ip('link', 'del', hostSide); } catch { /* went with the namespace */ }
+  };
+  remove();
+  ip('netns', 'add', name);
+  ip('link', 'add', hostSide, 'type', 'veth', 'peer', 'name', nsSide, 'netns', name);
+  ip('addr', 'add', `${hostIp}/${prefix}`, 'dev', hostSide);
+  ip('link', 'set', hostSide, 'up');
+  ip('-n', name, 'link', 'set', 'lo', 'up');
+  ip('-n', name, 'addr', 'add', `${nsIp}/${prefix}`, 'dev', nsSide);
+  ip('-n', name, 'link', 'set', nsSide, 'up');
+  return {
+    name,
+    hostSide,
+    nsSide,
+    ip: (...args) => ip('-n', name, ...args),
+    exec: (args, input) => execFileSync('ip', ['netns', 'exec', name, ...args], {
+      input,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    }).toString(),
+    remove,
+  };
+}
+
+/**
+ * A Chromium executable that runs inside network namespace `name`: a
+ * wrapper script written into `dir`, for `chromium.launch({ executablePath })`.
+ */
+export function chromiumIn(name, dir) {
+  const wrapper = path.join(dir, 'chromium-in-netns');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${name} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
 
 /**
  * Start `target/debug/salon` (or $SALON_BIN) on a free port with a fresh

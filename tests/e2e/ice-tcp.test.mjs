@@ -12,68 +12,36 @@
 // namespace's Chromium is TCP to the media port.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_FLAGS, assertReceiving, eventually, newPage, outcome, startServer } from './harness.mjs';
+import { CHROMIUM_FLAGS, assertReceiving, chromiumIn, eventually, have, namespace, newPage, outcome, startServer } from './harness.mjs';
 
 const id = process.pid % 10000;
 const netns = `ittcp${id}`;
-const hostSide = `ittcp${id}h`;
-const nsSide = `ittcp${id}n`;
 const octet = (process.pid % 200) + 20;
 const hostIp = `10.249.${octet}.1`;
 const nsIp = `10.249.${octet}.2`;
 
-const have = (cmd) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const skip = process.getuid?.() !== 0 || !have('ip') || !have('nft')
   ? 'needs root, ip and nft (tests/e2e/setup installs them)'
   : false;
-
-const run = (cmd, args, input) => execFileSync(cmd, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], input });
 
 let server;
 let plain;
 let confined;
 let dir;
-
-function removeNamespace() {
-  try {
-    run('ip', ['netns', 'del', netns]);
-  } catch {
-    // not there
-  }
-  try {
-    run('ip', ['link', 'del', hostSide]);
-  } catch {
-    // went with the namespace
-  }
-}
+/** The namespace, once made. */
+let ns;
 
 before(async () => {
   if (skip) return;
-  removeNamespace();
-  run('ip', ['netns', 'add', netns]);
-  run('ip', ['link', 'add', hostSide, 'type', 'veth', 'peer', 'name', nsSide]);
-  run('ip', ['link', 'set', nsSide, 'netns', netns]);
-  run('ip', ['addr', 'add', `${hostIp}/30`, 'dev', hostSide]);
-  run('ip', ['link', 'set', hostSide, 'up']);
-  run('ip', ['-n', netns, 'addr', 'add', `${nsIp}/30`, 'dev', nsSide]);
-  run('ip', ['-n', netns, 'link', 'set', nsSide, 'up']);
-  run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  ns = namespace({ name: netns, hostIp, nsIp });
   // Every UDP packet in or out of the namespace is dropped: no direct UDP,
   // no STUN, no TURN over UDP.
-  run('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], `
+  ns.exec(['nft', '-f', '-'], `
 table inet ittcp {
   chain output { type filter hook output priority 0; policy accept; meta l4proto udp drop; }
   chain input { type filter hook input priority 0; policy accept; meta l4proto udp drop; }
@@ -84,9 +52,7 @@ table inet ittcp {
   // Pages on http://10.x are not a secure context: let them have a camera.
   const flags = [...CHROMIUM_FLAGS, `--unsafely-treat-insecure-origin-as-secure=${server.url}`];
   dir = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-icetcp-'));
-  const wrapper = path.join(dir, 'chromium-in-netns');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${netns} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
-  chmodSync(wrapper, 0o755);
+  const wrapper = chromiumIn(netns, dir);
   plain = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: flags });
   confined = await chromium.launch({ executablePath: wrapper, headless: true, args: flags });
 });
@@ -95,7 +61,7 @@ after(async () => {
   await confined?.close();
   await plain?.close();
   await server?.stop();
-  if (!skip) removeNamespace();
+  ns?.remove();
   if (dir) rmSync(dir, { recursive: true, force: true });
   if (process.env.SALON_E2E_SERVER_LOG && server) console.log(server.log.join(''));
 });
@@ -141,7 +107,7 @@ describe('ICE over TCP in Chromium', { skip }, () => {
     // fails (the rule drops it on the way out).
     const udpBlocked = (() => {
       try {
-        run('ip', ['netns', 'exec', netns, 'bash', '-c', `echo x > /dev/udp/${hostIp}/9`]);
+        ns.exec(['bash', '-c', `echo x > /dev/udp/${hostIp}/9`]);
         return false;
       } catch {
         return true;

@@ -24,17 +24,17 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_FLAGS, assertReceiving, eventually, here, inbound, newPage, outcome, sleep, startServer } from './harness.mjs';
+import { CHROMIUM_FLAGS, assertReceiving, chromiumIn, eventually, here, inbound, namespace, newPage, outcome, sleep, startServer } from './harness.mjs';
 
 const tag = String(process.pid % 100000);
 const ns = `rc${tag}`;
-const hostIf = `rch${tag}`;
-const nsIf = `rcn${tag}`;
+/** The roamer's end of the veth (`namespace()` names it). */
+const nsIf = `${ns}n`;
 const subnet = `10.${200 + (process.pid % 50)}.${process.pid % 250}`;
 const hostIp = `${subnet}.1`;
 const roamerIp = `${subnet}.2`;
@@ -49,8 +49,9 @@ const haveNft = (() => {
   }
 })();
 
-const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-const inNs = (...args) => ip('-n', ns, ...args);
+/** The namespace, once made. */
+let net;
+const inNs = (...args) => net.ip(...args);
 
 let servers = {};
 let hostBrowser;
@@ -58,17 +59,11 @@ let nsBrowser;
 let tmp;
 
 before(async () => {
-  ip('netns', 'add', ns);
-  ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns);
-  ip('addr', 'add', `${hostIp}/24`, 'dev', hostIf);
-  ip('link', 'set', hostIf, 'up');
-  inNs('link', 'set', 'lo', 'up');
-  inNs('addr', 'add', `${roamerIp}/24`, 'dev', nsIf);
-  inNs('link', 'set', nsIf, 'up');
+  net = namespace({ name: ns, hostIp, nsIp: roamerIp, prefix: 24 });
   // Removing the first address of a subnet removes the others too unless
   // they are promoted: the move below adds the new address, then removes
   // the old one.
-  execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${nsIf}.promote_secondaries=1`]);
+  net.exec(['sysctl', '-qw', `net.ipv4.conf.${nsIf}.promote_secondaries=1`]);
   // The normal session timeout (30 s) for outages that heal, a short one
   // for the outage that does not.
   // Off loopback the tutorial routes (the tests' tokens) must be asked for.
@@ -78,9 +73,7 @@ before(async () => {
   // these origins are.
   const secure = `--unsafely-treat-insecure-origin-as-secure=${servers.normal.url},${servers.short.url}`;
   tmp = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-rc-'));
-  const wrapper = path.join(tmp, 'chromium-in-netns');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
-  chmodSync(wrapper, 0o755);
+  const wrapper = chromiumIn(ns, tmp);
   const args = [...CHROMIUM_FLAGS, secure];
   hostBrowser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args });
   nsBrowser = await chromium.launch({ executablePath: wrapper, headless: true, args });
@@ -93,8 +86,7 @@ after(async () => {
     if (process.env.SALON_E2E_SERVER_LOG) console.log(server.log.join(''));
     await server.stop();
   }
-  try { ip('link', 'del', hostIf); } catch { /* gone with the namespace */ }
-  try { ip('netns', 'del', ns); } catch { /* never made */ }
+  net?.remove();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -255,14 +247,12 @@ describe('a participant whose network changes', () => {
     // Every tenth packet into the roamer's namespace dropped (no netem in
     // this kernel): its downlink loses 10%, which its receiver reports
     // tell the server.
-    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
-      input: `table inet e2eloss {\n chain input {\n type filter hook input priority 0;\n meta l4proto udp numgen random mod 100 < 10 drop\n }\n}\n`,
-    });
+    net.exec(['nft', '-f', '-'], `table inet e2eloss {\n chain input {\n type filter hook input priority 0;\n meta l4proto udp numgen random mod 100 < 10 drop\n }\n}\n`);
     try {
       await eventually(async () => (await own()) <= 2 && (await seen()) <= 2, 'the lossy network scored 2 or less on both sides', 30_000);
       console.log(`# with 10% loss: the roamer's own level ${await own()}, as the steady one sees it ${await seen()}`);
     } finally {
-      execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'e2eloss']);
+      net.exec(['nft', 'delete', 'table', 'inet', 'e2eloss']);
     }
     await eventually(async () => (await own()) >= 4 && (await seen()) >= 4, 'back to 4 or 5 once the loss ends', 30_000);
     await leave(roamer, steady);

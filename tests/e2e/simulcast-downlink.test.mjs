@@ -18,18 +18,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_FLAGS, eventually, newPage, startServer } from './harness.mjs';
+import { CHROMIUM_FLAGS, chromiumIn, eventually, have, namespace, newPage, startServer } from './harness.mjs';
 
 const id = process.pid % 10000;
 const netns = `scdl${id}`;
-const hostSide = `scdl${id}h`;
-const nsSide = `scdl${id}n`;
 const octet = (process.pid % 200) + 20;
 const hostIp = `10.248.${octet}.1`;
 const nsIp = `10.248.${octet}.2`;
@@ -43,14 +41,6 @@ const RATE = '300kbit';
  */
 const LOSS = 15;
 
-const have = (cmd) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const skip = process.getuid?.() !== 0 || !have('ip') || !have('tc')
   ? 'needs root, ip and tc (iproute2)'
   : false;
@@ -62,40 +52,19 @@ let rembServer;
 let plain;
 let confined;
 let dir;
-
-function removeNamespace() {
-  try {
-    run('ip', ['netns', 'del', netns]);
-  } catch {
-    // not there
-  }
-  try {
-    run('ip', ['link', 'del', hostSide]);
-  } catch {
-    // went with the namespace
-  }
-}
+/** The namespace, once made. */
+let ns;
 
 before(async () => {
   if (skip) return;
-  removeNamespace();
-  run('ip', ['netns', 'add', netns]);
-  run('ip', ['link', 'add', hostSide, 'type', 'veth', 'peer', 'name', nsSide]);
-  run('ip', ['link', 'set', nsSide, 'netns', netns]);
-  run('ip', ['addr', 'add', `${hostIp}/30`, 'dev', hostSide]);
-  run('ip', ['link', 'set', hostSide, 'up']);
-  run('ip', ['-n', netns, 'addr', 'add', `${nsIp}/30`, 'dev', nsSide]);
-  run('ip', ['-n', netns, 'link', 'set', nsSide, 'up']);
-  run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  ns = namespace({ name: netns, hostIp, nsIp });
 
   server = await startServer(['--turn', 'false', '--app-routes', 'true'], { host: hostIp });
   rembServer = await startServer(['--turn', 'false', '--app-routes', 'true', '--bandwidth-estimation', 'remb'], { host: hostIp });
   // Pages on http://10.x are not a secure context: let them have a camera.
   const flags = [...CHROMIUM_FLAGS, `--unsafely-treat-insecure-origin-as-secure=${server.url},${rembServer.url}`];
   dir = mkdtempSync(path.join(os.tmpdir(), 'salon-e2e-scdl-'));
-  const wrapper = path.join(dir, 'chromium-in-netns');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${netns} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
-  chmodSync(wrapper, 0o755);
+  const wrapper = chromiumIn(netns, dir);
   plain = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: flags });
   confined = await chromium.launch({ executablePath: wrapper, headless: true, args: flags });
 });
@@ -105,7 +74,7 @@ after(async () => {
   await plain?.close();
   await server?.stop();
   await rembServer?.stop();
-  if (!skip) removeNamespace();
+  ns?.remove();
   if (dir) rmSync(dir, { recursive: true, force: true });
   if (process.env.SALON_E2E_SERVER_LOG && server) console.log(server.log.join(''));
 });
@@ -193,7 +162,7 @@ async function limitedDownlink(server, estimation) {
   const carol = await sdkPage(confined, 'carol', server);
   // What leaves the host into the namespace is the subscriber's downlink:
   // shaped once the SDK is loaded (it would take seconds at this rate).
-  run('tc', ['qdisc', 'add', 'dev', hostSide, 'root', 'tbf', 'rate', RATE, 'burst', '16kbit', 'latency', '200ms']);
+  run('tc', ['qdisc', 'add', 'dev', ns.hostSide, 'root', 'tbf', 'rate', RATE, 'burst', '16kbit', 'latency', '200ms']);
   try {
     await join(alice, 'downlink', true);
     await join(bob, 'downlink', false);
@@ -253,7 +222,7 @@ async function limitedDownlink(server, estimation) {
     await alice.close();
     await bob.close();
     await carol.close();
-    run('tc', ['qdisc', 'del', 'dev', hostSide, 'root']);
+    run('tc', ['qdisc', 'del', 'dev', ns.hostSide, 'root']);
   }
 }
 
@@ -270,9 +239,7 @@ async function lossyDownlink(server) {
     await join(alice, 'lossy', true);
     await join(carol, 'lossy', false);
     await eventually(async () => (await received(carol)).width === 960, 'carol to get the top layer', 30_000);
-    execFileSync('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], {
-      input: `table inet scdlloss {\n chain input {\n type filter hook input priority 0;\n meta l4proto udp numgen random mod 100 < ${LOSS} drop\n }\n}\n`,
-    });
+    ns.exec(['nft', '-f', '-'], `table inet scdlloss {\n chain input {\n type filter hook input priority 0;\n meta l4proto udp numgen random mod 100 < ${LOSS} drop\n }\n}\n`);
     try {
       await eventually(async () => {
         const r = await received(carol);
@@ -280,7 +247,7 @@ async function lossyDownlink(server) {
       }, `carol, losing ${LOSS}%, to come off the top layer`, 30_000);
       console.log(`simulcast-downlink (remb): losing ${LOSS}% of her downlink, carol ${(await received(carol)).width} wide`);
     } finally {
-      execFileSync('ip', ['netns', 'exec', netns, 'nft', 'delete', 'table', 'inet', 'scdlloss']);
+      ns.exec(['nft', 'delete', 'table', 'inet', 'scdlloss']);
     }
   } finally {
     await alice.close();
