@@ -26,21 +26,33 @@ pub fn recipient_ufrag(datagram: &[u8]) -> Option<&str> {
     if !is_stun(datagram) {
         return None;
     }
-    let declared = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-    let end = (HEADER_LEN + declared).min(datagram.len());
-    let mut at = HEADER_LEN;
-    while at + 4 <= end {
-        let kind = u16::from_be_bytes([datagram[at], datagram[at + 1]]);
-        let len = usize::from(u16::from_be_bytes([datagram[at + 2], datagram[at + 3]]));
-        let value = datagram.get(at + 4..at + 4 + len)?;
+    for (kind, value) in attributes(datagram) {
+        let value = value?;
         if kind == USERNAME {
             let username = std::str::from_utf8(value).ok()?;
             return username.split(':').next().filter(|u| !u.is_empty());
         }
-        // Attributes are padded to a multiple of four bytes.
-        at += 4 + len.div_ceil(4) * 4;
     }
     None
+}
+
+/// The attributes of a STUN message (known to be one), in order: each
+/// type, and its value unless it runs past the datagram.
+fn attributes(datagram: &[u8]) -> impl Iterator<Item = (u16, Option<&[u8]>)> {
+    let declared = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    let end = (HEADER_LEN + declared).min(datagram.len());
+    let mut at = HEADER_LEN;
+    std::iter::from_fn(move || {
+        if at + 4 > end {
+            return None;
+        }
+        let kind = u16::from_be_bytes([datagram[at], datagram[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([datagram[at + 2], datagram[at + 3]]));
+        let value = datagram.get(at + 4..at + 4 + len);
+        // Attributes are padded to a multiple of four bytes.
+        at += 4 + len.div_ceil(4) * 4;
+        Some((kind, value))
+    })
 }
 
 /// Longest answer [`binding_response`] writes (an IPv6 address).
@@ -57,7 +69,10 @@ pub fn binding_response(
     source: std::net::SocketAddr,
     out: &mut [u8; BINDING_RESPONSE_MAX],
 ) -> Option<usize> {
-    if !is_stun(datagram) || datagram[..2] != BINDING_REQUEST || has_username(datagram) {
+    if !is_stun(datagram)
+        || datagram[..2] != BINDING_REQUEST
+        || attributes(datagram).any(|(kind, _)| kind == USERNAME)
+    {
         return None;
     }
     let port = source.port() ^ 0x2112;
@@ -92,21 +107,6 @@ pub fn binding_response(
     out[26..28].copy_from_slice(&port.to_be_bytes());
     out[28..len].copy_from_slice(address);
     Some(len)
-}
-
-fn has_username(datagram: &[u8]) -> bool {
-    let declared = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-    let end = (HEADER_LEN + declared).min(datagram.len());
-    let mut at = HEADER_LEN;
-    while at + 4 <= end {
-        let kind = u16::from_be_bytes([datagram[at], datagram[at + 1]]);
-        if kind == USERNAME {
-            return true;
-        }
-        let len = usize::from(u16::from_be_bytes([datagram[at + 2], datagram[at + 3]]));
-        at += 4 + len.div_ceil(4) * 4;
-    }
-    false
 }
 
 #[cfg(test)]

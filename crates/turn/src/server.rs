@@ -4,9 +4,9 @@
 //!
 //! The UDP listener answers new 5-tuples statelessly (a Binding, a 401
 //! challenge), at most as fast as `limit` allows per source IP, and starts
-//! a session task only for an authenticated Allocate; it hands each later datagram of that 5-tuple to the task
-//! through a bounded queue (a full queue drops the datagram, as UDP
-//! would). A TCP or TLS connection is its own task from the start. Every
+//! a session task only for an authenticated Allocate; it hands each later
+//! datagram of that 5-tuple to the task through a bounded queue (a full
+//! queue drops the datagram, as UDP would). A TCP or TLS connection is its own task from the start. Every
 //! task reads its relay socket itself, so peer → client never crosses
 //! tasks, and nothing on either path takes a lock: the quota table is
 //! touched only when an allocation or connection starts and ends.
@@ -97,8 +97,8 @@ pub struct TurnServer {
 
 impl TurnServer {
     /// Allocations alive now.
-    pub fn allocations(&self) -> u32 {
-        self.shared.usage.lock().map_or(0, |u| u.total)
+    pub fn allocations(&self) -> u64 {
+        self.shared.stats.allocations.load(Ordering::Relaxed)
     }
 
     /// The server's counters, to read while it runs.

@@ -41,15 +41,8 @@ impl Worker {
                         // A plain Binding request is the media port's to
                         // answer (crate::stun); anything else is dropped.
                         let mut reply = [0u8; crate::stun::BINDING_RESPONSE_MAX];
-                        let answer = crate::stun::binding_response(contents, source, &mut reply);
-                        let (second, answered) = &mut self.binding_answers;
-                        let now = Instant::now();
-                        if now.saturating_duration_since(*second) >= Duration::from_secs(1) {
-                            (*second, *answered) = (now, 0);
-                        }
-                        match answer {
-                            Some(n) if *answered < BINDING_ANSWERS_PER_SECOND => {
-                                *answered += 1;
+                        match crate::stun::binding_response(contents, source, &mut reply) {
+                            Some(n) if self.binding_answers.allow(Instant::now()) => {
                                 self.setup.outbound.send(destination, source, &reply[..n]);
                                 stats.stun_answers.fetch_add(1, Ordering::Relaxed);
                             }

@@ -294,15 +294,32 @@ pub struct Worker {
     profiles: HashMap<ParticipantSid, crate::allocation::BandwidthProfile>,
     /// ICE-TCP connections of this worker's peers.
     tcp: tcp::Links,
-    /// Plain STUN Binding requests answered in the current second (and
-    /// when it began): at most [`BINDING_ANSWERS_PER_SECOND`].
-    binding_answers: (Instant, u32),
+    /// Plain STUN Binding requests answered lately (`crate::stun`).
+    binding_answers: BindingAnswers,
 }
 
 /// Plain STUN Binding requests (no ICE peer's) a worker answers a second:
 /// the answer goes to whatever address the request claims, so this bounds
 /// what the media port reflects at spoofed addresses.
 const BINDING_ANSWERS_PER_SECOND: u32 = 100;
+
+/// Binding answers in the current one-second window, and when it began.
+struct BindingAnswers {
+    since: Instant,
+    count: u32,
+}
+
+impl BindingAnswers {
+    /// Whether one more may be sent at `now` (and count it).
+    fn allow(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.since) >= Duration::from_secs(1) {
+            (self.since, self.count) = (now, 0);
+        }
+        let allowed = self.count < BINDING_ANSWERS_PER_SECOND;
+        self.count += u32::from(allowed);
+        allowed
+    }
+}
 
 impl Worker {
     /// A worker reading `inbound`; `poll` must be the one whose registry
@@ -328,7 +345,10 @@ impl Worker {
             recorders: crate::record::Recorders::default(),
             profiles: HashMap::new(),
             tcp,
-            binding_answers: (Instant::now(), 0),
+            binding_answers: BindingAnswers {
+                since: Instant::now(),
+                count: 0,
+            },
         })
     }
 
@@ -447,4 +467,22 @@ fn restored(peer: &mut Peer, setup: &Setup) {
         room: peer.room,
         participant: peer.participant,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_answers_are_capped_per_second() {
+        let t0 = Instant::now();
+        let mut answers = BindingAnswers {
+            since: t0,
+            count: 0,
+        };
+        let allowed = (0..1_000).filter(|_| answers.allow(t0)).count();
+        assert_eq!(allowed, BINDING_ANSWERS_PER_SECOND as usize);
+        assert!(!answers.allow(t0 + Duration::from_millis(999)));
+        assert!(answers.allow(t0 + Duration::from_secs(1)));
+    }
 }

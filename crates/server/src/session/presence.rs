@@ -226,12 +226,18 @@ impl Away {
         match watched {
             Watched::Notice(notice) => self.take(room, me, notice).into_iter().collect(),
             Watched::Lagged => {
-                let now: HashSet<(ParticipantSid, Cause)> = presence
-                    .away_in(room)
-                    .away
-                    .into_iter()
-                    .filter(|(p, _)| *p != me)
-                    .collect();
+                let mut now = presence.away_in(room).away;
+                // Its own media going away may be among what was missed:
+                // the others were shown that outage.
+                if now.contains(&(me, Cause::Media)) && self.own_media_away_at.is_none() {
+                    self.note_own(Notice {
+                        room,
+                        participant: me,
+                        cause: Cause::Media,
+                        reconnecting: true,
+                    });
+                }
+                now.retain(|(p, _)| *p != me);
                 let mut everyone: Vec<ParticipantSid> =
                     self.away.iter().chain(&now).map(|(p, _)| *p).collect();
                 everyone.sort();
@@ -370,6 +376,11 @@ mod tests {
         presence.announce(notice(back, false));
         presence.announce(notice(gone, true));
         presence.announce(notice(me, true));
+        let lag_began = Instant::now();
+        presence.announce(Notice {
+            cause: Cause::Media,
+            ..notice(me, true)
+        });
         for _ in 0..BACKLOG {
             presence.announce(notice(stays, true));
         }
@@ -380,6 +391,11 @@ mod tests {
         let mut expected = vec![(back, false), (gone, true)];
         expected.sort();
         assert_eq!(changes, expected, "its own outage is not among them");
+        assert!(!away.is_away(me));
+        assert!(
+            away.own_outage_shown_since(lag_began),
+            "its own media outage, which the others were shown, is noted"
+        );
         assert!(away.is_away(stays) && away.is_away(gone) && !away.is_away(back));
     }
 
