@@ -525,7 +525,7 @@ impl RedisCluster {
             .store
             .nodes_with_rooms()
             .await
-            .map_err(|e| ClusterError::Unreachable(format!("the database: {e}")))?
+            .map_err(|e| ClusterError::Database(e.to_string()))?
             .into_iter()
             .collect();
         // This node knows it drains before its record says so.

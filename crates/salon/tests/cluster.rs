@@ -1242,3 +1242,141 @@ async fn a_resume_that_reaches_another_node_is_redirected_to_the_sessions_node_a
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(refused["code"], 53204, "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rooms_go_on_while_postgres_is_away_and_what_happened_is_recorded_when_it_returns() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let Some(postgres) = postgres::private_cluster() else {
+        return;
+    };
+    let database = postgres.fresh_database().await;
+    let mut nodes = Vec::new();
+    for id in ["node-a", "node-b"] {
+        let args = node_args(&redis, &database, id, &[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodes.push(tokio::task::block_in_place(|| Server::start_with(&args)));
+    }
+    let alice = participant(&nodes[0], "alice", "steady").await;
+    let room = alice.room().sid.to_string();
+    let holder = &nodes[if gauge(&nodes[0], "rooms_in_progress").await == 1 {
+        0
+    } else {
+        1
+    }];
+    let mut alice = alice;
+    let joined = Instant::now();
+    let bob = participant(holder, "bob", "steady").await;
+    media_flows(&mut alice).await;
+
+    // The database goes away. Each node notices (its heartbeat fails)…
+    tokio::task::block_in_place(|| postgres.stop());
+    for node in &nodes {
+        wait_until("the node notices", WAIT, || async {
+            gauge(node, "store_up").await == 0
+        })
+        .await;
+    }
+    // …and refuses new rooms with a clear error, over REST and signaling.
+    let (status, error) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Rooms", nodes[0].url),
+        &[("UniqueName", "refused")],
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_u64()),
+        (503, Some(20503)),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("database is unavailable"),
+        "{error}"
+    );
+    let config = ClientConfig::new(signaling(holder), token("dave"), "fresh");
+    let Err(refused) = Client::connect(config).await else {
+        panic!("a new room was created while the database is away");
+    };
+    assert_eq!(refused.code, 53006, "{refused:?}");
+    assert!(refused.message.contains("database"), "{refused:?}");
+
+    // The room in progress goes on: bob leaves, carol joins and hears
+    // alice, and alice's media keeps flowing.
+    bob.leave().await;
+    let left = Instant::now();
+    let mut carol = participant(holder, "carol", "steady").await;
+    media_flows(&mut carol).await;
+    let received =
+        |s: &salon_client::ClientStats| -> u64 { s.subscribed.values().map(|t| t.packets).sum() };
+    let before = received(&alice.stats());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(received(&alice.stats()) > before, "media flows");
+    assert!(
+        holder_backlog(holder).await > 0,
+        "the leave and join are kept"
+    );
+
+    // Five seconds later the database returns: the node writes what it
+    // kept, in order and with the times things happened, then takes new
+    // rooms again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::task::block_in_place(|| postgres.start_again());
+    wait_until("the backlog is written", WAIT, || async {
+        gauge(holder, "store_up").await == 1 && holder_backlog(holder).await == 0
+    })
+    .await;
+    let (status, listed) = rest(
+        reqwest::Method::GET,
+        format!(
+            "{}/v1/Rooms/{room}/Participants?Status=connected",
+            nodes[0].url
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    let mut connected: Vec<&str> = listed["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter_map(|p| p["identity"].as_str())
+        .collect();
+    connected.sort();
+    assert_eq!(connected, ["alice", "carol"], "{listed}");
+    let (_, gone) = rest(
+        reqwest::Method::GET,
+        format!("{}/v1/Rooms/{room}/Participants?Identity=bob", nodes[0].url),
+        &[],
+    )
+    .await;
+    let bob = &gone["participants"][0];
+    assert_eq!(bob["status"], "disconnected", "{gone}");
+    // Bob's stay ends when he left, not when it was written (at least
+    // five seconds later).
+    let stayed = bob["duration"].as_u64().expect("a duration");
+    let at_most = (left - joined).as_secs() + 2;
+    assert!(
+        stayed <= at_most,
+        "bob stayed {stayed} s by the record; he left at most {at_most} s after joining"
+    );
+    wait_until("new rooms are taken again", WAIT, || async {
+        let (status, _) = rest(
+            reqwest::Method::POST,
+            format!("{}/v1/Rooms", nodes[0].url),
+            &[("UniqueName", "after")],
+        )
+        .await;
+        status == 201
+    })
+    .await;
+    drop(redis);
+}
+
+/// Room events a node keeps for its database.
+async fn holder_backlog(node: &Server) -> u64 {
+    gauge(node, "store_backlog_events").await
+}

@@ -205,6 +205,7 @@ mod tests {
             Rooms::new(Config::default()),
             store,
             AccountSid::random(),
+            Arc::default(),
             Arc::new(Metrics::new()),
         );
         let signaling = Arc::new(Signaling::default());
@@ -245,6 +246,7 @@ mod tests {
             Rooms::new(Config::default()),
             store.clone(),
             AccountSid::random(),
+            Arc::default(),
             metrics.clone(),
         );
         let (media_tx, media_events) = mpsc::unbounded_channel();

@@ -53,6 +53,9 @@ pub enum ClusterError {
     /// Every live node is draining.
     #[error("no live node takes new rooms")]
     NoNode,
+    /// The shared database does not answer: no placement.
+    #[error("the database is unavailable ({0})")]
+    Database(String),
 }
 
 /// A live node, as the registry shows it.
@@ -220,6 +223,11 @@ pub async fn placement(state: &AppState) -> Result<Option<String>, ApiError> {
     let Some(cluster) = &state.cluster else {
         return Ok(None);
     };
+    // Placement reads the shared records; and this node's records must be
+    // written before it is told of a new room.
+    if !state.rooms.health().accepts_new_rooms() {
+        return Err(ApiError::database_unavailable());
+    }
     match cluster.place().await {
         Ok(node) if node.id == cluster.node() => Ok(None),
         Ok(node) => Ok(Some(node.id)),
@@ -227,6 +235,43 @@ pub async fn placement(state: &AppState) -> Result<Option<String>, ApiError> {
             "Cannot create a room now: {e}"
         ))),
     }
+}
+
+/// Why [`existing_room`] found no room to route to.
+enum Lookup {
+    /// A SID of a room that is over or unknown.
+    NotInProgress,
+    Store(salon_store::StoreError),
+}
+
+/// The room in progress that `text` (a unique name or an `RM` SID) names,
+/// from the shared records.
+async fn existing_room(state: &AppState, text: &str) -> Result<Option<RoomSid>, Lookup> {
+    match text.parse::<RoomSid>() {
+        Ok(sid) => match state.store.room(sid).await.map_err(Lookup::Store)? {
+            Some(record) if record.status == salon_store::RoomStatus::InProgress => Ok(Some(sid)),
+            _ => Err(Lookup::NotInProgress),
+        },
+        Err(_) => Ok(state
+            .store
+            .room_in_progress_by_name(text)
+            .await
+            .map_err(Lookup::Store)?
+            .map(|r| r.sid)),
+    }
+}
+
+/// Whether this node's room core runs the room `text` names.
+async fn held_here(state: &AppState, text: &str) -> bool {
+    let room = salon_room::RoomRef::parse(text);
+    state
+        .rooms
+        .call(move |rooms, _| match room {
+            salon_room::RoomRef::Sid(sid) => rooms.room(sid).is_some(),
+            salon_room::RoomRef::Name(name) => rooms.room_by_name(&name).is_some(),
+        })
+        .await
+        .unwrap_or(false)
 }
 
 /// Where a join should be served.
@@ -257,18 +302,29 @@ pub(crate) async fn route_join(
     };
     let existing = match room {
         None => None,
-        Some(text) => match text.parse::<RoomSid>() {
-            Ok(sid) => match state.store.room(sid).await.map_err(store_error)? {
-                Some(record) if record.status == salon_store::RoomStatus::InProgress => Some(sid),
-                // Over or unknown: the room core refuses as it should.
-                _ => return Ok(Route::Here),
-            },
-            Err(_) => state
-                .store
-                .room_in_progress_by_name(text)
-                .await
-                .map_err(store_error)?
-                .map(|r| r.sid),
+        // Known to be away: do not wait for it to fail again. Only a room
+        // this node holds can be found.
+        Some(text) if state.rooms.health().is_down() => {
+            if held_here(state, text).await {
+                return Ok(Route::Here);
+            }
+            return Err(Refusal::new(
+                salon_signal::codes::SERVER_BUSY,
+                "Cannot look up or create the room now: the database is unavailable",
+            ));
+        }
+        Some(text) => match existing_room(state, text).await {
+            Ok(Some(sid)) => Some(sid),
+            Ok(None) => None,
+            // Over or unknown: the room core refuses as it should.
+            Err(Lookup::NotInProgress) => return Ok(Route::Here),
+            // The database is away: a room in progress here still takes
+            // joins (only this node can know it holds it).
+            Err(Lookup::Store(e)) if held_here(state, text).await => {
+                tracing::debug!(error = %e, room = text, "database away: joining a room held here");
+                return Ok(Route::Here);
+            }
+            Err(Lookup::Store(e)) => return Err(store_error(e)),
         },
     };
     if let Some(sid) = existing {
@@ -291,6 +347,12 @@ pub(crate) async fn route_join(
         };
     }
     // A new room.
+    if !state.rooms.health().accepts_new_rooms() {
+        return Err(Refusal::new(
+            salon_signal::codes::SERVER_BUSY,
+            "Cannot create a room now: the database is unavailable",
+        ));
+    }
     if placed_here && !cluster.draining() {
         return Ok(Route::Here);
     }

@@ -29,6 +29,7 @@ pub mod connectivity;
 mod credentials;
 pub mod http;
 pub mod metrics;
+pub mod recorder;
 pub mod recording;
 pub mod rest;
 pub mod service;
@@ -198,6 +199,8 @@ impl Server {
         if let Some(turn) = &turn {
             metrics.add_turn(turn.stats());
         }
+        let health = Arc::new(recorder::StoreHealth::default());
+        metrics.add_collector(Arc::new(recorder::Shared(health.clone())));
         let metrics = Arc::new(metrics);
         let credentials =
             Arc::new(Credentials::load(&store, config.account, metrics.clone()).await?);
@@ -211,10 +214,10 @@ impl Server {
         let (stop_watcher, stop) = tokio::sync::watch::channel(false);
         let watcher = tokio::spawn(credentials.clone().watch(store.clone(), stop.clone()));
         let callback_sender = tokio::spawn(sender.run(stop.clone()));
-        let heartbeat = tokio::spawn(heartbeat(store.clone(), stop));
+        let heartbeat = tokio::spawn(heartbeat(store.clone(), health.clone(), stop));
         let core = salon_room::Rooms::new(config.rooms.clone());
         let (rooms, _task) =
-            RoomService::spawn(core, store.clone(), config.account, metrics.clone());
+            RoomService::spawn(core, store.clone(), config.account, health, metrics.clone());
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -370,15 +373,31 @@ pub fn router(state: AppState, app_routes: Option<app::Origins>) -> Router {
 /// duration is off by at most this much (not by the downtime).
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Write [`Store::heartbeat`] every [`HEARTBEAT_INTERVAL`] until `stop`.
-async fn heartbeat(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// How long the heartbeat's one-row write may take before the database
+/// counts as away.
+const HEARTBEAT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Write [`Store::heartbeat`] every [`HEARTBEAT_INTERVAL`] until `stop`,
+/// noting in `health` whether the database answers.
+async fn heartbeat(
+    store: Store,
+    health: Arc<recorder::StoreHealth>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                if let Err(e) = store.heartbeat(Timestamp::now()).await {
-                    tracing::warn!(error = %e, "cannot record the heartbeat");
+                let written =
+                    tokio::time::timeout(HEARTBEAT_PATIENCE, store.heartbeat(Timestamp::now())).await;
+                match written {
+                    Ok(Ok(())) => health.heartbeat_written(),
+                    Ok(Err(e)) if e.is_unavailable() => health.mark_down(&e),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot record the heartbeat"),
+                    Err(_) => health.mark_down(&format_args!(
+                        "the heartbeat's write took over {HEARTBEAT_PATIENCE:?}"
+                    )),
                 }
             }
             _ = stop.changed() => return,

@@ -4,10 +4,13 @@
 //! and later signaling) sends it jobs over a bounded channel. The task:
 //!
 //! 1. runs the job against the core (or fires the core's due timers),
-//! 2. writes the events the core queued to the store, in one transaction,
+//! 2. has the [`Recorder`] write the events the core queued to the store,
+//!    in one transaction,
 //! 3. only then answers the caller,
 //!
-//! so a caller that gets an answer can read its effect back from the store,
+//! so a caller that gets an answer can read its effect back from the store
+//! (while the database is away, the recorder keeps the events and the
+//! task goes on without waiting; new rooms are refused meanwhile),
 //!
 //! 4. and hands each event to its listeners: the signaling sessions of the
 //!    event's room (bounded queues: a session that cannot keep up is cut
@@ -29,6 +32,7 @@ use salon_store::{Store, StoreError, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
+use crate::recorder::{Recorded, Recorder, StoreHealth};
 
 /// Jobs waiting for the room task before senders have to wait.
 const QUEUE: usize = 1024;
@@ -42,12 +46,15 @@ pub enum ServiceError {
     /// The core changed, but recording the change failed.
     #[error("recording room events failed: {0}")]
     Store(Arc<StoreError>),
+    /// The database is away: no new rooms until it returns.
+    #[error("the database is unavailable; no new rooms until it returns")]
+    Unavailable,
     /// The service has shut down.
     #[error("the room service has shut down")]
     Closed,
 }
 
-type Reply = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+type Reply = Box<dyn FnOnce(Recorded) + Send>;
 type Job = Box<dyn FnOnce(&mut Rooms, &mut Listeners, Instant) -> Reply + Send>;
 
 /// Events of one room queued for one session before it counts as stalled.
@@ -101,10 +108,9 @@ impl Listeners {
         sessions.push((participant, events));
     }
 
-    fn dispatch(&mut self, event: Event) {
+    fn dispatch(&mut self, event: Arc<Event>) {
         let room = event.room();
         let to = addressee(&event);
-        let event = Arc::new(event);
         self.watchers.retain(|w| w.send(event.clone()).is_ok());
         if let Some(sessions) = self.sessions.get_mut(&room) {
             sessions.retain(|(participant, tx)| {
@@ -131,6 +137,7 @@ impl Listeners {
 #[derive(Clone)]
 pub struct RoomService {
     jobs: mpsc::Sender<Job>,
+    health: Arc<StoreHealth>,
 }
 
 impl RoomService {
@@ -139,18 +146,23 @@ impl RoomService {
         rooms: Rooms,
         store: Store,
         account: AccountSid,
+        health: Arc<StoreHealth>,
         metrics: Arc<Metrics>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (jobs, inbox) = mpsc::channel(QUEUE);
         let task = RoomTask {
             rooms,
             listeners: Listeners::default(),
-            store,
-            account,
+            recorder: Recorder::spawn(store, account, health.clone()),
             metrics,
             inbox,
         };
-        (Self { jobs }, tokio::spawn(task.run()))
+        (Self { jobs, health }, tokio::spawn(task.run()))
+    }
+
+    /// Whether the database takes writes now (see [`StoreHealth`]).
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     /// Run `f` against the core; answer after its events are recorded.
@@ -168,18 +180,31 @@ impl RoomService {
         &self,
         f: impl FnOnce(&mut Rooms, &mut Listeners, Instant) -> T + Send + 'static,
     ) -> Result<T, ServiceError> {
+        match self.submit(f).await? {
+            (_, Recorded::Failed(e)) => Err(ServiceError::Store(e)),
+            // Kept for the database: the core has changed, and rooms in
+            // progress go on.
+            (value, Recorded::Written | Recorded::Deferred) => Ok(value),
+        }
+    }
+
+    /// Run `f`; its value and what became of its events.
+    async fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Rooms, &mut Listeners, Instant) -> T + Send + 'static,
+    ) -> Result<(T, Recorded), ServiceError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |rooms, listeners, now| {
             let value = f(rooms, listeners, now);
             Box::new(move |recorded| {
-                let _ = tx.send(recorded.map(|()| value).map_err(ServiceError::Store));
+                let _ = tx.send((value, recorded));
             })
         });
         self.jobs
             .send(job)
             .await
             .map_err(|_| ServiceError::Closed)?;
-        rx.await.map_err(|_| ServiceError::Closed)?
+        rx.await.map_err(|_| ServiceError::Closed)
     }
 
     /// Like [`RoomService::call`] for commands that may be refused.
@@ -190,19 +215,26 @@ impl RoomService {
         self.call(f).await?.map_err(ServiceError::Room)
     }
 
-    /// Create a room with a fresh SID.
+    /// Create a room with a fresh SID. Refused ([`ServiceError::Unavailable`])
+    /// while the database is away: a room must be recorded before anyone
+    /// is told it exists.
     pub async fn create(&self, request: RoomRequest) -> Result<RoomSid, ServiceError> {
+        if !self.health.accepts_new_rooms() {
+            return Err(ServiceError::Unavailable);
+        }
         let sid = RoomSid::random();
         let name = request.unique_name.clone();
         let created = self
-            .command(move |rooms, now| rooms.create(now, sid, &request).map(|room| room.sid()))
-            .await;
+            .submit(move |rooms, _, now| rooms.create(now, sid, &request).map(|room| room.sid()))
+            .await?;
         match created {
+            (Err(e), _) => Err(ServiceError::Room(e)),
+            (Ok(sid), Recorded::Written) => Ok(sid),
             // Nodes sharing a database: another node runs a room of this
             // name, and the database's unique index refused ours. End it
             // here too (nothing of it was recorded) and answer as the core
             // would have, had it known.
-            Err(ServiceError::Store(e)) if e.is_unique_violation() => {
+            (Ok(_), Recorded::Failed(e)) if e.is_unique_violation() => {
                 let _ = self
                     .command(move |rooms, now| rooms.complete(now, sid))
                     .await;
@@ -210,7 +242,16 @@ impl RoomService {
                     name.unwrap_or_else(|| sid.to_string()),
                 )))
             }
-            other => other,
+            (Ok(_), Recorded::Failed(e)) => Err(ServiceError::Store(e)),
+            // The database went away during the write: end the room (it
+            // and its end are written when the database returns) rather
+            // than run one nobody can look up.
+            (Ok(_), Recorded::Deferred) => {
+                let _ = self
+                    .command(move |rooms, now| rooms.complete(now, sid))
+                    .await;
+                Err(ServiceError::Unavailable)
+            }
         }
     }
 
@@ -317,8 +358,7 @@ impl RoomService {
 struct RoomTask {
     rooms: Rooms,
     listeners: Listeners,
-    store: Store,
-    account: AccountSid,
+    recorder: Recorder,
     metrics: Arc<Metrics>,
     inbox: mpsc::Receiver<Job>,
 }
@@ -345,24 +385,18 @@ impl RoomTask {
         tracing::debug!("room service stopped");
     }
 
-    async fn flush(&mut self) -> Result<(), Arc<StoreError>> {
-        let events: Vec<Event> = std::iter::from_fn(|| self.rooms.poll_event()).collect();
+    async fn flush(&mut self) -> Recorded {
+        let events: Vec<Arc<Event>> =
+            std::iter::from_fn(|| self.rooms.poll_event().map(Arc::new)).collect();
         if events.is_empty() {
-            return Ok(());
+            return Recorded::Written;
         }
         for event in &events {
             self.observe(event);
         }
         self.metrics
             .set_rooms(self.rooms.rooms().count(), self.rooms.participant_count());
-        let recorded = self
-            .store
-            .record(self.account, &events, Timestamp::now())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, events = events.len(), "failed to record room events");
-                Arc::new(e)
-            });
+        let recorded = self.recorder.record(events.clone(), Timestamp::now()).await;
         // Listeners hear about changes even if recording failed: the core
         // has changed, and sessions must follow it.
         for event in events {
@@ -439,28 +473,28 @@ mod tests {
         // Everyone publishes audio and video; everyone subscribes to the
         // others' tracks, and each video is switched off and on once.
         for (i, p) in people.iter().enumerate() {
-            listeners.dispatch(Event::ParticipantConnected {
+            listeners.dispatch(Arc::new(Event::ParticipantConnected {
                 room,
                 participant: *p,
                 identity: format!("p{i}"),
-            });
+            }));
             for t in 0..2u8 {
                 let track =
                     TrackSid::from_bytes([i as u8, t, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
                 for s in people.iter().filter(|s| *s != p) {
-                    listeners.dispatch(Event::Subscribed {
+                    listeners.dispatch(Arc::new(Event::Subscribed {
                         room,
                         subscriber: *s,
                         publisher: *p,
                         track,
-                    });
+                    }));
                     for off in [Some("max-bandwidth-reached"), None] {
-                        listeners.dispatch(Event::SubscriptionSwitched {
+                        listeners.dispatch(Arc::new(Event::SubscriptionSwitched {
                             room,
                             subscriber: *s,
                             track,
                             off,
-                        });
+                        }));
                     }
                 }
             }

@@ -11,7 +11,12 @@ impl Store {
     /// Record `events`, which happened at `at`, in one transaction: either
     /// all of them are stored, with the status callbacks they cause, or
     /// nothing is.
-    pub async fn record(&self, account: AccountSid, events: &[Event], at: Timestamp) -> Result<()> {
+    pub async fn record<E: std::borrow::Borrow<Event> + Sync>(
+        &self,
+        account: AccountSid,
+        events: &[E],
+        at: Timestamp,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -20,6 +25,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut callbacks = 0;
         for event in events {
+            let event = event.borrow();
             callbacks += callbacks::enqueue(&mut tx, account, event, at).await?;
             apply(&mut tx, &self.node, account, event, at.millis()).await?;
         }

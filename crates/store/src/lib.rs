@@ -79,6 +79,62 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+
+    /// Whether the database is away rather than the request wrong: the
+    /// same write can succeed later, so it should be kept and retried, not
+    /// dropped. Connection failures and timeouts; PostgreSQL's connection
+    /// exceptions (class 08), lack of resources (53), shutdown and restart
+    /// (57P), serialization failures and deadlocks; SQLite's busy, locked,
+    /// I/O error and full disk.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(e) => {
+                let code = e.code().unwrap_or_default();
+                if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    transient_sqlstate(&code)
+                } else if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // SQLite's extended result code, as a number; the
+                    // primary code is its low byte.
+                    code.parse::<u32>().is_ok_and(|n| {
+                        matches!(
+                            n & 0xff,
+                            SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR | SQLITE_FULL
+                        )
+                    })
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+const SQLITE_BUSY: u32 = 5;
+const SQLITE_LOCKED: u32 = 6;
+const SQLITE_IOERR: u32 = 10;
+const SQLITE_FULL: u32 = 13;
+
+/// A PostgreSQL SQLSTATE that means "try again later": connection
+/// exceptions, insufficient resources, operator intervention (shutdown,
+/// restart), serialization failure, deadlock.
+fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code == "40001"
+        || code == "40P01"
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -638,7 +638,35 @@ async fn many_events_in_one_batch_are_one_transaction(db: Db) {
     assert_eq!(page.items.len(), 50);
 }
 
+/// A write the database refuses is not "unavailable" (it would be retried
+/// forever); a database that is gone is.
+async fn a_refused_write_is_told_apart_from_an_absent_database(db: Db) {
+    let mut f = Fixture::new(db).await;
+    f.rooms
+        .create(f.now, RoomSid::random(), &named("standup"))
+        .unwrap();
+    f.flush().await;
+    // Another node's core creates the same name at the same moment.
+    let mut other = Rooms::new(Config::default());
+    other
+        .create(f.now, RoomSid::random(), &named("standup"))
+        .unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| other.poll_event()).collect();
+    let refused = f
+        .store
+        .record(f.account, &events, Timestamp::from_millis(f.clock + 1))
+        .await
+        .unwrap_err();
+    assert!(refused.is_unique_violation(), "{refused}");
+    assert!(!refused.is_unavailable(), "{refused}");
+
+    f.store.close().await;
+    let gone = f.store.ping().await.unwrap_err();
+    assert!(gone.is_unavailable(), "{gone}");
+}
+
 on_both_databases!(
+    a_refused_write_is_told_apart_from_an_absent_database,
     a_room_and_its_participants_are_recorded_from_events,
     a_unique_name_can_be_reused_once_its_room_has_ended,
     room_lists_filter_and_page_by_keyset_newest_first,

@@ -97,6 +97,13 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, 20503, message)
     }
+
+    /// 503, code 20503: the database is away (see [`crate::recorder`]).
+    pub fn database_unavailable() -> Self {
+        Self::unavailable(
+            "The database is unavailable: rooms in progress go on, but no new rooms until it returns",
+        )
+    }
 }
 
 impl From<RoomError> for ApiError {
@@ -112,6 +119,10 @@ impl From<RoomError> for ApiError {
 
 impl From<salon_store::StoreError> for ApiError {
     fn from(e: salon_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            return Self::database_unavailable();
+        }
         Self::internal(e)
     }
 }

@@ -177,7 +177,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
 pub fn service_error(e: ServiceError) -> ApiError {
     match e {
         ServiceError::Room(e) => ApiError::from(e),
+        ServiceError::Store(e) if e.is_unavailable() => ApiError::database_unavailable(),
         ServiceError::Store(e) => ApiError::internal(e),
+        ServiceError::Unavailable => ApiError::database_unavailable(),
         ServiceError::Closed => ApiError::unavailable("The server is shutting down"),
     }
 }

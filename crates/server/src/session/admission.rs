@@ -50,6 +50,8 @@ impl From<salon_token::Rejection> for Refusal {
 enum Refused {
     Token(salon_token::Rejection),
     Room(RoomError),
+    /// The join would create a room while the database is away.
+    Unavailable,
 }
 
 /// Verify `token`, then join the room named `room` (a name or an `RM…`
@@ -84,6 +86,9 @@ pub async fn admit(
         None => (new_room.to_string(), RoomRef::Name(new_room.to_string())),
     };
     let (events_tx, events) = mpsc::channel(SESSION_QUEUE);
+    // Rooms in progress take joins while the database is away (their
+    // events are kept for it); new rooms wait until it returns.
+    let new_rooms = state.rooms.health().accepts_new_rooms();
     let admitted = state
         .rooms
         .call_with_listeners(move |rooms, listeners, now| {
@@ -99,6 +104,9 @@ pub async fn admit(
                 verified
                     .allows_room(name, sid.as_str())
                     .map_err(Refused::Token)?;
+                if *sid == new_room && !new_rooms {
+                    return Err(Refused::Unavailable);
+                }
             }
             let admission = rooms
                 .join(
@@ -135,6 +143,10 @@ pub async fn admit(
             })
         }
         Ok(Err(Refused::Room(e))) => Err(Refusal::new(e.code(), e.to_string())),
+        Ok(Err(Refused::Unavailable)) | Err(ServiceError::Unavailable) => Err(Refusal::new(
+            codes::SERVER_BUSY,
+            "Cannot create a room now: the database is unavailable",
+        )),
         // Nodes sharing a database: another node created a room of this
         // name at the same moment, and the database's unique index refused
         // ours. End ours (nothing of it was recorded) and send the client

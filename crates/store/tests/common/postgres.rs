@@ -22,6 +22,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// A running private cluster.
 pub struct Cluster {
     port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    root: PathBuf,
+    as_root: bool,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -53,24 +57,69 @@ fn required() -> bool {
 /// A fresh, empty database's URL, or `None` when PostgreSQL is skipped.
 pub async fn fresh_database() -> Option<String> {
     let cluster = cluster()?;
-    let name = format!(
-        "salon_test_{}_{}",
-        std::process::id(),
-        NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
-    );
-    use sqlx::Connection;
-    let mut admin = sqlx::AnyConnection::connect(&cluster.url("postgres"))
-        .await
-        .expect("connect to the test cluster");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    let _ = admin.close().await;
-    Some(cluster.url(&name))
+    Some(cluster.fresh_database().await)
+}
+
+/// A cluster of the caller's own, which it may stop and start again (to
+/// take the database away from running servers); `None` when PostgreSQL is
+/// skipped. It is stopped and removed when dropped.
+pub fn private_cluster() -> Option<Cluster> {
+    if std::env::var("SALON_POSTGRES").is_ok_and(|v| v == "skip") {
+        eprintln!("skipping the PostgreSQL variant (SALON_POSTGRES=skip)");
+        return None;
+    }
+    let n = NEXT_DATABASE.fetch_add(1, Ordering::Relaxed);
+    match Cluster::start_in(&format!("salon-pg-{}-private-{n}", std::process::id())) {
+        Ok(cluster) => Some(cluster),
+        Err(e) if required() => panic!("SALON_POSTGRES=required but {e}"),
+        Err(e) => {
+            eprintln!(
+                "skipping the PostgreSQL variant: {e} (SALON_POSTGRES=required makes this a failure)"
+            );
+            None
+        }
+    }
 }
 
 impl Cluster {
+    /// A fresh, empty database's URL.
+    pub async fn fresh_database(&self) -> String {
+        let name = format!(
+            "salon_test_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        );
+        self.create_database(&name).await;
+        self.url(&name)
+    }
+
+    async fn create_database(&self, name: &str) {
+        use sqlx::Connection;
+        let mut admin = sqlx::AnyConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connect to the test cluster");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+        let _ = admin.close().await;
+    }
+
+    /// Stop the server (fast shutdown: connections are cut), keeping its
+    /// data and port.
+    pub fn stop(&self) {
+        run(as_postgres(self.as_root, &self.bin.join("pg_ctl"))
+            .args(["-w", "-m", "fast", "-D"])
+            .arg(&self.data)
+            .arg("stop"))
+        .expect("pg_ctl stop");
+    }
+
+    /// Start it again after [`Cluster::stop`], on the same port.
+    pub fn start_again(&self) {
+        self.pg_ctl_start().expect("pg_ctl start");
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
@@ -80,9 +129,14 @@ impl Cluster {
     }
 
     fn start() -> Result<Cluster, String> {
+        Self::start_in(&format!("salon-pg-{}", std::process::id()))
+    }
+
+    /// initdb and start a cluster in a new temporary directory `name`.
+    fn start_in(name: &str) -> Result<Cluster, String> {
         sqlx::any::install_default_drivers();
         let bin = bin_dir().ok_or("PostgreSQL's initdb and pg_ctl are not installed")?;
-        let root = std::env::temp_dir().join(format!("salon-pg-{}", std::process::id()));
+        let root = std::env::temp_dir().join(name);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {root:?}: {e}"))?;
         let data = root.join("data");
@@ -101,23 +155,20 @@ impl Cluster {
                 "-D",
             ])
             .arg(&data))?;
-        let port = free_port()?;
-        let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
-            root.display()
-        );
-        run(as_postgres(as_root, &bin.join("pg_ctl"))
-            .args(["-w", "-t", "60", "-D"])
-            .arg(&data)
-            .args(["-l"])
-            .arg(root.join("log"))
-            .args(["-o", &options, "start"]))?;
+        let cluster = Cluster {
+            port: free_port()?,
+            bin,
+            data,
+            root,
+            as_root,
+        };
+        cluster.pg_ctl_start()?;
         // Stop it when this test process is gone.
         let watchdog = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf '{root}'",
             pid = std::process::id(),
-            stop = stop_command(as_root, &bin, &data),
-            root = root.display(),
+            stop = stop_command(cluster.as_root, &cluster.bin, &cluster.data),
+            root = cluster.root.display(),
         );
         Command::new("sh")
             .arg("-c")
@@ -127,7 +178,36 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start the watchdog: {e}"))?;
-        Ok(Cluster { port })
+        Ok(cluster)
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+            self.port,
+            self.root.display()
+        );
+        run(as_postgres(self.as_root, &self.bin.join("pg_ctl"))
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .args(["-l"])
+            .arg(self.root.join("log"))
+            .args(["-o", &options, "start"]))
+    }
+}
+
+impl Drop for Cluster {
+    /// Only private clusters are dropped (the shared one lives until the
+    /// process ends, and its watchdog stops it).
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(stop_command(self.as_root, &self.bin, &self.data))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
