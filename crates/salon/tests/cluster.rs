@@ -1380,3 +1380,132 @@ async fn rooms_go_on_while_postgres_is_away_and_what_happened_is_recorded_when_i
 async fn holder_backlog(node: &Server) -> u64 {
     gauge(node, "store_backlog_events").await
 }
+
+/// A REST call that does not follow redirects: (status, Location, body).
+async fn rest_no_redirect(url: String) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let response = client
+        .get(url)
+        .basic_auth(API_KEY, Some(API_SECRET))
+        .send()
+        .await
+        .expect("REST call");
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (response.status().as_u16(), location)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recordings_and_compositions_are_served_and_made_by_the_node_whose_disk_holds_them() {
+    let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+        return;
+    };
+    let (status, room) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Rooms", cluster.nodes[0].url),
+        &[
+            ("UniqueName", "recorded"),
+            ("RecordParticipantsOnConnect", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    let sid = room["sid"].as_str().expect("a room SID").to_owned();
+    let holder = cluster
+        .node_with("rooms_in_progress", 1)
+        .await
+        .expect("one node holds the room");
+    let (holder_id, other) = (["node-a", "node-b"][holder], &cluster.nodes[1 - holder]);
+    let holder = &cluster.nodes[holder];
+    let mut alice = participant(holder, "alice", "recorded").await;
+    let _bob = participant(holder, "bob", "recorded").await;
+    media_flows(&mut alice).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Rooms/{sid}", other.url),
+        &[("Status", "completed")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + WAIT;
+    let recordings = loop {
+        let (_, listed) = rest(
+            reqwest::Method::GET,
+            format!("{}/v1/Rooms/{sid}/Recordings?Status=completed", other.url),
+            &[],
+        )
+        .await;
+        let recordings = listed["recordings"].as_array().cloned().unwrap_or_default();
+        if recordings.len() == 4 {
+            break recordings;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "four completed recordings: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // The recording's media, asked of the other node, is a link to the
+    // holder's copy, which downloads.
+    let recording = recordings[0]["sid"].as_str().expect("a recording SID");
+    let (status, location) =
+        rest_no_redirect(format!("{}/v1/Recordings/{recording}/Media", other.url)).await;
+    assert_eq!(status, 302);
+    assert!(
+        location.starts_with(&format!("{}/media/recordings/", holder.url)),
+        "{location} is not on the holder {}",
+        holder.url
+    );
+    let file = reqwest::get(&location).await.expect("the download");
+    assert_eq!(file.status().as_u16(), 200);
+    let bytes = file.bytes().await.expect("the file");
+    assert_eq!(&bytes[..4], &[0x1a, 0x45, 0xdf, 0xa3], "a Matroska file");
+
+    // A composition asked of the other node is made by the holder, where
+    // the recordings are.
+    let (status, composition) = rest(
+        reqwest::Method::POST,
+        format!("{}/v1/Compositions", other.url),
+        &[("RoomSid", sid.as_str()), ("AudioSources", "*")],
+    )
+    .await;
+    assert_eq!(status, 201, "{composition}");
+    let composition = composition["sid"].as_str().expect("a composition SID");
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&cluster.database)
+        .await
+        .expect("the database");
+    let (node,): (String,) = sqlx::query_as("SELECT node FROM compositions WHERE sid = $1")
+        .bind(composition)
+        .fetch_one(&mut db)
+        .await
+        .expect("the composition's node");
+    assert_eq!(node, holder_id);
+
+    // Deleted through the other node, the file goes from the holder's disk.
+    let on_disk = || {
+        std::fs::read_dir(holder.data_dir.join("recordings").join(&sid))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(on_disk(), 4);
+    let (status, _) = rest(
+        reqwest::Method::DELETE,
+        format!("{}/v1/Recordings/{recording}", other.url),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(on_disk(), 3, "the holder removed the file");
+    let _ = db.close().await;
+}

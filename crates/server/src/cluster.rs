@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum::http::StatusCode;
-use salon_sid::{ParticipantSid, RoomSid};
+use salon_sid::{CompositionSid, ParticipantSid, RecordingSid, RoomSid};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -97,6 +97,17 @@ pub enum Command {
     DisconnectParticipant { participant: ParticipantSid },
     /// Apply recording rules already stored (`…/RecordingRules`).
     ApplyRecordingRules { room: RoomSid, rules: String },
+    /// `POST /v1/Compositions`, sent to the node whose disk holds the
+    /// room's recordings: its parameters as sent.
+    CreateComposition { params: Vec<(String, String)> },
+    /// Remove the file of a deleted recording or composition from this
+    /// node's disk (the record says which file; only a deleted one's).
+    RemoveMedia {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recording: Option<RecordingSid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        composition: Option<CompositionSid>,
+    },
 }
 
 impl Command {
@@ -106,6 +117,8 @@ impl Command {
             Command::CompleteRoom { .. } => "complete_room",
             Command::DisconnectParticipant { .. } => "disconnect_participant",
             Command::ApplyRecordingRules { .. } => "apply_recording_rules",
+            Command::CreateComposition { .. } => "create_composition",
+            Command::RemoveMedia { .. } => "remove_media",
         }
     }
 }
@@ -114,10 +127,13 @@ impl Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Outcome {
-    /// Done; `room` is the room created by [`Command::CreateRoom`].
+    /// Done; `room` is the room created by [`Command::CreateRoom`],
+    /// `composition` the one [`Command::CreateComposition`] queued.
     Done {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<RoomSid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        composition: Option<CompositionSid>,
     },
     /// Refused, with the Twilio error the REST caller gets.
     Refused {
@@ -139,7 +155,10 @@ impl From<ApiError> for Outcome {
 
 /// Run `command` here, for another node.
 pub async fn execute(state: &AppState, command: Command) -> Outcome {
-    let done = |room| Outcome::Done { room };
+    let done = |room| Outcome::Done {
+        room,
+        composition: None,
+    };
     match command {
         Command::CreateRoom { params } => {
             let params = Params::from_pairs(params);
@@ -164,6 +183,44 @@ pub async fn execute(state: &AppState, command: Command) -> Outcome {
                 Err(e) => crate::rest::service_error(e).into(),
             }
         }
+        Command::CreateComposition { params } => {
+            let params = Params::from_pairs(params);
+            match crate::rest::compositions::create_here(state, &params).await {
+                Ok(record) => Outcome::Done {
+                    room: None,
+                    composition: Some(record.sid),
+                },
+                Err(e) => e.into(),
+            }
+        }
+        Command::RemoveMedia {
+            recording,
+            composition,
+        } => {
+            let path = match (recording, composition) {
+                (Some(sid), _) => state
+                    .store
+                    .recording(sid)
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|r| r.status == salon_store::RecordingStatus::Deleted)
+                    .map(|r| state.recordings.dir().join(r.path)),
+                (None, Some(sid)) => state
+                    .store
+                    .composition(sid)
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|c| c.status == "deleted")
+                    .map(|c| state.compositions.dir().join(c.path)),
+                (None, None) => None,
+            };
+            if let Some(path) = path {
+                let _ = tokio::fs::remove_file(path).await;
+            }
+            done(None)
+        }
         Command::ApplyRecordingRules { room, rules } => {
             match crate::rest::recordings::parse_rules(&rules) {
                 Ok(rules) => {
@@ -185,12 +242,15 @@ pub async fn remote_holder(state: &AppState, room: RoomSid) -> Result<Option<Str
     Ok(node.filter(|n| n != cluster.node()))
 }
 
+/// What a command done on another node made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Made {
+    pub room: Option<RoomSid>,
+    pub composition: Option<CompositionSid>,
+}
+
 /// Run `command` on `node` and turn its outcome into the REST answer.
-pub async fn run_on(
-    state: &AppState,
-    node: &str,
-    command: Command,
-) -> Result<Option<RoomSid>, ApiError> {
+pub async fn run_on(state: &AppState, node: &str, command: Command) -> Result<Made, ApiError> {
     let Some(cluster) = &state.cluster else {
         return Err(ApiError::internal(
             "a command for another node without a cluster",
@@ -198,7 +258,7 @@ pub async fn run_on(
     };
     let kind = command.kind();
     match cluster.send(node, command).await {
-        Ok(Outcome::Done { room }) => Ok(room),
+        Ok(Outcome::Done { room, composition }) => Ok(Made { room, composition }),
         Ok(Outcome::Refused {
             status,
             code,
@@ -213,6 +273,60 @@ pub async fn run_on(
             Err(ApiError::unavailable(format!(
                 "The room's node cannot be reached: {e}"
             )))
+        }
+    }
+}
+
+/// Where a node-local file (a recording or composition written by node
+/// `writer`, at `path` on a node's disk) is served from: `None` here (a
+/// single node, this node's file, or a directory the nodes share), or the
+/// live node that wrote it. Refused (503, 20503) while that node is away.
+pub async fn file_node(
+    state: &AppState,
+    writer: Option<String>,
+    path: &std::path::Path,
+) -> Result<Option<NodeInfo>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    let Some(writer) = writer.filter(|w| w != cluster.node()) else {
+        return Ok(None);
+    };
+    if tokio::fs::try_exists(path).await.unwrap_or(false) {
+        return Ok(None);
+    }
+    match cluster.find(&writer).await {
+        Ok(Some(node)) => Ok(Some(node)),
+        Ok(None) => Err(ApiError::unavailable(format!(
+            "The media is on node {writer}, which is not running; it can be fetched when that node is back"
+        ))),
+        Err(e) => Err(ApiError::unavailable(format!(
+            "Cannot find node {writer}, which holds the media: {e}"
+        ))),
+    }
+}
+
+/// Remove the file of a deleted recording or composition (written by node
+/// `writer`, at `path` on a node's disk) from the disk that holds it: here,
+/// or through `command` on the live node that wrote it. A file whose node
+/// is away stays (it is no longer served: its record says deleted).
+pub async fn remove_media(
+    state: &AppState,
+    writer: Option<String>,
+    path: &std::path::Path,
+    command: Command,
+) {
+    match file_node(state, writer, path).await {
+        Ok(None) => {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        Ok(Some(node)) => {
+            if let Err(e) = run_on(state, &node.id, command).await {
+                tracing::warn!(node = node.id, error = %e.message, "the node holding a deleted file did not remove it");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.message, ?path, "a deleted file stays on a node that is away")
         }
     }
 }

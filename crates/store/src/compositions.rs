@@ -192,6 +192,17 @@ impl Store {
             .await?)
     }
 
+    /// The node that runs (or ran) composition `sid`, whose disk holds its
+    /// file.
+    pub async fn composition_node(&self, sid: CompositionSid) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT node FROM compositions WHERE sid = $1")
+                .bind(sid.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// This node's compositions a previous process left `enqueued` or
     /// `processing` (its job queue died with it), oldest first, at most
     /// `limit`.

@@ -177,25 +177,61 @@ impl Spec {
     }
 }
 
-/// `POST /v1/Compositions`
+/// `POST /v1/Compositions`. A composition is made where the room's
+/// recordings are: on a cluster, the node that ran the room.
 pub async fn create(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let room_id = params
         .text("RoomSid")
         .ok_or_else(|| ApiError::invalid_parameter("RoomSid", "is required"))?;
     let room = find_room(&state, room_id).await?;
+    Spec::parse(&params)?;
+    let writer = state.store.room_node(room.sid).await?;
+    let dir = state.recordings.dir().to_path_buf();
+    let record = match crate::cluster::file_node(&state, writer, &room_dir(&dir, room.sid)).await? {
+        None => create_here(&state, &params).await?,
+        Some(node) => {
+            let command = crate::cluster::Command::CreateComposition {
+                params: params.pairs(),
+            };
+            let sid = crate::cluster::run_on(&state, &node.id, command)
+                .await?
+                .composition
+                .ok_or_else(|| ApiError::internal("a node queued a composition without a SID"))?;
+            state
+                .store
+                .composition(sid)
+                .await?
+                .ok_or_else(|| ApiError::internal("queued composition not recorded"))?
+        }
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(composition_json(&record, &state.urls)),
+    )
+        .into_response())
+}
+
+/// Where the recordings of `room` are written, under the recordings
+/// directory `dir`.
+fn room_dir(dir: &std::path::Path, room: RoomSid) -> std::path::PathBuf {
+    dir.join(room.as_str())
+}
+
+/// Queue the composition `params` describe on this node (where the room's
+/// recordings are).
+pub async fn create_here(state: &AppState, params: &Params) -> Result<CompositionRecord, ApiError> {
+    let room_id = params
+        .text("RoomSid")
+        .ok_or_else(|| ApiError::invalid_parameter("RoomSid", "is required"))?;
+    let room = find_room(state, room_id).await?;
     if room.status == RoomStatus::InProgress {
         return Err(ApiError::invalid_parameter(
             "RoomSid",
             "the room is still in progress; compose it once it has ended",
         ));
     }
-    let spec = Spec::parse(&params)?;
-    let record = start(&state, &room, spec).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(composition_json(&record, &state.urls)),
-    )
-        .into_response())
+    let spec = Spec::parse(params)?;
+    start(state, &room, spec).await
 }
 
 /// The job of composition `sid`: `spec` over `room`'s `recordings`;
@@ -475,7 +511,13 @@ pub async fn delete(
             "The composition is being composed and cannot be deleted now",
         ));
     }
-    let _ = tokio::fs::remove_file(state.compositions.dir().join(&c.path)).await;
+    let writer = state.store.composition_node(c.sid).await?;
+    let command = crate::cluster::Command::RemoveMedia {
+        recording: None,
+        composition: Some(c.sid),
+    };
+    let path = state.compositions.dir().join(&c.path);
+    crate::cluster::remove_media(&state, writer, &path, command).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -491,9 +533,15 @@ pub async fn media(
             c.sid
         )));
     }
+    // Served by the node whose disk holds it.
+    let writer = state.store.composition_node(c.sid).await?;
+    let path = state.compositions.dir().join(&c.path);
+    let base = match crate::cluster::file_node(&state, writer, &path).await? {
+        Some(node) => node.public_url.trim_end_matches('/').to_owned(),
+        None => state.urls.base().to_owned(),
+    };
     let location = format!(
-        "{}/media/compositions/{}?{}",
-        state.urls.base(),
+        "{base}/media/compositions/{}?{}",
         c.sid,
         state.recordings.signed_query(c.sid.as_str())
     );

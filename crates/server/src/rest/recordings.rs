@@ -209,7 +209,13 @@ pub async fn delete(
             "The recording is still in progress and cannot be deleted",
         ));
     }
-    let _ = tokio::fs::remove_file(state.recordings.dir().join(&r.path)).await;
+    let writer = state.store.room_node(r.room_sid).await?;
+    let command = crate::cluster::Command::RemoveMedia {
+        recording: Some(r.sid),
+        composition: None,
+    };
+    let path = state.recordings.dir().join(&r.path);
+    crate::cluster::remove_media(&state, writer, &path, command).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -226,9 +232,15 @@ pub async fn media(
             r.sid
         )));
     }
+    // Served by the node whose disk holds it: the one that ran the room.
+    let writer = state.store.room_node(r.room_sid).await?;
+    let path = state.recordings.dir().join(&r.path);
+    let base = match crate::cluster::file_node(&state, writer, &path).await? {
+        Some(node) => node.public_url.trim_end_matches('/').to_owned(),
+        None => state.urls.base().to_owned(),
+    };
     let location = format!(
-        "{}/media/recordings/{}?{}",
-        state.urls.base(),
+        "{base}/media/recordings/{}?{}",
         r.sid,
         state.recordings.signed_query(r.sid.as_str())
     );

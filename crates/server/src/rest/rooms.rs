@@ -227,6 +227,7 @@ pub async fn create(
             };
             crate::cluster::run_on(&state, &node, command)
                 .await?
+                .room
                 .ok_or_else(|| ApiError::internal("a node created a room without a SID"))?
         }
     };
