@@ -319,3 +319,92 @@ impl Writer {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use salon_room::{Config, Join, RoomRef, RoomRequest, Rooms};
+    use salon_sid::{ParticipantSid, RoomSid};
+    use salon_store::ParticipantStatus;
+    use sqlx::Connection;
+    use std::time::Instant;
+
+    fn events(rooms: &mut Rooms) -> Vec<Arc<Event>> {
+        std::iter::from_fn(|| rooms.poll_event().map(Arc::new)).collect()
+    }
+
+    /// Another connection holds SQLite's write lock past the store's busy
+    /// timeout: the write fails as "unavailable", its batch and the next
+    /// are kept, new rooms are refused, and once the lock goes both are
+    /// written in order with the times they happened.
+    #[tokio::test]
+    async fn a_locked_database_keeps_events_in_order_and_writes_them_when_it_frees() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let health = Arc::new(StoreHealth::default());
+        let recorder = Recorder::spawn(store.clone(), AccountSid::random(), health.clone());
+        let mut rooms = Rooms::new(Config::default());
+        let (room, alice) = (RoomSid::random(), ParticipantSid::random());
+        let now = Instant::now();
+
+        rooms.create(now, room, &RoomRequest::default()).unwrap();
+        let created = events(&mut rooms);
+        assert!(matches!(
+            recorder
+                .record(created, Timestamp::from_millis(1_000))
+                .await,
+            Recorded::Written
+        ));
+        assert!(health.accepts_new_rooms());
+
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join(salon_store::DATABASE_FILE).display()
+        );
+        let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut lock)
+            .await
+            .unwrap();
+        rooms
+            .join(
+                now,
+                Join {
+                    room: RoomRef::Sid(room),
+                    participant: alice,
+                    identity: "alice".into(),
+                    auto_subscribe: true,
+                    new_room: RoomSid::random(),
+                },
+            )
+            .unwrap();
+        let joined = events(&mut rooms);
+        assert!(matches!(
+            recorder.record(joined, Timestamp::from_millis(2_000)).await,
+            Recorded::Deferred
+        ));
+        assert!(!health.accepts_new_rooms(), "new rooms wait");
+        rooms
+            .disconnect(now, alice, salon_room::DisconnectReason::Left)
+            .unwrap();
+        let left = events(&mut rooms);
+        // Not waited for: answered at once.
+        assert!(matches!(
+            recorder.record(left, Timestamp::from_millis(3_000)).await,
+            Recorded::Deferred
+        ));
+        assert!(health.backlog() > 0);
+
+        sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !health.accepts_new_rooms() {
+            assert!(Instant::now() < deadline, "the backlog was not written");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!health.is_down());
+        let alice = store.participant(room, alice).await.unwrap().unwrap();
+        assert_eq!(alice.status, ParticipantStatus::Disconnected);
+        assert_eq!(alice.start_time, Timestamp::from_millis(2_000));
+        assert_eq!(alice.end_time, Some(Timestamp::from_millis(3_000)));
+    }
+}
