@@ -242,10 +242,12 @@ function checkOptions(token, options) {
   if (explicit !== undefined && typeof explicit !== 'string') throw typeError('options.url', 'string');
   const where = explicit !== undefined ? { url: explicit, from: 'options.url' } : whereSalonIs();
 
+  // As twilio-video: a kind not given is captured only when neither is.
+  const neither = options.audio === undefined && options.video === undefined;
   return {
     name,
-    audio: options.audio === undefined ? true : options.audio,
-    video: options.video === undefined ? true : options.video,
+    audio: options.audio === undefined ? neither : options.audio,
+    video: options.video === undefined ? neither : options.video,
     tracks,
     automaticSubscription: options.automaticSubscription !== false,
     rejoin: options.rejoin,

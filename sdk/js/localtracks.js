@@ -17,9 +17,11 @@ const OUR_KEYS = ['name', 'logLevel', 'workaroundWebKitBug180748', 'workaroundWe
  */
 
 /**
- * Capture the microphone and/or camera. `audio` and `video` default to
- * true; each may instead be constraints (`{width: 640}`, `{deviceId}`), with
- * an optional track `name`.
+ * Capture the microphone and/or camera. With neither `audio` nor `video`
+ * given, both are captured; with one given, only what is asked for (as
+ * twilio-video: `{video: {deviceId}}` is the camera alone). Each may be
+ * `true`, `false` or constraints (`{width: 640}`, `{deviceId}`), with an
+ * optional track `name`.
  * @param {CreateLocalTracksOptions} [options]
  * @returns {Promise<Array<LocalAudioTrack|LocalVideoTrack>>}
  */
@@ -27,8 +29,9 @@ export async function createLocalTracks(options = {}) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw typeError('options', 'object');
   }
-  const audio = request(options, 'audio');
-  const video = request(options, 'video');
+  const neither = options.audio === undefined && options.video === undefined;
+  const audio = request(options, 'audio', neither);
+  const video = request(options, 'video', neither);
   if (!audio && !video) return [];
   const getUserMedia = options.getUserMedia || ((c) => navigator.mediaDevices.getUserMedia(c));
   if (!options.getUserMedia && !(globalThis.navigator && navigator.mediaDevices)) {
@@ -81,9 +84,12 @@ function checkObject(options) {
   return options;
 }
 
-/** What to ask getUserMedia for one kind, or null for nothing. */
-function request(options, kind) {
-  const value = options[kind] === undefined ? true : options[kind];
+/**
+ * What to ask getUserMedia for one kind, or null for nothing; `byDefault`
+ * when the kind is not given.
+ */
+function request(options, kind, byDefault) {
+  const value = options[kind] === undefined ? byDefault : options[kind];
   if (value === false) return null;
   if (value === true) return { constraints: true, name: undefined };
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {

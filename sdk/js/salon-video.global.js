@@ -1319,8 +1319,9 @@ var Twilio;
     if (options === null || typeof options !== "object" || Array.isArray(options)) {
       throw typeError("options", "object");
     }
-    const audio = request(options, "audio");
-    const video = request(options, "video");
+    const neither = options.audio === void 0 && options.video === void 0;
+    const audio = request(options, "audio", neither);
+    const video = request(options, "video", neither);
     if (!audio && !video) return [];
     const getUserMedia = options.getUserMedia || ((c) => navigator.mediaDevices.getUserMedia(c));
     if (!options.getUserMedia && !(globalThis.navigator && navigator.mediaDevices)) {
@@ -1365,8 +1366,8 @@ var Twilio;
     }
     return options;
   }
-  function request(options, kind) {
-    const value = options[kind] === void 0 ? true : options[kind];
+  function request(options, kind, byDefault) {
+    const value = options[kind] === void 0 ? byDefault : options[kind];
     if (value === false) return null;
     if (value === true) return { constraints: true, name: void 0 };
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -3844,10 +3845,11 @@ var Twilio;
     const explicit = options.url ?? options.wsServer;
     if (explicit !== void 0 && typeof explicit !== "string") throw typeError("options.url", "string");
     const where = explicit !== void 0 ? { url: explicit, from: "options.url" } : whereSalonIs();
+    const neither = options.audio === void 0 && options.video === void 0;
     return {
       name,
-      audio: options.audio === void 0 ? true : options.audio,
-      video: options.video === void 0 ? true : options.video,
+      audio: options.audio === void 0 ? neither : options.audio,
+      video: options.video === void 0 ? neither : options.video,
       tracks,
       automaticSubscription: options.automaticSubscription !== false,
       rejoin: options.rejoin,

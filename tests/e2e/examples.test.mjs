@@ -46,8 +46,12 @@ describe('the quickstart\'s uses', () => {
         audio: devices.find((d) => d.kind === 'audioinput').deviceId,
         video: devices.find((d) => d.kind === 'videoinput').deviceId,
       };
-      const [preview] = await Video.createLocalTracks({ video: { deviceId: deviceIds.video } });
-      preview.stop();
+      // The camera alone, as twilio-video gives it: the preview is a video.
+      const previews = await Video.createLocalTracks({ video: { deviceId: deviceIds.video } });
+      previews.forEach((t) => t.stop());
+      const micOnly = await Video.createLocalTracks({ audio: { deviceId: deviceIds.audio } });
+      micOnly.forEach((t) => t.stop());
+      window.previewKinds = [previews.map((t) => t.kind), micOnly.map((t) => t.kind)];
       // index.js: its ConnectOptions.
       const options = {
         bandwidthProfile: { video: { dominantSpeakerPriority: 'high', mode: 'collaboration', clientTrackSwitchOffControl: 'auto', contentPreferencesMode: 'auto' } },
@@ -93,6 +97,8 @@ describe('the quickstart\'s uses', () => {
     await eventually(() => shows(alice, 'bob'), 'alice to show bob in his container');
     await eventually(() => shows(bob, 'alice'), 'bob to show alice in her container');
     await assertReceiving(alice, { videos: 1, audios: 1 });
+    // selectmedia.js's previews: one device, one track of its kind.
+    assert.deepEqual(await alice.evaluate(() => window.previewKinds), [['video'], ['audio']]);
     // Pinning (setVideoPriority): the remote video track's priority.
     const pinned = await alice.evaluate(() => {
       const [bobs] = window.room.participants.values();
