@@ -416,6 +416,19 @@ export async function sdkPage(browser, server, identity) {
   return page;
 }
 
+/** The official twilio-video SDK's script-tag bundle (pinned in package.json). */
+export const OFFICIAL_SDK = path.join(here, 'node_modules', 'twilio-video', 'dist', 'twilio-video.min.js');
+
+/** A page from `server` with the official SDK loaded (window.Twilio.Video). */
+export async function officialSdkPage(browser, server, identity, token) {
+  const page = await newPage(browser, server);
+  await page.goto(`${server.url}/e2e/blank.html`);
+  await page.addScriptTag({ path: OFFICIAL_SDK });
+  page.identity = identity;
+  page.token = token ?? (await server.token(identity));
+  return page;
+}
+
 /** Run `fn` in the page and describe how the promise it returns settled. */
 export const outcome = (page, fn, arg) => page.evaluate(async ({ source, arg }) => {
   try {

@@ -13,10 +13,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
 import {
-  assertReceiving, eventually, here, inbound, launchBrowser, newPage, repo, sdkPage, startServer, tcpProxy,
+  assertReceiving, eventually, inbound, launchBrowser, officialSdkPage, repo, sdkPage, startServer, tcpProxy,
 } from './harness.mjs';
-
-const SDK = path.join(here, 'node_modules', 'twilio-video', 'dist', 'twilio-video.min.js');
 
 let server;
 let browser;
@@ -35,14 +33,7 @@ after(async () => {
 });
 
 /** A page with the official SDK's script-tag bundle (window.Twilio.Video). */
-async function officialPage(identity, token) {
-  const page = await newPage(browser, server);
-  await page.goto(`${server.url}/e2e/blank.html`);
-  await page.addScriptTag({ path: SDK });
-  page.identity = identity;
-  page.token = token ?? (await server.token(identity));
-  return page;
-}
+const officialPage = (identity, token) => officialSdkPage(browser, server, identity, token);
 
 /**
  * connect() in the page with camera and microphone (and a data track when

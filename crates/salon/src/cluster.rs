@@ -639,6 +639,39 @@ impl Cluster for RedisCluster {
     ) -> BoxFuture<'a, Result<Outcome, ClusterError>> {
         Box::pin(self.send_now(node, command))
     }
+
+    fn keep<'a>(&'a self, key: &'a str, value: Option<String>, ttl: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let key = kept_key(key);
+            let done: Result<Result<(), redis::RedisError>, _> = match value {
+                Some(value) => {
+                    let seconds = ttl.as_secs().max(1);
+                    tokio::time::timeout(TIMEOUT, conn.set_ex(&key, value, seconds)).await
+                }
+                None => tokio::time::timeout(TIMEOUT, conn.del(&key)).await,
+            };
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(key, error = %e, "cannot keep a value in Redis"),
+                Err(_) => tracing::warn!(key, "cannot keep a value in Redis: no answer"),
+            }
+        })
+    }
+
+    fn kept<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let read: Result<Result<Option<String>, _>, _> =
+                tokio::time::timeout(TIMEOUT, conn.get(kept_key(key))).await;
+            read.ok().and_then(Result::ok).flatten()
+        })
+    }
+}
+
+/// Where [`Cluster::keep`] keeps `key`.
+fn kept_key(key: &str) -> String {
+    format!("salon:kept:{key}")
 }
 
 /// Listen on this node's bus channel until `stop`: run the commands other

@@ -821,7 +821,7 @@ fn twilio_connect_hello(identity: &str, name: &str, n: u8) -> Value {
 async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let Some(cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
+    let Some(mut cluster) = Nodes::start(&["node-a", "node-b"], &[]).await else {
         return;
     };
     let mut alice = participant(&cluster.nodes[0], "alice", "proxied").await;
@@ -921,6 +921,78 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
     assert_eq!(synced["type"], "synced", "{synced}");
     assert_eq!(synced["session"], session.as_str(), "{synced}");
     assert_eq!(synced["participants"][0]["identity"], "alice", "{synced}");
+
+    // The session's node dies. The SDK's `sync` reaches the live node,
+    // which holds it until the room is failed and then carries the
+    // session into a new room of the same name: `synced` shows that room
+    // and asks the client for a new peer connection (`create-offer`), under
+    // revisions above any the lost node sent; the session keeps its id.
+    // A stranger to the lost room is refused (once it is failed).
+    drop(again);
+    let old_room = alice.room().sid.to_string();
+    let live_addr = other.addr;
+    let live_log = other.log.clone();
+    let dead = cluster.nodes.remove(holder);
+    let _ = tokio::task::block_in_place(|| dead.kill());
+    let sync_hello = |identity: &str, n: u8| {
+        let sync = serde_json::json!({
+            "type": "sync", "version": 2, "session": session, "token": token(identity), "name": "proxied",
+            "participant": {"revision": 2, "tracks": []},
+            "peer_connections": [{"id": "pc-of-the-dead-node", "description": {"type": "answer", "revision": 1, "sdp": "v=0\r\n"}}]
+        });
+        serde_json::json!({
+            "type": "hello", "id": format!("3f0d2c4e-0000-4000-8000-{n:012}"),
+            "version": 2, "timeout": 5000, "body": sync
+        })
+    };
+    let answer = |hello: Value| async move {
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{live_addr}/signaling"))
+                .await
+                .expect("open /signaling on the live node");
+        socket
+            .send(Message::text(hello.to_string()))
+            .await
+            .expect("send hello");
+        // Held (with heartbeats) while the dead node's room is not failed.
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(40), socket.next())
+                .await
+                .expect("an answer within the resume grace")
+                .expect("the socket stays open")
+                .expect("a frame");
+            let Message::Text(text) = frame else { continue };
+            let value: Value = serde_json::from_str(&text).expect("JSON");
+            if value["type"] == "msg" {
+                break value["body"].clone();
+            }
+        }
+    };
+    let stranger = answer(sync_hello("mallory", 3)).await;
+    assert_eq!(stranger["type"], "error", "{stranger}");
+    assert_eq!(stranger["code"], 53204, "{stranger}");
+    let adopted = answer(sync_hello("bob", 4)).await;
+    assert_eq!(adopted["type"], "synced", "{adopted}");
+    assert_eq!(adopted["session"], session.as_str(), "{adopted}");
+    assert_eq!(adopted["name"], "proxied", "{adopted}");
+    assert_ne!(adopted["sid"], old_room.as_str(), "a new room: {adopted}");
+    let pcs = adopted["peer_connections"]
+        .as_array()
+        .expect("peer connections");
+    assert_eq!(pcs.len(), 1, "{adopted}");
+    assert_ne!(pcs[0]["id"], "pc-of-the-dead-node", "{adopted}");
+    assert_eq!(pcs[0]["description"]["type"], "create-offer", "{adopted}");
+    let revision = pcs[0]["description"]["revision"]
+        .as_u64()
+        .expect("a revision");
+    assert!(revision > 1_000_000, "{adopted}");
+    assert_eq!(
+        room_status(&cluster.nodes[0], &old_room).await,
+        "failed",
+        "adopted once the old room was failed"
+    );
+    let log = std::fs::read_to_string(&live_log).unwrap_or_default();
+    assert!(log.contains("session of a lost node adopted"), "{log}");
 }
 
 /// Terminate TLS for one node as a load balancer would: accept on

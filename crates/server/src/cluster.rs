@@ -83,6 +83,16 @@ pub trait Cluster: Send + Sync + 'static {
         node: &'a str,
         command: Command,
     ) -> BoxFuture<'a, Result<Outcome, ClusterError>>;
+    /// Keep `value` under `key` for every node to read, for at most `ttl`;
+    /// `None` drops it. Best effort: what Redis refuses is logged.
+    fn keep<'a>(
+        &'a self,
+        key: &'a str,
+        value: Option<String>,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, ()>;
+    /// What [`Cluster::keep`] kept under `key`, if it still is.
+    fn kept<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<String>>;
 }
 
 /// What one node asks another to do for a room it holds.

@@ -70,6 +70,18 @@ pub async fn admit(
     placed_here: bool,
 ) -> Result<(Member, Snapshot), Refusal> {
     let verified = state.credentials.verify(token)?;
+    admit_verified(state, verified, room, auto_subscribe, placed_here).await
+}
+
+/// [`admit`] with a token already verified (a session adopted from a lost
+/// node proves itself with its original token, whatever its age).
+pub async fn admit_verified(
+    state: &AppState,
+    verified: salon_token::VerifiedToken,
+    room: Option<String>,
+    auto_subscribe: bool,
+    placed_here: bool,
+) -> Result<(Member, Snapshot), Refusal> {
     let wanted = room.clone().or_else(|| verified.room.clone());
     if let Route::Elsewhere(node) =
         crate::cluster::route_join(state, wanted.as_deref(), placed_here).await?

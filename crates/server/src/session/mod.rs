@@ -39,7 +39,7 @@ mod offer;
 mod presence;
 mod resume;
 
-pub use admission::{Refusal, admit};
+pub use admission::{Refusal, admit, admit_verified};
 pub use offer::{Declared, check_offer};
 pub use presence::{Away, Cause, Heard, Notice, Presence, Resumed, Watched};
 pub use resume::{Expiry, Resumables, resume};
@@ -587,17 +587,29 @@ impl Goodbye {
     }
 }
 
-/// A random session id: 128 bits, hex.
-/// Separates a node's id from the rest of a session id (`~` is in no node id).
+/// Separates the parts of a session id (`~` is in no node id or SID).
 const SESSION_NODE_SEPARATOR: char = '~';
 
-/// A new session id; in a cluster it starts with this node's id, so a
-/// resume that reaches another node finds its way here.
-pub fn session_id(state: &AppState) -> String {
+/// A new session id for a session in `room`; in a cluster it starts with
+/// this node's id and the room's SID (`node~RM…~random`), so a resume that
+/// reaches another node finds its way here, or, once this node is lost,
+/// the room the session was in.
+pub fn session_id(state: &AppState, room: RoomSid) -> String {
     match &state.cluster {
-        Some(cluster) => format!("{}{SESSION_NODE_SEPARATOR}{}", cluster.node(), random_id()),
+        Some(cluster) => format!(
+            "{}{SESSION_NODE_SEPARATOR}{room}{SESSION_NODE_SEPARATOR}{}",
+            cluster.node(),
+            random_id()
+        ),
         None => random_id(),
     }
+}
+
+/// The room a cluster's session id names.
+pub fn session_room(id: &str) -> Option<RoomSid> {
+    let mut parts = id.split(SESSION_NODE_SEPARATOR);
+    let (_node, room, _random) = (parts.next()?, parts.next()?, parts.next()?);
+    room.parse().ok()
 }
 
 /// The live node, other than this one, whose session `id` is.
@@ -626,6 +638,7 @@ pub async fn lost_node(state: &AppState, id: &str) -> Option<String> {
     }
 }
 
+/// A random id: 128 bits, hex.
 pub fn random_id() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()

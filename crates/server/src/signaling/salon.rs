@@ -193,7 +193,7 @@ async fn join(
         client = client.as_deref().unwrap_or("-"),
         "signaling session joined"
     );
-    let id = session::session_id(&state);
+    let id = session::session_id(&state, member.room);
     let attach = state.signaling.salon.register(&id, &member.identity);
     let room = room_info(&member);
     let dominant_speaker = snapshot.dominant_speaker;

@@ -27,6 +27,10 @@
 //! priorities, switch-off, render hints) is [`msp`]; the bandwidth profile
 //! of `connect` and `update` goes to the media server's allocator.
 //!
+//! In a cluster, a `sync` that reaches a node other than the session's is
+//! proxied to the session's node, or, when that node is lost, the session
+//! is adopted into a room of the same name ([`resume_elsewhere`]).
+//!
 //! An ended subscription's m-line turns inactive, and the next
 //! subscription of its kind reuses it (keeping its `a=msid` id, which
 //! `subscribed` then names for the new track), so the SDP does not grow
@@ -213,20 +217,18 @@ async fn serve(state: AppState, socket: WebSocket, control: Option<SocketControl
                     session::resume(&state, sessions, &token, &id, Expiry::Tolerated, attached)
                         .await
                 {
-                    let Attached { connection, .. } = attached;
-                    // A session of another node (behind one address, the
-                    // SDK's new socket may reach any node): proxy it there.
-                    if refusal.code == codes::PARTICIPANT_NOT_FOUND
-                        && let (Some(node), Some(hello)) =
-                            (session::session_node(&state, &id).await, handshake)
-                    {
-                        let hello = tcmp::Hello {
-                            body: Some(raw),
-                            ..hello
-                        };
-                        return proxy(connection, node, hello).await;
+                    let Attached { connection, sync } = attached;
+                    match handshake {
+                        Some(hello) if refusal.code == codes::PARTICIPANT_NOT_FOUND => {
+                            let hello = tcmp::Hello {
+                                body: Some(raw),
+                                ..hello
+                            };
+                            resume_elsewhere(state, connection, sync, hello, heartbeat, refusal)
+                                .await;
+                        }
+                        _ => connection.refuse(refusal.code, refusal.message).await,
                     }
-                    connection.refuse(refusal.code, refusal.message).await;
                 }
                 return;
             }
@@ -279,70 +281,244 @@ async fn join(
         client = connect.publisher.as_ref().and_then(|p| p.sdk_version.as_deref()).unwrap_or("-"),
         "twilio signaling session joined"
     );
-    let id = session::session_id(&state);
-    let attach = state.signaling.twilio.register(&id, &member.identity);
-    let member_room = member.room;
-    let mut session = Session {
-        member,
-        id: id.clone(),
-        attach,
-        connection: Some(connection),
-        heartbeat,
-        heard: Heard::new(Instant::now()),
-        last_sent: Instant::now(),
-        detached_at: None,
-        participant_revision: 0,
-        local: HashMap::new(),
-        published_revision: 0,
-        recording_revision: 1,
-        remotes: snapshot
-            .others
-            .iter()
-            .map(|p| (p.sid, (p.identity.clone(), 1)))
-            .collect(),
-        description_revision: 0,
-        pc_id: None,
-        server_offer: None,
-        lines: HashMap::new(),
-        free: Vec::new(),
-        stopping: Vec::new(),
-        data: HashSet::new(),
-        to_add: Vec::new(),
-        to_stop: Vec::new(),
-        sctp_offered: false,
-        subscribed_revision: 0,
-        subscribed_sent: Vec::new(),
-        batching: false,
-        presence: state.signaling.presence.watch(),
-        // After watching: a notice in between comes twice, which Away takes.
-        reconnecting: state.signaling.presence.away_in(member_room),
-        msp: msp::Msp::new(&connect.media_signaling, snapshot.dominant_speaker),
+    let id = session::session_id(&state, member.room);
+    let asked = Asked {
+        media_signaling: connect.media_signaling,
+        bandwidth_profile: connect.bandwidth_profile,
+        automatic,
     };
-    session.msp.levels.extend(
-        snapshot
-            .network_quality
-            .iter()
-            .map(|(sid, level, detail)| (*sid, (*level, *detail))),
-    );
-    if let Some(profile) = &connect.bandwidth_profile {
-        session.apply_bandwidth_profile(profile);
+    let mut session = Session::new(member, &snapshot, id, connection, heartbeat, asked);
+    session.keep_asked();
+    if let Some(profile) = session.asked.bandwidth_profile.clone() {
+        session.apply_bandwidth_profile(&profile);
     }
     let published = session.apply_participant(connect.participant).await;
     let answers = session.negotiate(&connect.peer_connections).await;
     let connected = session.room_state(published, answers);
     session.send(ServerBody::Connected(connected));
-    // What the room did on admission (auto-subscriptions, mostly) goes in
-    // the first server offer together.
-    session.batching = true;
-    while let Ok(event) = session.member.events.try_recv() {
-        if let Some(change) = session.member.apply(&event) {
-            session.on_change(change).await;
+    session.serve().await;
+}
+
+/// How often a `sync` for a session this node does not hold looks again
+/// while the answer is "not yet".
+const ELSEWHERE_POLL: Duration = Duration::from_millis(500);
+
+/// A `sync` for a session this node does not hold. Behind one address the
+/// SDK's new socket may reach any node:
+/// - the session's node is live: the connection is proxied there;
+/// - that node is lost (its lease ran out): once its room is failed, the
+///   session is adopted into a room of the same name, here ([`adopt`]) or
+///   on the node that holds that room now (proxied there, where the same
+///   happens, or the adopted session resumes);
+/// - otherwise the session is over (`unknown`, 53204).
+///
+/// While the answer is "not yet" (a dying node still registered but not
+/// answering, its room not failed yet, the database away), the socket is
+/// held with heartbeats, for at most the resume grace, rather than closed:
+/// the SDK's own retries back off to seconds apart.
+async fn resume_elsewhere(
+    state: AppState,
+    mut connection: Connection,
+    sync: rsp::Sync,
+    hello: tcmp::Hello,
+    heartbeat: Duration,
+    unknown: Refusal,
+) {
+    let id = sync.session.clone();
+    let patience = Instant::now() + state.signaling.config.resume_grace;
+    let mut last_sent = Instant::now();
+    loop {
+        let node = if let Some(node) = session::session_node(&state, &id).await {
+            Some(node)
+        } else if let Some(lost) = session::lost_node(&state, &id).await {
+            match adoption(&state, &sync).await {
+                Adoption::Ready(ready) => {
+                    let (member, snapshot, asked) = *ready;
+                    tracing::info!(lost, room = %member.room, participant = %member.me, "session of a lost node adopted");
+                    return adopt(connection, sync, heartbeat, member, snapshot, asked).await;
+                }
+                Adoption::Elsewhere(node) => Some(node),
+                Adoption::NotYet(why) => {
+                    tracing::debug!(lost, why, "session of a lost node: not yet");
+                    None
+                }
+                Adoption::Refused(refusal) => {
+                    return connection.refuse(refusal.code, refusal.message).await;
+                }
+            }
+        } else {
+            return connection.refuse(unknown.code, unknown.message).await;
+        };
+        if let Some(node) = node
+            && let Ok(upstream) = open_upstream(&node).await
+        {
+            return relay(connection, upstream, &node, hello).await;
+        }
+        let next = Instant::now() + ELSEWHERE_POLL;
+        if next > patience {
+            let message = "The session's node cannot be reached".to_owned();
+            return connection.refuse(codes::SIGNALING_ERROR, message).await;
+        }
+        if last_sent.elapsed() >= heartbeat / 2 {
+            connection.send(ServerFrame::Heartbeat.to_json());
+            last_sent = Instant::now();
+        }
+        // The client's heartbeats are read and dropped meanwhile.
+        loop {
+            match tokio::time::timeout_at(next, connection.incoming.recv()).await {
+                Err(_) => break,
+                Ok(Some(Frame::Message(_) | Frame::Invalid(_))) => {}
+                Ok(Some(Frame::Closed { .. }) | None) => return,
+            }
         }
     }
-    session.batching = false;
-    session.renegotiate().await;
-    session.run().await;
-    state.signaling.twilio.forget(&id);
+}
+
+/// Whether a session of a lost node can be adopted here now.
+enum Adoption {
+    /// Admitted here, to a room of the lost room's name; what the client
+    /// asked for on `connect`.
+    Ready(Box<(Member, session::Snapshot, Asked)>),
+    /// That room is on another node.
+    Elsewhere(crate::cluster::NodeInfo),
+    /// Not yet: the lost room is not failed yet, or the database or the
+    /// cluster is away.
+    NotYet(String),
+    Refused(Refusal),
+}
+
+/// How long after its room failed a session of a lost node may still be
+/// adopted: the SDK tries for its session timeout (the resume grace) after
+/// its socket dropped, and the room fails some seconds after the drop.
+fn adoption_window(state: &AppState) -> Duration {
+    2 * state.signaling.config.resume_grace
+}
+
+/// Admit the client of `sync`, a session of a lost node, to a room of the
+/// same name as its room, which the lost node took with it: the client's
+/// original token proves its identity (whatever its age, as for any
+/// `sync`), and that identity must have been in that room.
+async fn adoption(state: &AppState, sync: &rsp::Sync) -> Adoption {
+    use salon_store::{PageRequest, ParticipantFilter, RoomStatus, Timestamp};
+    let verified = match state.credentials.verify_for_resume(&sync.token) {
+        Ok(verified) => verified,
+        Err(rejection) => return Adoption::Refused(rejection.into()),
+    };
+    let gone = || {
+        Adoption::Refused(Refusal::new(
+            codes::PARTICIPANT_NOT_FOUND,
+            "Participant not found: the session is over",
+        ))
+    };
+    let Some(lost) = session::session_room(&sync.session) else {
+        return gone();
+    };
+    let room = match state.store.room(lost).await {
+        Ok(Some(room)) => room,
+        Ok(None) => return gone(),
+        Err(e) => return Adoption::NotYet(format!("cannot read the room: {e}")),
+    };
+    match room.status {
+        RoomStatus::InProgress => return Adoption::NotYet("its room is not failed yet".into()),
+        RoomStatus::Completed => {
+            return Adoption::Refused(Refusal::new(53118, "Room completed"));
+        }
+        RoomStatus::Failed => {}
+    }
+    let window = adoption_window(state).as_millis() as i64;
+    if room
+        .end_time
+        .is_none_or(|end| Timestamp::now().millis() - end.millis() > window)
+    {
+        return gone();
+    }
+    let filter = ParticipantFilter {
+        identity: Some(verified.identity.clone()),
+        ..ParticipantFilter::default()
+    };
+    let request = PageRequest {
+        size: 1,
+        ..PageRequest::default()
+    };
+    match state.store.participants(lost, &filter, &request).await {
+        Ok(page) if !page.items.is_empty() => {}
+        Ok(_) => return gone(),
+        Err(e) => return Adoption::NotYet(format!("cannot read the participants: {e}")),
+    }
+    // What the client asked for on `connect`, as its node kept it (when
+    // Redis lost it: no media signaling, automatic subscription).
+    let asked = match &state.cluster {
+        Some(cluster) => cluster.kept(&asked_key(&sync.session)).await,
+        None => None,
+    };
+    let asked = asked
+        .and_then(|kept| serde_json::from_str(&kept).ok())
+        .unwrap_or(Asked {
+            media_signaling: rsp::MediaSignalingRequest::default(),
+            bandwidth_profile: None,
+            automatic: true,
+        });
+    let name = Some(room.unique_name);
+    match session::admit_verified(state, verified, name, asked.automatic, true).await {
+        Ok((member, snapshot)) => Adoption::Ready(Box::new((member, snapshot, asked))),
+        Err(Refusal {
+            redirect: Some(node),
+            ..
+        }) => Adoption::Elsewhere(node),
+        Err(refusal) if refusal.code == codes::SERVER_BUSY => Adoption::NotYet(refusal.message),
+        Err(refusal) => Adoption::Refused(refusal),
+    }
+}
+
+/// Carry on the session of a lost node in the room `member` was admitted
+/// to. The client keeps the SIDs and the session id it was given first
+/// (the SDK sets them once), so the session stays under that id; its
+/// revisions start above any the lost node can have sent. `synced` shows
+/// the new room (the old room's participants, absent from it, leave the
+/// client's view), and names a new peer connection with a `create-offer`:
+/// the SDK closes the one the lost node had and offers a new one with all
+/// its tracks, which the session then answers as after `connect`.
+async fn adopt(
+    connection: Connection,
+    sync: rsp::Sync,
+    heartbeat: Duration,
+    member: Member,
+    snapshot: session::Snapshot,
+    asked: Asked,
+) {
+    let mut session = Session::new(
+        member,
+        &snapshot,
+        sync.session,
+        connection,
+        heartbeat,
+        asked,
+    );
+    session.keep_asked();
+    if let Some(profile) = session.asked.bandwidth_profile.clone() {
+        session.apply_bandwidth_profile(&profile);
+    }
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    session.published_revision = base;
+    session.recording_revision = base;
+    session.subscribed_revision = base;
+    session.description_revision = base;
+    let published = session.apply_participant(sync.participant).await;
+    let create_offer = PeerConnection {
+        id: session::random_id(),
+        description: Some(Description {
+            kind: DescriptionType::CreateOffer,
+            revision: base,
+            sdp: None,
+        }),
+        ice: None,
+    };
+    let mut synced = session.room_state(published, vec![create_offer]);
+    synced.subscribed = session.subscribed_snapshot(true);
+    session.send(ServerBody::Synced(synced));
+    session.serve().await;
 }
 
 // ---- the session ------------------------------------------------------------
@@ -402,6 +578,27 @@ struct Session {
     reconnecting: Away,
     /// Media signaling on data channels.
     msp: msp::Msp,
+    /// What the client asked for on `connect` (and its latest bandwidth
+    /// profile).
+    asked: Asked,
+}
+
+/// What a client asks for on `connect` that its `sync` does not repeat,
+/// kept in the cluster for a node that adopts the session.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Asked {
+    media_signaling: rsp::MediaSignalingRequest,
+    bandwidth_profile: Option<rsp::BandwidthProfile>,
+    /// Automatic subscription.
+    automatic: bool,
+}
+
+/// How long [`Asked`] is kept at most: a session that long is past any
+/// room's longest participant duration.
+const ASKED_KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
+
+fn asked_key(session: &str) -> String {
+    format!("twilio-session:{session}")
 }
 
 /// One of the client's tracks.
@@ -425,6 +622,97 @@ enum Next {
 }
 
 impl Session {
+    /// The session of a participant just admitted, under `id`.
+    fn new(
+        member: Member,
+        snapshot: &session::Snapshot,
+        id: String,
+        connection: Connection,
+        heartbeat: Duration,
+        asked: Asked,
+    ) -> Self {
+        let state = member.state.clone();
+        let attach = state.signaling.twilio.register(&id, &member.identity);
+        let room = member.room;
+        let mut msp = msp::Msp::new(&asked.media_signaling, snapshot.dominant_speaker);
+        msp.levels.extend(
+            snapshot
+                .network_quality
+                .iter()
+                .map(|(sid, level, detail)| (*sid, (*level, *detail))),
+        );
+        Self {
+            member,
+            id,
+            attach,
+            connection: Some(connection),
+            heartbeat,
+            heard: Heard::new(Instant::now()),
+            last_sent: Instant::now(),
+            detached_at: None,
+            participant_revision: 0,
+            local: HashMap::new(),
+            published_revision: 0,
+            recording_revision: 1,
+            remotes: snapshot
+                .others
+                .iter()
+                .map(|p| (p.sid, (p.identity.clone(), 1)))
+                .collect(),
+            description_revision: 0,
+            pc_id: None,
+            server_offer: None,
+            lines: HashMap::new(),
+            free: Vec::new(),
+            stopping: Vec::new(),
+            data: HashSet::new(),
+            to_add: Vec::new(),
+            to_stop: Vec::new(),
+            sctp_offered: false,
+            subscribed_revision: 0,
+            subscribed_sent: Vec::new(),
+            batching: false,
+            presence: state.signaling.presence.watch(),
+            // After watching: a notice in between comes twice, which Away takes.
+            reconnecting: state.signaling.presence.away_in(room),
+            msp,
+            asked,
+        }
+    }
+
+    /// In a cluster, keep what the client asked for on `connect` where a
+    /// node that adopts this session can read it ([`adoption`]).
+    fn keep_asked(&self) {
+        let Some(cluster) = self.member.state.cluster.clone() else {
+            return;
+        };
+        let key = asked_key(&self.id);
+        let value = serde_json::to_string(&self.asked).ok();
+        tokio::spawn(async move { cluster.keep(&key, value, ASKED_KEPT_FOR).await });
+    }
+
+    /// Once the client has the room: what the room did on admission
+    /// (auto-subscriptions, mostly) goes in the first server offer
+    /// together; then the session runs until it ends.
+    async fn serve(mut self) {
+        self.batching = true;
+        while let Ok(event) = self.member.events.try_recv() {
+            if let Some(change) = self.member.apply(&event) {
+                self.on_change(change).await;
+            }
+        }
+        self.batching = false;
+        self.renegotiate().await;
+        self.run().await;
+        let state = &self.member.state;
+        state.signaling.twilio.forget(&self.id);
+        if let Some(cluster) = &state.cluster {
+            cluster
+                .keep(&asked_key(&self.id), None, ASKED_KEPT_FOR)
+                .await;
+        }
+    }
+
     async fn run(&mut self) {
         let goodbye = loop {
             let config = self.member.state.signaling.config;
@@ -609,8 +897,10 @@ impl Session {
                 if let Some(pcs) = &update.peer_connections {
                     reply.peer_connections = self.negotiate(pcs).await;
                 }
-                if let Some(profile) = &update.bandwidth_profile {
-                    self.apply_bandwidth_profile(profile);
+                if let Some(profile) = update.bandwidth_profile {
+                    self.apply_bandwidth_profile(&profile);
+                    self.asked.bandwidth_profile = Some(profile);
+                    self.keep_asked();
                 }
                 if !reply.is_empty() {
                     self.send(ServerBody::Update(reply));
@@ -1286,39 +1576,60 @@ const INSIGHTS_IDLE: Duration = Duration::from_secs(60);
 /// How long the room's node may take to accept a proxied connection.
 const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serve this connection's session on the room's `node`: open `/signaling`
-/// there, make the client's handshake again (with its `connect`), swallow
-/// that node's `welcome` (the client has had ours), then copy frames both
-/// ways until either side ends. Frames are re-encoded as read, through this
-/// connection's bounded queues and rate limit; nothing of the session is
-/// kept here. A `sync` (resume) that reaches a node other than the room's
-/// is refused as an unknown session, and the SDK connects again.
-async fn proxy(mut connection: Connection, node: crate::cluster::NodeInfo, hello: tcmp::Hello) {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    let url = crate::cluster::signaling_url(&node, "/signaling");
+/// The room's node, as a proxy's other end.
+type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open `/signaling` on `node`; why not, for the client.
+async fn open_upstream(node: &crate::cluster::NodeInfo) -> Result<Upstream, String> {
+    let url = crate::cluster::signaling_url(node, "/signaling");
     let opened = tokio::time::timeout(
         PROXY_CONNECT_TIMEOUT,
         tokio_tungstenite::connect_async(&url),
     )
     .await;
-    let mut upstream = match opened {
-        Ok(Ok((upstream, _))) => upstream,
+    match opened {
+        Ok(Ok((upstream, _))) => {
+            tracing::info!(
+                node = node.id,
+                url,
+                "twilio signaling proxied to the room's node"
+            );
+            Ok(upstream)
+        }
         Ok(Err(e)) => {
             tracing::warn!(node = node.id, url, error = %e, "cannot proxy signaling to the room's node");
-            let message = format!("The room's node {} cannot be reached", node.id);
-            return connection.refuse(codes::SIGNALING_ERROR, message).await;
+            Err(format!("The room's node {} cannot be reached", node.id))
         }
-        Err(_) => {
-            let message = format!("The room's node {} did not answer in time", node.id);
-            return connection.refuse(codes::SIGNALING_ERROR, message).await;
-        }
-    };
-    tracing::info!(
-        node = node.id,
-        url,
-        "twilio signaling proxied to the room's node"
-    );
+        Err(_) => Err(format!(
+            "The room's node {} did not answer in time",
+            node.id
+        )),
+    }
+}
+
+/// Serve this connection's session on the room's `node` ([`relay`]), or
+/// refuse it when that node cannot be reached.
+async fn proxy(connection: Connection, node: crate::cluster::NodeInfo, hello: tcmp::Hello) {
+    match open_upstream(&node).await {
+        Ok(upstream) => relay(connection, upstream, &node, hello).await,
+        Err(message) => connection.refuse(codes::SIGNALING_ERROR, message).await,
+    }
+}
+
+/// Make the client's handshake again on the room's node (with its
+/// `connect` or `sync`), swallow that node's `welcome` (the client has had
+/// ours), then copy frames both ways until either side ends. Frames are
+/// re-encoded as read, through this connection's bounded queues and rate
+/// limit; nothing of the session is kept here.
+async fn relay(
+    mut connection: Connection,
+    mut upstream: Upstream,
+    node: &crate::cluster::NodeInfo,
+    hello: tcmp::Hello,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
     let first = match serde_json::to_string(&ClientFrame::Hello(hello)) {
         Ok(text) => text,
         Err(e) => return tracing::error!(error = %e, "cannot encode a hello"),
