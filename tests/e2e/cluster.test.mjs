@@ -288,66 +288,47 @@ test('when the room\'s node drains (SIGTERM), the pages rejoin a room of the sam
   }
 });
 
-test('when the room\'s node dies, official twilio-video pages are carried into a room of the same name on a live node', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
-  // Two live nodes (one of the tests before, if any, and a new one): the
-  // room goes where placement puts it, and the pages come from the other,
-  // as from a load balancer's address; their signaling is proxied to the
-  // room's node, which then dies.
-  const pair = [nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null)];
-  pair.push(await startServer([...shared, '--node-id', 'node-d']));
-  nodes.push(pair[1]);
-  const name = 'official-phoenix';
-  const before = [await roomsOn(pair[0]), await roomsOn(pair[1])];
-  const created = await pair[0].rest('POST', '/v1/Rooms', { UniqueName: name });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const oldRoom = created.body.sid;
-  const [holder, live] = (await roomsOn(pair[0])) > before[0] ? pair : [pair[1], pair[0]];
-  const pages = [];
-  for (const identity of ['ann', 'ben']) {
-    const page = await officialSdkPage(browser, live, identity);
-    const joined = await outcome(page, async ({ token, name, wsServer }) => {
-      const Video = window.Twilio.Video;
-      const room = await Video.connect(token, { name, wsServer, insights: false, audio: true, video: { width: 320, height: 240 } });
-      window.room = room;
-      window.seen = [];
-      const seen = (event, more) => window.seen.push({ event, at: Date.now(), ...more });
-      room.on('reconnecting', (error) => seen('reconnecting', { code: error?.code ?? null }));
-      room.on('reconnected', () => seen('reconnected'));
-      room.on('disconnected', (_room, error) => seen('disconnected', { code: error?.code ?? null }));
-      room.on('participantDisconnected', (p) => seen('participantDisconnected', { identity: p.identity, sid: p.sid }));
-      room.on('participantConnected', (p) => {
-        seen('participantConnected', { identity: p.identity, sid: p.sid });
-        p.on('trackSubscribed', (track) => seen('trackSubscribed', { identity: p.identity, kind: track.kind }));
-      });
-      window.before = [...room.localParticipant.tracks.values()].map((pub) => pub.track);
-      return room.sid;
-    }, { token: page.token, name, wsServer: `${live.url.replace('http', 'ws')}/signaling` });
-    assert.ok(joined.ok, `${identity} joins: ${JSON.stringify(joined)}`);
-    assert.equal(joined.value, oldRoom);
-    pages.push(page);
-  }
-  for (const page of pages) await assertReceiving(page, { videos: 1, audios: 1 });
-  const proxied = live.log.join('').includes('twilio signaling proxied to the room\'s node');
-  assert.ok(proxied, 'the live node proxied the signaling to the room\'s node');
+/** Join `name` as `identity` with the official SDK, from a page and through the signaling of node `entry`. */
+async function officialJoin(entry, identity, name) {
+  const page = await officialSdkPage(browser, entry, identity);
+  const joined = await outcome(page, async ({ token, name, wsServer }) => {
+    const Video = window.Twilio.Video;
+    const room = await Video.connect(token, { name, wsServer, insights: false, audio: true, video: { width: 320, height: 240 } });
+    window.room = room;
+    window.seen = [];
+    const seen = (event, more) => window.seen.push({ event, at: Date.now(), ...more });
+    room.on('reconnecting', (error) => seen('reconnecting', { code: error?.code ?? null }));
+    room.on('reconnected', () => seen('reconnected'));
+    room.on('disconnected', (_room, error) => seen('disconnected', { code: error?.code ?? null }));
+    room.on('participantDisconnected', (p) => seen('participantDisconnected', { identity: p.identity, sid: p.sid }));
+    room.on('participantConnected', (p) => {
+      seen('participantConnected', { identity: p.identity, sid: p.sid });
+      p.on('trackSubscribed', (track) => seen('trackSubscribed', { identity: p.identity, kind: track.kind }));
+    });
+    window.before = [...room.localParticipant.tracks.values()].map((pub) => pub.track);
+    return room.sid;
+  }, { token: page.token, name, wsServer: `${entry.url.replace('http', 'ws')}/signaling` });
+  assert.ok(joined.ok, `${identity} joins: ${JSON.stringify(joined)}`);
+  return { page, sid: joined.value };
+}
 
-  const killedAt = Date.now();
-  holder.child.kill('SIGKILL');
-  await eventually(async () => (await live.rest('GET', `/v1/Rooms/${oldRoom}`)).body?.status === 'failed', 'the old room to be failed', 30_000);
-  const failedAt = Date.now();
-  console.log(`# room failed ${failedAt - killedAt} ms after SIGKILL`);
-
-  // Each page, without calling connect() again: reconnecting (its socket
-  // dropped), then reconnected in the new room, the same Room with the
-  // same tracks; the old room's other participant leaves its view and the
-  // new room's arrives.
+/**
+ * Each official-SDK page, without calling connect() again: reconnecting
+ * (its socket dropped) after `since`, then reconnected in the new room, the
+ * same Room with the same tracks; the old room's other participant leaves
+ * its view and the new room's arrives with both tracks; media both ways.
+ * The new room: `name`, in progress on `live`, with both. When each page
+ * was back.
+ */
+async function carriedOver(pages, { since, live, name, oldRoom }) {
   const backAt = [];
   for (const page of pages) {
-    const other = page.identity === 'ann' ? 'ben' : 'ann';
+    const other = pages.find((p) => p !== page).identity;
     const back = await eventually(() => page.evaluate(() => window.seen.find((e) => e.event === 'reconnected' || e.event === 'disconnected')), `${page.identity} to be carried over`, 40_000);
     const seen = await page.evaluate(() => window.seen);
     assert.equal(back.event, 'reconnected', `${page.identity}: ${JSON.stringify(seen)}`);
     const reconnecting = seen.find((e) => e.event === 'reconnecting');
-    assert.ok(reconnecting && reconnecting.at >= killedAt && reconnecting.at <= back.at, `reconnecting first: ${JSON.stringify(seen)}`);
+    assert.ok(reconnecting && reconnecting.at >= since && reconnecting.at <= back.at, `reconnecting first: ${JSON.stringify(seen)}`);
     const state = await page.evaluate(() => ({
       state: window.room.state,
       sameTracks: window.before.every((t) => [...window.room.localParticipant.tracks.values()].some((pub) => pub.track === t)),
@@ -359,22 +340,14 @@ test('when the room\'s node dies, official twilio-video pages are carried into a
       return left && them.length === 1 && window.seen.filter((e) => e.event === 'trackSubscribed' && e.identity === other).length >= 2;
     }, other), `${page.identity} to see ${other} leave the old room and join the new one with both tracks`, 15_000);
     backAt.push(back.at);
-    console.log(`# ${page.identity}: reconnected ${back.at - killedAt} ms after SIGKILL`);
   }
   for (const page of pages) await assertReceiving(page, { videos: 1, audios: 1 });
-  const inCallAt = Date.now();
-  console.log(`# both back in a call (media both ways) ${inCallAt - failedAt} ms after the room failed (reconnected: ${Math.max(...backAt) - failedAt} ms after)`);
-
-  // The new room: same name, in progress on the live node, with both.
   const rooms = await live.rest('GET', `/v1/Rooms?UniqueName=${name}&Status=in-progress`);
   assert.equal(rooms.body.rooms.length, 1, JSON.stringify(rooms.body));
   const newRoom = rooms.body.rooms[0].sid;
   assert.notEqual(newRoom, oldRoom);
   const participants = await live.rest('GET', `/v1/Rooms/${newRoom}/Participants?Status=connected`);
-  assert.deepEqual(participants.body.participants.map((p) => p.identity).sort(), ['ann', 'ben']);
-  const adopted = live.log.join('').split('session of a lost node adopted').length - 1;
-  assert.equal(adopted, 2, 'the live node adopted both sessions');
-
+  assert.deepEqual(participants.body.participants.map((p) => p.identity).sort(), pages.map((p) => p.identity).sort());
   for (const page of pages) {
     await page.evaluate(() => window.room.disconnect());
     // The SDK logs its socket's drop as an error event of its own.
@@ -383,4 +356,67 @@ test('when the room\'s node dies, official twilio-video pages are carried into a
     await page.close();
   }
   await eventually(async () => (await live.rest('GET', `/v1/Rooms/${newRoom}/Participants?Status=connected`)).body.participants.length === 0, 'both to leave the new room');
+  return backAt;
+}
+
+/** A live node of the tests before, and a new node `id` started with `extra`. */
+async function liveAndNew(id, extra = []) {
+  const live = nodes.find((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const fresh = await startServer([...shared, '--node-id', id, ...extra]);
+  nodes.push(fresh);
+  return [live, fresh];
+}
+
+test('when the room\'s node dies, official twilio-video pages are carried into a room of the same name on a live node', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+  // The room goes where placement puts it; the pages come from the other
+  // node, as from a load balancer's address, and their signaling is
+  // proxied to the room's node, which then dies.
+  const pair = await liveAndNew('node-d');
+  const name = 'official-phoenix';
+  const before = [await roomsOn(pair[0]), await roomsOn(pair[1])];
+  const created = await pair[0].rest('POST', '/v1/Rooms', { UniqueName: name });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const oldRoom = created.body.sid;
+  const [holder, live] = (await roomsOn(pair[0])) > before[0] ? pair : [pair[1], pair[0]];
+  const pages = [];
+  for (const identity of ['ann', 'ben']) {
+    const { page, sid } = await officialJoin(live, identity, name);
+    assert.equal(sid, oldRoom);
+    pages.push(page);
+  }
+  for (const page of pages) await assertReceiving(page, { videos: 1, audios: 1 });
+  assert.ok(live.log.join('').includes('twilio signaling proxied to the room\'s node'), 'the live node proxied the signaling');
+
+  const killedAt = Date.now();
+  holder.child.kill('SIGKILL');
+  await eventually(async () => (await live.rest('GET', `/v1/Rooms/${oldRoom}`)).body?.status === 'failed', 'the old room to be failed', 30_000);
+  const failedAt = Date.now();
+  const backAt = await carriedOver(pages, { since: killedAt, live, name, oldRoom });
+  console.log(`# room failed ${failedAt - killedAt} ms after SIGKILL; both reconnected ${Math.max(...backAt) - failedAt} ms after that`);
+  const adopted = live.log.join('').split('session of a lost node adopted').length - 1;
+  assert.equal(adopted, 2, 'the live node adopted both sessions');
+});
+
+test('when the room\'s node drains (SIGTERM), official twilio-video pages are carried into a room of the same name when it ends its rooms', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+  const [live, draining] = await liveAndNew('node-e', ['--drain-timeout', '2']);
+  // Placement picks the least-loaded node; rooms that land on the live
+  // node stay (and make it busier) until one lands on the new node.
+  let name = null;
+  let oldRoom = null;
+  for (let i = 0; i < 6 && !name; i++) {
+    const before = await roomsOn(draining);
+    const created = await live.rest('POST', '/v1/Rooms', { UniqueName: `official-drained-${i}` });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    if ((await roomsOn(draining)) > before) [name, oldRoom] = [`official-drained-${i}`, created.body.sid];
+  }
+  assert.ok(name, 'a room placed on the new node');
+  const pages = [];
+  for (const identity of ['cat', 'dan']) pages.push((await officialJoin(live, identity, name)).page);
+  for (const page of pages) await assertReceiving(page, { videos: 1, audios: 1 });
+  const termAt = Date.now();
+  draining.child.kill('SIGTERM');
+  const backAt = await carriedOver(pages, { since: termAt, live, name, oldRoom });
+  console.log(`# both reconnected ${Math.max(...backAt) - termAt} ms after SIGTERM (drain timeout 2 s)`);
+  const old = await live.rest('GET', `/v1/Rooms/${oldRoom}`);
+  assert.equal(old.body.status, 'completed', JSON.stringify(old.body));
 });

@@ -622,6 +622,16 @@ pub async fn session_node(state: &AppState, id: &str) -> Option<crate::cluster::
     cluster.find(node).await.ok().flatten()
 }
 
+/// Whether session `id` is of this node, and this node is draining.
+pub fn draining_node_of(state: &AppState, id: &str) -> bool {
+    state.cluster.as_ref().is_some_and(|cluster| {
+        cluster.draining()
+            && id
+                .split_once(SESSION_NODE_SEPARATOR)
+                .is_some_and(|(node, _)| node == cluster.node())
+    })
+}
+
 /// The node named by session `id` when it is another node of the cluster
 /// and no longer live (it stopped renewing its lease): the session, and
 /// its room, are gone with it. `None` when that cannot be said (a single

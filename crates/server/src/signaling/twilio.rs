@@ -304,15 +304,20 @@ async fn join(
 const ELSEWHERE_POLL: Duration = Duration::from_millis(500);
 
 /// A `sync` for a session this node does not hold. Behind one address the
-/// SDK's new socket may reach any node:
+/// SDK's new socket may reach any node. In a cluster the session id names
+/// the session's node and room:
+/// - the room ended with its node (failed when the node was lost, or ended
+///   by the node's drain): the session is adopted into a room of the same
+///   name, here ([`adopt`]) or on the node that holds that room now
+///   (proxied there, where the same happens, or the adopted session
+///   resumes);
+/// - the room completed: 53118;
 /// - the session's node is live: the connection is proxied there;
-/// - that node is lost (its lease ran out): once its room is failed, the
-///   session is adopted into a room of the same name, here ([`adopt`]) or
-///   on the node that holds that room now (proxied there, where the same
-///   happens, or the adopted session resumes);
+/// - that node is lost (its lease ran out) and its room not failed yet,
+///   or it is this node, draining: wait;
 /// - otherwise the session is over (`unknown`, 53204).
 ///
-/// While the answer is "not yet" (a dying node still registered but not
+/// While the answer is "wait" (a dying node still registered but not
 /// answering, its room not failed yet, the database away), the socket is
 /// held with heartbeats, for at most the resume grace, rather than closed:
 /// the SDK's own retries back off to seconds apart.
@@ -324,30 +329,51 @@ async fn resume_elsewhere(
     heartbeat: Duration,
     unknown: Refusal,
 ) {
+    use salon_store::RoomStatus;
     let id = sync.session.clone();
     let patience = Instant::now() + state.signaling.config.resume_grace;
     let mut last_sent = Instant::now();
     loop {
-        let node = if let Some(node) = session::session_node(&state, &id).await {
-            Some(node)
-        } else if let Some(lost) = session::lost_node(&state, &id).await {
-            match adoption(&state, &sync).await {
-                Adoption::Ready(ready) => {
-                    let (member, snapshot, asked) = *ready;
-                    tracing::info!(lost, room = %member.room, participant = %member.me, "session of a lost node adopted");
-                    return adopt(connection, sync, heartbeat, member, snapshot, asked).await;
-                }
-                Adoption::Elsewhere(node) => Some(node),
-                Adoption::NotYet(why) => {
-                    tracing::debug!(lost, why, "session of a lost node: not yet");
-                    None
-                }
-                Adoption::Refused(refusal) => {
-                    return connection.refuse(refusal.code, refusal.message).await;
+        let room = match (&state.cluster, session::session_room(&id)) {
+            (Some(_), Some(sid)) => state.store.room(sid).await,
+            _ => Ok(None),
+        };
+        let node = match room {
+            Ok(Some(room)) if ended_with_its_node(&room) => {
+                match adoption(&state, &sync, room).await {
+                    Adoption::Ready(ready) => {
+                        let (member, snapshot, asked) = *ready;
+                        tracing::info!(room = %member.room, participant = %member.me, "session of a lost node adopted");
+                        return adopt(connection, sync, heartbeat, member, snapshot, asked).await;
+                    }
+                    Adoption::Elsewhere(node) => Some(node),
+                    Adoption::NotYet(why) => {
+                        tracing::debug!(why, "session of a lost node: not yet");
+                        None
+                    }
+                    Adoption::Refused(refusal) => {
+                        return connection.refuse(refusal.code, refusal.message).await;
+                    }
                 }
             }
-        } else {
-            return connection.refuse(unknown.code, unknown.message).await;
+            Ok(Some(room)) if room.status == RoomStatus::Completed => {
+                return connection.refuse(53118, "Room completed".into()).await;
+            }
+            // In progress, or not known (yet): the session's node has it.
+            _ => {
+                if let Some(node) = session::session_node(&state, &id).await {
+                    Some(node)
+                } else if let Some(lost) = session::lost_node(&state, &id).await {
+                    tracing::debug!(lost, "session of a lost node: its room is not failed yet");
+                    None
+                } else if session::draining_node_of(&state, &id) {
+                    // This node ended the session draining; the room's end
+                    // is about to be recorded.
+                    None
+                } else {
+                    return connection.refuse(unknown.code, unknown.message).await;
+                }
+            }
         };
         if let Some(node) = node
             && let Ok(upstream) = open_upstream(&node).await
@@ -374,6 +400,20 @@ async fn resume_elsewhere(
     }
 }
 
+/// Whether `room` ended because its node went: failed when the node was
+/// lost, or ended by the node's drain (`SIGTERM`). Its sessions may be
+/// adopted elsewhere.
+fn ended_with_its_node(room: &salon_store::RoomRecord) -> bool {
+    use salon_store::RoomStatus;
+    match room.status {
+        RoomStatus::Failed => true,
+        RoomStatus::Completed => {
+            room.end_reason.as_deref() == Some(salon_room::EndReason::Shutdown.as_str())
+        }
+        RoomStatus::InProgress => false,
+    }
+}
+
 /// Whether a session of a lost node can be adopted here now.
 enum Adoption {
     /// Admitted here, to a room of the lost room's name; what the client
@@ -381,25 +421,24 @@ enum Adoption {
     Ready(Box<(Member, session::Snapshot, Asked)>),
     /// That room is on another node.
     Elsewhere(crate::cluster::NodeInfo),
-    /// Not yet: the lost room is not failed yet, or the database or the
-    /// cluster is away.
+    /// Not yet: the database or the cluster is away.
     NotYet(String),
     Refused(Refusal),
 }
 
-/// How long after its room failed a session of a lost node may still be
+/// How long after its room ended a session of a lost node may still be
 /// adopted: the SDK tries for its session timeout (the resume grace) after
 /// its socket dropped, and the room fails some seconds after the drop.
 fn adoption_window(state: &AppState) -> Duration {
     2 * state.signaling.config.resume_grace
 }
 
-/// Admit the client of `sync`, a session of a lost node, to a room of the
-/// same name as its room, which the lost node took with it: the client's
-/// original token proves its identity (whatever its age, as for any
-/// `sync`), and that identity must have been in that room.
-async fn adoption(state: &AppState, sync: &rsp::Sync) -> Adoption {
-    use salon_store::{PageRequest, ParticipantFilter, RoomStatus, Timestamp};
+/// Admit the client of `sync`, a session of `lost`, a room that ended with
+/// its node, to a room of the same name: the client's original token
+/// proves its identity (whatever its age, as for any `sync`), and that
+/// identity must have been in that room.
+async fn adoption(state: &AppState, sync: &rsp::Sync, lost: salon_store::RoomRecord) -> Adoption {
+    use salon_store::{PageRequest, ParticipantFilter, Timestamp};
     let verified = match state.credentials.verify_for_resume(&sync.token) {
         Ok(verified) => verified,
         Err(rejection) => return Adoption::Refused(rejection.into()),
@@ -410,23 +449,8 @@ async fn adoption(state: &AppState, sync: &rsp::Sync) -> Adoption {
             "Participant not found: the session is over",
         ))
     };
-    let Some(lost) = session::session_room(&sync.session) else {
-        return gone();
-    };
-    let room = match state.store.room(lost).await {
-        Ok(Some(room)) => room,
-        Ok(None) => return gone(),
-        Err(e) => return Adoption::NotYet(format!("cannot read the room: {e}")),
-    };
-    match room.status {
-        RoomStatus::InProgress => return Adoption::NotYet("its room is not failed yet".into()),
-        RoomStatus::Completed => {
-            return Adoption::Refused(Refusal::new(53118, "Room completed"));
-        }
-        RoomStatus::Failed => {}
-    }
     let window = adoption_window(state).as_millis() as i64;
-    if room
+    if lost
         .end_time
         .is_none_or(|end| Timestamp::now().millis() - end.millis() > window)
     {
@@ -440,7 +464,7 @@ async fn adoption(state: &AppState, sync: &rsp::Sync) -> Adoption {
         size: 1,
         ..PageRequest::default()
     };
-    match state.store.participants(lost, &filter, &request).await {
+    match state.store.participants(lost.sid, &filter, &request).await {
         Ok(page) if !page.items.is_empty() => {}
         Ok(_) => return gone(),
         Err(e) => return Adoption::NotYet(format!("cannot read the participants: {e}")),
@@ -458,7 +482,7 @@ async fn adoption(state: &AppState, sync: &rsp::Sync) -> Adoption {
             bandwidth_profile: None,
             automatic: true,
         });
-    let name = Some(room.unique_name);
+    let name = Some(lost.unique_name);
     match session::admit_verified(state, verified, name, asked.automatic, true).await {
         Ok((member, snapshot)) => Adoption::Ready(Box::new((member, snapshot, asked))),
         Err(Refusal {
@@ -824,6 +848,16 @@ impl Session {
     /// for a room that ended) when there is no error to report, otherwise
     /// an `error` with the code.
     fn say_goodbye(&mut self, goodbye: Goodbye) {
+        if goodbye.reason == CoreReason::Shutdown && self.member.state.cluster.is_some() {
+            // A node of a cluster ending its rooms (a drain): the socket
+            // goes away without a word, so the SDK resumes through another
+            // node, which carries the session into a room of the same
+            // name there ([`resume_elsewhere`]).
+            if let Some(connection) = self.connection.take() {
+                connection.close_with(tcmp::CLOSE_GOING_AWAY);
+            }
+            return;
+        }
         let body = match (goodbye.reason, goodbye.code) {
             (CoreReason::RoomCompleted | CoreReason::Shutdown, _) => {
                 ServerBody::Disconnected(rsp::Disconnected {
