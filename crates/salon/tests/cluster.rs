@@ -817,6 +817,30 @@ fn twilio_connect_hello(identity: &str, name: &str, n: u8) -> Value {
     })
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next RSP body on `socket` (a TCMP `msg`) that `wanted` takes,
+/// within `limit`; a TCMP `bad` fails the test.
+async fn next_rsp(socket: &mut Socket, limit: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("an RSP message in time")
+            .expect("the socket stays open")
+            .expect("a frame");
+        let Message::Text(text) = frame else { continue };
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        assert_ne!(value["type"], "bad", "{value}");
+        if value["type"] == "msg" && wanted(&value["body"]) {
+            return value["body"].clone();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
     use futures_util::{SinkExt, StreamExt};
@@ -906,18 +930,7 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
         .send(Message::text(hello.to_string()))
         .await
         .expect("send hello");
-    let synced = loop {
-        let frame = tokio::time::timeout(WAIT, again.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket stays open")
-            .expect("a frame");
-        let Message::Text(text) = frame else { continue };
-        let value: Value = serde_json::from_str(&text).expect("JSON");
-        if value["type"] == "msg" && value["body"]["type"] != "update" {
-            break value["body"].clone();
-        }
-    };
+    let synced = next_rsp(&mut again, WAIT, |body| body["type"] != "update").await;
     assert_eq!(synced["type"], "synced", "{synced}");
     assert_eq!(synced["session"], session.as_str(), "{synced}");
     assert_eq!(synced["participants"][0]["identity"], "alice", "{synced}");
@@ -954,19 +967,9 @@ async fn the_official_sdks_signaling_is_proxied_to_the_rooms_node() {
             .send(Message::text(hello.to_string()))
             .await
             .expect("send hello");
-        // Held (with heartbeats) while the dead node's room is not failed.
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(40), socket.next())
-                .await
-                .expect("an answer within the resume grace")
-                .expect("the socket stays open")
-                .expect("a frame");
-            let Message::Text(text) = frame else { continue };
-            let value: Value = serde_json::from_str(&text).expect("JSON");
-            if value["type"] == "msg" {
-                break value["body"].clone();
-            }
-        }
+        // Held (with heartbeats) while the dead node's room is not failed:
+        // answered within the resume grace.
+        next_rsp(&mut socket, Duration::from_secs(40), |_| true).await
     };
     let stranger = answer(sync_hello("mallory", 3)).await;
     assert_eq!(stranger["type"], "error", "{stranger}");
@@ -1031,7 +1034,7 @@ async fn terminate_tls(
 /// system's roots (here a private CA, given as `SSL_CERT_FILE`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_signaling_is_proxied_over_tls_to_a_node_with_an_https_url() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let Some(redis) = Redis::start() else {
         return;
@@ -1078,19 +1081,7 @@ async fn the_official_sdks_signaling_is_proxied_over_tls_to_a_node_with_an_https
         .send(Message::text(hello.to_string()))
         .await
         .expect("send hello");
-    let connected = loop {
-        let frame = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket stays open")
-            .expect("a frame");
-        let Message::Text(text) = frame else { continue };
-        let value: Value = serde_json::from_str(&text).expect("JSON");
-        if value["type"] == "msg" {
-            break value["body"].clone();
-        }
-        assert_ne!(value["type"], "bad", "{value}");
-    };
+    let connected = next_rsp(&mut socket, WAIT, |_| true).await;
     assert_eq!(connected["type"], "connected", "{connected}");
     assert_eq!(
         connected["sid"],
