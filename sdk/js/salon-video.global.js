@@ -1137,6 +1137,7 @@ var Twilio;
       if (this.#switchControl === "auto" && typeof document !== "undefined") {
         this.#onVisibility = () => this.#updateEnabled();
         document.addEventListener("visibilitychange", this.#onVisibility);
+        this.#updateEnabled();
       }
     }
     /** @protected */
@@ -1202,6 +1203,7 @@ var Twilio;
     _attached(el) {
       super._attached(el);
       if (this.#switchControl === "auto" && typeof IntersectionObserver !== "undefined") {
+        clearTimeout(this.#turnOff);
         this.#intersection ??= new IntersectionObserver((entries) => {
           for (const entry of entries) {
             if (entry.isIntersecting) this.#visible.add(entry.target);

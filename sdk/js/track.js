@@ -532,7 +532,8 @@ const TURN_OFF_DELAY_MS = 50;
  * With a bandwidth profile, `clientTrackSwitchOffControl` and
  * `contentPreferencesMode` are `auto` unless set: the track is switched off
  * while none of its elements is visible (IntersectionObserver, page
- * visibility) and its render dimensions follow the largest element
+ * visibility; a track never attached too) and its render dimensions follow
+ * the largest element
  * (ResizeObserver). In `manual`, the app calls switchOff()/switchOn() and
  * setContentPreferences().
  */
@@ -563,6 +564,10 @@ export class RemoteVideoTrack extends RemoteMedia(VideoTrack) {
     if (this.#switchControl === 'auto' && typeof document !== 'undefined') {
       this.#onVisibility = () => this.#updateEnabled();
       document.addEventListener('visibilitychange', this.#onVisibility);
+      // A track no element shows is switched off (shortly, so an app that
+      // attaches it in `trackSubscribed` never sees it off), as in
+      // twilio-video: an app that subscribes without rendering pays nothing.
+      this.#updateEnabled();
     }
   }
 
@@ -636,6 +641,8 @@ export class RemoteVideoTrack extends RemoteMedia(VideoTrack) {
   _attached(el) {
     super._attached(el);
     if (this.#switchControl === 'auto' && typeof IntersectionObserver !== 'undefined') {
+      // The observer's first report (on the next frame) decides.
+      clearTimeout(this.#turnOff);
       this.#intersection ??= new IntersectionObserver((entries) => {
         for (const entry of entries) {
           if (entry.isIntersecting) this.#visible.add(entry.target);

@@ -103,6 +103,43 @@ describe('adaptive video', () => {
     }
   });
 
+  test('auto mode: a track subscribed but never attached is switched off; attaching it in the page switches it on', async () => {
+    const alice = await sdkPage(browser, server, 'alice');
+    const bob = await sdkPage(browser, server, 'bob');
+    try {
+      await join(alice, 'auto-unattached', { audio: false });
+      const token = await server.token('bob');
+      await bob.evaluate(async ({ token }) => {
+        const t = { events: [] };
+        window.t = t;
+        t.room = await window.Video.connect(token, { name: 'auto-unattached', audio: false, video: false, bandwidthProfile: { video: { mode: 'grid' } } });
+        t.room.on('trackSubscribed', (track) => {
+          if (track.kind !== 'video') return;
+          t.video = track;
+          for (const event of ['switchedOff', 'switchedOn']) track.on(event, () => t.events.push(event));
+        });
+      }, { token });
+      await eventually(() => bob.evaluate(() => Boolean(window.t.video)), 'bob to subscribe to alice');
+      await eventually(() => bob.evaluate(() => window.t.video.isSwitchedOff), 'the unattached track to be switched off');
+      assert.equal(await bob.evaluate(() => window.t.video.switchOffReason), 'disabled-by-subscriber');
+      const off = await framesDecoded(bob);
+      await sleep(1_000);
+      assert.ok((await framesDecoded(bob)) - off <= 1, 'no frames while it is off');
+      await bob.evaluate(() => {
+        const el = window.t.video.attach();
+        el.style.width = '160px';
+        el.style.height = '90px';
+        document.body.appendChild(el);
+      });
+      await eventually(() => bob.evaluate(() => !window.t.video.isSwitchedOff), 'the attached track to be switched on');
+      await eventually(async () => (await framesDecoded(bob)) > off, 'frames once attached');
+      assert.deepEqual([...alice.errors, ...bob.errors], []);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
   test('auto mode: hiding the only element switches the track off, showing it switches it on', async () => {
     const alice = await sdkPage(browser, server, 'alice');
     const bob = await sdkPage(browser, server, 'bob');
