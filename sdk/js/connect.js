@@ -144,6 +144,7 @@ async function run(token, options, attempt) {
     const subscriptions = waitFor(() => [...expected].every((sid) => peer.isSubscribed(sid)), FIRST_OFFER_WAIT_MS);
     peer.hold();
     localParticipant._holdAnnouncements();
+    room._holdSubscriptions();
     room._start();
     const publishing = tracks.map((t) => localParticipant.publishTrack(t).catch((error) => {
       log.warn(`Could not publish ${t}:`, error);
@@ -155,6 +156,7 @@ async function run(token, options, attempt) {
     if (attempt.canceled) throw canceled();
     log.info(`Connected to ${room}, publishing ${localParticipant.tracks.size} track(s)`);
     localParticipant._announce(tracks);
+    room._releaseSubscriptions();
     return room;
   } catch (error) {
     attempt.undo();

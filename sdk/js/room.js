@@ -104,6 +104,8 @@ export class Room extends EventEmitter {
   #adaptive;
   /** How to join again when the room's node is lost (see the top of this file); null: never. */
   #rejoin;
+  /** Subscriptions held while connect() is under way ({@link _holdSubscriptions}). */
+  #held = null;
   /** A rejoin is looking for the room (until its `joined`). */
   #rejoining = false;
   /** Whether the server subscribes us to every track (connect()'s automaticSubscription). */
@@ -202,6 +204,27 @@ export class Room extends EventEmitter {
   }
 
   /** @internal Start reading server messages (after connect() has wired everything). */
+  /**
+   * @internal connect() starts: tracks that arrive before it resolves are
+   * subscribed after it ({@link _releaseSubscriptions}), as twilio-video's
+   * arrive in the server's offer after `connected`, so an app that listens
+   * for `trackSubscribed` once connect() has resolved sees them all, and
+   * the participants it finds there have none subscribed yet.
+   */
+  _holdSubscriptions() {
+    this.#held = [];
+  }
+
+  /** @internal connect() has resolved: subscribe what arrived, on the next task (after the app's code that awaited connect()). */
+  _releaseSubscriptions() {
+    setTimeout(() => {
+      const held = this.#held || [];
+      this.#held = null;
+      if (this.state === 'disconnected') return;
+      for (const subscribe of held) subscribe();
+    });
+  }
+
   _start() {
     const signaling = this.#signaling;
     signaling.setHandler((message) => {
@@ -433,6 +456,10 @@ export class Room extends EventEmitter {
   }
 
   #onTrack(sid, mediaStreamTrack) {
+    if (this.#held) {
+      this.#held.push(() => this.#onTrack(sid, mediaStreamTrack));
+      return;
+    }
     const participant = this.#publisherOf(sid);
     const publication = participant?.tracks.get(sid);
     if (!publication || publication.track) return;
@@ -455,6 +482,13 @@ export class Room extends EventEmitter {
   }
 
   #subscribeData(participant, sid, channel) {
+    if (this.#held) {
+      this.#held.push(() => {
+        const publisher = this.#publisherOf(sid);
+        if (publisher) this.#subscribeData(publisher, sid, channel);
+      });
+      return;
+    }
     const publication = participant.tracks.get(sid);
     if (!publication || publication.track) return;
     participant._subscribed(sid, new RemoteDataTrack(sid, publication.trackName, channel));

@@ -2731,6 +2731,8 @@ var Twilio;
     #adaptive;
     /** How to join again when the room's node is lost (see the top of this file); null: never. */
     #rejoin;
+    /** Subscriptions held while connect() is under way ({@link _holdSubscriptions}). */
+    #held = null;
     /** A rejoin is looking for the room (until its `joined`). */
     #rejoining = false;
     /** Whether the server subscribes us to every track (connect()'s automaticSubscription). */
@@ -2819,6 +2821,25 @@ var Twilio;
       return { _transport: { _twilioConnection: { _close: () => signaling.drop() } } };
     }
     /** @internal Start reading server messages (after connect() has wired everything). */
+    /**
+     * @internal connect() starts: tracks that arrive before it resolves are
+     * subscribed after it ({@link _releaseSubscriptions}), as twilio-video's
+     * arrive in the server's offer after `connected`, so an app that listens
+     * for `trackSubscribed` once connect() has resolved sees them all, and
+     * the participants it finds there have none subscribed yet.
+     */
+    _holdSubscriptions() {
+      this.#held = [];
+    }
+    /** @internal connect() has resolved: subscribe what arrived, on the next task (after the app's code that awaited connect()). */
+    _releaseSubscriptions() {
+      setTimeout(() => {
+        const held = this.#held || [];
+        this.#held = null;
+        if (this.state === "disconnected") return;
+        for (const subscribe of held) subscribe();
+      });
+    }
     _start() {
       const signaling = this.#signaling;
       signaling.setHandler((message) => {
@@ -3040,6 +3061,10 @@ var Twilio;
       }
     }
     #onTrack(sid, mediaStreamTrack) {
+      if (this.#held) {
+        this.#held.push(() => this.#onTrack(sid, mediaStreamTrack));
+        return;
+      }
       const participant = this.#publisherOf(sid);
       const publication = participant?.tracks.get(sid);
       if (!publication || publication.track) return;
@@ -3060,6 +3085,13 @@ var Twilio;
       }
     }
     #subscribeData(participant, sid, channel) {
+      if (this.#held) {
+        this.#held.push(() => {
+          const publisher = this.#publisherOf(sid);
+          if (publisher) this.#subscribeData(publisher, sid, channel);
+        });
+        return;
+      }
       const publication = participant.tracks.get(sid);
       if (!publication || publication.track) return;
       participant._subscribed(sid, new RemoteDataTrack(sid, publication.trackName, channel));
@@ -3761,6 +3793,7 @@ var Twilio;
       const subscriptions = waitFor(() => [...expected].every((sid) => peer.isSubscribed(sid)), FIRST_OFFER_WAIT_MS);
       peer.hold();
       localParticipant._holdAnnouncements();
+      room._holdSubscriptions();
       room._start();
       const publishing = tracks.map((t) => localParticipant.publishTrack(t).catch((error) => {
         log2.warn(`Could not publish ${t}:`, error);
@@ -3772,6 +3805,7 @@ var Twilio;
       if (attempt.canceled) throw canceled();
       log2.info(`Connected to ${room}, publishing ${localParticipant.tracks.size} track(s)`);
       localParticipant._announce(tracks);
+      room._releaseSubscriptions();
       return room;
     } catch (error) {
       attempt.undo();

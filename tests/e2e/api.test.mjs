@@ -210,6 +210,33 @@ describe('connect()', () => {
     await page.close();
   });
 
+  test("the tracks already in the room are subscribed after connect() resolves, each with trackSubscribed", async () => {
+    const first = await sdkPage(browser, server, 'already-there');
+    await first.evaluate(async (token) => {
+      const data = new window.Video.LocalDataTrack({ name: 'chat' });
+      window.room = await window.Video.connect(token, { name: 'e2e-subscribe-order', audio: true, video: { width: 320 } });
+      await window.room.localParticipant.publishTrack(data);
+    }, await server.token('already-there'));
+    const joiner = await sdkPage(browser, server, 'joiner');
+    const seen = await joiner.evaluate(async (token) => {
+      const order = [];
+      const room = await window.Video.connect(token, { name: 'e2e-subscribe-order', audio: true, video: { width: 320 } });
+      const [them] = [...room.participants.values()];
+      order.push(`resolved: ${them.identity} with ${them.tracks.size} publications, ${[...them.tracks.values()].filter((p) => p.isSubscribed).length} subscribed`);
+      // As apps do: the listener goes on right after `await connect()`.
+      room.on('trackSubscribed', (track, publication, participant) => order.push(`trackSubscribed ${track.kind} of ${participant.identity}`));
+      const started = Date.now();
+      while (order.length < 4 && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 50));
+      room.disconnect();
+      return order;
+    }, await server.token('joiner'));
+    assert.equal(seen[0], 'resolved: already-there with 3 publications, 0 subscribed');
+    assert.deepEqual(seen.slice(1).sort(), ['trackSubscribed audio of already-there', 'trackSubscribed data of already-there', 'trackSubscribed video of already-there']);
+    await first.evaluate(() => window.room.disconnect());
+    await first.close();
+    await joiner.close();
+  });
+
   test('a participant that publishes only a data track is connected: its messages arrive', async () => {
     // twilio/video-quickstart-js's data track example: two participants,
     // each with only a LocalDataTrack, no camera, no microphone.
