@@ -49,6 +49,9 @@ pub struct Options {
     pub connectivity: salon_server::connectivity::ConnectivityConfig,
     /// Extra origins whose pages may call the tutorial routes.
     pub cors_origins: Vec<String>,
+    /// Where each subscriber's downlink estimate comes from (production:
+    /// send-side, from TWCC).
+    pub estimation: salon_media::Estimation,
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
             auth_failures_per_minute: 30,
             connectivity: Default::default(),
             cors_origins: Vec::new(),
+            estimation: salon_media::Estimation::default(),
         }
     }
 }
@@ -126,6 +130,7 @@ impl TestServer {
                 workers: options.media_workers,
                 peer_timeout: options.peer_timeout,
                 tcp_limits: options.tcp_limits,
+                estimation: options.estimation,
                 ..salon_media::MediaConfig::default()
             },
             signaling: options.signaling,
