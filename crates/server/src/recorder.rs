@@ -12,6 +12,11 @@
 //! task no longer waits for writes) and new rooms are refused
 //! ([`StoreHealth::accepts_new_rooms`]).
 //!
+//! A write can go through as the connection breaks, its answer lost. Each
+//! batch therefore carries its place in this writer's run ([`BatchMark`]),
+//! kept by the store in the same transaction: tried again, a batch that is
+//! in already is taken as written, not applied twice.
+//!
 //! The backlog is bounded ([`MAX_BACKLOG`] events, a few tens of MB);
 //! beyond it, batches are dropped, counted and logged.
 
@@ -26,7 +31,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use salon_room::Event;
 use salon_sid::AccountSid;
-use salon_store::{Store, StoreError, Timestamp};
+use salon_store::{BatchMark, Store, StoreError, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 /// Events kept for the database while it is away, at most.
@@ -154,6 +159,8 @@ struct Batch {
     at: Timestamp,
     /// Told what became of the batch, if someone waits.
     done: Option<oneshot::Sender<Recorded>>,
+    /// Its place in the writer's run, from its first try on.
+    mark: Option<BatchMark>,
 }
 
 /// The room task's end of the recorder.
@@ -174,6 +181,8 @@ impl Recorder {
                 health: health.clone(),
                 inbox,
                 kept: VecDeque::new(),
+                run: rand::random(),
+                seq: 0,
             }
             .run(),
         );
@@ -204,7 +213,16 @@ impl Recorder {
             (None, None)
         };
         self.health.backlog.fetch_add(count, Relaxed);
-        if self.batches.send(Batch { events, at, done }).is_err() {
+        if self
+            .batches
+            .send(Batch {
+                events,
+                at,
+                done,
+                mark: None,
+            })
+            .is_err()
+        {
             // Only if the recorder task died: it lives as long as this handle.
             tracing::error!(events = count, "room events after the recorder stopped");
             self.health.backlog.fetch_sub(count, Relaxed);
@@ -239,6 +257,10 @@ struct Writer {
     inbox: mpsc::UnboundedReceiver<Batch>,
     /// Batches not yet written, oldest first (the first is being tried).
     kept: VecDeque<Batch>,
+    /// This writer's run and the last batch tried in it (the store's event
+    /// cursor: a retry of a batch that went in is not applied again).
+    run: i64,
+    seq: i64,
 }
 
 impl Writer {
@@ -289,13 +311,33 @@ impl Writer {
         let Some(batch) = self.kept.front_mut() else {
             return true;
         };
+        let mark = *batch.mark.get_or_insert_with(|| {
+            self.seq += 1;
+            BatchMark {
+                run: self.run,
+                seq: self.seq,
+                retry: false,
+            }
+        });
         let outcome = self
             .store
-            .record(self.account, &batch.events, batch.at)
+            .record_batch(self.account, &batch.events, batch.at, mark)
             .await;
         let recorded = match outcome {
-            Ok(()) => Recorded::Written,
+            Ok(true) => Recorded::Written,
+            Ok(false) => {
+                // Its commit went through before the database went away.
+                tracing::debug!(
+                    events = batch.events.len(),
+                    "room events were written already"
+                );
+                Recorded::Written
+            }
             Err(e) if e.is_unavailable() => {
+                batch.mark = Some(BatchMark {
+                    retry: true,
+                    ..mark
+                });
                 self.health.mark_down(&e);
                 if let Some(done) = batch.done.take() {
                     let _ = done.send(Recorded::Deferred);

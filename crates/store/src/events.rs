@@ -7,6 +7,18 @@ use sqlx::{Any, Transaction};
 
 use crate::{Result, Store, Timestamp, callbacks};
 
+/// Where a batch of events stands in its recorder's run
+/// ([`Store::record_batch`]): the run (one start of the node's process) and
+/// the batch's place in it. Batches of one run are written in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMark {
+    pub run: i64,
+    pub seq: i64,
+    /// Tried before, and the database went away meanwhile: its commit may
+    /// have gone through with the answer lost.
+    pub retry: bool,
+}
+
 impl Store {
     /// Record `events`, which happened at `at`, in one transaction: either
     /// all of them are stored, with the status callbacks they cause, or
@@ -17,12 +29,57 @@ impl Store {
         events: &[E],
         at: Timestamp,
     ) -> Result<()> {
+        self.write_events(account, events, at, None).await.map(drop)
+    }
+
+    /// [`Store::record`] for a recorder that tries a batch again when the
+    /// database was away: the batch's `mark` goes in with it (this node's
+    /// event cursor), so a retry of a batch that is in already writes
+    /// nothing and answers `false`. `true`: written now.
+    pub async fn record_batch<E: std::borrow::Borrow<Event> + Sync>(
+        &self,
+        account: AccountSid,
+        events: &[E],
+        at: Timestamp,
+        mark: BatchMark,
+    ) -> Result<bool> {
+        self.write_events(account, events, at, Some(mark)).await
+    }
+
+    async fn write_events<E: std::borrow::Borrow<Event> + Sync>(
+        &self,
+        account: AccountSid,
+        events: &[E],
+        at: Timestamp,
+        mark: Option<BatchMark>,
+    ) -> Result<bool> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         // A writing transaction: it reads (for callbacks) before it writes
         // (see `Backend::begin_write`).
         let mut tx = self.begin_write().await?;
+        if let Some(mark) = mark {
+            if mark.retry {
+                let cursor: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT run, seq FROM event_cursors WHERE node = $1")
+                        .bind(self.node.as_ref())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if cursor.is_some_and(|(run, seq)| run == mark.run && seq >= mark.seq) {
+                    return Ok(false);
+                }
+            }
+            sqlx::query(
+                "INSERT INTO event_cursors (node, run, seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (node) DO UPDATE SET run = excluded.run, seq = excluded.seq",
+            )
+            .bind(self.node.as_ref())
+            .bind(mark.run)
+            .bind(mark.seq)
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut callbacks = 0;
         for event in events {
             let event = event.borrow();
@@ -33,7 +90,7 @@ impl Store {
         if callbacks > 0 {
             self.doorbell.ring();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Note that the server is alive at `at`: the time [`Store::close_abandoned`]

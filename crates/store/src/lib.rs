@@ -50,7 +50,7 @@ pub use callbacks::{CallbackEvent, twilio_timestamp};
 pub use composition_hooks::{CompositionHookFilter, CompositionHookRecord};
 pub use compositions::{CompositionFilter, CompositionRecord};
 pub use credentials::{Account, ApiKeyRecord};
-pub use events::Abandoned;
+pub use events::{Abandoned, BatchMark};
 pub use outbox::{OutboxBacklog, OutboxCallback};
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
 pub use recordings::{NewRecording, RecordingFilter, RecordingRecord, RecordingStatus};

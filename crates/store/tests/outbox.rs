@@ -13,7 +13,7 @@ use salon_room::{
     StatusCallback, TrackKind,
 };
 use salon_sid::{AccountSid, ParticipantSid, RoomSid, TrackSid};
-use salon_store::{OutboxCallback, Store, Timestamp};
+use salon_store::{BatchMark, OutboxCallback, Store, Timestamp};
 
 const CALLBACK: &str = "https://app.example.com/rooms?tenant=7";
 
@@ -49,6 +49,20 @@ impl Fixture {
             .record(self.account, &events, Timestamp::from_millis(self.clock))
             .await
             .unwrap();
+    }
+
+    /// Write `events` as a recorder's batch `mark`: `false` if it is in
+    /// already.
+    async fn write(&self, events: &[Event], mark: BatchMark) -> bool {
+        self.store
+            .record_batch(
+                self.account,
+                events,
+                Timestamp::from_millis(self.clock),
+                mark,
+            )
+            .await
+            .unwrap()
     }
 
     fn create(&mut self, name: &str, callback: Option<CallbackMethod>) -> RoomSid {
@@ -490,6 +504,39 @@ async fn the_doorbell_rings_after_a_commit_with_callbacks(db: Db) {
     .expect("the sender is woken");
 }
 
+async fn a_batch_tried_again_after_its_commit_went_through_is_not_applied_twice(db: Db) {
+    let mut f = Fixture::new(db).await;
+    let room = f.create("retried", Some(CallbackMethod::Post));
+    let created: Vec<Event> = std::iter::from_fn(|| f.rooms.poll_event()).collect();
+    let mark = |seq, retry| BatchMark { run: 7, seq, retry };
+    assert!(f.write(&created, mark(1, false)).await, "written");
+    // The answer to that commit was lost: the recorder tries it again.
+    assert!(
+        !f.write(&created, mark(1, true)).await,
+        "known to be in: not applied again (a unique index would refuse its room)"
+    );
+    assert_eq!(events(&f.drain().await), ["room-created"]);
+
+    // A retry of a batch whose first try did not commit is written.
+    let alice = f.join(room, "alice");
+    let joined: Vec<Event> = std::iter::from_fn(|| f.rooms.poll_event()).collect();
+    assert!(f.write(&joined, mark(2, true)).await);
+    assert_eq!(events(&f.drain().await), ["participant-connected"]);
+
+    // Another run of the node (a restart) starts its own count.
+    f.rooms
+        .disconnect(f.now, alice, DisconnectReason::Left)
+        .unwrap();
+    let gone: Vec<Event> = std::iter::from_fn(|| f.rooms.poll_event()).collect();
+    let restarted = BatchMark {
+        run: 8,
+        seq: 1,
+        retry: true,
+    };
+    assert!(f.write(&gone, restarted).await);
+    assert_eq!(events(&f.drain().await), ["participant-disconnected"]);
+}
+
 on_both_databases!(
     a_rooms_life_is_reported_with_twilios_events_and_parameters,
     rooms_without_a_callback_and_subscriptions_write_nothing,
@@ -499,4 +546,5 @@ on_both_databases!(
     an_abandoned_room_reports_the_end_its_process_was_last_seen_at,
     the_rooms_of_a_dead_node_report_their_end_as_failed,
     the_doorbell_rings_after_a_commit_with_callbacks,
+    a_batch_tried_again_after_its_commit_went_through_is_not_applied_twice,
 );
