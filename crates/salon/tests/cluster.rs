@@ -1571,4 +1571,49 @@ async fn recordings_and_compositions_are_served_and_made_by_the_node_whose_disk_
     assert_eq!(status, 204);
     assert_eq!(on_disk(), 3, "the holder removed the file");
     let _ = db.close().await;
+
+    // Deleted while the holder is away, a file stays on its disk until it
+    // starts again.
+    let holder = holder.data_dir.clone();
+    let on_disk = || {
+        std::fs::read_dir(holder.join("recordings").join(&sid))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let mut cluster = cluster;
+    let index = ["node-a", "node-b"]
+        .iter()
+        .position(|id| *id == holder_id)
+        .expect("the holder's index");
+    let dead = cluster.nodes.remove(index);
+    let dead_dir = tokio::task::block_in_place(|| dead.kill());
+    let other = &cluster.nodes[0];
+    let deadline = Instant::now() + WAIT;
+    while listed(&cluster.redis).contains(&holder_id.to_owned()) {
+        assert!(
+            Instant::now() < deadline,
+            "the holder's lease never ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let second = recordings[1]["sid"].as_str().expect("a recording SID");
+    let (status, _) = rest(
+        reqwest::Method::DELETE,
+        format!("{}/v1/Recordings/{second}", other.url),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(on_disk(), 3, "the file stays while its node is away");
+    let args = node_args(&cluster.redis, &cluster.database, holder_id, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _back = tokio::task::block_in_place(|| Server::restart_in(dead_dir, &args));
+    let deadline = Instant::now() + WAIT;
+    while on_disk() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the file of the recording deleted while its node was away is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -316,10 +316,45 @@ pub async fn file_node(
     }
 }
 
+/// Remove the files of this node's recordings and compositions that were
+/// deleted while it was away ([`remove_media`] leaves them): run at start.
+pub async fn remove_media_deleted_while_away(state: AppState) {
+    let deleted = match state.store.deleted_media().await {
+        Ok(deleted) => deleted,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read which media was deleted; its files stay until the next start");
+            return;
+        }
+    };
+    let files = deleted
+        .recordings
+        .iter()
+        .map(|path| state.recordings.dir().join(path))
+        .chain(
+            deleted
+                .compositions
+                .iter()
+                .map(|path| state.compositions.dir().join(path)),
+        );
+    let mut removed = 0;
+    for file in files {
+        if tokio::fs::remove_file(&file).await.is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            files = removed,
+            "removed the files of media deleted while this node was away"
+        );
+    }
+}
+
 /// Remove the file of a deleted recording or composition (written by node
 /// `writer`, at `path` on a node's disk) from the disk that holds it: here,
 /// or through `command` on the live node that wrote it. A file whose node
-/// is away stays (it is no longer served: its record says deleted).
+/// is away stays (it is no longer served: its record says deleted) until
+/// that node starts again ([`remove_media_deleted_while_away`]).
 pub async fn remove_media(
     state: &AppState,
     writer: Option<String>,

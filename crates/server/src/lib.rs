@@ -277,6 +277,7 @@ impl Server {
             stop_watcher.subscribe(),
         ));
         tokio::spawn(rest::compositions::resume_unfinished(state.clone()));
+        tokio::spawn(cluster::remove_media_deleted_while_away(state.clone()));
         Ok(Self {
             listener,
             state,

@@ -53,7 +53,9 @@ pub use credentials::{Account, ApiKeyRecord};
 pub use events::{Abandoned, BatchMark};
 pub use outbox::{OutboxBacklog, OutboxCallback};
 pub use queries::{Cursor, Page, PageRequest, ParticipantFilter, RoomFilter};
-pub use recordings::{NewRecording, RecordingFilter, RecordingRecord, RecordingStatus};
+pub use recordings::{
+    DeletedMedia, NewRecording, RecordingFilter, RecordingRecord, RecordingStatus,
+};
 pub use records::{
     ParticipantRecord, ParticipantStatus, PublishedTrackRecord, RoomRecord, RoomStatus,
     SubscribedTrackRecord, Timestamp,

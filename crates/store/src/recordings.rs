@@ -336,6 +336,30 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// The files of this node's deleted recordings and compositions (paths
+    /// under their directories). A node that was away when one was deleted
+    /// still has its file: it removes them when it starts again.
+    pub async fn deleted_media(&self) -> Result<DeletedMedia> {
+        // A recording is written by its room's node.
+        let recordings = sqlx::query_scalar(
+            "SELECT recordings.path FROM recordings JOIN rooms ON rooms.sid = recordings.room_sid
+             WHERE recordings.status = 'deleted' AND rooms.node = $1",
+        )
+        .bind(self.node())
+        .fetch_all(&self.pool)
+        .await?;
+        let compositions = sqlx::query_scalar(
+            "SELECT path FROM compositions WHERE status = 'deleted' AND node = $1",
+        )
+        .bind(self.node())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(DeletedMedia {
+            recordings,
+            compositions,
+        })
+    }
+
     /// Recordings still `processing` (a previous process died while writing
     /// them): they are failed at start-up.
     pub async fn fail_unfinished_recordings(&self, at: Timestamp) -> Result<u64> {
@@ -389,4 +413,13 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Files of deleted media ([`Store::deleted_media`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedMedia {
+    /// Under the recordings directory.
+    pub recordings: Vec<String>,
+    /// Under the compositions directory.
+    pub compositions: Vec<String>,
 }

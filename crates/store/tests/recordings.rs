@@ -315,6 +315,11 @@ async fn a_recordings_life_is_stored_listed_and_called_back(db: Db) {
         .await,
         vec![mic]
     );
+    // Its file, for this node (its room's) to remove when it starts.
+    assert_eq!(
+        f.store.deleted_media().await.unwrap().recordings,
+        ["r/mic.mka"]
+    );
 
     // The callbacks, in order per room, with Twilio's parameters.
     let callbacks = f.drain().await;
@@ -534,6 +539,10 @@ async fn a_compositions_life_is_stored_listed_and_called_back(db: Db) {
             .unwrap()
     );
     assert_eq!(list(CompositionFilter::default()).await.len(), 2);
+    assert_eq!(
+        f.store.deleted_media().await.unwrap().compositions,
+        std::slice::from_ref(&good.path)
+    );
 
     // What a restart of this node resumes: its own compositions not
     // finished, never another node's.
