@@ -4,7 +4,9 @@
 // SIGKILLed, the SDK rejoins a room of the same name on the live node by
 // itself (the same Room: reconnecting, then reconnected); pages with the
 // official twilio-video SDK, whose resume reaches the live node, are
-// carried into a room of the same name there by the server.
+// carried into a room of the same name there by the server, their media
+// signaling with them (an adaptive-simulcast publisher's unwanted layers
+// are disabled again in the new room).
 //
 // The nodes share a private redis-server (free loopback port, no
 // persistence) and one SQLite file (WAL: several processes on one machine
@@ -419,4 +421,83 @@ test('when the room\'s node drains (SIGTERM), official twilio-video pages are ca
   console.log(`# both reconnected ${Math.max(...backAt) - termAt} ms after SIGTERM (drain timeout 2 s)`);
   const old = await live.rest('GET', `/v1/Rooms/${oldRoom}`);
   assert.equal(old.body.status, 'completed', JSON.stringify(old.body));
+});
+
+test('an official twilio-video publisher carried to a live node keeps adaptive simulcast: the new room\'s publisher hints name the tracks by the SIDs it knows', { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+  const pair = await liveAndNew('node-f');
+  const name = 'official-adaptive';
+  const before = [await roomsOn(pair[0]), await roomsOn(pair[1])];
+  const created = await pair[0].rest('POST', '/v1/Rooms', { UniqueName: name });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const [holder, live] = (await roomsOn(pair[0])) > before[0] ? pair : [pair[1], pair[0]];
+  const wsServer = `${live.url.replace('http', 'ws')}/signaling`;
+
+  // Pia publishes a 960×540 camera in the SDK's adaptive simulcast; Sam
+  // renders it at 160×90, so her upper layers are wanted by nobody.
+  const pia = await officialSdkPage(browser, live, 'pia');
+  const sam = await officialSdkPage(browser, live, 'sam');
+  try {
+    const joined = await outcome(pia, async ({ token, name, wsServer }) => {
+      window.__e2eCamera = { width: 960, height: 540, frameRate: 15 };
+      window.room = await window.Twilio.Video.connect(token, { name, wsServer, insights: false, audio: false, video: true, preferredVideoCodecs: 'auto' });
+      window.room.on('reconnected', () => { window.reconnected = true; });
+    }, { token: pia.token, name, wsServer });
+    assert.ok(joined.ok, JSON.stringify(joined));
+    const subscribed = await outcome(sam, async ({ token, name, wsServer }) => {
+      window.room = await window.Twilio.Video.connect(token, {
+        name, wsServer, insights: false, audio: false, video: false,
+        bandwidthProfile: { video: { contentPreferencesMode: 'manual', clientTrackSwitchOffControl: 'manual' } },
+      });
+      window.room.on('trackSubscribed', (track) => {
+        if (track.kind !== 'video') return;
+        document.body.appendChild(track.attach());
+        track.setContentPreferences({ renderDimensions: { width: 160, height: 90 } });
+      });
+    }, { token: sam.token, name, wsServer });
+    assert.ok(subscribed.ok, JSON.stringify(subscribed));
+    // Pia's encodings on her open peer connection, and the track SIDs the
+    // server's publisher hints named.
+    const state = () => pia.evaluate(() => {
+      const active = [];
+      for (const pc of window.__e2e.pcs) {
+        if (pc.connectionState === 'closed') continue;
+        for (const sender of pc.getSenders()) {
+          if (sender.track?.kind !== 'video') continue;
+          (sender.getParameters().encodings || []).forEach((e, i) => { active[i] = e.active !== false; });
+        }
+      }
+      const hinted = window.__e2e.channels.filter((c) => c.label === 'publisher_hints').flatMap((c) => c.messages)
+        .map((m) => JSON.parse(m)).flatMap((m) => m.publisher?.hints ?? []).map((h) => h.track);
+      const known = [...window.room.localParticipant.videoTracks.values()].map((p) => p.trackSid);
+      return { active: active.join(), hinted, known, pcs: window.__e2e.pcs.length };
+    });
+    await eventually(async () => (await state()).active === 'true,false,false', 'pia\'s upper encodings disabled', 30_000);
+    const first = await state();
+
+    holder.child.kill('SIGKILL');
+    await eventually(() => pia.evaluate(() => window.reconnected === true), 'pia to be carried over', 40_000);
+    // A new peer connection, whose encodings start all active; the new
+    // room's hints disable the upper ones again, naming her track by the
+    // SID she has had since she joined.
+    let last = null;
+    await eventually(async () => {
+      last = await state();
+      return last.pcs > first.pcs && last.active === 'true,false,false';
+    }, 'pia\'s upper encodings disabled again in the new room', 40_000).catch(async (e) => {
+      const channels = (page) => page.evaluate(() => window.__e2e.channels.map((c) => `${c.label}:${c.messages.length}:${c.channel.readyState}`));
+      throw new Error(`${e.message}: ${JSON.stringify(last)}; pia's channels ${await channels(pia)}; sam's ${await channels(sam)}`);
+    });
+    assert.deepEqual(last.known, first.known, 'the SDK keeps its track SID');
+    const lateHints = last.hinted.slice(first.hinted.length);
+    assert.ok(lateHints.length > 0 && lateHints.every((sid) => sid === last.known[0]), JSON.stringify(last));
+    const rooms = await live.rest('GET', `/v1/Rooms?UniqueName=${name}&Status=in-progress`);
+    assert.equal(rooms.body.rooms.length, 1, JSON.stringify(rooms.body));
+    const tracks = await live.rest('GET', `/v1/Rooms/${rooms.body.rooms[0].sid}/Participants/pia/PublishedTracks`);
+    assert.ok(tracks.body.published_tracks?.length === 1 && tracks.body.published_tracks[0].sid !== last.known[0], `the new room's track has a SID of its own: ${JSON.stringify(tracks.body)}`);
+  } finally {
+    for (const page of [pia, sam]) {
+      await page.evaluate(() => window.room?.disconnect()).catch(() => {});
+      await page.close();
+    }
+  }
 });

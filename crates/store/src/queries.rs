@@ -371,6 +371,35 @@ impl Store {
         .await
     }
 
+    /// The last track of each name `identity` published in `room`, now or
+    /// before (name and SID, oldest first).
+    pub async fn tracks_published_in(
+        &self,
+        room: RoomSid,
+        identity: &str,
+    ) -> Result<Vec<(String, TrackSid)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t.name, t.sid FROM published_tracks t
+             JOIN participants p ON p.sid = t.participant_sid
+             WHERE t.room_sid = $1 AND p.identity = $2
+             ORDER BY t.date_created, t.sid",
+        )
+        .bind(room.to_string())
+        .bind(identity)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut last: Vec<(String, TrackSid)> = Vec::new();
+        for (name, sid) in rows {
+            let sid = sid.parse().map_err(|_| crate::StoreError::Corrupt {
+                table: "published_tracks",
+                detail: format!("sid {sid:?}"),
+            })?;
+            last.retain(|(n, _)| *n != name);
+            last.push((name, sid));
+        }
+        Ok(last)
+    }
+
     /// One track `participant` publishes now.
     pub async fn published_track(
         &self,

@@ -341,10 +341,9 @@ async fn resume_elsewhere(
         let node = match room {
             Ok(Some(room)) if ended_with_its_node(&room) => {
                 match adoption(&state, &sync, room).await {
-                    Adoption::Ready(ready) => {
-                        let (member, snapshot, asked) = *ready;
-                        tracing::info!(room = %member.room, participant = %member.me, "session of a lost node adopted");
-                        return adopt(connection, sync, heartbeat, member, snapshot, asked).await;
+                    Adoption::Ready(adopted) => {
+                        tracing::info!(room = %adopted.member.room, participant = %adopted.member.me, "session of a lost node adopted");
+                        return adopt(connection, sync, heartbeat, *adopted).await;
                     }
                     Adoption::Elsewhere(node) => Some(node),
                     Adoption::NotYet(why) => {
@@ -416,14 +415,24 @@ fn ended_with_its_node(room: &salon_store::RoomRecord) -> bool {
 
 /// Whether a session of a lost node can be adopted here now.
 enum Adoption {
-    /// Admitted here, to a room of the lost room's name; what the client
-    /// asked for on `connect`.
-    Ready(Box<(Member, session::Snapshot, Asked)>),
+    /// Admitted here, to a room of the lost room's name.
+    Ready(Box<Adopted>),
     /// That room is on another node.
     Elsewhere(crate::cluster::NodeInfo),
     /// Not yet: the database or the cluster is away.
     NotYet(String),
     Refused(Refusal),
+}
+
+/// A session of a lost node, admitted here.
+struct Adopted {
+    member: Member,
+    snapshot: session::Snapshot,
+    /// What the client asked for on `connect`.
+    asked: Asked,
+    /// The SIDs the lost room gave the client's tracks, by track name: the
+    /// client keeps them (the SDK sets a SID once).
+    known: Vec<(String, TrackSid)>,
 }
 
 /// How long after its room ended a session of a lost node may still be
@@ -482,9 +491,23 @@ async fn adoption(state: &AppState, sync: &rsp::Sync, lost: salon_store::RoomRec
             bandwidth_profile: None,
             automatic: true,
         });
+    // The client keeps the SIDs the lost room gave its tracks.
+    let known = match state
+        .store
+        .tracks_published_in(lost.sid, &verified.identity)
+        .await
+    {
+        Ok(known) => known,
+        Err(e) => return Adoption::NotYet(format!("cannot read the published tracks: {e}")),
+    };
     let name = Some(lost.unique_name);
     match session::admit_verified(state, verified, name, asked.automatic, true).await {
-        Ok((member, snapshot)) => Adoption::Ready(Box::new((member, snapshot, asked))),
+        Ok((member, snapshot)) => Adoption::Ready(Box::new(Adopted {
+            member,
+            snapshot,
+            asked,
+            known,
+        })),
         Err(Refusal {
             redirect: Some(node),
             ..
@@ -501,15 +524,15 @@ async fn adoption(state: &AppState, sync: &rsp::Sync, lost: salon_store::RoomRec
 /// the new room (the old room's participants, absent from it, leave the
 /// client's view), and names a new peer connection with a `create-offer`:
 /// the SDK closes the one the lost node had and offers a new one with all
-/// its tracks, which the session then answers as after `connect`.
-async fn adopt(
-    connection: Connection,
-    sync: rsp::Sync,
-    heartbeat: Duration,
-    member: Member,
-    snapshot: session::Snapshot,
-    asked: Asked,
-) {
+/// its tracks, which the session then answers as after `connect`; those
+/// tracks keep, towards the client, the SIDs the lost room gave them.
+async fn adopt(connection: Connection, sync: rsp::Sync, heartbeat: Duration, adopted: Adopted) {
+    let Adopted {
+        member,
+        snapshot,
+        asked,
+        known,
+    } = adopted;
     let mut session = Session::new(
         member,
         &snapshot,
@@ -519,6 +542,7 @@ async fn adopt(
         asked,
     );
     session.keep_asked();
+    session.msp.announce_again = true;
     if let Some(profile) = session.asked.bandwidth_profile.clone() {
         session.apply_bandwidth_profile(&profile);
     }
@@ -530,6 +554,14 @@ async fn adopt(
     session.subscribed_revision = base;
     session.description_revision = base;
     let published = session.apply_participant(sync.participant).await;
+    session.client_sids = session
+        .local
+        .values()
+        .filter_map(|local| {
+            let (_, known) = known.iter().find(|(name, _)| *name == local.name)?;
+            Some((local.sid?, *known))
+        })
+        .collect();
     let create_offer = PeerConnection {
         id: session::random_id(),
         description: Some(Description {
@@ -605,6 +637,10 @@ struct Session {
     /// What the client asked for on `connect` (and its latest bandwidth
     /// profile).
     asked: Asked,
+    /// An adopted session's client knows its tracks by the SIDs the lost
+    /// room gave them: this room's SID → that one (for MSP publisher
+    /// hints, which name the client's own tracks).
+    client_sids: HashMap<TrackSid, TrackSid>,
 }
 
 /// What a client asks for on `connect` that its `sync` does not repeat,
@@ -628,6 +664,8 @@ fn asked_key(session: &str) -> String {
 /// One of the client's tracks.
 struct Local {
     kind: rsp::TrackKind,
+    /// The track's name (unique among the participant's).
+    name: String,
     /// The track, once published in the room.
     sid: Option<TrackSid>,
     enabled: bool,
@@ -701,7 +739,21 @@ impl Session {
             reconnecting: state.signaling.presence.away_in(room),
             msp,
             asked,
+            client_sids: HashMap::new(),
         }
+    }
+
+    /// The SID the client knows `track`, one of its own, by.
+    fn client_sid(&self, track: TrackSid) -> TrackSid {
+        self.client_sids.get(&track).copied().unwrap_or(track)
+    }
+
+    /// The track of this room the client means by `sid`.
+    fn room_sid(&self, sid: TrackSid) -> TrackSid {
+        self.client_sids
+            .iter()
+            .find_map(|(room, client)| (*client == sid).then_some(*room))
+            .unwrap_or(sid)
     }
 
     /// In a cluster, keep what the client asked for on `connect` where a
@@ -1004,6 +1056,7 @@ impl Session {
                 }
                 continue;
             }
+            let name = track.name.clone();
             let published = match track.kind {
                 rsp::TrackKind::Data => {
                     // Its messages arrive on a data channel labelled with
@@ -1041,6 +1094,7 @@ impl Session {
             };
             let local = Local {
                 kind: track.kind,
+                name,
                 sid,
                 enabled: track.enabled,
                 priority,

@@ -59,6 +59,7 @@ use salon_twilio_signal::msp::{
     PublisherHintsRequest, RemoteLevel, RenderHintsResults, ServerMessage,
 };
 use salon_twilio_signal::rsp::{Announcement, Channel, MediaSignalingRequest, Priority};
+use salon_twilio_signal::rsp::{ServerBody, ServerUpdate};
 use salon_twilio_signal::{ProtocolError, rsp};
 
 use super::Session;
@@ -100,6 +101,12 @@ pub(super) struct Msp {
     pub announced: Vec<Channel>,
     /// Whether the media server was asked to open them.
     pub opened: bool,
+    /// Announce them again once they are opened: an adopted session's
+    /// client set its MSP up on the lost node's peer connection, tears it
+    /// down when that connection closes (after `synced`, whose
+    /// announcements it skipped while still set up), and sets it up again
+    /// only from a later announcement.
+    pub announce_again: bool,
     pub inbox: tokio::sync::mpsc::Receiver<SignalingMessage>,
     outbox: tokio::sync::mpsc::Sender<SignalingMessage>,
     /// The room's dominant speaker as last heard.
@@ -134,6 +141,7 @@ impl Msp {
                 .filter(|c| requested.contains(c))
                 .collect(),
             opened: false,
+            announce_again: false,
             inbox,
             outbox,
             dominant,
@@ -190,6 +198,11 @@ impl Session {
             .state
             .media
             .open_signaling(room, me, labels, outbox);
+        if std::mem::take(&mut self.msp.announce_again) {
+            let mut update = ServerUpdate::new();
+            update.media_signaling = self.msp.announcements();
+            self.send(ServerBody::Update(update));
+        }
     }
 
     /// Send `message` on `channel`, if it was announced.
@@ -286,6 +299,7 @@ impl Session {
             }
             (Channel::PublisherHints, ClientMessage::ClientReset { track, .. }) => {
                 // The SDK put the track's encodings back to its defaults.
+                let track = self.room_sid(track);
                 if self.msp.publisher.contains_key(&track) {
                     self.send_publisher_hint(track);
                 }
@@ -357,7 +371,10 @@ impl Session {
             &ServerMessage::PublisherHints {
                 publisher: PublisherHintsRequest {
                     id,
-                    hints: vec![WireHint { track, encodings }],
+                    hints: vec![WireHint {
+                        track: self.client_sid(track),
+                        encodings,
+                    }],
                 },
             },
         );
@@ -366,7 +383,7 @@ impl Session {
     /// The client's result for one track of hint `id`.
     fn publisher_hint_result(&mut self, id: u64, result: HintResult) {
         let me = self.member.me;
-        let track = result.track;
+        let track = self.room_sid(result.track);
         match result.result.as_str() {
             "OK" | "REQUEST_SKIPPED" => {
                 tracing::trace!(participant = %me, %track, id, result = result.result, "publisher hint");
