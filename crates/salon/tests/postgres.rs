@@ -7,7 +7,8 @@ mod postgres;
 
 use std::process::Command;
 
-use common::{API_KEY, API_SECRET, Server, clean_env, credentials};
+use common::{API_KEY, API_SECRET, Server, clean_env, credentials, token};
+use salon_client::{Client, ClientConfig};
 use serde_json::Value;
 
 async fn rest(method: reqwest::Method, url: String, form: &[(&str, &str)]) -> (u16, Value) {
@@ -131,4 +132,79 @@ fn an_unreachable_database_is_a_clear_error_at_start() {
         !stderr.contains("hunter2"),
         "the password stays out: {stderr}"
     );
+}
+
+/// A gauge of a node's `/metrics` (with or without labels).
+async fn gauge(node: &Server, name: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let name = format!("salon_{name}");
+    text.lines()
+        .find(|line| {
+            line.strip_prefix(&name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics of {}:\n{text}", node.url))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_that_creates_a_room_as_the_database_goes_away_is_refused() {
+    let Some(postgres) = postgres::private_cluster() else {
+        return;
+    };
+    let database = postgres.fresh_database().await;
+    let node = tokio::task::block_in_place(|| Server::start_with(&["--database-url", &database]));
+    let signaling = format!("ws://{}/v1/signaling", node.addr);
+
+    // The database goes away, and a join creates a room before the node
+    // notices (new rooms are refused at once after that): the room's
+    // creation is not written, and a room must be in the database before
+    // anyone is told it exists. The join is refused, with the error of any
+    // new room during an outage. (It was admitted to a room the database
+    // did not have; on a shared database another node could take its name
+    // meanwhile, and the clash was found only when the database returned.)
+    tokio::task::block_in_place(|| postgres.stop());
+    assert_eq!(gauge(&node, "store_up").await, 1, "not noticed yet");
+    let config = ClientConfig::new(signaling.clone(), token("erin"), "onset");
+    let Err(refused) = Client::connect(config).await else {
+        panic!("admitted to a room whose creation was not written");
+    };
+    assert_eq!(refused.code, 53006, "{refused:?}");
+    assert!(refused.message.contains("database"), "{refused:?}");
+    assert_eq!(gauge(&node, "rooms_in_progress").await, 0, "the room ended");
+
+    // When the database returns, what was kept is written: a room that
+    // ended as it began. New rooms are taken again.
+    tokio::task::block_in_place(|| postgres.start_again());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while gauge(&node, "store_up").await == 0 || gauge(&node, "store_backlog_events").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backlog is not written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, listed) = rest(
+        reqwest::Method::GET,
+        format!("{}/v1/Rooms?UniqueName=onset&Status=completed", node.url),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    let rooms = listed["rooms"].as_array().expect("rooms");
+    assert_eq!(rooms.len(), 1, "{listed}");
+    assert_eq!(rooms[0]["status"], "completed", "{listed}");
+    let config = ClientConfig::new(signaling, token("erin"), "onset");
+    let erin = Client::connect(config).await.expect("a new room is taken");
+    assert_ne!(
+        erin.room().sid.to_string(),
+        rooms[0]["sid"].as_str().unwrap_or_default()
+    );
+    erin.leave().await;
 }

@@ -188,6 +188,19 @@ impl RoomService {
         }
     }
 
+    /// Like [`RoomService::call_with_listeners`], and whether the step's
+    /// events are in the database yet or only kept for it
+    /// ([`Recorded::Deferred`]): a join that created a room must know.
+    pub async fn call_recorded<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Rooms, &mut Listeners, Instant) -> T + Send + 'static,
+    ) -> Result<(T, Recorded), ServiceError> {
+        match self.submit(f).await? {
+            (_, Recorded::Failed(e)) => Err(ServiceError::Store(e)),
+            done => Ok(done),
+        }
+    }
+
     /// Run `f`; its value and what became of its events.
     async fn submit<T: Send + 'static>(
         &self,

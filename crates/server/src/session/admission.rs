@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::{Member, Participant, Snapshot, Track};
 use crate::AppState;
 use crate::cluster::{NodeInfo, Route};
+use crate::recorder::Recorded;
 use crate::service::{SESSION_QUEUE, ServiceError};
 
 /// Why a join was refused: Twilio's code and a message for the client.
@@ -103,7 +104,7 @@ pub async fn admit_verified(
     let new_rooms = state.rooms.health().accepts_new_rooms();
     let admitted = state
         .rooms
-        .call_with_listeners(move |rooms, listeners, now| {
+        .call_recorded(move |rooms, listeners, now| {
             let target = match &room_ref {
                 RoomRef::Sid(sid) => rooms.room(*sid).map(|r| (r.name().to_owned(), r.sid())),
                 RoomRef::Name(name) => Some(
@@ -137,12 +138,23 @@ pub async fn admit_verified(
         })
         .await;
     match admitted {
-        Ok(Ok(snapshot)) => {
+        // The database went away as this join created its room, before
+        // the node noticed (new rooms are refused once it has): the room's
+        // creation is only kept, and a room must be in the database before
+        // anyone is told it exists (on a shared database its unique index
+        // is what keeps names unique). End it (it and its end are written
+        // when the database returns) and refuse, as for any new room now.
+        Ok((Ok(snapshot), Recorded::Deferred)) if snapshot.room == new_room => {
+            drop(events);
+            let _ = state.rooms.complete(new_room).await;
+            Err(database_unavailable())
+        }
+        Ok((Ok(snapshot), _)) => {
             let member = Member::new(state.clone(), &snapshot, events);
             Ok((member, snapshot))
         }
-        Ok(Err(Refused::Token(rejection))) => Err(rejection.into()),
-        Ok(Err(Refused::Room(RoomError::RoomNotFound(_)))) if RoomSid::has_prefix(&room) => {
+        Ok((Err(Refused::Token(rejection)), _)) => Err(rejection.into()),
+        Ok((Err(Refused::Room(RoomError::RoomNotFound(_))), _)) if RoomSid::has_prefix(&room) => {
             // Joining a room by SID: say "completed" if it was.
             let completed = match room.parse() {
                 Ok(sid) => state.store.room(sid).await.ok().flatten().is_some(),
@@ -154,11 +166,10 @@ pub async fn admit_verified(
                 Refusal::new(53106, format!("Room not found: {room}"))
             })
         }
-        Ok(Err(Refused::Room(e))) => Err(Refusal::new(e.code(), e.to_string())),
-        Ok(Err(Refused::Unavailable)) | Err(ServiceError::Unavailable) => Err(Refusal::new(
-            codes::SERVER_BUSY,
-            "Cannot create a room now: the database is unavailable",
-        )),
+        Ok((Err(Refused::Room(e)), _)) => Err(Refusal::new(e.code(), e.to_string())),
+        Ok((Err(Refused::Unavailable), _)) | Err(ServiceError::Unavailable) => {
+            Err(database_unavailable())
+        }
         // Nodes sharing a database: another node created a room of this
         // name at the same moment, and the database's unique index refused
         // ours. End ours (nothing of it was recorded) and send the client
@@ -179,6 +190,14 @@ pub async fn admit_verified(
         )),
         Err(e) => Err(Refusal::new(codes::SIGNALING_ERROR, e.to_string())),
     }
+}
+
+/// New rooms wait for the database.
+fn database_unavailable() -> Refusal {
+    Refusal::new(
+        codes::SERVER_BUSY,
+        "Cannot create a room now: the database is unavailable",
+    )
 }
 
 /// The room as `me` finds it on joining.
