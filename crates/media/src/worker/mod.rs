@@ -246,25 +246,42 @@ impl MediaRoom {
 pub struct Outbound {
     socket: UdpSocket,
     state: UdpSocketState,
+    /// The address the socket is bound to, unless that is a wildcard: a
+    /// datagram from it needs no source-address control message, and goes
+    /// out with a plain `sendto` (cheaper than `sendmsg` with one).
+    bound: Option<std::net::IpAddr>,
 }
 
 impl Outbound {
     pub fn new(socket: &UdpSocket) -> io::Result<Self> {
         let socket = socket.try_clone()?;
         let state = UdpSocketState::new((&socket).into())?;
-        Ok(Self { socket, state })
+        let bound = socket
+            .local_addr()
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified());
+        Ok(Self {
+            socket,
+            state,
+            bound,
+        })
     }
 
     /// Send one datagram from `source` (the local address the peer talks
     /// to: behind a wildcard bind, replies must leave from it). Never
     /// blocks: a full socket buffer drops the datagram, as the network would.
     fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) -> bool {
+        let source = source.ip();
+        if source.is_unspecified() || Some(source) == self.bound {
+            return self.socket.send_to(contents, destination).is_ok();
+        }
         let transmit = quinn_udp::Transmit {
             destination,
             ecn: None,
             contents,
             segment_size: None,
-            src_ip: (!source.ip().is_unspecified()).then(|| source.ip()),
+            src_ip: Some(source),
         };
         self.state
             .try_send((&self.socket).into(), &transmit)
