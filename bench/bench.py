@@ -418,6 +418,9 @@ def describe_machine(args):
         "duration_s": args.duration,
         "idle_busy_cores": idle_load(),
         "quick": args.quick,
+        # The server's choice (--bandwidth-estimation), from the environment
+        # it inherits; the server's default when unset.
+        "estimation": os.environ.get("SALON_BANDWIDTH_ESTIMATION") or "twcc (the default)",
     }
 
 
@@ -454,6 +457,7 @@ def render(results, args):
     w(f"- **When:** {m['date']}, Salon `{m['commit']}` ({m['salon']}), {m['rustc']}")
     w(f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}, "
       f"Linux {m['kernel']}; {m['janus'] or 'janus'} (Debian's package)")
+    w(f"- **Salon's bandwidth estimation:** {m.get('estimation', 'twcc (the default then)')}.")
     w(f"- **Pinning:** every server on CPU {m['server_cpus']} (Salon with one media worker, "
       f"Janus with all its threads, the one-thread relay floor); the load generator "
       f"(`salon loadtest`) on CPU {m['generator_cpus']}. Other load before the run: "

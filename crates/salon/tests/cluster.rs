@@ -1556,8 +1556,9 @@ async fn recordings_and_compositions_are_served_and_made_by_the_node_whose_disk_
     assert_eq!(node, holder_id);
 
     // Deleted through the other node, the file goes from the holder's disk.
+    let recordings_dir = holder.data_dir.join("recordings").join(&sid);
     let on_disk = || {
-        std::fs::read_dir(holder.data_dir.join("recordings").join(&sid))
+        std::fs::read_dir(&recordings_dir)
             .map(|d| d.count())
             .unwrap_or(0)
     };
@@ -1574,12 +1575,6 @@ async fn recordings_and_compositions_are_served_and_made_by_the_node_whose_disk_
 
     // Deleted while the holder is away, a file stays on its disk until it
     // starts again.
-    let holder = holder.data_dir.clone();
-    let on_disk = || {
-        std::fs::read_dir(holder.join("recordings").join(&sid))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
     let mut cluster = cluster;
     let index = ["node-a", "node-b"]
         .iter()
