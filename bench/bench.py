@@ -420,7 +420,7 @@ def describe_machine(args):
         "quick": args.quick,
         # The server's choice (--bandwidth-estimation), from the environment
         # it inherits; the server's default when unset.
-        "estimation": os.environ.get("SALON_BANDWIDTH_ESTIMATION") or "remb (the default)",
+        "estimation": os.environ.get("SALON_BANDWIDTH_ESTIMATION") or "twcc (the default)",
     }
 
 

@@ -132,9 +132,9 @@ pub enum Estimation {
     /// str0m's send-side estimation from the client's transport-wide
     /// congestion control feedback (TWCC). It probes for more with padding
     /// before a layer goes up, and it paces what the server sends, which
-    /// costs a pass over the whole session per forwarded packet: about 1.7
-    /// times the CPU per packet of [`Estimation::Receiver`], enough that a
-    /// grid room of 50 no longer fits on one core (docs/performance.md).
+    /// costs a pass over the whole session per forwarded packet: about a
+    /// third more CPU per packet (docs/performance.md).
+    #[default]
     SendSide,
     /// The client's own estimate of what it receives (REMB, which Chromium
     /// sends when the packets it receives carry no transport-wide sequence
@@ -142,12 +142,10 @@ pub enum Estimation {
     /// it sends on negotiate no transport-wide sequence numbers, and
     /// packets leave as they are forwarded. The allocation reads the
     /// estimate as a congestion signal and climbs by trying one layer at a
-    /// time ([`crate::allocation`], "Receiver estimates"). The cost: a
+    /// time ([`crate::allocation`], "Receiver estimates"). Experimental: a
     /// trial step into a link that cannot carry it is a second or so of
-    /// congestion for that subscriber (backed off up to 48 s), a paused
-    /// layer comes back one trial step at a time, and a client that sends
-    /// no REMB is limited by no estimate, only by its caps.
-    #[default]
+    /// congestion for that subscriber (backed off up to 48 s), and a client
+    /// that sends no REMB is limited by no estimate, only by its caps.
     Receiver,
 }
 

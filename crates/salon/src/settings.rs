@@ -34,7 +34,7 @@ pub enum LogFormat {
 pub enum BandwidthEstimation {
     /// The server estimates from the client's TWCC feedback, probes, and paces.
     Twcc,
-    /// The client's own estimate (REMB); no pacing, layers climb by trial steps (the default).
+    /// The client's own estimate (REMB); no pacing, layers climb by trial steps (experimental).
     Remb,
 }
 
@@ -125,7 +125,7 @@ pub struct Flags {
     #[arg(long, env = "SALON_ICE_TCP", global = true, value_name = "BOOL")]
     pub ice_tcp: Option<bool>,
 
-    /// Where the bandwidth allocation gets each subscriber's downlink estimate: remb (the client's own: no pacing, half the CPU per forwarded packet of twcc; layers climb by trying them, which a constrained subscriber sees as short bursts of congestion) or twcc (the server's send-side estimate: probes with padding before a layer goes up, paces every forwarded packet) [default: remb]
+    /// Where the bandwidth allocation gets each subscriber's downlink estimate: twcc (the server's send-side estimate: probes with padding, paces every forwarded packet) or remb (the client's own, experimental: a third less CPU per packet, but layers climb by trying them, which a constrained subscriber sees as short bursts of congestion) [default: twcc]
     #[arg(
         long,
         env = "SALON_BANDWIDTH_ESTIMATION",
@@ -577,7 +577,7 @@ impl Settings {
             bandwidth_estimation: flags
                 .bandwidth_estimation
                 .or(file.bandwidth_estimation)
-                .unwrap_or(BandwidthEstimation::Remb),
+                .unwrap_or(BandwidthEstimation::Twcc),
             credentials,
             log: flags
                 .log
@@ -765,7 +765,7 @@ mod tests {
     }
 
     #[test]
-    fn bandwidth_estimation_is_remb_unless_chosen() {
+    fn bandwidth_estimation_is_twcc_unless_chosen() {
         let resolve = |flag: Option<BandwidthEstimation>| {
             Settings::resolve(&Flags {
                 bandwidth_estimation: flag,
@@ -775,13 +775,13 @@ mod tests {
             .unwrap()
             .bandwidth_estimation
         };
-        assert_eq!(resolve(None), BandwidthEstimation::Remb);
+        assert_eq!(resolve(None), BandwidthEstimation::Twcc);
         assert_eq!(
-            resolve(Some(BandwidthEstimation::Twcc)),
-            BandwidthEstimation::Twcc
+            resolve(Some(BandwidthEstimation::Remb)),
+            BandwidthEstimation::Remb
         );
-        let file: FileSettings = toml::from_str("bandwidth_estimation = \"twcc\"").unwrap();
-        assert_eq!(file.bandwidth_estimation, Some(BandwidthEstimation::Twcc));
+        let file: FileSettings = toml::from_str("bandwidth_estimation = \"remb\"").unwrap();
+        assert_eq!(file.bandwidth_estimation, Some(BandwidthEstimation::Remb));
         assert!(toml::from_str::<FileSettings>("bandwidth_estimation = \"gcc\"").is_err());
     }
 

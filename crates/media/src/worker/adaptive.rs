@@ -14,8 +14,8 @@
 //! moves each lane to the chosen layer at its next keyframe. The budget is
 //! the profile's `maxSubscriptionBitrate` and, for a subscriber receiving
 //! at least one simulcast track, the estimate of its downlink: str0m's
-//! send-side one ([`crate::Estimation::SendSide`]) or its own REMB
-//! ([`crate::Estimation::Receiver`], the default); a subscriber of
+//! send-side one ([`crate::Estimation::SendSide`], the default) or its own
+//! REMB ([`crate::Estimation::Receiver`]); a subscriber of
 //! single-layer tracks only is not limited by the estimate (see
 //! `docs/performance.md`).
 
