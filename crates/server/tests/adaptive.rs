@@ -408,18 +408,15 @@ async fn flowing(client: &mut Client, n: usize) -> Vec<TrackSid> {
             let _ = tokio::time::timeout(Duration::from_millis(100), client.next_event()).await;
         }
         let after = video_counts(client);
-        let moving = before
+        let idle: Vec<TrackSid> = before
             .iter()
             .zip(&after)
-            .filter(|((_, a), (_, b))| b > a)
-            .count();
+            .filter(|((_, a), (_, b))| b == a)
+            .map(|((t, _), _)| *t)
+            .collect();
+        let moving = before.len().min(after.len()) - idle.len();
         if moving == n {
-            return before
-                .iter()
-                .zip(&after)
-                .filter(|((_, a), (_, b))| b == a)
-                .map(|((t, _), _)| *t)
-                .collect();
+            return idle;
         }
         assert!(
             Instant::now() < deadline,
@@ -477,10 +474,10 @@ async fn max_subscription_bitrate_switches_tracks_off_and_on_again() {
     .unwrap();
     // Each track's state by the latest event about it (events from before
     // the request may still be queued).
-    let mut on: HashMap<TrackSid, bool> = HashMap::new();
+    let mut switched_on: HashMap<TrackSid, bool> = HashMap::new();
     let other_off = loop {
-        let other = on.iter().find(|(t, on)| **t != off && !**on);
-        if let (Some(true), Some((other, _))) = (on.get(&off), other) {
+        let other = switched_on.iter().find(|(t, on)| **t != off && !**on);
+        if let (Some(true), Some((other, _))) = (switched_on.get(&off), other) {
             break *other;
         }
         let (track, now_on) = event(&mut bob, |e| match e {
@@ -491,7 +488,7 @@ async fn max_subscription_bitrate_switches_tracks_off_and_on_again() {
             _ => None,
         })
         .await;
-        on.insert(track, now_on);
+        switched_on.insert(track, now_on);
     };
     flowing(&mut bob, 1).await;
     let counts = video_counts(&bob);
