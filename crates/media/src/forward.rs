@@ -81,6 +81,15 @@ pub const MAX_LAYERS: usize = 4;
 /// (the publisher stopped it, for its own bandwidth or CPU).
 pub const LAYER_SILENCE: Duration = Duration::from_millis(1500);
 
+/// How long a layer's measured bitrate is taken to be still settling after
+/// its first whole interval ([`SimulcastLayer::is_settling`]): the
+/// [`DELTA_SMOOTHING`] average has then mostly caught up, and the keyframes
+/// every joining subscriber asks for have mostly passed.
+pub const LAYER_SETTLE: Duration = Duration::from_secs(3);
+/// How long a layer that has shown only keyframes is taken to be settling:
+/// past that, keyframes are what it sends.
+pub const LAYER_SETTLE_MAX: Duration = Duration::from_secs(10);
+
 /// A handle for a peer in its worker: slab index plus generation, so a stale
 /// reference to a removed peer never reaches its successor in the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -451,6 +460,9 @@ pub struct SimulcastLayer {
     in_keyframe: bool,
     /// The counts at the last measurement, and when.
     measured: Option<(Instant, FrameCounts)>,
+    /// When the first whole interval of its measurement began: the first
+    /// measurement after it was heard from.
+    measured_from: Option<Instant>,
     rate: LayerRate,
 }
 
@@ -497,10 +509,19 @@ pub const KEYFRAME_AMORTIZATION: Duration = Duration::from_secs(10);
 ///   only keyframes, or requests that never stop) converge to their true
 ///   cost, so the long-run figure stays honest.
 ///
+/// An interval with keyframes only (at a couple of frames a second, every
+/// frame while subscribers join or switch, since each asks for one) takes
+/// its delta frames to be the size they were last seen at: the keyframes'
+/// excess goes to the overhead like any other. A layer that has never
+/// shown a delta frame costs what its keyframes cost.
+///
 /// Without marker bits (no frame boundaries) the plain rate is smoothed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LayerRate {
     delta: Option<f64>,
+    /// The mean delta frame's size, bytes, of the last interval that had
+    /// one.
+    delta_frame: Option<f64>,
     keyframes: f64,
 }
 
@@ -513,12 +534,14 @@ impl LayerRate {
             return self.bits_per_second();
         }
         let frames = counts.delta_frames + counts.key_frames;
-        let (delta, overhead) = if counts.delta_frames > 0 {
-            let mean = counts.delta_bytes as f64 / counts.delta_frames as f64;
+        if counts.delta_frames > 0 {
+            self.delta_frame = Some(counts.delta_bytes as f64 / counts.delta_frames as f64);
+        }
+        let (delta, overhead) = if let Some(mean) = self.delta_frame.filter(|_| frames > 0) {
             let excess = (counts.key_bytes as f64 - mean * counts.key_frames as f64).max(0.0);
             (mean * frames as f64, excess)
         } else if frames > 0 {
-            // Only keyframes: that is what the layer costs.
+            // Only keyframes ever: that is what the layer costs.
             (counts.key_bytes as f64, 0.0)
         } else {
             (counts.bytes as f64, 0.0)
@@ -553,6 +576,7 @@ impl SimulcastLayer {
             counts: FrameCounts::default(),
             in_keyframe: false,
             measured: None,
+            measured_from: None,
             rate: LayerRate::default(),
         }
     }
@@ -561,6 +585,20 @@ impl SimulcastLayer {
     pub fn is_active(&self, now: Instant) -> bool {
         self.last_packet
             .is_some_and(|at| now.saturating_duration_since(at) < LAYER_SILENCE)
+    }
+
+    /// Whether its bitrate is still being learned: sent, but measured for
+    /// less than [`LAYER_SETTLE`], or for less than [`LAYER_SETTLE_MAX`]
+    /// without a delta frame yet (while subscribers join, each asking for
+    /// a keyframe, a low-rate layer sends nothing else).
+    pub fn is_settling(&self, now: Instant) -> bool {
+        let measured_for = |limit| {
+            self.measured_from
+                .is_none_or(|from| now.saturating_duration_since(from) < limit)
+        };
+        self.is_active(now)
+            && (measured_for(LAYER_SETTLE)
+                || (self.rate.delta_frame.is_none() && measured_for(LAYER_SETTLE_MAX)))
     }
 
     fn area(&self) -> u32 {
@@ -661,6 +699,13 @@ impl Forwarder {
     /// Whether the publisher sends simulcast.
     pub fn is_simulcast(&self) -> bool {
         self.layers.len() > 1
+    }
+
+    /// Whether any simulcast layer's bitrate is still settling
+    /// ([`SimulcastLayer::is_settling`]): the allocation does not step the
+    /// track up meanwhile.
+    pub fn is_settling(&self, now: Instant) -> bool {
+        self.is_simulcast() && self.layers.iter().any(|l| l.is_settling(now))
     }
 
     /// The index of the smallest layer known (by its keyframes), else the
@@ -854,7 +899,13 @@ impl Forwarder {
                     layer.measured = Some((now, c));
                 }
                 Some(_) => {}
-                None => layer.measured = Some((now, layer.counts)),
+                // The first interval starts once it is heard: one that
+                // began before would read a fraction of its rate.
+                None if layer.counts.bytes > 0 => {
+                    layer.measured = Some((now, layer.counts));
+                    layer.measured_from = Some(now);
+                }
+                None => {}
             }
         }
     }
@@ -1640,6 +1691,62 @@ mod tests {
         assert!((30_000..=32_500).contains(&all_keys), "{all_keys}");
     }
 
+    /// Every frame a keyframe for three seconds (subscribers joining one
+    /// after another, each asking for one): the delta frames are taken at
+    /// the size last seen, and the keyframes' excess is amortized, so the
+    /// layer reads under twice its rate, not four times.
+    #[test]
+    fn seconds_of_keyframes_only_keep_the_delta_frames_size() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut seq = 0;
+        f.measure(t0);
+        let second = |s: u64| t0 + Duration::from_secs(s);
+        let half = Duration::from_millis(500);
+        for s in 0..12 {
+            send_frame(&mut f, second(s), &mut seq, s == 0, 500);
+            send_frame(&mut f, second(s) + half, &mut seq, false, 500);
+            f.measure(second(s + 1));
+        }
+        let steady = f.layers[0].bitrate;
+        for s in 12..15 {
+            send_frame(&mut f, second(s), &mut seq, true, 2000);
+            send_frame(&mut f, second(s) + half, &mut seq, true, 2000);
+            f.measure(second(s + 1));
+        }
+        let storm = f.layers[0].bitrate;
+        assert!(storm < steady * 2, "{storm} against {steady}");
+        assert!(storm > steady, "the keyframes count: {storm}");
+    }
+
+    /// A layer that has sent nothing but keyframes (everyone joining at
+    /// once) is settling past [`LAYER_SETTLE`], up to [`LAYER_SETTLE_MAX`];
+    /// its first delta frame ends that.
+    #[test]
+    fn a_layer_of_keyframes_only_settles_at_its_first_delta_frame_or_at_the_limit() {
+        let t0 = Instant::now();
+        let second = |s: u64| t0 + Duration::from_secs(s);
+        let half = Duration::from_millis(500);
+        let run = |delta_from: u64| {
+            let mut f = simulcast_forwarder();
+            let mut seq = 0;
+            let mut settling = Vec::new();
+            for s in 0..12 {
+                send_frame(&mut f, second(s), &mut seq, s < delta_from, 500);
+                send_frame(&mut f, second(s) + half, &mut seq, s < delta_from, 500);
+                f.measure(second(s + 1));
+                settling.push(f.layers[0].is_settling(second(s + 1)));
+            }
+            settling
+        };
+        // Measured from 1 s: settled at 4 s with delta frames from the
+        // start, at 6 s when they begin at 5 s, at 11 s without any.
+        let settled_at = |settling: Vec<bool>| settling.iter().position(|s| !s).map(|i| i + 1);
+        assert_eq!(settled_at(run(0)), Some(4));
+        assert_eq!(settled_at(run(5)), Some(6));
+        assert_eq!(settled_at(run(99)), Some(11));
+    }
+
     /// Keyframes every other frame (a flapping allocation at its worst)
     /// converge to their true cost, too: the figure is robust, not blind.
     #[test]
@@ -1679,27 +1786,45 @@ mod tests {
                 .is_none()
         );
         f.measure(t0);
-        for i in 0..30u64 {
-            let key = i == 0;
-            f.observe(
-                Some(Rid::from("h")),
-                0,
-                Some(t0 + Duration::from_millis(i * 33)),
-                true,
-                i,
-                0,
-                VP8_PT,
-                &vp8_packet(key, i as u16, 0, 320),
-            );
-        }
-        f.measure(t0 + Duration::from_secs(1));
+        let send_second = |f: &mut Forwarder, s: u64| {
+            for i in s * 30..(s + 1) * 30 {
+                f.observe(
+                    Some(Rid::from("h")),
+                    0,
+                    Some(t0 + Duration::from_millis(i * 1000 / 30)),
+                    true,
+                    i,
+                    0,
+                    VP8_PT,
+                    &vp8_packet(i == 0, i as u16, 0, 320),
+                );
+            }
+        };
+        send_second(&mut f, 0);
+        // The measurement starts once the layer is heard: a first interval
+        // from before would read a fraction of its rate.
+        let second = |s: u64| t0 + Duration::from_secs(s);
+        f.measure(second(1));
+        assert_eq!(f.layers[1].bitrate, 0);
+        assert!(f.layers[1].is_settling(second(1)) && f.is_settling(second(1)));
+        send_second(&mut f, 1);
+        f.measure(second(2));
         let h = &f.layers[1];
         assert_eq!((h.width, h.height), (320, 180));
         assert!((h.frame_rate - 30.0).abs() < 0.5, "{}", h.frame_rate);
         assert!(h.bitrate > 0);
-        assert!(h.is_active(t0 + Duration::from_secs(1)));
-        assert!(!h.is_active(t0 + Duration::from_secs(3)));
+        assert!(h.is_active(second(2)));
+        assert!(
+            h.is_settling(second(3)),
+            "measured for 2 s of {LAYER_SETTLE:?}"
+        );
+        assert!(!h.is_active(second(4)));
         assert!(!f.layers[0].is_active(t0));
+        // Neither a silent layer nor one measured long enough is settling.
+        let later = second(1) + LAYER_SETTLE;
+        send_second(&mut f, 3);
+        assert!(!f.layers[0].is_settling(later) && !f.layers[1].is_settling(later));
+        assert!(!f.is_settling(later));
     }
 
     #[test]
