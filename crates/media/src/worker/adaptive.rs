@@ -9,7 +9,9 @@
 //! the layers each publisher sends (measured by the forwarder: size from
 //! keyframes, frame rate, and a bitrate robust to the keyframe bursts that
 //! layer switches cause, [`crate::forward::LayerRate`]; a simulcast layer
-//! not heard from for [`crate::forward::LAYER_SILENCE`] is not offered),
+//! not heard from for [`crate::forward::LAYER_SILENCE`] is not offered, and
+//! a track with a layer measured for less than
+//! [`crate::forward::LAYER_SETTLE`] is not stepped up),
 //! and the forwarder
 //! moves each lane to the chosen layer at its next keyframe. The budget is
 //! the profile's `maxSubscriptionBitrate` and, for a subscriber receiving
@@ -94,6 +96,7 @@ impl Worker {
                 speaking: publisher.is_some() && publisher == dominant,
                 priority: f.priority,
                 simulcast: f.is_simulcast(),
+                settling: f.is_settling(now),
             });
         }
         if tracks.is_empty() {
@@ -122,6 +125,7 @@ impl Worker {
                 publish_priority: t.priority,
                 subscribe_priority: own(&t.track),
                 render: render(&t.track),
+                settling: t.settling,
                 ..VideoSubscription::new(t.track, &t.layers)
             })
             .collect();
@@ -182,6 +186,7 @@ impl Worker {
                 lossy,
                 decisions = ?allocation.decisions.iter().map(|d| (d.track, d.target)).collect::<Vec<_>>(),
                 layers = ?tracks.iter().map(|t| t.layers.iter().map(|l| (l.width, l.bitrate)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                settling = ?tracks.iter().map(|t| t.settling).collect::<Vec<_>>(),
                 "allocation changed"
             );
         }
@@ -308,6 +313,9 @@ struct Offered {
     speaking: bool,
     priority: crate::allocation::Priority,
     simulcast: bool,
+    /// Its layers' bitrates are still settling
+    /// ([`Forwarder::is_settling`]).
+    settling: bool,
 }
 
 /// The layers of `f` the allocation may choose from, smallest first, and
