@@ -101,6 +101,10 @@ pub struct ClientConfig {
     /// Drop every Nth incoming RTP packet, as a lossy network would
     /// (default none): for testing retransmission and loss handling.
     pub receive_loss: Option<NonZeroU32>,
+    /// Send REMB, this receiver's estimate of its downlink, as a browser
+    /// does where transport-wide congestion control is not negotiated
+    /// ([`crate::remb`]; default off).
+    pub remb: bool,
     /// How media travels: UDP (default), ICE over TCP, or through the TURN
     /// server `joined` names.
     pub transport: MediaTransport,
@@ -129,6 +133,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(5),
             receive_loss: None,
+            remb: false,
             transport: MediaTransport::Udp,
             rejoin: None,
         }
@@ -167,6 +172,12 @@ impl ClientConfig {
     /// [`MediaSession::set_receive_loss`]).
     pub fn receive_loss(mut self, nth: u32) -> Self {
         self.receive_loss = NonZeroU32::new(nth);
+        self
+    }
+
+    /// Send REMB ([`ClientConfig::remb`]).
+    pub fn remb(mut self, on: bool) -> Self {
+        self.remb = on;
         self
     }
 }
@@ -1509,6 +1520,7 @@ async fn open(
         media.share_stats(stats);
     }
     media.set_receive_loss(config.receive_loss);
+    media.set_remb(config.remb);
     for spec in publish {
         media.publish(spec.clone())?;
     }

@@ -86,6 +86,7 @@ mod client;
 mod error;
 mod media;
 mod path;
+pub mod remb;
 pub mod stats;
 pub mod synthetic;
 

@@ -66,6 +66,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use salon_sid::TrackSid;
 use salon_signal::{PublishMedia, SubscribeMedia, TrackKind};
 use salon_turn::stun;
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
@@ -79,6 +80,7 @@ use tokio::net::UdpSocket;
 
 use crate::error::{ClientError, codes};
 use crate::path::{MediaTransport, Path, RelayPath, TcpPath, answer_candidates};
+use crate::remb::ReceiveEstimate;
 use crate::stats::{ClientStats, PublishStats, ReceiveStats};
 use crate::synthetic::{self, FrameClock};
 
@@ -330,6 +332,12 @@ pub struct MediaSession {
     receive_loss: Option<NonZeroU32>,
     /// Incoming RTP packets counted towards the next simulated loss.
     rtp_since_loss: u32,
+    /// This receiver's estimate of its downlink, sent as REMB when
+    /// `remb_on`.
+    remb: ReceiveEstimate,
+    remb_on: bool,
+    /// A receive stream to send the REMB on: the last one heard.
+    remb_ssrc: Option<Ssrc>,
 }
 
 struct Publication {
@@ -474,6 +482,9 @@ impl MediaSession {
             blackout_until: None,
             receive_loss: None,
             rtp_since_loss: 0,
+            remb: ReceiveEstimate::default(),
+            remb_on: false,
+            remb_ssrc: None,
         };
         session.drain()?;
         Ok(session)
@@ -484,6 +495,12 @@ impl MediaSession {
     /// figures. Call before anything is published.
     pub fn share_stats(&mut self, stats: StatsHandle) {
         self.stats = stats;
+    }
+
+    /// Send REMB, this receiver's estimate of its downlink ([`crate::remb`]),
+    /// or stop.
+    pub fn set_remb(&mut self, on: bool) {
+        self.remb_on = on;
     }
 
     /// Drop every `nth` incoming RTP packet (not RTCP, STUN or DTLS) before
@@ -1289,6 +1306,7 @@ impl MediaSession {
             .iter()
             .filter(|p| p.sends_rtp() && p.spec.enabled)
             .filter_map(|p| p.clock.next_due())
+            .chain(self.remb.next_due().filter(|_| self.remb_on))
             .fold(self.rtc_deadline, Instant::min)
     }
 
@@ -1344,13 +1362,37 @@ impl MediaSession {
     /// queue until time moves) and does what str0m itself had due.
     fn handle_timeout(&mut self, now: Instant) -> Result<(), ClientError> {
         let wrote = self.send_due_frames(now)?;
-        if wrote || self.rtc_deadline <= now {
+        let reported = self.request_remb(now);
+        if wrote || reported || self.rtc_deadline <= now {
             self.rtc
                 .handle_input(Input::Timeout(now))
                 .map_err(|e| ClientError::media(format!("media timeout handling failed: {e}")))?;
             self.drain()?;
         }
         Ok(())
+    }
+
+    /// Hand str0m this receiver's estimate to send as REMB when one is due
+    /// ([`crate::remb`]). Returns whether one was.
+    fn request_remb(&mut self, now: Instant) -> bool {
+        if !self.remb_on || self.remb.next_due().is_none_or(|due| now < due) {
+            return false;
+        }
+        let Some(bps) = self.remb.poll(now) else {
+            return false;
+        };
+        let Some(ssrc) = self.remb_ssrc else {
+            return false;
+        };
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_rx(&ssrc) else {
+            return false;
+        };
+        stream.request_remb(Bitrate::bps(bps));
+        let mut stats = self.stats.lock();
+        stats.rembs += 1;
+        stats.last_remb_bps = bps;
+        true
     }
 
     /// Write the frames that are due. Returns whether anything was written.
@@ -1666,6 +1708,8 @@ impl MediaSession {
         sub.started = true;
 
         let payload: &[u8] = &packet.payload;
+        self.remb.on_received(packet.timestamp, payload.len());
+        self.remb_ssrc = Some(ssrc);
         let mut size = None;
         let (probe, keyframe, end_of_frame) = match sub.kind {
             TrackKind::Video => match synthetic::read_video_packet(payload) {

@@ -35,6 +35,10 @@ pub struct ClientStats {
     /// Times the signaling socket dropped and the session resumed on a new
     /// one ([`crate::ClientEvent::Resumed`]).
     pub resumes: u64,
+    /// REMB reports sent, and the last estimate in them, bits per second
+    /// ([`crate::remb`]).
+    pub rembs: u64,
+    pub last_remb_bps: u64,
 }
 
 /// What was sent on one published track.

@@ -141,6 +141,34 @@ async fn two_seconds_of_video_arrive_whole() {
     assert!(max < 1_000_000, "a packet took {max} µs");
 }
 
+/// With REMB on, a receiver reports its estimate from the fifth second of
+/// media on, every 250 ms: what arrived, then growing with it (salon_client::remb).
+#[tokio::test]
+async fn a_receiver_with_remb_on_reports_what_arrives_after_five_seconds() {
+    let (mut media, track, _answerer, _) =
+        loopback(TrackSpec::video("camera").bitrate(400_000), 0).await;
+    media.set_remb(true);
+    let mut events = Vec::new();
+    drive_until(&mut media, &mut events, |e| *e == MediaEvent::Connected).await;
+    drive(&mut media, Duration::from_secs(4), &mut events).await;
+    assert_eq!(
+        media.stats().rembs,
+        0,
+        "nothing before five seconds of media"
+    );
+    drive(&mut media, Duration::from_secs(3), &mut events).await;
+    let stats = media.stats();
+    assert!(stats.subscribed[&track].packets > 0);
+    assert!(stats.rembs >= 4, "{} REMBs", stats.rembs);
+    // 400 kbit/s of video arrive: the estimate starts there and grows at
+    // most 8% a second (timing on a busy machine widens the window).
+    assert!(
+        (200_000..=700_000).contains(&stats.last_remb_bps),
+        "{} bit/s",
+        stats.last_remb_bps
+    );
+}
+
 #[tokio::test]
 async fn audio_loss_is_counted_from_sequence_gaps() {
     let (mut media, track, _answerer, _) = loopback(TrackSpec::audio("mic"), 10).await;

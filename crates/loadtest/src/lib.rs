@@ -96,6 +96,7 @@
 //!   "plan": {"rooms", "publishers", "subscribers",        // per room
 //!            "audio": {"bitrate_bps"} | null, "video": {"bitrate_bps", "fps", "simulcast"} | null,
 //!            "bandwidth_profile": {"max_subscription_bitrate_bps", "mode": "grid" | … | null} | null,
+//!            "remb": bool,
 //!            "speakers": n | null, "render": [width, height] | null,
 //!            "ramp_s", "settle_s", "duration_s",
 //!            "prefix"},

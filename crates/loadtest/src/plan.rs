@@ -185,6 +185,10 @@ pub struct Plan {
     pub video: Option<VideoShape>,
     /// Set by every participant that subscribes; `None`: none set.
     pub bandwidth_profile: Option<BandwidthProfile>,
+    /// Every participant sends REMB, its own estimate of its downlink
+    /// (`salon_client::remb`), as a browser does when the server does not
+    /// negotiate transport-wide congestion control.
+    pub remb: bool,
     /// Per room, how many publishers speak (the first ones to join); the
     /// others publish DTX silence ([`Voice`]). `None`: every publisher
     /// sends 50 packets a second and no audio level, as before speakers
@@ -237,6 +241,8 @@ pub struct ParticipantPlan {
     pub video: Option<VideoShape>,
     /// To set after joining (everyone subscribes).
     pub bandwidth_profile: Option<BandwidthProfile>,
+    /// Send REMB ([`Plan::remb`]).
+    pub remb: bool,
     /// With audio and named speakers: whether this publisher speaks.
     pub voice: Option<Voice>,
     /// Render dimensions to report for every video track received.
@@ -262,6 +268,7 @@ impl Plan {
             audio: Some(AudioShape::default()),
             video: Some(VideoShape::default()),
             bandwidth_profile: None,
+            remb: false,
             speakers: None,
             render: None,
             ramp: Duration::from_secs(2),
@@ -466,6 +473,7 @@ impl Plan {
                     audio: self.audio.filter(|_| publishes),
                     video: self.video.filter(|_| publishes),
                     bandwidth_profile: self.bandwidth_profile,
+                    remb: self.remb,
                     voice: voice.filter(|_| self.audio.is_some()),
                     render: self.render,
                     join_at,

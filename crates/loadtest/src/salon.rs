@@ -165,7 +165,8 @@ impl Target for SalonTarget {
         self.create_recorded(&plan.room).await?;
         let mut config = ClientConfig::new(self.url.clone(), self.token(plan)?, plan.room.clone())
             .auto_subscribe(true)
-            .transport(self.transport);
+            .transport(self.transport)
+            .remb(plan.remb);
         if let Some(microphone) = audio_track(plan) {
             config = config.publish(microphone);
         }

@@ -160,9 +160,13 @@
 //!
 //! * congestion is an estimate under [`CONGESTED`] of what is sent that
 //!   fell in this call, has not risen for [`STALL`] (counted from the
-//!   last step up too), or is a loss bound (`lossy`). Then the budget is the estimate, so layers drop at
-//!   once; a step up on trial backs off as above, and no step is tried for
-//!   the hold time;
+//!   last step up too), or is a loss bound (`lossy`). The first estimate
+//!   after none ([`NO_ESTIMATE`]) counts as a rise: a receiver's first
+//!   report is what it has seen arrive (Chromium's, 5 s after media
+//!   began), which in a room filling up lags what the tracks just
+//!   switched on send. On congestion the budget is the estimate, so
+//!   layers drop at once; a step up on trial backs off as above, and no
+//!   step is tried for the hold time;
 //! * otherwise what is sent is kept, however far under it the estimate is
 //!   (it is catching up), and tracks new to the subscriber come on at their
 //!   lowest layer (the estimate can never make room for them ahead);
@@ -218,6 +222,11 @@ pub const DOWN_HOLD: Duration = Duration::from_millis(1500);
 pub const CONGESTED: (u64, u64) = (90, 100);
 /// How long an estimate under what is sent may go without rising.
 pub const STALL: Duration = Duration::from_secs(1);
+/// An estimate of this or more is none: nothing bounds the subscriber's
+/// link yet (with receiver estimates, no REMB has come). The first real
+/// estimate after none is taken as a rise, not a fall: a receiver's first
+/// report is what it has seen arrive, not a sign of congestion.
+pub const NO_ESTIMATE: u64 = 1 << 40;
 /// The time constant of the EWMA the allocator applies to each layer's
 /// bitrate: the forwarder's figure is already robust to keyframes
 /// ([`crate::forward::LayerRate`]); this irons out what noise is left so
@@ -878,8 +887,9 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
         // With no congestion, `receiver_budget` is what may be spent.
         let mut receiver_budget = None;
         if self.receiver {
-            let fell = input.estimate < self.previous_estimate;
-            if input.estimate > self.previous_estimate {
+            let first = self.previous_estimate >= NO_ESTIMATE && input.estimate < NO_ESTIMATE;
+            let fell = input.estimate < self.previous_estimate && !first;
+            if input.estimate > self.previous_estimate || first {
                 self.last_rise = Some(now);
             }
             self.previous_estimate = input.estimate;
@@ -1168,8 +1178,8 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
 ///   nearest in size, scaled by the ratio of [`nominal_bitrate`]s (an
 ///   encoder's layers keep its proportions); else the median of other
 ///   tracks' measured layers of the same size (settled tracks' if there
-///   are any); else [`nominal_bitrate`],
-///   libwebrtc's targets at the layer's frame rate.
+///   are any); else [`nominal_bitrate`], libwebrtc's targets at the
+///   layer's frame rate.
 /// * A layer of a `settling` track: the median of *settled* tracks' layers
 ///   of the same size, when there are any. In a room, publishers' encoders
 ///   are alike, and a newcomer's own first seconds are mostly keyframes
@@ -2116,9 +2126,13 @@ mod tests {
             1,
             "{first:?}"
         );
-        // A congested link: 85% of what arrives. Down to what fits.
+        // A congested link: 85% of what arrives. The first report is what
+        // the receiver has seen, not a fall: kept while it may still rise…
         sub.estimate = 400_000;
-        let down = sub.after(SEC).allocate(&tracks);
+        let kept = sub.after(SEC).allocate(&tracks);
+        assert_eq!(targets(&kept), first, "{kept:?}");
+        // …and down to what fits once it has not for STALL.
+        let down = sub.after(STALL).allocate(&tracks);
         assert!(down.video_bitrate <= 400_000, "{down:?}");
         // The report keeps near what it receives; steps come one per hold,
         // never past the cap.

@@ -26,7 +26,7 @@ use crate::allocation::{Input, Layer, SwitchOffReason, Target, VideoSubscription
 use crate::pausing::{LayerPausing, Observed};
 
 /// The budget when nothing limits it.
-const UNLIMITED: u64 = 1 << 40;
+const UNLIMITED: u64 = crate::allocation::NO_ESTIMATE;
 
 impl Worker {
     /// Close each room's speaker frame and report a change of dominant

@@ -149,6 +149,10 @@ pub struct LoadtestArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub mode: Option<ModeArg>,
 
+    /// Salon: every participant sends REMB, its own estimate of its downlink, as Chromium's receive-side estimator does on a link where nothing queues (from what arrived after 5 s, growing 8% a second up to 1.5 times what arrives); what a server started with --bandwidth-estimation remb allocates on [default: none, and such a server is bounded by the caps alone]
+    #[arg(long)]
+    pub remb: bool,
+
     /// Publishers send no audio
     #[arg(long)]
     pub no_audio: bool,
@@ -337,10 +341,13 @@ pub fn prepare(args: &LoadtestArgs) -> Result<Prepared> {
 /// substream; the floor relays whatever it gets and allocates nothing.
 fn salon_only(args: &LoadtestArgs) -> Result<()> {
     if (args.janus() || args.target == TargetKind::Floor)
-        && (args.simulcast || args.bandwidth_profile().is_some() || args.render.is_some())
+        && (args.simulcast
+            || args.bandwidth_profile().is_some()
+            || args.render.is_some()
+            || args.remb)
     {
         bail!(
-            "--simulcast, --max-subscription-bitrate, --mode and --render are for Salon: the Janus and floor targets publish one video stream and set no bandwidth profile or render size"
+            "--simulcast, --max-subscription-bitrate, --mode, --render and --remb are for Salon: the Janus and floor targets publish one video stream and set no bandwidth profile or render size"
         );
     }
     Ok(())
@@ -372,6 +379,7 @@ pub async fn run(settings: &Settings, args: LoadtestArgs, prepared: Prepared) ->
             simulcast: args.simulcast,
         }),
         bandwidth_profile: args.bandwidth_profile(),
+        remb: args.remb,
         speakers: args.speakers,
         render: args.render,
         ramp: args.ramp,
