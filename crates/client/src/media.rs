@@ -332,10 +332,9 @@ pub struct MediaSession {
     receive_loss: Option<NonZeroU32>,
     /// Incoming RTP packets counted towards the next simulated loss.
     rtp_since_loss: u32,
-    /// This receiver's estimate of its downlink, sent as REMB when
-    /// `remb_on`.
-    remb: ReceiveEstimate,
-    remb_on: bool,
+    /// This receiver's estimate of its downlink, sent as REMB; `None`:
+    /// REMB is off.
+    remb: Option<ReceiveEstimate>,
     /// A receive stream to send the REMB on: the last one heard.
     remb_ssrc: Option<Ssrc>,
 }
@@ -482,8 +481,7 @@ impl MediaSession {
             blackout_until: None,
             receive_loss: None,
             rtp_since_loss: 0,
-            remb: ReceiveEstimate::default(),
-            remb_on: false,
+            remb: None,
             remb_ssrc: None,
         };
         session.drain()?;
@@ -500,7 +498,9 @@ impl MediaSession {
     /// Send REMB, this receiver's estimate of its downlink ([`crate::remb`]),
     /// or stop.
     pub fn set_remb(&mut self, on: bool) {
-        self.remb_on = on;
+        if on != self.remb.is_some() {
+            self.remb = on.then(ReceiveEstimate::default);
+        }
     }
 
     /// Drop every `nth` incoming RTP packet (not RTCP, STUN or DTLS) before
@@ -1306,7 +1306,7 @@ impl MediaSession {
             .iter()
             .filter(|p| p.sends_rtp() && p.spec.enabled)
             .filter_map(|p| p.clock.next_due())
-            .chain(self.remb.next_due().filter(|_| self.remb_on))
+            .chain(self.remb.as_ref().and_then(ReceiveEstimate::next_due))
             .fold(self.rtc_deadline, Instant::min)
     }
 
@@ -1375,10 +1375,7 @@ impl MediaSession {
     /// Hand str0m this receiver's estimate to send as REMB when one is due
     /// ([`crate::remb`]). Returns whether one was.
     fn request_remb(&mut self, now: Instant) -> bool {
-        if !self.remb_on || self.remb.next_due().is_none_or(|due| now < due) {
-            return false;
-        }
-        let Some(bps) = self.remb.poll(now) else {
+        let Some(bps) = self.remb.as_mut().and_then(|remb| remb.poll(now)) else {
             return false;
         };
         let Some(ssrc) = self.remb_ssrc else {
@@ -1708,8 +1705,10 @@ impl MediaSession {
         sub.started = true;
 
         let payload: &[u8] = &packet.payload;
-        self.remb.on_received(packet.timestamp, payload.len());
-        self.remb_ssrc = Some(ssrc);
+        if let Some(remb) = &mut self.remb {
+            remb.on_received(packet.timestamp, payload.len());
+            self.remb_ssrc = Some(ssrc);
+        }
         let mut size = None;
         let (probe, keyframe, end_of_frame) = match sub.kind {
             TrackKind::Video => match synthetic::read_video_packet(payload) {

@@ -982,16 +982,13 @@ impl<K: Clone + Eq + Ord + Hash> Allocator<K> {
             .iter()
             .zip(&ideal.choices)
             .zip(&ranked)
-            .map(|((cur, ideal), c)| {
-                let settling = input.tracks[c.index].settling;
-                match (cur, ideal) {
-                    (Some(c), Choice::On(_)) if settling => Cap::UpTo(*c),
-                    (Some(c), Choice::On(i)) => Cap::UpTo((*c).max(*i)),
-                    (Some(c), Choice::Off(_)) => Cap::UpTo(*c),
-                    (None, Choice::On(_)) if settling => Cap::UpTo(0),
-                    (None, Choice::On(i)) => Cap::UpTo(*i),
-                    (None, Choice::Off(reason)) => Cap::Off(*reason),
-                }
+            .map(|((cur, ideal), c)| match (cur, ideal) {
+                (Some(cur), Choice::On(_)) if c.settling => Cap::UpTo(*cur),
+                (Some(cur), Choice::On(i)) => Cap::UpTo((*cur).max(*i)),
+                (Some(cur), Choice::Off(_)) => Cap::UpTo(*cur),
+                (None, Choice::On(_)) if c.settling => Cap::UpTo(0),
+                (None, Choice::On(i)) => Cap::UpTo(*i),
+                (None, Choice::Off(reason)) => Cap::Off(*reason),
             })
             .collect();
         // Tracks keep what they have before others of their rank take a
@@ -1306,6 +1303,8 @@ struct Candidate<'a, K> {
     top: usize,
     /// Pixels it is rendered at: its share in `collaboration`.
     weight: u64,
+    /// Its layer bitrates are still settling: it does not step up.
+    settling: bool,
 }
 
 impl<'a, K: Ord> Candidate<'a, K> {
@@ -1339,6 +1338,7 @@ impl<'a, K: Ord> Candidate<'a, K> {
             dominant_speaker: sub.dominant_speaker,
             top,
             weight,
+            settling: sub.settling,
         }
     }
 

@@ -1622,6 +1622,15 @@ mod tests {
         }
     }
 
+    /// One second of a 2 fps layer from `at`: two frames, each (keyframe,
+    /// bytes), half a second apart, then the measurement at its end.
+    fn two_frames(f: &mut Forwarder, at: Instant, seq: &mut u64, frames: [(bool, usize); 2]) {
+        let [(key0, bytes0), (key1, bytes1)] = frames;
+        send_frame(f, at, seq, key0, bytes0);
+        send_frame(f, at + Duration::from_millis(500), seq, key1, bytes1);
+        f.measure(at + Duration::from_secs(1));
+    }
+
     /// A layer sent at 8 kbit/s (2 fps, 500-byte delta frames) with a
     /// keyframe of 4 frames' worth in one second: a plain count reads 20
     /// kbit/s; the allocation's rate stays within 8–10.
@@ -1633,43 +1642,19 @@ mod tests {
         f.measure(t0);
         let second = |s: u64| t0 + Duration::from_secs(s);
         for s in 0..12 {
-            send_frame(&mut f, second(s), &mut seq, s == 0, 500);
-            send_frame(
-                &mut f,
-                second(s) + Duration::from_millis(500),
-                &mut seq,
-                false,
-                500,
-            );
-            f.measure(second(s + 1));
+            two_frames(&mut f, second(s), &mut seq, [(s == 0, 500), (false, 500)]);
         }
         let steady = f.layers[0].bitrate;
         assert!((7_500..=9_000).contains(&steady), "{steady}");
         assert!((f.layers[0].frame_rate - 2.0).abs() < 0.1);
 
         // One keyframe of 2000 bytes in place of a delta frame.
-        send_frame(&mut f, second(12), &mut seq, true, 2000);
-        send_frame(
-            &mut f,
-            second(12) + Duration::from_millis(500),
-            &mut seq,
-            false,
-            500,
-        );
-        f.measure(second(13));
+        two_frames(&mut f, second(12), &mut seq, [(true, 2000), (false, 500)]);
         let burst = f.layers[0].bitrate;
         assert!((8_000..=10_000).contains(&burst), "{burst}, not 20000");
         // It fades.
         for s in 13..30 {
-            send_frame(&mut f, second(s), &mut seq, false, 500);
-            send_frame(
-                &mut f,
-                second(s) + Duration::from_millis(500),
-                &mut seq,
-                false,
-                500,
-            );
-            f.measure(second(s + 1));
+            two_frames(&mut f, second(s), &mut seq, [(false, 500), (false, 500)]);
         }
         let after = f.layers[0].bitrate;
         assert!(after < 8_500, "{after}");
@@ -1677,15 +1662,7 @@ mod tests {
         // Keyframes that keep coming are what the layer costs: every frame
         // a keyframe of 2000 bytes is 32 kbit/s in the long run.
         for s in 30..70 {
-            send_frame(&mut f, second(s), &mut seq, true, 2000);
-            send_frame(
-                &mut f,
-                second(s) + Duration::from_millis(500),
-                &mut seq,
-                true,
-                2000,
-            );
-            f.measure(second(s + 1));
+            two_frames(&mut f, second(s), &mut seq, [(true, 2000), (true, 2000)]);
         }
         let all_keys = f.layers[0].bitrate;
         assert!((30_000..=32_500).contains(&all_keys), "{all_keys}");
@@ -1702,17 +1679,12 @@ mod tests {
         let mut seq = 0;
         f.measure(t0);
         let second = |s: u64| t0 + Duration::from_secs(s);
-        let half = Duration::from_millis(500);
         for s in 0..12 {
-            send_frame(&mut f, second(s), &mut seq, s == 0, 500);
-            send_frame(&mut f, second(s) + half, &mut seq, false, 500);
-            f.measure(second(s + 1));
+            two_frames(&mut f, second(s), &mut seq, [(s == 0, 500), (false, 500)]);
         }
         let steady = f.layers[0].bitrate;
         for s in 12..15 {
-            send_frame(&mut f, second(s), &mut seq, true, 2000);
-            send_frame(&mut f, second(s) + half, &mut seq, true, 2000);
-            f.measure(second(s + 1));
+            two_frames(&mut f, second(s), &mut seq, [(true, 2000), (true, 2000)]);
         }
         let storm = f.layers[0].bitrate;
         assert!(storm < steady * 2, "{storm} against {steady}");
@@ -1726,15 +1698,17 @@ mod tests {
     fn a_layer_of_keyframes_only_settles_at_its_first_delta_frame_or_at_the_limit() {
         let t0 = Instant::now();
         let second = |s: u64| t0 + Duration::from_secs(s);
-        let half = Duration::from_millis(500);
         let run = |delta_from: u64| {
             let mut f = simulcast_forwarder();
             let mut seq = 0;
             let mut settling = Vec::new();
             for s in 0..12 {
-                send_frame(&mut f, second(s), &mut seq, s < delta_from, 500);
-                send_frame(&mut f, second(s) + half, &mut seq, s < delta_from, 500);
-                f.measure(second(s + 1));
+                two_frames(
+                    &mut f,
+                    second(s),
+                    &mut seq,
+                    [(s < delta_from, 500), (s < delta_from, 500)],
+                );
                 settling.push(f.layers[0].is_settling(second(s + 1)));
             }
             settling
@@ -1757,15 +1731,7 @@ mod tests {
         f.measure(t0);
         for s in 0..60 {
             let at = t0 + Duration::from_secs(s);
-            send_frame(&mut f, at, &mut seq, true, 2000);
-            send_frame(
-                &mut f,
-                at + Duration::from_millis(500),
-                &mut seq,
-                false,
-                500,
-            );
-            f.measure(at + Duration::from_secs(1));
+            two_frames(&mut f, at, &mut seq, [(true, 2000), (false, 500)]);
         }
         // 2500 bytes a second.
         let rate = f.layers[0].bitrate;
